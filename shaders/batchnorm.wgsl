@@ -1,0 +1,124 @@
+// batchnorm.wgsl: batch normalisation over (n, hw) per channel, train and eval mode.
+// x, y, dy, dx: (n, c, hw) f32. saved: 4*c floats [mean | invstd | sum(dy) | sum(dy*xhat)],
+// filled by stats (train) or eval_stats (eval) and by backward_reduce. gamma, beta: (c),
+// dummies when p.affine == 0. running_mean / running_var: (c), updated in train mode as
+// running = (1 - momentum) * running + momentum * batch, the variance unbiased (m / (m - 1));
+// normalisation uses the biased variance.
+// Entries and bindings (0 = params):
+//   stats            1 x, 2 saved, 3 running_mean, 4 running_var   one workgroup per channel
+//   eval_stats       1 running_mean, 2 running_var, 3 saved       one thread per channel
+//   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
+//   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
+//   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx            one thread per element
+// Workgroup size 256.
+
+struct P {
+    n: u32, c: u32, hw: u32, affine: u32,
+    eps: f32, momentum: f32, update_running: u32, train: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+
+@group(0) @binding(1) var<storage, read> st_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> st_saved: array<f32>;
+@group(0) @binding(3) var<storage, read_write> st_rm: array<f32>;
+@group(0) @binding(4) var<storage, read_write> st_rv: array<f32>;
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let m = p.n * p.hw;
+    var acc = 0.0;
+    for (var t = li; t < m; t = t + WG) {
+        acc = acc + st_x[((t / p.hw) * p.c + ch) * p.hw + t % p.hw];
+    }
+    let mean = tree_sum(li, acc) / f32(m);
+    // Second pass over centred values: stable where E[x^2] - E[x]^2 is not.
+    var acc2 = 0.0;
+    for (var t = li; t < m; t = t + WG) {
+        let d = st_x[((t / p.hw) * p.c + ch) * p.hw + t % p.hw] - mean;
+        acc2 = acc2 + d * d;
+    }
+    let var_b = tree_sum(li, acc2) / f32(m);
+    if (li == 0u && ch < p.c) {
+        st_saved[ch] = mean;
+        st_saved[p.c + ch] = 1.0 / sqrt(var_b + p.eps);
+        if (p.update_running != 0u) {
+            let unbiased = var_b * f32(m) / f32(max(m, 2u) - 1u);
+            st_rm[ch] = (1.0 - p.momentum) * st_rm[ch] + p.momentum * mean;
+            st_rv[ch] = (1.0 - p.momentum) * st_rv[ch] + p.momentum * unbiased;
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> es_rm: array<f32>;
+@group(0) @binding(2) var<storage, read> es_rv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> es_saved: array<f32>;
+@compute @workgroup_size(256)
+fn eval_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = gid(wg, nwg, li);
+    if (ch >= p.c) { return; }
+    es_saved[ch] = es_rm[ch];
+    es_saved[p.c + ch] = 1.0 / sqrt(es_rv[ch] + p.eps);
+}
+
+@group(0) @binding(1) var<storage, read> nm_x: array<f32>;
+@group(0) @binding(2) var<storage, read> nm_saved: array<f32>;
+@group(0) @binding(3) var<storage, read> nm_gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> nm_beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> nm_y: array<f32>;
+@compute @workgroup_size(256)
+fn normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.hw) { return; }
+    let ch = (i / p.hw) % p.c;
+    var v = (nm_x[i] - nm_saved[ch]) * nm_saved[p.c + ch];
+    if (p.affine != 0u) { v = v * nm_gamma[ch] + nm_beta[ch]; }
+    nm_y[i] = v;
+}
+
+@group(0) @binding(1) var<storage, read> br_x: array<f32>;
+@group(0) @binding(2) var<storage, read> br_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> br_saved: array<f32>;
+@compute @workgroup_size(256)
+fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let m = p.n * p.hw;
+    let cc = min(ch, p.c - 1u);
+    let mean = br_saved[cc];
+    let invstd = br_saved[p.c + cc];
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var t = li; t < m; t = t + WG) {
+        let k = ((t / p.hw) * p.c + cc) * p.hw + t % p.hw;
+        let g = br_dy[k];
+        s1 = s1 + g;
+        s2 = s2 + g * (br_x[k] - mean) * invstd;
+    }
+    let sum_dy = tree_sum(li, s1);
+    let sum_dyx = tree_sum(li, s2);
+    if (li == 0u && ch < p.c) {
+        br_saved[2u * p.c + ch] = sum_dy;
+        br_saved[3u * p.c + ch] = sum_dyx;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bd_x: array<f32>;
+@group(0) @binding(2) var<storage, read> bd_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> bd_saved: array<f32>;
+@group(0) @binding(4) var<storage, read> bd_gamma: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bd_dx: array<f32>;
+@compute @workgroup_size(256)
+fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.hw) { return; }
+    let ch = (i / p.hw) % p.c;
+    let invstd = bd_saved[p.c + ch];
+    var scale = invstd;
+    if (p.affine != 0u) { scale = scale * bd_gamma[ch]; }
+    if (p.train != 0u) {
+        let m = f32(p.n * p.hw);
+        let xhat = (bd_x[i] - bd_saved[ch]) * invstd;
+        bd_dx[i] = scale * (bd_dy[i] - bd_saved[2u * p.c + ch] / m - xhat * bd_saved[3u * p.c + ch] / m);
+    } else {
+        bd_dx[i] = scale * bd_dy[i];
+    }
+}

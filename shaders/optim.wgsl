@@ -1,0 +1,55 @@
+// optim.wgsl: optimiser updates on flat parameter buffers, with hyperparameters that change
+// per step (learning rate, Adam step count) read from a small GPU buffer `hyper` so a
+// recorded step replays without re-recording.
+//   sgd        1 g, 2 hyper, 3 w, 4 buf:  d = g + wd*w; buf = momentum*buf + d; w -= lr*buf
+//              (lr = hyper[lr_idx]; buf starts at 0, matching PyTorch's first step buf = d)
+//   adam       1 g, 2 hyper, 3 w, 4 m, 5 v:  L2 decay d = g + wd*w; m, v moments;
+//              w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), t = hyper[step_idx]
+//   clip_coef  1 sumsq (total at [0]), 2 coef: coef[0] = min(1, max_norm/(sqrt(sumsq)+1e-6))
+// One thread per parameter element (clip_coef: one thread), workgroup size 256.
+
+struct P {
+    n: u32, lr_idx: u32, step_idx: u32, _pad: u32,
+    momentum: f32, wd: f32, b1: f32, b2: f32,
+    eps: f32, max_norm: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+
+@group(0) @binding(1) var<storage, read> o_g: array<f32>;
+@group(0) @binding(2) var<storage, read> o_hyper: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o_w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> o_m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> o_v: array<f32>;
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    let d = o_g[i] + p.wd * o_w[i];
+    let b = p.momentum * o_m[i] + d;
+    o_m[i] = b;
+    o_w[i] = o_w[i] - o_hyper[p.lr_idx] * b;
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    let t = o_hyper[p.step_idx];
+    let bc1 = 1.0 - pow(p.b1, t);
+    let bc2 = 1.0 - pow(p.b2, t);
+    let d = o_g[i] + p.wd * o_w[i];
+    let m = p.b1 * o_m[i] + (1.0 - p.b1) * d;
+    let v = p.b2 * o_v[i] + (1.0 - p.b2) * d * d;
+    o_m[i] = m;
+    o_v[i] = v;
+    let denom = sqrt(v) / sqrt(bc2) + p.eps;
+    o_w[i] = o_w[i] - (o_hyper[p.lr_idx] / bc1) * m / denom;
+}
+
+@group(0) @binding(1) var<storage, read> cc_sumsq: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cc_coef: array<f32>;
+@compute @workgroup_size(1)
+fn clip_coef() {
+    cc_coef[0] = min(1.0, p.max_norm / (sqrt(cc_sumsq[0]) + 1e-6));
+}

@@ -1,0 +1,114 @@
+//! Data movement: channel concat, strided spatial slices (the `x[:, :, 1:, 1:]` crop and the
+//! `::2` subsample), reshape; forward and backward side by side. Kernels: `shaders/layout.wgsl`.
+
+use crate::autodiff::tape::{InputGrads, Op, Tape};
+use crate::autodiff::Tensor;
+use crate::error::{Error, Result};
+
+/// dst[b, d0 + c, :] = src[b, s0 + c, :] for c < cnt, b < n, over `hw` values per channel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn copy_channels(src: &Tensor, cs: usize, s0: usize, dst: &Tensor, cd: usize, d0: usize, cnt: usize, n: usize, hw: usize) -> Result<()> {
+    let mut p = [0u32; 16];
+    p[..7].copy_from_slice(&[n, hw, cs, cd, s0, d0, cnt].map(|v| v as u32));
+    src.gpu().launch("layout", "channel_copy", &p, &[src.buffer(), dst.buffer()], n * cnt * hw)
+}
+
+pub(crate) struct ConcatNode {
+    xs: Vec<Tensor>,
+}
+
+/// Spatial slice y[.., i, j] = x[.., oy + i·s, ox + j·s].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceCfg {
+    pub offset: usize,
+    pub stride: usize,
+}
+
+pub(crate) struct SliceNode {
+    x: Tensor,
+    params: [u32; 16],
+}
+
+pub(crate) struct ReshapeNode {
+    x: Tensor,
+}
+
+impl Tape {
+    /// Concatenation along channels of NCHW tensors with equal n, h, w.
+    pub fn concat(&mut self, xs: &[&Tensor]) -> Result<Tensor> {
+        let Some(first) = xs.first() else {
+            return Err(Error::shape("concat", "needs at least one tensor"));
+        };
+        let (n, _, h, w) = first.nchw("concat")?;
+        let mut ctot = 0;
+        for x in xs {
+            let (n2, c2, h2, w2) = x.nchw("concat")?;
+            if (n2, h2, w2) != (n, h, w) {
+                return Err(Error::shape("concat", format!("{:?} and {:?} differ outside the channel axis", first.shape(), x.shape())));
+            }
+            ctot += c2;
+        }
+        let y = Tensor::empty(self.gpu(), &[n, ctot, h, w], "concat output")?;
+        let mut d0 = 0;
+        for x in xs {
+            let c = x.shape()[1];
+            copy_channels(x, c, 0, &y, ctot, d0, c, n, h * w)?;
+            d0 += c;
+        }
+        Ok(self.record(xs, y, || Op::Concat(ConcatNode { xs: xs.iter().map(|t| (*t).clone()).collect() })))
+    }
+
+    /// Strided spatial slice: `offset` = 1, `stride` = 1 is `x[:, :, 1:, 1:]`; `offset` = 0,
+    /// `stride` = 2 is `x[:, :, ::2, ::2]`.
+    pub fn slice2d(&mut self, x: &Tensor, cfg: SliceCfg) -> Result<Tensor> {
+        let (n, c, h, w) = x.nchw("slice2d")?;
+        if cfg.stride == 0 || cfg.offset >= h || cfg.offset >= w {
+            return Err(Error::shape("slice2d", format!("offset {} / stride {} on input {h}x{w}", cfg.offset, cfg.stride)));
+        }
+        let ho = (h - cfg.offset).div_ceil(cfg.stride);
+        let wo = (w - cfg.offset).div_ceil(cfg.stride);
+        let mut p = [0u32; 16];
+        p[8..].copy_from_slice(&[h, w, ho, wo, cfg.offset, cfg.offset, cfg.stride, n * c].map(|v| v as u32));
+        let y = Tensor::empty(self.gpu(), &[n, c, ho, wo], "slice output")?;
+        self.gpu().launch("layout", "slice_forward", &p, &[x.buffer(), y.buffer()], y.numel())?;
+        Ok(self.record(&[x], y, || Op::Slice(SliceNode { x: x.clone(), params: p })))
+    }
+
+    /// Same data, new shape (same element count).
+    pub fn reshape(&mut self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        let y = x.reshape(shape)?;
+        Ok(self.record(&[x], y, || Op::Reshape(ReshapeNode { x: x.clone() })))
+    }
+}
+
+impl ConcatNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        let (n, ctot, h, w) = gy.nchw("concat")?;
+        let mut out = Vec::new();
+        let mut s0 = 0;
+        for x in &self.xs {
+            let c = x.shape()[1];
+            if x.requires_grad() {
+                let dx = Tensor::empty(gy.gpu(), x.shape(), "concat dx")?;
+                copy_channels(gy, ctot, s0, &dx, c, 0, c, n, h * w)?;
+                out.push((x.clone(), dx));
+            }
+            s0 += c;
+        }
+        Ok(out)
+    }
+}
+
+impl SliceNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        let dx = Tensor::empty(gy.gpu(), self.x.shape(), "slice dx")?;
+        gy.gpu().launch("layout", "slice_backward", &self.params, &[gy.buffer(), dx.buffer()], dx.numel())?;
+        Ok(vec![(self.x.clone(), dx)])
+    }
+}
+
+impl ReshapeNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        Ok(vec![(self.x.clone(), gy.reshape(self.x.shape())?)])
+    }
+}

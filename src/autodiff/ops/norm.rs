@@ -1,0 +1,141 @@
+//! Batch normalisation (train: batch statistics and running-statistics update; eval: running
+//! statistics), with or without affine parameters; forward and backward side by side.
+//! Kernels: `shaders/batchnorm.wgsl`.
+
+use crate::autodiff::tape::{InputGrads, Op, Tape};
+use crate::autodiff::Tensor;
+use crate::error::{Error, Result};
+
+/// Running statistics and hyperparameters of one batch-norm layer.
+pub struct BnState<'a> {
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+}
+
+pub(crate) struct BatchNormNode {
+    x: Tensor,
+    gamma: Option<Tensor>,
+    beta: Option<Tensor>,
+    /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
+    saved: Tensor,
+    params: [u32; 8],
+}
+
+impl Tape {
+    /// y = (x − mean)·invstd (·γ + β). `train`: batch statistics, running statistics updated
+    /// in place; otherwise the running statistics normalise. x: (n, c, h, w) or (n, c).
+    pub fn batch_norm(
+        &mut self,
+        x: &Tensor,
+        affine: Option<(&Tensor, &Tensor)>,
+        state: BnState<'_>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (n, c, hw) = match x.shape() {
+            &[n, c, h, w] => (n, c, h * w),
+            &[n, c] => (n, c, 1),
+            s => return Err(Error::shape("batch_norm", format!("expected (n, c, h, w) or (n, c), got {s:?}"))),
+        };
+        for (name, t) in [("running_mean", state.running_mean), ("running_var", state.running_var)]
+            .into_iter()
+            .chain(affine.into_iter().flat_map(|(g, b)| [("weight", g), ("bias", b)]))
+        {
+            if t.shape() != [c] {
+                return Err(Error::shape("batch_norm", format!("{name} must have shape ({c}), got {:?}", t.shape())));
+            }
+        }
+        if train && n * hw < 2 {
+            return Err(Error::shape("batch_norm", format!("training needs more than one value per channel, got input {:?}", x.shape())));
+        }
+        let gpu = self.gpu().clone();
+        let params = [
+            n as u32,
+            c as u32,
+            hw as u32,
+            affine.is_some() as u32,
+            state.eps.to_bits(),
+            state.momentum.to_bits(),
+            1,
+            train as u32,
+        ];
+        let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
+        if train {
+            gpu.launch_groups(
+                "batchnorm",
+                "stats",
+                &params,
+                &[x.buffer(), saved.buffer(), state.running_mean.buffer(), state.running_var.buffer()],
+                c,
+            )?;
+        } else {
+            gpu.launch(
+                "batchnorm",
+                "eval_stats",
+                &params,
+                &[state.running_mean.buffer(), state.running_var.buffer(), saved.buffer()],
+                c,
+            )?;
+        }
+        let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
+        let (g, b) = affine.unwrap_or((&saved, &saved));
+        gpu.launch(
+            "batchnorm",
+            "normalize",
+            &params,
+            &[x.buffer(), saved.buffer(), g.buffer(), b.buffer(), y.buffer()],
+            y.numel(),
+        )?;
+        let mut inputs = vec![x];
+        if let Some((g, b)) = affine {
+            inputs.push(g);
+            inputs.push(b);
+        }
+        Ok(self.record(&inputs, y, || {
+            Op::BatchNorm(BatchNormNode {
+                x: x.clone(),
+                gamma: affine.map(|a| a.0.clone()),
+                beta: affine.map(|a| a.1.clone()),
+                saved,
+                params,
+            })
+        }))
+    }
+}
+
+impl BatchNormNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        let gpu = gy.gpu();
+        let c = self.params[1] as usize;
+        gpu.launch_groups(
+            "batchnorm",
+            "backward_reduce",
+            &self.params,
+            &[self.x.buffer(), gy.buffer(), self.saved.buffer()],
+            c,
+        )?;
+        let mut out = Vec::new();
+        if self.x.requires_grad() {
+            let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+            let g = self.gamma.as_ref().unwrap_or(&self.saved);
+            gpu.launch(
+                "batchnorm",
+                "backward_dx",
+                &self.params,
+                &[self.x.buffer(), gy.buffer(), self.saved.buffer(), g.buffer(), dx.buffer()],
+                dx.numel(),
+            )?;
+            out.push((self.x.clone(), dx));
+        }
+        // dγ = Σ dy·xhat and dβ = Σ dy sit in the saved block; copy them out.
+        for (param, slot) in [(&self.gamma, 3usize), (&self.beta, 2usize)] {
+            if let Some(p) = param.as_ref().filter(|p| p.requires_grad()) {
+                let d = Tensor::empty(gpu, &[c], "batch_norm affine grad")?;
+                super::layout::copy_channels(&self.saved, 4, slot, &d, 1, 0, 1, 1, c)?;
+                out.push((p.clone(), d));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,42 @@
+//! Two-pass reductions (no float atomics): whole-tensor sums and dot products written to one
+//! slot of an output buffer. Kernels: `shaders/reduce.wgsl`. Not tape ops: the building block
+//! for the gradients of weighted sums, the loss mean, and gradient-norm clipping.
+
+use crate::autodiff::Tensor;
+use crate::error::Result;
+use crate::gpu::{Gpu, GpuBuffer};
+
+/// Elements per first-pass workgroup: enough work per group, at most ~1024 partials.
+fn chunk_for(n: usize) -> usize {
+    n.div_ceil(1024).next_multiple_of(256).max(1024)
+}
+
+/// out[offset] = (accumulate ? out[offset] : 0) + factor · Σ a·b  (Σ a when `b` is None).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reduce_into(
+    gpu: &Gpu,
+    a: &GpuBuffer,
+    b: Option<&GpuBuffer>,
+    n: usize,
+    out: &GpuBuffer,
+    offset: usize,
+    accumulate: bool,
+    factor: f32,
+) -> Result<()> {
+    let chunk = chunk_for(n);
+    let groups = n.div_ceil(chunk).max(1);
+    let partial = gpu.alloc("reduction partials", groups)?;
+    let p = [n as u32, chunk as u32, groups as u32, offset as u32, accumulate as u32, factor.to_bits()];
+    match b {
+        Some(b) => gpu.launch_groups("reduce", "dot_partial", &p, &[a, b, &partial], groups)?,
+        None => gpu.launch_groups("reduce", "sum_partial", &p, &[a, &partial], groups)?,
+    }
+    gpu.launch_groups("reduce", "finish", &p, &[&partial, out], 1)
+}
+
+/// Σ a·b as a new 1-element tensor.
+pub fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(a.gpu(), &[1], "dot")?;
+    reduce_into(a.gpu(), a.buffer(), Some(b.buffer()), a.numel(), out.buffer(), 0, false, 1.0)?;
+    Ok(out)
+}

@@ -1,0 +1,231 @@
+//! GPU tensors: f32, NCHW (or any row-major shape), shared handles to pooled buffers.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuBuffer};
+use std::cell::Cell;
+use std::rc::Rc;
+
+pub type TensorId = u64;
+
+thread_local! {
+    static NEXT_ID: Cell<TensorId> = const { Cell::new(1) };
+}
+
+fn next_id() -> TensorId {
+    NEXT_ID.with(|c| {
+        let v = c.get();
+        c.set(v + 1);
+        v
+    })
+}
+
+/// A handle to a tensor on the GPU. Clones share the buffer; the buffer returns to the pool
+/// when the last handle (including the tape's) is dropped.
+#[derive(Clone)]
+pub struct Tensor(Rc<Inner>);
+
+struct Inner {
+    id: TensorId,
+    shape: Vec<usize>,
+    buf: GpuBuffer,
+    gpu: Gpu,
+    requires_grad: bool,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor#{}{:?}", self.0.id, self.0.shape)
+    }
+}
+
+impl Tensor {
+    /// An uninitialised tensor (contents are whatever the pooled buffer held).
+    pub fn empty(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
+        let n = shape.iter().product::<usize>();
+        let buf = gpu.alloc(name, n)?;
+        Ok(Self::from_buffer(gpu, shape, buf, false))
+    }
+
+    pub(crate) fn from_buffer(gpu: &Gpu, shape: &[usize], buf: GpuBuffer, rg: bool) -> Tensor {
+        Tensor(Rc::new(Inner {
+            id: next_id(),
+            shape: shape.to_vec(),
+            buf,
+            gpu: gpu.clone(),
+            requires_grad: rg,
+        }))
+    }
+
+    pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let n = shape.iter().product::<usize>();
+        if data.len() != n {
+            return Err(Error::shape(
+                "tensor",
+                format!(
+                    "shape {shape:?} holds {n} values but {} were given",
+                    data.len()
+                ),
+            ));
+        }
+        let t = Self::empty(gpu, shape, "tensor")?;
+        gpu.write(t.buffer(), data);
+        Ok(t)
+    }
+
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        Self::full(gpu, shape, 0.0)
+    }
+
+    pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
+        let t = Self::empty(gpu, shape, "tensor")?;
+        t.fill(value)?;
+        Ok(t)
+    }
+
+    /// A trainable parameter: gradients flow to it.
+    pub fn parameter(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let t = Self::from_slice(gpu, shape, data)?;
+        Ok(t.with_grad())
+    }
+
+    /// The same storage, marked as requiring a gradient.
+    pub fn with_grad(&self) -> Tensor {
+        Tensor(Rc::new(Inner {
+            id: self.0.id,
+            shape: self.0.shape.clone(),
+            buf: self.0.buf.clone(),
+            gpu: self.0.gpu.clone(),
+            requires_grad: true,
+        }))
+    }
+
+    /// Sets every element to `value` (queued on the GPU).
+    pub fn fill(&self, value: f32) -> Result<()> {
+        let n = self.numel();
+        self.gpu().launch(
+            "elementwise",
+            "fill",
+            &[n as u32, 0, 0, value.to_bits()],
+            &[self.buffer()],
+            n,
+        )
+    }
+
+    /// Overwrites the contents from the CPU.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape(
+                "write",
+                format!("tensor {:?} needs {} values, got {}", self.shape(), self.numel(), data.len()),
+            ));
+        }
+        self.gpu().write(self.buffer(), data);
+        Ok(())
+    }
+
+    /// Copies the contents of `src` (same number of elements) into this tensor on the GPU.
+    pub fn copy_from(&self, src: &Tensor) -> Result<()> {
+        if src.numel() != self.numel() {
+            return Err(Error::shape(
+                "copy_from",
+                format!("{:?} into {:?}", src.shape(), self.shape()),
+            ));
+        }
+        self.gpu().copy(src.buffer(), self.buffer(), self.numel());
+        Ok(())
+    }
+
+    /// Reads the tensor back to the CPU (waits for the GPU).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.0.gpu.read(&self.0.buf, self.numel())
+    }
+
+    /// A fresh tensor with the same contents.
+    pub fn duplicate(&self) -> Result<Tensor> {
+        let t = Self::empty(self.gpu(), self.shape(), "copy")?;
+        t.copy_from(self)?;
+        Ok(t)
+    }
+
+    /// A view of the same storage with another shape of equal size.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!("{:?} to {:?}", self.shape(), shape),
+            ));
+        }
+        Ok(Tensor(Rc::new(Inner {
+            id: next_id(),
+            shape: shape.to_vec(),
+            buf: self.0.buf.clone(),
+            gpu: self.0.gpu.clone(),
+            requires_grad: false,
+        })))
+    }
+
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.0.shape.iter().product()
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+    pub fn buffer(&self) -> &GpuBuffer {
+        &self.0.buf
+    }
+    pub fn gpu(&self) -> &Gpu {
+        &self.0.gpu
+    }
+
+    /// (n, c, h, w) of a 4-D tensor, or a shape error naming `op`.
+    pub fn nchw(&self, op: &'static str) -> Result<(usize, usize, usize, usize)> {
+        match self.shape() {
+            &[n, c, h, w] => Ok((n, c, h, w)),
+            s => Err(Error::shape(op, format!("expected an NCHW tensor, got shape {s:?}"))),
+        }
+    }
+}
+
+/// Class labels on the GPU (u32).
+#[derive(Clone)]
+pub struct Labels {
+    pub(crate) buf: GpuBuffer,
+    pub(crate) n: usize,
+}
+
+impl Labels {
+    pub fn new(gpu: &Gpu, labels: &[u32]) -> Result<Labels> {
+        let buf = gpu.alloc("labels", labels.len())?;
+        gpu.write_u32(&buf, labels);
+        Ok(Labels {
+            buf,
+            n: labels.len(),
+        })
+    }
+
+    /// Overwrites the labels in place (same count), e.g. for the next batch of a replayed step.
+    pub fn write(&self, gpu: &Gpu, labels: &[u32]) -> Result<()> {
+        if labels.len() != self.n {
+            return Err(Error::shape(
+                "labels",
+                format!("expected {} labels, got {}", self.n, labels.len()),
+            ));
+        }
+        gpu.write_u32(&self.buf, labels);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}

@@ -1,0 +1,137 @@
+//! Adapter discovery and choice.
+//!
+//! Default order: a real discrete GPU, then an integrated one, then a software Vulkan adapter
+//! (lavapipe), then anything else (llvmpipe through GL last). `--backend` / `WGPU_BACKEND`
+//! restrict the backends searched; `--adapter` / `WGPU_ADAPTER_NAME` pick by name substring.
+
+use crate::error::{Error, Result};
+
+/// What the user asked for. Empty fields mean "choose for me".
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// One of vulkan, metal, dx12, gl.
+    pub backend: Option<String>,
+    /// Case-insensitive substring of the adapter name.
+    pub name: Option<String>,
+}
+
+impl AdapterChoice {
+    /// Fills unset fields from `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`.
+    pub fn with_env(mut self) -> Self {
+        if self.backend.is_none() {
+            self.backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.is_empty());
+        }
+        if self.name.is_none() {
+            self.name = std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
+        self
+    }
+
+    pub fn backends(&self) -> Result<wgpu::Backends> {
+        match &self.backend {
+            None => Ok(wgpu::Backends::all()),
+            Some(list) => {
+                let mut b = wgpu::Backends::empty();
+                for part in list.split(',').map(|s| s.trim().to_ascii_lowercase()) {
+                    b |= match part.as_str() {
+                        "vulkan" | "vk" => wgpu::Backends::VULKAN,
+                        "metal" | "mtl" => wgpu::Backends::METAL,
+                        "dx12" | "d3d12" => wgpu::Backends::DX12,
+                        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+                        "" => continue,
+                        other => return Err(Error::UnknownBackend(other.to_string())),
+                    };
+                }
+                Ok(b)
+            }
+        }
+    }
+}
+
+/// Facts about one adapter, as `darts-minus devices` prints them.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_binding: u64,
+    pub max_buffer: u64,
+    pub max_workgroups_per_dim: u32,
+    pub max_storage_buffers_per_stage: u32,
+    pub chosen: bool,
+}
+
+/// Lower is better.
+fn rank(info: &wgpu::AdapterInfo) -> u32 {
+    use wgpu::{Backend, DeviceType};
+    let ty = match info.device_type {
+        DeviceType::DiscreteGpu => 0,
+        DeviceType::IntegratedGpu => 1,
+        DeviceType::VirtualGpu => 2,
+        DeviceType::Cpu => 3,
+        DeviceType::Other => 4,
+    };
+    // Among equals prefer the native compute-friendly backends over GL.
+    let be = match info.backend {
+        Backend::Vulkan | Backend::Metal | Backend::Dx12 => 0,
+        Backend::Gl => 1,
+        _ => 2,
+    };
+    ty * 10 + be
+}
+
+pub(crate) fn instance(choice: &AdapterChoice) -> Result<wgpu::Instance> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = choice.backends()?;
+    desc.flags = wgpu::InstanceFlags::default().with_env();
+    desc.backend_options = wgpu::BackendOptions::default().with_env();
+    Ok(wgpu::Instance::new(desc))
+}
+
+/// All adapters the backends allow, best first, with the index of the one `choice` selects.
+pub(crate) fn enumerate(
+    choice: &AdapterChoice,
+) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>, Option<usize>)> {
+    let inst = instance(choice)?;
+    let mut adapters = pollster::block_on(inst.enumerate_adapters(choice.backends()?));
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    let chosen = match &choice.name {
+        Some(name) => {
+            let needle = name.to_lowercase();
+            adapters
+                .iter()
+                .position(|a| a.get_info().name.to_lowercase().contains(&needle))
+        }
+        None => (!adapters.is_empty()).then_some(0),
+    };
+    Ok((inst, adapters, chosen))
+}
+
+pub fn summarize(a: &wgpu::Adapter, chosen: bool) -> AdapterSummary {
+    let info = a.get_info();
+    let lim = a.limits();
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        max_storage_binding: lim.max_storage_buffer_binding_size as u64,
+        max_buffer: lim.max_buffer_size,
+        max_workgroups_per_dim: lim.max_compute_workgroups_per_dimension,
+        max_storage_buffers_per_stage: lim.max_storage_buffers_per_shader_stage,
+        chosen,
+    }
+}
+
+/// Every adapter visible under `choice`, marking the one that would be used.
+pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
+    let (_inst, adapters, chosen) = enumerate(choice)?;
+    Ok(adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summarize(a, Some(i) == chosen))
+        .collect())
+}

@@ -1,0 +1,466 @@
+//! GPU runtime: adapter and device, kernel registry with pipeline cache, buffer pool,
+//! batched command recording, readback, and step recording for replay.
+//!
+//! Nothing here knows about neural networks: callers launch named WGSL entry points on
+//! buffers with a small block of `u32` parameters.
+
+mod adapter;
+mod kernels;
+mod pool;
+
+pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
+pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
+pub use pool::{BufId, GpuBuffer};
+
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// One recorded command: replay re-encodes these in order.
+#[derive(Clone)]
+enum Command {
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind_group: Arc<wgpu::BindGroup>,
+        grid: [u32; 3],
+        /// Filled only while recording: a program keeps its buffers out of the pool.
+        _keep: Vec<GpuBuffer>,
+    },
+    Copy {
+        src: GpuBuffer,
+        src_offset: u64,
+        dst: GpuBuffer,
+        dst_offset: u64,
+        bytes: u64,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    pending: Vec<Command>,
+    recording: Option<Vec<Command>>,
+    bind_groups: HashMap<(usize, Vec<BufId>), Arc<wgpu::BindGroup>>,
+    uniforms: HashMap<Vec<u32>, GpuBuffer>,
+    dispatches: u64,
+}
+
+/// The GPU: device, queue, caches. Cheap to clone (shared handle).
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Rc<GpuInner>,
+}
+
+struct GpuInner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    summary: AdapterSummary,
+    limits: wgpu::Limits,
+    kernels: kernels::Registry,
+    pool: pool::Pool,
+    state: RefCell<State>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+/// A recorded sequence of GPU commands (a whole training step, say) that can be replayed
+/// with new contents in its buffers. It keeps every buffer it touched alive and out of the pool.
+pub struct Program {
+    commands: Vec<Command>,
+}
+
+impl Program {
+    pub fn dispatches(&self) -> usize {
+        self.commands
+            .iter()
+            .filter(|c| matches!(c, Command::Dispatch { .. }))
+            .count()
+    }
+}
+
+impl Gpu {
+    /// Opens the adapter `choice` selects (see [`AdapterChoice`]) with its own limits.
+    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let choice = choice.clone().with_env();
+        let (_inst, adapters, chosen) = adapter::enumerate(&choice)?;
+        let Some(idx) = chosen else {
+            let detail = match (&choice.name, &choice.backend) {
+                (Some(n), _) if !adapters.is_empty() => format!(
+                    " whose name contains '{n}' (available: {})",
+                    adapters
+                        .iter()
+                        .map(|a| a.get_info().name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (_, Some(b)) => format!(" for backend '{b}'"),
+                _ => String::new(),
+            };
+            return Err(Error::NoAdapter { detail });
+        };
+        let adapter = &adapters[idx];
+        let summary = adapter::summarize(adapter, true);
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("darts-minus"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Device {
+                adapter: summary.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let kernels = kernels::Registry::new(&device);
+        Ok(Gpu {
+            inner: Rc::new(GpuInner {
+                pool: pool::Pool::new(),
+                device,
+                queue,
+                summary,
+                limits,
+                kernels,
+                state: RefCell::new(State::default()),
+                error,
+            }),
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.inner.summary
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Total dispatches issued so far (eager and replayed).
+    pub fn dispatch_count(&self) -> u64 {
+        self.inner.state.borrow().dispatches
+    }
+
+    /// Bytes currently held by the buffer pool (live and free), and the peak of that.
+    pub fn memory(&self) -> (u64, u64) {
+        self.inner.pool.usage()
+    }
+
+    /// A storage buffer of at least `len` f32 values (contents undefined), from the pool.
+    pub fn alloc(&self, name: &str, len: usize) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        let limit = self.inner.limits.max_storage_buffer_binding_size as u64;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                name: name.to_string(),
+                bytes,
+                limit,
+                what: "max_storage_buffer_binding_size",
+            });
+        }
+        if bytes > self.inner.limits.max_buffer_size {
+            return Err(Error::TooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: self.inner.limits.max_buffer_size,
+                what: "max_buffer_size",
+            });
+        }
+        Ok(self.inner.pool.get(&self.inner.device, bytes))
+    }
+
+    /// Writes f32 data at the start of `buf` (queued; ordered before later submissions).
+    pub fn write(&self, buf: &GpuBuffer, data: &[f32]) {
+        self.write_bytes(buf, bytemuck::cast_slice(data));
+    }
+
+    pub fn write_u32(&self, buf: &GpuBuffer, data: &[u32]) {
+        self.write_bytes(buf, bytemuck::cast_slice(data));
+    }
+
+    fn write_bytes(&self, buf: &GpuBuffer, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // Writes land before the next submit, so flush what was recorded earlier first:
+        // otherwise a kernel queued before this write would see the new data.
+        self.flush();
+        self.inner.queue.write_buffer(buf.raw(), 0, bytes);
+    }
+
+    /// Launches `entry` of shader `file` over `threads` invocations (1-D, spread over the grid
+    /// limits). `params` become the uniform at binding 0; `buffers` bind 1, 2, ….
+    pub fn launch(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        threads: usize,
+    ) -> Result<()> {
+        let groups = threads.div_ceil(WORKGROUP as usize).max(1);
+        self.launch_groups(file, entry, params, buffers, groups)
+    }
+
+    /// Like [`Gpu::launch`] but with an explicit number of workgroups (for kernels with one
+    /// workgroup per reduction); the kernel recovers its linear workgroup id from the grid.
+    pub fn launch_groups(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        groups: usize,
+    ) -> Result<()> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        let x = groups.min(max);
+        let rest = groups.div_ceil(x);
+        let y = rest.min(max);
+        let z = rest.div_ceil(y);
+        if z > max {
+            return Err(Error::Gpu(format!(
+                "{file}:{entry} needs {groups} workgroups, more than this adapter can launch"
+            )));
+        }
+        let (pid, pipeline) = self.inner.kernels.pipeline(&self.inner.device, file, entry)?;
+        let uniform = self.uniform(params);
+        let mut key_ids = Vec::with_capacity(buffers.len() + 1);
+        key_ids.push(uniform.id());
+        key_ids.extend(buffers.iter().map(|b| b.id()));
+        let bind_group = {
+            let mut st = self.inner.state.borrow_mut();
+            let key = (pid, key_ids);
+            if let Some(bg) = st.bind_groups.get(&key) {
+                bg.clone()
+            } else {
+                let layout = pipeline.get_bind_group_layout(0);
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.raw().as_entire_binding(),
+                }];
+                for (i, b) in buffers.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b.raw(),
+                            offset: 0,
+                            size: None,
+                        }),
+                    });
+                }
+                let bg = Arc::new(self.inner.device.create_bind_group(
+                    &wgpu::BindGroupDescriptor {
+                        label: Some(entry),
+                        layout: &layout,
+                        entries: &entries,
+                    },
+                ));
+                st.bind_groups.insert(key, bg.clone());
+                bg
+            }
+        };
+        let keep = if self.inner.state.borrow().recording.is_some() {
+            buffers.iter().map(|b| (*b).clone()).collect()
+        } else {
+            Vec::new()
+        };
+        self.push(Command::Dispatch {
+            pipeline,
+            bind_group,
+            grid: [x as u32, y as u32, z as u32],
+            _keep: keep,
+        });
+        Ok(())
+    }
+
+    /// Queues a buffer-to-buffer copy of `len` f32 values.
+    pub fn copy(&self, src: &GpuBuffer, dst: &GpuBuffer, len: usize) {
+        self.copy_range(src, 0, dst, 0, len);
+    }
+
+    /// Queues a copy of `len` f32 values from `src[src_at..]` to `dst[dst_at..]`.
+    pub fn copy_range(&self, src: &GpuBuffer, src_at: usize, dst: &GpuBuffer, dst_at: usize, len: usize) {
+        if len == 0 {
+            return;
+        }
+        self.push(Command::Copy {
+            src: src.clone(),
+            src_offset: (src_at * 4) as u64,
+            dst: dst.clone(),
+            dst_offset: (dst_at * 4) as u64,
+            bytes: (len * 4) as u64,
+        });
+    }
+
+    fn push(&self, cmd: Command) {
+        let mut st = self.inner.state.borrow_mut();
+        if let Some(rec) = st.recording.as_mut() {
+            rec.push(cmd.clone());
+        }
+        st.pending.push(cmd);
+        // Keep command buffers bounded during long eager graphs.
+        if st.pending.len() >= 4096 {
+            drop(st);
+            self.flush();
+        }
+    }
+
+    /// Uniform buffers are cached by value: the same shapes every step reuse one buffer.
+    fn uniform(&self, params: &[u32]) -> GpuBuffer {
+        let mut padded = params.to_vec();
+        padded.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let mut st = self.inner.state.borrow_mut();
+        if let Some(b) = st.uniforms.get(&padded) {
+            return b.clone();
+        }
+        let buf = self.inner.pool.uniform(&self.inner.device, &padded);
+        st.uniforms.insert(padded, buf.clone());
+        buf
+    }
+
+    /// Submits everything queued so far in one command buffer.
+    pub fn flush(&self) {
+        let cmds = std::mem::take(&mut self.inner.state.borrow_mut().pending);
+        if cmds.is_empty() {
+            return;
+        }
+        self.encode_and_submit(&cmds);
+    }
+
+    fn encode_and_submit(&self, cmds: &[Command]) {
+        let mut enc = self
+            .inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut i = 0;
+        let mut n_dispatch = 0u64;
+        while i < cmds.len() {
+            if let Command::Copy {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                bytes,
+            } = &cmds[i]
+            {
+                enc.copy_buffer_to_buffer(src.raw(), *src_offset, dst.raw(), *dst_offset, *bytes);
+                i += 1;
+                continue;
+            }
+            // One compute pass for each run of dispatches.
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            while let Some(Command::Dispatch {
+                pipeline,
+                bind_group,
+                grid,
+                ..
+            }) = cmds.get(i)
+            {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, Some(bind_group.as_ref()), &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                n_dispatch += 1;
+                i += 1;
+            }
+        }
+        self.inner.queue.submit([enc.finish()]);
+        self.inner.state.borrow_mut().dispatches += n_dispatch;
+    }
+
+    /// Waits for all submitted work.
+    pub fn sync(&self) -> Result<()> {
+        self.flush();
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check_error()
+    }
+
+    /// Returns the first GPU validation error seen since the last check.
+    pub fn check_error(&self) -> Result<()> {
+        match self.inner.error.lock().unwrap().take() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads `len` f32 values from the start of `buf` (flushes and waits).
+    pub fn read(&self, buf: &GpuBuffer, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.flush();
+        let mut enc = self
+            .inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        enc.copy_buffer_to_buffer(buf.raw(), 0, &staging, 0, bytes);
+        self.inner.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check_error()?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Starts recording every command issued from now on into a [`Program`].
+    pub fn begin_recording(&self) {
+        self.flush();
+        self.inner.state.borrow_mut().recording = Some(Vec::new());
+    }
+
+    /// Ends recording. The program holds every buffer it touched, so none of them returns to
+    /// the pool (where replay would overwrite someone else's data) while it lives.
+    pub fn end_recording(&self) -> Program {
+        self.flush();
+        let commands = self
+            .inner
+            .state
+            .borrow_mut()
+            .recording
+            .take()
+            .unwrap_or_default();
+        Program { commands }
+    }
+
+    /// Re-runs a recorded program as one submission.
+    pub fn replay(&self, program: &Program) {
+        self.flush();
+        self.encode_and_submit(&program.commands);
+    }
+}

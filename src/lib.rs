@@ -1,0 +1,11 @@
+//! darts-minus: differentiable architecture search (DARTS-) on any GPU through WebGPU.
+//!
+//! Layers, bottom up: [`gpu`] (adapter, kernels, buffers, command batching, replay) →
+//! [`autodiff`] (tensors, tape, ops with their gradients) → [`optim`] (SGD, Adam, clipping).
+
+pub mod autodiff;
+pub mod error;
+pub mod gpu;
+pub mod optim;
+
+pub use error::{Error, Result};

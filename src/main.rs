@@ -1,0 +1,67 @@
+//! The `darts-minus` command line.
+
+use clap::{Parser, Subcommand};
+use darts_minus::gpu::{list_adapters, AdapterChoice};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "darts-minus", version, about = "DARTS- architecture search on any GPU (WebGPU)")]
+struct Cli {
+    /// Restrict to one backend: vulkan, metal, dx12 or gl (default: best available; also WGPU_BACKEND).
+    #[arg(long, global = true)]
+    backend: Option<String>,
+    /// Pick the adapter whose name contains this text (also WGPU_ADAPTER_NAME).
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter with its limits, marking the one that would be used.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let choice = AdapterChoice {
+        backend: cli.backend.clone(),
+        name: cli.adapter.clone(),
+    }
+    .with_env();
+    let result = match cli.command {
+        Command::Devices => devices(&choice),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
+    let list = list_adapters(choice)?;
+    if list.is_empty() {
+        return Err(darts_minus::Error::NoAdapter { detail: String::new() });
+    }
+    for a in &list {
+        println!(
+            "{} {} [{} / {}]\n    driver: {}\n    max storage binding: {} MiB, max buffer: {} MiB, workgroups per dimension: {}, storage buffers per stage: {}",
+            if a.chosen { "*" } else { " " },
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.driver.is_empty() { "-" } else { &a.driver },
+            a.max_storage_binding >> 20,
+            a.max_buffer >> 20,
+            a.max_workgroups_per_dim,
+            a.max_storage_buffers_per_stage,
+        );
+    }
+    println!("(* = the adapter darts-minus would use; change with --backend / --adapter)");
+    Ok(())
+}

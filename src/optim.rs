@@ -1,0 +1,152 @@
+//! Optimisers on the GPU: SGD with momentum and weight decay, Adam with L2 weight decay, and
+//! global-norm gradient clipping. Per-step values (learning rate, Adam's step count) live in
+//! a small GPU table written before each step, so a recorded step replays unchanged.
+//! Kernels: `shaders/optim.wgsl`.
+
+use crate::autodiff::ops::reduce::reduce_into;
+use crate::autodiff::Tensor;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
+    if params.len() != grads.len() {
+        return Err(Error::shape("optimizer", format!("{} parameters but {} gradients", params.len(), grads.len())));
+    }
+    for (p, g) in params.iter().zip(grads) {
+        if p.shape() != g.shape() {
+            return Err(Error::shape("optimizer", format!("parameter {:?} with gradient {:?}", p.shape(), g.shape())));
+        }
+    }
+    Ok(())
+}
+
+fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) -> [u32; 10] {
+    [n as u32, 0, 1, 0, momentum.to_bits(), wd.to_bits(), b1.to_bits(), b2.to_bits(), eps.to_bits(), 0]
+}
+
+/// SGD: d = g + wd·w; buf = momentum·buf + d; w −= lr·buf (PyTorch semantics, no Nesterov).
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    bufs: Vec<Tensor>,
+    hyper: Tensor,
+}
+
+impl Sgd {
+    pub fn new(gpu: &Gpu, params: &[Tensor], lr: f32, momentum: f32, weight_decay: f32) -> Result<Sgd> {
+        let bufs = params.iter().map(|p| Tensor::zeros(gpu, p.shape())).collect::<Result<_>>()?;
+        Ok(Sgd { lr, momentum, weight_decay, bufs, hyper: Tensor::zeros(gpu, &[2])? })
+    }
+
+    /// Momentum buffers, in parameter order (for checkpoints).
+    pub fn state(&self) -> &[Tensor] {
+        &self.bufs
+    }
+
+    /// Writes this step's learning rate to the GPU; call before `encode` (or before replay).
+    pub fn prepare(&self) -> Result<()> {
+        self.hyper.write(&[self.lr, 0.0])
+    }
+
+    /// Queues the update of every parameter.
+    pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
+        check(params, grads)?;
+        for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
+            let pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
+            p.gpu().launch("optim", "sgd", &pb, &[g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()], p.numel())?;
+        }
+        Ok(())
+    }
+
+    pub fn step(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
+        self.prepare()?;
+        self.encode(params, grads)
+    }
+}
+
+/// Adam with L2 weight decay added to the gradient (PyTorch `Adam(weight_decay=…)`).
+pub struct Adam {
+    pub lr: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Steps taken so far.
+    pub t: u64,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    hyper: Tensor,
+}
+
+impl Adam {
+    pub fn new(gpu: &Gpu, params: &[Tensor], lr: f32, betas: (f32, f32), eps: f32, weight_decay: f32) -> Result<Adam> {
+        let z = |p: &Tensor| Tensor::zeros(gpu, p.shape());
+        Ok(Adam {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            t: 0,
+            m: params.iter().map(z).collect::<Result<_>>()?,
+            v: params.iter().map(z).collect::<Result<_>>()?,
+            hyper: Tensor::zeros(gpu, &[2])?,
+        })
+    }
+
+    /// First and second moments, in parameter order (for checkpoints).
+    pub fn state(&self) -> (&[Tensor], &[Tensor]) {
+        (&self.m, &self.v)
+    }
+
+    /// Advances the step count and writes lr and t to the GPU; call once per step before
+    /// `encode` (or before replaying a recorded step).
+    pub fn prepare(&mut self) -> Result<()> {
+        self.t += 1;
+        self.hyper.write(&[self.lr, self.t as f32])
+    }
+
+    pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
+        check(params, grads)?;
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            let pb = params_block(p.numel(), 0.0, self.weight_decay, self.betas.0, self.betas.1, self.eps);
+            p.gpu().launch(
+                "optim",
+                "adam",
+                &pb,
+                &[g.buffer(), self.hyper.buffer(), p.buffer(), self.m[i].buffer(), self.v[i].buffer()],
+                p.numel(),
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn step(&mut self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
+        self.prepare()?;
+        self.encode(params, grads)
+    }
+}
+
+/// Scales `grads` in place so their global L2 norm is at most `max_norm` (PyTorch
+/// `clip_grad_norm_`: coef = max_norm / (norm + 1e-6), applied when below 1). Everything
+/// stays on the GPU; returns a 2-element tensor [norm², coef] for optional logging.
+pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
+    let Some(first) = grads.first() else {
+        return Err(Error::Invalid("clip_grad_norm needs at least one gradient".into()));
+    };
+    let gpu = first.gpu();
+    let table = Tensor::empty(gpu, &[2], "grad norm")?;
+    for (i, g) in grads.iter().enumerate() {
+        reduce_into(gpu, g.buffer(), Some(g.buffer()), g.numel(), table.buffer(), 0, i > 0, 1.0)?;
+    }
+    let mut p = [0u32; 10];
+    p[9] = max_norm.to_bits();
+    // coef goes to slot 1: bind the table once for reading (sumsq) and once, offset, for writing
+    // would alias; a separate 1-element buffer keeps the bindings disjoint.
+    let coef = Tensor::empty(gpu, &[1], "clip coef")?;
+    gpu.launch_groups("optim", "clip_coef", &p, &[table.buffer(), coef.buffer()], 1)?;
+    for g in grads {
+        gpu.launch("elementwise", "scale_inplace_by", &[g.numel() as u32, 0, 0, 0], &[coef.buffer(), g.buffer()], g.numel())?;
+    }
+    gpu.copy_range(coef.buffer(), 0, table.buffer(), 1, 1);
+    Ok(table)
+}
