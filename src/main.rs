@@ -5,7 +5,11 @@ use darts_minus::gpu::{list_adapters, AdapterChoice};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "darts-minus", version, about = "DARTS- architecture search on any GPU (WebGPU)")]
+#[command(
+    name = "darts-minus",
+    version,
+    about = "DARTS- architecture search on any GPU (WebGPU)"
+)]
 struct Cli {
     /// Restrict to one backend: vulkan, metal, dx12 or gl (default: best available; also WGPU_BACKEND).
     #[arg(long, global = true)]
@@ -46,7 +50,9 @@ fn main() -> ExitCode {
 fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
     let list = list_adapters(choice)?;
     if list.is_empty() {
-        return Err(darts_minus::Error::NoAdapter { detail: String::new() });
+        return Err(darts_minus::Error::NoAdapter {
+            detail: String::new(),
+        });
     }
     for a in &list {
         println!(

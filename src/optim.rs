@@ -10,18 +10,35 @@ use crate::gpu::Gpu;
 
 fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
     if params.len() != grads.len() {
-        return Err(Error::shape("optimizer", format!("{} parameters but {} gradients", params.len(), grads.len())));
+        return Err(Error::shape(
+            "optimizer",
+            format!("{} parameters but {} gradients", params.len(), grads.len()),
+        ));
     }
     for (p, g) in params.iter().zip(grads) {
         if p.shape() != g.shape() {
-            return Err(Error::shape("optimizer", format!("parameter {:?} with gradient {:?}", p.shape(), g.shape())));
+            return Err(Error::shape(
+                "optimizer",
+                format!("parameter {:?} with gradient {:?}", p.shape(), g.shape()),
+            ));
         }
     }
     Ok(())
 }
 
 fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) -> [u32; 10] {
-    [n as u32, 0, 1, 0, momentum.to_bits(), wd.to_bits(), b1.to_bits(), b2.to_bits(), eps.to_bits(), 0]
+    [
+        n as u32,
+        0,
+        1,
+        0,
+        momentum.to_bits(),
+        wd.to_bits(),
+        b1.to_bits(),
+        b2.to_bits(),
+        eps.to_bits(),
+        0,
+    ]
 }
 
 /// SGD: d = g + wd·w; buf = momentum·buf + d; w −= lr·buf (PyTorch semantics, no Nesterov).
@@ -34,9 +51,24 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(gpu: &Gpu, params: &[Tensor], lr: f32, momentum: f32, weight_decay: f32) -> Result<Sgd> {
-        let bufs = params.iter().map(|p| Tensor::zeros(gpu, p.shape())).collect::<Result<_>>()?;
-        Ok(Sgd { lr, momentum, weight_decay, bufs, hyper: Tensor::zeros(gpu, &[2])? })
+    pub fn new(
+        gpu: &Gpu,
+        params: &[Tensor],
+        lr: f32,
+        momentum: f32,
+        weight_decay: f32,
+    ) -> Result<Sgd> {
+        let bufs = params
+            .iter()
+            .map(|p| Tensor::zeros(gpu, p.shape()))
+            .collect::<Result<_>>()?;
+        Ok(Sgd {
+            lr,
+            momentum,
+            weight_decay,
+            bufs,
+            hyper: Tensor::zeros(gpu, &[2])?,
+        })
     }
 
     /// Momentum buffers, in parameter order (for checkpoints).
@@ -54,7 +86,13 @@ impl Sgd {
         check(params, grads)?;
         for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
             let pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
-            p.gpu().launch("optim", "sgd", &pb, &[g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()], p.numel())?;
+            p.gpu().launch(
+                "optim",
+                "sgd",
+                &pb,
+                &[g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()],
+                p.numel(),
+            )?;
         }
         Ok(())
     }
@@ -79,7 +117,14 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(gpu: &Gpu, params: &[Tensor], lr: f32, betas: (f32, f32), eps: f32, weight_decay: f32) -> Result<Adam> {
+    pub fn new(
+        gpu: &Gpu,
+        params: &[Tensor],
+        lr: f32,
+        betas: (f32, f32),
+        eps: f32,
+        weight_decay: f32,
+    ) -> Result<Adam> {
         let z = |p: &Tensor| Tensor::zeros(gpu, p.shape());
         Ok(Adam {
             lr,
@@ -108,12 +153,25 @@ impl Adam {
     pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
         check(params, grads)?;
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            let pb = params_block(p.numel(), 0.0, self.weight_decay, self.betas.0, self.betas.1, self.eps);
+            let pb = params_block(
+                p.numel(),
+                0.0,
+                self.weight_decay,
+                self.betas.0,
+                self.betas.1,
+                self.eps,
+            );
             p.gpu().launch(
                 "optim",
                 "adam",
                 &pb,
-                &[g.buffer(), self.hyper.buffer(), p.buffer(), self.m[i].buffer(), self.v[i].buffer()],
+                &[
+                    g.buffer(),
+                    self.hyper.buffer(),
+                    p.buffer(),
+                    self.m[i].buffer(),
+                    self.v[i].buffer(),
+                ],
                 p.numel(),
             )?;
         }
@@ -131,21 +189,44 @@ impl Adam {
 /// stays on the GPU; returns a 2-element tensor [norm², coef] for optional logging.
 pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
     let Some(first) = grads.first() else {
-        return Err(Error::Invalid("clip_grad_norm needs at least one gradient".into()));
+        return Err(Error::Invalid(
+            "clip_grad_norm needs at least one gradient".into(),
+        ));
     };
     let gpu = first.gpu();
     let table = Tensor::empty(gpu, &[2], "grad norm")?;
     for (i, g) in grads.iter().enumerate() {
-        reduce_into(gpu, g.buffer(), Some(g.buffer()), g.numel(), table.buffer(), 0, i > 0, 1.0)?;
+        reduce_into(
+            gpu,
+            g.buffer(),
+            Some(g.buffer()),
+            g.numel(),
+            table.buffer(),
+            0,
+            i > 0,
+            1.0,
+        )?;
     }
     let mut p = [0u32; 10];
     p[9] = max_norm.to_bits();
     // coef goes to slot 1: bind the table once for reading (sumsq) and once, offset, for writing
     // would alias; a separate 1-element buffer keeps the bindings disjoint.
     let coef = Tensor::empty(gpu, &[1], "clip coef")?;
-    gpu.launch_groups("optim", "clip_coef", &p, &[table.buffer(), coef.buffer()], 1)?;
+    gpu.launch_groups(
+        "optim",
+        "clip_coef",
+        &p,
+        &[table.buffer(), coef.buffer()],
+        1,
+    )?;
     for g in grads {
-        gpu.launch("elementwise", "scale_inplace_by", &[g.numel() as u32, 0, 0, 0], &[coef.buffer(), g.buffer()], g.numel())?;
+        gpu.launch(
+            "elementwise",
+            "scale_inplace_by",
+            &[g.numel() as u32, 0, 0, 0],
+            &[coef.buffer(), g.buffer()],
+            g.numel(),
+        )?;
     }
     gpu.copy_range(coef.buffer(), 0, table.buffer(), 1, 1);
     Ok(table)

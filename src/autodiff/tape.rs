@@ -145,7 +145,12 @@ impl Tape {
     }
 
     /// Records `op` as producing `out` (marking `out` as requiring grad), if any input needs it.
-    pub(crate) fn record(&mut self, inputs: &[&Tensor], out: Tensor, op: impl FnOnce() -> Op) -> Tensor {
+    pub(crate) fn record(
+        &mut self,
+        inputs: &[&Tensor],
+        out: Tensor,
+        op: impl FnOnce() -> Op,
+    ) -> Tensor {
         if !self.wants(inputs) {
             return out;
         }

@@ -116,7 +116,12 @@ impl Tensor {
         if data.len() != self.numel() {
             return Err(Error::shape(
                 "write",
-                format!("tensor {:?} needs {} values, got {}", self.shape(), self.numel(), data.len()),
+                format!(
+                    "tensor {:?} needs {} values, got {}",
+                    self.shape(),
+                    self.numel(),
+                    data.len()
+                ),
             ));
         }
         self.gpu().write(self.buffer(), data);
@@ -188,7 +193,10 @@ impl Tensor {
     pub fn nchw(&self, op: &'static str) -> Result<(usize, usize, usize, usize)> {
         match self.shape() {
             &[n, c, h, w] => Ok((n, c, h, w)),
-            s => Err(Error::shape(op, format!("expected an NCHW tensor, got shape {s:?}"))),
+            s => Err(Error::shape(
+                op,
+                format!("expected an NCHW tensor, got shape {s:?}"),
+            )),
         }
     }
 }

@@ -97,6 +97,11 @@ pub(crate) fn enumerate(
 ) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>, Option<usize>)> {
     let inst = instance(choice)?;
     let mut adapters = pollster::block_on(inst.enumerate_adapters(choice.backends()?));
+    adapters.retain(|a| {
+        choice
+            .backends()
+            .is_ok_and(|b| b.contains(a.get_info().backend.into()))
+    });
     adapters.sort_by_key(|a| rank(&a.get_info()));
     let chosen = match &choice.name {
         Some(name) => {
@@ -117,7 +122,9 @@ pub fn summarize(a: &wgpu::Adapter, chosen: bool) -> AdapterSummary {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         max_storage_binding: lim.max_storage_buffer_binding_size as u64,
         max_buffer: lim.max_buffer_size,
         max_workgroups_per_dim: lim.max_compute_workgroups_per_dimension,
@@ -126,12 +133,41 @@ pub fn summarize(a: &wgpu::Adapter, chosen: bool) -> AdapterSummary {
     }
 }
 
+/// The adapters a run may use: with no backend named, the native APIs (Vulkan, Metal, DX12)
+/// first and GL only when none of them has an adapter (probing GL is slow and noisy).
+pub(crate) fn candidates(
+    choice: &AdapterChoice,
+) -> Result<(wgpu::Instance, Vec<wgpu::Adapter>, Option<usize>)> {
+    if choice.backend.is_some() {
+        return enumerate(choice);
+    }
+    let primary = AdapterChoice {
+        backend: Some("vulkan,metal,dx12".into()),
+        name: choice.name.clone(),
+    };
+    let found = enumerate(&primary)?;
+    if found.2.is_some() {
+        return Ok(found);
+    }
+    enumerate(choice)
+}
+
 /// Every adapter visible under `choice`, marking the one that would be used.
 pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
-    let (_inst, adapters, chosen) = enumerate(choice)?;
+    let (_inst, adapters, _) = enumerate(choice)?;
+    let (_, cands, idx) = candidates(choice)?;
+    let chosen = idx.map(|i| cands[i].get_info());
+    let mut marked = false;
     Ok(adapters
         .iter()
-        .enumerate()
-        .map(|(i, a)| summarize(a, Some(i) == chosen))
+        .map(|a| {
+            let info = a.get_info();
+            let is = !marked
+                && chosen
+                    .as_ref()
+                    .is_some_and(|c| c.name == info.name && c.backend == info.backend);
+            marked |= is;
+            summarize(a, is)
+        })
         .collect())
 }

@@ -13,7 +13,10 @@ pub const WORKGROUP: u32 = 256;
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
 const FILES: &[(&str, &str)] = &[
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
     ("conv", include_str!("../../shaders/conv.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),

@@ -82,7 +82,7 @@ impl Gpu {
     /// Opens the adapter `choice` selects (see [`AdapterChoice`]) with its own limits.
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let choice = choice.clone().with_env();
-        let (_inst, adapters, chosen) = adapter::enumerate(&choice)?;
+        let (_inst, adapters, chosen) = adapter::candidates(&choice)?;
         let Some(idx) = chosen else {
             let detail = match (&choice.name, &choice.backend) {
                 (Some(n), _) if !adapters.is_empty() => format!(
@@ -231,7 +231,10 @@ impl Gpu {
                 "{file}:{entry} needs {groups} workgroups, more than this adapter can launch"
             )));
         }
-        let (pid, pipeline) = self.inner.kernels.pipeline(&self.inner.device, file, entry)?;
+        let (pid, pipeline) = self
+            .inner
+            .kernels
+            .pipeline(&self.inner.device, file, entry)?;
         let uniform = self.uniform(params);
         let mut key_ids = Vec::with_capacity(buffers.len() + 1);
         key_ids.push(uniform.id());
@@ -288,7 +291,14 @@ impl Gpu {
     }
 
     /// Queues a copy of `len` f32 values from `src[src_at..]` to `dst[dst_at..]`.
-    pub fn copy_range(&self, src: &GpuBuffer, src_at: usize, dst: &GpuBuffer, dst_at: usize, len: usize) {
+    pub fn copy_range(
+        &self,
+        src: &GpuBuffer,
+        src_at: usize,
+        dst: &GpuBuffer,
+        dst_at: usize,
+        len: usize,
+    ) {
         if len == 0 {
             return;
         }

@@ -46,33 +46,68 @@ pub(crate) struct Conv2dNode {
     params: [u32; 17],
 }
 
-fn params(x: &Tensor, w: &Tensor, cfg: Conv2dCfg, has_bias: bool) -> Result<([u32; 17], [usize; 4])> {
+fn params(
+    x: &Tensor,
+    w: &Tensor,
+    cfg: Conv2dCfg,
+    has_bias: bool,
+) -> Result<([u32; 17], [usize; 4])> {
     let (n, cin, h, wd) = x.nchw("conv2d")?;
     let [cout, cinpg, kh, kw] = match w.shape() {
         &[a, b, c, d] => [a, b, c, d],
-        s => return Err(Error::shape("conv2d", format!("weight must be 4-D, got {s:?}"))),
+        s => {
+            return Err(Error::shape(
+                "conv2d",
+                format!("weight must be 4-D, got {s:?}"),
+            ))
+        }
     };
     let g = cfg.groups;
     if g == 0 || cin % g != 0 || cout % g != 0 || cinpg != cin / g {
         return Err(Error::shape(
             "conv2d",
-            format!("input {:?} and weight {:?} do not agree for groups = {g}", x.shape(), w.shape()),
+            format!(
+                "input {:?} and weight {:?} do not agree for groups = {g}",
+                x.shape(),
+                w.shape()
+            ),
         ));
     }
     if cfg.stride == 0 || cfg.dilation == 0 {
-        return Err(Error::shape("conv2d", "stride and dilation must be at least 1"));
+        return Err(Error::shape(
+            "conv2d",
+            "stride and dilation must be at least 1",
+        ));
     }
     let ho = out_size(h, kh, cfg.stride, cfg.padding, cfg.dilation);
     let wo = out_size(wd, kw, cfg.stride, cfg.padding, cfg.dilation);
     let (Some(ho), Some(wo)) = (ho, wo) else {
         return Err(Error::shape(
             "conv2d",
-            format!("kernel {kh}x{kw} (dilation {}) does not fit input {h}x{wd} with padding {}", cfg.dilation, cfg.padding),
+            format!(
+                "kernel {kh}x{kw} (dilation {}) does not fit input {h}x{wd} with padding {}",
+                cfg.dilation, cfg.padding
+            ),
         ));
     };
     let p = [
-        n, cin, h, wd, cout, ho, wo, kh, kw, cfg.stride, cfg.stride, cfg.padding, cfg.padding,
-        cfg.dilation, cfg.dilation, g, has_bias as usize,
+        n,
+        cin,
+        h,
+        wd,
+        cout,
+        ho,
+        wo,
+        kh,
+        kw,
+        cfg.stride,
+        cfg.stride,
+        cfg.padding,
+        cfg.padding,
+        cfg.dilation,
+        cfg.dilation,
+        g,
+        has_bias as usize,
     ]
     .map(|v| v as u32);
     Ok((p, [n, cout, ho, wo]))
@@ -80,17 +115,32 @@ fn params(x: &Tensor, w: &Tensor, cfg: Conv2dCfg, has_bias: bool) -> Result<([u3
 
 impl Tape {
     /// y = conv2d(x, w) (+ b). x: (n, cin, h, w); w: (cout, cin/groups, kh, kw); b: (cout).
-    pub fn conv2d(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, cfg: Conv2dCfg) -> Result<Tensor> {
+    pub fn conv2d(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        cfg: Conv2dCfg,
+    ) -> Result<Tensor> {
         let (params, out_shape) = params(x, w, cfg, b.is_some())?;
         if let Some(b) = b {
             if b.shape() != [out_shape[1]] {
-                return Err(Error::shape("conv2d", format!("bias must be ({}), got {:?}", out_shape[1], b.shape())));
+                return Err(Error::shape(
+                    "conv2d",
+                    format!("bias must be ({}), got {:?}", out_shape[1], b.shape()),
+                ));
             }
         }
         let gpu = self.gpu().clone();
         let y = Tensor::empty(&gpu, &out_shape, "conv2d output")?;
         let bias = b.unwrap_or(w);
-        gpu.launch("conv", "forward", &params, &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()], y.numel())?;
+        gpu.launch(
+            "conv",
+            "forward",
+            &params,
+            &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
+            y.numel(),
+        )?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
@@ -110,17 +160,35 @@ impl Conv2dNode {
         let mut out = Vec::new();
         if self.x.requires_grad() {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
-            gpu.launch("conv", "backward_input", &self.params, &[gy.buffer(), self.w.buffer(), dx.buffer()], dx.numel())?;
+            gpu.launch(
+                "conv",
+                "backward_input",
+                &self.params,
+                &[gy.buffer(), self.w.buffer(), dx.buffer()],
+                dx.numel(),
+            )?;
             out.push((self.x.clone(), dx));
         }
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
-            gpu.launch_groups("conv", "backward_weight", &self.params, &[self.x.buffer(), gy.buffer(), dw.buffer()], dw.numel())?;
+            gpu.launch_groups(
+                "conv",
+                "backward_weight",
+                &self.params,
+                &[self.x.buffer(), gy.buffer(), dw.buffer()],
+                dw.numel(),
+            )?;
             out.push((self.w.clone(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
             let db = Tensor::empty(gpu, b.shape(), "conv2d db")?;
-            gpu.launch_groups("conv", "backward_bias", &self.params, &[gy.buffer(), db.buffer()], db.numel())?;
+            gpu.launch_groups(
+                "conv",
+                "backward_bias",
+                &self.params,
+                &[gy.buffer(), db.buffer()],
+                db.numel(),
+            )?;
             out.push((b.clone(), db));
         }
         Ok(out)

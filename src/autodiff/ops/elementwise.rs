@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {
-        return Err(Error::shape(op, format!("shapes differ: {:?} and {:?}", a.shape(), b.shape())));
+        return Err(Error::shape(
+            op,
+            format!("shapes differ: {:?} and {:?}", a.shape(), b.shape()),
+        ));
     }
     Ok(())
 }
@@ -21,14 +24,26 @@ fn ew_params(n: usize, idx: usize, factor: f32) -> [u32; 4] {
 /// a + b into a new tensor, outside the tape (gradient accumulation).
 pub(crate) fn add_raw(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape(), "sum")?;
-    a.gpu().launch("elementwise", "add", &ew_params(a.numel(), 0, 0.0), &[a.buffer(), b.buffer(), out.buffer()], a.numel())?;
+    a.gpu().launch(
+        "elementwise",
+        "add",
+        &ew_params(a.numel(), 0, 0.0),
+        &[a.buffer(), b.buffer(), out.buffer()],
+        a.numel(),
+    )?;
     Ok(out)
 }
 
 /// factor · s[idx] · x into a new tensor, outside the tape.
 fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape(), "scaled")?;
-    x.gpu().launch("elementwise", "scale_by", &ew_params(x.numel(), idx, factor), &[x.buffer(), s.buffer(), out.buffer()], x.numel())?;
+    x.gpu().launch(
+        "elementwise",
+        "scale_by",
+        &ew_params(x.numel(), idx, factor),
+        &[x.buffer(), s.buffer(), out.buffer()],
+        x.numel(),
+    )?;
     Ok(out)
 }
 
@@ -64,7 +79,13 @@ pub(crate) struct SumAllNode {
 impl Tape {
     pub fn relu(&mut self, x: &Tensor) -> Result<Tensor> {
         let y = Tensor::empty(self.gpu(), x.shape(), "relu output")?;
-        self.gpu().launch("elementwise", "relu_forward", &ew_params(x.numel(), 0, 0.0), &[x.buffer(), y.buffer()], x.numel())?;
+        self.gpu().launch(
+            "elementwise",
+            "relu_forward",
+            &ew_params(x.numel(), 0, 0.0),
+            &[x.buffer(), y.buffer()],
+            x.numel(),
+        )?;
         Ok(self.record(&[x], y, || Op::Relu(ReluNode { x: x.clone() })))
     }
 
@@ -81,38 +102,80 @@ impl Tape {
             [a, rest @ ..] => {
                 let y = add_raw(a, rest[0])?;
                 for x in &rest[1..] {
-                    self.gpu().launch("elementwise", "accumulate", &ew_params(y.numel(), 0, 0.0), &[x.buffer(), y.buffer()], y.numel())?;
+                    self.gpu().launch(
+                        "elementwise",
+                        "accumulate",
+                        &ew_params(y.numel(), 0, 0.0),
+                        &[x.buffer(), y.buffer()],
+                        y.numel(),
+                    )?;
                 }
                 y
             }
             [] => unreachable!(),
         };
-        Ok(self.record(xs, y, || Op::Sum(SumNode { xs: xs.iter().map(|t| (*t).clone()).collect() })))
+        Ok(self.record(xs, y, || {
+            Op::Sum(SumNode {
+                xs: xs.iter().map(|t| (*t).clone()).collect(),
+            })
+        }))
     }
 
     /// a ⊙ b.
     pub fn mul(&mut self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_shape("mul", a, b)?;
         let y = Tensor::empty(self.gpu(), a.shape(), "mul output")?;
-        self.gpu().launch("elementwise", "mul", &ew_params(a.numel(), 0, 0.0), &[a.buffer(), b.buffer(), y.buffer()], a.numel())?;
-        Ok(self.record(&[a, b], y, || Op::Mul(MulNode { a: a.clone(), b: b.clone() })))
+        self.gpu().launch(
+            "elementwise",
+            "mul",
+            &ew_params(a.numel(), 0, 0.0),
+            &[a.buffer(), b.buffer(), y.buffer()],
+            a.numel(),
+        )?;
+        Ok(self.record(&[a, b], y, || {
+            Op::Mul(MulNode {
+                a: a.clone(),
+                b: b.clone(),
+            })
+        }))
     }
 
     /// factor · x.
     pub fn scale(&mut self, x: &Tensor, factor: f32) -> Result<Tensor> {
         let y = Tensor::empty(self.gpu(), x.shape(), "scale output")?;
-        self.gpu().launch("elementwise", "scale_const", &ew_params(x.numel(), 0, factor), &[x.buffer(), y.buffer()], x.numel())?;
-        Ok(self.record(&[x], y, || Op::Scale(ScaleNode { x: x.clone(), factor })))
+        self.gpu().launch(
+            "elementwise",
+            "scale_const",
+            &ew_params(x.numel(), 0, factor),
+            &[x.buffer(), y.buffer()],
+            x.numel(),
+        )?;
+        Ok(self.record(&[x], y, || {
+            Op::Scale(ScaleNode {
+                x: x.clone(),
+                factor,
+            })
+        }))
     }
 
     /// s[idx] · x, where `s` is a GPU-resident scalar table (β lives there, so a replayed step
     /// can change it). No gradient flows to `s`.
     pub fn scale_by(&mut self, x: &Tensor, s: &Tensor, idx: usize) -> Result<Tensor> {
         if idx >= s.numel() {
-            return Err(Error::shape("scale_by", format!("scalar index {idx} outside a table of {}", s.numel())));
+            return Err(Error::shape(
+                "scale_by",
+                format!("scalar index {idx} outside a table of {}", s.numel()),
+            ));
         }
         let y = scale_by_raw(x, s, idx, 1.0)?;
-        Ok(self.record(&[x], y, || Op::ScaleBy(ScaleByNode { x: x.clone(), s: s.clone(), idx, factor: 1.0 })))
+        Ok(self.record(&[x], y, || {
+            Op::ScaleBy(ScaleByNode {
+                x: x.clone(),
+                s: s.clone(),
+                idx,
+                factor: 1.0,
+            })
+        }))
     }
 
     /// Σ_k w[offset + k] · ys[k]: the mixed-edge sum, with gradients to every y_k and to w.
@@ -124,23 +187,49 @@ impl Tape {
             same_shape("weighted_sum", first, y)?;
         }
         if offset + ys.len() > w.numel() {
-            return Err(Error::shape("weighted_sum", format!("weights {:?} too small for offset {offset} + {} terms", w.shape(), ys.len())));
+            return Err(Error::shape(
+                "weighted_sum",
+                format!(
+                    "weights {:?} too small for offset {offset} + {} terms",
+                    w.shape(),
+                    ys.len()
+                ),
+            ));
         }
         let out = scale_by_raw(first, w, offset, 1.0)?;
         for (k, y) in ys.iter().enumerate().skip(1) {
-            self.gpu().launch("elementwise", "axpy", &ew_params(out.numel(), offset + k, 1.0), &[y.buffer(), w.buffer(), out.buffer()], out.numel())?;
+            self.gpu().launch(
+                "elementwise",
+                "axpy",
+                &ew_params(out.numel(), offset + k, 1.0),
+                &[y.buffer(), w.buffer(), out.buffer()],
+                out.numel(),
+            )?;
         }
         let mut inputs: Vec<&Tensor> = ys.to_vec();
         inputs.push(w);
         Ok(self.record(&inputs, out, || {
-            Op::WeightedSum(WeightedSumNode { ys: ys.iter().map(|t| (*t).clone()).collect(), w: w.clone(), offset })
+            Op::WeightedSum(WeightedSumNode {
+                ys: ys.iter().map(|t| (*t).clone()).collect(),
+                w: w.clone(),
+                offset,
+            })
         }))
     }
 
     /// Σ of all elements, as a 1-element tensor.
     pub fn sum_all(&mut self, x: &Tensor) -> Result<Tensor> {
         let y = Tensor::empty(self.gpu(), &[1], "sum_all output")?;
-        reduce_into(self.gpu(), x.buffer(), None, x.numel(), y.buffer(), 0, false, 1.0)?;
+        reduce_into(
+            self.gpu(),
+            x.buffer(),
+            None,
+            x.numel(),
+            y.buffer(),
+            0,
+            false,
+            1.0,
+        )?;
         Ok(self.record(&[x], y, || Op::SumAll(SumAllNode { x: x.clone() })))
     }
 }
@@ -148,7 +237,13 @@ impl Tape {
 impl ReluNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), self.x.shape(), "relu dx")?;
-        gy.gpu().launch("elementwise", "relu_backward", &ew_params(dx.numel(), 0, 0.0), &[self.x.buffer(), gy.buffer(), dx.buffer()], dx.numel())?;
+        gy.gpu().launch(
+            "elementwise",
+            "relu_backward",
+            &ew_params(dx.numel(), 0, 0.0),
+            &[self.x.buffer(), gy.buffer(), dx.buffer()],
+            dx.numel(),
+        )?;
         Ok(vec![(self.x.clone(), dx)])
     }
 }
@@ -166,7 +261,13 @@ impl MulNode {
         for (this, other) in [(&self.a, &self.b), (&self.b, &self.a)] {
             if this.requires_grad() {
                 let d = Tensor::empty(gy.gpu(), this.shape(), "mul grad")?;
-                gy.gpu().launch("elementwise", "mul", &ew_params(d.numel(), 0, 0.0), &[gy.buffer(), other.buffer(), d.buffer()], d.numel())?;
+                gy.gpu().launch(
+                    "elementwise",
+                    "mul",
+                    &ew_params(d.numel(), 0, 0.0),
+                    &[gy.buffer(), other.buffer(), d.buffer()],
+                    d.numel(),
+                )?;
                 out.push((this.clone(), d));
             }
         }
@@ -177,14 +278,23 @@ impl MulNode {
 impl ScaleNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), gy.shape(), "scale dx")?;
-        gy.gpu().launch("elementwise", "scale_const", &ew_params(dx.numel(), 0, self.factor), &[gy.buffer(), dx.buffer()], dx.numel())?;
+        gy.gpu().launch(
+            "elementwise",
+            "scale_const",
+            &ew_params(dx.numel(), 0, self.factor),
+            &[gy.buffer(), dx.buffer()],
+            dx.numel(),
+        )?;
         Ok(vec![(self.x.clone(), dx)])
     }
 }
 
 impl ScaleByNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        Ok(vec![(self.x.clone(), scale_by_raw(gy, &self.s, self.idx, self.factor)?)])
+        Ok(vec![(
+            self.x.clone(),
+            scale_by_raw(gy, &self.s, self.idx, self.factor)?,
+        )])
     }
 }
 
@@ -201,7 +311,16 @@ impl WeightedSumNode {
             // dw[offset + k] = <gy, y_k>; the rest of dw is zero.
             let dw = Tensor::zeros(gpu, self.w.shape())?;
             for (k, y) in self.ys.iter().enumerate() {
-                reduce_into(gpu, gy.buffer(), Some(y.buffer()), gy.numel(), dw.buffer(), self.offset + k, false, 1.0)?;
+                reduce_into(
+                    gpu,
+                    gy.buffer(),
+                    Some(y.buffer()),
+                    gy.numel(),
+                    dw.buffer(),
+                    self.offset + k,
+                    false,
+                    1.0,
+                )?;
             }
             out.push((self.w.clone(), dw));
         }

@@ -7,10 +7,26 @@ use crate::error::{Error, Result};
 
 /// dst[b, d0 + c, :] = src[b, s0 + c, :] for c < cnt, b < n, over `hw` values per channel.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn copy_channels(src: &Tensor, cs: usize, s0: usize, dst: &Tensor, cd: usize, d0: usize, cnt: usize, n: usize, hw: usize) -> Result<()> {
+pub(crate) fn copy_channels(
+    src: &Tensor,
+    cs: usize,
+    s0: usize,
+    dst: &Tensor,
+    cd: usize,
+    d0: usize,
+    cnt: usize,
+    n: usize,
+    hw: usize,
+) -> Result<()> {
     let mut p = [0u32; 16];
     p[..7].copy_from_slice(&[n, hw, cs, cd, s0, d0, cnt].map(|v| v as u32));
-    src.gpu().launch("layout", "channel_copy", &p, &[src.buffer(), dst.buffer()], n * cnt * hw)
+    src.gpu().launch(
+        "layout",
+        "channel_copy",
+        &p,
+        &[src.buffer(), dst.buffer()],
+        n * cnt * hw,
+    )
 }
 
 pub(crate) struct ConcatNode {
@@ -44,7 +60,14 @@ impl Tape {
         for x in xs {
             let (n2, c2, h2, w2) = x.nchw("concat")?;
             if (n2, h2, w2) != (n, h, w) {
-                return Err(Error::shape("concat", format!("{:?} and {:?} differ outside the channel axis", first.shape(), x.shape())));
+                return Err(Error::shape(
+                    "concat",
+                    format!(
+                        "{:?} and {:?} differ outside the channel axis",
+                        first.shape(),
+                        x.shape()
+                    ),
+                ));
             }
             ctot += c2;
         }
@@ -55,7 +78,11 @@ impl Tape {
             copy_channels(x, c, 0, &y, ctot, d0, c, n, h * w)?;
             d0 += c;
         }
-        Ok(self.record(xs, y, || Op::Concat(ConcatNode { xs: xs.iter().map(|t| (*t).clone()).collect() })))
+        Ok(self.record(xs, y, || {
+            Op::Concat(ConcatNode {
+                xs: xs.iter().map(|t| (*t).clone()).collect(),
+            })
+        }))
     }
 
     /// Strided spatial slice: `offset` = 1, `stride` = 1 is `x[:, :, 1:, 1:]`; `offset` = 0,
@@ -63,15 +90,34 @@ impl Tape {
     pub fn slice2d(&mut self, x: &Tensor, cfg: SliceCfg) -> Result<Tensor> {
         let (n, c, h, w) = x.nchw("slice2d")?;
         if cfg.stride == 0 || cfg.offset >= h || cfg.offset >= w {
-            return Err(Error::shape("slice2d", format!("offset {} / stride {} on input {h}x{w}", cfg.offset, cfg.stride)));
+            return Err(Error::shape(
+                "slice2d",
+                format!(
+                    "offset {} / stride {} on input {h}x{w}",
+                    cfg.offset, cfg.stride
+                ),
+            ));
         }
         let ho = (h - cfg.offset).div_ceil(cfg.stride);
         let wo = (w - cfg.offset).div_ceil(cfg.stride);
         let mut p = [0u32; 16];
-        p[8..].copy_from_slice(&[h, w, ho, wo, cfg.offset, cfg.offset, cfg.stride, n * c].map(|v| v as u32));
+        p[8..].copy_from_slice(
+            &[h, w, ho, wo, cfg.offset, cfg.offset, cfg.stride, n * c].map(|v| v as u32),
+        );
         let y = Tensor::empty(self.gpu(), &[n, c, ho, wo], "slice output")?;
-        self.gpu().launch("layout", "slice_forward", &p, &[x.buffer(), y.buffer()], y.numel())?;
-        Ok(self.record(&[x], y, || Op::Slice(SliceNode { x: x.clone(), params: p })))
+        self.gpu().launch(
+            "layout",
+            "slice_forward",
+            &p,
+            &[x.buffer(), y.buffer()],
+            y.numel(),
+        )?;
+        Ok(self.record(&[x], y, || {
+            Op::Slice(SliceNode {
+                x: x.clone(),
+                params: p,
+            })
+        }))
     }
 
     /// Same data, new shape (same element count).
@@ -102,7 +148,13 @@ impl ConcatNode {
 impl SliceNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), self.x.shape(), "slice dx")?;
-        gy.gpu().launch("layout", "slice_backward", &self.params, &[gy.buffer(), dx.buffer()], dx.numel())?;
+        gy.gpu().launch(
+            "layout",
+            "slice_backward",
+            &self.params,
+            &[gy.buffer(), dx.buffer()],
+            dx.numel(),
+        )?;
         Ok(vec![(self.x.clone(), dx)])
     }
 }

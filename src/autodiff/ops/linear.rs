@@ -14,27 +14,82 @@ pub(crate) struct LinearNode {
 
 /// C (m×n) = A·B (+ bias) with A[i,k] = a[i·ars + k·acs], B[k,j] = b[k·brs + j·bcs].
 #[allow(clippy::too_many_arguments)]
-fn matmul(a: &Tensor, b: &Tensor, bias: Option<&GpuBuffer>, c: &Tensor, m: usize, n: usize, k: usize, strides: [usize; 4]) -> Result<()> {
-    let p = [m, n, k, bias.is_some() as usize, strides[0], strides[1], strides[2], strides[3]].map(|v| v as u32);
+fn matmul(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&GpuBuffer>,
+    c: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    strides: [usize; 4],
+) -> Result<()> {
+    let p = [
+        m,
+        n,
+        k,
+        bias.is_some() as usize,
+        strides[0],
+        strides[1],
+        strides[2],
+        strides[3],
+    ]
+    .map(|v| v as u32);
     let bias = bias.unwrap_or(a.buffer());
-    a.gpu().launch("matmul", "matmul", &p, &[a.buffer(), b.buffer(), bias, c.buffer()], m * n)
+    a.gpu().launch(
+        "matmul",
+        "matmul",
+        &p,
+        &[a.buffer(), b.buffer(), bias, c.buffer()],
+        m * n,
+    )
 }
 
 impl Tape {
     /// x: (n, in), w: (out, in), b: (out) → (n, out).
     pub fn linear(&mut self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         let (&[n, fin], &[fout, fin2]) = (x.shape(), w.shape()) else {
-            return Err(Error::shape("linear", format!("expected x (n, in) and weight (out, in), got {:?} and {:?}", x.shape(), w.shape())));
+            return Err(Error::shape(
+                "linear",
+                format!(
+                    "expected x (n, in) and weight (out, in), got {:?} and {:?}",
+                    x.shape(),
+                    w.shape()
+                ),
+            ));
         };
         if fin != fin2 || b.is_some_and(|b| b.shape() != [fout]) {
-            return Err(Error::shape("linear", format!("x {:?}, weight {:?}, bias {:?} do not agree", x.shape(), w.shape(), b.map(|b| b.shape().to_vec()))));
+            return Err(Error::shape(
+                "linear",
+                format!(
+                    "x {:?}, weight {:?}, bias {:?} do not agree",
+                    x.shape(),
+                    w.shape(),
+                    b.map(|b| b.shape().to_vec())
+                ),
+            ));
         }
         let y = Tensor::empty(self.gpu(), &[n, fout], "linear output")?;
         // B = Wᵀ: B[k, j] = W[j, k] = w[j·in + k].
-        matmul(x, w, b.map(|b| b.buffer()), &y, n, fout, fin, [fin, 1, 1, fin])?;
+        matmul(
+            x,
+            w,
+            b.map(|b| b.buffer()),
+            &y,
+            n,
+            fout,
+            fin,
+            [fin, 1, 1, fin],
+        )?;
         let mut inputs = vec![x, w];
         inputs.extend(b);
-        Ok(self.record(&inputs, y, || Op::Linear(LinearNode { x: x.clone(), w: w.clone(), b: b.cloned() })))
+        Ok(self.record(&inputs, y, || {
+            Op::Linear(LinearNode {
+                x: x.clone(),
+                w: w.clone(),
+                b: b.cloned(),
+            })
+        }))
     }
 }
 
@@ -58,7 +113,13 @@ impl LinearNode {
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
             let db = Tensor::empty(gpu, b.shape(), "linear db")?;
-            gpu.launch("matmul", "col_sum", &[n as u32, fout as u32, 0, 0, 0, 0, 0, 0], &[gy.buffer(), db.buffer()], fout)?;
+            gpu.launch(
+                "matmul",
+                "col_sum",
+                &[n as u32, fout as u32, 0, 0, 0, 0, 0, 0],
+                &[gy.buffer(), db.buffer()],
+                fout,
+            )?;
             out.push((b.clone(), db));
         }
         Ok(out)

@@ -36,18 +36,38 @@ impl Tape {
         let (n, c, hw) = match x.shape() {
             &[n, c, h, w] => (n, c, h * w),
             &[n, c] => (n, c, 1),
-            s => return Err(Error::shape("batch_norm", format!("expected (n, c, h, w) or (n, c), got {s:?}"))),
+            s => {
+                return Err(Error::shape(
+                    "batch_norm",
+                    format!("expected (n, c, h, w) or (n, c), got {s:?}"),
+                ))
+            }
         };
-        for (name, t) in [("running_mean", state.running_mean), ("running_var", state.running_var)]
-            .into_iter()
-            .chain(affine.into_iter().flat_map(|(g, b)| [("weight", g), ("bias", b)]))
-        {
+        for (name, t) in [
+            ("running_mean", state.running_mean),
+            ("running_var", state.running_var),
+        ]
+        .into_iter()
+        .chain(
+            affine
+                .into_iter()
+                .flat_map(|(g, b)| [("weight", g), ("bias", b)]),
+        ) {
             if t.shape() != [c] {
-                return Err(Error::shape("batch_norm", format!("{name} must have shape ({c}), got {:?}", t.shape())));
+                return Err(Error::shape(
+                    "batch_norm",
+                    format!("{name} must have shape ({c}), got {:?}", t.shape()),
+                ));
             }
         }
         if train && n * hw < 2 {
-            return Err(Error::shape("batch_norm", format!("training needs more than one value per channel, got input {:?}", x.shape())));
+            return Err(Error::shape(
+                "batch_norm",
+                format!(
+                    "training needs more than one value per channel, got input {:?}",
+                    x.shape()
+                ),
+            ));
         }
         let gpu = self.gpu().clone();
         let params = [
@@ -66,7 +86,12 @@ impl Tape {
                 "batchnorm",
                 "stats",
                 &params,
-                &[x.buffer(), saved.buffer(), state.running_mean.buffer(), state.running_var.buffer()],
+                &[
+                    x.buffer(),
+                    saved.buffer(),
+                    state.running_mean.buffer(),
+                    state.running_var.buffer(),
+                ],
                 c,
             )?;
         } else {
@@ -74,7 +99,11 @@ impl Tape {
                 "batchnorm",
                 "eval_stats",
                 &params,
-                &[state.running_mean.buffer(), state.running_var.buffer(), saved.buffer()],
+                &[
+                    state.running_mean.buffer(),
+                    state.running_var.buffer(),
+                    saved.buffer(),
+                ],
                 c,
             )?;
         }
@@ -84,7 +113,13 @@ impl Tape {
             "batchnorm",
             "normalize",
             &params,
-            &[x.buffer(), saved.buffer(), g.buffer(), b.buffer(), y.buffer()],
+            &[
+                x.buffer(),
+                saved.buffer(),
+                g.buffer(),
+                b.buffer(),
+                y.buffer(),
+            ],
             y.numel(),
         )?;
         let mut inputs = vec![x];
@@ -123,7 +158,13 @@ impl BatchNormNode {
                 "batchnorm",
                 "backward_dx",
                 &self.params,
-                &[self.x.buffer(), gy.buffer(), self.saved.buffer(), g.buffer(), dx.buffer()],
+                &[
+                    self.x.buffer(),
+                    gy.buffer(),
+                    self.saved.buffer(),
+                    g.buffer(),
+                    dx.buffer(),
+                ],
                 dx.numel(),
             )?;
             out.push((self.x.clone(), dx));

@@ -26,7 +26,14 @@ pub(crate) fn reduce_into(
     let chunk = chunk_for(n);
     let groups = n.div_ceil(chunk).max(1);
     let partial = gpu.alloc("reduction partials", groups)?;
-    let p = [n as u32, chunk as u32, groups as u32, offset as u32, accumulate as u32, factor.to_bits()];
+    let p = [
+        n as u32,
+        chunk as u32,
+        groups as u32,
+        offset as u32,
+        accumulate as u32,
+        factor.to_bits(),
+    ];
     match b {
         Some(b) => gpu.launch_groups("reduce", "dot_partial", &p, &[a, b, &partial], groups)?,
         None => gpu.launch_groups("reduce", "sum_partial", &p, &[a, &partial], groups)?,
@@ -37,6 +44,15 @@ pub(crate) fn reduce_into(
 /// Σ a·b as a new 1-element tensor.
 pub fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), &[1], "dot")?;
-    reduce_into(a.gpu(), a.buffer(), Some(b.buffer()), a.numel(), out.buffer(), 0, false, 1.0)?;
+    reduce_into(
+        a.gpu(),
+        a.buffer(),
+        Some(b.buffer()),
+        a.numel(),
+        out.buffer(),
+        0,
+        false,
+        1.0,
+    )?;
     Ok(out)
 }

@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
         &[r, c] if c > 0 => Ok((r, c)),
-        s => Err(Error::shape(op, format!("expected a (rows, cols) matrix, got {s:?}"))),
+        s => Err(Error::shape(
+            op,
+            format!("expected a (rows, cols) matrix, got {s:?}"),
+        )),
     }
 }
 
@@ -34,25 +37,60 @@ impl Tape {
         let (r, c) = rows_cols("softmax_rows", x)?;
         let params = [r as u32, c as u32];
         let y = Tensor::empty(self.gpu(), x.shape(), "softmax output")?;
-        self.gpu().launch("softmax", "row_softmax_forward", &params, &[x.buffer(), y.buffer()], r)?;
+        self.gpu().launch(
+            "softmax",
+            "row_softmax_forward",
+            &params,
+            &[x.buffer(), y.buffer()],
+            r,
+        )?;
         let saved = y.clone();
-        Ok(self.record(&[x], y, || Op::Softmax(SoftmaxNode { x: x.clone(), y: saved, params })))
+        Ok(self.record(&[x], y, || {
+            Op::Softmax(SoftmaxNode {
+                x: x.clone(),
+                y: saved,
+                params,
+            })
+        }))
     }
 
     /// Mean over rows of −log softmax(logits)[label]: a 1-element tensor.
     pub fn cross_entropy(&mut self, logits: &Tensor, labels: &Labels) -> Result<Tensor> {
         let (r, c) = rows_cols("cross_entropy", logits)?;
         if labels.len() != r {
-            return Err(Error::shape("cross_entropy", format!("{} labels for {r} rows of logits", labels.len())));
+            return Err(Error::shape(
+                "cross_entropy",
+                format!("{} labels for {r} rows of logits", labels.len()),
+            ));
         }
         let params = [r as u32, c as u32];
         let gpu = self.gpu().clone();
         let rows = Tensor::empty(&gpu, &[2 * r], "cross_entropy rows")?;
-        gpu.launch("softmax", "ce_forward", &params, &[logits.buffer(), &labels.buf, rows.buffer()], r)?;
+        gpu.launch(
+            "softmax",
+            "ce_forward",
+            &params,
+            &[logits.buffer(), &labels.buf, rows.buffer()],
+            r,
+        )?;
         let loss = Tensor::empty(&gpu, &[1], "loss")?;
-        reduce_into(&gpu, rows.buffer(), None, r, loss.buffer(), 0, false, 1.0 / r as f32)?;
+        reduce_into(
+            &gpu,
+            rows.buffer(),
+            None,
+            r,
+            loss.buffer(),
+            0,
+            false,
+            1.0 / r as f32,
+        )?;
         Ok(self.record(&[logits], loss, || {
-            Op::CrossEntropy(CrossEntropyNode { logits: logits.clone(), labels: labels.clone(), rows, params })
+            Op::CrossEntropy(CrossEntropyNode {
+                logits: logits.clone(),
+                labels: labels.clone(),
+                rows,
+                params,
+            })
         }))
     }
 }
@@ -62,23 +100,41 @@ impl Tape {
 pub fn label_ranks(logits: &Tensor, labels: &Labels) -> Result<Vec<u32>> {
     let (r, c) = rows_cols("label_ranks", logits)?;
     if labels.len() != r {
-        return Err(Error::shape("label_ranks", format!("{} labels for {r} rows", labels.len())));
+        return Err(Error::shape(
+            "label_ranks",
+            format!("{} labels for {r} rows", labels.len()),
+        ));
     }
     let out = Tensor::empty(logits.gpu(), &[r], "ranks")?;
-    logits.gpu().launch("softmax", "rank_of_label", &[r as u32, c as u32], &[logits.buffer(), &labels.buf, out.buffer()], r)?;
+    logits.gpu().launch(
+        "softmax",
+        "rank_of_label",
+        &[r as u32, c as u32],
+        &[logits.buffer(), &labels.buf, out.buffer()],
+        r,
+    )?;
     Ok(out.to_vec()?.into_iter().map(|v| v as u32).collect())
 }
 
 /// (top-1, top-5) correct counts.
 pub fn topk_correct(logits: &Tensor, labels: &Labels) -> Result<(usize, usize)> {
     let ranks = label_ranks(logits, labels)?;
-    Ok((ranks.iter().filter(|&&k| k < 1).count(), ranks.iter().filter(|&&k| k < 5).count()))
+    Ok((
+        ranks.iter().filter(|&&k| k < 1).count(),
+        ranks.iter().filter(|&&k| k < 5).count(),
+    ))
 }
 
 impl SoftmaxNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), self.x.shape(), "softmax dx")?;
-        gy.gpu().launch("softmax", "row_softmax_backward", &self.params, &[self.y.buffer(), gy.buffer(), dx.buffer()], self.params[0] as usize)?;
+        gy.gpu().launch(
+            "softmax",
+            "row_softmax_backward",
+            &self.params,
+            &[self.y.buffer(), gy.buffer(), dx.buffer()],
+            self.params[0] as usize,
+        )?;
         Ok(vec![(self.x.clone(), dx)])
     }
 }
@@ -90,7 +146,13 @@ impl CrossEntropyNode {
             "softmax",
             "ce_backward",
             &self.params,
-            &[self.logits.buffer(), &self.labels.buf, self.rows.buffer(), gy.buffer(), dx.buffer()],
+            &[
+                self.logits.buffer(),
+                &self.labels.buf,
+                self.rows.buffer(),
+                gy.buffer(),
+                dx.buffer(),
+            ],
             dx.numel(),
         )?;
         Ok(vec![(self.logits.clone(), dx)])

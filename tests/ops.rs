@@ -1,0 +1,680 @@
+//! Every op, forward and backward, on awkward shapes (batch 1, C = 1, non-square, sizes not a
+//! multiple of the workgroup):
+//! - forward against the CPU f64 reference;
+//! - gradients against central finite differences of the f64 reference, with the op placed
+//!   mid-graph (inputs scaled before it, a random weighting after it), so a backward that
+//!   ignores its incoming gradient or drops a path fails.
+
+mod common;
+
+use common::reference::{self as cpu, Shape4};
+use common::{f32s, finite_diff, gpu, Rng, Tolerance};
+use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
+use darts_minus::Result;
+
+/// Scale applied to every differentiable input before the op (the "upstream" part of the graph).
+const PRE: f64 = 0.75;
+
+struct Input {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+    /// Differentiable (gets a gradient and is pre-scaled); otherwise a constant.
+    diff: bool,
+}
+
+fn input(rng: &mut Rng, shape: &[usize], diff: bool) -> Input {
+    let n = shape.iter().product();
+    Input {
+        shape: shape.to_vec(),
+        data: rng.vec(n),
+        diff,
+    }
+}
+
+/// Checks forward and gradients of one op. `cpu_op` and `gpu_op` receive the inputs in order.
+fn check(
+    name: &str,
+    inputs: Vec<Input>,
+    cpu_op: impl Fn(&[Vec<f64>]) -> Vec<f64>,
+    gpu_op: impl Fn(&mut Tape, &[Tensor]) -> Result<Tensor>,
+    fwd_tol: Tolerance,
+    grad_tol: Tolerance,
+) {
+    let g = gpu();
+    let raw: Vec<Vec<f64>> = inputs.iter().map(|i| i.data.clone()).collect();
+
+    // Forward, no tape.
+    let ts: Vec<Tensor> = inputs
+        .iter()
+        .map(|i| Tensor::from_slice(&g, &i.shape, &f32s(&i.data)).unwrap())
+        .collect();
+    let mut tape = Tape::inference(&g);
+    let y = gpu_op(&mut tape, &ts).unwrap();
+    let expected = cpu_op(&raw);
+    fwd_tol.assert_close(&format!("{name} forward"), &y.to_vec().unwrap(), &expected);
+
+    // Mid-graph gradient: loss = Σ c ⊙ op(PRE · x) for differentiable x.
+    let mut rng = Rng::new(99);
+    let c = rng.vec(expected.len());
+    let mut tape = Tape::new(&g);
+    let leaves: Vec<Tensor> = inputs
+        .iter()
+        .map(|i| {
+            let t = Tensor::from_slice(&g, &i.shape, &f32s(&i.data)).unwrap();
+            if i.diff {
+                t.with_grad()
+            } else {
+                t
+            }
+        })
+        .collect();
+    let fed: Vec<Tensor> = leaves
+        .iter()
+        .zip(&inputs)
+        .map(|(t, i)| {
+            if i.diff {
+                tape.scale(t, PRE as f32).unwrap()
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let y = gpu_op(&mut tape, &fed).unwrap();
+    let ct = Tensor::from_slice(&g, y.shape(), &f32s(&c)).unwrap();
+    let weighted = tape.mul(&y, &ct).unwrap();
+    let loss = tape.sum_all(&weighted).unwrap();
+    let grads = tape.backward(&loss).unwrap();
+
+    let loss_cpu = |vals: &[Vec<f64>]| -> f64 {
+        let scaled: Vec<Vec<f64>> = vals
+            .iter()
+            .zip(&inputs)
+            .map(|(v, i)| {
+                if i.diff {
+                    v.iter().map(|x| x * PRE).collect()
+                } else {
+                    v.clone()
+                }
+            })
+            .collect();
+        cpu_op(&scaled).iter().zip(&c).map(|(a, b)| a * b).sum()
+    };
+    for (k, inp) in inputs.iter().enumerate() {
+        if !inp.diff {
+            continue;
+        }
+        let fd = finite_diff(&raw[k], 1e-6, |xk| {
+            let mut vals = raw.clone();
+            vals[k] = xk.to_vec();
+            loss_cpu(&vals)
+        });
+        let got = grads
+            .get(&leaves[k])
+            .unwrap_or_else(|| panic!("{name}: no gradient for input {k}"))
+            .to_vec()
+            .unwrap();
+        grad_tol
+            .scaled(&fd)
+            .assert_close(&format!("{name} gradient of input {k}"), &got, &fd);
+    }
+}
+
+fn s4(s: &[usize]) -> Shape4 {
+    Shape4(s[0], s[1], s[2], s[3])
+}
+
+fn conv_case(
+    seed: u64,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    bias: bool,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+) {
+    let mut rng = Rng::new(seed);
+    let mut inputs = vec![input(&mut rng, &xs, true), input(&mut rng, &ws, true)];
+    if bias {
+        inputs.push(input(&mut rng, &[ws[0]], true));
+    }
+    let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
+    check(
+        &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias}"),
+        inputs,
+        |v| {
+            cpu::conv2d(
+                &v[0],
+                s4(&xs),
+                &v[1],
+                s4(&ws),
+                v.get(2).map(|b| b.as_slice()),
+                stride,
+                pad,
+                dil,
+                groups,
+            )
+            .0
+        },
+        |t, v| t.conv2d(&v[0], &v[1], v.get(2), cfg),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn conv_dense_3x3_bias_nonsquare() {
+    conv_case(1, [2, 3, 7, 5], [4, 3, 3, 3], true, 1, 1, 1, 1);
+}
+
+#[test]
+fn conv_dense_stride2_batch1() {
+    conv_case(2, [1, 2, 9, 6], [3, 2, 3, 3], false, 2, 1, 1, 1);
+}
+
+#[test]
+fn conv_dense_single_channel_dilated() {
+    conv_case(3, [2, 1, 11, 10], [1, 1, 5, 5], true, 1, 4, 2, 1);
+}
+
+#[test]
+fn conv_pointwise_1x1() {
+    conv_case(4, [2, 5, 4, 3], [3, 5, 1, 1], false, 1, 0, 1, 1);
+}
+
+#[test]
+fn conv_pointwise_1x1_stride2() {
+    conv_case(5, [2, 4, 7, 7], [2, 4, 1, 1], false, 2, 0, 1, 1);
+}
+
+#[test]
+fn depthwise_k3_s1() {
+    conv_case(6, [2, 3, 6, 5], [3, 1, 3, 3], false, 1, 1, 1, 3);
+}
+
+#[test]
+fn depthwise_k3_s2() {
+    conv_case(7, [1, 3, 9, 8], [3, 1, 3, 3], false, 2, 1, 1, 3);
+}
+
+#[test]
+fn depthwise_k5_s1() {
+    conv_case(8, [2, 2, 7, 6], [2, 1, 5, 5], false, 1, 2, 1, 2);
+}
+
+#[test]
+fn depthwise_k5_s2() {
+    conv_case(9, [1, 2, 10, 9], [2, 1, 5, 5], false, 2, 2, 1, 2);
+}
+
+#[test]
+fn depthwise_k3_dil2_s1() {
+    conv_case(10, [2, 3, 7, 7], [3, 1, 3, 3], false, 1, 2, 2, 3);
+}
+
+#[test]
+fn depthwise_k3_dil2_s2() {
+    conv_case(11, [1, 1, 9, 10], [1, 1, 3, 3], false, 2, 2, 2, 1);
+}
+
+#[test]
+fn depthwise_k5_dil2_s1() {
+    conv_case(12, [1, 2, 9, 9], [2, 1, 5, 5], false, 1, 4, 2, 2);
+}
+
+#[test]
+fn depthwise_k5_dil2_s2() {
+    conv_case(13, [2, 2, 8, 11], [2, 1, 5, 5], false, 2, 4, 2, 2);
+}
+
+fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
+    let mut rng = Rng::new(seed);
+    check(
+        &format!(
+            "{} pool x{xs:?} k{k} s{s} p{p}",
+            if is_max { "max" } else { "avg" }
+        ),
+        vec![input(&mut rng, &xs, true)],
+        |v| cpu::pool2d(&v[0], s4(&xs), k, s, p, is_max).0,
+        |t, v| {
+            let cfg = PoolCfg::new(k, s, p);
+            if is_max {
+                t.max_pool2d(&v[0], cfg)
+            } else {
+                t.avg_pool2d(&v[0], cfg)
+            }
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn max_pool_3x3_s1() {
+    pool_case(20, [2, 3, 5, 7], 3, 1, 1, true);
+}
+
+#[test]
+fn max_pool_3x3_s2_odd() {
+    pool_case(21, [1, 2, 9, 7], 3, 2, 1, true);
+}
+
+#[test]
+fn avg_pool_3x3_s1_exclude_pad() {
+    pool_case(22, [2, 3, 5, 6], 3, 1, 1, false);
+}
+
+#[test]
+fn avg_pool_3x3_s2_exclude_pad() {
+    pool_case(23, [1, 1, 7, 9], 3, 2, 1, false);
+}
+
+#[test]
+fn avg_pool_2x2_s2() {
+    pool_case(24, [2, 2, 8, 6], 2, 2, 0, false);
+}
+
+#[test]
+fn avg_pool_5x5_s3() {
+    pool_case(25, [2, 3, 8, 8], 5, 3, 0, false);
+}
+
+#[test]
+fn global_avg_pool() {
+    let xs = [3, 2, 5, 3];
+    let mut rng = Rng::new(26);
+    check(
+        "global avg pool",
+        vec![input(&mut rng, &xs, true)],
+        |v| cpu::global_avg(&v[0], s4(&xs)),
+        |t, v| t.global_avg_pool(&v[0]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+fn bn_case(seed: u64, xs: [usize; 4], affine: bool, train: bool) {
+    let mut rng = Rng::new(seed);
+    let c = xs[1];
+    let mut inputs = vec![input(&mut rng, &xs, true)];
+    // Running statistics: constants (mean anywhere, variance positive).
+    inputs.push(Input {
+        shape: vec![c],
+        data: rng.vec(c),
+        diff: false,
+    });
+    inputs.push(Input {
+        shape: vec![c],
+        data: (0..c)
+            .map(|_| rng.uniform(0.5, 2.0) as f32 as f64)
+            .collect(),
+        diff: false,
+    });
+    if affine {
+        inputs.push(Input {
+            shape: vec![c],
+            data: (0..c)
+                .map(|_| rng.uniform(0.5, 1.5) as f32 as f64)
+                .collect(),
+            diff: true,
+        });
+        inputs.push(input(&mut rng, &[c], true));
+    }
+    check(
+        &format!("batch_norm x{xs:?} affine={affine} train={train}"),
+        inputs,
+        |v| {
+            let aff = v.get(3).map(|g| (g.as_slice(), v[4].as_slice()));
+            if train {
+                cpu::batch_norm_train(&v[0], s4(&xs), aff, 1e-5).0
+            } else {
+                cpu::batch_norm_eval(&v[0], s4(&xs), aff, &v[1], &v[2], 1e-5)
+            }
+        },
+        |t, v| {
+            // Train mode updates running statistics in place: work on copies.
+            let (rm, rv) = (v[1].duplicate()?, v[2].duplicate()?);
+            let aff = v.get(3).map(|g| (g, &v[4]));
+            t.batch_norm(
+                &v[0],
+                aff,
+                BnState {
+                    running_mean: &rm,
+                    running_var: &rv,
+                    momentum: 0.1,
+                    eps: 1e-5,
+                },
+                train,
+            )
+        },
+        Tolerance::FORWARD.scaled(&[4.0]),
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn batch_norm_train_affine() {
+    bn_case(30, [3, 2, 5, 3], true, true);
+}
+
+#[test]
+fn batch_norm_train_plain_batch1() {
+    bn_case(31, [1, 3, 7, 5], false, true);
+}
+
+#[test]
+fn batch_norm_eval_affine() {
+    bn_case(32, [2, 2, 3, 3], true, false);
+}
+
+#[test]
+fn batch_norm_eval_plain() {
+    bn_case(33, [2, 1, 4, 5], false, false);
+}
+
+#[test]
+fn batch_norm_running_stats_update() {
+    let g = gpu();
+    let xs = [3, 2, 5, 7];
+    let mut rng = Rng::new(34);
+    let x = rng.vec(xs.iter().product());
+    let rm0 = rng.vec(2);
+    let rv0: Vec<f64> = vec![1.5, 0.7];
+    let (rm, rv) = (
+        Tensor::from_slice(&g, &[2], &f32s(&rm0)).unwrap(),
+        Tensor::from_slice(&g, &[2], &f32s(&rv0)).unwrap(),
+    );
+    let xt = Tensor::from_slice(&g, &xs, &f32s(&x)).unwrap();
+    let mut tape = Tape::inference(&g);
+    tape.batch_norm(
+        &xt,
+        None,
+        BnState {
+            running_mean: &rm,
+            running_var: &rv,
+            momentum: 0.1,
+            eps: 1e-5,
+        },
+        true,
+    )
+    .unwrap();
+    let (_, mean, uvar) = cpu::batch_norm_train(&x, s4(&xs), None, 1e-5);
+    let exp_rm: Vec<f64> = (0..2).map(|c| 0.9 * rm0[c] + 0.1 * mean[c]).collect();
+    let exp_rv: Vec<f64> = (0..2).map(|c| 0.9 * rv0[c] + 0.1 * uvar[c]).collect();
+    Tolerance::FORWARD.assert_close("running mean", &rm.to_vec().unwrap(), &exp_rm);
+    Tolerance::FORWARD.assert_close("running var (unbiased)", &rv.to_vec().unwrap(), &exp_rv);
+}
+
+#[test]
+fn relu() {
+    let mut rng = Rng::new(40);
+    check(
+        "relu",
+        vec![input(&mut rng, &[3, 5, 7], true)],
+        |v| v[0].iter().map(|x| x.max(0.0)).collect(),
+        |t, v| t.relu(&v[0]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn sum_of_three() {
+    let mut rng = Rng::new(41);
+    let s = [2, 3, 4, 5];
+    check(
+        "sum of 3",
+        vec![
+            input(&mut rng, &s, true),
+            input(&mut rng, &s, true),
+            input(&mut rng, &s, true),
+        ],
+        |v| {
+            (0..v[0].len())
+                .map(|i| v[0][i] + v[1][i] + v[2][i])
+                .collect()
+        },
+        |t, v| t.sum(&[&v[0], &v[1], &v[2]]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn sum_of_one_input_twice() {
+    // The same tensor used twice: gradients must accumulate, not overwrite.
+    let mut rng = Rng::new(42);
+    check(
+        "x + x",
+        vec![input(&mut rng, &[7, 3], true)],
+        |v| v[0].iter().map(|x| 2.0 * x).collect(),
+        |t, v| t.sum(&[&v[0], &v[0]]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn mul_and_scale() {
+    let mut rng = Rng::new(43);
+    check(
+        "mul then scale",
+        vec![
+            input(&mut rng, &[5, 61], true),
+            input(&mut rng, &[5, 61], true),
+        ],
+        |v| v[0].iter().zip(&v[1]).map(|(a, b)| -2.5 * a * b).collect(),
+        |t, v| {
+            let m = t.mul(&v[0], &v[1])?;
+            t.scale(&m, -2.5)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn scale_by_gpu_scalar() {
+    let mut rng = Rng::new(44);
+    let table = vec![0.5, -1.25, 3.0];
+    check(
+        "scale by s[1]",
+        vec![
+            input(&mut rng, &[3, 2, 5, 5], true),
+            Input {
+                shape: vec![3],
+                data: table,
+                diff: false,
+            },
+        ],
+        |v| v[0].iter().map(|x| x * v[1][1]).collect(),
+        |t, v| t.scale_by(&v[0], &v[1], 1),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn weighted_sum_with_weight_gradient() {
+    // Σ_k w[row·K + k]·y_k over a (2, 4) weight table, row 1, as a mixed edge reads α.
+    let mut rng = Rng::new(45);
+    let s = [2, 3, 5, 4];
+    let mut inputs: Vec<Input> = (0..4).map(|_| input(&mut rng, &s, true)).collect();
+    inputs.push(input(&mut rng, &[2, 4], true));
+    check(
+        "weighted sum",
+        inputs,
+        |v| {
+            (0..v[0].len())
+                .map(|i| (0..4).map(|k| v[4][4 + k] * v[k][i]).sum())
+                .collect()
+        },
+        |t, v| t.weighted_sum(&[&v[0], &v[1], &v[2], &v[3]], &v[4], 4),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn sum_all_large() {
+    // More elements than one reduction chunk, not a multiple of the workgroup.
+    let mut rng = Rng::new(46);
+    check(
+        "sum_all",
+        vec![input(&mut rng, &[3001], true)],
+        |v| vec![v[0].iter().sum()],
+        |t, v| t.sum_all(&v[0]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn concat_channels() {
+    let mut rng = Rng::new(47);
+    let (a, b, c) = ([2, 1, 3, 4], [2, 3, 3, 4], [2, 2, 3, 4]);
+    check(
+        "concat",
+        vec![
+            input(&mut rng, &a, true),
+            input(&mut rng, &b, true),
+            input(&mut rng, &c, true),
+        ],
+        |v| cpu::concat(&[(&v[0], s4(&a)), (&v[1], s4(&b)), (&v[2], s4(&c))]).0,
+        |t, v| t.concat(&[&v[0], &v[1], &v[2]]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn crop_1_1() {
+    let mut rng = Rng::new(48);
+    let s = [2, 2, 7, 6];
+    check(
+        "x[:, :, 1:, 1:]",
+        vec![input(&mut rng, &s, true)],
+        |v| cpu::slice2d(&v[0], s4(&s), 1, 1).0,
+        |t, v| {
+            t.slice2d(
+                &v[0],
+                SliceCfg {
+                    offset: 1,
+                    stride: 1,
+                },
+            )
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn subsample_stride2_odd() {
+    let mut rng = Rng::new(49);
+    let s = [1, 3, 7, 9];
+    check(
+        "x[:, :, ::2, ::2]",
+        vec![input(&mut rng, &s, true)],
+        |v| cpu::slice2d(&v[0], s4(&s), 0, 2).0,
+        |t, v| {
+            t.slice2d(
+                &v[0],
+                SliceCfg {
+                    offset: 0,
+                    stride: 2,
+                },
+            )
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn reshape_passes_gradient() {
+    let mut rng = Rng::new(50);
+    check(
+        "reshape",
+        vec![input(&mut rng, &[2, 3, 1, 1], true)],
+        |v| v[0].clone(),
+        |t, v| t.reshape(&v[0], &[2, 3]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn softmax_rows() {
+    let mut rng = Rng::new(51);
+    check(
+        "row softmax",
+        vec![Input {
+            shape: vec![14, 8],
+            data: rng.vec(112).iter().map(|x| 3.0 * x).collect(),
+            diff: true,
+        }],
+        |v| cpu::softmax_rows(&v[0], 8),
+        |t, v| t.softmax_rows(&v[0]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn linear_with_bias() {
+    let mut rng = Rng::new(52);
+    check(
+        "linear",
+        vec![
+            input(&mut rng, &[5, 7], true),
+            input(&mut rng, &[3, 7], true),
+            input(&mut rng, &[3], true),
+        ],
+        |v| cpu::linear(&v[0], 5, 7, &v[1], 3, Some(&v[2])),
+        |t, v| t.linear(&v[0], &v[1], Some(&v[2])),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn cross_entropy_mean() {
+    let mut rng = Rng::new(53);
+    let labels: Vec<u32> = (0..6).map(|_| rng.below(10)).collect();
+    let lab2 = labels.clone();
+    check(
+        "cross entropy",
+        vec![Input {
+            shape: vec![6, 10],
+            data: rng.vec(60).iter().map(|x| 4.0 * x).collect(),
+            diff: true,
+        }],
+        |v| vec![cpu::cross_entropy(&v[0], 10, &labels)],
+        move |t, v| {
+            let l = Labels::new(t.gpu(), &lab2)?;
+            t.cross_entropy(&v[0], &l)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn topk_accuracy() {
+    let g = gpu();
+    let mut rng = Rng::new(54);
+    let (rows, cols) = (37, 10);
+    let x = rng.vec(rows * cols);
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(cols as u32)).collect();
+    let xt = Tensor::from_slice(&g, &[rows, cols], &f32s(&x)).unwrap();
+    let l = Labels::new(&g, &labels).unwrap();
+    let (t1, t5) = darts_minus::autodiff::ops::softmax::topk_correct(&xt, &l).unwrap();
+    let rank = |r: usize| {
+        (0..cols)
+            .filter(|&j| x[r * cols + j] > x[r * cols + labels[r] as usize])
+            .count()
+    };
+    assert_eq!(t1, (0..rows).filter(|&r| rank(r) < 1).count());
+    assert_eq!(t5, (0..rows).filter(|&r| rank(r) < 5).count());
+}
