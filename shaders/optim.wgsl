@@ -4,7 +4,9 @@
 //   sgd        1 g, 2 hyper, 3 w, 4 buf:  d = g + wd*w; buf = momentum*buf + d; w -= lr*buf
 //              (lr = hyper[lr_idx]; buf starts at 0, matching PyTorch's first step buf = d)
 //   adam       1 g, 2 hyper, 3 w, 4 m, 5 v:  L2 decay d = g + wd*w; m, v moments;
-//              w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), t = hyper[step_idx]
+//              w -= step_size * m / (sqrt(v) / bc2_sqrt + eps), with step_size = lr/(1-b1^t)
+//              at hyper[lr_idx] and bc2_sqrt = sqrt(1-b2^t) at hyper[step_idx], both computed
+//              on the CPU in f64 (1 - b^t cancels badly with a GPU's approximate pow)
 //   clip_coef  1 sumsq (total at [0]), 2 coef: coef[0] = min(1, max_norm/(sqrt(sumsq)+1e-6))
 // One thread per parameter element (clip_coef: one thread), workgroup size 256.
 
@@ -35,16 +37,13 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
     if (i >= p.n) { return; }
-    let t = o_hyper[p.step_idx];
-    let bc1 = 1.0 - pow(p.b1, t);
-    let bc2 = 1.0 - pow(p.b2, t);
     let d = o_g[i] + p.wd * o_w[i];
     let m = p.b1 * o_m[i] + (1.0 - p.b1) * d;
     let v = p.b2 * o_v[i] + (1.0 - p.b2) * d * d;
     o_m[i] = m;
     o_v[i] = v;
-    let denom = sqrt(v) / sqrt(bc2) + p.eps;
-    o_w[i] = o_w[i] - (o_hyper[p.lr_idx] / bc1) * m / denom;
+    let denom = sqrt(v) / o_hyper[p.step_idx] + p.eps;
+    o_w[i] = o_w[i] - o_hyper[p.lr_idx] * m / denom;
 }
 
 @group(0) @binding(1) var<storage, read> cc_sumsq: array<f32>;

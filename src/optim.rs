@@ -143,11 +143,16 @@ impl Adam {
         (&self.m, &self.v)
     }
 
-    /// Advances the step count and writes lr and t to the GPU; call once per step before
-    /// `encode` (or before replaying a recorded step).
+    /// Advances the step count and writes this step's step size lr/(1−β1ᵗ) and √(1−β2ᵗ) to
+    /// the GPU (in f64 here: 1 − βᵗ loses most of its digits in f32); call once per step
+    /// before `encode` (or before replaying a recorded step).
     pub fn prepare(&mut self) -> Result<()> {
         self.t += 1;
-        self.hyper.write(&[self.lr, self.t as f32])
+        let t = self.t as i32;
+        let bc1 = 1.0 - (self.betas.0 as f64).powi(t);
+        let bc2 = 1.0 - (self.betas.1 as f64).powi(t);
+        self.hyper
+            .write(&[(self.lr as f64 / bc1) as f32, bc2.sqrt() as f32])
     }
 
     pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {

@@ -10,7 +10,7 @@ mod pool;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
-pub use pool::{BufId, GpuBuffer};
+pub use pool::{BufId, GpuBuffer, MemoryStats};
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
@@ -44,6 +44,7 @@ struct State {
     bind_groups: HashMap<(usize, Vec<BufId>), Arc<wgpu::BindGroup>>,
     uniforms: HashMap<Vec<u32>, GpuBuffer>,
     dispatches: u64,
+    submissions: u64,
 }
 
 /// The GPU: device, queue, caches. Cheap to clone (shared handle).
@@ -150,9 +151,14 @@ impl Gpu {
         self.inner.state.borrow().dispatches
     }
 
-    /// Bytes currently held by the buffer pool (live and free), and the peak of that.
-    pub fn memory(&self) -> (u64, u64) {
+    /// Buffer-pool accounting: live, peak and reserved bytes.
+    pub fn memory(&self) -> MemoryStats {
         self.inner.pool.usage()
+    }
+
+    /// Command submissions so far (each flush, readback or replay is one or two).
+    pub fn submission_count(&self) -> u64 {
+        self.inner.state.borrow().submissions
     }
 
     /// A storage buffer of at least `len` f32 values (contents undefined), from the pool.
@@ -386,7 +392,9 @@ impl Gpu {
             }
         }
         self.inner.queue.submit([enc.finish()]);
-        self.inner.state.borrow_mut().dispatches += n_dispatch;
+        let mut st = self.inner.state.borrow_mut();
+        st.dispatches += n_dispatch;
+        st.submissions += 1;
     }
 
     /// Waits for all submitted work.

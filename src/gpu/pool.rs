@@ -56,6 +56,17 @@ struct PoolState {
     peak_live: u64,
 }
 
+/// Pool accounting, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Held by live tensors now.
+    pub live: u64,
+    /// The most ever held by live tensors at once.
+    pub peak: u64,
+    /// Created on the device (live + free in the pool).
+    pub reserved: u64,
+}
+
 pub(crate) struct Pool {
     state: Rc<RefCell<PoolState>>,
 }
@@ -67,10 +78,13 @@ impl Pool {
         }
     }
 
-    /// (bytes in use by live tensors now, peak of that).
-    pub fn usage(&self) -> (u64, u64) {
+    pub fn usage(&self) -> MemoryStats {
         let st = self.state.borrow();
-        (st.live, st.peak_live)
+        MemoryStats {
+            live: st.live,
+            peak: st.peak_live,
+            reserved: st.total,
+        }
     }
 
     pub fn get(&self, device: &wgpu::Device, bytes: u64) -> GpuBuffer {

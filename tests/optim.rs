@@ -1,0 +1,108 @@
+//! Optimisers and clipping against CPU f64 implementations of PyTorch's update rules.
+
+mod common;
+
+use common::{f32s, gpu, Rng, Tolerance};
+use darts_minus::autodiff::Tensor;
+use darts_minus::optim::{clip_grad_norm, Adam, Sgd};
+
+const TOL: Tolerance = Tolerance {
+    rel: 1e-5,
+    abs: 1e-6,
+};
+
+#[test]
+fn sgd_momentum_weight_decay_three_steps() {
+    let g = gpu();
+    let mut rng = Rng::new(1);
+    let (mut w, mut buf) = (rng.vec(300), vec![0.0; 300]);
+    let p = Tensor::parameter(&g, &[3, 100], &f32s(&w)).unwrap();
+    let mut sgd = Sgd::new(&g, std::slice::from_ref(&p), 0.05, 0.9, 3e-4).unwrap();
+    for (step, lr) in [0.05, 0.04, 0.01].into_iter().enumerate() {
+        let grad = rng.vec(300);
+        let gt = Tensor::from_slice(&g, &[3, 100], &f32s(&grad)).unwrap();
+        sgd.lr = lr;
+        sgd.step(std::slice::from_ref(&p), &[&gt]).unwrap();
+        for i in 0..300 {
+            let d = grad[i] + 3e-4 * w[i];
+            buf[i] = if step == 0 { d } else { 0.9 * buf[i] + d };
+            w[i] -= lr as f64 * buf[i];
+        }
+        TOL.assert_close(&format!("sgd step {step}"), &p.to_vec().unwrap(), &w);
+    }
+}
+
+#[test]
+fn adam_l2_decay_three_steps() {
+    let g = gpu();
+    let mut rng = Rng::new(2);
+    let mut w: Vec<f64> = rng.vec(112).iter().map(|v| v * 1e-3).collect();
+    let (mut m, mut v) = (vec![0.0; 112], vec![0.0; 112]);
+    let p = Tensor::parameter(&g, &[14, 8], &f32s(&w)).unwrap();
+    let (b1, b2, eps, wd, lr) = (0.5, 0.999, 1e-8, 1e-3, 3e-4);
+    let mut adam = Adam::new(
+        &g,
+        std::slice::from_ref(&p),
+        lr as f32,
+        (b1 as f32, b2 as f32),
+        eps as f32,
+        wd as f32,
+    )
+    .unwrap();
+    for t in 1..=3 {
+        let grad: Vec<f64> = rng.vec(112).iter().map(|x| x * 0.1).collect();
+        let gt = Tensor::from_slice(&g, &[14, 8], &f32s(&grad)).unwrap();
+        adam.step(std::slice::from_ref(&p), &[&gt]).unwrap();
+        for i in 0..112 {
+            let d = grad[i] + wd * w[i];
+            m[i] = b1 * m[i] + (1.0 - b1) * d;
+            v[i] = b2 * v[i] + (1.0 - b2) * d * d;
+            let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+            w[i] -= lr / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + eps);
+        }
+        Tolerance {
+            rel: 1e-5,
+            abs: 1e-8,
+        }
+        .assert_close(&format!("adam step {t}"), &p.to_vec().unwrap(), &w);
+    }
+    assert_eq!(adam.t, 3);
+}
+
+fn clip_case(scale: f64, max_norm: f64) {
+    let g = gpu();
+    let mut rng = Rng::new(3);
+    let parts: Vec<Vec<f64>> = [37usize, 1000, 5]
+        .iter()
+        .map(|&n| rng.vec(n).iter().map(|x| x * scale).collect())
+        .collect();
+    let ts: Vec<Tensor> = parts
+        .iter()
+        .map(|p| Tensor::from_slice(&g, &[p.len()], &f32s(p)).unwrap())
+        .collect();
+    let refs: Vec<&Tensor> = ts.iter().collect();
+    let table = clip_grad_norm(&refs, max_norm as f32)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let norm = parts.iter().flatten().map(|x| x * x).sum::<f64>().sqrt();
+    let coef = (max_norm / (norm + 1e-6)).min(1.0);
+    TOL.assert_close("norm² and coef", &table, &[norm * norm, coef]);
+    for (t, p) in ts.iter().zip(&parts) {
+        TOL.assert_close(
+            "clipped",
+            &t.to_vec().unwrap(),
+            &p.iter().map(|x| x * coef).collect::<Vec<_>>(),
+        );
+    }
+}
+
+#[test]
+fn clip_scales_when_norm_exceeds_max() {
+    clip_case(1.0, 5.0);
+}
+
+#[test]
+fn clip_leaves_small_gradients_alone() {
+    clip_case(0.01, 5.0);
+}
