@@ -4,8 +4,10 @@
 //! [`autodiff`] (tensors, tape, ops with their gradients) → [`optim`] (SGD, Adam, clipping).
 
 pub mod autodiff;
+pub mod checkpoint;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod optim;
 
 pub use error::{Error, Result};

@@ -125,7 +125,7 @@ pub fn summarize(a: &wgpu::Adapter, chosen: bool) -> AdapterSummary {
         driver: format!("{} {}", info.driver, info.driver_info)
             .trim()
             .to_string(),
-        max_storage_binding: lim.max_storage_buffer_binding_size as u64,
+        max_storage_binding: lim.max_storage_buffer_binding_size,
         max_buffer: lim.max_buffer_size,
         max_workgroups_per_dim: lim.max_compute_workgroups_per_dimension,
         max_storage_buffers_per_stage: lim.max_storage_buffers_per_shader_stage,

@@ -55,9 +55,12 @@ pub fn validate_all_shaders() -> Result<()> {
     Ok(())
 }
 
+/// A compiled pipeline and its small integer id (for bind-group cache keys).
+type CachedPipeline = (usize, Arc<wgpu::ComputePipeline>);
+
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: RefCell<HashMap<(&'static str, &'static str), (usize, Arc<wgpu::ComputePipeline>)>>,
+    pipelines: RefCell<HashMap<(&'static str, &'static str), CachedPipeline>>,
 }
 
 impl Registry {

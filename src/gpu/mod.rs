@@ -164,7 +164,7 @@ impl Gpu {
     /// A storage buffer of at least `len` f32 values (contents undefined), from the pool.
     pub fn alloc(&self, name: &str, len: usize) -> Result<GpuBuffer> {
         let bytes = (len.max(1) * 4) as u64;
-        let limit = self.inner.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.inner.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::TooLarge {
                 name: name.to_string(),

@@ -84,7 +84,9 @@ impl Tolerance {
         for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
             let err = (a as f64 - e).abs();
             let excess = err - (self.abs + self.rel * e.abs());
-            if !(excess <= 0.0) && (excess > worst.1 || worst.1 == 0.0) {
+            // NaN counts as a failure.
+            let bad = excess > 0.0 || excess.is_nan();
+            if bad && (excess > worst.1 || worst.1 == 0.0) {
                 worst = (i, excess.max(f64::MIN_POSITIVE));
             }
         }

@@ -70,7 +70,7 @@ pub(crate) struct ScaleByNode {
 pub(crate) struct WeightedSumNode {
     ys: Vec<Tensor>,
     w: Tensor,
-    offset: usize,
+    idx: Vec<usize>,
 }
 pub(crate) struct SumAllNode {
     x: Tensor,
@@ -178,30 +178,31 @@ impl Tape {
         }))
     }
 
-    /// Σ_k w[offset + k] · ys[k]: the mixed-edge sum, with gradients to every y_k and to w.
-    pub fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, offset: usize) -> Result<Tensor> {
+    /// Σ_k w[idx[k]] · ys[k]: the mixed-edge sum (w a softmax table, idx the flat positions
+    /// of this edge's ops), with gradients to every y_k and to w.
+    pub fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, idx: &[usize]) -> Result<Tensor> {
         let Some(first) = ys.first() else {
             return Err(Error::shape("weighted_sum", "needs at least one tensor"));
         };
         for y in ys {
             same_shape("weighted_sum", first, y)?;
         }
-        if offset + ys.len() > w.numel() {
+        if idx.len() != ys.len() || idx.iter().any(|&i| i >= w.numel()) {
             return Err(Error::shape(
                 "weighted_sum",
                 format!(
-                    "weights {:?} too small for offset {offset} + {} terms",
-                    w.shape(),
-                    ys.len()
+                    "{} terms with weight indices {idx:?} into weights {:?}",
+                    ys.len(),
+                    w.shape()
                 ),
             ));
         }
-        let out = scale_by_raw(first, w, offset, 1.0)?;
-        for (k, y) in ys.iter().enumerate().skip(1) {
+        let out = scale_by_raw(first, w, idx[0], 1.0)?;
+        for (y, &i) in ys.iter().zip(idx).skip(1) {
             self.gpu().launch(
                 "elementwise",
                 "axpy",
-                &ew_params(out.numel(), offset + k, 1.0),
+                &ew_params(out.numel(), i, 1.0),
                 &[y.buffer(), w.buffer(), out.buffer()],
                 out.numel(),
             )?;
@@ -212,7 +213,7 @@ impl Tape {
             Op::WeightedSum(WeightedSumNode {
                 ys: ys.iter().map(|t| (*t).clone()).collect(),
                 w: w.clone(),
-                offset,
+                idx: idx.to_vec(),
             })
         }))
     }
@@ -302,22 +303,22 @@ impl WeightedSumNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let mut out = Vec::new();
-        for (k, y) in self.ys.iter().enumerate() {
+        for (y, &i) in self.ys.iter().zip(&self.idx) {
             if y.requires_grad() {
-                out.push((y.clone(), scale_by_raw(gy, &self.w, self.offset + k, 1.0)?));
+                out.push((y.clone(), scale_by_raw(gy, &self.w, i, 1.0)?));
             }
         }
         if self.w.requires_grad() {
-            // dw[offset + k] = <gy, y_k>; the rest of dw is zero.
+            // dw[idx[k]] = <gy, y_k>; the rest of dw is zero.
             let dw = Tensor::zeros(gpu, self.w.shape())?;
-            for (k, y) in self.ys.iter().enumerate() {
+            for (y, &i) in self.ys.iter().zip(&self.idx) {
                 reduce_into(
                     gpu,
                     gy.buffer(),
                     Some(y.buffer()),
                     gy.numel(),
                     dw.buffer(),
-                    self.offset + k,
+                    i,
                     false,
                     1.0,
                 )?;

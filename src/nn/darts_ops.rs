@@ -1,0 +1,437 @@
+//! The DARTS candidate operations (SPEC §2) and the DARTS- mixed edge (SPEC §4), with the
+//! reference state names (`op.1.weight`, `conv_1.weight`, `_ops.k.1.running_mean`, …).
+
+use super::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use crate::autodiff::{Conv2dCfg, PoolCfg, SliceCfg, Tape, Tensor};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use rand::Rng;
+
+/// Candidate operations of the DARTS space, in α column order.
+pub const DARTS_OPS: [&str; 8] = [
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+];
+
+/// ReLU → conv → BN.
+pub struct ReluConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl ReluConvBn {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        Ok(ReluConvBn {
+            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), false)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = tape.relu(x)?;
+        let h = self.conv.forward(tape, &h)?;
+        self.bn.forward(tape, &h, ctx)
+    }
+}
+
+impl Module for ReluConvBn {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.conv.visit(&join(prefix, "op.1"), f);
+        self.bn.visit(&join(prefix, "op.2"), f);
+    }
+}
+
+/// ReLU, then two stride-2 1×1 convs (on x and on x[:, :, 1:, 1:]) concatenated, then BN.
+pub struct FactorizedReduce {
+    pub conv_1: Conv2d,
+    pub conv_2: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl FactorizedReduce {
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        if !cout.is_multiple_of(2) {
+            return Err(Error::Invalid(format!(
+                "FactorizedReduce needs an even output channel count, got {cout}"
+            )));
+        }
+        let cfg = Conv2dCfg::new(2, 0);
+        Ok(FactorizedReduce {
+            conv_1: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
+            conv_2: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = tape.relu(x)?;
+        let a = self.conv_1.forward(tape, &h)?;
+        let shifted = tape.slice2d(
+            &h,
+            SliceCfg {
+                offset: 1,
+                stride: 1,
+            },
+        )?;
+        let b = self.conv_2.forward(tape, &shifted)?;
+        let cat = tape.concat(&[&a, &b])?;
+        self.bn.forward(tape, &cat, ctx)
+    }
+}
+
+impl Module for FactorizedReduce {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.conv_1.visit(&join(prefix, "conv_1"), f);
+        self.conv_2.visit(&join(prefix, "conv_2"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
+    }
+}
+
+/// ReLU → depthwise k (stride s) → 1×1 → BN → ReLU → depthwise k → 1×1 → BN.
+pub struct SepConv {
+    pub dw1: Conv2d,
+    pub pw1: Conv2d,
+    pub bn1: BatchNorm2d,
+    pub dw2: Conv2d,
+    pub pw2: Conv2d,
+    pub bn2: BatchNorm2d,
+}
+
+impl SepConv {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        let dw = |rng: &mut _, s| {
+            Conv2d::new(
+                gpu,
+                rng,
+                cin,
+                cin,
+                k,
+                Conv2dCfg::new(s, pad).groups(cin),
+                false,
+            )
+        };
+        let dw1 = dw(rng, stride)?;
+        let pw1 = Conv2d::new(gpu, rng, cin, cin, 1, Conv2dCfg::new(1, 0), false)?;
+        let bn1 = BatchNorm2d::new(gpu, cin, affine)?;
+        let dw2 = dw(rng, 1)?;
+        let pw2 = Conv2d::new(gpu, rng, cin, cout, 1, Conv2dCfg::new(1, 0), false)?;
+        let bn2 = BatchNorm2d::new(gpu, cout, affine)?;
+        Ok(SepConv {
+            dw1,
+            pw1,
+            bn1,
+            dw2,
+            pw2,
+            bn2,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = tape.relu(x)?;
+        let h = self.dw1.forward(tape, &h)?;
+        let h = self.pw1.forward(tape, &h)?;
+        let h = self.bn1.forward(tape, &h, ctx)?;
+        let h = tape.relu(&h)?;
+        let h = self.dw2.forward(tape, &h)?;
+        let h = self.pw2.forward(tape, &h)?;
+        self.bn2.forward(tape, &h, ctx)
+    }
+}
+
+impl Module for SepConv {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.dw1.visit(&join(prefix, "op.1"), f);
+        self.pw1.visit(&join(prefix, "op.2"), f);
+        self.bn1.visit(&join(prefix, "op.3"), f);
+        self.dw2.visit(&join(prefix, "op.5"), f);
+        self.pw2.visit(&join(prefix, "op.6"), f);
+        self.bn2.visit(&join(prefix, "op.7"), f);
+    }
+}
+
+/// ReLU → dilated depthwise k (stride s, dilation d) → 1×1 → BN.
+pub struct DilConv {
+    pub dw: Conv2d,
+    pub pw: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl DilConv {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        Ok(DilConv {
+            dw: Conv2d::new(
+                gpu,
+                rng,
+                cin,
+                cin,
+                k,
+                Conv2dCfg::new(stride, pad).dilation(dil).groups(cin),
+                false,
+            )?,
+            pw: Conv2d::new(gpu, rng, cin, cout, 1, Conv2dCfg::new(1, 0), false)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = tape.relu(x)?;
+        let h = self.dw.forward(tape, &h)?;
+        let h = self.pw.forward(tape, &h)?;
+        self.bn.forward(tape, &h, ctx)
+    }
+}
+
+impl Module for DilConv {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.dw.visit(&join(prefix, "op.1"), f);
+        self.pw.visit(&join(prefix, "op.2"), f);
+        self.bn.visit(&join(prefix, "op.3"), f);
+    }
+}
+
+/// One candidate operation on an edge.
+pub enum Candidate {
+    /// Zeros shaped like `x[:, :, ::stride, ::stride]`.
+    Zero {
+        stride: usize,
+    },
+    /// 3×3 pooling (max or average, count_include_pad = False), then BN during search.
+    Pool {
+        max: bool,
+        stride: usize,
+        bn: Option<BatchNorm2d>,
+    },
+    Identity,
+    Reduce(FactorizedReduce),
+    Sep(SepConv),
+    Dil(DilConv),
+}
+
+impl Candidate {
+    /// The DARTS operation `name` on `c` channels; `search` adds the BN after pooling.
+    pub fn darts(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        affine: bool,
+        search: bool,
+    ) -> Result<Candidate> {
+        let pool_bn = |_: ()| -> Result<Option<BatchNorm2d>> {
+            if search {
+                Ok(Some(BatchNorm2d::new(gpu, c, false)?))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(match name {
+            "none" => Candidate::Zero { stride },
+            "max_pool_3x3" => Candidate::Pool {
+                max: true,
+                stride,
+                bn: pool_bn(())?,
+            },
+            "avg_pool_3x3" => Candidate::Pool {
+                max: false,
+                stride,
+                bn: pool_bn(())?,
+            },
+            "skip_connect" if stride == 1 => Candidate::Identity,
+            "skip_connect" => Candidate::Reduce(FactorizedReduce::new(gpu, rng, c, c, affine)?),
+            "sep_conv_3x3" => Candidate::Sep(SepConv::new(gpu, rng, c, c, 3, stride, 1, affine)?),
+            "sep_conv_5x5" => Candidate::Sep(SepConv::new(gpu, rng, c, c, 5, stride, 2, affine)?),
+            "dil_conv_3x3" => {
+                Candidate::Dil(DilConv::new(gpu, rng, c, c, 3, stride, 2, 2, affine)?)
+            }
+            "dil_conv_5x5" => {
+                Candidate::Dil(DilConv::new(gpu, rng, c, c, 5, stride, 4, 2, affine)?)
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown DARTS operation '{other}'; known: {}",
+                    DARTS_OPS.join(", ")
+                )))
+            }
+        })
+    }
+
+    pub fn is_zero(&self) -> bool {
+        matches!(self, Candidate::Zero { .. })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        match self {
+            Candidate::Zero { stride } => {
+                let (n, c, h, w) = x.nchw("zero")?;
+                Tensor::zeros(
+                    tape.gpu(),
+                    &[n, c, h.div_ceil(*stride), w.div_ceil(*stride)],
+                )
+            }
+            Candidate::Pool { max, stride, bn } => {
+                let cfg = PoolCfg::new(3, *stride, 1);
+                let h = if *max {
+                    tape.max_pool2d(x, cfg)?
+                } else {
+                    tape.avg_pool2d(x, cfg)?
+                };
+                match bn {
+                    Some(bn) => bn.forward(tape, &h, ctx),
+                    None => Ok(h),
+                }
+            }
+            Candidate::Identity => Ok(x.clone()),
+            Candidate::Reduce(op) => op.forward(tape, x, ctx),
+            Candidate::Sep(op) => op.forward(tape, x, ctx),
+            Candidate::Dil(op) => op.forward(tape, x, ctx),
+        }
+    }
+}
+
+impl Module for Candidate {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        match self {
+            Candidate::Zero { .. } | Candidate::Identity => {}
+            Candidate::Pool { bn, .. } => {
+                if let Some(bn) = bn {
+                    bn.visit(&join(prefix, "1"), f);
+                }
+            }
+            Candidate::Reduce(op) => op.visit(prefix, f),
+            Candidate::Sep(op) => op.visit(prefix, f),
+            Candidate::Dil(op) => op.visit(prefix, f),
+        }
+    }
+}
+
+/// A DARTS- mixed edge: Σ_k softmax(α_e)_k · op_k(x) + β · aux(x).
+pub struct MixedOp {
+    pub ops: Vec<Candidate>,
+    /// The auxiliary skip: identity at stride 1 (None here), its own FactorizedReduce at
+    /// stride 2. `None` with `has_aux == false` is plain DARTS.
+    pub aux: Option<FactorizedReduce>,
+    pub has_aux: bool,
+}
+
+impl MixedOp {
+    /// All candidates of `names` on `c` channels; `aux` adds the DARTS- auxiliary skip.
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        names: &[&str],
+        c: usize,
+        stride: usize,
+        aux: bool,
+    ) -> Result<MixedOp> {
+        // Built before the candidates, in the reference's construction order.
+        let aux_op = if aux && stride == 2 {
+            Some(FactorizedReduce::new(gpu, rng, c, c, false)?)
+        } else {
+            None
+        };
+        let ops = names
+            .iter()
+            .map(|n| Candidate::darts(gpu, rng, n, c, stride, false, true))
+            .collect::<Result<_>>()?;
+        Ok(MixedOp {
+            ops,
+            aux: aux_op,
+            has_aux: aux,
+        })
+    }
+
+    /// `weights`: the (edges, ops) softmax table shared by the cell type; `edge`: this edge's
+    /// row; `beta`: the scalar table holding β and its index.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        weights: &Tensor,
+        edge: usize,
+        beta: Option<(&Tensor, usize)>,
+        ctx: Ctx,
+    ) -> Result<Tensor> {
+        let k = self.ops.len();
+        let mut ys = Vec::with_capacity(k);
+        let mut idx = Vec::with_capacity(k);
+        for (i, op) in self.ops.iter().enumerate() {
+            // w·0 adds nothing and its weight gets a zero gradient either way: skip the work.
+            if op.is_zero() {
+                continue;
+            }
+            ys.push(op.forward(tape, x, ctx)?);
+            idx.push(edge * k + i);
+        }
+        let refs: Vec<&Tensor> = ys.iter().collect();
+        let mut out = if refs.is_empty() {
+            self.ops[0].forward(tape, x, ctx)?
+        } else {
+            tape.weighted_sum(&refs, weights, &idx)?
+        };
+        if self.has_aux {
+            let (table, i) = beta.ok_or_else(|| Error::Invalid("a DARTS- edge needs β".into()))?;
+            let a = match &self.aux {
+                Some(fr) => fr.forward(tape, x, ctx)?,
+                None => x.clone(),
+            };
+            let scaled = tape.scale_by(&a, table, i)?;
+            out = tape.sum(&[&out, &scaled])?;
+        }
+        Ok(out)
+    }
+}
+
+impl Module for MixedOp {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        for (k, op) in self.ops.iter().enumerate() {
+            op.visit(&join(prefix, &format!("_ops.{k}")), f);
+        }
+        if let Some(a) = &self.aux {
+            a.visit(&join(prefix, "auxiliary_op"), f);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Basic layers with PyTorch's default initialisation (weights U(−1/√fan_in, 1/√fan_in),
+//! affine batch norm γ = 1, β = 0, running mean 0 and variance 1).
+
+use super::{join, Ctx, Module, Slot};
+use crate::autodiff::{BnState, Conv2dCfg, Tape, Tensor};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use rand::Rng;
+use std::cell::Cell;
+
+fn uniform(gpu: &Gpu, rng: &mut impl Rng, shape: &[usize], bound: f32) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+    Tensor::parameter(gpu, shape, &data)
+}
+
+/// 2-D convolution layer; weight (cout, cin/groups, k, k).
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub cfg: Conv2dCfg,
+}
+
+impl Conv2d {
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        cfg: Conv2dCfg,
+        bias: bool,
+    ) -> Result<Conv2d> {
+        let fan_in = cin / cfg.groups * k * k;
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let weight = uniform(gpu, rng, &[cout, cin / cfg.groups, k, k], bound)?;
+        let bias = if bias {
+            Some(uniform(gpu, rng, &[cout], bound)?)
+        } else {
+            None
+        };
+        Ok(Conv2d { weight, bias, cfg })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
+        tape.conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
+    }
+}
+
+impl Module for Conv2d {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        f(&join(prefix, "weight"), Slot::Param(&self.weight));
+        if let Some(b) = &self.bias {
+            f(&join(prefix, "bias"), Slot::Param(b));
+        }
+    }
+}
+
+/// Batch normalisation (eps 1e-5, momentum 0.1), running statistics tracked.
+pub struct BatchNorm2d {
+    pub affine: Option<(Tensor, Tensor)>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Cell<i64>,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+impl BatchNorm2d {
+    pub fn new(gpu: &Gpu, c: usize, affine: bool) -> Result<BatchNorm2d> {
+        let affine = if affine {
+            Some((
+                Tensor::full(gpu, &[c], 1.0)?.with_grad(),
+                Tensor::zeros(gpu, &[c])?.with_grad(),
+            ))
+        } else {
+            None
+        };
+        Ok(BatchNorm2d {
+            affine,
+            running_mean: Tensor::zeros(gpu, &[c])?,
+            running_var: Tensor::full(gpu, &[c], 1.0)?,
+            num_batches_tracked: Cell::new(0),
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        if ctx.train {
+            self.num_batches_tracked
+                .set(self.num_batches_tracked.get() + 1);
+        }
+        let state = BnState {
+            running_mean: &self.running_mean,
+            running_var: &self.running_var,
+            momentum: self.momentum,
+            eps: self.eps,
+        };
+        tape.batch_norm(
+            x,
+            self.affine.as_ref().map(|(g, b)| (g, b)),
+            state,
+            ctx.train,
+        )
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        if let Some((g, b)) = &self.affine {
+            f(&join(prefix, "weight"), Slot::Param(g));
+            f(&join(prefix, "bias"), Slot::Param(b));
+        }
+        f(
+            &join(prefix, "running_mean"),
+            Slot::Buffer(&self.running_mean),
+        );
+        f(
+            &join(prefix, "running_var"),
+            Slot::Buffer(&self.running_var),
+        );
+        f(
+            &join(prefix, "num_batches_tracked"),
+            Slot::Counter(&self.num_batches_tracked),
+        );
+    }
+}
+
+/// Fully connected layer, weight (out, in), bias (out).
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, fin: usize, fout: usize) -> Result<Linear> {
+        let bound = 1.0 / (fin as f32).sqrt();
+        Ok(Linear {
+            weight: uniform(gpu, rng, &[fout, fin], bound)?,
+            bias: uniform(gpu, rng, &[fout], bound)?,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
+        tape.linear(x, &self.weight, Some(&self.bias))
+    }
+}
+
+impl Module for Linear {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        f(&join(prefix, "weight"), Slot::Param(&self.weight));
+        f(&join(prefix, "bias"), Slot::Param(&self.bias));
+    }
+}

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Generate PyTorch reference fixtures for `cargo test` (tests/torch_reference.rs).
+
+Usage: python3 tools/make_fixtures.py [--out tests/fixtures]
+Needs: torch, safetensors (pip install torch safetensors numpy).
+
+The modules below are written from ../shared/SPEC.md with plain torch.nn layers; tensor
+names follow the reference state_dict. Inputs and weights are float32 values; everything is
+computed in float64 so the fixtures are exact references for the f32 GPU results.
+Each fixture holds: inputs, the module state before the pass (reference names), the output,
+an upstream weighting `c` (loss = sum(out * c)), gradients (`grad.<name>`) and running
+statistics after the pass (`after.<name>`).
+"""
+import argparse
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+
+# ---------------------------------------------------------------- DARTS operations (SPEC §2)
+class ReLUConvBN(nn.Module):
+    def __init__(self, cin, cout, k, s, p, affine):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(), nn.Conv2d(cin, cout, k, s, p, bias=False),
+                                nn.BatchNorm2d(cout, affine=affine))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class FactorizedReduce(nn.Module):
+    def __init__(self, cin, cout, affine):
+        super().__init__()
+        self.conv_1 = nn.Conv2d(cin, cout // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(cin, cout // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(cout, affine=affine)
+
+    def forward(self, x):
+        x = F.relu(x)
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+
+
+class SepConv(nn.Module):
+    def __init__(self, c, k, s, p, affine):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(c, c, k, s, p, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+            nn.ReLU(), nn.Conv2d(c, c, k, 1, p, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class DilConv(nn.Module):
+    def __init__(self, c, k, s, p, d, affine):
+        super().__init__()
+        self.op = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, k, s, p, dilation=d, groups=c, bias=False),
+                                nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c, affine=affine))
+
+    def forward(self, x):
+        return self.op(x)
+
+
+class Zero(nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self.s = s
+
+    def forward(self, x):
+        return x[:, :, ::self.s, ::self.s].mul(0.0)
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+PRIMITIVES = ['none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect',
+              'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5']
+
+
+def make_op(name, c, s):
+    if name == 'none':
+        return Zero(s)
+    if name == 'max_pool_3x3':
+        return nn.Sequential(nn.MaxPool2d(3, s, 1), nn.BatchNorm2d(c, affine=False))
+    if name == 'avg_pool_3x3':
+        return nn.Sequential(nn.AvgPool2d(3, s, 1, count_include_pad=False), nn.BatchNorm2d(c, affine=False))
+    if name == 'skip_connect':
+        return Identity() if s == 1 else FactorizedReduce(c, c, False)
+    if name == 'sep_conv_3x3':
+        return SepConv(c, 3, s, 1, False)
+    if name == 'sep_conv_5x5':
+        return SepConv(c, 5, s, 2, False)
+    if name == 'dil_conv_3x3':
+        return DilConv(c, 3, s, 2, 2, False)
+    if name == 'dil_conv_5x5':
+        return DilConv(c, 5, s, 4, 2, False)
+    raise ValueError(name)
+
+
+class MixedOp(nn.Module):
+    """DARTS- edge: sum_k w_k op_k(x) + beta * aux(x) (SPEC §4)."""
+
+    def __init__(self, c, s):
+        super().__init__()
+        self._ops = nn.ModuleList([make_op(n, c, s) for n in PRIMITIVES])
+        self.auxiliary_op = FactorizedReduce(c, c, False) if s == 2 else Identity()
+
+    def forward(self, x, w, beta):
+        return sum(wk * op(x) for wk, op in zip(w, self._ops)) + beta * self.auxiliary_op(x)
+
+
+# ---------------------------------------------------------------- helpers
+def randn(*shape):
+    return torch.randn(*shape, dtype=torch.float32)
+
+
+def state(module, prefix=''):
+    return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def finish(out_dict, module, prefix, before):
+    """Adds state before, gradients and running statistics after a pass."""
+    for k, v in before.items():
+        out_dict[k] = v
+    for k, p in module.named_parameters():
+        if p.grad is not None:
+            out_dict['grad.' + prefix + k] = p.grad.detach().clone()
+    for k, b in module.named_buffers():
+        out_dict['after.' + prefix + k] = b.detach().clone()
+
+
+def save(path, tensors):
+    tensors = {k: v.detach().clone().contiguous() for k, v in tensors.items()}
+    save_file(tensors, path)
+    print(f'wrote {path}: {len(tensors)} tensors')
+
+
+# ---------------------------------------------------------------- fixtures
+def mixed_edge(stride, out_dir):
+    torch.manual_seed(10 + stride)
+    c, edge, beta = 4, (5 if stride == 1 else 0), 0.7
+    op = MixedOp(c, stride)
+    before = state(op)
+    x = randn(2, c, 8, 8)
+    alphas = randn(14, 8)
+    op = op.double().train()
+    xd = x.double().requires_grad_()
+    ad = alphas.double().requires_grad_()
+    w = F.softmax(ad, dim=-1)
+    out = op(xd, w[edge], beta)
+    cw = randn(*out.shape)
+    (out * cw.double()).sum().backward()
+    t = {'x': x, 'alphas': alphas, 'edge': torch.tensor([edge], dtype=torch.int64),
+         'beta': torch.tensor([beta], dtype=torch.float32), 'c': cw, 'out': out.detach(),
+         'grad.x': xd.grad, 'grad.alphas': ad.grad}
+    finish(t, op, '', before)
+    save(os.path.join(out_dir, f'mixed_edge_s{stride}.safetensors'), t)
+
+
+def sep_conv_stack(out_dir):
+    torch.manual_seed(3)
+    net = nn.Sequential(SepConv(3, 5, 2, 2, True), SepConv(3, 3, 1, 1, True))
+    # Non-trivial affine parameters.
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    before = state(net)
+    x = randn(2, 3, 9, 9)
+    net = net.double().train()
+    xd = x.double().requires_grad_()
+    out = net(xd)
+    cw = randn(*out.shape)
+    (out * cw.double()).sum().backward()
+    t = {'x': x, 'c': cw, 'out': out.detach(), 'grad.x': xd.grad}
+    finish(t, net, '', before)
+    net.eval()
+    with torch.no_grad():
+        t['out_eval'] = net(x.double())
+    save(os.path.join(out_dir, 'sep_conv_stack.safetensors'), t)
+
+
+def primitive_ops(out_dir):
+    """Single ops whose PyTorch semantics are easy to get subtly wrong."""
+    torch.manual_seed(4)
+    t = {}
+
+    def case(name, fn, inputs, diff):
+        ins = [i.double().requires_grad_(d) for i, d in zip(inputs, diff)]
+        out = fn(*ins)
+        cw = randn(*out.shape)
+        (out * cw.double()).sum().backward()
+        t[name + '.out'] = out.detach()
+        t[name + '.c'] = cw
+        for k, (i, d) in enumerate(zip(ins, diff)):
+            t[f'{name}.in.{k}'] = inputs[k]
+            if d:
+                t[f'{name}.grad.{k}'] = i.grad
+
+    x = randn(2, 3, 7, 9)
+    case('max_pool_3x3_s2', lambda a: F.max_pool2d(a, 3, 2, 1), [x], [True])
+    case('avg_pool_3x3_s1', lambda a: F.avg_pool2d(a, 3, 1, 1, count_include_pad=False), [x], [True])
+    case('avg_pool_3x3_s2', lambda a: F.avg_pool2d(a, 3, 2, 1, count_include_pad=False), [x], [True])
+    case('avg_pool_2x2_s2', lambda a: F.avg_pool2d(a, 2, 2), [randn(2, 3, 8, 6)], [True])
+    case('avg_pool_5x5_s3', lambda a: F.avg_pool2d(a, 5, 3, 0, count_include_pad=False), [randn(2, 4, 8, 8)], [True])
+    case('conv_3x3_bias', lambda a, w, b: F.conv2d(a, w, b, 1, 1), [x, randn(4, 3, 3, 3), randn(4)], [True] * 3)
+    case('conv_dw_5x5_d2_s2', lambda a, w: F.conv2d(a, w, None, 2, 4, 2, 3), [x, randn(3, 1, 5, 5)], [True] * 2)
+    case('linear', lambda a, w, b: F.linear(a, w, b), [randn(5, 7), randn(3, 7), randn(3)], [True] * 3)
+    case('softmax', lambda a: F.softmax(a, dim=-1), [randn(14, 8)], [True])
+    labels = torch.randint(0, 10, (6,))
+    t['cross_entropy.labels'] = labels
+    case('cross_entropy', lambda a: F.cross_entropy(a, labels).reshape(1), [randn(6, 10) * 3], [True])
+    # Batch norm, train mode: output, gradients, running statistics after one update.
+    bn = nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    for k, v in bn.state_dict().items():
+        t['bn.before.' + k] = v.clone().float() if v.is_floating_point() else v.clone()
+    case('bn_train', lambda a, g, b: F.batch_norm(a, bn.running_mean, bn.running_var, g, b, True, 0.1, 1e-5),
+         [x, bn.weight.detach().float(), bn.bias.detach().float()], [True] * 3)
+    t['bn.after.running_mean'] = bn.running_mean.clone()
+    t['bn.after.running_var'] = bn.running_var.clone()
+    save(os.path.join(out_dir, 'primitive_ops.safetensors'), t)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument('--out', default=os.path.join(here, '..', 'tests', 'fixtures'))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.use_deterministic_algorithms(True)
+    mixed_edge(1, args.out)
+    mixed_edge(2, args.out)
+    sep_conv_stack(args.out)
+    primitive_ops(args.out)
+
+
+if __name__ == '__main__':
+    main()
