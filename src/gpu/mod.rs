@@ -273,6 +273,11 @@ impl Gpu {
                         entries: &entries,
                     },
                 ));
+                // Steps repeat the same buffer combinations; a bound keeps pathological
+                // workloads (ever-changing shapes) from growing the cache without limit.
+                if st.bind_groups.len() >= 65_536 {
+                    st.bind_groups.clear();
+                }
                 st.bind_groups.insert(key, bg.clone());
                 bg
             }
