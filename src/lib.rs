@@ -9,5 +9,6 @@ pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod optim;
+pub mod search;
 
 pub use error::{Error, Result};

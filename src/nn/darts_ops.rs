@@ -43,6 +43,24 @@ impl ReluConvBn {
         })
     }
 
+    /// NAS-Bench-201's variant: the conv has a bias exactly when the BN has no affine part.
+    #[allow(clippy::too_many_arguments)]
+    pub fn nb201(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        Ok(ReluConvBn {
+            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), !affine)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
         let h = tape.relu(x)?;
         let h = self.conv.forward(tape, &h)?;
@@ -245,6 +263,8 @@ pub enum Candidate {
         bn: Option<BatchNorm2d>,
     },
     Identity,
+    /// ReLU → conv → BN (NAS-Bench-201's nor_conv).
+    Conv(ReluConvBn),
     Reduce(FactorizedReduce),
     Sep(SepConv),
     Dil(DilConv),
@@ -299,6 +319,22 @@ impl Candidate {
         })
     }
 
+    /// The NAS-Bench-201 operation `name` on `c` channels (stride 1, search: BN affine=False).
+    pub fn nb201(gpu: &Gpu, rng: &mut impl Rng, name: &str, c: usize) -> Result<Candidate> {
+        Ok(match name {
+            "none" => Candidate::Zero { stride: 1 },
+            "skip_connect" => Candidate::Identity,
+            "nor_conv_1x1" => Candidate::Conv(ReluConvBn::nb201(gpu, rng, c, c, 1, 1, 0, false)?),
+            "nor_conv_3x3" => Candidate::Conv(ReluConvBn::nb201(gpu, rng, c, c, 3, 1, 1, false)?),
+            "avg_pool_3x3" => Candidate::Pool { max: false, stride: 1, bn: None },
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown NAS-Bench-201 operation '{other}'; known: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3"
+                )))
+            }
+        })
+    }
+
     pub fn is_zero(&self) -> bool {
         matches!(self, Candidate::Zero { .. })
     }
@@ -325,6 +361,7 @@ impl Candidate {
                 }
             }
             Candidate::Identity => Ok(x.clone()),
+            Candidate::Conv(op) => op.forward(tape, x, ctx),
             Candidate::Reduce(op) => op.forward(tape, x, ctx),
             Candidate::Sep(op) => op.forward(tape, x, ctx),
             Candidate::Dil(op) => op.forward(tape, x, ctx),
@@ -341,6 +378,7 @@ impl Module for Candidate {
                     bn.visit(&join(prefix, "1"), f);
                 }
             }
+            Candidate::Conv(op) => op.visit(prefix, f),
             Candidate::Reduce(op) => op.visit(prefix, f),
             Candidate::Sep(op) => op.visit(prefix, f),
             Candidate::Dil(op) => op.visit(prefix, f),
@@ -355,6 +393,9 @@ pub struct MixedOp {
     /// stride 2. `None` with `has_aux == false` is plain DARTS.
     pub aux: Option<FactorizedReduce>,
     pub has_aux: bool,
+    /// State-name segment of the candidate list: `_ops` (DARTS) or none (NAS-Bench-201,
+    /// whose edges are plain module lists).
+    pub list_name: &'static str,
 }
 
 impl MixedOp {
@@ -381,6 +422,27 @@ impl MixedOp {
             ops,
             aux: aux_op,
             has_aux: aux,
+            list_name: "_ops",
+        })
+    }
+
+    /// A NAS-Bench-201 edge (stride 1) over `names`; `aux` adds β·x.
+    pub fn nb201(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        names: &[&str],
+        c: usize,
+        aux: bool,
+    ) -> Result<MixedOp> {
+        let ops = names
+            .iter()
+            .map(|n| Candidate::nb201(gpu, rng, n, c))
+            .collect::<Result<_>>()?;
+        Ok(MixedOp {
+            ops,
+            aux: None,
+            has_aux: aux,
+            list_name: "",
         })
     }
 
@@ -428,7 +490,7 @@ impl MixedOp {
 impl Module for MixedOp {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
         for (k, op) in self.ops.iter().enumerate() {
-            op.visit(&join(prefix, &format!("_ops.{k}")), f);
+            op.visit(&join(&join(prefix, self.list_name), &k.to_string()), f);
         }
         if let Some(a) = &self.aux {
             a.visit(&join(prefix, "auxiliary_op"), f);

@@ -1,0 +1,256 @@
+//! The DARTS search network (SPEC §3): stem, cells with mixed edges shared α per cell type,
+//! global pooling and classifier; DARTS- adds β·aux on every edge.
+
+use super::supernet::Supernet;
+use crate::autodiff::{Conv2dCfg, Tape, Tensor};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::darts_ops::{FactorizedReduce, MixedOp, ReluConvBn, DARTS_OPS};
+use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Shape of a DARTS search network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DartsConfig {
+    /// Initial channels C.
+    pub channels: usize,
+    /// Number of cells L (reductions at ⌊L/3⌋ and ⌊2L/3⌋).
+    pub layers: usize,
+    pub classes: usize,
+    /// Intermediate nodes per cell.
+    pub nodes: usize,
+    /// The DARTS- auxiliary skip on every edge.
+    pub aux: bool,
+}
+
+impl Default for DartsConfig {
+    fn default() -> Self {
+        DartsConfig {
+            channels: 16,
+            layers: 8,
+            classes: 10,
+            nodes: 4,
+            aux: true,
+        }
+    }
+}
+
+impl DartsConfig {
+    pub fn edges(&self) -> usize {
+        (0..self.nodes).map(|i| i + 2).sum()
+    }
+    pub fn is_reduction(&self, cell: usize) -> bool {
+        cell == self.layers / 3 || cell == 2 * self.layers / 3
+    }
+}
+
+enum Preprocess {
+    Relu(ReluConvBn),
+    Reduce(FactorizedReduce),
+}
+
+pub struct SearchCell {
+    pub reduction: bool,
+    pre0: Preprocess,
+    pre1: ReluConvBn,
+    pub edges: Vec<MixedOp>,
+    nodes: usize,
+}
+
+impl SearchCell {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cfg: &DartsConfig,
+        c_pp: usize,
+        c_p: usize,
+        c: usize,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> Result<Self> {
+        let pre0 = if reduction_prev {
+            Preprocess::Reduce(FactorizedReduce::new(gpu, rng, c_pp, c, false)?)
+        } else {
+            Preprocess::Relu(ReluConvBn::new(gpu, rng, c_pp, c, 1, 1, 0, false)?)
+        };
+        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, false)?;
+        let mut edges = Vec::new();
+        for i in 0..cfg.nodes {
+            for j in 0..i + 2 {
+                let stride = if reduction && j < 2 { 2 } else { 1 };
+                edges.push(MixedOp::new(gpu, rng, &DARTS_OPS, c, stride, cfg.aux)?);
+            }
+        }
+        Ok(SearchCell {
+            reduction,
+            pre0,
+            pre1,
+            edges,
+            nodes: cfg.nodes,
+        })
+    }
+
+    fn forward(
+        &self,
+        tape: &mut Tape,
+        s0: &Tensor,
+        s1: &Tensor,
+        w: &Tensor,
+        beta: Option<(&Tensor, usize)>,
+        ctx: Ctx,
+    ) -> Result<Tensor> {
+        let s0 = match &self.pre0 {
+            Preprocess::Relu(p) => p.forward(tape, s0, ctx)?,
+            Preprocess::Reduce(p) => p.forward(tape, s0, ctx)?,
+        };
+        let s1 = self.pre1.forward(tape, s1, ctx)?;
+        let mut states = vec![s0, s1];
+        let mut offset = 0;
+        for _ in 0..self.nodes {
+            let mut terms = Vec::with_capacity(states.len());
+            for (j, h) in states.iter().enumerate() {
+                terms.push(self.edges[offset + j].forward(tape, h, w, offset + j, beta, ctx)?);
+            }
+            offset += states.len();
+            let refs: Vec<&Tensor> = terms.iter().collect();
+            states.push(tape.sum(&refs)?);
+        }
+        let outs: Vec<&Tensor> = states[2..].iter().collect();
+        tape.concat(&outs)
+    }
+}
+
+impl Module for SearchCell {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        match &self.pre0 {
+            Preprocess::Relu(p) => p.visit(&join(prefix, "preprocess0"), f),
+            Preprocess::Reduce(p) => p.visit(&join(prefix, "preprocess0"), f),
+        }
+        self.pre1.visit(&join(prefix, "preprocess1"), f);
+        for (e, op) in self.edges.iter().enumerate() {
+            op.visit(&join(prefix, &format!("_ops.{e}")), f);
+        }
+    }
+}
+
+/// The DARTS supernet.
+pub struct DartsNetwork {
+    pub config: DartsConfig,
+    stem_conv: Conv2d,
+    stem_bn: BatchNorm2d,
+    pub cells: Vec<SearchCell>,
+    classifier: Linear,
+    pub alphas_normal: Tensor,
+    pub alphas_reduce: Tensor,
+}
+
+impl DartsNetwork {
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, config: DartsConfig) -> Result<Self> {
+        if config.channels == 0 || config.layers < 3 || config.nodes == 0 || config.classes < 2 {
+            return Err(Error::Invalid(format!(
+                "invalid DARTS network: C = {}, {} cells, {} nodes, {} classes (need C ≥ 1, at least 3 cells so both reduction cells exist, ≥ 1 node, ≥ 2 classes)",
+                config.channels, config.layers, config.nodes, config.classes
+            )));
+        }
+        let c = config.channels;
+        let c_stem = 3 * c;
+        let stem_conv = Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?;
+        let stem_bn = BatchNorm2d::new(gpu, c_stem, true)?;
+        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
+        let mut cells = Vec::new();
+        let mut reduction_prev = false;
+        for i in 0..config.layers {
+            let reduction = config.is_reduction(i);
+            if reduction {
+                c_cur *= 2;
+            }
+            cells.push(SearchCell::new(
+                gpu,
+                rng,
+                &config,
+                c_pp,
+                c_p,
+                c_cur,
+                reduction,
+                reduction_prev,
+            )?);
+            reduction_prev = reduction;
+            (c_pp, c_p) = (c_p, config.nodes * c_cur);
+        }
+        let classifier = Linear::new(gpu, rng, c_p, config.classes)?;
+        let e = config.edges();
+        let mut alpha = || -> Result<Tensor> {
+            let data: Vec<f32> = (0..e * DARTS_OPS.len())
+                .map(|_| 1e-3 * Distribution::<f64>::sample(&StandardNormal, &mut *rng) as f32)
+                .collect();
+            Tensor::parameter(gpu, &[e, DARTS_OPS.len()], &data)
+        };
+        let alphas_normal = alpha()?;
+        let alphas_reduce = alpha()?;
+        Ok(DartsNetwork {
+            config,
+            stem_conv,
+            stem_bn,
+            cells,
+            classifier,
+            alphas_normal,
+            alphas_reduce,
+        })
+    }
+}
+
+impl Module for DartsNetwork {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.stem_conv.visit(&join(prefix, "stem.0"), f);
+        self.stem_bn.visit(&join(prefix, "stem.1"), f);
+        for (i, cell) in self.cells.iter().enumerate() {
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
+        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
+    }
+}
+
+impl Supernet for DartsNetwork {
+    fn forward(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        beta: Option<(&Tensor, usize)>,
+        ctx: Ctx,
+    ) -> Result<Tensor> {
+        let (_, ch, _, _) = x.nchw("DARTS network input")?;
+        if ch != 3 {
+            return Err(Error::shape(
+                "DARTS network input",
+                format!("expected 3 colour channels, got {ch}"),
+            ));
+        }
+        let beta = if self.config.aux { beta } else { None };
+        let w_normal = tape.softmax_rows(&self.alphas_normal)?;
+        let w_reduce = tape.softmax_rows(&self.alphas_reduce)?;
+        let h = self.stem_conv.forward(tape, x)?;
+        let stem = self.stem_bn.forward(tape, &h, ctx)?;
+        let (mut s0, mut s1) = (stem.clone(), stem);
+        for cell in &self.cells {
+            let w = if cell.reduction { &w_reduce } else { &w_normal };
+            let out = cell.forward(tape, &s0, &s1, w, beta, ctx)?;
+            (s0, s1) = (s1, out);
+        }
+        drop(s0);
+        let pooled = tape.global_avg_pool(&s1)?;
+        self.classifier.forward(tape, &pooled)
+    }
+
+    fn alphas(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![
+            ("alphas_normal", &self.alphas_normal),
+            ("alphas_reduce", &self.alphas_reduce),
+        ]
+    }
+
+    fn op_names(&self) -> &'static [&'static str] {
+        &DARTS_OPS
+    }
+}

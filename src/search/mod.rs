@@ -1,0 +1,8 @@
+//! Architecture search: the search spaces' supernets, schedules, the search loop, genotypes,
+//! checkpoints and run outputs.
+
+pub mod darts_net;
+pub mod nb201_net;
+pub mod supernet;
+
+pub use supernet::Supernet;
