@@ -1,7 +1,8 @@
 // optim.wgsl: optimiser updates on flat parameter buffers, with hyperparameters that change
 // per step (learning rate, Adam step count) read from a small GPU buffer `hyper` so a
 // recorded step replays without re-recording.
-//   sgd        1 g, 2 hyper, 3 w, 4 buf:  d = g + wd*w; buf = momentum*buf + d; w -= lr*buf
+//   sgd        1 g, 2 hyper, 3 w, 4 buf:  d = g + wd*w; buf = momentum*buf + d;
+//              w -= lr*buf, or with Nesterov w -= lr*(d + momentum*buf)
 //              (lr = hyper[lr_idx]; buf starts at 0, matching PyTorch's first step buf = d)
 //   adam       1 g, 2 hyper, 3 w, 4 m, 5 v:  L2 decay d = g + wd*w; m, v moments;
 //              w -= step_size * m / (sqrt(v) / bc2_sqrt + eps), with step_size = lr/(1-b1^t)
@@ -11,7 +12,7 @@
 // One thread per parameter element (clip_coef: one thread), workgroup size 256.
 
 struct P {
-    n: u32, lr_idx: u32, step_idx: u32, _pad: u32,
+    n: u32, lr_idx: u32, step_idx: u32, nesterov: u32,
     momentum: f32, wd: f32, b1: f32, b2: f32,
     eps: f32, max_norm: f32,
 }
@@ -30,7 +31,9 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let d = o_g[i] + p.wd * o_w[i];
     let b = p.momentum * o_m[i] + d;
     o_m[i] = b;
-    o_w[i] = o_w[i] - o_hyper[p.lr_idx] * b;
+    var step = b;
+    if (p.nesterov != 0u) { step = d + p.momentum * b; }
+    o_w[i] = o_w[i] - o_hyper[p.lr_idx] * step;
 }
 
 @compute @workgroup_size(256)

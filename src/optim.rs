@@ -41,11 +41,13 @@ fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) ->
     ]
 }
 
-/// SGD: d = g + wd·w; buf = momentum·buf + d; w −= lr·buf (PyTorch semantics, no Nesterov).
+/// SGD: d = g + wd·w; buf = momentum·buf + d; w −= lr·buf, or with Nesterov
+/// w −= lr·(d + momentum·buf) (PyTorch semantics).
 pub struct Sgd {
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
+    pub nesterov: bool,
     bufs: Vec<Tensor>,
     hyper: Tensor,
 }
@@ -66,6 +68,7 @@ impl Sgd {
             lr,
             momentum,
             weight_decay,
+            nesterov: false,
             bufs,
             hyper: Tensor::zeros(gpu, &[2])?,
         })
@@ -85,7 +88,8 @@ impl Sgd {
     pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
         check(params, grads)?;
         for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
-            let pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
+            let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
+            pb[3] = self.nesterov as u32;
             p.gpu().launch(
                 "optim",
                 "sgd",

@@ -33,6 +33,27 @@ fn sgd_momentum_weight_decay_three_steps() {
 }
 
 #[test]
+fn sgd_nesterov_two_steps() {
+    let g = gpu();
+    let mut rng = Rng::new(5);
+    let (mut w, mut buf) = (rng.vec(50), vec![0.0; 50]);
+    let p = Tensor::parameter(&g, &[50], &f32s(&w)).unwrap();
+    let mut sgd = Sgd::new(&g, std::slice::from_ref(&p), 0.1, 0.9, 5e-4).unwrap();
+    sgd.nesterov = true;
+    for step in 0..2 {
+        let grad = rng.vec(50);
+        let gt = Tensor::from_slice(&g, &[50], &f32s(&grad)).unwrap();
+        sgd.step(std::slice::from_ref(&p), &[&gt]).unwrap();
+        for i in 0..50 {
+            let d = grad[i] + 5e-4 * w[i];
+            buf[i] = if step == 0 { d } else { 0.9 * buf[i] + d };
+            w[i] -= 0.1 * (d + 0.9 * buf[i]);
+        }
+        TOL.assert_close(&format!("nesterov step {step}"), &p.to_vec().unwrap(), &w);
+    }
+}
+
+#[test]
 fn adam_l2_decay_three_steps() {
     let g = gpu();
     let mut rng = Rng::new(2);

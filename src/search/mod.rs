@@ -3,6 +3,7 @@
 
 pub mod darts_net;
 pub mod nb201_net;
+pub mod schedule;
 pub mod supernet;
 
 pub use supernet::Supernet;
