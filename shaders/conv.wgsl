@@ -6,8 +6,11 @@
 // Entries and bindings (0 = params):
 //   forward          1 x, 2 weight, 3 bias, 4 y          one thread per output element
 //   backward_input   1 dy, 2 weight, 3 dx                one thread per input element (gather)
+//   backward_input_s1  the same for stride 1 (no divisibility tests per tap)
 //   backward_weight  1 x, 2 dy, 3 dw                     one workgroup per weight element,
-//                    reducing over batch x output space (no per-channel launches)
+//                    reducing over batch x output rows (no per-channel launches)
+//   depthwise_weight 1 x, 2 dy, 3 dw   depthwise (groups = cin = cout, kh*kw <= 25): one
+//                    workgroup per channel computes all its taps, each dy value loaded once
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
 // Workgroup size 256; grids spread over 3-D (see prelude).
 
@@ -89,6 +92,36 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     bi_dx[i] = acc;
 }
 
+@compute @workgroup_size(256)
+fn backward_input_s1(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.cin * p.h * p.w) { return; }
+    let ix = i % p.w;
+    let iy = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.cin;
+    let b = i / (p.w * p.h * p.cin);
+    let cinpg = p.cin / p.groups;
+    let coutpg = p.cout / p.groups;
+    let g = ci / cinpg;
+    let cil = ci % cinpg;
+    var acc = 0.0;
+    for (var col = 0u; col < coutpg; col = col + 1u) {
+        let co = g * coutpg + col;
+        let dybase = (b * p.cout + co) * p.ho * p.wo;
+        let wbase = (co * cinpg + cil) * p.kh * p.kw;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let oy = i32(iy + p.ph) - i32(ky * p.dh);
+            if (oy < 0 || oy >= i32(p.ho)) { continue; }
+            for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+                let ox = i32(ix + p.pw) - i32(kx * p.dw);
+                if (ox < 0 || ox >= i32(p.wo)) { continue; }
+                acc = acc + bi_dy[dybase + u32(oy) * p.wo + u32(ox)] * bi_w[wbase + ky * p.kw + kx];
+            }
+        }
+    }
+    bi_dx[i] = acc;
+}
+
 @group(0) @binding(1) var<storage, read> bw_x: array<f32>;
 @group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bw_dw: array<f32>;
@@ -101,22 +134,55 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let cil = (idx / (p.kw * p.kh)) % cinpg;
     let co = idx / (p.kw * p.kh * cinpg);
     let ci = (co / (p.cout / p.groups)) * cinpg + cil;
-    let hw = p.ho * p.wo;
-    let total = p.n * hw;
     var acc = 0.0;
-    for (var t = li; t < total; t = t + WG) {
-        let ox = t % p.wo;
-        let oy = (t / p.wo) % p.ho;
-        let b = t / hw;
+    // One output row per iteration: a division per row, not per element.
+    for (var r = li; r < p.n * p.ho; r = r + WG) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
         let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-        let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
-        if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-            acc = acc + bw_x[((b * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix)]
-                      * bw_dy[(b * p.cout + co) * hw + oy * p.wo + ox];
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xrow = ((b * p.cin + ci) * p.h + u32(iy)) * p.w;
+        let dyrow = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
+            let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
+            if (ix >= 0 && ix < i32(p.w)) {
+                acc = acc + bw_x[xrow + u32(ix)] * bw_dy[dyrow + ox];
+            }
         }
     }
     let s = tree_sum(li, acc);
     if (li == 0u && co < p.cout) { bw_dw[idx] = s; }
+}
+
+@compute @workgroup_size(256)
+fn depthwise_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let c = group_index(wg, nwg);
+    let cc = min(c, p.cout - 1u);
+    var acc: array<f32, 25>;
+    for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
+    for (var r = li; r < p.n * p.ho; r = r + WG) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let xplane = (b * p.cin + cc) * p.h * p.w;
+        let dyrow = ((b * p.cout + cc) * p.ho + oy) * p.wo;
+        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
+            let g = bw_dy[dyrow + ox];
+            for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+                let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
+                if (iy < 0 || iy >= i32(p.h)) { continue; }
+                for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+                    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
+                    if (ix >= 0 && ix < i32(p.w)) {
+                        acc[ky * p.kw + kx] = acc[ky * p.kw + kx] + g * bw_x[xplane + u32(iy) * p.w + u32(ix)];
+                    }
+                }
+            }
+        }
+    }
+    for (var q = 0u; q < p.kh * p.kw; q = q + 1u) {
+        let s = tree_sum(li, acc[q]);
+        if (li == 0u && c < p.cout) { bw_dw[c * p.kh * p.kw + q] = s; }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> bb_dy: array<f32>;

@@ -5,10 +5,12 @@
 
 pub mod autodiff;
 pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod optim;
+pub mod report;
 pub mod search;
 
 pub use error::{Error, Result};

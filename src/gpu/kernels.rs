@@ -18,6 +18,7 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../shaders/elementwise.wgsl"),
     ),
     ("conv", include_str!("../../shaders/conv.wgsl")),
+    ("pointwise", include_str!("../../shaders/pointwise.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),

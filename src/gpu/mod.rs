@@ -45,6 +45,8 @@ struct State {
     uniforms: HashMap<Vec<u32>, GpuBuffer>,
     dispatches: u64,
     submissions: u64,
+    /// Per-kernel (count, seconds) when profiling: every launch is synced and timed.
+    profile: Option<HashMap<String, (u64, f64)>>,
 }
 
 /// The GPU: device, queue, caches. Cheap to clone (shared handle).
@@ -232,11 +234,25 @@ impl Gpu {
         let rest = groups.div_ceil(x);
         let y = rest.min(max);
         let z = rest.div_ceil(y);
-        if z > max {
+        self.launch_grid(file, entry, params, buffers, [x, y, z])
+    }
+
+    /// Launches `entry` on an explicit 3-D grid of workgroups (kernels that index by grid axis).
+    pub fn launch_grid(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        grid: [usize; 3],
+    ) -> Result<()> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        if grid.iter().any(|&g| g > max) {
             return Err(Error::Gpu(format!(
-                "{file}:{entry} needs {groups} workgroups, more than this adapter can launch"
+                "{file}:{entry} needs a grid of {grid:?} workgroups; this adapter allows {max} per dimension. Use a smaller batch or channel count"
             )));
         }
+        let [x, y, z] = grid.map(|g| g.max(1));
         let (pid, pipeline) = self
             .inner
             .kernels
@@ -287,13 +303,50 @@ impl Gpu {
         } else {
             Vec::new()
         };
+        let profiling = self.inner.state.borrow().profile.is_some();
+        let t0 = profiling.then(|| {
+            let _ = self.sync();
+            std::time::Instant::now()
+        });
         self.push(Command::Dispatch {
             pipeline,
             bind_group,
             grid: [x as u32, y as u32, z as u32],
             _keep: keep,
         });
+        if let Some(t0) = t0 {
+            self.sync()?;
+            let dt = t0.elapsed().as_secs_f64();
+            let mut st = self.inner.state.borrow_mut();
+            let e = st
+                .profile
+                .as_mut()
+                .unwrap()
+                .entry(format!("{file}:{entry}"))
+                .or_default();
+            e.0 += 1;
+            e.1 += dt;
+        }
         Ok(())
+    }
+
+    /// Starts timing every kernel launch (each is synced: slow, for finding hot kernels).
+    pub fn start_profile(&self) {
+        self.inner.state.borrow_mut().profile = Some(HashMap::new());
+    }
+
+    /// Stops profiling; returns (kernel, launches, seconds), slowest first.
+    pub fn take_profile(&self) -> Vec<(String, u64, f64)> {
+        let map = self
+            .inner
+            .state
+            .borrow_mut()
+            .profile
+            .take()
+            .unwrap_or_default();
+        let mut v: Vec<_> = map.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 
     /// Queues a buffer-to-buffer copy of `len` f32 values.

@@ -55,7 +55,7 @@ struct ResBlock {
 
 enum Block {
     Cell(Nb201Cell),
-    Res(ResBlock),
+    Res(Box<ResBlock>),
 }
 
 pub struct Nb201Network {
@@ -82,11 +82,11 @@ impl Nb201Network {
         let mut c = c0;
         for stage in 0..3 {
             if stage > 0 {
-                blocks.push(Block::Res(ResBlock {
+                blocks.push(Block::Res(Box::new(ResBlock {
                     conv_a: ReluConvBn::nb201(gpu, rng, c, 2 * c, 3, 2, 1, true)?,
                     conv_b: ReluConvBn::nb201(gpu, rng, 2 * c, 2 * c, 3, 1, 1, true)?,
                     shortcut: Conv2d::new(gpu, rng, c, 2 * c, 1, Conv2dCfg::new(1, 0), false)?,
-                }));
+                })));
                 c *= 2;
             }
             for _ in 0..config.cells_per_stage {

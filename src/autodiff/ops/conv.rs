@@ -113,6 +113,38 @@ fn params(
     Ok((p, [n, cout, ho, wo]))
 }
 
+/// (n, cin, h·w, cout) when the conv is a plain 1×1 (stride 1, no padding, one group, no
+/// bias): those run as a batched matrix product.
+fn pointwise(p: &[u32; 17]) -> Option<(usize, usize, usize, usize)> {
+    let one = p[7] == 1 && p[8] == 1 && p[9] == 1 && p[10] == 1 && p[11] == 0 && p[12] == 0;
+    (one && p[15] == 1 && p[16] == 0).then(|| {
+        (
+            p[0] as usize,
+            p[1] as usize,
+            (p[2] * p[3]) as usize,
+            p[4] as usize,
+        )
+    })
+}
+
+/// y[b] (m × hw) = A (m × k, strides `a`) · x[b] (k × hw), for every image b.
+fn gemm(
+    x: &Tensor,
+    a: &Tensor,
+    y: &Tensor,
+    [n, m, k, hw]: [usize; 4],
+    [a_rs, a_cs]: [usize; 2],
+) -> Result<()> {
+    let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
+    x.gpu().launch_grid(
+        "pointwise",
+        "gemm",
+        &pp,
+        &[a.buffer(), x.buffer(), y.buffer()],
+        [(n * hw).div_ceil(256), m.div_ceil(4), 1],
+    )
+}
+
 impl Tape {
     /// y = conv2d(x, w) (+ b). x: (n, cin, h, w); w: (cout, cin/groups, kh, kw); b: (cout).
     pub fn conv2d(
@@ -133,14 +165,19 @@ impl Tape {
         }
         let gpu = self.gpu().clone();
         let y = Tensor::empty(&gpu, &out_shape, "conv2d output")?;
-        let bias = b.unwrap_or(w);
-        gpu.launch(
-            "conv",
-            "forward",
-            &params,
-            &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-            y.numel(),
-        )?;
+        if let Some(pw) = pointwise(&params) {
+            let (n, cin, hw, cout) = pw;
+            gemm(x, w, &y, [n, cout, cin, hw], [cin, 1])?;
+        } else {
+            let bias = b.unwrap_or(w);
+            gpu.launch(
+                "conv",
+                "forward",
+                &params,
+                &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
+                y.numel(),
+            )?;
+        }
         let mut inputs = vec![x, w];
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
@@ -158,26 +195,47 @@ impl Conv2dNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let mut out = Vec::new();
+        let pw = pointwise(&self.params);
+        let p = &self.params;
         if self.x.requires_grad() {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
-            gpu.launch(
-                "conv",
-                "backward_input",
-                &self.params,
-                &[gy.buffer(), self.w.buffer(), dx.buffer()],
-                dx.numel(),
-            )?;
+            if let Some((n, cin, hw, cout)) = pw {
+                // dx = Wᵀ·dy per image.
+                gemm(gy, &self.w, &dx, [n, cin, cout, hw], [1, cin])?;
+            } else {
+                let entry = if p[9] == 1 && p[10] == 1 {
+                    "backward_input_s1"
+                } else {
+                    "backward_input"
+                };
+                gpu.launch(
+                    "conv",
+                    entry,
+                    p,
+                    &[gy.buffer(), self.w.buffer(), dx.buffer()],
+                    dx.numel(),
+                )?;
+            }
             out.push((self.x.clone(), dx));
         }
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
-            gpu.launch_groups(
-                "conv",
-                "backward_weight",
-                &self.params,
-                &[self.x.buffer(), gy.buffer(), dw.buffer()],
-                dw.numel(),
-            )?;
+            let bufs = [self.x.buffer(), gy.buffer(), dw.buffer()];
+            let depthwise = p[15] == p[1] && p[15] == p[4] && p[7] * p[8] <= 25;
+            if let Some((n, cin, hw, cout)) = pw {
+                let pp = [n, cout, cin, hw, 0, 0, 0, 0].map(|v| v as u32);
+                gpu.launch_grid(
+                    "pointwise",
+                    "weight_grad",
+                    &pp,
+                    &[gy.buffer(), self.x.buffer(), dw.buffer()],
+                    [cin.div_ceil(4), cout.div_ceil(4), 1],
+                )?;
+            } else if depthwise {
+                gpu.launch_groups("conv", "depthwise_weight", p, &bufs, p[4] as usize)?;
+            } else {
+                gpu.launch_groups("conv", "backward_weight", p, &bufs, dw.numel())?;
+            }
             out.push((self.w.clone(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {

@@ -1,0 +1,95 @@
+// pointwise.wgsl: 1×1 convolution (stride 1, no padding, groups 1) as a batched matrix
+// product, the bulk of DARTS' sep_conv / dil_conv / preprocessing work. NCHW f32.
+//   gemm    1 a (m, k) via strides, 2 x (n, k, hw), 3 y (n, m, hw):
+//           y[b, i, p] = sum_j a[i*a_rs + j*a_cs] * x[b, j, p]
+//           forward: a = weight (cout, cin), strides (cin, 1);
+//           backward_input: a = weightᵀ, strides (1, cin), x = dy, y = dx.
+//           Grid (ceil(n*hw/256), ceil(m/4), 1); each thread: one pixel of one image, 4
+//           output rows, so every x value loaded serves 4 multiply-adds; no division in loops.
+//   weight_grad  1 dy (n, m, hw), 2 x (n, k, hw), 3 dw (m, k): dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p]
+//           Grid (ceil(k/4), ceil(m/4), 1); one workgroup per 4×4 block of dw, its 256 threads
+//           striding over batch × pixels, then 16 tree reductions.
+// Workgroup size 256.
+
+struct P {
+    n: u32, m: u32, k: u32, hw: u32,
+    a_rs: u32, a_cs: u32, _p0: u32, _p1: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+
+@group(0) @binding(1) var<storage, read> g_a: array<f32>;
+@group(0) @binding(2) var<storage, read> g_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = wg.x * WG + li;
+    let i0 = wg.y * 4u;
+    if (t >= p.n * p.hw) { return; }
+    let b = t / p.hw;
+    let px = t % p.hw;
+    var acc = vec4<f32>(0.0);
+    let rows = min(4u, p.m - i0);
+    let xbase = b * p.k * p.hw + px;
+    for (var j = 0u; j < p.k; j = j + 1u) {
+        let xv = g_x[xbase + j * p.hw];
+        let ab = i0 * p.a_rs + j * p.a_cs;
+        // Rows past m read a clamped (valid) weight and are discarded below.
+        let w = vec4<f32>(
+            g_a[ab],
+            g_a[ab + min(1u, rows - 1u) * p.a_rs],
+            g_a[ab + min(2u, rows - 1u) * p.a_rs],
+            g_a[ab + min(3u, rows - 1u) * p.a_rs],
+        );
+        acc = acc + w * xv;
+    }
+    let ybase = (b * p.m + i0) * p.hw + px;
+    g_y[ybase] = acc.x;
+    if (rows > 1u) { g_y[ybase + p.hw] = acc.y; }
+    if (rows > 2u) { g_y[ybase + 2u * p.hw] = acc.z; }
+    if (rows > 3u) { g_y[ybase + 3u * p.hw] = acc.w; }
+}
+
+@group(0) @binding(1) var<storage, read> wg_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> wg_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wg_dw: array<f32>;
+
+@compute @workgroup_size(256)
+fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let j0 = wg.x * 4u;
+    let i0 = wg.y * 4u;
+    let ri = min(4u, p.m - i0);
+    let rj = min(4u, p.k - j0);
+    var acc: array<f32, 16>;
+    for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+    let total = p.n * p.hw;
+    // Stride over (b, pixel) rows without division in the loop: b advances when px wraps.
+    var b = li / p.hw;
+    var px = li % p.hw;
+    let step_b = WG / p.hw;
+    let step_px = WG % p.hw;
+    for (var t = li; t < total; t = t + WG) {
+        let dyb = (b * p.m + i0) * p.hw + px;
+        let xb = (b * p.k + j0) * p.hw + px;
+        var dv: array<f32, 4>;
+        var xv: array<f32, 4>;
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            dv[q] = wg_dy[dyb + min(q, ri - 1u) * p.hw];
+            xv[q] = wg_x[xb + min(q, rj - 1u) * p.hw];
+        }
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                acc[a * 4u + c] = acc[a * 4u + c] + dv[a] * xv[c];
+            }
+        }
+        b = b + step_b;
+        px = px + step_px;
+        if (px >= p.hw) { px = px - p.hw; b = b + 1u; }
+    }
+    for (var q = 0u; q < 16u; q = q + 1u) {
+        let total_q = tree_sum(li, acc[q]);
+        let a = q / 4u;
+        let c = q % 4u;
+        if (li == 0u && a < ri && c < rj) { wg_dw[(i0 + a) * p.k + j0 + c] = total_q; }
+    }
+}

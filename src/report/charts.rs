@@ -1,0 +1,736 @@
+//! Line charts drawn with plotters' SVG backend: α weights per edge over epochs, and the
+//! loss/accuracy curves.
+//!
+//! plotters is built without its `ttf`/`ab_glyph` features, so it lays text out from a crude
+//! width estimate and never opens a font file; the SVG backend writes `<text>` elements.
+
+use super::{op_colour, write_file, Rgb};
+use crate::error::{Error, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
+use std::path::Path;
+
+/// One epoch of a search run, for [`curves_chart`].
+///
+/// Accuracies are fractions in `0..=1` (plotted as percent). Non-finite values are gaps in the
+/// curves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochPoint {
+    /// Epoch number as the run counts it (the x axis).
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Mean validation loss.
+    pub val_loss: f64,
+    /// Training accuracy, a fraction in `0..=1`.
+    pub train_acc: f64,
+    /// Validation accuracy, a fraction in `0..=1`.
+    pub val_acc: f64,
+    /// The DARTS- auxiliary skip coefficient in force during the epoch; `None` for plain DARTS.
+    pub beta: Option<f64>,
+}
+
+/// Title and grid position of one edge's panel in [`alpha_chart`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgePanel {
+    /// Panel title, e.g. `edge 3 (node 1 ← input 1)`.
+    pub title: String,
+    /// Grid row, from 0 at the top.
+    pub row: usize,
+    /// Grid column, from 0 at the left.
+    pub col: usize,
+}
+
+/// Panels for a DARTS cell with `steps` intermediate nodes (α rows in upstream order): one row
+/// per node and one column per input, so column `j` is input `j` of the genotype
+/// (0 = c_{k-2}, 1 = c_{k-1}, j ≥ 2 = node j−2).
+pub fn darts_edge_panels(steps: usize) -> Vec<EdgePanel> {
+    let mut panels = Vec::new();
+    for node in 0..steps {
+        for input in 0..node + 2 {
+            panels.push(EdgePanel {
+                title: format!("edge {} (node {node} ← input {input})", panels.len()),
+                row: node,
+                col: input,
+            });
+        }
+    }
+    panels
+}
+
+/// Panels for the NAS-Bench-201 cell, edges 1←0, 2←0, 2←1, 3←0, 3←1, 3←2: one row per target
+/// node, one column per source node.
+pub fn nb201_edge_panels() -> Vec<EdgePanel> {
+    let mut panels = Vec::new();
+    for to in 1..4 {
+        for from in 0..to {
+            panels.push(EdgePanel {
+                title: format!("edge {} (node {to} ← node {from})", panels.len()),
+                row: to - 1,
+                col: from,
+            });
+        }
+    }
+    panels
+}
+
+/// Plain `edge i` panels filling a grid of `cols` columns row by row.
+pub fn grid_edge_panels(edges: usize, cols: usize) -> Vec<EdgePanel> {
+    let cols = cols.max(1);
+    (0..edges)
+        .map(|e| EdgePanel {
+            title: format!("edge {e}"),
+            row: e / cols,
+            col: e % cols,
+        })
+        .collect()
+}
+
+const FONT: &str = "sans-serif";
+const PANEL_W: u32 = 270;
+const PANEL_H: u32 = 200;
+
+/// Draws softmax(α) over epochs as small multiples: one panel per edge, every op's weight as a
+/// line (x = position in `history`, from 0; y = weight on a scale shared by all panels), one
+/// colour per op and a single legend.
+///
+/// `history[epoch][edge][op]`; `op_names` names the α columns. `panels` places and titles the
+/// edges ([`darts_edge_panels`], [`nb201_edge_panels`]); if it has fewer entries than there are
+/// edges, a plain grid is used instead. Missing and non-finite weights are gaps in the lines.
+pub fn alpha_chart(
+    path: &Path,
+    title: &str,
+    op_names: &[&str],
+    panels: &[EdgePanel],
+    history: &[Vec<Vec<f32>>],
+) -> Result<()> {
+    let edges = history.iter().map(Vec::len).max().unwrap_or(0);
+    if edges == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: α chart needs at least one epoch with at least one edge",
+            path.display()
+        )));
+    }
+    let ops = history
+        .iter()
+        .flatten()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(op_names.len());
+    let names: Vec<String> = (0..ops)
+        .map(|k| match op_names.get(k) {
+            Some(n) => n.to_string(),
+            None => format!("op {k}"),
+        })
+        .collect();
+    let colours: Vec<Rgb> = names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| op_colour(n, k))
+        .collect();
+
+    let mut panels: Vec<EdgePanel> = panels.iter().take(edges).cloned().collect();
+    let grid = |p: &[EdgePanel]| {
+        let rows = p.iter().map(|p| p.row + 1).max().unwrap_or(1);
+        let cols = p.iter().map(|p| p.col + 1).max().unwrap_or(1);
+        (rows, cols)
+    };
+    // Too few panels, or positions so sparse that the image would be mostly empty: fall back.
+    if panels.len() < edges || {
+        let (r, c) = grid(&panels);
+        r.saturating_mul(c) > 2 * edges + 8
+    } {
+        panels = grid_edge_panels(edges, if edges <= 6 { 3 } else { 4 });
+    }
+    let (rows, cols) = grid(&panels);
+
+    let value = |epoch: usize, edge: usize, op: usize| -> f64 {
+        history[epoch]
+            .get(edge)
+            .and_then(|r| r.get(op))
+            .map_or(f64::NAN, |&v| v as f64)
+    };
+    let weights = || history.iter().flatten().flatten().map(|&v| v as f64);
+    let mut y_range = auto_range(weights());
+    if weights().filter(|v| v.is_finite()).all(|v| v <= 1.0) {
+        y_range.end = y_range.end.min(1.0);
+    }
+    let last = history.len() as i32 - 1;
+    let x_range = 0..last.max(1);
+
+    // Legend entries wrap onto more lines when the ops do not fit on one.
+    let width = PANEL_W * cols as u32;
+    let entry_w: Vec<u32> = names
+        .iter()
+        .map(|n| 40 + (n.chars().count() as f64 * 7.5) as u32)
+        .collect();
+    let mut legend_rows = vec![Vec::new()];
+    let mut used = 0;
+    for (k, &w) in entry_w.iter().enumerate() {
+        if used + w > width.saturating_sub(40) && !legend_rows[legend_rows.len() - 1].is_empty() {
+            legend_rows.push(Vec::new());
+            used = 0;
+        }
+        if let Some(row) = legend_rows.last_mut() {
+            row.push(k);
+        }
+        used += w;
+    }
+    let header_h = 64 + 22 * legend_rows.len() as u32;
+    let height = header_h + PANEL_H * rows as u32;
+
+    render(path, (width, height), |root| {
+        let (header, body) = root.split_vertically(header_h);
+        draw_text(
+            &header,
+            title,
+            (width as i32 / 2, 18),
+            22,
+            true,
+            HPos::Center,
+        )?;
+        draw_text(
+            &header,
+            "softmax(α) weight of each op over epochs, one panel per edge",
+            (width as i32 / 2, 42),
+            15,
+            false,
+            HPos::Center,
+        )?;
+        for (line, entries) in legend_rows.iter().enumerate() {
+            let total: u32 = entries.iter().map(|&k| entry_w[k]).sum();
+            let mut x = (width.saturating_sub(total) / 2) as i32;
+            let y = 66 + 22 * line as i32;
+            for &k in entries {
+                let style = rgb(colours[k]).stroke_width(3);
+                header.draw(&PathElement::new(vec![(x, y), (x + 24, y)], style))?;
+                draw_text(&header, &names[k], (x + 30, y), 15, false, HPos::Left)?;
+                x += entry_w[k] as i32;
+            }
+        }
+
+        let cells = body.split_evenly((rows, cols));
+        for (edge, panel) in panels.iter().enumerate() {
+            let Some(area) = cells.get(panel.row * cols + panel.col) else {
+                continue;
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, (FONT, 15))
+                .margin(6)
+                .margin_right(12)
+                .x_label_area_size(20)
+                .y_label_area_size(36)
+                .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .y_labels(5)
+                .label_style((FONT, 13))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(RGBColor(225, 225, 225))
+                .y_label_formatter(&|v| format!("{v:.2}"))
+                .draw()?;
+            for (op, &c) in colours.iter().enumerate() {
+                let points = (0..history.len()).map(|e| (e as i32, value(e, edge, op)));
+                draw_line(&mut chart, points, &y_range, rgb(c), None)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Draws the loss curves (train, val) and the accuracy curves (train, val, in percent) side by
+/// side over `epochs[i].epoch`. When any epoch has a β, it is drawn dashed on the loss panel
+/// against a 0..1 axis on the right. Non-finite values are gaps.
+pub fn curves_chart(path: &Path, epochs: &[EpochPoint]) -> Result<()> {
+    if epochs.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: curves chart needs at least one epoch",
+            path.display()
+        )));
+    }
+    // Capped so that plotters' integer tick arithmetic cannot overflow.
+    let xs: Vec<i64> = epochs
+        .iter()
+        .map(|p| p.epoch.min(1_000_000_000) as i64)
+        .collect();
+    let x_min = xs.iter().copied().min().unwrap_or(0);
+    let x_max = xs.iter().copied().max().unwrap_or(0);
+    let x_range = x_min..x_max.max(x_min + 1);
+    let series = |f: fn(&EpochPoint) -> f64| -> Vec<(i64, f64)> {
+        xs.iter().zip(epochs).map(|(&x, p)| (x, f(p))).collect()
+    };
+    let train_loss = series(|p| p.train_loss);
+    let val_loss = series(|p| p.val_loss);
+    let train_acc = series(|p| 100.0 * p.train_acc);
+    let val_acc = series(|p| 100.0 * p.val_acc);
+    let beta = series(|p| p.beta.unwrap_or(f64::NAN));
+    let has_beta = epochs.iter().any(|p| p.beta.is_some());
+    let loss_range = auto_range(train_loss.iter().chain(&val_loss).map(|p| p.1));
+    // Fixed scales unless the data leaves them (e.g. accuracies passed in percent), so such a
+    // mistake shows instead of being drawn off the panel.
+    let acc_range = fixed_or_auto(0.0..100.0, train_acc.iter().chain(&val_acc).map(|p| p.1));
+    let beta_range = fixed_or_auto(0.0..1.0, beta.iter().map(|p| p.1));
+    let train_c = RGBColor(31, 119, 180);
+    let val_c = RGBColor(230, 115, 0);
+    let beta_c = RGBColor(110, 110, 110);
+
+    render(path, (1100, 420), |root| {
+        let (left, right) = root.split_horizontally(550);
+
+        let mut loss = ChartBuilder::on(&left)
+            .caption("loss", (FONT, 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .right_y_label_area_size(if has_beta { 48 } else { 0 })
+            .build_cartesian_2d(x_range.clone(), loss_range.clone())?
+            .set_secondary_coord(x_range.clone(), beta_range.clone());
+        loss.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("cross-entropy")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .draw()?;
+        draw_line(&mut loss, train_loss, &loss_range, train_c, Some("train"))?;
+        draw_line(&mut loss, val_loss, &loss_range, val_c, Some("val"))?;
+        if has_beta {
+            loss.configure_secondary_axes()
+                .y_desc("β (aux skip weight)")
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 15))
+                .draw()?;
+            let style = ShapeStyle::from(beta_c).stroke_width(2);
+            for seg in finite_runs(&beta, &beta_range) {
+                if seg.len() == 1 {
+                    let dot = seg.into_iter().map(|p| Circle::new(p, 3, style.filled()));
+                    loss.draw_secondary_series(dot)?;
+                } else {
+                    loss.draw_secondary_series(DashedLineSeries::new(seg, 6, 4, style))?;
+                }
+            }
+            // A labelled empty series gives β its (dashed) legend entry.
+            loss.draw_secondary_series(LineSeries::new(Vec::<(i64, f64)>::new(), style))?
+                .label("β")
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (6, 0)], style)
+                        + PathElement::new(vec![(10, 0), (20, 0)], style)
+                });
+        }
+        // Losses fall, so the upper right is free; accuracies rise, so the lower right is.
+        legend(&mut loss, SeriesLabelPosition::UpperRight)?;
+
+        let mut acc = ChartBuilder::on(&right)
+            .caption("accuracy", (FONT, 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_range.clone(), acc_range.clone())?;
+        acc.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(225, 225, 225))
+            .draw()?;
+        draw_line(&mut acc, train_acc, &acc_range, train_c, Some("train"))?;
+        draw_line(&mut acc, val_acc, &acc_range, val_c, Some("val"))?;
+        legend(&mut acc, SeriesLabelPosition::LowerRight)?;
+        Ok(())
+    })
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+/// Renders into a string with `draw`, then writes it to `path`; drawing errors name the path.
+///
+/// plotters has arithmetic that can panic on ranges it did not expect; a report must never take
+/// down a long search run, so a panic while drawing becomes an error too.
+fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> DrawResult) -> Result<()> {
+    let fail = |msg: String| Error::File {
+        path: path.to_path_buf(),
+        msg: format!("could not draw the chart: {msg}"),
+    };
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut buf = String::new();
+        {
+            let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+            root.fill(&WHITE)
+                .and_then(|_| draw(&root))
+                .and_then(|_| root.present())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(buf)
+    }));
+    match drawn {
+        Ok(Ok(buf)) => write_file(path, &buf),
+        Ok(Err(e)) => Err(fail(e)),
+        Err(_) => Err(fail("the plotting library panicked".into())),
+    }
+}
+
+fn draw_text(
+    area: &Area,
+    text: &str,
+    at: (i32, i32),
+    size: u32,
+    bold: bool,
+    h: HPos,
+) -> DrawResult {
+    let font = if bold {
+        (FONT, size as f64, FontStyle::Bold).into_font()
+    } else {
+        (FONT, size as f64).into_font()
+    };
+    let style = font.color(&BLACK).pos(Pos::new(h, VPos::Center));
+    area.draw(&Text::new(text.to_string(), at, style))
+}
+
+/// Draws `points` as a line broken at values that are non-finite or outside `y_range` (plotters
+/// would overflow mapping those); a point with no drawable neighbour gets a dot so it stays
+/// visible. `label` adds a legend entry even if there is nothing to draw.
+fn draw_line<'a, X, CT>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    points: impl IntoIterator<Item = (X, f64)>,
+    y_range: &Range<f64>,
+    colour: RGBColor,
+    label: Option<&str>,
+) -> DrawResult
+where
+    X: Clone + 'static,
+    CT: CoordTranslate<From = (X, f64)>,
+{
+    let style = ShapeStyle::from(colour).stroke_width(2);
+    let points: Vec<(X, f64)> = points.into_iter().collect();
+    for seg in finite_runs(&points, y_range) {
+        if seg.len() == 1 {
+            chart.draw_series(seg.into_iter().map(|p| Circle::new(p, 3, style.filled())))?;
+        } else {
+            chart.draw_series(LineSeries::new(seg, style))?;
+        }
+    }
+    if let Some(label) = label {
+        chart
+            .draw_series(LineSeries::new(Vec::<(X, f64)>::new(), style))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    Ok(())
+}
+
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+}
+
+/// Maximal runs of consecutive points whose value is finite and within `range`.
+fn finite_runs<X: Clone>(points: &[(X, f64)], range: &Range<f64>) -> Vec<Vec<(X, f64)>> {
+    let mut runs = vec![];
+    let mut cur = vec![];
+    for p in points {
+        if p.1.is_finite() && p.1 >= range.start && p.1 <= range.end {
+            cur.push(p.clone());
+        } else if !cur.is_empty() {
+            runs.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        runs.push(cur);
+    }
+    runs
+}
+
+/// A y range from 0 (or the lowest value, if negative) to a round number above the highest
+/// finite value; `0..1` when there is none. Absurdly large values (|v| ≥ 1e300) are left out
+/// of the range rather than overflowing it.
+fn auto_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && v.abs() < 1e300)
+        .fold((0.0f64, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !hi.is_finite() || hi <= lo {
+        return lo..lo + 1.0;
+    }
+    let lo = if lo < 0.0 {
+        -nice_ceil(-lo * 1.05)
+    } else {
+        0.0
+    };
+    lo..nice_ceil(hi * 1.05)
+}
+
+/// `fixed`, or [`auto_range`] of `values` if a finite one falls outside it.
+fn fixed_or_auto(fixed: Range<f64>, values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
+    let outside = values
+        .clone()
+        .any(|v| v.is_finite() && (v < fixed.start || v > fixed.end));
+    if outside {
+        auto_range(values)
+    } else {
+        fixed
+    }
+}
+
+/// The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k that is ≥ `v` (1 for non-positive or
+/// non-finite `v`): round axis ends without wasting much of the panel.
+fn nice_ceil(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let e = v.log10().floor() as i32;
+    // Dividing by 10^-e for small values gives the nearest double to 0.6, not 6 × 0.1.
+    let scale = |m: f64| {
+        if e < 0 {
+            m / 10f64.powi(-e)
+        } else {
+            m * 10f64.powi(e)
+        }
+    };
+    [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .map(scale)
+        .find(|&c| c >= v * (1.0 - 1e-12))
+        .unwrap_or_else(|| scale(10.0))
+}
+
+fn rgb((r, g, b): Rgb) -> RGBColor {
+    RGBColor(r, g, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{assert_file_error, out_dir, svg_texts, unwritable};
+    use super::*;
+
+    const DARTS_OPS: [&str; 8] = [
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+    ];
+
+    /// Softmax-like weights drifting apart over `epochs`.
+    fn history(epochs: usize, edges: usize, ops: usize) -> Vec<Vec<Vec<f32>>> {
+        (0..epochs)
+            .map(|e| {
+                (0..edges)
+                    .map(|j| {
+                        let raw: Vec<f32> = (0..ops)
+                            .map(|k| ((k * 7 + j * 3) % 5) as f32 * e as f32 * 0.02)
+                            .collect();
+                        let z: f32 = raw.iter().map(|v| v.exp()).sum();
+                        raw.iter().map(|v| v.exp() / z).collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn epochs(n: usize) -> Vec<EpochPoint> {
+        (0..n)
+            .map(|e| EpochPoint {
+                epoch: e,
+                train_loss: 2.3 / (1.0 + e as f64 * 0.1),
+                val_loss: 2.4 / (1.0 + e as f64 * 0.08),
+                train_acc: 0.1 + 0.8 * e as f64 / n as f64,
+                val_acc: 0.1 + 0.7 * e as f64 / n as f64,
+                beta: Some(1.0 - e as f64 / n as f64),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn darts_panels_follow_upstream_edge_order() {
+        let p = darts_edge_panels(4);
+        assert_eq!(p.len(), 14);
+        assert_eq!(p[3].title, "edge 3 (node 1 ← input 1)");
+        assert_eq!((p[13].row, p[13].col), (3, 4));
+        let n = nb201_edge_panels();
+        assert_eq!(n.len(), 6);
+        assert_eq!(n[2].title, "edge 2 (node 2 ← node 1)");
+        assert_eq!(n[3].title, "edge 3 (node 3 ← node 0)");
+    }
+
+    #[test]
+    fn alpha_chart_darts_50_epochs() {
+        let dir = out_dir("alpha_darts");
+        let path = dir.join("alpha.svg");
+        let h = history(50, 14, 8);
+        alpha_chart(
+            &path,
+            "normal cell α",
+            &DARTS_OPS,
+            &darts_edge_panels(4),
+            &h,
+        )
+        .unwrap();
+        let text = svg_texts(&path);
+        for op in DARTS_OPS {
+            assert_eq!(text.matches(op).count(), 1, "legend names {op} once");
+        }
+        assert!(text.contains("edge 3 (node 1 ← input 1)"));
+        assert!(text.contains("edge 13 (node 3 ← input 4)"));
+        assert!(text.contains("normal cell α"));
+    }
+
+    #[test]
+    fn alpha_chart_nb201_one_epoch() {
+        let dir = out_dir("alpha_nb201");
+        let path = dir.join("alpha.svg");
+        let ops = [
+            "none",
+            "skip_connect",
+            "nor_conv_1x1",
+            "nor_conv_3x3",
+            "avg_pool_3x3",
+        ];
+        alpha_chart(
+            &path,
+            "NB201 α",
+            &ops,
+            &nb201_edge_panels(),
+            &history(1, 6, 5),
+        )
+        .unwrap();
+        let text = svg_texts(&path);
+        assert!(text.contains("edge 5 (node 3 ← node 2)"));
+        assert!(text.contains("nor_conv_3x3"));
+        // A single epoch is drawn as dots, not as invisible one-point lines.
+        assert!(std::fs::read_to_string(&path).unwrap().contains("<circle"));
+    }
+
+    #[test]
+    fn alpha_chart_survives_bad_data() {
+        let dir = out_dir("alpha_bad");
+        let path = dir.join("alpha.svg");
+        let mut h = history(5, 3, 4);
+        h[1][0][2] = f32::NAN;
+        h[2][1] = vec![f32::INFINITY];
+        h[3].clear();
+        // Fewer names than ops, and too few panels: both fall back.
+        alpha_chart(&path, "", &["a"], &darts_edge_panels(1)[..1], &h).unwrap();
+        let text = svg_texts(&path);
+        assert!(text.contains("op 3") && text.contains("edge 2"));
+        let all_nan = vec![vec![vec![f32::NAN; 2]; 2]; 3];
+        alpha_chart(&path, "nan", &["a", "b"], &[], &all_nan).unwrap();
+        assert!(alpha_chart(&path, "empty", &["a"], &[], &[]).is_err());
+        assert!(alpha_chart(&path, "no edges", &["a"], &[], &[vec![]]).is_err());
+    }
+
+    #[test]
+    fn curves_chart_one_and_fifty_epochs() {
+        let dir = out_dir("curves");
+        for n in [1, 50] {
+            let path = dir.join(format!("curves{n}.svg"));
+            curves_chart(&path, &epochs(n)).unwrap();
+            let text = svg_texts(&path);
+            for label in [
+                "loss",
+                "accuracy",
+                "train",
+                "val",
+                "epoch",
+                "accuracy (%)",
+                "β",
+            ] {
+                assert!(text.contains(label), "{label} missing for {n} epochs");
+            }
+        }
+    }
+
+    #[test]
+    fn curves_chart_handles_nan_and_no_beta() {
+        let dir = out_dir("curves_nan");
+        let path = dir.join("curves.svg");
+        let mut e = epochs(10);
+        e[3].val_loss = f64::NAN;
+        e[4].train_acc = f64::INFINITY;
+        e.iter_mut().for_each(|p| p.beta = None);
+        curves_chart(&path, &e).unwrap();
+        assert!(!svg_texts(&path).contains("β"));
+        for p in e.iter_mut() {
+            p.train_loss = f64::NAN;
+            p.val_loss = f64::NAN;
+            p.epoch = usize::MAX;
+        }
+        curves_chart(&path, &e).unwrap();
+        assert!(curves_chart(&path, &[]).is_err());
+    }
+
+    #[test]
+    fn extreme_values_never_panic() {
+        let dir = out_dir("charts_extreme");
+        let path = dir.join("x.svg");
+        let extremes = [
+            f64::MAX,
+            f64::MIN,
+            1e300,
+            -1e-300,
+            f64::MIN_POSITIVE,
+            0.0,
+            1e9,
+            f64::NEG_INFINITY,
+        ];
+        for (i, &v) in extremes.iter().enumerate() {
+            let e: Vec<EpochPoint> = [0, 1, usize::MAX, 7]
+                .iter()
+                .map(|&epoch| EpochPoint {
+                    epoch: epoch.wrapping_mul(i),
+                    train_loss: v,
+                    val_loss: -v,
+                    train_acc: v,
+                    val_acc: 0.5,
+                    beta: Some(v),
+                })
+                .collect();
+            curves_chart(&path, &e).unwrap();
+            let h = vec![vec![vec![v as f32, 0.5, -(v as f32)]; 2]; 3];
+            alpha_chart(&path, "x", &["a", "b", "c"], &[], &h).unwrap();
+        }
+    }
+
+    #[test]
+    fn unwritable_paths_are_named() {
+        let dir = out_dir("charts_unwritable");
+        let bad = unwritable(&dir);
+        assert_file_error(curves_chart(&bad, &epochs(3)), &bad);
+        let h = history(2, 6, 5);
+        assert_file_error(alpha_chart(&bad, "t", &[], &[], &h), &bad);
+    }
+
+    #[test]
+    fn nice_numbers() {
+        assert_eq!(nice_ceil(0.29), 0.3);
+        assert_eq!(nice_ceil(0.51), 0.6);
+        assert_eq!(nice_ceil(2.3), 2.5);
+        assert_eq!(nice_ceil(1.0), 1.0);
+        assert_eq!(nice_ceil(f64::NAN), 1.0);
+        assert_eq!(auto_range([f64::NAN, 1e301].into_iter()), 0.0..1.0);
+        assert_eq!(fixed_or_auto(0.0..100.0, [50.0].into_iter()), 0.0..100.0);
+        assert_eq!(fixed_or_auto(0.0..100.0, [5000.0].into_iter()), 0.0..6000.0);
+        assert_eq!(auto_range([-0.5, 3.0].into_iter()), -0.6..4.0);
+    }
+}
