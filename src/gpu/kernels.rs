@@ -19,6 +19,7 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("conv", include_str!("../../shaders/conv.wgsl")),
     ("pointwise", include_str!("../../shaders/pointwise.wgsl")),
+    ("depthwise", include_str!("../../shaders/depthwise.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
@@ -61,7 +62,8 @@ type CachedPipeline = (usize, Arc<wgpu::ComputePipeline>);
 
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: RefCell<HashMap<(&'static str, &'static str), CachedPipeline>>,
+    pipelines:
+        RefCell<HashMap<(&'static str, &'static str, Vec<(&'static str, u32)>), CachedPipeline>>,
 }
 
 impl Registry {
@@ -72,14 +74,16 @@ impl Registry {
         }
     }
 
-    /// The pipeline for `file:entry` and a small id for cache keys.
+    /// The pipeline for `file:entry` specialised with `consts`, and a small id for cache keys.
     pub fn pipeline(
         &self,
         device: &wgpu::Device,
         file: &'static str,
         entry: &'static str,
+        consts: &[(&'static str, u32)],
     ) -> Result<(usize, Arc<wgpu::ComputePipeline>)> {
-        if let Some(p) = self.pipelines.borrow().get(&(file, entry)) {
+        let key = (file, entry, consts.to_vec());
+        if let Some(p) = self.pipelines.borrow().get(&key) {
             return Ok(p.clone());
         }
         let mut modules = self.modules.borrow_mut();
@@ -95,18 +99,23 @@ impl Registry {
             });
             modules.insert(file, module);
         }
+        let constants: Vec<(&str, f64)> = consts.iter().map(|&(k, v)| (k, v as f64)).collect();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,
             module: &modules[file],
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every kernel writes its workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
             cache: None,
         });
         let mut pipelines = self.pipelines.borrow_mut();
         let id = pipelines.len();
         let val = (id, Arc::new(pipeline));
-        pipelines.insert((file, entry), val.clone());
+        pipelines.insert(key, val.clone());
         Ok(val)
     }
 }

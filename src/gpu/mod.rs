@@ -246,6 +246,37 @@ impl Gpu {
         buffers: &[&GpuBuffer],
         grid: [usize; 3],
     ) -> Result<()> {
+        self.launch_spec(file, entry, &[], params, buffers, grid)
+    }
+
+    /// 1-D launch of a kernel specialised with pipeline constants (see [`Gpu::launch`]).
+    pub fn launch_specialized(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        consts: &[(&'static str, u32)],
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        groups: usize,
+    ) -> Result<()> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        let x = groups.clamp(1, max);
+        let rest = groups.div_ceil(x);
+        let y = rest.min(max);
+        let z = rest.div_ceil(y.max(1));
+        self.launch_spec(file, entry, consts, params, buffers, [x, y, z])
+    }
+
+    /// The general launch: `entry` of `file` specialised with `consts`, on `grid` workgroups.
+    pub fn launch_spec(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        consts: &[(&'static str, u32)],
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        grid: [usize; 3],
+    ) -> Result<()> {
         let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
         if grid.iter().any(|&g| g > max) {
             return Err(Error::Gpu(format!(
@@ -253,10 +284,10 @@ impl Gpu {
             )));
         }
         let [x, y, z] = grid.map(|g| g.max(1));
-        let (pid, pipeline) = self
-            .inner
-            .kernels
-            .pipeline(&self.inner.device, file, entry)?;
+        let (pid, pipeline) =
+            self.inner
+                .kernels
+                .pipeline(&self.inner.device, file, entry, consts)?;
         let uniform = self.uniform(params);
         let mut key_ids = Vec::with_capacity(buffers.len() + 1);
         key_ids.push(uniform.id());

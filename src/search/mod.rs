@@ -2,6 +2,8 @@
 //! checkpoints and run outputs.
 
 pub mod darts_net;
+pub mod genotype;
+pub mod nb201;
 pub mod nb201_net;
 pub mod schedule;
 pub mod supernet;

@@ -11,17 +11,7 @@ use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// Candidate operations of NAS-Bench-201, in α column order.
-pub const NB201_OPS: [&str; 5] = [
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-];
-
-/// (to, from) of each edge, in α row order.
-pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
+pub use super::nb201::{NB201_EDGES, NB201_OPS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Nb201Config {

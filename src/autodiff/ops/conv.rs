@@ -127,6 +127,24 @@ fn pointwise(p: &[u32; 17]) -> Option<(usize, usize, usize, usize)> {
     })
 }
 
+/// Parameters and pipeline constants when the conv is depthwise with a square kernel of at
+/// most 5×5, equal strides, dilations and paddings, and no bias.
+fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], [(&'static str, u32); 3])> {
+    let [n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, g, bias] = *p;
+    let ok = g == cin
+        && g == cout
+        && kh == kw
+        && kh <= 5
+        && sh == sw
+        && ph == pw
+        && dh == dw
+        && bias == 0;
+    ok.then_some((
+        [n, cin, h, w, ho, wo, ph, 0],
+        [("K", kh), ("S", sh), ("D", dh)],
+    ))
+}
+
 /// y[b] (m × hw) = A (m × k, strides `a`) · x[b] (k × hw), for every image b.
 fn gemm(
     x: &Tensor,
@@ -168,6 +186,16 @@ impl Tape {
         if let Some(pw) = pointwise(&params) {
             let (n, cin, hw, cout) = pw;
             gemm(x, w, &y, [n, cout, cin, hw], [cin, 1])?;
+        } else if let Some((dp, consts)) = depthwise(&params) {
+            let groups = y.numel().div_ceil(256);
+            gpu.launch_specialized(
+                "depthwise",
+                "forward",
+                &consts,
+                &dp,
+                &[x.buffer(), w.buffer(), y.buffer()],
+                groups,
+            )?;
         } else {
             let bias = b.unwrap_or(w);
             gpu.launch(
@@ -196,12 +224,23 @@ impl Conv2dNode {
         let gpu = gy.gpu();
         let mut out = Vec::new();
         let pw = pointwise(&self.params);
+        let dwc = depthwise(&self.params);
         let p = &self.params;
         if self.x.requires_grad() {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
             if let Some((n, cin, hw, cout)) = pw {
                 // dx = Wᵀ·dy per image.
                 gemm(gy, &self.w, &dx, [n, cin, cout, hw], [1, cin])?;
+            } else if let Some((dp, consts)) = &dwc {
+                let groups = dx.numel().div_ceil(256);
+                gpu.launch_specialized(
+                    "depthwise",
+                    "backward_input",
+                    consts,
+                    dp,
+                    &[gy.buffer(), self.w.buffer(), dx.buffer()],
+                    groups,
+                )?;
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
                     "backward_input_s1"
@@ -230,6 +269,15 @@ impl Conv2dNode {
                     &pp,
                     &[gy.buffer(), self.x.buffer(), dw.buffer()],
                     [cin.div_ceil(4), cout.div_ceil(4), 1],
+                )?;
+            } else if let Some((dp, consts)) = &dwc {
+                gpu.launch_specialized(
+                    "depthwise",
+                    "backward_weight",
+                    consts,
+                    dp,
+                    &bufs,
+                    p[4] as usize,
                 )?;
             } else if depthwise {
                 gpu.launch_groups("conv", "depthwise_weight", p, &bufs, p[4] as usize)?;

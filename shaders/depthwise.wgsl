@@ -1,0 +1,117 @@
+// depthwise.wgsl: depthwise 2-D convolution (groups = channels, one k×k filter per channel),
+// the spatial half of DARTS' sep_conv / dil_conv, and its gradients. NCHW f32.
+// Kernel size K, stride S and dilation D are pipeline constants, so the tap loops unroll and
+// the weight-gradient accumulators live in registers; padding comes from the parameters.
+// x: (n, c, h, w), weight: (c, 1, K, K), y: (n, c, ho, wo).
+//   forward         1 x, 2 weight, 3 y       one thread per output element
+//   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather)
+//   backward_weight 1 x, 2 dy, 3 dw          one workgroup per channel: its threads stride over
+//                   output rows of all images, accumulate all K×K taps, then tree-reduce
+// Workgroup size 256; 1-D launches spread over the grid (see prelude).
+
+override K: u32 = 3u;
+override S: u32 = 1u;
+override D: u32 = 1u;
+
+struct P {
+    n: u32, c: u32, h: u32, w: u32,
+    ho: u32, wo: u32, pad: u32, _p: u32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+
+@group(0) @binding(1) var<storage, read> f_x: array<f32>;
+@group(0) @binding(2) var<storage, read> f_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * p.wo) { return; }
+    let ox = i % p.wo;
+    let r = i / p.wo;
+    let oy = r % p.ho;
+    let plane = r / p.ho;
+    let ch = plane % p.c;
+    let xb = plane * p.h * p.w;
+    let y0 = i32(oy * S) - i32(p.pad);
+    let x0 = i32(ox * S) - i32(p.pad);
+    var acc = 0.0;
+    for (var ky = 0u; ky < K; ky = ky + 1u) {
+        let iy = y0 + i32(ky * D);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        for (var kx = 0u; kx < K; kx = kx + 1u) {
+            let ix = x0 + i32(kx * D);
+            if (ix < 0 || ix >= i32(p.w)) { continue; }
+            acc = acc + f_x[xb + u32(iy) * p.w + u32(ix)] * f_w[ch * K * K + ky * K + kx];
+        }
+    }
+    f_y[i] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> bi_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> bi_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bi_dx: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.h * p.w) { return; }
+    let ix = i % p.w;
+    let r = i / p.w;
+    let iy = r % p.h;
+    let plane = r / p.h;
+    let ch = plane % p.c;
+    let dyb = plane * p.ho * p.wo;
+    var acc = 0.0;
+    for (var ky = 0u; ky < K; ky = ky + 1u) {
+        let ty = i32(iy + p.pad) - i32(ky * D);
+        if (ty < 0 || (u32(ty) % S) != 0u) { continue; }
+        let oy = u32(ty) / S;
+        if (oy >= p.ho) { continue; }
+        for (var kx = 0u; kx < K; kx = kx + 1u) {
+            let tx = i32(ix + p.pad) - i32(kx * D);
+            if (tx < 0 || (u32(tx) % S) != 0u) { continue; }
+            let ox = u32(tx) / S;
+            if (ox >= p.wo) { continue; }
+            acc = acc + bi_dy[dyb + oy * p.wo + ox] * bi_w[ch * K * K + ky * K + kx];
+        }
+    }
+    bi_dx[i] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> bw_x: array<f32>;
+@group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bw_dw: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let cc = min(ch, p.c - 1u);
+    var acc: array<f32, 25>;
+    for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
+    for (var r = li; r < p.n * p.ho; r = r + WG) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let xb = (b * p.c + cc) * p.h * p.w;
+        let dyrow = ((b * p.c + cc) * p.ho + oy) * p.wo;
+        let y0 = i32(oy * S) - i32(p.pad);
+        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
+            let g = bw_dy[dyrow + ox];
+            let x0 = i32(ox * S) - i32(p.pad);
+            for (var ky = 0u; ky < K; ky = ky + 1u) {
+                let iy = y0 + i32(ky * D);
+                if (iy < 0 || iy >= i32(p.h)) { continue; }
+                for (var kx = 0u; kx < K; kx = kx + 1u) {
+                    let ix = x0 + i32(kx * D);
+                    if (ix >= 0 && ix < i32(p.w)) {
+                        acc[ky * K + kx] = acc[ky * K + kx] + g * bw_x[xb + u32(iy) * p.w + u32(ix)];
+                    }
+                }
+            }
+        }
+    }
+    for (var q = 0u; q < K * K; q = q + 1u) {
+        let s = tree_sum(li, acc[q]);
+        if (li == 0u && ch < p.c) { bw_dw[ch * K * K + q] = s; }
+    }
+}
