@@ -9,8 +9,7 @@
 //   backward_input_s1  the same for stride 1 (no divisibility tests per tap)
 //   backward_weight  1 x, 2 dy, 3 dw                     one workgroup per weight element,
 //                    reducing over batch x output rows (no per-channel launches)
-//   depthwise_weight 1 x, 2 dy, 3 dw   depthwise (groups = cin = cout, kh*kw <= 25): one
-//                    workgroup per channel computes all its taps, each dy value loaded once
+//   (1×1 and depthwise convolutions have faster kernels: pointwise.wgsl, depthwise.wgsl)
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
 // Workgroup size 256; grids spread over 3-D (see prelude).
 
@@ -152,37 +151,6 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     }
     let s = tree_sum(li, acc);
     if (li == 0u && co < p.cout) { bw_dw[idx] = s; }
-}
-
-@compute @workgroup_size(256)
-fn depthwise_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let c = group_index(wg, nwg);
-    let cc = min(c, p.cout - 1u);
-    var acc: array<f32, 25>;
-    for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
-    for (var r = li; r < p.n * p.ho; r = r + WG) {
-        let b = r / p.ho;
-        let oy = r % p.ho;
-        let xplane = (b * p.cin + cc) * p.h * p.w;
-        let dyrow = ((b * p.cout + cc) * p.ho + oy) * p.wo;
-        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
-            let g = bw_dy[dyrow + ox];
-            for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
-                let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-                if (iy < 0 || iy >= i32(p.h)) { continue; }
-                for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-                    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
-                    if (ix >= 0 && ix < i32(p.w)) {
-                        acc[ky * p.kw + kx] = acc[ky * p.kw + kx] + g * bw_x[xplane + u32(iy) * p.w + u32(ix)];
-                    }
-                }
-            }
-        }
-    }
-    for (var q = 0u; q < p.kh * p.kw; q = q + 1u) {
-        let s = tree_sum(li, acc[q]);
-        if (li == 0u && c < p.cout) { bw_dw[c * p.kh * p.kw + q] = s; }
-    }
 }
 
 @group(0) @binding(1) var<storage, read> bb_dy: array<f32>;

@@ -5,8 +5,10 @@
 // x: (n, c, h, w), weight: (c, 1, K, K), y: (n, c, ho, wo).
 //   forward         1 x, 2 weight, 3 y       one thread per output element
 //   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather)
-//   backward_weight 1 x, 2 dy, 3 dw          one workgroup per channel: its threads stride over
-//                   output rows of all images, accumulate all K×K taps, then tree-reduce
+//   weight gradient in two passes (no barriers; they are costly on CPU adapters):
+//   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
+//                   accumulates all K×K taps in registers
+//   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
 // Workgroup size 256; 1-D launches spread over the grid (see prelude).
 
 override K: u32 = 3u;
@@ -15,7 +17,7 @@ override D: u32 = 1u;
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
-    ho: u32, wo: u32, pad: u32, _p: u32,
+    ho: u32, wo: u32, pad: u32, _p: u32, // _p: rows per chunk (weight gradient)
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -81,19 +83,26 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 
 @group(0) @binding(1) var<storage, read> bw_x: array<f32>;
 @group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bw_dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bw_part: array<f32>;
 
+// Pass 1: thread t = (channel, chunk of _p output rows over all images) accumulates all K×K
+// taps in registers and writes them as partials. No barriers.
 @compute @workgroup_size(256)
-fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let ch = group_index(wg, nwg);
-    let cc = min(ch, p.c - 1u);
+fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let rows = p.n * p.ho;
+    let nchunks = (rows + p._p - 1u) / p._p;
+    if (t >= p.c * nchunks) { return; }
+    let ch = t / nchunks;
+    let chunk = t % nchunks;
     var acc: array<f32, 25>;
     for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
-    for (var r = li; r < p.n * p.ho; r = r + WG) {
+    let r_end = min((chunk + 1u) * p._p, rows);
+    for (var r = chunk * p._p; r < r_end; r = r + 1u) {
         let b = r / p.ho;
         let oy = r % p.ho;
-        let xb = (b * p.c + cc) * p.h * p.w;
-        let dyrow = ((b * p.c + cc) * p.ho + oy) * p.wo;
+        let xb = (b * p.c + ch) * p.h * p.w;
+        let dyrow = ((b * p.c + ch) * p.ho + oy) * p.wo;
         let y0 = i32(oy * S) - i32(p.pad);
         for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
             let g = bw_dy[dyrow + ox];
@@ -110,8 +119,23 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    for (var q = 0u; q < K * K; q = q + 1u) {
-        let s = tree_sum(li, acc[q]);
-        if (li == 0u && ch < p.c) { bw_dw[ch * K * K + q] = s; }
+    for (var q = 0u; q < K * K; q = q + 1u) { bw_part[t * K * K + q] = acc[q]; }
+}
+
+@group(0) @binding(1) var<storage, read> ws_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
+
+// Pass 2: one thread per weight (channel, tap) adds the partials of its channel's chunks.
+@compute @workgroup_size(256)
+fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    if (e >= p.c * K * K) { return; }
+    let ch = e / (K * K);
+    let q = e % (K * K);
+    let nchunks = (p.n * p.ho + p._p - 1u) / p._p;
+    var acc = 0.0;
+    for (var c = 0u; c < nchunks; c = c + 1u) {
+        acc = acc + ws_part[(ch * nchunks + c) * K * K + q];
     }
+    ws_dw[e] = acc;
 }

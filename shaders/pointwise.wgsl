@@ -6,9 +6,10 @@
 //           backward_input: a = weightᵀ, strides (1, cin), x = dy, y = dx.
 //           Grid (ceil(n*hw/256), ceil(m/4), 1); each thread: one pixel of one image, 4
 //           output rows, so every x value loaded serves 4 multiply-adds; no division in loops.
-//   weight_grad  1 dy (n, m, hw), 2 x (n, k, hw), 3 dw (m, k): dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p]
-//           Grid (ceil(k/4), ceil(m/4), 1); one workgroup per 4×4 block of dw, its 256 threads
-//           striding over batch × pixels, then 16 tree reductions.
+//   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
+//   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
+//           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
+//   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
 // Workgroup size 256.
 
 struct P {
@@ -52,23 +53,30 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 @group(0) @binding(1) var<storage, read> wg_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> wg_x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> wg_dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wg_part: array<f32>;
 
+// Pass 1: thread t = (block, chunk) sums one 4×4 block of dw over `chunk` consecutive
+// (image, pixel) positions into 16 partials. No barriers (they are costly on CPU adapters).
 @compute @workgroup_size(256)
-fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let j0 = wg.x * 4u;
-    let i0 = wg.y * 4u;
+fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let nchunks = p._p1;
+    let bj = (p.k + 3u) / 4u;
+    let nblocks = ((p.m + 3u) / 4u) * bj;
+    if (t >= nblocks * nchunks) { return; }
+    let blk = t / nchunks;
+    let chunk = t % nchunks;
+    let i0 = (blk / bj) * 4u;
+    let j0 = (blk % bj) * 4u;
     let ri = min(4u, p.m - i0);
     let rj = min(4u, p.k - j0);
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
-    let total = p.n * p.hw;
-    // Stride over (b, pixel) rows without division in the loop: b advances when px wraps.
-    var b = li / p.hw;
-    var px = li % p.hw;
-    let step_b = WG / p.hw;
-    let step_px = WG % p.hw;
-    for (var t = li; t < total; t = t + WG) {
+    let start = chunk * p._p0;
+    let end = min(start + p._p0, p.n * p.hw);
+    var b = start / p.hw;
+    var px = start % p.hw;
+    for (var pos = start; pos < end; pos = pos + 1u) {
         let dyb = (b * p.m + i0) * p.hw + px;
         let xb = (b * p.k + j0) * p.hw + px;
         var dv: array<f32, 4>;
@@ -82,14 +90,29 @@ fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 acc[a * 4u + c] = acc[a * 4u + c] + dv[a] * xv[c];
             }
         }
-        b = b + step_b;
-        px = px + step_px;
-        if (px >= p.hw) { px = px - p.hw; b = b + 1u; }
+        px = px + 1u;
+        if (px == p.hw) { px = 0u; b = b + 1u; }
     }
-    for (var q = 0u; q < 16u; q = q + 1u) {
-        let total_q = tree_sum(li, acc[q]);
-        let a = q / 4u;
-        let c = q % 4u;
-        if (li == 0u && a < ri && c < rj) { wg_dw[(i0 + a) * p.k + j0 + c] = total_q; }
+    for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
+}
+
+@group(0) @binding(1) var<storage, read> ws_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
+
+// Pass 2: one thread per element of dw sums its block's partials over all chunks.
+@compute @workgroup_size(256)
+fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    if (e >= p.m * p.k) { return; }
+    let i = e / p.k;
+    let j = e % p.k;
+    let nchunks = p._p1;
+    let bj = (p.k + 3u) / 4u;
+    let blk = (i / 4u) * bj + j / 4u;
+    let q = (i % 4u) * 4u + j % 4u;
+    var acc = 0.0;
+    for (var c = 0u; c < nchunks; c = c + 1u) {
+        acc = acc + ws_part[(blk * nchunks + c) * 16u + q];
     }
+    ws_dw[e] = acc;
 }

@@ -106,14 +106,15 @@ impl FactorizedReduce {
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
         let h = tape.relu(x)?;
         let a = self.conv_1.forward(tape, &h)?;
+        // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].
         let shifted = tape.slice2d(
             &h,
             SliceCfg {
                 offset: 1,
-                stride: 1,
+                stride: 2,
             },
         )?;
-        let b = self.conv_2.forward(tape, &shifted)?;
+        let b = tape.conv2d(&shifted, &self.conv_2.weight, None, Conv2dCfg::new(1, 0))?;
         let cat = tape.concat(&[&a, &b])?;
         self.bn.forward(tape, &cat, ctx)
     }

@@ -1,6 +1,7 @@
 //! 2-D convolution (dense, 1×1, grouped/depthwise, any stride, padding, dilation, optional
 //! bias): forward and the backward rule side by side. Kernels: `shaders/conv.wgsl`.
 
+use super::layout::SliceCfg;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
@@ -173,6 +174,24 @@ impl Tape {
         cfg: Conv2dCfg,
     ) -> Result<Tensor> {
         let (params, out_shape) = params(x, w, cfg, b.is_some())?;
+        // A strided 1×1 conv only reads every s-th pixel: subsample, then a plain matrix
+        // product (cheaper than the general kernel's gather, forward and backward).
+        if params[7] == 1
+            && params[8] == 1
+            && cfg.stride > 1
+            && cfg.padding == 0
+            && cfg.groups == 1
+            && b.is_none()
+        {
+            let sub = self.slice2d(
+                x,
+                SliceCfg {
+                    offset: 0,
+                    stride: cfg.stride,
+                },
+            )?;
+            return self.conv2d(&sub, w, None, Conv2dCfg::new(1, 0));
+        }
         if let Some(b) = b {
             if b.shape() != [out_shape[1]] {
                 return Err(Error::shape(
@@ -259,29 +278,44 @@ impl Conv2dNode {
         }
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
-            let bufs = [self.x.buffer(), gy.buffer(), dw.buffer()];
-            let depthwise = p[15] == p[1] && p[15] == p[4] && p[7] * p[8] <= 25;
             if let Some((n, cin, hw, cout)) = pw {
-                let pp = [n, cout, cin, hw, 0, 0, 0, 0].map(|v| v as u32);
-                gpu.launch_grid(
+                // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions.
+                let blocks = cin.div_ceil(4) * cout.div_ceil(4);
+                let chunk = (n * hw * blocks).div_ceil(16384).max(64);
+                let chunks = (n * hw).div_ceil(chunk);
+                let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
+                let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;
+                let bufs = [gy.buffer(), self.x.buffer(), &part];
+                gpu.launch(
                     "pointwise",
-                    "weight_grad",
+                    "weight_grad_partial",
                     &pp,
-                    &[gy.buffer(), self.x.buffer(), dw.buffer()],
-                    [cin.div_ceil(4), cout.div_ceil(4), 1],
-                )?;
-            } else if let Some((dp, consts)) = &dwc {
-                gpu.launch_specialized(
-                    "depthwise",
-                    "backward_weight",
-                    consts,
-                    dp,
                     &bufs,
-                    p[4] as usize,
+                    blocks * chunks,
                 )?;
-            } else if depthwise {
-                gpu.launch_groups("conv", "depthwise_weight", p, &bufs, p[4] as usize)?;
+                gpu.launch(
+                    "pointwise",
+                    "weight_grad_sum",
+                    &pp,
+                    &[&part, dw.buffer()],
+                    dw.numel(),
+                )?;
+            } else if let Some((mut dp, consts)) = dwc {
+                let (c, rows) = (p[4] as usize, (p[0] * p[5]) as usize);
+                let taps = (p[7] * p[8]) as usize;
+                // Chunks of output rows so that channels × chunks fills the device.
+                let per = (rows * c).div_ceil(8192).max(1);
+                let chunks = rows.div_ceil(per);
+                dp[7] = per as u32;
+                let part = gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?;
+                let bufs = [self.x.buffer(), gy.buffer(), &part];
+                let groups = (c * chunks).div_ceil(256);
+                gpu.launch_specialized("depthwise", "weight_partial", &consts, &dp, &bufs, groups)?;
+                let groups = dw.numel().div_ceil(256);
+                let bufs = [&part, dw.buffer()];
+                gpu.launch_specialized("depthwise", "weight_sum", &consts, &dp, &bufs, groups)?;
             } else {
+                let bufs = [self.x.buffer(), gy.buffer(), dw.buffer()];
                 gpu.launch_groups("conv", "backward_weight", p, &bufs, dw.numel())?;
             }
             out.push((self.w.clone(), dw));
