@@ -60,10 +60,12 @@ pub fn validate_all_shaders() -> Result<()> {
 /// A compiled pipeline and its small integer id (for bind-group cache keys).
 type CachedPipeline = (usize, Arc<wgpu::ComputePipeline>);
 
+/// (file, entry point, pipeline constants).
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u32)>);
+
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines:
-        RefCell<HashMap<(&'static str, &'static str, Vec<(&'static str, u32)>), CachedPipeline>>,
+    pipelines: RefCell<HashMap<PipelineKey, CachedPipeline>>,
 }
 
 impl Registry {

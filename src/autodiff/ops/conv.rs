@@ -128,9 +128,12 @@ fn pointwise(p: &[u32; 17]) -> Option<(usize, usize, usize, usize)> {
     })
 }
 
+/// Pipeline constants K, S, D of a depthwise kernel.
+type DepthwiseConsts = [(&'static str, u32); 3];
+
 /// Parameters and pipeline constants when the conv is depthwise with a square kernel of at
 /// most 5×5, equal strides, dilations and paddings, and no bias.
-fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], [(&'static str, u32); 3])> {
+fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
     let [n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, g, bias] = *p;
     let ok = g == cin
         && g == cout
