@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::nn::{Module, Slot};
 use safetensors::{Dtype, SafeTensors};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// A tensor read from a file, converted to f64 (exact for f32, f64 and small integers).
@@ -22,11 +22,22 @@ fn file_err(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Reads every tensor of a safetensors file (f32, f64, f16/bf16 excluded, i64, i32).
+/// Reads every tensor of a safetensors file (f32, f64, i64, i32).
 pub fn read(path: &Path) -> Result<BTreeMap<String, Named>> {
+    Ok(read_with_metadata(path)?.0)
+}
+
+/// Reads every tensor and the file's string metadata.
+pub fn read_with_metadata(
+    path: &Path,
+) -> Result<(BTreeMap<String, Named>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let invalid = |e: safetensors::SafeTensorError| {
+        file_err(path, format!("not a valid safetensors file: {e}"))
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&bytes).map_err(invalid)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
@@ -62,7 +73,7 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Named>> {
             },
         );
     }
-    Ok(out)
+    Ok((out, metadata))
 }
 
 /// Loads `module`'s state from `tensors` (names prefixed by `prefix`). Every slot must be
@@ -140,7 +151,11 @@ pub fn module_entries(module: &dyn Module, prefix: &str) -> Result<Vec<(String, 
 
 /// Writes `entries` as safetensors: to a temporary file beside `path`, synced, then renamed
 /// over it, so readers only ever see a complete file.
-pub fn write_atomic(path: &Path, entries: &[(String, Entry)]) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    entries: &[(String, Entry)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = entries
         .iter()
         .map(|(n, e)| match e {
@@ -169,7 +184,7 @@ pub fn write_atomic(path: &Path, entries: &[(String, Entry)]) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let blob =
-        safetensors::tensor::serialize(views, None).map_err(|e| file_err(path, e.to_string()))?;
+        safetensors::tensor::serialize(views, metadata).map_err(|e| file_err(path, e.to_string()))?;
     let tmp = path.with_extension("safetensors.tmp");
     let write = || -> std::io::Result<()> {
         use std::io::Write;

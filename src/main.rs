@@ -1,5 +1,7 @@
 //! The `darts-minus` command line.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 use darts_minus::gpu::{list_adapters, AdapterChoice};
 use std::process::ExitCode;
@@ -23,6 +25,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Search an architecture with DARTS- (default: the built-in CIFAR-10 mini set).
+    Search(Box<cli::search::SearchArgs>),
+    /// Print the genotype derived from a search checkpoint.
+    Genotype(cli::search::GenotypeArgs),
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
 }
@@ -36,6 +42,8 @@ fn main() -> ExitCode {
     }
     .with_env();
     let result = match cli.command {
+        Command::Search(a) => cli::search::run(&a, &choice),
+        Command::Genotype(a) => cli::search::genotype(&a),
         Command::Devices => devices(&choice),
     };
     match result {

@@ -11,7 +11,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Shape of a DARTS search network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DartsConfig {
     /// Initial channels C.
     pub channels: usize,

@@ -5,7 +5,9 @@ pub mod darts_net;
 pub mod genotype;
 pub mod nb201;
 pub mod nb201_net;
+pub mod outputs;
 pub mod schedule;
 pub mod supernet;
+pub mod trainer;
 
 pub use supernet::Supernet;

@@ -13,7 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 pub use super::nb201::{NB201_EDGES, NB201_OPS};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Nb201Config {
     pub channels: usize,
     pub cells_per_stage: usize,

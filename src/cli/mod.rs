@@ -1,0 +1,3 @@
+//! Command implementations of the `darts-minus` binary.
+
+pub mod search;

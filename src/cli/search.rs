@@ -1,0 +1,407 @@
+//! `darts-minus search` and `darts-minus genotype`.
+
+use clap::{Args, ValueEnum};
+use darts_minus::checkpoint;
+use darts_minus::data::{search_split, Dataset, Split, CIFAR10_MEAN, CIFAR10_STD};
+use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::search::darts_net::DartsConfig;
+use darts_minus::search::nb201_net::Nb201Config;
+use darts_minus::search::outputs::RunDir;
+use darts_minus::search::schedule::{BetaDecay, BetaSchedule};
+use darts_minus::search::trainer::{derive_from_alphas, softmax_rows, Derived, Progress, Search, SearchSettings, Space, StepOrder};
+use darts_minus::{Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum SpaceArg {
+    Darts,
+    Nb201,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OrderArg {
+    ArchFirst,
+    WeightsFirst,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BetaArg {
+    Linear,
+    Cosine,
+    SlowCosine,
+    Constant,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum NormArg {
+    /// CIFAR-10 for 10-class 32×32 data, CIFAR-100 for 100 classes, else measured on the data.
+    Auto,
+    Cifar10,
+    Cifar100,
+    /// Mean and std measured on the training images.
+    Dataset,
+}
+
+/// Options of `darts-minus search`. Unset values take the paper's settings for real data, or
+/// a small quick setting on the built-in mini set.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Training data: a CIFAR-10/100 binary file or folder, or an image folder
+    /// (<class>/*.png|jpg). Default: the built-in 1,000-image CIFAR-10 mini set.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Search space.
+    #[arg(long, value_enum, default_value = "darts")]
+    pub space: SpaceArg,
+    /// Output directory (default: runs/search-<space>-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Use the paper's settings even on the built-in mini set.
+    #[arg(long)]
+    pub paper: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Initial channels C.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Cells of the DARTS network.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Intermediate nodes per DARTS cell.
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Cells per stage of the NAS-Bench-201 network.
+    #[arg(long)]
+    pub cells_per_stage: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub lr_min: Option<f64>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Nesterov momentum (the NAS-Bench-201 baseline's default).
+    #[arg(long)]
+    pub nesterov: Option<bool>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    #[arg(long)]
+    pub arch_lr: Option<f64>,
+    #[arg(long)]
+    pub arch_weight_decay: Option<f64>,
+    /// Plain DARTS: no auxiliary skip (the collapse baseline).
+    #[arg(long)]
+    pub no_aux: bool,
+    /// Decay of β, the weight of the auxiliary skip.
+    #[arg(long, value_enum)]
+    pub beta_schedule: Option<BetaArg>,
+    /// β at the start.
+    #[arg(long)]
+    pub beta0: Option<f64>,
+    /// Epoch at which β starts to decay (T_start).
+    #[arg(long)]
+    pub beta_start: Option<usize>,
+    /// Epoch after which β stays fixed (T_stop; default: epochs).
+    #[arg(long)]
+    pub beta_stop: Option<usize>,
+    /// T_max of the β formulas (default: epochs).
+    #[arg(long)]
+    pub beta_max: Option<usize>,
+    /// Which update of a step comes first.
+    #[arg(long, value_enum)]
+    pub order: Option<OrderArg>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No random crop / flip (normalisation only).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Batches in index order, no reshuffling.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Stop after this many steps in total.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Input normalisation.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub normalize: NormArg,
+    /// Continue a search from its checkpoint (or its output directory).
+    #[arg(long, conflicts_with = "init_from")]
+    pub resume: Option<PathBuf>,
+    /// Start from the weights and α of a checkpoint (ours or a PyTorch export).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+}
+
+const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4865, 0.4409];
+const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
+
+/// The settings a new search runs with.
+fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSettings> {
+    let quick = builtin && !a.paper;
+    let mut s = match a.space {
+        SpaceArg::Darts => SearchSettings::darts_paper(),
+        SpaceArg::Nb201 => SearchSettings::nb201_benchmark(),
+    };
+    if quick {
+        // Small enough that the built-in search finishes in minutes on a CPU adapter.
+        s.epochs = 3;
+        s.batch_size = 32;
+        match &mut s.space {
+            Space::Darts(c) => *c = DartsConfig { channels: 4, layers: 5, ..*c },
+            Space::Nb201(c) => *c = Nb201Config { channels: 4, cells_per_stage: 1, ..*c },
+        }
+    }
+    match &mut s.space {
+        Space::Darts(c) => {
+            c.channels = a.channels.unwrap_or(c.channels);
+            c.layers = a.layers.unwrap_or(c.layers);
+            c.nodes = a.nodes.unwrap_or(c.nodes);
+            c.aux = !a.no_aux;
+        }
+        Space::Nb201(c) => {
+            c.channels = a.channels.unwrap_or(c.channels);
+            c.cells_per_stage = a.cells_per_stage.unwrap_or(c.cells_per_stage);
+            c.aux = !a.no_aux;
+        }
+    }
+    s.space.set_classes(data.num_classes());
+    s.epochs = a.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.batch_size.unwrap_or(s.batch_size);
+    s.lr = a.lr.unwrap_or(s.lr);
+    s.lr_min = a.lr_min.unwrap_or(s.lr_min);
+    s.momentum = a.momentum.unwrap_or(s.momentum);
+    s.weight_decay = a.weight_decay.unwrap_or(s.weight_decay);
+    s.nesterov = a.nesterov.unwrap_or(s.nesterov);
+    s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
+    s.arch_lr = a.arch_lr.unwrap_or(s.arch_lr);
+    s.arch_weight_decay = a.arch_weight_decay.unwrap_or(s.arch_weight_decay);
+    let decay = match a.beta_schedule {
+        None | Some(BetaArg::Linear) => BetaDecay::Linear,
+        Some(BetaArg::Cosine) => BetaDecay::Cosine,
+        Some(BetaArg::SlowCosine) => BetaDecay::SlowCosine,
+        Some(BetaArg::Constant) => BetaDecay::Constant,
+    };
+    s.beta = BetaSchedule {
+        decay,
+        beta0: a.beta0.unwrap_or(1.0),
+        t_start: a.beta_start.unwrap_or(0),
+        t_stop: a.beta_stop.unwrap_or(s.epochs),
+        t_max: a.beta_max.unwrap_or(s.epochs),
+    };
+    if let Some(o) = a.order {
+        s.order = match o {
+            OrderArg::ArchFirst => StepOrder::ArchFirst,
+            OrderArg::WeightsFirst => StepOrder::WeightsFirst,
+        };
+    }
+    s.seed = a.seed.unwrap_or(s.seed);
+    s.augment = !a.no_augment;
+    s.shuffle = !a.no_shuffle;
+    s.max_steps = a.max_steps;
+    let auto_cifar = data.height == 32 && data.width == 32;
+    (s.mean, s.std) = match a.normalize {
+        NormArg::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),
+        NormArg::Cifar100 => (CIFAR100_MEAN, CIFAR100_STD),
+        NormArg::Dataset => data.channel_mean_std()?,
+        NormArg::Auto if builtin || (auto_cifar && data.num_classes() == 10) => (CIFAR10_MEAN, CIFAR10_STD),
+        NormArg::Auto if auto_cifar && data.num_classes() == 100 => (CIFAR100_MEAN, CIFAR100_STD),
+        NormArg::Auto => data.channel_mean_std()?,
+    };
+    s.validate()?;
+    Ok(s)
+}
+
+fn load_data(a: &SearchArgs) -> Result<(Dataset, bool)> {
+    match &a.data {
+        None => Ok((Dataset::builtin_train()?, true)),
+        Some(p) => Ok((Dataset::open(p, Split::Train)?, false)),
+    }
+}
+
+fn checkpoint_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("checkpoint.safetensors")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn default_out(space: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    PathBuf::from("runs").join(format!("search-{space}-{secs}"))
+}
+
+pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
+    let (data, builtin) = load_data(a)?;
+    let gpu = Gpu::new(choice)?;
+    let (mut search, run_dir) = match &a.resume {
+        Some(p) => {
+            let ckpt = checkpoint_path(p);
+            let search = Search::resume(&gpu, &ckpt)?;
+            let dir = a.out.clone().unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+            (search, RunDir::create(&dir)?)
+        }
+        None => {
+            let s = settings(a, builtin, &data)?;
+            let mut search = Search::new(&gpu, s)?;
+            if let Some(p) = &a.init_from {
+                search.init_from(&checkpoint_path(p))?;
+            }
+            let dir = a.out.clone().unwrap_or_else(|| default_out(search.settings.space.name()));
+            (search, RunDir::create(&dir)?)
+        }
+    };
+    if data.num_classes() != search.settings.space.classes() {
+        return Err(Error::Invalid(format!(
+            "the data has {} classes but the checkpoint's network has {}",
+            data.num_classes(),
+            search.settings.space.classes()
+        )));
+    }
+    let data = Arc::new(data);
+    let split = search_split(data.len);
+    let s = &search.settings;
+    let ad = gpu.adapter();
+    println!("darts-minus search · {} space{} · {} on {} ({})", s.space.name(), if s.space.aux() { " (DARTS-, auxiliary skip)" } else { " (plain DARTS)" }, match &a.data { Some(p) => p.display().to_string(), None => "built-in CIFAR-10 mini set".into() }, ad.name, ad.backend);
+    println!(
+        "  {} weights · {} train / {} val images · batch {} · {} epochs · output {}",
+        search.weight_count(),
+        split.0.len(),
+        split.1.len(),
+        s.batch_size,
+        s.epochs,
+        run_dir.path.display()
+    );
+    if search.epoch > 0 {
+        println!("  resuming after epoch {} (step {})", search.epoch, search.step);
+    }
+    let t_start = Instant::now();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} · {msg} · ETA {eta}")
+            .map_err(|e| Error::Invalid(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    let epochs = search.settings.epochs;
+    while !search.finished() {
+        let record = search.run_epoch(&data, &split, &mut |p| match p {
+            Progress::EpochStart { epoch, steps, lr, beta } => {
+                bar.reset();
+                bar.set_length(steps as u64);
+                bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
+                bar.set_message(format!("lr {lr:.4} β {beta:.3}"));
+            }
+            Progress::Step { stats, seconds, .. } => {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {:.3} acc {:.0}% · {:.1} img/s",
+                    stats.loss,
+                    100.0 * stats.top1 as f64 / stats.n.max(1) as f64,
+                    stats.n as f64 / seconds
+                ));
+            }
+            Progress::Validating { .. } => bar.set_message("validating".to_string()),
+        })?;
+        bar.finish_and_clear();
+        run_dir.write_epoch(&search)?;
+        println!(
+            "epoch {:>3}/{epochs} · train loss {:.4} acc {:5.1}% · val loss {:.4} acc {:5.1}% · β {:.3} · {:.0} ms/step · {:.1} img/s · {}",
+            record.epoch + 1,
+            record.train_loss,
+            100.0 * record.train_acc,
+            record.val_loss,
+            100.0 * record.val_acc,
+            record.beta,
+            record.step_time_ms,
+            record.images_per_sec,
+            short(&record.genotype)
+        );
+        if let Some(nb) = &record.nb201 {
+            println!("            NAS-Bench-201: CIFAR-10 test {:.2}% · CIFAR-100 test {:.2}% · ImageNet16-120 test {:.2}%", nb.cifar10_test, nb.cifar100_test, nb.imagenet16_test);
+        }
+    }
+    summary(&search, &run_dir, t_start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn short(d: &Derived) -> String {
+    match d {
+        Derived::Darts(g) => {
+            let count = |ops: &[(String, usize)], op: &str| ops.iter().filter(|(o, _)| o == op).count();
+            format!("normal cell: {} skip, {} sep_conv", count(&g.normal, "skip_connect"), g.normal.iter().filter(|(o, _)| o.starts_with("sep_conv")).count())
+        }
+        Derived::Nb201(a) => a.arch_string(),
+    }
+}
+
+fn summary(search: &Search, dir: &RunDir, secs: f64) {
+    let Some(last) = search.history.last() else { return };
+    let best = search.history.iter().map(|r| r.val_acc).fold(0.0, f64::max);
+    println!("\nSearch finished in {:.1} min: {} epochs, {} steps, best val acc {:.1}%", secs / 60.0, search.epoch, search.step, 100.0 * best);
+    println!("Derived architecture (epoch {}):\n  {}", last.epoch + 1, last.genotype_text);
+    if let Some(nb) = &last.nb201 {
+        println!(
+            "NAS-Bench-201 #{}: CIFAR-10 valid {:.2}% / test {:.2}% · CIFAR-100 test {:.2}% · ImageNet16-120 test {:.2}%",
+            nb.index, nb.cifar10_valid, nb.cifar10_test, nb.cifar100_test, nb.imagenet16_test
+        );
+    }
+    println!("Outputs in {}: genotype.json/.txt, metrics.jsonl, curves.svg, alpha charts, cell drawings, checkpoint.safetensors", dir.path.display());
+}
+
+/// Options of `darts-minus genotype`.
+#[derive(Args, Debug)]
+pub struct GenotypeArgs {
+    /// A search checkpoint (or its output directory), or a PyTorch export with α.
+    pub checkpoint: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn genotype(a: &GenotypeArgs) -> Result<()> {
+    let path = checkpoint_path(&a.checkpoint);
+    let (tensors, meta) = checkpoint::read_with_metadata(&path)?;
+    let space = match meta.get("settings") {
+        Some(s) => serde_json::from_str::<SearchSettings>(s).map_err(|e| Error::File { path: path.clone(), msg: format!("unreadable settings: {e}") })?.space,
+        None if tensors.contains_key("alphas_normal") => Space::Darts(DartsConfig::default()),
+        None if tensors.contains_key("arch_parameters") => Space::Nb201(Nb201Config::default()),
+        None => {
+            return Err(Error::File {
+                path,
+                msg: "holds no architecture parameters (alphas_normal/alphas_reduce or arch_parameters)".into(),
+            })
+        }
+    };
+    let names: &[&str] = match space {
+        Space::Darts(_) => &["alphas_normal", "alphas_reduce"],
+        Space::Nb201(_) => &["arch_parameters"],
+    };
+    let mut alphas = BTreeMap::new();
+    for &n in names {
+        let t = tensors.get(n).ok_or_else(|| Error::File { path: path.clone(), msg: format!("missing '{n}'") })?;
+        let cols = *t.shape.last().unwrap_or(&1);
+        let vals: Vec<f32> = t.data.iter().map(|&v| v as f32).collect();
+        alphas.insert(n.to_string(), softmax_rows(&vals, cols));
+    }
+    let derived = derive_from_alphas(&space, &alphas)?;
+    if a.json {
+        let j = serde_json::json!({"space": space.name(), "genotype": derived, "text": derived.text(), "nb201": derived.nb201_entry()});
+        println!("{}", serde_json::to_string_pretty(&j).map_err(|e| Error::Invalid(e.to_string()))?);
+    } else {
+        println!("{}", derived.text());
+        if let Some(nb) = derived.nb201_entry() {
+            println!(
+                "NAS-Bench-201 #{}: CIFAR-10 valid {:.2}% / test {:.2}% · CIFAR-100 valid {:.2}% / test {:.2}% · ImageNet16-120 valid {:.2}% / test {:.2}%",
+                nb.index, nb.cifar10_valid, nb.cifar10_test, nb.cifar100_valid, nb.cifar100_test, nb.imagenet16_valid, nb.imagenet16_test
+            );
+        }
+    }
+    Ok(())
+}

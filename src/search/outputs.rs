@@ -1,0 +1,107 @@
+//! What a search leaves in its output directory, rewritten after every epoch:
+//!
+//! | file | content |
+//! |---|---|
+//! | `checkpoint.safetensors` | weights (reference names), α, optimiser state, progress |
+//! | `metrics.jsonl` | one JSON line per epoch: losses, accuracies, lr, β, softmax(α), step time, genotype |
+//! | `genotype.json`, `genotype.txt` | the latest derived architecture (JSON; Python `Genotype(...)` or arch string) |
+//! | `alphas_*.svg` | softmax(α) of every edge over the epochs |
+//! | `curves.svg` | loss and accuracy curves |
+//! | `cell_normal.svg`, `cell_reduce.svg` / `cell.svg` | drawings of the derived cells |
+
+use super::trainer::{Derived, EpochRecord, Search};
+use crate::error::{Error, Result};
+use crate::report::{self, EpochPoint};
+use std::path::{Path, PathBuf};
+
+/// The output directory of one search.
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::File { path: path.to_path_buf(), msg: e.to_string() }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| file_err(path, format!("cannot write: {e}")))
+}
+
+impl RunDir {
+    pub fn create(path: &Path) -> Result<RunDir> {
+        std::fs::create_dir_all(path).map_err(|e| file_err(path, format!("cannot create the output directory: {e}")))?;
+        Ok(RunDir { path: path.to_path_buf() })
+    }
+
+    pub fn checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoint.safetensors")
+    }
+
+    /// Checkpoint first (so a crash never leaves metrics ahead of it), then the rest.
+    pub fn write_epoch(&self, search: &Search) -> Result<()> {
+        search.save(&self.checkpoint())?;
+        self.write_reports(search)
+    }
+
+    /// metrics, genotype files and charts from the search's history.
+    pub fn write_reports(&self, search: &Search) -> Result<()> {
+        let history = &search.history;
+        let mut lines = String::new();
+        for r in history {
+            lines.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
+            lines.push('\n');
+        }
+        write_text_atomic(&self.path.join("metrics.jsonl"), &lines)?;
+        let Some(last) = history.last() else { return Ok(()) };
+        let json = serde_json::json!({
+            "epoch": last.epoch,
+            "space": search.settings.space.name(),
+            "genotype": last.genotype,
+            "text": last.genotype_text,
+            "nb201": last.nb201,
+        });
+        write_text_atomic(&self.path.join("genotype.json"), &serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?)?;
+        write_text_atomic(&self.path.join("genotype.txt"), &format!("{}\n", last.genotype_text))?;
+        self.charts(search, history)
+    }
+
+    fn charts(&self, search: &Search, history: &[EpochRecord]) -> Result<()> {
+        let ops = search.network().op_names();
+        let names: Vec<String> = history[0].alphas.keys().cloned().collect();
+        for name in &names {
+            let series: Vec<Vec<Vec<f32>>> = history.iter().filter_map(|r| r.alphas.get(name).cloned()).collect();
+            let panels = match &history[0].genotype {
+                Derived::Darts(g) => report::darts_edge_panels(g.nodes()),
+                Derived::Nb201(_) => report::nb201_edge_panels(),
+            };
+            let title = format!("softmax(α): {name}");
+            report::alpha_chart(&self.path.join(format!("{name}.svg")), &title, ops, &panels, &series)?;
+        }
+        let points: Vec<EpochPoint> = history
+            .iter()
+            .map(|r| EpochPoint {
+                epoch: r.epoch,
+                train_loss: r.train_loss,
+                val_loss: r.val_loss,
+                train_acc: r.train_acc,
+                val_acc: r.val_acc,
+                beta: search.settings.space.aux().then_some(r.beta),
+            })
+            .collect();
+        report::curves_chart(&self.path.join("curves.svg"), &points)?;
+        let last = history.last().expect("non-empty history");
+        match &last.genotype {
+            Derived::Darts(g) => {
+                let t = |kind: &str| format!("{kind} cell, epoch {}", last.epoch);
+                report::darts_cell_svg(&self.path.join("cell_normal.svg"), &t("normal"), &g.normal, &g.normal_concat)?;
+                report::darts_cell_svg(&self.path.join("cell_reduce.svg"), &t("reduction"), &g.reduce, &g.reduce_concat)?;
+            }
+            Derived::Nb201(a) => {
+                report::nb201_cell_svg(&self.path.join("cell.svg"), &format!("cell, epoch {}", last.epoch), &a.op_names())?;
+            }
+        }
+        Ok(())
+    }
+}
