@@ -116,6 +116,60 @@ class MixedOp(nn.Module):
         return sum(wk * op(x) for wk, op in zip(w, self._ops)) + beta * self.auxiliary_op(x)
 
 
+class SearchCell(nn.Module):
+    """SPEC §3: preprocess, 4 nodes of mixed edges, concat of the nodes."""
+
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, nodes=4):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = FactorizedReduce(c_pp, c, False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, False)
+        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, False)
+        self.nodes = nodes
+        self._ops = nn.ModuleList()
+        for i in range(nodes):
+            for j in range(2 + i):
+                self._ops.append(MixedOp(c, 2 if reduction and j < 2 else 1))
+
+    def forward(self, s0, s1, w, beta):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.nodes):
+            states.append(sum(self._ops[offset + j](h, w[offset + j], beta) for j, h in enumerate(states)))
+            offset += len(states) - 1
+        return torch.cat(states[2:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    """SPEC §3: stem, cells (reductions at L//3 and 2L//3), global pool, classifier."""
+
+    def __init__(self, c, layers, classes, nodes=4):
+        super().__init__()
+        c_cur = 3 * c
+        self.stem = nn.Sequential(nn.Conv2d(3, c_cur, 3, padding=1, bias=False), nn.BatchNorm2d(c_cur))
+        c_pp, c_p, c_cur = c_cur, c_cur, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_cur *= 2
+            self.cells.append(SearchCell(c_pp, c_p, c_cur, reduction, reduction_prev, nodes))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, nodes * c_cur
+        self.classifier = nn.Linear(c_p, classes)
+        k = sum(2 + i for i in range(nodes))
+        self.alphas_normal = 1e-3 * torch.randn(k, len(PRIMITIVES))
+        self.alphas_reduce = 1e-3 * torch.randn(k, len(PRIMITIVES))
+
+    def forward(self, x, beta):
+        s0 = s1 = self.stem(x)
+        wn = F.softmax(self.alphas_normal, dim=-1)
+        wr = F.softmax(self.alphas_reduce, dim=-1)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, wr if cell.reduction else wn, beta)
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+
+
 # ---------------------------------------------------------------- helpers
 def randn(*shape):
     return torch.randn(*shape, dtype=torch.float32)
@@ -234,6 +288,46 @@ def primitive_ops(out_dir):
     save(os.path.join(out_dir, 'primitive_ops.safetensors'), t)
 
 
+def search_step(out_dir):
+    """One first-order DARTS- step (SPEC §5): Adam on α from a validation batch, then SGD
+    with momentum, weight decay and clipping on w from a training batch."""
+    torch.manual_seed(5)
+    net = SearchNetwork(4, 5, 10)
+    # Large enough α that the softmax is not uniform, so its gradient matters.
+    net.alphas_normal = torch.randn(14, 8) * 0.5
+    net.alphas_reduce = torch.randn(14, 8) * 0.5
+    init = state(net)
+    init['alphas_normal'] = net.alphas_normal.clone()
+    init['alphas_reduce'] = net.alphas_reduce.clone()
+    save(os.path.join(out_dir, 'search_step_init.safetensors'), init)
+    xt, xv = randn(6, 3, 16, 16), randn(6, 3, 16, 16)
+    yt, yv = torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,))
+    net = net.double().train()
+    alphas = [net.alphas_normal.double().requires_grad_(), net.alphas_reduce.double().requires_grad_()]
+    net.alphas_normal, net.alphas_reduce = alphas
+    beta, lr = 1.0, 0.025
+    w_opt = torch.optim.SGD(net.parameters(), lr, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    # α step on the validation batch (model in train mode).
+    a_opt.zero_grad()
+    loss_a = F.cross_entropy(net(xv.double(), beta), yv)
+    loss_a.backward()
+    a_opt.step()
+    # w step on the training batch.
+    w_opt.zero_grad()
+    loss_w = F.cross_entropy(net(xt.double(), beta), yt)
+    loss_w.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    w_opt.step()
+    after = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    after['alphas_normal'] = alphas[0].detach().clone()
+    after['alphas_reduce'] = alphas[1].detach().clone()
+    t = {'after.' + k: v for k, v in after.items()}
+    t.update({'x_train': xt, 'y_train': yt, 'x_val': xv, 'y_val': yv,
+              'loss_arch': loss_a.detach().reshape(1), 'loss_weights': loss_w.detach().reshape(1)})
+    save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -245,6 +339,7 @@ def main():
     mixed_edge(2, args.out)
     sep_conv_stack(args.out)
     primitive_ops(args.out)
+    search_step(args.out)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,8 @@ struct Inner {
     shape: Vec<usize>,
     buf: GpuBuffer,
     gpu: Gpu,
-    requires_grad: bool,
+    /// A Cell so a parameter can be frozen for one pass (the α step needs no weight gradients).
+    requires_grad: Cell<bool>,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -52,7 +53,7 @@ impl Tensor {
             shape: shape.to_vec(),
             buf,
             gpu: gpu.clone(),
-            requires_grad: rg,
+            requires_grad: Cell::new(rg),
         }))
     }
 
@@ -95,7 +96,7 @@ impl Tensor {
             shape: self.0.shape.clone(),
             buf: self.0.buf.clone(),
             gpu: self.0.gpu.clone(),
-            requires_grad: true,
+            requires_grad: Cell::new(true),
         }))
     }
 
@@ -166,7 +167,7 @@ impl Tensor {
             shape: shape.to_vec(),
             buf: self.0.buf.clone(),
             gpu: self.0.gpu.clone(),
-            requires_grad: false,
+            requires_grad: Cell::new(false),
         })))
     }
 
@@ -180,7 +181,13 @@ impl Tensor {
         self.0.shape.iter().product()
     }
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.get()
+    }
+
+    /// Freezes (false) or unfreezes a tensor for the ops recorded from now on; every handle
+    /// of this tensor sees the change.
+    pub fn set_requires_grad(&self, on: bool) {
+        self.0.requires_grad.set(on);
     }
     pub fn buffer(&self) -> &GpuBuffer {
         &self.0.buf

@@ -368,10 +368,17 @@ impl Search {
 
     /// One Adam step on α from the loss on `(x, y)` (the model in train mode).
     pub fn arch_step(&mut self, x: &Tensor, y: &Labels) -> Result<()> {
-        let mut tape = Tape::new(&self.gpu);
-        let logits = self.net.forward(&mut tape, x, self.beta(), Ctx { train: true })?;
-        let loss = tape.cross_entropy(&logits, y)?;
-        let grads = tape.backward(&loss)?;
+        // Only α needs a gradient here: frozen weights skip their gradient kernels, and ops
+        // upstream of the first mixed edge are not even recorded.
+        self.weights.iter().for_each(|(_, t)| t.set_requires_grad(false));
+        let result = (|| {
+            let mut tape = Tape::new(&self.gpu);
+            let logits = self.net.forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let loss = tape.cross_entropy(&logits, y)?;
+            tape.backward(&loss)
+        })();
+        self.weights.iter().for_each(|(_, t)| t.set_requires_grad(true));
+        let grads = result?;
         let alphas = self.alpha_tensors();
         let gs = alphas
             .iter()
