@@ -183,8 +183,8 @@ pub fn write_atomic(
             ))
         })
         .collect::<Result<_>>()?;
-    let blob =
-        safetensors::tensor::serialize(views, metadata).map_err(|e| file_err(path, e.to_string()))?;
+    let blob = safetensors::tensor::serialize(views, metadata)
+        .map_err(|e| file_err(path, e.to_string()))?;
     let tmp = path.with_extension("safetensors.tmp");
     let write = || -> std::io::Result<()> {
         use std::io::Write;

@@ -18,9 +18,17 @@ fn one_darts_minus_step_matches_pytorch() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let fx = read(&dir.join("search_step_after.safetensors")).unwrap();
     let mut settings = SearchSettings::darts_paper();
-    settings.space = Space::Darts(DartsConfig { channels: 4, layers: 5, classes: 10, nodes: 4, aux: true });
+    settings.space = Space::Darts(DartsConfig {
+        channels: 4,
+        layers: 5,
+        classes: 10,
+        nodes: 4,
+        aux: true,
+    });
     let mut search = Search::new(&g, settings).unwrap();
-    search.init_from(&dir.join("search_step_init.safetensors")).unwrap();
+    search
+        .init_from(&dir.join("search_step_init.safetensors"))
+        .unwrap();
     search.set_image_size(16, 16);
     let (lr, beta) = search.set_epoch(0).unwrap();
     assert_eq!((lr, beta), (0.025, 1.0));
@@ -29,18 +37,29 @@ fn one_darts_minus_step_matches_pytorch() {
         y: fx[y].data.iter().map(|&v| v as u32).collect(),
         indices: Vec::new(),
     };
-    let stats = search.step(&batch("x_train", "y_train"), &batch("x_val", "y_val")).unwrap();
+    let stats = search
+        .step(&batch("x_train", "y_train"), &batch("x_val", "y_val"))
+        .unwrap();
     let want_loss = fx["loss_weights"].data[0];
-    assert!((stats.loss as f64 - want_loss).abs() < 1e-4 * want_loss.abs(), "w-step loss {} vs {want_loss}", stats.loss);
+    assert!(
+        (stats.loss as f64 - want_loss).abs() < 1e-4 * want_loss.abs(),
+        "w-step loss {} vs {want_loss}",
+        stats.loss
+    );
 
     // Weights move by lr·(momentum buffer): compare the results with an absolute part scaled to
     // each tensor, since f32 gradients through 5 cells agree with float64 to about 1e-4.
-    let tol = Tolerance { rel: 1e-4, abs: 1e-5 };
+    let tol = Tolerance {
+        rel: 1e-4,
+        abs: 1e-5,
+    };
     let mut checked = 0;
     for (name, entry) in module_entries(search.network(), "").unwrap() {
         let want = &fx[&format!("after.{name}")];
         match entry {
-            Entry::F32 { data, .. } => tol.scaled(&want.data).assert_close(&name, &data, &want.data),
+            Entry::F32 { data, .. } => tol
+                .scaled(&want.data)
+                .assert_close(&name, &data, &want.data),
             Entry::I64 { data, .. } => assert_eq!(data[0] as f64, want.data[0], "{name}"),
         }
         checked += 1;

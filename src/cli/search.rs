@@ -8,7 +8,9 @@ use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
 use darts_minus::search::outputs::RunDir;
 use darts_minus::search::schedule::{BetaDecay, BetaSchedule};
-use darts_minus::search::trainer::{derive_from_alphas, softmax_rows, Derived, Progress, Search, SearchSettings, Space, StepOrder};
+use darts_minus::search::trainer::{
+    derive_from_alphas, softmax_rows, Derived, Progress, Search, SearchSettings, Space, StepOrder,
+};
 use darts_minus::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -154,8 +156,20 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
         s.epochs = 3;
         s.batch_size = 32;
         match &mut s.space {
-            Space::Darts(c) => *c = DartsConfig { channels: 4, layers: 5, ..*c },
-            Space::Nb201(c) => *c = Nb201Config { channels: 4, cells_per_stage: 1, ..*c },
+            Space::Darts(c) => {
+                *c = DartsConfig {
+                    channels: 4,
+                    layers: 5,
+                    ..*c
+                }
+            }
+            Space::Nb201(c) => {
+                *c = Nb201Config {
+                    channels: 4,
+                    cells_per_stage: 1,
+                    ..*c
+                }
+            }
         }
     }
     match &mut s.space {
@@ -210,7 +224,9 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
         NormArg::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),
         NormArg::Cifar100 => (CIFAR100_MEAN, CIFAR100_STD),
         NormArg::Dataset => data.channel_mean_std()?,
-        NormArg::Auto if builtin || (auto_cifar && data.num_classes() == 10) => (CIFAR10_MEAN, CIFAR10_STD),
+        NormArg::Auto if builtin || (auto_cifar && data.num_classes() == 10) => {
+            (CIFAR10_MEAN, CIFAR10_STD)
+        }
         NormArg::Auto if auto_cifar && data.num_classes() == 100 => (CIFAR100_MEAN, CIFAR100_STD),
         NormArg::Auto => data.channel_mean_std()?,
     };
@@ -234,7 +250,10 @@ fn checkpoint_path(p: &Path) -> PathBuf {
 }
 
 fn default_out(space: &str) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     PathBuf::from("runs").join(format!("search-{space}-{secs}"))
 }
 
@@ -245,7 +264,10 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         Some(p) => {
             let ckpt = checkpoint_path(p);
             let search = Search::resume(&gpu, &ckpt)?;
-            let dir = a.out.clone().unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+            let dir = a
+                .out
+                .clone()
+                .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
             (search, RunDir::create(&dir)?)
         }
         None => {
@@ -254,7 +276,10 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             if let Some(p) = &a.init_from {
                 search.init_from(&checkpoint_path(p))?;
             }
-            let dir = a.out.clone().unwrap_or_else(|| default_out(search.settings.space.name()));
+            let dir = a
+                .out
+                .clone()
+                .unwrap_or_else(|| default_out(search.settings.space.name()));
             (search, RunDir::create(&dir)?)
         }
     };
@@ -269,7 +294,21 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
     let split = search_split(data.len);
     let s = &search.settings;
     let ad = gpu.adapter();
-    println!("darts-minus search · {} space{} · {} on {} ({})", s.space.name(), if s.space.aux() { " (DARTS-, auxiliary skip)" } else { " (plain DARTS)" }, match &a.data { Some(p) => p.display().to_string(), None => "built-in CIFAR-10 mini set".into() }, ad.name, ad.backend);
+    println!(
+        "darts-minus search · {} space{} · {} on {} ({})",
+        s.space.name(),
+        if s.space.aux() {
+            " (DARTS-, auxiliary skip)"
+        } else {
+            " (plain DARTS)"
+        },
+        match &a.data {
+            Some(p) => p.display().to_string(),
+            None => "built-in CIFAR-10 mini set".into(),
+        },
+        ad.name,
+        ad.backend
+    );
     println!(
         "  {} weights · {} train / {} val images · batch {} · {} epochs · output {}",
         search.weight_count(),
@@ -280,7 +319,10 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         run_dir.path.display()
     );
     if search.epoch > 0 {
-        println!("  resuming after epoch {} (step {})", search.epoch, search.step);
+        println!(
+            "  resuming after epoch {} (step {})",
+            search.epoch, search.step
+        );
     }
     let t_start = Instant::now();
     let bar = ProgressBar::new(0);
@@ -292,7 +334,12 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
     let epochs = search.settings.epochs;
     while !search.finished() {
         let record = search.run_epoch(&data, &split, &mut |p| match p {
-            Progress::EpochStart { epoch, steps, lr, beta } => {
+            Progress::EpochStart {
+                epoch,
+                steps,
+                lr,
+                beta,
+            } => {
                 bar.reset();
                 bar.set_length(steps as u64);
                 bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
@@ -334,18 +381,38 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
 fn short(d: &Derived) -> String {
     match d {
         Derived::Darts(g) => {
-            let count = |ops: &[(String, usize)], op: &str| ops.iter().filter(|(o, _)| o == op).count();
-            format!("normal cell: {} skip, {} sep_conv", count(&g.normal, "skip_connect"), g.normal.iter().filter(|(o, _)| o.starts_with("sep_conv")).count())
+            let count =
+                |ops: &[(String, usize)], op: &str| ops.iter().filter(|(o, _)| o == op).count();
+            format!(
+                "normal cell: {} skip, {} sep_conv",
+                count(&g.normal, "skip_connect"),
+                g.normal
+                    .iter()
+                    .filter(|(o, _)| o.starts_with("sep_conv"))
+                    .count()
+            )
         }
         Derived::Nb201(a) => a.arch_string(),
     }
 }
 
 fn summary(search: &Search, dir: &RunDir, secs: f64) {
-    let Some(last) = search.history.last() else { return };
+    let Some(last) = search.history.last() else {
+        return;
+    };
     let best = search.history.iter().map(|r| r.val_acc).fold(0.0, f64::max);
-    println!("\nSearch finished in {:.1} min: {} epochs, {} steps, best val acc {:.1}%", secs / 60.0, search.epoch, search.step, 100.0 * best);
-    println!("Derived architecture (epoch {}):\n  {}", last.epoch + 1, last.genotype_text);
+    println!(
+        "\nSearch finished in {:.1} min: {} epochs, {} steps, best val acc {:.1}%",
+        secs / 60.0,
+        search.epoch,
+        search.step,
+        100.0 * best
+    );
+    println!(
+        "Derived architecture (epoch {}):\n  {}",
+        last.epoch + 1,
+        last.genotype_text
+    );
     if let Some(nb) = &last.nb201 {
         println!(
             "NAS-Bench-201 #{}: CIFAR-10 valid {:.2}% / test {:.2}% · CIFAR-100 test {:.2}% · ImageNet16-120 test {:.2}%",
@@ -369,15 +436,22 @@ pub fn genotype(a: &GenotypeArgs) -> Result<()> {
     let path = checkpoint_path(&a.checkpoint);
     let (tensors, meta) = checkpoint::read_with_metadata(&path)?;
     let space = match meta.get("settings") {
-        Some(s) => serde_json::from_str::<SearchSettings>(s).map_err(|e| Error::File { path: path.clone(), msg: format!("unreadable settings: {e}") })?.space,
+        Some(s) => {
+            serde_json::from_str::<SearchSettings>(s)
+                .map_err(|e| Error::File {
+                    path: path.clone(),
+                    msg: format!("unreadable settings: {e}"),
+                })?
+                .space
+        }
         None if tensors.contains_key("alphas_normal") => Space::Darts(DartsConfig::default()),
         None if tensors.contains_key("arch_parameters") => Space::Nb201(Nb201Config::default()),
-        None => {
-            return Err(Error::File {
-                path,
-                msg: "holds no architecture parameters (alphas_normal/alphas_reduce or arch_parameters)".into(),
-            })
-        }
+        None => return Err(Error::File {
+            path,
+            msg:
+                "holds no architecture parameters (alphas_normal/alphas_reduce or arch_parameters)"
+                    .into(),
+        }),
     };
     let names: &[&str] = match space {
         Space::Darts(_) => &["alphas_normal", "alphas_reduce"],
@@ -385,7 +459,10 @@ pub fn genotype(a: &GenotypeArgs) -> Result<()> {
     };
     let mut alphas = BTreeMap::new();
     for &n in names {
-        let t = tensors.get(n).ok_or_else(|| Error::File { path: path.clone(), msg: format!("missing '{n}'") })?;
+        let t = tensors.get(n).ok_or_else(|| Error::File {
+            path: path.clone(),
+            msg: format!("missing '{n}'"),
+        })?;
         let cols = *t.shape.last().unwrap_or(&1);
         let vals: Vec<f32> = t.data.iter().map(|&v| v as f32).collect();
         alphas.insert(n.to_string(), softmax_rows(&vals, cols));
@@ -393,7 +470,10 @@ pub fn genotype(a: &GenotypeArgs) -> Result<()> {
     let derived = derive_from_alphas(&space, &alphas)?;
     if a.json {
         let j = serde_json::json!({"space": space.name(), "genotype": derived, "text": derived.text(), "nb201": derived.nb201_entry()});
-        println!("{}", serde_json::to_string_pretty(&j).map_err(|e| Error::Invalid(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&j).map_err(|e| Error::Invalid(e.to_string()))?
+        );
     } else {
         println!("{}", derived.text());
         if let Some(nb) = derived.nb201_entry() {

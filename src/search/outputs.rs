@@ -20,19 +20,27 @@ pub struct RunDir {
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::File { path: path.to_path_buf(), msg: e.to_string() }
+    Error::File {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    }
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| file_err(path, format!("cannot write: {e}")))
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| file_err(path, format!("cannot write: {e}")))
 }
 
 impl RunDir {
     pub fn create(path: &Path) -> Result<RunDir> {
-        std::fs::create_dir_all(path).map_err(|e| file_err(path, format!("cannot create the output directory: {e}")))?;
-        Ok(RunDir { path: path.to_path_buf() })
+        std::fs::create_dir_all(path)
+            .map_err(|e| file_err(path, format!("cannot create the output directory: {e}")))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn checkpoint(&self) -> PathBuf {
@@ -54,7 +62,9 @@ impl RunDir {
             lines.push('\n');
         }
         write_text_atomic(&self.path.join("metrics.jsonl"), &lines)?;
-        let Some(last) = history.last() else { return Ok(()) };
+        let Some(last) = history.last() else {
+            return Ok(());
+        };
         let json = serde_json::json!({
             "epoch": last.epoch,
             "space": search.settings.space.name(),
@@ -62,8 +72,14 @@ impl RunDir {
             "text": last.genotype_text,
             "nb201": last.nb201,
         });
-        write_text_atomic(&self.path.join("genotype.json"), &serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?)?;
-        write_text_atomic(&self.path.join("genotype.txt"), &format!("{}\n", last.genotype_text))?;
+        write_text_atomic(
+            &self.path.join("genotype.json"),
+            &serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?,
+        )?;
+        write_text_atomic(
+            &self.path.join("genotype.txt"),
+            &format!("{}\n", last.genotype_text),
+        )?;
         self.charts(search, history)
     }
 
@@ -71,13 +87,22 @@ impl RunDir {
         let ops = search.network().op_names();
         let names: Vec<String> = history[0].alphas.keys().cloned().collect();
         for name in &names {
-            let series: Vec<Vec<Vec<f32>>> = history.iter().filter_map(|r| r.alphas.get(name).cloned()).collect();
+            let series: Vec<Vec<Vec<f32>>> = history
+                .iter()
+                .filter_map(|r| r.alphas.get(name).cloned())
+                .collect();
             let panels = match &history[0].genotype {
                 Derived::Darts(g) => report::darts_edge_panels(g.nodes()),
                 Derived::Nb201(_) => report::nb201_edge_panels(),
             };
             let title = format!("softmax(α): {name}");
-            report::alpha_chart(&self.path.join(format!("{name}.svg")), &title, ops, &panels, &series)?;
+            report::alpha_chart(
+                &self.path.join(format!("{name}.svg")),
+                &title,
+                ops,
+                &panels,
+                &series,
+            )?;
         }
         let points: Vec<EpochPoint> = history
             .iter()
@@ -95,11 +120,25 @@ impl RunDir {
         match &last.genotype {
             Derived::Darts(g) => {
                 let t = |kind: &str| format!("{kind} cell, epoch {}", last.epoch);
-                report::darts_cell_svg(&self.path.join("cell_normal.svg"), &t("normal"), &g.normal, &g.normal_concat)?;
-                report::darts_cell_svg(&self.path.join("cell_reduce.svg"), &t("reduction"), &g.reduce, &g.reduce_concat)?;
+                report::darts_cell_svg(
+                    &self.path.join("cell_normal.svg"),
+                    &t("normal"),
+                    &g.normal,
+                    &g.normal_concat,
+                )?;
+                report::darts_cell_svg(
+                    &self.path.join("cell_reduce.svg"),
+                    &t("reduction"),
+                    &g.reduce,
+                    &g.reduce_concat,
+                )?;
             }
             Derived::Nb201(a) => {
-                report::nb201_cell_svg(&self.path.join("cell.svg"), &format!("cell, epoch {}", last.epoch), &a.op_names())?;
+                report::nb201_cell_svg(
+                    &self.path.join("cell.svg"),
+                    &format!("cell, epoch {}", last.epoch),
+                    &a.op_names(),
+                )?;
             }
         }
         Ok(())

@@ -145,15 +145,25 @@ impl SearchSettings {
             return bad("--epochs must be at least 1".into());
         }
         if self.batch_size < 2 {
-            return bad(format!("--batch-size must be at least 2 (batch norm needs two samples), got {}", self.batch_size));
+            return bad(format!(
+                "--batch-size must be at least 2 (batch norm needs two samples), got {}",
+                self.batch_size
+            ));
         }
-        for (name, v) in [("lr", self.lr), ("arch-lr", self.arch_lr), ("grad-clip", self.grad_clip)] {
+        for (name, v) in [
+            ("lr", self.lr),
+            ("arch-lr", self.arch_lr),
+            ("grad-clip", self.grad_clip),
+        ] {
             if !(v > 0.0 && v.is_finite()) {
                 return bad(format!("--{name} must be a positive number, got {v}"));
             }
         }
         if self.beta.t_max <= self.beta.t_start {
-            return bad(format!("β schedule needs T_max > T_start (T_max = {}, T_start = {})", self.beta.t_max, self.beta.t_start));
+            return bad(format!(
+                "β schedule needs T_max > T_start (T_max = {}, T_start = {})",
+                self.beta.t_max, self.beta.t_start
+            ));
         }
         if self.std.iter().any(|&s| s <= 0.0) {
             return bad("normalisation std must be positive".into());
@@ -201,14 +211,23 @@ pub fn softmax_rows(x: &[f32], cols: usize) -> Vec<Vec<f32>> {
 }
 
 /// Derives the architecture from raw α tables (name → row-major values).
-pub fn derive_from_alphas(space: &Space, alphas: &BTreeMap<String, Vec<Vec<f32>>>) -> Result<Derived> {
+pub fn derive_from_alphas(
+    space: &Space,
+    alphas: &BTreeMap<String, Vec<Vec<f32>>>,
+) -> Result<Derived> {
     let get = |name: &str| {
-        alphas.get(name).ok_or_else(|| Error::Invalid(format!("no '{name}' among the architecture parameters")))
+        alphas
+            .get(name)
+            .ok_or_else(|| Error::Invalid(format!("no '{name}' among the architecture parameters")))
     };
     match space {
         Space::Darts(_) => {
             let ops: Vec<&str> = crate::nn::darts_ops::DARTS_OPS.to_vec();
-            Ok(Derived::Darts(Genotype::derive(get("alphas_normal")?, get("alphas_reduce")?, &ops)?))
+            Ok(Derived::Darts(Genotype::derive(
+                get("alphas_normal")?,
+                get("alphas_reduce")?,
+                &ops,
+            )?))
         }
         Space::Nb201(_) => Ok(Derived::Nb201(Nb201Arch::derive(get("arch_parameters")?)?)),
     }
@@ -251,9 +270,21 @@ pub struct StepStats {
 
 /// Progress events for a front end.
 pub enum Progress<'a> {
-    EpochStart { epoch: usize, steps: usize, lr: f64, beta: f64 },
-    Step { step: usize, steps: usize, stats: &'a StepStats, seconds: f64 },
-    Validating { batches: usize },
+    EpochStart {
+        epoch: usize,
+        steps: usize,
+        lr: f64,
+        beta: f64,
+    },
+    Step {
+        step: usize,
+        steps: usize,
+        stats: &'a StepStats,
+        seconds: f64,
+    },
+    Validating {
+        batches: usize,
+    },
 }
 
 /// A search in progress.
@@ -282,7 +313,11 @@ fn loss_of(stats: &[StepStats]) -> (f64, f64, f64) {
     if n == 0 {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
-    let loss = stats.iter().map(|s| s.loss as f64 * s.n as f64).sum::<f64>() / n as f64;
+    let loss = stats
+        .iter()
+        .map(|s| s.loss as f64 * s.n as f64)
+        .sum::<f64>()
+        / n as f64;
     let t1 = stats.iter().map(|s| s.top1).sum::<usize>() as f64 / n as f64;
     let t5 = stats.iter().map(|s| s.top5).sum::<usize>() as f64 / n as f64;
     (loss, t1, t5)
@@ -299,7 +334,13 @@ impl Search {
         };
         let weights = parameters(net.as_ref(), "");
         let wts: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
-        let mut sgd = Sgd::new(gpu, &wts, settings.lr as f32, settings.momentum as f32, settings.weight_decay as f32)?;
+        let mut sgd = Sgd::new(
+            gpu,
+            &wts,
+            settings.lr as f32,
+            settings.momentum as f32,
+            settings.weight_decay as f32,
+        )?;
         sgd.nesterov = settings.nesterov;
         let alphas: Vec<Tensor> = net.alphas().into_iter().map(|(_, t)| t.clone()).collect();
         let adam = Adam::new(
@@ -336,13 +377,26 @@ impl Search {
     }
 
     fn alpha_tensors(&self) -> Vec<Tensor> {
-        self.net.alphas().into_iter().map(|(_, t)| t.clone()).collect()
+        self.net
+            .alphas()
+            .into_iter()
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Sets the learning rate and β for epoch `e` (SPEC §4, §5).
     pub fn set_epoch(&mut self, e: usize) -> Result<(f64, f64)> {
-        let lr = cosine_lr(self.settings.lr, self.settings.lr_min, e, self.settings.epochs);
-        let beta = if self.settings.space.aux() { self.settings.beta.at(e) } else { 0.0 };
+        let lr = cosine_lr(
+            self.settings.lr,
+            self.settings.lr_min,
+            e,
+            self.settings.epochs,
+        );
+        let beta = if self.settings.space.aux() {
+            self.settings.beta.at(e)
+        } else {
+            0.0
+        };
         self.sgd.lr = lr as f32;
         self.beta_table.write(&[beta as f32])?;
         Ok((lr, beta))
@@ -361,28 +415,44 @@ impl Search {
         let (h, w) = self.image_size;
         let n = b.y.len();
         if b.x.len() != n * 3 * h * w {
-            return Err(Error::shape("batch", format!("{} values for {n} images of 3×{h}×{w}", b.x.len())));
+            return Err(Error::shape(
+                "batch",
+                format!("{} values for {n} images of 3×{h}×{w}", b.x.len()),
+            ));
         }
-        Ok((Tensor::from_slice(&self.gpu, &[n, 3, h, w], &b.x)?, Labels::new(&self.gpu, &b.y)?))
+        Ok((
+            Tensor::from_slice(&self.gpu, &[n, 3, h, w], &b.x)?,
+            Labels::new(&self.gpu, &b.y)?,
+        ))
     }
 
     /// One Adam step on α from the loss on `(x, y)` (the model in train mode).
     pub fn arch_step(&mut self, x: &Tensor, y: &Labels) -> Result<()> {
         // Only α needs a gradient here: frozen weights skip their gradient kernels, and ops
         // upstream of the first mixed edge are not even recorded.
-        self.weights.iter().for_each(|(_, t)| t.set_requires_grad(false));
+        self.weights
+            .iter()
+            .for_each(|(_, t)| t.set_requires_grad(false));
         let result = (|| {
             let mut tape = Tape::new(&self.gpu);
-            let logits = self.net.forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let logits = self
+                .net
+                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
             let loss = tape.cross_entropy(&logits, y)?;
             tape.backward(&loss)
         })();
-        self.weights.iter().for_each(|(_, t)| t.set_requires_grad(true));
+        self.weights
+            .iter()
+            .for_each(|(_, t)| t.set_requires_grad(true));
         let grads = result?;
         let alphas = self.alpha_tensors();
         let gs = alphas
             .iter()
-            .map(|a| grads.get(a).ok_or_else(|| Error::Invalid("α received no gradient".into())))
+            .map(|a| {
+                grads
+                    .get(a)
+                    .ok_or_else(|| Error::Invalid("α received no gradient".into()))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.adam.step(&alphas, &gs)
     }
@@ -391,7 +461,9 @@ impl Search {
     /// loss and top-k counts of this batch (one sync with the GPU).
     pub fn weight_step(&mut self, x: &Tensor, y: &Labels) -> Result<StepStats> {
         let mut tape = Tape::new(&self.gpu);
-        let logits = self.net.forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+        let logits = self
+            .net
+            .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
         let loss = tape.cross_entropy(&logits, y)?;
         let ranks = rank_tensor(&logits, y)?;
         let grads = tape.backward(&loss)?;
@@ -399,7 +471,11 @@ impl Search {
         let gs = self
             .weights
             .iter()
-            .map(|(n, t)| grads.get(t).ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient"))))
+            .map(|(n, t)| {
+                grads
+                    .get(t)
+                    .ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient")))
+            })
             .collect::<Result<Vec<_>>>()?;
         clip_grad_norm(&gs, self.settings.grad_clip as f32)?;
         self.sgd.step(&params, &gs)?;
@@ -446,7 +522,9 @@ impl Search {
         for b in batches {
             let (x, y) = self.upload(&b)?;
             let mut tape = Tape::inference(&self.gpu);
-            let logits = self.net.forward(&mut tape, &x, self.beta(), Ctx { train: false })?;
+            let logits = self
+                .net
+                .forward(&mut tape, &x, self.beta(), Ctx { train: false })?;
             let loss = tape.cross_entropy(&logits, &y)?;
             let ranks = rank_tensor(&logits, &y)?.to_vec()?;
             all.push(StepStats {
@@ -458,13 +536,22 @@ impl Search {
         }
         let (loss, t1, t5) = loss_of(&all);
         let n = all.iter().map(|s| s.n).sum();
-        Ok(StepStats { loss: loss as f32, top1: (t1 * n as f64).round() as usize, top5: (t5 * n as f64).round() as usize, n })
+        Ok(StepStats {
+            loss: loss as f32,
+            top1: (t1 * n as f64).round() as usize,
+            top5: (t5 * n as f64).round() as usize,
+            n,
+        })
     }
 
     /// softmax(α) of every table, read from the GPU.
     pub fn alphas_softmax(&self) -> Result<BTreeMap<String, Vec<Vec<f32>>>> {
         let cols = self.net.op_names().len();
-        self.net.alphas().into_iter().map(|(name, t)| Ok((name.to_string(), softmax_rows(&t.to_vec()?, cols)))).collect()
+        self.net
+            .alphas()
+            .into_iter()
+            .map(|(name, t)| Ok((name.to_string(), softmax_rows(&t.to_vec()?, cols))))
+            .collect()
     }
 
     pub fn derive(&self) -> Result<Derived> {
@@ -473,7 +560,11 @@ impl Search {
 
     fn augment(&self) -> Augment {
         if self.settings.augment {
-            Augment { mean: self.settings.mean, std: self.settings.std, ..Augment::cifar_search() }
+            Augment {
+                mean: self.settings.mean,
+                std: self.settings.std,
+                ..Augment::cifar_search()
+            }
         } else {
             Augment::none(self.settings.mean, self.settings.std)
         }
@@ -488,7 +579,12 @@ impl Search {
     }
 
     /// Runs the next epoch over `data` split into (train, val) index lists.
-    pub fn run_epoch(&mut self, data: &Arc<Dataset>, split: &(Vec<usize>, Vec<usize>), observe: &mut dyn FnMut(Progress)) -> Result<EpochRecord> {
+    pub fn run_epoch(
+        &mut self,
+        data: &Arc<Dataset>,
+        split: &(Vec<usize>, Vec<usize>),
+        observe: &mut dyn FnMut(Progress),
+    ) -> Result<EpochRecord> {
         let e = self.epoch;
         let start = Instant::now();
         self.set_image_size(data.height, data.width);
@@ -508,11 +604,28 @@ impl Search {
             Some(m) => steps_total.min(m.saturating_sub(self.step)),
             None => steps_total,
         };
-        observe(Progress::EpochStart { epoch: e, steps, lr, beta });
-        let train = epoch_batches(data.clone(), train_order, bs, self.augment(), sub_seed(seed, 2))?;
+        observe(Progress::EpochStart {
+            epoch: e,
+            steps,
+            lr,
+            beta,
+        });
+        let train = epoch_batches(
+            data.clone(),
+            train_order,
+            bs,
+            self.augment(),
+            sub_seed(seed, 2),
+        )?;
         // The α steps cycle through the validation queue, reshuffled on each pass.
         let mut pass = 0u64;
-        let mut val = epoch_batches(data.clone(), self.order(&split.1, sub_seed(seed, 3)), bs, self.augment(), sub_seed(seed, 4))?;
+        let mut val = epoch_batches(
+            data.clone(),
+            self.order(&split.1, sub_seed(seed, 3)),
+            bs,
+            self.augment(),
+            sub_seed(seed, 4),
+        )?;
         let mut stats = Vec::new();
         let mut times = Vec::new();
         for (k, tb) in train.take(steps).enumerate() {
@@ -521,8 +634,15 @@ impl Search {
                 None => {
                     pass += 1;
                     let s = sub_seed(seed, 100 + pass);
-                    val = epoch_batches(data.clone(), self.order(&split.1, s), bs, self.augment(), sub_seed(s, 1))?;
-                    val.next().ok_or_else(|| Error::Invalid("the validation split is empty".into()))?
+                    val = epoch_batches(
+                        data.clone(),
+                        self.order(&split.1, s),
+                        bs,
+                        self.augment(),
+                        sub_seed(s, 1),
+                    )?;
+                    val.next()
+                        .ok_or_else(|| Error::Invalid("the validation split is empty".into()))?
                 }
             };
             let t0 = Instant::now();
@@ -530,11 +650,24 @@ impl Search {
             let dt = t0.elapsed().as_secs_f64();
             times.push(dt);
             stats.push(s);
-            observe(Progress::Step { step: k + 1, steps, stats: &s, seconds: dt });
+            observe(Progress::Step {
+                step: k + 1,
+                steps,
+                stats: &s,
+                seconds: dt,
+            });
         }
         let eval_order = self.order(&split.1, sub_seed(seed, 5));
-        observe(Progress::Validating { batches: eval_order.len().div_ceil(bs) });
-        let v = self.evaluate(epoch_batches(data.clone(), eval_order, bs, self.augment(), sub_seed(seed, 6))?)?;
+        observe(Progress::Validating {
+            batches: eval_order.len().div_ceil(bs),
+        });
+        let v = self.evaluate(epoch_batches(
+            data.clone(),
+            eval_order,
+            bs,
+            self.augment(),
+            sub_seed(seed, 6),
+        )?)?;
         let (train_loss, train_acc, train_top5) = loss_of(&stats);
         times.sort_by(|a, b| a.total_cmp(b));
         let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
@@ -566,7 +699,8 @@ impl Search {
 
     /// Whether the run has finished (all epochs, or the step budget spent).
     pub fn finished(&self) -> bool {
-        self.epoch >= self.settings.epochs || self.settings.max_steps.is_some_and(|m| self.step >= m)
+        self.epoch >= self.settings.epochs
+            || self.settings.max_steps.is_some_and(|m| self.step >= m)
     }
 
     /// Writes a checkpoint: weights and BN statistics under the reference names, α, both
@@ -574,26 +708,62 @@ impl Search {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut entries = checkpoint::module_entries(self.net.as_ref(), "")?;
         for (name, t) in self.net.alphas() {
-            entries.push((name.to_string(), Entry::F32 { shape: t.shape().to_vec(), data: t.to_vec()? }));
+            entries.push((
+                name.to_string(),
+                Entry::F32 {
+                    shape: t.shape().to_vec(),
+                    data: t.to_vec()?,
+                },
+            ));
         }
         for ((name, _), buf) in self.weights.iter().zip(self.sgd.state()) {
-            entries.push((format!("optimizer.momentum_buffer.{name}"), Entry::F32 { shape: buf.shape().to_vec(), data: buf.to_vec()? }));
+            entries.push((
+                format!("optimizer.momentum_buffer.{name}"),
+                Entry::F32 {
+                    shape: buf.shape().to_vec(),
+                    data: buf.to_vec()?,
+                },
+            ));
         }
         let (m, v) = self.adam.state();
         for (((name, _), m), v) in self.net.alphas().iter().zip(m).zip(v) {
-            entries.push((format!("arch_optimizer.exp_avg.{name}"), Entry::F32 { shape: m.shape().to_vec(), data: m.to_vec()? }));
-            entries.push((format!("arch_optimizer.exp_avg_sq.{name}"), Entry::F32 { shape: v.shape().to_vec(), data: v.to_vec()? }));
+            entries.push((
+                format!("arch_optimizer.exp_avg.{name}"),
+                Entry::F32 {
+                    shape: m.shape().to_vec(),
+                    data: m.to_vec()?,
+                },
+            ));
+            entries.push((
+                format!("arch_optimizer.exp_avg_sq.{name}"),
+                Entry::F32 {
+                    shape: v.shape().to_vec(),
+                    data: v.to_vec()?,
+                },
+            ));
         }
-        let scalar = |v: u64| Entry::I64 { shape: vec![], data: vec![v as i64] };
+        let scalar = |v: u64| Entry::I64 {
+            shape: vec![],
+            data: vec![v as i64],
+        };
         entries.push(("arch_optimizer.step".into(), scalar(self.adam.t)));
         entries.push(("search.epoch".into(), scalar(self.epoch as u64)));
         entries.push(("search.step".into(), scalar(self.step as u64)));
         entries.push(("search.seed".into(), scalar(self.settings.seed)));
         let json = |e: serde_json::Result<String>| e.map_err(|e| Error::Invalid(e.to_string()));
         let meta = HashMap::from([
-            ("format".to_string(), "darts-minus search checkpoint v1".to_string()),
-            ("settings".to_string(), json(serde_json::to_string(&self.settings))?),
-            ("history".to_string(), json(serde_json::to_string(&self.history))?),
+            (
+                "format".to_string(),
+                "darts-minus search checkpoint v1".to_string(),
+            ),
+            (
+                "settings".to_string(),
+                json(serde_json::to_string(&self.settings))?,
+            ),
+            (
+                "history".to_string(),
+                json(serde_json::to_string(&self.history))?,
+            ),
         ]);
         checkpoint::write_atomic(path, &entries, Some(meta))
     }
@@ -608,33 +778,71 @@ impl Search {
         let mut search = Search::new(gpu, settings)?;
         search.load_weights(&tensors, path, true)?;
         for ((name, _), buf) in search.weights.iter().zip(search.sgd.state()) {
-            write_named(buf, &tensors, &format!("optimizer.momentum_buffer.{name}"), path)?;
+            write_named(
+                buf,
+                &tensors,
+                &format!("optimizer.momentum_buffer.{name}"),
+                path,
+            )?;
         }
         let (m, v) = search.adam.state();
         for (((name, _), m), v) in search.net.alphas().iter().zip(m).zip(v) {
             write_named(m, &tensors, &format!("arch_optimizer.exp_avg.{name}"), path)?;
-            write_named(v, &tensors, &format!("arch_optimizer.exp_avg_sq.{name}"), path)?;
+            write_named(
+                v,
+                &tensors,
+                &format!("arch_optimizer.exp_avg_sq.{name}"),
+                path,
+            )?;
         }
         let int = |k: &str| -> Result<u64> {
-            tensors.get(k).and_then(|t| t.data.first()).map(|&v| v as u64).ok_or_else(|| file_err(path, &format!("missing '{k}'")))
+            tensors
+                .get(k)
+                .and_then(|t| t.data.first())
+                .map(|&v| v as u64)
+                .ok_or_else(|| file_err(path, &format!("missing '{k}'")))
         };
         search.adam.t = int("arch_optimizer.step")?;
         search.epoch = int("search.epoch")? as usize;
         search.step = int("search.step")? as usize;
         if let Some(h) = meta.get("history") {
-            search.history = serde_json::from_str(h).map_err(|e| file_err(path, &format!("unreadable history: {e}")))?;
+            search.history = serde_json::from_str(h)
+                .map_err(|e| file_err(path, &format!("unreadable history: {e}")))?;
         }
         Ok(search)
     }
 
     /// Loads weights, BN statistics and (when present, or required) α from `tensors`.
-    pub fn load_weights(&mut self, tensors: &BTreeMap<String, Named>, path: &Path, require_alphas: bool) -> Result<()> {
+    pub fn load_weights(
+        &mut self,
+        tensors: &BTreeMap<String, Named>,
+        path: &Path,
+        require_alphas: bool,
+    ) -> Result<()> {
+        let (darts, nb201) = (
+            tensors.contains_key("alphas_normal"),
+            tensors.contains_key("arch_parameters"),
+        );
+        let other = match self.settings.space {
+            Space::Darts(_) if nb201 && !darts => Some("NAS-Bench-201"),
+            Space::Nb201(_) if darts && !nb201 => Some("DARTS"),
+            _ => None,
+        };
+        if let Some(other) = other {
+            return Err(file_err(
+                path,
+                &format!("the checkpoint is from another search space ({other}) but this search uses the {} space; pass --space to match it", self.settings.space.name()),
+            ));
+        }
         checkpoint::load_module(self.net.as_ref(), "", tensors, path)?;
         for (name, t) in self.net.alphas() {
             match tensors.get(name) {
                 Some(_) => write_named(t, tensors, name, path)?,
                 None if require_alphas => return Err(file_err(path, &format!("missing '{name}'"))),
-                None => log::warn!("{}: no '{name}'; α keeps its fresh initialisation", path.display()),
+                None => log::warn!(
+                    "{}: no '{name}'; α keeps its fresh initialisation",
+                    path.display()
+                ),
             }
         }
         Ok(())
@@ -649,11 +857,21 @@ impl Search {
 }
 
 fn file_err(path: &Path, msg: &str) -> Error {
-    Error::File { path: path.to_path_buf(), msg: msg.to_string() }
+    Error::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
 }
 
-fn write_named(dst: &Tensor, tensors: &BTreeMap<String, Named>, name: &str, path: &Path) -> Result<()> {
-    let t = tensors.get(name).ok_or_else(|| file_err(path, &format!("missing '{name}'")))?;
+fn write_named(
+    dst: &Tensor,
+    tensors: &BTreeMap<String, Named>,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| file_err(path, &format!("missing '{name}'")))?;
     if t.data.len() != dst.numel() {
         return Err(file_err(path, &format!("'{name}' has shape {:?} but {:?} is needed: the checkpoint is from another search space or configuration", t.shape, dst.shape())));
     }

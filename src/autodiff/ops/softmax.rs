@@ -100,16 +100,29 @@ impl Tape {
 pub fn rank_tensor(logits: &Tensor, labels: &Labels) -> Result<Tensor> {
     let (r, c) = rows_cols("label_ranks", logits)?;
     if labels.len() != r {
-        return Err(Error::shape("label_ranks", format!("{} labels for {r} rows", labels.len())));
+        return Err(Error::shape(
+            "label_ranks",
+            format!("{} labels for {r} rows", labels.len()),
+        ));
     }
     let out = Tensor::empty(logits.gpu(), &[r], "ranks")?;
-    logits.gpu().launch("softmax", "rank_of_label", &[r as u32, c as u32], &[logits.buffer(), &labels.buf, out.buffer()], r)?;
+    logits.gpu().launch(
+        "softmax",
+        "rank_of_label",
+        &[r as u32, c as u32],
+        &[logits.buffer(), &labels.buf, out.buffer()],
+        r,
+    )?;
     Ok(out)
 }
 
 /// Rank of each row's label among its logits, read back.
 pub fn label_ranks(logits: &Tensor, labels: &Labels) -> Result<Vec<u32>> {
-    Ok(rank_tensor(logits, labels)?.to_vec()?.into_iter().map(|v| v as u32).collect())
+    Ok(rank_tensor(logits, labels)?
+        .to_vec()?
+        .into_iter()
+        .map(|v| v as u32)
+        .collect())
 }
 
 /// (top-1, top-5) correct counts.

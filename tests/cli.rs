@@ -1,0 +1,120 @@
+//! The command line as a user runs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darts-minus"))
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("darts-minus-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn search_writes_every_output_and_genotype_reads_it_back() {
+    let out = tmp("search");
+    let run = bin()
+        .args([
+            "search",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "2",
+            "--max-steps",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "search failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("Genotype(normal=[("), "{stdout}");
+    for f in [
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+        "genotype.json",
+        "genotype.txt",
+        "curves.svg",
+        "alphas_normal.svg",
+        "alphas_reduce.svg",
+        "cell_normal.svg",
+        "cell_reduce.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    for key in [
+        "train_loss",
+        "val_loss",
+        "train_acc",
+        "val_acc",
+        "lr",
+        "beta",
+        "alphas",
+        "step_time_ms",
+        "images_per_sec",
+        "genotype_text",
+    ] {
+        assert!(line.get(key).is_some(), "metrics lack {key}");
+    }
+    let text = std::fs::read_to_string(out.join("genotype.txt")).unwrap();
+    let g = bin().arg("genotype").arg(&out).output().unwrap();
+    assert!(g.status.success());
+    assert_eq!(String::from_utf8_lossy(&g.stdout).trim(), text.trim());
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn missing_data_is_a_clear_error() {
+    let run = bin()
+        .args(["search", "--data", "/no/such/cifar"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("/no/such/cifar"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn genotype_of_a_non_checkpoint_is_a_clear_error() {
+    let dir = tmp("geno");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("x.safetensors");
+    std::fs::write(&f, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    let run = bin().arg("genotype").arg(&f).output().unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("x.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn devices_lists_the_adapter_in_use() {
+    let run = bin().arg("devices").output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(out.lines().any(|l| l.starts_with('*')), "{out}");
+    assert!(out.contains("max storage binding"), "{out}");
+}

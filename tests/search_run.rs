@@ -1,0 +1,197 @@
+//! Whole searches on the built-in mini set with tiny networks: the loss falls, a resumed run
+//! equals an uninterrupted one, NAS-Bench-201 cells are looked up, bad inputs are refused.
+
+mod common;
+
+use common::gpu;
+use darts_minus::checkpoint::module_entries;
+use darts_minus::data::Dataset;
+use darts_minus::search::darts_net::DartsConfig;
+use darts_minus::search::nb201_net::Nb201Config;
+use darts_minus::search::trainer::{Derived, EpochRecord, Search, SearchSettings, Space};
+use std::sync::Arc;
+
+fn tiny_darts(epochs: usize) -> SearchSettings {
+    let mut s = SearchSettings::darts_paper();
+    s.space = Space::Darts(DartsConfig {
+        channels: 4,
+        layers: 3,
+        classes: 10,
+        nodes: 4,
+        aux: true,
+    });
+    s.epochs = epochs;
+    s.batch_size = 32;
+    s.beta = darts_minus::search::schedule::BetaSchedule::linear(epochs);
+    s
+}
+
+/// The first `n` images for training and the next `n` for validation.
+fn subset(n: usize) -> (Arc<Dataset>, (Vec<usize>, Vec<usize>)) {
+    let data = Dataset::builtin_train().unwrap();
+    (Arc::new(data), ((0..n).collect(), (n..2 * n).collect()))
+}
+
+fn state(search: &Search) -> Vec<(String, Vec<f32>)> {
+    let mut v: Vec<(String, Vec<f32>)> = module_entries(search.network(), "")
+        .unwrap()
+        .into_iter()
+        .filter_map(|(n, e)| match e {
+            darts_minus::checkpoint::Entry::F32 { data, .. } => Some((n, data)),
+            _ => None,
+        })
+        .collect();
+    for (n, t) in search.network().alphas() {
+        v.push((n.to_string(), t.to_vec().unwrap()));
+    }
+    v
+}
+
+#[test]
+fn training_loss_falls_on_the_mini_set() {
+    let g = gpu();
+    let mut s = tiny_darts(6);
+    s.augment = false;
+    s.lr = 0.05;
+    let (data, split) = subset(64);
+    let mut search = Search::new(&g, s).unwrap();
+    let mut losses = Vec::new();
+    while !search.finished() {
+        let r = search.run_epoch(&data, &split, &mut |_| {}).unwrap();
+        assert!(r.val_loss.is_finite() && r.train_loss.is_finite());
+        losses.push(r.train_loss);
+    }
+    assert_eq!(losses.len(), 6);
+    assert!(
+        losses[5] < 0.8 * losses[0],
+        "training loss did not fall: {losses:?}"
+    );
+    // Every epoch derives a genotype with two inputs per node.
+    let Derived::Darts(g) = &search.history[5].genotype else {
+        panic!("DARTS genotype expected")
+    };
+    assert_eq!(g.normal.len(), 8);
+    assert!(
+        search.history[5].beta < search.history[0].beta,
+        "β must decay"
+    );
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let g = gpu();
+    let (data, split) = subset(48);
+    let mut full = Search::new(&g, tiny_darts(2)).unwrap();
+    while !full.finished() {
+        full.run_epoch(&data, &split, &mut |_| {}).unwrap();
+    }
+
+    let dir = std::env::temp_dir().join(format!("darts-minus-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("checkpoint.safetensors");
+    let mut first = Search::new(&g, tiny_darts(2)).unwrap();
+    first.run_epoch(&data, &split, &mut |_| {}).unwrap();
+    first.save(&ckpt).unwrap();
+    drop(first);
+    let mut resumed = Search::resume(&g, &ckpt).unwrap();
+    assert_eq!((resumed.epoch, resumed.history.len()), (1, 1));
+    resumed.run_epoch(&data, &split, &mut |_| {}).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+
+    assert_eq!(resumed.step, full.step);
+    // Everything but wall-clock timings is identical.
+    let untimed = |s: &Search| -> Vec<EpochRecord> {
+        s.history
+            .iter()
+            .map(|r| EpochRecord {
+                epoch_seconds: 0.0,
+                step_time_ms: 0.0,
+                images_per_sec: 0.0,
+                ..r.clone()
+            })
+            .collect()
+    };
+    assert_eq!(untimed(&resumed), untimed(&full));
+    for ((name, a), (_, b)) in state(&full).iter().zip(state(&resumed).iter()) {
+        assert_eq!(a, b, "{name} differs after resuming");
+    }
+}
+
+#[test]
+fn nb201_search_looks_up_the_benchmark() {
+    let g = gpu();
+    let mut s = SearchSettings::nb201_benchmark();
+    s.space = Space::Nb201(Nb201Config {
+        channels: 4,
+        cells_per_stage: 1,
+        classes: 10,
+        aux: true,
+    });
+    s.epochs = 1;
+    s.batch_size = 16;
+    s.max_steps = Some(2);
+    let (data, split) = subset(32);
+    let mut search = Search::new(&g, s).unwrap();
+    let r = search.run_epoch(&data, &split, &mut |_| {}).unwrap();
+    assert_eq!(r.steps, 2);
+    assert!(search.finished());
+    let Derived::Nb201(arch) = &r.genotype else {
+        panic!("NB201 arch expected")
+    };
+    assert_eq!(r.genotype_text, arch.arch_string());
+    let entry = r.nb201.as_ref().expect("every NB201 cell is in the table");
+    assert!(entry.cifar10_test > 0.0 && entry.cifar10_test <= 100.0);
+}
+
+#[test]
+fn checkpoint_from_another_space_is_refused() {
+    let g = gpu();
+    let dir = std::env::temp_dir().join(format!("darts-minus-space-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("nb201.safetensors");
+    let mut s = SearchSettings::nb201_benchmark();
+    s.space = Space::Nb201(Nb201Config {
+        channels: 4,
+        cells_per_stage: 1,
+        classes: 10,
+        aux: true,
+    });
+    Search::new(&g, s).unwrap().save(&ckpt).unwrap();
+    let mut darts = Search::new(&g, tiny_darts(1)).unwrap();
+    let msg = darts.init_from(&ckpt).unwrap_err().to_string();
+    assert!(
+        msg.contains("nb201.safetensors") && msg.contains("another search space"),
+        "{msg}"
+    );
+
+    let bad = dir.join("garbage.safetensors");
+    std::fs::write(&bad, b"not a checkpoint").unwrap();
+    let msg = Search::resume(&g, &bad).err().unwrap().to_string();
+    assert!(
+        msg.contains("garbage.safetensors") && msg.contains("not a valid safetensors"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn invalid_settings_are_refused() {
+    let g = gpu();
+    let mut s = tiny_darts(1);
+    s.batch_size = 1;
+    assert!(Search::new(&g, s)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("batch-size"));
+    let mut s = tiny_darts(1);
+    s.space = Space::Darts(DartsConfig {
+        layers: 2,
+        ..DartsConfig::default()
+    });
+    assert!(Search::new(&g, s)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("3 cells"));
+}
