@@ -4,7 +4,8 @@
 // the weight-gradient accumulators live in registers; padding comes from the parameters.
 // x: (n, c, h, w), weight: (c, 1, K, K), y: (n, c, ho, wo).
 //   forward         1 x, 2 weight, 3 y       one thread per output element
-//   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather)
+//   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather); stride 1
+//                   uses `forward` with FLIP instead (see below)
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
 //   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
 //                   accumulates all K×K taps in registers
@@ -14,6 +15,9 @@
 override K: u32 = 3u;
 override S: u32 = 1u;
 override D: u32 = 1u;
+// FLIP = 1: correlate with the kernel rotated by 180°. With stride 1 that makes `forward` the
+// input gradient too: dx = forward(dy, rotated w, padding D*(K-1) - pad).
+override FLIP: u32 = 0u;
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
@@ -44,7 +48,9 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         for (var kx = 0u; kx < K; kx = kx + 1u) {
             let ix = x0 + i32(kx * D);
             if (ix < 0 || ix >= i32(p.w)) { continue; }
-            acc = acc + f_x[xb + u32(iy) * p.w + u32(ix)] * f_w[ch * K * K + ky * K + kx];
+            var tap = ky * K + kx;
+            if (FLIP != 0u) { tap = K * K - 1u - tap; }
+            acc = acc + f_x[xb + u32(iy) * p.w + u32(ix)] * f_w[ch * K * K + tap];
         }
     }
     f_y[i] = acc;

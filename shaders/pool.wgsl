@@ -3,7 +3,8 @@
 // wins); ties go to the first element in row-major window order, as in PyTorch. Average
 // pooling divides by the number of in-bounds elements (count_include_pad = False).
 // Entries and bindings (0 = params):
-//   max_forward 1 x, 2 y;  max_backward 1 x, 2 dy, 3 dx;  avg_forward 1 x, 2 y;
+//   max_forward 1 x, 2 y, 3 argmax (u32, in-plane index of each output's maximum);
+//   max_backward 1 argmax, 2 dy, 3 dx;  avg_forward 1 x, 2 y;
 //   avg_backward 1 dy, 2 dx;  global_forward 1 x, 2 y (y: n*c);  global_backward 1 dy, 2 dx.
 // Forwards: one thread per output; backwards: one thread per input element, gathering from
 // the outputs whose window covers it (no atomics). Workgroup size 256.
@@ -40,6 +41,8 @@ fn argmax_in(base: u32, oy: u32, ox: u32) -> u32 {
     return arg;
 }
 
+@group(0) @binding(3) var<storage, read_write> f_arg: array<u32>;
+
 @compute @workgroup_size(256)
 fn max_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
@@ -47,7 +50,9 @@ fn max_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let base = (i / (p.wo * p.ho)) * p.h * p.w;
-    fy[i] = fx[base + argmax_in(base, oy, ox)];
+    let k = argmax_in(base, oy, ox);
+    fy[i] = fx[base + k];
+    f_arg[i] = k;
 }
 
 // Range of outputs along one axis whose window covers input coordinate `i`.
@@ -60,6 +65,7 @@ fn covering(i: u32, k: u32, s: u32, pad: u32, nout: u32) -> vec2<u32> {
     return vec2<u32>(u32(lo), top);
 }
 
+@group(0) @binding(1) var<storage, read> mb_arg: array<u32>;
 @group(0) @binding(2) var<storage, read> mb_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
 @compute @workgroup_size(256)
@@ -70,15 +76,13 @@ fn max_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let ix = k % p.w;
     let iy = k / p.w;
     let plane = i / (p.h * p.w);
-    let base = plane * p.h * p.w;
     let ry = covering(iy, p.kh, p.sh, p.ph, p.ho);
     let rx = covering(ix, p.kw, p.sw, p.pw, p.wo);
     var acc = 0.0;
     for (var oy = ry.x; oy < ry.y; oy = oy + 1u) {
         for (var ox = rx.x; ox < rx.y; ox = ox + 1u) {
-            if (argmax_in(base, oy, ox) == k) {
-                acc = acc + mb_dy[(plane * p.ho + oy) * p.wo + ox];
-            }
+            let o = (plane * p.ho + oy) * p.wo + ox;
+            if (mb_arg[o] == k) { acc = acc + mb_dy[o]; }
         }
     }
     mb_dx[i] = acc;

@@ -119,7 +119,7 @@ impl RunDir {
         let last = history.last().expect("non-empty history");
         match &last.genotype {
             Derived::Darts(g) => {
-                let t = |kind: &str| format!("{kind} cell, epoch {}", last.epoch);
+                let t = |kind: &str| format!("{kind} cell after epoch {}", last.epoch + 1);
                 report::darts_cell_svg(
                     &self.path.join("cell_normal.svg"),
                     &t("normal"),
@@ -136,7 +136,7 @@ impl RunDir {
             Derived::Nb201(a) => {
                 report::nb201_cell_svg(
                     &self.path.join("cell.svg"),
-                    &format!("cell, epoch {}", last.epoch),
+                    &format!("cell after epoch {}", last.epoch + 1),
                     &a.op_names(),
                 )?;
             }

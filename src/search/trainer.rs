@@ -460,13 +460,20 @@ impl Search {
     /// One SGD step on the weights from the loss on `(x, y)`, gradients clipped; returns the
     /// loss and top-k counts of this batch (one sync with the GPU).
     pub fn weight_step(&mut self, x: &Tensor, y: &Labels) -> Result<StepStats> {
-        let mut tape = Tape::new(&self.gpu);
-        let logits = self
-            .net
-            .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
-        let loss = tape.cross_entropy(&logits, y)?;
-        let ranks = rank_tensor(&logits, y)?;
-        let grads = tape.backward(&loss)?;
+        // α is fixed in this step: freezing it skips the mixed edges' weight reductions.
+        let alphas = self.alpha_tensors();
+        alphas.iter().for_each(|a| a.set_requires_grad(false));
+        let result = (|| {
+            let mut tape = Tape::new(&self.gpu);
+            let logits = self
+                .net
+                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let loss = tape.cross_entropy(&logits, y)?;
+            let ranks = rank_tensor(&logits, y)?;
+            Ok::<_, Error>((tape.backward(&loss)?, loss, ranks))
+        })();
+        alphas.iter().for_each(|a| a.set_requires_grad(true));
+        let (grads, loss, ranks) = result?;
         let params: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
         let gs = self
             .weights

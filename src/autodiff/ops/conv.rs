@@ -255,14 +255,25 @@ impl Conv2dNode {
                 gemm(gy, &self.w, &dx, [n, cin, cout, hw], [1, cin])?;
             } else if let Some((dp, consts)) = &dwc {
                 let groups = dx.numel().div_ceil(256);
-                gpu.launch_specialized(
-                    "depthwise",
-                    "backward_input",
-                    consts,
-                    dp,
-                    &[gy.buffer(), self.w.buffer(), dx.buffer()],
-                    groups,
-                )?;
+                let [n, c, h, w, ho, wo, pad, _] = *dp;
+                let (k, d) = (consts[0].1, consts[2].1);
+                if consts[1].1 == 1 && pad <= d * (k - 1) {
+                    // Stride 1: the input gradient is a forward pass with the rotated kernel.
+                    let fp = [n, c, ho, wo, h, w, d * (k - 1) - pad, 0];
+                    let fc = [consts[0], consts[1], consts[2], ("FLIP", 1)];
+                    let bufs = [gy.buffer(), self.w.buffer(), dx.buffer()];
+                    gpu.launch_specialized("depthwise", "forward", &fc, &fp, &bufs, groups)?;
+                } else {
+                    let bufs = [gy.buffer(), self.w.buffer(), dx.buffer()];
+                    gpu.launch_specialized(
+                        "depthwise",
+                        "backward_input",
+                        consts,
+                        dp,
+                        &bufs,
+                        groups,
+                    )?;
+                }
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
                     "backward_input_s1"

@@ -5,6 +5,7 @@ use super::conv::out_size;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
+use crate::gpu::GpuBuffer;
 
 /// Square pooling window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +28,8 @@ impl PoolCfg {
 pub(crate) struct PoolNode {
     x: Tensor,
     params: [u32; 12],
+    /// Max pooling: in-plane index of each output's maximum, so backward needs no search.
+    argmax: Option<GpuBuffer>,
 }
 
 pub(crate) struct GlobalPoolNode {
@@ -74,17 +77,19 @@ impl Tape {
     pub fn max_pool2d(&mut self, x: &Tensor, cfg: PoolCfg) -> Result<Tensor> {
         let (params, shape) = params(x, cfg, "max_pool2d")?;
         let y = Tensor::empty(self.gpu(), &shape, "max_pool2d output")?;
+        let argmax = self.gpu().alloc("max_pool2d argmax", y.numel())?;
         self.gpu().launch(
             "pool",
             "max_forward",
             &params,
-            &[x.buffer(), y.buffer()],
+            &[x.buffer(), y.buffer(), &argmax],
             y.numel(),
         )?;
         Ok(self.record(&[x], y, || {
             Op::MaxPool(PoolNode {
                 x: x.clone(),
                 params,
+                argmax: Some(argmax),
             })
         }))
     }
@@ -104,6 +109,7 @@ impl Tape {
             Op::AvgPool(PoolNode {
                 x: x.clone(),
                 params,
+                argmax: None,
             })
         }))
     }
@@ -132,11 +138,15 @@ impl Tape {
 impl PoolNode {
     pub(crate) fn backward_max(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), self.x.shape(), "max_pool2d dx")?;
+        let argmax = self
+            .argmax
+            .as_ref()
+            .ok_or_else(|| Error::Gpu("internal: max pooling without argmax".into()))?;
         gy.gpu().launch(
             "pool",
             "max_backward",
             &self.params,
-            &[self.x.buffer(), gy.buffer(), dx.buffer()],
+            &[argmax, gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
         Ok(vec![(self.x.clone(), dx)])
