@@ -401,9 +401,13 @@ fn summary(search: &Search, dir: &RunDir, secs: f64) {
         return;
     };
     let best = search.history.iter().map(|r| r.val_acc).fold(0.0, f64::max);
+    let took = if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{:.1} min", secs / 60.0)
+    };
     println!(
-        "\nSearch finished in {:.1} min: {} epochs, {} steps, best val acc {:.1}%",
-        secs / 60.0,
+        "\nSearch finished in {took}: {} epochs, {} steps, best val acc {:.1}%",
         search.epoch,
         search.step,
         100.0 * best

@@ -664,7 +664,12 @@ impl Search {
                 seconds: dt,
             });
         }
-        let eval_order = self.order(&split.1, sub_seed(seed, 5));
+        let mut eval_order = self.order(&split.1, sub_seed(seed, 5));
+        if self.settings.max_steps.is_some() && stats.len() < steps_total {
+            // A step-limited run (a comparison, a smoke test) validates on as many batches
+            // as it trained on, not the whole split.
+            eval_order.truncate(stats.len().max(1) * bs);
+        }
         observe(Progress::Validating {
             batches: eval_order.len().div_ceil(bs),
         });
