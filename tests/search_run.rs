@@ -195,3 +195,21 @@ fn invalid_settings_are_refused() {
         .to_string()
         .contains("3 cells"));
 }
+
+#[test]
+fn diverging_loss_stops_with_a_clear_error() {
+    let g = gpu();
+    let mut s = tiny_darts(1);
+    s.lr = 1e30;
+    s.grad_clip = 1e30;
+    s.max_steps = Some(4);
+    s.batch_size = 8;
+    let (data, split) = subset(32);
+    let mut search = Search::new(&g, s).unwrap();
+    let err = search
+        .run_epoch(&data, &split, &mut |_| {})
+        .err()
+        .expect("a NaN loss must stop the run");
+    let msg = err.to_string();
+    assert!(msg.contains("diverged") && msg.contains("--lr"), "{msg}");
+}
