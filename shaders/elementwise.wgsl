@@ -99,6 +99,15 @@ fn scale_inplace_by(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     si_x[i] = si_x[i] * si_s[p.idx];
 }
 
+// scale_rows: 1 x, 2 s, 3 out[i] = s[i / idx] * x[i]   (idx = elements per row: drop path's
+// per-sample mask, already divided by the keep probability)
+@compute @workgroup_size(256)
+fn scale_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    sb_out[i] = sb_s[i / p.idx] * sb_x[i];
+}
+
 // fill: 1 out = value
 @group(0) @binding(1) var<storage, read_write> fl_out: array<f32>;
 @compute @workgroup_size(256)

@@ -12,5 +12,6 @@ pub mod nn;
 pub mod optim;
 pub mod report;
 pub mod search;
+pub mod train;
 
 pub use error::{Error, Result};

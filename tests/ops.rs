@@ -496,6 +496,32 @@ fn scale_by_gpu_scalar() {
 }
 
 #[test]
+fn scale_rows_per_sample() {
+    let mut rng = Rng::new(55);
+    let s = vec![0.0, 1.25, 2.5];
+    check(
+        "drop-path scaling",
+        vec![
+            input(&mut rng, &[3, 2, 3, 5], true),
+            Input {
+                shape: vec![3],
+                data: s,
+                diff: false,
+            },
+        ],
+        |v| {
+            v[0].iter()
+                .enumerate()
+                .map(|(i, x)| x * v[1][i / 30])
+                .collect()
+        },
+        |t, v| t.scale_rows(&v[0], &v[1]),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
 fn weighted_sum_with_weight_gradient() {
     // Σ_k w[row·K + k]·y_k over a (2, 4) weight table, row 1, as a mixed edge reads α; the
     // first slot is left out (as the `none` op is) and gets a zero gradient.

@@ -170,6 +170,103 @@ class SearchNetwork(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
 
+# ---------------------------------------------------------------- evaluation network (SPEC §8)
+DARTS_V2 = dict(
+    normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),
+            ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1),
+            ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)],
+    reduce_concat=[2, 3, 4, 5])
+DARTS_MINUS = dict(
+    normal=[('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 1), ('dil_conv_3x3', 2),
+            ('skip_connect', 1), ('sep_conv_3x3', 0), ('skip_connect', 1), ('sep_conv_3x3', 0)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[('sep_conv_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0),
+            ('skip_connect', 2), ('skip_connect', 3), ('skip_connect', 2), ('skip_connect', 3)],
+    reduce_concat=[2, 3, 4, 5])
+
+
+def eval_op(name, c, s):
+    if name == 'max_pool_3x3':
+        return nn.MaxPool2d(3, s, 1)
+    if name == 'avg_pool_3x3':
+        return nn.AvgPool2d(3, s, 1, count_include_pad=False)
+    if name == 'skip_connect':
+        return Identity() if s == 1 else FactorizedReduce(c, c, True)
+    if name == 'sep_conv_3x3':
+        return SepConv(c, 3, s, 1, True)
+    if name == 'sep_conv_5x5':
+        return SepConv(c, 5, s, 2, True)
+    if name == 'dil_conv_3x3':
+        return DilConv(c, 3, s, 2, 2, True)
+    if name == 'dil_conv_5x5':
+        return DilConv(c, 5, s, 4, 2, True)
+    raise ValueError(name)
+
+
+class EvalCell(nn.Module):
+    def __init__(self, genes, concat, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__()
+        self.preprocess0 = FactorizedReduce(c_pp, c, True) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, True)
+        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, True)
+        self._ops = nn.ModuleList([eval_op(n, c, 2 if reduction and j < 2 else 1) for n, j in genes])
+        self.indices = [j for _, j in genes]
+        self.concat = concat
+
+    def forward(self, s0, s1):
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for i in range(len(self._ops) // 2):
+            a, b = 2 * i, 2 * i + 1
+            states.append(self._ops[a](states[self.indices[a]]) + self._ops[b](states[self.indices[b]]))
+        return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+class AuxHead(nn.Module):
+    def __init__(self, c, classes):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(), nn.AvgPool2d(5, 3, 0, count_include_pad=False), nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128), nn.ReLU(), nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU())
+        self.classifier = nn.Linear(768, classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+class EvalNetwork(nn.Module):
+    def __init__(self, genotype, c, layers, classes, auxiliary=True):
+        super().__init__()
+        c_cur = 3 * c
+        self.stem = nn.Sequential(nn.Conv2d(3, c_cur, 3, padding=1, bias=False), nn.BatchNorm2d(c_cur))
+        c_pp, c_p, c_cur = c_cur, c_cur, c
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        self.aux_after = 2 * layers // 3
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_cur *= 2
+            kind = 'reduce' if reduction else 'normal'
+            self.cells.append(EvalCell(genotype[kind], genotype[kind + '_concat'], c_pp, c_p, c_cur, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, len(genotype[kind + '_concat']) * c_cur
+            if i == self.aux_after:
+                c_aux = c_p
+        if auxiliary:
+            self.auxiliary_head = AuxHead(c_aux, classes)
+        self.classifier = nn.Linear(c_p, classes)
+
+    def forward(self, x):
+        s0 = s1 = self.stem(x)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if i == self.aux_after and hasattr(self, 'auxiliary_head') and self.training:
+                aux = self.auxiliary_head(s1)
+        return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)), aux
+
+
 # ---------------------------------------------------------------- helpers
 def randn(*shape):
     return torch.randn(*shape, dtype=torch.float32)
@@ -328,6 +425,41 @@ def search_step(out_dir):
     save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
 
 
+def eval_network(out_dir):
+    """Parameter counts of the paper-sized networks, and one training step of a small one."""
+    import json
+    counts = {}
+    for name, g in (('DARTS_V2', DARTS_V2), ('DARTS_MINUS', DARTS_MINUS)):
+        net = EvalNetwork(g, 36, 20, 10)
+        total = sum(p.numel() for p in net.parameters())
+        aux = sum(p.numel() for p in net.auxiliary_head.parameters())
+        counts[name] = {'without_aux': total - aux, 'aux_head': aux}
+    with open(os.path.join(out_dir, 'eval_counts.json'), 'w') as f:
+        json.dump(counts, f, indent=1)
+    print('eval counts', counts)
+    torch.manual_seed(6)
+    net = EvalNetwork(DARTS_MINUS, 4, 5, 10)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    t = {'init.' + k: v for k, v in state(net).items()}
+    x, y = randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    net = net.double().train()
+    opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    logits, aux = net(x.double())
+    loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    t.update({'x': x, 'y': y, 'logits': logits.detach().float(), 'logits_aux': aux.detach().float(),
+              'loss': loss.detach().reshape(1)})
+    for k, v in net.state_dict().items():
+        t['after.' + k] = v.float() if v.is_floating_point() else v
+    save(os.path.join(out_dir, 'eval_step.safetensors'), t)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -340,6 +472,7 @@ def main():
     sep_conv_stack(args.out)
     primitive_ops(args.out)
     search_step(args.out)
+    eval_network(args.out)
 
 
 if __name__ == '__main__':

@@ -72,6 +72,24 @@ pub(crate) struct WeightedSumNode {
     w: Tensor,
     idx: Vec<usize>,
 }
+pub(crate) struct ScaleRowsNode {
+    x: Tensor,
+    s: Tensor,
+}
+
+fn scale_rows_raw(x: &Tensor, s: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(x.gpu(), x.shape(), "scaled rows")?;
+    let row = x.numel() / s.numel().max(1);
+    x.gpu().launch(
+        "elementwise",
+        "scale_rows",
+        &ew_params(x.numel(), row, 1.0),
+        &[x.buffer(), s.buffer(), out.buffer()],
+        x.numel(),
+    )?;
+    Ok(out)
+}
+
 pub(crate) struct SumAllNode {
     x: Tensor,
 }
@@ -218,6 +236,25 @@ impl Tape {
         }))
     }
 
+    /// y[b, …] = s[b] · x[b, …]: per-sample scaling by a constant vector `s` (drop path's
+    /// mask / keep probability). No gradient flows to `s`.
+    pub fn scale_rows(&mut self, x: &Tensor, s: &Tensor) -> Result<Tensor> {
+        let n = x.shape().first().copied().unwrap_or(0);
+        if s.numel() != n || n == 0 {
+            return Err(Error::shape(
+                "scale_rows",
+                format!("{} scales for a batch of {n}", s.numel()),
+            ));
+        }
+        let y = scale_rows_raw(x, s)?;
+        Ok(self.record(&[x], y, || {
+            Op::ScaleRows(ScaleRowsNode {
+                x: x.clone(),
+                s: s.clone(),
+            })
+        }))
+    }
+
     /// Σ of all elements, as a 1-element tensor.
     pub fn sum_all(&mut self, x: &Tensor) -> Result<Tensor> {
         let y = Tensor::empty(self.gpu(), &[1], "sum_all output")?;
@@ -326,6 +363,12 @@ impl WeightedSumNode {
             out.push((self.w.clone(), dw));
         }
         Ok(out)
+    }
+}
+
+impl ScaleRowsNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        Ok(vec![(self.x.clone(), scale_rows_raw(gy, &self.s)?)])
     }
 }
 

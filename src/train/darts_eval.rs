@@ -1,0 +1,317 @@
+//! The DARTS evaluation network built from a genotype (SPEC §8): stem, cells whose nodes are
+//! op1(h1) + op2(h2), affine batch norm, drop path on non-identity ops, an optional auxiliary
+//! head after cell 2L/3, global pooling and classifier. State names follow the reference's
+//! `NetworkCIFAR` (`cells.i._ops.k.op.1.weight`, `auxiliary_head.features.2.weight`, …).
+
+use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::darts_ops::{Candidate, FactorizedReduce, ReluConvBn};
+use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
+use crate::search::genotype::Genotype;
+use rand::Rng;
+
+/// Shape of an evaluation network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EvalConfig {
+    pub channels: usize,
+    pub layers: usize,
+    pub classes: usize,
+    pub auxiliary: bool,
+}
+
+impl Default for EvalConfig {
+    /// The paper's CIFAR-10 network: C = 36, 20 cells, auxiliary head.
+    fn default() -> Self {
+        EvalConfig {
+            channels: 36,
+            layers: 20,
+            classes: 10,
+            auxiliary: true,
+        }
+    }
+}
+
+enum Preprocess {
+    Relu(ReluConvBn),
+    Reduce(FactorizedReduce),
+}
+
+struct EvalCell {
+    reduction: bool,
+    pre0: Preprocess,
+    pre1: ReluConvBn,
+    ops: Vec<Candidate>,
+    indices: Vec<usize>,
+    concat: Vec<usize>,
+}
+
+/// Per-forward settings of the evaluation network.
+#[derive(Clone, Copy)]
+pub struct EvalCtx<'a> {
+    pub ctx: Ctx,
+    /// Drop-path scales per cell op call: (mask / keep) per sample, one tensor per use; None
+    /// when drop path is off (eval mode, or p = 0).
+    pub drop: Option<&'a dyn Fn() -> Result<Tensor>>,
+}
+
+impl EvalCell {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        genes: &[(String, usize)],
+        concat: &[usize],
+        c_pp: usize,
+        c_p: usize,
+        c: usize,
+        reduction: bool,
+        reduction_prev: bool,
+    ) -> Result<Self> {
+        let pre0 = if reduction_prev {
+            Preprocess::Reduce(FactorizedReduce::new(gpu, rng, c_pp, c, true)?)
+        } else {
+            Preprocess::Relu(ReluConvBn::new(gpu, rng, c_pp, c, 1, 1, 0, true)?)
+        };
+        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, true)?;
+        let mut ops = Vec::new();
+        let mut indices = Vec::new();
+        for (name, index) in genes {
+            let stride = if reduction && *index < 2 { 2 } else { 1 };
+            ops.push(Candidate::darts(gpu, rng, name, c, stride, true, false)?);
+            indices.push(*index);
+        }
+        Ok(EvalCell {
+            reduction,
+            pre0,
+            pre1,
+            ops,
+            indices,
+            concat: concat.to_vec(),
+        })
+    }
+
+    fn forward(&self, tape: &mut Tape, s0: &Tensor, s1: &Tensor, ec: EvalCtx) -> Result<Tensor> {
+        let s0 = match &self.pre0 {
+            Preprocess::Relu(p) => p.forward(tape, s0, ec.ctx)?,
+            Preprocess::Reduce(p) => p.forward(tape, s0, ec.ctx)?,
+        };
+        let s1 = self.pre1.forward(tape, s1, ec.ctx)?;
+        let mut states = vec![s0, s1];
+        for i in 0..self.ops.len() / 2 {
+            let mut h = Vec::with_capacity(2);
+            for k in [2 * i, 2 * i + 1] {
+                let op = &self.ops[k];
+                let mut y = op.forward(tape, &states[self.indices[k]], ec.ctx)?;
+                if let (Some(drop), false) = (ec.drop, matches!(op, Candidate::Identity)) {
+                    y = tape.scale_rows(&y, &drop()?)?;
+                }
+                h.push(y);
+            }
+            states.push(tape.sum(&[&h[0], &h[1]])?);
+        }
+        let outs: Vec<&Tensor> = self.concat.iter().map(|&i| &states[i]).collect();
+        tape.concat(&outs)
+    }
+}
+
+impl Module for EvalCell {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        match &self.pre0 {
+            Preprocess::Relu(p) => p.visit(&join(prefix, "preprocess0"), f),
+            Preprocess::Reduce(p) => p.visit(&join(prefix, "preprocess0"), f),
+        }
+        self.pre1.visit(&join(prefix, "preprocess1"), f);
+        for (k, op) in self.ops.iter().enumerate() {
+            op.visit(&join(prefix, &format!("_ops.{k}")), f);
+        }
+    }
+}
+
+/// ReLU → avgpool 5 s3 → 1×1 conv (→128) → BN → ReLU → 2×2 conv (→768) → BN → ReLU → linear.
+struct AuxHead {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    classifier: Linear,
+}
+
+impl AuxHead {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = tape.relu(x)?;
+        let h = tape.avg_pool2d(&h, PoolCfg::new(5, 3, 0))?;
+        let h = self.conv1.forward(tape, &h)?;
+        let h = self.bn1.forward(tape, &h, ctx)?;
+        let h = tape.relu(&h)?;
+        let h = self.conv2.forward(tape, &h)?;
+        let h = self.bn2.forward(tape, &h, ctx)?;
+        let h = tape.relu(&h)?;
+        let (n, c, hh, ww) = h.nchw("auxiliary head")?;
+        if hh * ww != 1 {
+            return Err(Error::shape(
+                "auxiliary head",
+                format!("expects an 8×8 feature map (32×32 input), got {hh}×{ww} after pooling"),
+            ));
+        }
+        let flat = tape.reshape(&h, &[n, c])?;
+        self.classifier.forward(tape, &flat)
+    }
+}
+
+impl Module for AuxHead {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.conv1.visit(&join(prefix, "features.2"), f);
+        self.bn1.visit(&join(prefix, "features.3"), f);
+        self.conv2.visit(&join(prefix, "features.5"), f);
+        self.bn2.visit(&join(prefix, "features.6"), f);
+        self.classifier.visit(&join(prefix, "classifier"), f);
+    }
+}
+
+/// The discrete DARTS network for a genotype.
+pub struct DartsEvalNetwork {
+    pub config: EvalConfig,
+    stem_conv: Conv2d,
+    stem_bn: BatchNorm2d,
+    cells: Vec<EvalCell>,
+    aux_head: Option<AuxHead>,
+    aux_after: usize,
+    classifier: Linear,
+}
+
+impl DartsEvalNetwork {
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        genotype: &Genotype,
+        config: EvalConfig,
+    ) -> Result<Self> {
+        genotype.validate()?;
+        let nodes = genotype.normal.len() / 2;
+        for (kind, concat, n) in [
+            ("normal", &genotype.normal_concat, nodes),
+            ("reduce", &genotype.reduce_concat, genotype.reduce.len() / 2),
+        ] {
+            if concat.iter().any(|&i| i >= 2 + n) {
+                return Err(Error::Invalid(format!(
+                    "{kind}_concat {concat:?} names a state the cell does not have"
+                )));
+            }
+        }
+        if config.layers < 3 || config.channels == 0 || config.classes < 2 {
+            return Err(Error::Invalid(format!(
+                "invalid evaluation network {config:?}: need at least 3 cells, C ≥ 1, 2 classes"
+            )));
+        }
+        let c = config.channels;
+        let c_stem = 3 * c;
+        let stem_conv = Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?;
+        let stem_bn = BatchNorm2d::new(gpu, c_stem, true)?;
+        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
+        let mut cells = Vec::new();
+        let mut reduction_prev = false;
+        let aux_after = 2 * config.layers / 3;
+        let mut c_aux = 0;
+        for i in 0..config.layers {
+            let reduction = i == config.layers / 3 || i == 2 * config.layers / 3;
+            if reduction {
+                c_cur *= 2;
+            }
+            let (genes, concat) = if reduction {
+                (&genotype.reduce, &genotype.reduce_concat)
+            } else {
+                (&genotype.normal, &genotype.normal_concat)
+            };
+            cells.push(EvalCell::new(
+                gpu,
+                rng,
+                genes,
+                concat,
+                c_pp,
+                c_p,
+                c_cur,
+                reduction,
+                reduction_prev,
+            )?);
+            reduction_prev = reduction;
+            (c_pp, c_p) = (c_p, concat.len() * c_cur);
+            if i == aux_after {
+                c_aux = c_p;
+            }
+        }
+        let aux_head = if config.auxiliary {
+            Some(AuxHead {
+                conv1: Conv2d::new(gpu, rng, c_aux, 128, 1, Conv2dCfg::new(1, 0), false)?,
+                bn1: BatchNorm2d::new(gpu, 128, true)?,
+                conv2: Conv2d::new(gpu, rng, 128, 768, 2, Conv2dCfg::new(1, 0), false)?,
+                bn2: BatchNorm2d::new(gpu, 768, true)?,
+                classifier: Linear::new(gpu, rng, 768, config.classes)?,
+            })
+        } else {
+            None
+        };
+        let classifier = Linear::new(gpu, rng, c_p, config.classes)?;
+        Ok(DartsEvalNetwork {
+            config,
+            stem_conv,
+            stem_bn,
+            cells,
+            aux_head,
+            aux_after,
+            classifier,
+        })
+    }
+
+    /// Logits, and the auxiliary head's logits when it exists and `ec.ctx.train`.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ec: EvalCtx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let h = self.stem_conv.forward(tape, x)?;
+        let stem = self.stem_bn.forward(tape, &h, ec.ctx)?;
+        let (mut s0, mut s1) = (stem.clone(), stem);
+        let mut aux = None;
+        for (i, cell) in self.cells.iter().enumerate() {
+            let out = cell.forward(tape, &s0, &s1, ec)?;
+            (s0, s1) = (s1, out);
+            if i == self.aux_after && ec.ctx.train {
+                if let Some(head) = &self.aux_head {
+                    aux = Some(head.forward(tape, &s1, ec.ctx)?);
+                }
+            }
+        }
+        let pooled = tape.global_avg_pool(&s1)?;
+        Ok((self.classifier.forward(tape, &pooled)?, aux))
+    }
+
+    /// Whether cell `i` is a reduction cell.
+    pub fn is_reduction(&self, i: usize) -> bool {
+        self.cells[i].reduction
+    }
+
+    /// Weights of the network without the auxiliary head (the paper's parameter count).
+    pub fn count_without_aux(&self) -> usize {
+        crate::nn::parameters(self, "")
+            .iter()
+            .filter(|(n, _)| !n.starts_with("auxiliary_head"))
+            .map(|(_, t)| t.numel())
+            .sum()
+    }
+}
+
+impl Module for DartsEvalNetwork {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.stem_conv.visit(&join(prefix, "stem.0"), f);
+        self.stem_bn.visit(&join(prefix, "stem.1"), f);
+        for (i, cell) in self.cells.iter().enumerate() {
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
+        }
+        if let Some(h) = &self.aux_head {
+            h.visit(&join(prefix, "auxiliary_head"), f);
+        }
+        self.classifier.visit(&join(prefix, "classifier"), f);
+    }
+}
