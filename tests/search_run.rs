@@ -208,8 +208,7 @@ fn diverging_loss_stops_with_a_clear_error() {
     let mut search = Search::new(&g, s).unwrap();
     let err = search
         .run_epoch(&data, &split, &mut |_| {})
-        .err()
-        .expect("a NaN loss must stop the run");
+        .expect_err("a NaN loss must stop the run");
     let msg = err.to_string();
     assert!(msg.contains("diverged") && msg.contains("--lr"), "{msg}");
 }
