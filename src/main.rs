@@ -29,6 +29,10 @@ enum Command {
     Search(Box<cli::search::SearchArgs>),
     /// Print the genotype derived from a search checkpoint.
     Genotype(cli::search::GenotypeArgs),
+    /// Train a genotype from scratch (the evaluation stage) and report its test accuracy.
+    Train(Box<cli::train::TrainArgs>),
+    /// Evaluate a trained checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
+    Eval(cli::train::EvalArgs),
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
 }
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Search(a) => cli::search::run(&a, &choice),
         Command::Genotype(a) => cli::search::genotype(&a),
+        Command::Train(a) => cli::train::train(&a, &choice),
+        Command::Eval(a) => cli::train::eval(&a, &choice),
         Command::Devices => devices(&choice),
     };
     match result {

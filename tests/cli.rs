@@ -118,3 +118,89 @@ fn devices_lists_the_adapter_in_use() {
     assert!(out.lines().any(|l| l.starts_with('*')), "{out}");
     assert!(out.contains("max storage binding"), "{out}");
 }
+
+#[test]
+fn train_a_searched_genotype_then_evaluate_it() {
+    let search = tmp("train-src");
+    let run = bin()
+        .args([
+            "search",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+            "--out",
+        ])
+        .arg(&search)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = tmp("train");
+    let run = bin()
+        .args([
+            "train",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--genotype",
+        ])
+        .arg(&search)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "train failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let searched = std::fs::read_to_string(search.join("genotype.txt")).unwrap();
+    assert!(
+        stdout.contains(searched.trim()),
+        "train must use the searched genotype:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("multiply-adds") && stdout.contains("test accuracy"),
+        "{stdout}"
+    );
+    for f in ["checkpoint.safetensors", "metrics.jsonl", "curves.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let ev = bin().arg("eval").arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&ev.stdout);
+    assert!(
+        ev.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ev.stderr)
+    );
+    assert!(
+        text.contains("top-1") && text.contains("airplane"),
+        "{text}"
+    );
+    assert!(out.join("confusion.svg").is_file() && out.join("eval.json").is_file());
+    let bad_genotype = "Genotype(normal=[('conv_9x9', 0), ('skip_connect', 1)], normal_concat=[2], reduce=[('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2])";
+    let bad = bin()
+        .args(["train", "--genotype", bad_genotype])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("conv_9x9"));
+    std::fs::remove_dir_all(&search).ok();
+    std::fs::remove_dir_all(&out).ok();
+}

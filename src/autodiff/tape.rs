@@ -71,6 +71,8 @@ pub struct Tape {
     gpu: Gpu,
     nodes: Vec<Node>,
     recording: bool,
+    /// Multiply-adds of the convolutions and linear layers run through this tape.
+    macs: u64,
 }
 
 /// Gradients by tensor.
@@ -118,6 +120,7 @@ impl Tape {
             gpu: gpu.clone(),
             nodes: Vec::new(),
             recording: true,
+            macs: 0,
         }
     }
 
@@ -127,6 +130,7 @@ impl Tape {
             gpu: gpu.clone(),
             nodes: Vec::new(),
             recording: false,
+            macs: 0,
         }
     }
 
@@ -136,6 +140,15 @@ impl Tape {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Multiply-adds of the convolutions and linear layers run so far (forward only).
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
+    pub(crate) fn add_macs(&mut self, n: u64) {
+        self.macs += n;
     }
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()

@@ -2,6 +2,7 @@
 //! networks built from a genotype.
 
 pub mod darts_eval;
+pub mod trainer;
 
 use rand::Rng;
 

@@ -205,6 +205,7 @@ impl Tape {
         }
         let gpu = self.gpu().clone();
         let y = Tensor::empty(&gpu, &out_shape, "conv2d output")?;
+        self.add_macs(y.numel() as u64 * w.numel() as u64 / w.shape()[0] as u64);
         if let Some(pw) = pointwise(&params) {
             let (n, cin, hw, cout) = pw;
             gemm(x, w, &y, [n, cout, cin, hw], [cin, 1])?;

@@ -70,6 +70,7 @@ impl Tape {
             ));
         }
         let y = Tensor::empty(self.gpu(), &[n, fout], "linear output")?;
+        self.add_macs((n * fout * fin) as u64);
         // B = Wᵀ: B[k, j] = W[j, k] = w[j·in + k].
         matmul(
             x,

@@ -1,0 +1,389 @@
+//! `darts-minus train` (retrain a genotype from scratch) and `darts-minus eval`.
+
+use clap::Args;
+use darts_minus::data::{epoch_batches, Augment, Dataset, Split};
+use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::report::{self, EpochPoint};
+use darts_minus::search::genotype::Genotype;
+use darts_minus::search::outputs::write_text_atomic;
+use darts_minus::train::darts_eval::EvalConfig;
+use darts_minus::train::trainer::{Retrain, TrainSettings};
+use darts_minus::{Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options of `darts-minus train`. Unset values take the paper's recipe for real data, or a
+/// small quick setting on the built-in mini set.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The architecture: a search's genotype.json (or its output directory), a file or string
+    /// holding the upstream `Genotype(...)`, or a name: DARTS_V1, DARTS_V2, DARTS_MINUS.
+    #[arg(long)]
+    pub genotype: Option<String>,
+    /// Training data (CIFAR-10/100 binary, or an image folder); default: the built-in mini set.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Test data; default: the test split beside --data, or the built-in test set.
+    #[arg(long)]
+    pub test_data: Option<PathBuf>,
+    /// Output directory (default: runs/train-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Use the paper's recipe even on the built-in mini set.
+    #[arg(long)]
+    pub paper: bool,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub channels: Option<usize>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// No auxiliary head.
+    #[arg(long)]
+    pub no_auxiliary: bool,
+    #[arg(long)]
+    pub auxiliary_weight: Option<f64>,
+    /// Final drop-path probability (rises linearly from 0).
+    #[arg(long)]
+    pub drop_path: Option<f64>,
+    /// Cutout side in pixels (0 = off).
+    #[arg(long)]
+    pub cutout: Option<usize>,
+    #[arg(long)]
+    pub no_augment: bool,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Continue from a train checkpoint (or its output directory).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// The genotype named by `spec`: a file (or run directory), a Python string, JSON or a name.
+pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
+    let path = Path::new(spec);
+    let file = if path.is_dir() {
+        path.join("genotype.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = if file.is_file() {
+        std::fs::read_to_string(&file).map_err(|e| Error::File {
+            path: file.clone(),
+            msg: format!("cannot read: {e}"),
+        })?
+    } else {
+        spec.to_string()
+    };
+    // A search's genotype.json wraps the genotype: {"genotype": {"darts": {...}}, ...}.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Some(g) = v.get("genotype") {
+            if g.get("nb201").is_some() {
+                return Err(Error::Invalid(format!(
+                    "{spec} holds a NAS-Bench-201 cell; its 200-epoch accuracies are in the benchmark table (`darts-minus genotype` prints them). Retraining it is not supported yet"
+                )));
+            }
+            let inner = g.get("darts").unwrap_or(g);
+            return serde_json::from_value(inner.clone())
+                .map_err(|e| Error::Invalid(format!("{spec}: not a DARTS genotype: {e}")));
+        }
+    }
+    Genotype::parse(text.trim()).map_err(|e| {
+        if file.is_file() {
+            Error::File {
+                path: file,
+                msg: e.to_string(),
+            }
+        } else {
+            e
+        }
+    })
+}
+
+fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings> {
+    let spec = a.genotype.as_deref().unwrap_or("DARTS_MINUS");
+    let mut s = TrainSettings::paper(resolve_genotype(spec)?);
+    if quick {
+        // The laptop-sized version (SPEC §8): small network, few epochs.
+        s.network = EvalConfig {
+            channels: 8,
+            layers: 8,
+            classes,
+            auxiliary: true,
+        };
+        s.epochs = 5;
+        s.batch_size = 64;
+    }
+    s.network.classes = classes;
+    s.network.channels = a.channels.unwrap_or(s.network.channels);
+    s.network.layers = a.layers.unwrap_or(s.network.layers);
+    s.network.auxiliary &= !a.no_auxiliary;
+    s.epochs = a.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.batch_size.unwrap_or(s.batch_size);
+    s.lr = a.lr.unwrap_or(s.lr);
+    s.momentum = a.momentum.unwrap_or(s.momentum);
+    s.weight_decay = a.weight_decay.unwrap_or(s.weight_decay);
+    s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
+    s.auxiliary_weight = a.auxiliary_weight.unwrap_or(s.auxiliary_weight);
+    s.drop_path = a.drop_path.unwrap_or(s.drop_path);
+    s.cutout = a.cutout.unwrap_or(s.cutout);
+    s.augment = !a.no_augment;
+    s.seed = a.seed.unwrap_or(s.seed);
+    s.max_steps = a.max_steps;
+    s.validate()?;
+    Ok(s)
+}
+
+fn load(train: Option<&PathBuf>, test: Option<&PathBuf>) -> Result<(Dataset, Dataset, bool)> {
+    match train {
+        None => Ok((
+            Dataset::builtin_train()?,
+            match test {
+                Some(t) => Dataset::open(t, Split::Test)?,
+                None => Dataset::builtin_test()?,
+            },
+            true,
+        )),
+        Some(p) => {
+            let tr = Dataset::open(p, Split::Train)?;
+            let te = Dataset::open(test.unwrap_or(p), Split::Test)?;
+            Ok((tr, te, false))
+        }
+    }
+}
+
+fn checkpoint_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("checkpoint.safetensors")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
+    let (train, test, builtin) = load(a.data.as_ref(), a.test_data.as_ref())?;
+    if train.num_classes() != test.num_classes() {
+        return Err(Error::Invalid(format!(
+            "the training data has {} classes but the test data {}",
+            train.num_classes(),
+            test.num_classes()
+        )));
+    }
+    // Settings (and so the genotype) are checked before the GPU is opened.
+    let fresh = match &a.resume {
+        Some(_) => None,
+        None => Some(settings(a, builtin && !a.paper, train.num_classes())?),
+    };
+    let gpu = Gpu::new(choice)?;
+    let (mut run, dir) = match (&a.resume, fresh) {
+        (Some(p), _) => {
+            let ckpt = checkpoint_path(p);
+            let run = Retrain::resume(&gpu, &ckpt)?;
+            (
+                run,
+                a.out
+                    .clone()
+                    .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default()),
+            )
+        }
+        (None, fresh) => {
+            let run = Retrain::new(&gpu, fresh.expect("settings of a fresh run"))?;
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            (
+                run,
+                a.out
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("runs").join(format!("train-{secs}"))),
+            )
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::File {
+        path: dir.clone(),
+        msg: format!("cannot create the output directory: {e}"),
+    })?;
+    run.set_image_size(train.height, train.width);
+    let s = &run.settings;
+    let params = run.net.count_without_aux();
+    let macs = run.multiply_adds()?;
+    println!(
+        "darts-minus train · C={} {} cells{} · {:.3} M weights (without the auxiliary head) · {:.1} M multiply-adds per image · {} epochs, batch {}",
+        s.network.channels,
+        s.network.layers,
+        if s.network.auxiliary { " + auxiliary head" } else { "" },
+        params as f64 / 1e6,
+        macs as f64 / 1e6,
+        s.epochs,
+        s.batch_size
+    );
+    println!(
+        "  {}\n  {} training / {} test images · output {}",
+        s.genotype.to_python(),
+        train.len,
+        test.len,
+        dir.display()
+    );
+    let (train, test) = (Arc::new(train), Arc::new(test));
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} · loss {msg} · ETA {eta}")
+            .map_err(|e| Error::Invalid(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    let t0 = Instant::now();
+    let epochs = run.settings.epochs;
+    while !run.finished() {
+        bar.reset();
+        bar.set_prefix(format!("epoch {}/{epochs}", run.epoch + 1));
+        let r = run.run_epoch(&train, &test, &mut |k, n, loss| {
+            bar.set_length(n as u64);
+            bar.set_position(k as u64);
+            bar.set_message(format!("{loss:.3}"));
+        })?;
+        bar.finish_and_clear();
+        run.save(&dir.join("checkpoint.safetensors"))?;
+        let mut lines = String::new();
+        for h in &run.history {
+            lines.push_str(&serde_json::to_string(h).map_err(|e| Error::Invalid(e.to_string()))?);
+            lines.push('\n');
+        }
+        write_text_atomic(&dir.join("metrics.jsonl"), &lines)?;
+        let points: Vec<EpochPoint> = run
+            .history
+            .iter()
+            .map(|h| EpochPoint {
+                epoch: h.epoch,
+                train_loss: h.train_loss,
+                val_loss: h.test_loss,
+                train_acc: h.train_acc,
+                val_acc: h.test_acc,
+                beta: None,
+            })
+            .collect();
+        report::curves_chart(&dir.join("curves.svg"), &points)?;
+        println!(
+            "epoch {:>3}/{epochs} · train loss {:.4} acc {:5.1}% · test loss {:.4} acc {:5.1}% (top-5 {:5.1}%) · lr {:.4} · drop path {:.3} · {:.1} img/s",
+            r.epoch + 1,
+            r.train_loss,
+            100.0 * r.train_acc,
+            r.test_loss,
+            100.0 * r.test_acc,
+            100.0 * r.test_top5,
+            r.lr,
+            r.drop_path,
+            r.images_per_sec
+        );
+    }
+    if let Some(last) = run.history.last() {
+        println!(
+            "\nTrained in {:.1} min: test accuracy {:.2}% (error {:.2}%), {:.3} M weights, {:.1} M multiply-adds. Outputs in {}",
+            t0.elapsed().as_secs_f64() / 60.0,
+            100.0 * last.test_acc,
+            100.0 * (1.0 - last.test_acc),
+            params as f64 / 1e6,
+            macs as f64 / 1e6,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Options of `darts-minus eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A train checkpoint (or its output directory).
+    pub checkpoint: PathBuf,
+    /// Test data (default: the built-in CIFAR-10 test set).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where to write confusion.svg and eval.json (default: beside the checkpoint).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn eval(a: &EvalArgs, choice: &AdapterChoice) -> Result<()> {
+    let ckpt = checkpoint_path(&a.checkpoint);
+    let test = match &a.data {
+        Some(p) => Dataset::open(p, Split::Test)?,
+        None => Dataset::builtin_test()?,
+    };
+    let gpu = Gpu::new(choice)?;
+    let mut run = Retrain::resume(&gpu, &ckpt)?;
+    if test.num_classes() != run.settings.network.classes {
+        return Err(Error::Invalid(format!(
+            "the test data has {} classes but the network {}",
+            test.num_classes(),
+            run.settings.network.classes
+        )));
+    }
+    run.set_image_size(test.height, test.width);
+    let aug = Augment::none(run.settings.mean, run.settings.std);
+    let classes = test.num_classes();
+    let names = test.classes.clone();
+    let test = Arc::new(test);
+    let ev = run.evaluate(
+        epoch_batches(
+            test.clone(),
+            (0..test.len).collect(),
+            run.settings.batch_size,
+            aug,
+            0,
+        )?,
+        classes,
+    )?;
+    println!(
+        "{} test images: top-1 {:.2}% · top-5 {:.2}% · loss {:.4}",
+        ev.n,
+        100.0 * ev.top1,
+        100.0 * ev.top5,
+        ev.loss
+    );
+    let mut per_class = Vec::new();
+    for (c, row) in ev.confusion.iter().enumerate() {
+        let total: u64 = row.iter().sum();
+        let acc = if total > 0 {
+            row[c] as f64 / total as f64
+        } else {
+            f64::NAN
+        };
+        println!(
+            "  {:<12} {:6.2}%  ({} images)",
+            names.get(c).map(String::as_str).unwrap_or("?"),
+            100.0 * acc,
+            total
+        );
+        per_class
+            .push(serde_json::json!({"class": names.get(c), "accuracy": acc, "images": total}));
+    }
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+    std::fs::create_dir_all(&dir).map_err(|e| Error::File {
+        path: dir.clone(),
+        msg: e.to_string(),
+    })?;
+    report::confusion_svg(&dir.join("confusion.svg"), &names, &ev.confusion)?;
+    let j = serde_json::json!({"top1": ev.top1, "top5": ev.top5, "loss": ev.loss, "images": ev.n, "per_class": per_class, "confusion": ev.confusion});
+    write_text_atomic(
+        &dir.join("eval.json"),
+        &serde_json::to_string_pretty(&j).map_err(|e| Error::Invalid(e.to_string()))?,
+    )?;
+    println!("confusion matrix: {}", dir.join("confusion.svg").display());
+    Ok(())
+}
