@@ -86,8 +86,29 @@ impl Sgd {
 
     /// Queues the update of every parameter.
     pub fn encode(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
-        check(params, grads)?;
+        let some: Vec<Option<&Tensor>> = grads.iter().map(|g| Some(*g)).collect();
+        self.encode_some(params, &some)
+    }
+
+    /// Like [`Sgd::encode`], skipping parameters without a gradient (PyTorch leaves those, and
+    /// their momentum, untouched: no weight decay either).
+    pub fn encode_some(&self, params: &[Tensor], grads: &[Option<&Tensor>]) -> Result<()> {
+        let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
+        let with: Vec<Tensor> = params
+            .iter()
+            .zip(grads)
+            .filter(|(_, g)| g.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        check(&with, &present)?;
+        if params.len() != grads.len() {
+            return Err(Error::shape(
+                "optimizer",
+                format!("{} parameters but {} gradients", params.len(), grads.len()),
+            ));
+        }
         for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
+            let Some(g) = g else { continue };
             let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
             pb[3] = self.nesterov as u32;
             p.gpu().launch(

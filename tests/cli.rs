@@ -204,3 +204,41 @@ fn train_a_searched_genotype_then_evaluate_it() {
     std::fs::remove_dir_all(&search).ok();
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn train_a_nas_bench_201_cell() {
+    let out = tmp("nb201");
+    let arch =
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
+    let run = bin()
+        .args([
+            "train",
+            "--genotype",
+            arch,
+            "--channels",
+            "2",
+            "--layers",
+            "1",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(arch) && stdout.contains("test accuracy"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -10,7 +10,10 @@ use darts_minus::checkpoint::{load_module, module_entries, read, Entry};
 use darts_minus::nn::{count_parameters, parameters, Ctx};
 use darts_minus::optim::{clip_grad_norm, Sgd};
 use darts_minus::search::genotype::named;
+use darts_minus::search::nb201::Nb201Arch;
 use darts_minus::train::darts_eval::{DartsEvalNetwork, EvalConfig, EvalCtx};
+use darts_minus::train::nb201_eval::Nb201EvalNetwork;
+use darts_minus::train::EvalNet;
 use rand::SeedableRng;
 use std::path::Path;
 
@@ -43,6 +46,50 @@ fn paper_networks_have_the_reference_parameter_counts() {
     }
     // The published figure for DARTS (second order) at C = 36, 20 cells.
     assert_eq!(counts["DARTS_V2"]["without_aux"].as_u64(), Some(3_349_342));
+}
+
+#[test]
+fn nb201_training_network_has_the_reference_weights_and_names() {
+    let g = gpu();
+    let counts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("eval_counts.json")).unwrap(),
+    )
+    .unwrap();
+    let best = Nb201Arch::parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|").unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let net = Nb201EvalNetwork::new(&g, &mut rng, &best, 16, 5, 10).unwrap();
+    assert_eq!(
+        net.count_without_aux() as u64,
+        counts["NB201_BEST"]["without_aux"].as_u64().unwrap()
+    );
+    let mut names: Vec<String> = module_entries(&net, "")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let want: Vec<String> = counts["NB201_BEST"]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, want);
+    // It trains: a forward and backward on a small batch.
+    let x = Tensor::zeros(&g, &[2, 3, 32, 32]).unwrap();
+    let mut tape = Tape::new(&g);
+    let (logits, aux) = net
+        .forward(
+            &mut tape,
+            &x,
+            EvalCtx {
+                ctx: Ctx { train: true },
+                drop: None,
+            },
+        )
+        .unwrap();
+    assert!(aux.is_none());
+    assert_eq!(logits.shape(), &[2, 10]);
 }
 
 #[test]

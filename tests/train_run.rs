@@ -8,10 +8,11 @@ use darts_minus::data::Dataset;
 use darts_minus::search::genotype::named;
 use darts_minus::train::darts_eval::EvalConfig;
 use darts_minus::train::trainer::{Retrain, TrainSettings};
+use darts_minus::train::Arch;
 use std::sync::Arc;
 
 fn tiny(epochs: usize) -> TrainSettings {
-    let mut s = TrainSettings::paper(named("DARTS_V2").unwrap());
+    let mut s = TrainSettings::paper(Arch::Darts(named("DARTS_V2").unwrap()));
     s.network = EvalConfig {
         channels: 4,
         layers: 5,

@@ -267,6 +267,61 @@ class EvalNetwork(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1)), aux
 
 
+NB201_OPS = ['none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3', 'avg_pool_3x3']
+
+
+def nb201_op(name, c):
+    """NAS-Bench-201 ops with affine BN (training network): nor_conv = ReLU -> conv -> BN."""
+    if name == 'none':
+        return Zero(1)
+    if name == 'skip_connect':
+        return Identity()
+    if name == 'avg_pool_3x3':
+        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    k = 1 if name == 'nor_conv_1x1' else 3
+    return ReLUConvBN(c, c, k, 1, k // 2, True)
+
+
+class NB201Cell(nn.Module):
+    EDGES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+
+    def __init__(self, ops, c):
+        super().__init__()
+        self.layers = nn.ModuleList([nb201_op(o, c) for o in ops])
+
+    def forward(self, x):
+        nodes = [x]
+        for to in (1, 2, 3):
+            nodes.append(sum(self.layers[e](nodes[f]) for e, (t, f) in enumerate(self.EDGES) if t == to))
+        return nodes[-1]
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv_a = ReLUConvBN(cin, cout, 3, 2, 1, True)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, True)
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2, 0), nn.Conv2d(cin, cout, 1, bias=False))
+
+    def forward(self, x):
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    def __init__(self, ops, c=16, n=5, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        cells = []
+        for stage in range(3):
+            if stage:
+                cells.append(ResBlock(c, 2 * c))
+                c *= 2
+            cells += [NB201Cell(ops, c) for _ in range(n)]
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+        self.classifier = nn.Linear(c, classes)
+
+
 # ---------------------------------------------------------------- helpers
 def randn(*shape):
     return torch.randn(*shape, dtype=torch.float32)
@@ -434,6 +489,10 @@ def eval_network(out_dir):
         total = sum(p.numel() for p in net.parameters())
         aux = sum(p.numel() for p in net.auxiliary_head.parameters())
         counts[name] = {'without_aux': total - aux, 'aux_head': aux}
+    best = ['nor_conv_3x3', 'nor_conv_3x3', 'nor_conv_3x3', 'skip_connect', 'nor_conv_3x3', 'nor_conv_1x1']
+    net = NB201Network(best)
+    counts['NB201_BEST'] = {'without_aux': sum(p.numel() for p in net.parameters()), 'aux_head': 0,
+                            'names': sorted(net.state_dict().keys())}
     with open(os.path.join(out_dir, 'eval_counts.json'), 'w') as f:
         json.dump(counts, f, indent=1)
     print('eval counts', counts)

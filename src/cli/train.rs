@@ -5,9 +5,11 @@ use darts_minus::data::{epoch_batches, Augment, Dataset, Split};
 use darts_minus::gpu::{AdapterChoice, Gpu};
 use darts_minus::report::{self, EpochPoint};
 use darts_minus::search::genotype::Genotype;
+use darts_minus::search::nb201::Nb201Arch;
 use darts_minus::search::outputs::write_text_atomic;
 use darts_minus::train::darts_eval::EvalConfig;
 use darts_minus::train::trainer::{Retrain, TrainSettings};
+use darts_minus::train::Arch;
 use darts_minus::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,8 @@ use std::time::Instant;
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The architecture: a search's genotype.json (or its output directory), a file or string
-    /// holding the upstream `Genotype(...)`, or a name: DARTS_V1, DARTS_V2, DARTS_MINUS.
+    /// holding the upstream `Genotype(...)` or a NAS-Bench-201 arch string, or a name:
+    /// DARTS_V1, DARTS_V2, DARTS_MINUS.
     #[arg(long)]
     pub genotype: Option<String>,
     /// Training data (CIFAR-10/100 binary, or an image folder); default: the built-in mini set.
@@ -40,6 +43,7 @@ pub struct TrainArgs {
     pub batch_size: Option<usize>,
     #[arg(long)]
     pub channels: Option<usize>,
+    /// Cells (DARTS), or cells per stage (NAS-Bench-201).
     #[arg(long)]
     pub layers: Option<usize>,
     #[arg(long)]
@@ -72,8 +76,9 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 }
 
-/// The genotype named by `spec`: a file (or run directory), a Python string, JSON or a name.
-pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
+/// The architecture named by `spec`: a file (or run directory), a Python `Genotype(...)`
+/// string, JSON, a NAS-Bench-201 arch string, or a name.
+pub fn resolve_arch(spec: &str) -> Result<Arch> {
     let path = Path::new(spec);
     let file = if path.is_dir() {
         path.join("genotype.json")
@@ -88,20 +93,25 @@ pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
     } else {
         spec.to_string()
     };
-    // A search's genotype.json wraps the genotype: {"genotype": {"darts": {...}}, ...}.
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+    let text = text.trim();
+    // A search's genotype.json wraps the architecture: {"genotype": {"darts": {...}}, ...}.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         if let Some(g) = v.get("genotype") {
-            if g.get("nb201").is_some() {
-                return Err(Error::Invalid(format!(
-                    "{spec} holds a NAS-Bench-201 cell; its 200-epoch accuracies are in the benchmark table (`darts-minus genotype` prints them). Retraining it is not supported yet"
-                )));
-            }
-            let inner = g.get("darts").unwrap_or(g);
-            return serde_json::from_value(inner.clone())
-                .map_err(|e| Error::Invalid(format!("{spec}: not a DARTS genotype: {e}")));
+            return serde_json::from_value::<Arch>(g.clone())
+                .or_else(|_| serde_json::from_value::<Genotype>(g.clone()).map(Arch::Darts))
+                .map_err(|e| {
+                    Error::Invalid(format!(
+                        "{spec}: no DARTS genotype or NAS-Bench-201 cell in it: {e}"
+                    ))
+                });
         }
     }
-    Genotype::parse(text.trim()).map_err(|e| {
+    let parsed = if text.starts_with('|') {
+        Nb201Arch::parse(text).map(Arch::Nb201)
+    } else {
+        Genotype::parse(text).map(Arch::Darts)
+    };
+    parsed.map_err(|e| {
         if file.is_file() {
             Error::File {
                 path: file,
@@ -115,14 +125,22 @@ pub fn resolve_genotype(spec: &str) -> Result<Genotype> {
 
 fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings> {
     let spec = a.genotype.as_deref().unwrap_or("DARTS_MINUS");
-    let mut s = TrainSettings::paper(resolve_genotype(spec)?);
+    let mut s = TrainSettings::paper(resolve_arch(spec)?);
     if quick {
         // The laptop-sized version (SPEC §8): small network, few epochs.
-        s.network = EvalConfig {
-            channels: 8,
-            layers: 8,
-            classes,
-            auxiliary: true,
+        s.network = match s.arch {
+            Arch::Darts(_) => EvalConfig {
+                channels: 8,
+                layers: 8,
+                classes,
+                auxiliary: true,
+            },
+            Arch::Nb201(_) => EvalConfig {
+                channels: 8,
+                layers: 1,
+                classes,
+                auxiliary: false,
+            },
         };
         s.epochs = 5;
         s.batch_size = 64;
@@ -233,7 +251,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
     );
     println!(
         "  {}\n  {} training / {} test images · output {}",
-        s.genotype.to_python(),
+        s.arch.text(),
         train.len,
         test.len,
         dir.display()

@@ -263,8 +263,15 @@ impl DartsEvalNetwork {
         })
     }
 
+    /// Whether cell `i` is a reduction cell.
+    pub fn is_reduction(&self, i: usize) -> bool {
+        self.cells[i].reduction
+    }
+}
+
+impl super::EvalNet for DartsEvalNetwork {
     /// Logits, and the auxiliary head's logits when it exists and `ec.ctx.train`.
-    pub fn forward(
+    fn forward(
         &self,
         tape: &mut Tape,
         x: &Tensor,
@@ -287,13 +294,7 @@ impl DartsEvalNetwork {
         Ok((self.classifier.forward(tape, &pooled)?, aux))
     }
 
-    /// Whether cell `i` is a reduction cell.
-    pub fn is_reduction(&self, i: usize) -> bool {
-        self.cells[i].reduction
-    }
-
-    /// Weights of the network without the auxiliary head (the paper's parameter count).
-    pub fn count_without_aux(&self) -> usize {
+    fn count_without_aux(&self) -> usize {
         crate::nn::parameters(self, "")
             .iter()
             .filter(|(n, _)| !n.starts_with("auxiliary_head"))

@@ -2,9 +2,44 @@
 //! networks built from a genotype.
 
 pub mod darts_eval;
+pub mod nb201_eval;
 pub mod trainer;
 
+use crate::autodiff::{Tape, Tensor};
+use crate::error::Result;
+use crate::nn::Module;
+use crate::search::genotype::Genotype;
+use crate::search::nb201::Nb201Arch;
+use darts_eval::EvalCtx;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The architecture a network is trained for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Darts(Genotype),
+    Nb201(Nb201Arch),
+}
+
+impl Arch {
+    /// The upstream Python `Genotype(...)` string, or the NAS-Bench-201 arch string.
+    pub fn text(&self) -> String {
+        match self {
+            Arch::Darts(g) => g.to_python(),
+            Arch::Nb201(a) => a.arch_string(),
+        }
+    }
+}
+
+/// A discrete network trained from scratch.
+pub trait EvalNet: Module {
+    /// Logits, and the auxiliary head's logits when the network has one and is training.
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx)
+        -> Result<(Tensor, Option<Tensor>)>;
+    /// Weights without the auxiliary head (the paper's parameter count).
+    fn count_without_aux(&self) -> usize;
+}
 
 /// Drop path's per-sample scales for a batch of `n`: each sample is kept with probability
 /// 1 − p and then divided by 1 − p (so the expectation is unchanged), else zeroed.

@@ -3,7 +3,9 @@
 //! clipping; test accuracy every epoch; checkpoints to continue exactly.
 
 use super::darts_eval::{DartsEvalNetwork, EvalConfig, EvalCtx};
+use super::nb201_eval::Nb201EvalNetwork;
 use super::{drop_path_prob, drop_path_scales};
+use super::{Arch, EvalNet};
 use crate::autodiff::ops::softmax::rank_tensor;
 use crate::autodiff::{Labels, Tape, Tensor};
 use crate::checkpoint::{self, Entry};
@@ -12,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{parameters, Ctx};
 use crate::optim::{clip_grad_norm, Sgd};
-use crate::search::genotype::Genotype;
 use crate::search::schedule::cosine_lr;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use std::time::Instant;
 /// Every setting of a retraining run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
-    pub genotype: Genotype,
+    pub arch: Arch,
     pub network: EvalConfig,
     pub epochs: usize,
     pub batch_size: usize,
@@ -33,6 +34,7 @@ pub struct TrainSettings {
     pub lr_min: f64,
     pub momentum: f64,
     pub weight_decay: f64,
+    pub nesterov: bool,
     pub grad_clip: f64,
     pub auxiliary_weight: f64,
     pub drop_path: f64,
@@ -46,10 +48,12 @@ pub struct TrainSettings {
 }
 
 impl TrainSettings {
-    /// The paper's CIFAR-10 recipe (SPEC §8).
-    pub fn paper(genotype: Genotype) -> Self {
-        TrainSettings {
-            genotype,
+    /// The DARTS paper's CIFAR-10 recipe (SPEC §8) for a DARTS genotype; the benchmark's
+    /// 200-epoch recipe (Nesterov SGD 0.1 → 0, weight decay 5e-4, batch 256, no auxiliary
+    /// head, drop path or cutout) for a NAS-Bench-201 cell.
+    pub fn paper(arch: Arch) -> Self {
+        let darts = TrainSettings {
+            arch: arch.clone(),
             network: EvalConfig::default(),
             epochs: 600,
             batch_size: 96,
@@ -57,6 +61,7 @@ impl TrainSettings {
             lr_min: 0.0,
             momentum: 0.9,
             weight_decay: 3e-4,
+            nesterov: false,
             grad_clip: 5.0,
             auxiliary_weight: 0.4,
             drop_path: 0.2,
@@ -66,6 +71,25 @@ impl TrainSettings {
             max_steps: None,
             mean: crate::data::CIFAR10_MEAN,
             std: crate::data::CIFAR10_STD,
+        };
+        match arch {
+            Arch::Darts(_) => darts,
+            Arch::Nb201(_) => TrainSettings {
+                network: EvalConfig {
+                    channels: 16,
+                    layers: 5,
+                    classes: 10,
+                    auxiliary: false,
+                },
+                epochs: 200,
+                batch_size: 256,
+                lr: 0.1,
+                weight_decay: 5e-4,
+                nesterov: true,
+                drop_path: 0.0,
+                cutout: 0,
+                ..darts
+            },
         }
     }
 
@@ -123,7 +147,7 @@ pub struct Evaluation {
 pub struct Retrain {
     gpu: Gpu,
     pub settings: TrainSettings,
-    pub net: DartsEvalNetwork,
+    pub net: Box<dyn EvalNet>,
     weights: Vec<(String, Tensor)>,
     sgd: Sgd,
     image_size: (usize, usize),
@@ -136,16 +160,24 @@ impl Retrain {
     pub fn new(gpu: &Gpu, settings: TrainSettings) -> Result<Retrain> {
         settings.validate()?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sub_seed(settings.seed, 1));
-        let net = DartsEvalNetwork::new(gpu, &mut rng, &settings.genotype, settings.network)?;
-        let weights = parameters(&net, "");
+        let c = settings.network;
+        let net: Box<dyn EvalNet> = match &settings.arch {
+            Arch::Darts(g) => Box::new(DartsEvalNetwork::new(gpu, &mut rng, g, c)?),
+            // For NAS-Bench-201, `layers` is the number of cells per stage.
+            Arch::Nb201(a) => Box::new(Nb201EvalNetwork::new(
+                gpu, &mut rng, a, c.channels, c.layers, c.classes,
+            )?),
+        };
+        let weights = parameters(net.as_ref(), "");
         let ws: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
-        let sgd = Sgd::new(
+        let mut sgd = Sgd::new(
             gpu,
             &ws,
             settings.lr as f32,
             settings.momentum as f32,
             settings.weight_decay as f32,
         )?;
+        sgd.nesterov = settings.nesterov;
         Ok(Retrain {
             gpu: gpu.clone(),
             settings,
@@ -227,17 +259,16 @@ impl Retrain {
         let ranks = rank_tensor(&logits, &y)?;
         let grads = tape.backward(&loss)?;
         let params: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
-        let gs = self
-            .weights
-            .iter()
-            .map(|(name, t)| {
-                grads
-                    .get(t)
-                    .ok_or_else(|| Error::Invalid(format!("weight '{name}' received no gradient")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        clip_grad_norm(&gs, self.settings.grad_clip as f32)?;
-        self.sgd.step(&params, &gs)?;
+        // Weights off the path to the output (a NAS-Bench-201 node that feeds nothing) get no
+        // gradient and, as in PyTorch, no update.
+        let gs: Vec<Option<&Tensor>> = params.iter().map(|t| grads.get(t)).collect();
+        let present: Vec<&Tensor> = gs.iter().flatten().copied().collect();
+        if present.is_empty() {
+            return Err(Error::Invalid("no weight received a gradient".into()));
+        }
+        clip_grad_norm(&present, self.settings.grad_clip as f32)?;
+        self.sgd.prepare()?;
+        self.sgd.encode_some(&params, &gs)?;
         let loss = loss.to_vec()?[0];
         self.step += 1;
         if !loss.is_finite() {
@@ -382,7 +413,7 @@ impl Retrain {
     /// Weights and BN statistics under the reference names, momentum buffers, progress and
     /// settings, written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut entries = checkpoint::module_entries(&self.net, "")?;
+        let mut entries = checkpoint::module_entries(self.net.as_ref(), "")?;
         for ((name, _), buf) in self.weights.iter().zip(self.sgd.state()) {
             entries.push((
                 format!("optimizer.momentum_buffer.{name}"),
@@ -430,7 +461,7 @@ impl Retrain {
                 serde_json::from_str(s).map_err(|e| err(format!("unreadable settings: {e}")))
             })?;
         let mut run = Retrain::new(gpu, settings)?;
-        checkpoint::load_module(&run.net, "", &tensors, path)?;
+        checkpoint::load_module(run.net.as_ref(), "", &tensors, path)?;
         for ((name, _), buf) in run.weights.iter().zip(run.sgd.state()) {
             let key = format!("optimizer.momentum_buffer.{name}");
             let t = tensors
