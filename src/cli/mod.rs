@@ -2,3 +2,14 @@
 
 pub mod search;
 pub mod train;
+
+use std::path::{Path, PathBuf};
+
+/// A checkpoint file, or `checkpoint.safetensors` inside a run directory.
+pub fn checkpoint_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("checkpoint.safetensors")
+    } else {
+        p.to_path_buf()
+    }
+}

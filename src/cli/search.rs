@@ -1,5 +1,6 @@
 //! `darts-minus search` and `darts-minus genotype`.
 
+use super::checkpoint_path;
 use clap::{Args, ValueEnum};
 use darts_minus::checkpoint;
 use darts_minus::data::{search_split, Dataset, Split, CIFAR10_MEAN, CIFAR10_STD};
@@ -238,14 +239,6 @@ fn load_data(a: &SearchArgs) -> Result<(Dataset, bool)> {
     match &a.data {
         None => Ok((Dataset::builtin_train()?, true)),
         Some(p) => Ok((Dataset::open(p, Split::Train)?, false)),
-    }
-}
-
-fn checkpoint_path(p: &Path) -> PathBuf {
-    if p.is_dir() {
-        p.join("checkpoint.safetensors")
-    } else {
-        p.to_path_buf()
     }
 }
 

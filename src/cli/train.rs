@@ -1,5 +1,6 @@
 //! `darts-minus train` (retrain a genotype from scratch) and `darts-minus eval`.
 
+use super::checkpoint_path;
 use clap::Args;
 use darts_minus::data::{epoch_batches, Augment, Dataset, Split};
 use darts_minus::gpu::{AdapterChoice, Gpu};
@@ -180,14 +181,6 @@ fn load(train: Option<&PathBuf>, test: Option<&PathBuf>) -> Result<(Dataset, Dat
             let te = Dataset::open(test.unwrap_or(p), Split::Test)?;
             Ok((tr, te, false))
         }
-    }
-}
-
-fn checkpoint_path(p: &Path) -> PathBuf {
-    if p.is_dir() {
-        p.join("checkpoint.safetensors")
-    } else {
-        p.to_path_buf()
     }
 }
 

@@ -5,7 +5,7 @@ use super::supernet::Supernet;
 use crate::autodiff::{Conv2dCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{FactorizedReduce, MixedOp, ReluConvBn, DARTS_OPS};
+use crate::nn::darts_ops::{MixedOp, Preprocess, ReluConvBn, DARTS_OPS};
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -45,11 +45,6 @@ impl DartsConfig {
     }
 }
 
-enum Preprocess {
-    Relu(ReluConvBn),
-    Reduce(FactorizedReduce),
-}
-
 pub struct SearchCell {
     pub reduction: bool,
     pre0: Preprocess,
@@ -70,11 +65,7 @@ impl SearchCell {
         reduction: bool,
         reduction_prev: bool,
     ) -> Result<Self> {
-        let pre0 = if reduction_prev {
-            Preprocess::Reduce(FactorizedReduce::new(gpu, rng, c_pp, c, false)?)
-        } else {
-            Preprocess::Relu(ReluConvBn::new(gpu, rng, c_pp, c, 1, 1, 0, false)?)
-        };
+        let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, false)?;
         let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, false)?;
         let mut edges = Vec::new();
         for i in 0..cfg.nodes {
@@ -101,10 +92,7 @@ impl SearchCell {
         beta: Option<(&Tensor, usize)>,
         ctx: Ctx,
     ) -> Result<Tensor> {
-        let s0 = match &self.pre0 {
-            Preprocess::Relu(p) => p.forward(tape, s0, ctx)?,
-            Preprocess::Reduce(p) => p.forward(tape, s0, ctx)?,
-        };
+        let s0 = self.pre0.forward(tape, s0, ctx)?;
         let s1 = self.pre1.forward(tape, s1, ctx)?;
         let mut states = vec![s0, s1];
         let mut offset = 0;
@@ -124,10 +112,7 @@ impl SearchCell {
 
 impl Module for SearchCell {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        match &self.pre0 {
-            Preprocess::Relu(p) => p.visit(&join(prefix, "preprocess0"), f),
-            Preprocess::Reduce(p) => p.visit(&join(prefix, "preprocess0"), f),
-        }
+        self.pre0.visit(&join(prefix, "preprocess0"), f);
         self.pre1.visit(&join(prefix, "preprocess1"), f);
         for (e, op) in self.edges.iter().enumerate() {
             op.visit(&join(prefix, &format!("_ops.{e}")), f);

@@ -198,6 +198,21 @@ impl Derived {
     }
 }
 
+/// A batch of 3-channel images of `(h, w)` pixels and its labels, on the GPU.
+pub fn upload_batch(gpu: &Gpu, b: &Batch, (h, w): (usize, usize)) -> Result<(Tensor, Labels)> {
+    let n = b.y.len();
+    if b.x.len() != n * 3 * h * w {
+        return Err(Error::shape(
+            "batch",
+            format!("{} values for {n} images of 3×{h}×{w}", b.x.len()),
+        ));
+    }
+    Ok((
+        Tensor::from_slice(gpu, &[n, 3, h, w], &b.x)?,
+        Labels::new(gpu, &b.y)?,
+    ))
+}
+
 /// Row-wise softmax on the CPU (for logging and genotypes).
 pub fn softmax_rows(x: &[f32], cols: usize) -> Vec<Vec<f32>> {
     x.chunks(cols)
@@ -412,18 +427,7 @@ impl Search {
     }
 
     fn upload(&self, b: &Batch) -> Result<(Tensor, Labels)> {
-        let (h, w) = self.image_size;
-        let n = b.y.len();
-        if b.x.len() != n * 3 * h * w {
-            return Err(Error::shape(
-                "batch",
-                format!("{} values for {n} images of 3×{h}×{w}", b.x.len()),
-            ));
-        }
-        Ok((
-            Tensor::from_slice(&self.gpu, &[n, 3, h, w], &b.x)?,
-            Labels::new(&self.gpu, &b.y)?,
-        ))
+        upload_batch(&self.gpu, b, self.image_size)
     }
 
     /// One Adam step on α from the loss on `(x, y)` (the model in train mode).

@@ -6,7 +6,7 @@
 use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Candidate, FactorizedReduce, ReluConvBn};
+use crate::nn::darts_ops::{Candidate, Preprocess, ReluConvBn};
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use crate::search::genotype::Genotype;
 use rand::Rng;
@@ -30,11 +30,6 @@ impl Default for EvalConfig {
             auxiliary: true,
         }
     }
-}
-
-enum Preprocess {
-    Relu(ReluConvBn),
-    Reduce(FactorizedReduce),
 }
 
 struct EvalCell {
@@ -68,11 +63,7 @@ impl EvalCell {
         reduction: bool,
         reduction_prev: bool,
     ) -> Result<Self> {
-        let pre0 = if reduction_prev {
-            Preprocess::Reduce(FactorizedReduce::new(gpu, rng, c_pp, c, true)?)
-        } else {
-            Preprocess::Relu(ReluConvBn::new(gpu, rng, c_pp, c, 1, 1, 0, true)?)
-        };
+        let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, true)?;
         let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, true)?;
         let mut ops = Vec::new();
         let mut indices = Vec::new();
@@ -92,10 +83,7 @@ impl EvalCell {
     }
 
     fn forward(&self, tape: &mut Tape, s0: &Tensor, s1: &Tensor, ec: EvalCtx) -> Result<Tensor> {
-        let s0 = match &self.pre0 {
-            Preprocess::Relu(p) => p.forward(tape, s0, ec.ctx)?,
-            Preprocess::Reduce(p) => p.forward(tape, s0, ec.ctx)?,
-        };
+        let s0 = self.pre0.forward(tape, s0, ec.ctx)?;
         let s1 = self.pre1.forward(tape, s1, ec.ctx)?;
         let mut states = vec![s0, s1];
         for i in 0..self.ops.len() / 2 {
@@ -117,10 +105,7 @@ impl EvalCell {
 
 impl Module for EvalCell {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        match &self.pre0 {
-            Preprocess::Relu(p) => p.visit(&join(prefix, "preprocess0"), f),
-            Preprocess::Reduce(p) => p.visit(&join(prefix, "preprocess0"), f),
-        }
+        self.pre0.visit(&join(prefix, "preprocess0"), f);
         self.pre1.visit(&join(prefix, "preprocess1"), f);
         for (k, op) in self.ops.iter().enumerate() {
             op.visit(&join(prefix, &format!("_ops.{k}")), f);

@@ -212,18 +212,7 @@ impl Retrain {
     }
 
     fn upload(&self, b: &Batch) -> Result<(Tensor, Labels)> {
-        let (h, w) = self.image_size;
-        let n = b.y.len();
-        if b.x.len() != n * 3 * h * w {
-            return Err(Error::shape(
-                "batch",
-                format!("{} values for {n} images of 3×{h}×{w}", b.x.len()),
-            ));
-        }
-        Ok((
-            Tensor::from_slice(&self.gpu, &[n, 3, h, w], &b.x)?,
-            Labels::new(&self.gpu, &b.y)?,
-        ))
+        crate::search::trainer::upload_batch(&self.gpu, b, self.image_size)
     }
 
     /// One SGD step on a batch; returns (loss, top-1 correct).
