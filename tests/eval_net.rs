@@ -43,6 +43,23 @@ fn paper_networks_have_the_reference_parameter_counts() {
             counts[name]["aux_head"].as_u64().unwrap(),
             "{name} auxiliary head"
         );
+        // Multiply-adds of one 32×32 image in eval mode, as PyTorch forward hooks count them.
+        let x = Tensor::zeros(&g, &[1, 3, 32, 32]).unwrap();
+        let mut tape = Tape::inference(&g);
+        net.forward(
+            &mut tape,
+            &x,
+            EvalCtx {
+                ctx: Ctx { train: false },
+                drop: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            tape.macs(),
+            counts[name]["multiply_adds"].as_u64().unwrap(),
+            "{name} multiply-adds"
+        );
     }
     // The published figure for DARTS (second order) at C = 36, 20 cells.
     assert_eq!(counts["DARTS_V2"]["without_aux"].as_u64(), Some(3_349_342));

@@ -480,6 +480,25 @@ def search_step(out_dir):
     save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
 
 
+def multiply_adds(net):
+    """Multiply-adds of one 32x32 image through the eval-mode network (convs and linears)."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total[0] += out.numel() * m.in_features
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
 def eval_network(out_dir):
     """Parameter counts of the paper-sized networks, and one training step of a small one."""
     import json
@@ -488,7 +507,7 @@ def eval_network(out_dir):
         net = EvalNetwork(g, 36, 20, 10)
         total = sum(p.numel() for p in net.parameters())
         aux = sum(p.numel() for p in net.auxiliary_head.parameters())
-        counts[name] = {'without_aux': total - aux, 'aux_head': aux}
+        counts[name] = {'without_aux': total - aux, 'aux_head': aux, 'multiply_adds': multiply_adds(net)}
     best = ['nor_conv_3x3', 'nor_conv_3x3', 'nor_conv_3x3', 'skip_connect', 'nor_conv_3x3', 'nor_conv_1x1']
     net = NB201Network(best)
     counts['NB201_BEST'] = {'without_aux': sum(p.numel() for p in net.parameters()), 'aux_head': 0,
