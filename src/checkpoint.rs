@@ -119,6 +119,41 @@ pub enum Entry {
     I64 { shape: Vec<usize>, data: Vec<i64> },
 }
 
+impl Entry {
+    /// A tensor's shape and contents, read back from the GPU.
+    pub fn tensor(t: &crate::autodiff::Tensor) -> Result<Entry> {
+        Ok(Entry::F32 {
+            shape: t.shape().to_vec(),
+            data: t.to_vec()?,
+        })
+    }
+
+    /// An integer scalar (epoch, step, seed, counters).
+    pub fn scalar(v: u64) -> Entry {
+        Entry::I64 {
+            shape: vec![],
+            data: vec![v as i64],
+        }
+    }
+}
+
+/// A run checkpoint's string metadata: its format, settings and history as JSON.
+pub fn run_metadata(
+    format: &str,
+    settings: &impl serde::Serialize,
+    history: &impl serde::Serialize,
+) -> Result<HashMap<String, String>> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| Error::Invalid(e.to_string()));
+    Ok(HashMap::from([
+        ("format".to_string(), format.to_string()),
+        (
+            "settings".to_string(),
+            json(serde_json::to_string(settings))?,
+        ),
+        ("history".to_string(), json(serde_json::to_string(history))?),
+    ]))
+}
+
 /// Every slot of `module` as entries, read back from the GPU.
 pub fn module_entries(module: &dyn Module, prefix: &str) -> Result<Vec<(String, Entry)>> {
     let mut slots = Vec::new();

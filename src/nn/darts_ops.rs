@@ -37,8 +37,18 @@ impl ReluConvBn {
         pad: usize,
         affine: bool,
     ) -> Result<Self> {
+        Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, false)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        [cin, cout, k, stride, pad]: [usize; 5],
+        affine: bool,
+        bias: bool,
+    ) -> Result<Self> {
         Ok(ReluConvBn {
-            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), false)?,
+            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), bias)?,
             bn: BatchNorm2d::new(gpu, cout, affine)?,
         })
     }
@@ -55,10 +65,7 @@ impl ReluConvBn {
         pad: usize,
         affine: bool,
     ) -> Result<Self> {
-        Ok(ReluConvBn {
-            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), !affine)?,
-            bn: BatchNorm2d::new(gpu, cout, affine)?,
-        })
+        Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, !affine)
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {

@@ -19,7 +19,7 @@ use crate::nn::{parameters, Ctx};
 use crate::optim::{clip_grad_norm, Adam, Sgd};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -724,63 +724,31 @@ impl Search {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut entries = checkpoint::module_entries(self.net.as_ref(), "")?;
         for (name, t) in self.net.alphas() {
-            entries.push((
-                name.to_string(),
-                Entry::F32 {
-                    shape: t.shape().to_vec(),
-                    data: t.to_vec()?,
-                },
-            ));
+            entries.push((name.to_string(), Entry::tensor(t)?));
         }
         for ((name, _), buf) in self.weights.iter().zip(self.sgd.state()) {
             entries.push((
                 format!("optimizer.momentum_buffer.{name}"),
-                Entry::F32 {
-                    shape: buf.shape().to_vec(),
-                    data: buf.to_vec()?,
-                },
+                Entry::tensor(buf)?,
             ));
         }
         let (m, v) = self.adam.state();
         for (((name, _), m), v) in self.net.alphas().iter().zip(m).zip(v) {
-            entries.push((
-                format!("arch_optimizer.exp_avg.{name}"),
-                Entry::F32 {
-                    shape: m.shape().to_vec(),
-                    data: m.to_vec()?,
-                },
-            ));
+            entries.push((format!("arch_optimizer.exp_avg.{name}"), Entry::tensor(m)?));
             entries.push((
                 format!("arch_optimizer.exp_avg_sq.{name}"),
-                Entry::F32 {
-                    shape: v.shape().to_vec(),
-                    data: v.to_vec()?,
-                },
+                Entry::tensor(v)?,
             ));
         }
-        let scalar = |v: u64| Entry::I64 {
-            shape: vec![],
-            data: vec![v as i64],
-        };
-        entries.push(("arch_optimizer.step".into(), scalar(self.adam.t)));
-        entries.push(("search.epoch".into(), scalar(self.epoch as u64)));
-        entries.push(("search.step".into(), scalar(self.step as u64)));
-        entries.push(("search.seed".into(), scalar(self.settings.seed)));
-        let json = |e: serde_json::Result<String>| e.map_err(|e| Error::Invalid(e.to_string()));
-        let meta = HashMap::from([
-            (
-                "format".to_string(),
-                "darts-minus search checkpoint v1".to_string(),
-            ),
-            (
-                "settings".to_string(),
-                json(serde_json::to_string(&self.settings))?,
-            ),
-            (
-                "history".to_string(),
-                json(serde_json::to_string(&self.history))?,
-            ),
-        ]);
+        entries.push(("arch_optimizer.step".into(), Entry::scalar(self.adam.t)));
+        entries.push(("search.epoch".into(), Entry::scalar(self.epoch as u64)));
+        entries.push(("search.step".into(), Entry::scalar(self.step as u64)));
+        entries.push(("search.seed".into(), Entry::scalar(self.settings.seed)));
+        let meta = checkpoint::run_metadata(
+            "darts-minus search checkpoint v1",
+            &self.settings,
+            &self.history,
+        )?;
         checkpoint::write_atomic(path, &entries, Some(meta))
     }
 

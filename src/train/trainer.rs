@@ -18,7 +18,6 @@ use crate::search::schedule::cosine_lr;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -286,7 +285,8 @@ impl Retrain {
                 },
             )?;
             let loss = tape.cross_entropy(&logits, &y)?.to_vec()?[0];
-            let ranks = rank_tensor(&logits, &y)?.to_vec()?;
+            // One readback of the logits gives the prediction and the label's rank (ties in
+            // the label's favour, as the GPU rank kernel counts them).
             let scores = logits.to_vec()?;
             for (i, &label) in b.y.iter().enumerate() {
                 let row = &scores[i * classes..(i + 1) * classes];
@@ -295,11 +295,12 @@ impl Retrain {
                     .enumerate()
                     .fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
                 confusion[label as usize][pred] += 1;
+                let rank = row.iter().filter(|&&v| v > row[label as usize]).count();
+                t1 += (rank < 1) as usize;
+                t5 += (rank < 5) as usize;
             }
             loss_sum += loss as f64 * b.y.len() as f64;
             n += b.y.len();
-            t1 += ranks.iter().filter(|&&r| r < 1.0).count();
-            t5 += ranks.iter().filter(|&&r| r < 5.0).count();
         }
         let d = n.max(1) as f64;
         Ok(Evaluation {
@@ -406,33 +407,16 @@ impl Retrain {
         for ((name, _), buf) in self.weights.iter().zip(self.sgd.state()) {
             entries.push((
                 format!("optimizer.momentum_buffer.{name}"),
-                Entry::F32 {
-                    shape: buf.shape().to_vec(),
-                    data: buf.to_vec()?,
-                },
+                Entry::tensor(buf)?,
             ));
         }
-        let scalar = |v: usize| Entry::I64 {
-            shape: vec![],
-            data: vec![v as i64],
-        };
-        entries.push(("train.epoch".into(), scalar(self.epoch)));
-        entries.push(("train.step".into(), scalar(self.step)));
-        let json = |r: serde_json::Result<String>| r.map_err(|e| Error::Invalid(e.to_string()));
-        let meta = HashMap::from([
-            (
-                "format".to_string(),
-                "darts-minus train checkpoint v1".to_string(),
-            ),
-            (
-                "settings".to_string(),
-                json(serde_json::to_string(&self.settings))?,
-            ),
-            (
-                "history".to_string(),
-                json(serde_json::to_string(&self.history))?,
-            ),
-        ]);
+        entries.push(("train.epoch".into(), Entry::scalar(self.epoch as u64)));
+        entries.push(("train.step".into(), Entry::scalar(self.step as u64)));
+        let meta = checkpoint::run_metadata(
+            "darts-minus train checkpoint v1",
+            &self.settings,
+            &self.history,
+        )?;
         checkpoint::write_atomic(path, &entries, Some(meta))
     }
 
