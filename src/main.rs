@@ -33,6 +33,9 @@ enum Command {
     Train(Box<cli::train::TrainArgs>),
     /// Evaluate a trained checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
     Eval(cli::train::EvalArgs),
+    /// Time the search step (median, images/s, peak memory, dispatches) for one or more
+    /// configurations.
+    Bench(cli::bench::BenchArgs),
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
 }
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Genotype(a) => cli::search::genotype(&a),
         Command::Train(a) => cli::train::train(&a, &choice),
         Command::Eval(a) => cli::train::eval(&a, &choice),
+        Command::Bench(a) => cli::bench::bench(&a, &choice),
         Command::Devices => devices(&choice),
     };
     match result {

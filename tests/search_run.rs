@@ -117,6 +117,90 @@ fn resumed_run_equals_uninterrupted_run() {
     }
 }
 
+fn tiny_nb201(epochs: usize) -> SearchSettings {
+    let mut s = SearchSettings::nb201_benchmark();
+    s.space = Space::Nb201(Nb201Config {
+        channels: 4,
+        cells_per_stage: 1,
+        classes: 10,
+        aux: true,
+    });
+    s.epochs = epochs;
+    s.batch_size = 32;
+    s
+}
+
+#[test]
+fn replayed_steps_equal_eager_steps() {
+    let g = gpu();
+    // 80 images in batches of 32: two full steps (recorded, then replayed) and a smaller
+    // last one (a new shape: recorded afresh) per epoch, in both spaces and step orders.
+    for settings in [tiny_darts(2), tiny_nb201(2)] {
+        let (data, split) = subset(80);
+        let run = |replay: bool| {
+            let mut search = Search::new(&g, settings.clone()).unwrap();
+            search.replay = replay;
+            while !search.finished() {
+                search.run_epoch(&data, &split, &mut |_| {}).unwrap();
+            }
+            search
+        };
+        let eager = run(false);
+        let replayed = run(true);
+        assert_eq!(eager.recorded_dispatches(), 0);
+        assert!(replayed.recorded_dispatches() > 100);
+        let untimed = |s: &Search| -> Vec<EpochRecord> {
+            s.history
+                .iter()
+                .map(|r| EpochRecord {
+                    epoch_seconds: 0.0,
+                    step_time_ms: 0.0,
+                    images_per_sec: 0.0,
+                    ..r.clone()
+                })
+                .collect()
+        };
+        assert_eq!(untimed(&replayed), untimed(&eager));
+        for ((name, a), (_, b)) in state(&eager).iter().zip(state(&replayed).iter()) {
+            assert_eq!(a, b, "{name} differs between replayed and eager steps");
+        }
+    }
+}
+
+#[test]
+fn a_replayed_step_reuses_its_program_and_memory() {
+    let g = gpu();
+    let (data, _) = subset(64);
+    let batch = |from: usize| {
+        let idx: Vec<usize> = (from..from + 16).collect();
+        darts_minus::data::epoch_batches(
+            data.clone(),
+            idx,
+            16,
+            darts_minus::data::Augment::none(
+                darts_minus::data::CIFAR10_MEAN,
+                darts_minus::data::CIFAR10_STD,
+            ),
+            0,
+        )
+        .unwrap()
+        .next()
+        .unwrap()
+    };
+    let (t1, v1, t2, v2) = (batch(0), batch(16), batch(32), batch(48));
+    let mut search = Search::new(&g, tiny_darts(1)).unwrap();
+    search.set_epoch(0).unwrap();
+    search.step(&t1, &v1).unwrap();
+    let program = search.recorded_dispatches();
+    let reserved = g.memory().reserved;
+    let before = g.dispatch_count();
+    search.step(&t2, &v2).unwrap();
+    // The second step is the recorded program, not a rebuilt graph: the same dispatches,
+    // and no new buffers.
+    assert_eq!(g.dispatch_count() - before, program as u64);
+    assert_eq!(g.memory().reserved, reserved);
+}
+
 #[test]
 fn nb201_search_looks_up_the_benchmark() {
     let g = gpu();

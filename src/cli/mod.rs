@@ -1,5 +1,6 @@
 //! Command implementations of the `darts-minus` binary.
 
+pub mod bench;
 pub mod search;
 pub mod train;
 

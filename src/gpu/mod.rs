@@ -25,13 +25,11 @@ enum Command {
         pipeline: Arc<wgpu::ComputePipeline>,
         bind_group: Arc<wgpu::BindGroup>,
         grid: [u32; 3],
-        /// Filled only while recording: a program keeps its buffers out of the pool.
-        _keep: Vec<GpuBuffer>,
     },
     Copy {
-        src: GpuBuffer,
+        src: wgpu::Buffer,
         src_offset: u64,
-        dst: GpuBuffer,
+        dst: wgpu::Buffer,
         dst_offset: u64,
         bytes: u64,
     },
@@ -40,7 +38,8 @@ enum Command {
 #[derive(Default)]
 struct State {
     pending: Vec<Command>,
-    recording: Option<Vec<Command>>,
+    /// While recording: the commands, and the pooled buffers they touch.
+    recording: Option<(Vec<Command>, Vec<BufId>)>,
     bind_groups: HashMap<(usize, Vec<BufId>), Arc<wgpu::BindGroup>>,
     uniforms: HashMap<Vec<u32>, GpuBuffer>,
     dispatches: u64,
@@ -67,9 +66,12 @@ struct GpuInner {
 }
 
 /// A recorded sequence of GPU commands (a whole training step, say) that can be replayed
-/// with new contents in its buffers. It keeps every buffer it touched alive and out of the pool.
+/// with new contents in its buffers. Every buffer it touched stays out of the pool while it
+/// lives; buffers reused within the recording (by liveness) stay shared, so a program needs
+/// no more memory than one eager run of the same commands.
 pub struct Program {
     commands: Vec<Command>,
+    _pins: pool::PinGuard,
 }
 
 impl Program {
@@ -329,11 +331,9 @@ impl Gpu {
                 bg
             }
         };
-        let keep = if self.inner.state.borrow().recording.is_some() {
-            buffers.iter().map(|b| (*b).clone()).collect()
-        } else {
-            Vec::new()
-        };
+        if let Some((_, touched)) = self.inner.state.borrow_mut().recording.as_mut() {
+            touched.extend(buffers.iter().map(|b| b.id()));
+        }
         let profiling = self.inner.state.borrow().profile.is_some();
         let t0 = profiling.then(|| {
             let _ = self.sync();
@@ -343,7 +343,6 @@ impl Gpu {
             pipeline,
             bind_group,
             grid: [x as u32, y as u32, z as u32],
-            _keep: keep,
         });
         if let Some(t0) = t0 {
             self.sync()?;
@@ -397,10 +396,13 @@ impl Gpu {
         if len == 0 {
             return;
         }
+        if let Some((_, touched)) = self.inner.state.borrow_mut().recording.as_mut() {
+            touched.extend([src.id(), dst.id()]);
+        }
         self.push(Command::Copy {
-            src: src.clone(),
+            src: src.raw().clone(),
             src_offset: (src_at * 4) as u64,
-            dst: dst.clone(),
+            dst: dst.raw().clone(),
             dst_offset: (dst_at * 4) as u64,
             bytes: (len * 4) as u64,
         });
@@ -408,7 +410,7 @@ impl Gpu {
 
     fn push(&self, cmd: Command) {
         let mut st = self.inner.state.borrow_mut();
-        if let Some(rec) = st.recording.as_mut() {
+        if let Some((rec, _)) = st.recording.as_mut() {
             rec.push(cmd.clone());
         }
         st.pending.push(cmd);
@@ -457,7 +459,7 @@ impl Gpu {
                 bytes,
             } = &cmds[i]
             {
-                enc.copy_buffer_to_buffer(src.raw(), *src_offset, dst.raw(), *dst_offset, *bytes);
+                enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *bytes);
                 i += 1;
                 continue;
             }
@@ -548,21 +550,29 @@ impl Gpu {
     /// Starts recording every command issued from now on into a [`Program`].
     pub fn begin_recording(&self) {
         self.flush();
-        self.inner.state.borrow_mut().recording = Some(Vec::new());
+        self.inner.state.borrow_mut().recording = Some((Vec::new(), Vec::new()));
     }
 
-    /// Ends recording. The program holds every buffer it touched, so none of them returns to
-    /// the pool (where replay would overwrite someone else's data) while it lives.
+    /// Ends recording. None of the buffers the program touched is handed out again by the
+    /// pool (where replay would overwrite someone else's data) while the program lives.
     pub fn end_recording(&self) -> Program {
         self.flush();
-        let commands = self
+        let (commands, mut touched) = self
             .inner
             .state
             .borrow_mut()
             .recording
             .take()
             .unwrap_or_default();
-        Program { commands }
+        touched.sort_unstable();
+        touched.dedup();
+        let _pins = self.inner.pool.pin(&touched);
+        Program { commands, _pins }
+    }
+
+    /// Restarts the peak of [`Gpu::memory`] from the bytes live now.
+    pub fn reset_peak_memory(&self) {
+        self.inner.pool.reset_peak();
     }
 
     /// Re-runs a recorded program as one submission.

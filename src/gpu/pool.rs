@@ -38,8 +38,13 @@ impl Drop for BufInner {
         }
         if let (Some(pool), Some(raw)) = (self.pool.upgrade(), self.raw.take()) {
             if let Ok(mut st) = pool.try_borrow_mut() {
-                st.free.entry(self.bytes).or_default().push((self.id, raw));
-                st.live -= self.bytes;
+                if st.pins.contains_key(&self.id) {
+                    // A recorded program still uses it: it stays in use (and counted live).
+                    st.pinned_free.insert(self.id, (self.bytes, raw));
+                } else {
+                    st.free.entry(self.bytes).or_default().push((self.id, raw));
+                    st.live -= self.bytes;
+                }
             }
         }
     }
@@ -54,6 +59,10 @@ struct PoolState {
     /// Bytes ever created (live + free), and its peak.
     total: u64,
     peak_live: u64,
+    /// Buffers used by recorded programs: id → number of programs. While pinned, a buffer
+    /// whose last handle drops is parked in `pinned_free` instead of being handed out again.
+    pins: HashMap<BufId, usize>,
+    pinned_free: HashMap<BufId, (u64, wgpu::Buffer)>,
 }
 
 /// Pool accounting, in bytes.
@@ -84,6 +93,43 @@ impl Pool {
             live: st.live,
             peak: st.peak_live,
             reserved: st.total,
+        }
+    }
+
+    /// Restarts peak tracking from the current live bytes (for measuring one phase).
+    pub fn reset_peak(&self) {
+        let mut st = self.state.borrow_mut();
+        st.peak_live = st.live;
+    }
+
+    /// Pins `ids` for a recorded program: none of them is handed out again until the
+    /// returned guard drops. Buffers already back in the pool are taken out of it.
+    pub fn pin(&self, ids: &[BufId]) -> PinGuard {
+        let mut st = self.state.borrow_mut();
+        for &id in ids {
+            *st.pins.entry(id).or_default() += 1;
+        }
+        let wanted: std::collections::HashSet<BufId> = ids.iter().copied().collect();
+        let mut parked = Vec::new();
+        for (&bytes, list) in st.free.iter_mut() {
+            let mut i = 0;
+            while i < list.len() {
+                if wanted.contains(&list[i].0) {
+                    let (id, raw) = list.swap_remove(i);
+                    parked.push((id, bytes, raw));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        for (id, bytes, raw) in parked {
+            st.live += bytes;
+            st.pinned_free.insert(id, (bytes, raw));
+        }
+        st.peak_live = st.peak_live.max(st.live);
+        PinGuard {
+            pool: Rc::downgrade(&self.state),
+            ids: ids.to_vec(),
         }
     }
 
@@ -135,5 +181,36 @@ impl Pool {
             pool: Weak::new(),
             pooled: false,
         }))
+    }
+}
+
+/// Keeps a program's buffers out of the pool; dropping it returns the parked ones.
+pub(crate) struct PinGuard {
+    pool: Weak<RefCell<PoolState>>,
+    ids: Vec<BufId>,
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        let Ok(mut st) = pool.try_borrow_mut() else {
+            return;
+        };
+        for id in &self.ids {
+            let Some(n) = st.pins.get_mut(id) else {
+                continue;
+            };
+            *n -= 1;
+            if *n > 0 {
+                continue;
+            }
+            st.pins.remove(id);
+            if let Some((bytes, raw)) = st.pinned_free.remove(id) {
+                st.free.entry(bytes).or_default().push((*id, raw));
+                st.live -= bytes;
+            }
+        }
     }
 }

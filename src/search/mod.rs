@@ -1,6 +1,7 @@
 //! Architecture search: the search spaces' supernets, schedules, the search loop, genotypes,
 //! checkpoints and run outputs.
 
+pub mod bench;
 pub mod darts_net;
 pub mod genotype;
 pub mod nb201;

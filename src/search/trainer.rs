@@ -14,7 +14,7 @@ use crate::autodiff::{Labels, Tape, Tensor};
 use crate::checkpoint::{self, Entry, Named};
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Program};
 use crate::nn::{parameters, Ctx};
 use crate::optim::{clip_grad_norm, Adam, Sgd};
 use rand::SeedableRng;
@@ -302,6 +302,32 @@ pub enum Progress<'a> {
     },
 }
 
+/// A recorded search step (SPEC §5 step for one pair of batch sizes): replaying it only
+/// needs the next batches written into its input tensors and the step's scalars set.
+struct RecordedStep {
+    /// (train batch size, validation batch size, image height, image width).
+    key: (usize, usize, usize, usize),
+    program: Program,
+    xt: Tensor,
+    yt: Labels,
+    xv: Tensor,
+    yv: Labels,
+    loss: Tensor,
+    ranks: Tensor,
+}
+
+/// Reads a step's loss and top-1/top-5 counts back from the GPU.
+fn read_stats(loss: &Tensor, ranks: &Tensor) -> Result<StepStats> {
+    let loss = loss.to_vec()?[0];
+    let ranks = ranks.to_vec()?;
+    Ok(StepStats {
+        loss,
+        top1: ranks.iter().filter(|&&r| r < 1.0).count(),
+        top5: ranks.iter().filter(|&&r| r < 5.0).count(),
+        n: ranks.len(),
+    })
+}
+
 /// A search in progress.
 pub struct Search {
     gpu: Gpu,
@@ -318,6 +344,10 @@ pub struct Search {
     /// Steps completed over the whole run.
     pub step: usize,
     pub history: Vec<EpochRecord>,
+    /// Record the first step of each batch shape and replay it afterwards (the default);
+    /// off, every step is built eagerly. Both compute exactly the same values.
+    pub replay: bool,
+    recorded: Option<RecordedStep>,
 }
 
 const TAG_INIT: u64 = 1;
@@ -379,6 +409,8 @@ impl Search {
             epoch: 0,
             step: 0,
             history: Vec::new(),
+            replay: true,
+            recorded: None,
         })
     }
 
@@ -432,6 +464,12 @@ impl Search {
 
     /// One Adam step on α from the loss on `(x, y)` (the model in train mode).
     pub fn arch_step(&mut self, x: &Tensor, y: &Labels) -> Result<()> {
+        self.adam.prepare()?;
+        self.encode_arch_step(x, y)
+    }
+
+    /// Queues the α step; Adam's step terms must have been written ([`Adam::prepare`]).
+    fn encode_arch_step(&self, x: &Tensor, y: &Labels) -> Result<()> {
         // Only α needs a gradient here: frozen weights skip their gradient kernels, and ops
         // upstream of the first mixed edge are not even recorded.
         self.weights
@@ -458,12 +496,20 @@ impl Search {
                     .ok_or_else(|| Error::Invalid("α received no gradient".into()))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.adam.step(&alphas, &gs)
+        self.adam.encode(&alphas, &gs)
     }
 
     /// One SGD step on the weights from the loss on `(x, y)`, gradients clipped; returns the
     /// loss and top-k counts of this batch (one sync with the GPU).
     pub fn weight_step(&mut self, x: &Tensor, y: &Labels) -> Result<StepStats> {
+        self.sgd.prepare()?;
+        let (loss, ranks) = self.encode_weight_step(x, y)?;
+        read_stats(&loss, &ranks)
+    }
+
+    /// Queues the w step (the learning rate must have been written, [`Sgd::prepare`]);
+    /// returns the loss and the label ranks, still on the GPU.
+    fn encode_weight_step(&self, x: &Tensor, y: &Labels) -> Result<(Tensor, Tensor)> {
         // α is fixed in this step: freezing it skips the mixed edges' weight reductions.
         let alphas = self.alpha_tensors();
         alphas.iter().for_each(|a| a.set_requires_grad(false));
@@ -489,32 +535,83 @@ impl Search {
             })
             .collect::<Result<Vec<_>>>()?;
         clip_grad_norm(&gs, self.settings.grad_clip as f32)?;
-        self.sgd.step(&params, &gs)?;
-        let loss = loss.to_vec()?[0];
-        let ranks = ranks.to_vec()?;
-        Ok(StepStats {
+        self.sgd.encode(&params, &gs)?;
+        Ok((loss, ranks))
+    }
+
+    /// Queues a whole search step on uploaded batches, in the configured order.
+    fn encode_step(
+        &self,
+        (xt, yt): (&Tensor, &Labels),
+        (xv, yv): (&Tensor, &Labels),
+    ) -> Result<(Tensor, Tensor)> {
+        match self.settings.order {
+            StepOrder::ArchFirst => {
+                self.encode_arch_step(xv, yv)?;
+                self.encode_weight_step(xt, yt)
+            }
+            StepOrder::WeightsFirst => {
+                let out = self.encode_weight_step(xt, yt)?;
+                self.encode_arch_step(xv, yv)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Runs one step: replays the recorded step when the batch shapes match, otherwise
+    /// records (or, with replay off, just runs) a new one.
+    fn run_step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
+        self.sgd.prepare()?;
+        self.adam.prepare()?;
+        let (h, w) = self.image_size;
+        let key = (train.y.len(), val.y.len(), h, w);
+        if let Some(r) = self
+            .recorded
+            .as_ref()
+            .filter(|r| r.key == key && self.replay)
+        {
+            r.xt.write(&train.x)?;
+            r.yt.write(&self.gpu, &train.y)?;
+            r.xv.write(&val.x)?;
+            r.yv.write(&self.gpu, &val.y)?;
+            self.gpu.replay(&r.program);
+            return read_stats(&r.loss, &r.ranks);
+        }
+        // A new shape (the last, smaller batch of an epoch, say): release the old program's
+        // buffers before building the new step.
+        self.recorded = None;
+        let (xt, yt) = self.upload(train)?;
+        let (xv, yv) = self.upload(val)?;
+        if !self.replay {
+            let (loss, ranks) = self.encode_step((&xt, &yt), (&xv, &yv))?;
+            return read_stats(&loss, &ranks);
+        }
+        self.gpu.begin_recording();
+        let out = self.encode_step((&xt, &yt), (&xv, &yv));
+        let program = self.gpu.end_recording();
+        let (loss, ranks) = out?;
+        let stats = read_stats(&loss, &ranks)?;
+        self.recorded = Some(RecordedStep {
+            key,
+            program,
+            xt,
+            yt,
+            xv,
+            yv,
             loss,
-            top1: ranks.iter().filter(|&&r| r < 1.0).count(),
-            top5: ranks.iter().filter(|&&r| r < 5.0).count(),
-            n: ranks.len(),
-        })
+            ranks,
+        });
+        Ok(stats)
+    }
+
+    /// Dispatches in the recorded step (0 before the first step or with replay off).
+    pub fn recorded_dispatches(&self) -> usize {
+        self.recorded.as_ref().map_or(0, |r| r.program.dispatches())
     }
 
     /// One search step: α step on `val`, w step on `train`, in the configured order.
     pub fn step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
-        let (xt, yt) = self.upload(train)?;
-        let (xv, yv) = self.upload(val)?;
-        let stats = match self.settings.order {
-            StepOrder::ArchFirst => {
-                self.arch_step(&xv, &yv)?;
-                self.weight_step(&xt, &yt)?
-            }
-            StepOrder::WeightsFirst => {
-                let s = self.weight_step(&xt, &yt)?;
-                self.arch_step(&xv, &yv)?;
-                s
-            }
-        };
+        let stats = self.run_step(train, val)?;
         self.step += 1;
         if !stats.loss.is_finite() {
             return Err(Error::Invalid(format!(

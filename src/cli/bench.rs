@@ -1,0 +1,124 @@
+//! `darts-minus bench`: times the search step for one configuration or a grid of them.
+
+use super::search::SpaceArg;
+use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::search::bench::{
+    bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
+};
+use darts_minus::{Error, Result};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Search space.
+    #[arg(long, value_enum, default_value = "darts")]
+    pub space: SpaceArg,
+    /// Batch size; a comma-separated list runs each (e.g. 16,32,64,128,256).
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    pub batch: Vec<usize>,
+    /// Initial channels C; a comma-separated list runs each.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub channels: Vec<usize>,
+    /// Cells of the DARTS network.
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    /// Cells per stage of the NAS-Bench-201 network.
+    #[arg(long, default_value_t = 5)]
+    pub cells_per_stage: usize,
+    /// Timed steps per configuration (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed steps before timing (the first records the step).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Build every step eagerly instead of replaying the recorded step.
+    #[arg(long)]
+    pub eager: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also print the results as one line of JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
+    if a.batch.iter().chain(&a.channels).any(|&v| v == 0) {
+        return Err(Error::Invalid(
+            "--batch and --channels must be positive".into(),
+        ));
+    }
+    let mut configs = Vec::new();
+    for &c in &a.channels {
+        for &b in &a.batch {
+            configs.push(BenchConfig {
+                space: match a.space {
+                    SpaceArg::Darts => darts_space(c, a.layers),
+                    SpaceArg::Nb201 => nb201_space(c, a.cells_per_stage),
+                },
+                batch: b,
+                steps: a.steps,
+                warmup: a.warmup,
+                replay: !a.eager,
+                seed: a.seed,
+            });
+        }
+    }
+    let mut results: Vec<BenchResult> = Vec::new();
+    let mut failures = Vec::new();
+    let mut adapter = String::new();
+    for cfg in &configs {
+        // A fresh device per configuration, so each one's memory is its own.
+        let gpu = Gpu::new(choice)?;
+        if adapter.is_empty() {
+            adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
+            eprintln!("adapter: {adapter}");
+        }
+        eprintln!(
+            "{}: {} warm-up + {} timed steps ({})…",
+            cfg.label(),
+            cfg.warmup.max(1),
+            cfg.steps,
+            if cfg.replay { "replayed" } else { "eager" }
+        );
+        match bench_search_step(&gpu, cfg) {
+            Ok(r) => results.push(r),
+            // One configuration too large for this adapter must not hide the others.
+            Err(e) => {
+                eprintln!("{}: {e}", cfg.label());
+                failures.push((cfg.label(), e.to_string()));
+            }
+        }
+    }
+    println!("search step (α step + w step), median over timed steps; adapter: {adapter}");
+    println!(
+        "| configuration | step ms | images/s | first step ms | peak MiB | reserved MiB | dispatches/step | submissions/step |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for r in &results {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            r.label,
+            r.step_ms,
+            r.images_per_sec,
+            r.first_step_ms,
+            mib(r.peak_bytes),
+            mib(r.reserved_bytes),
+            r.dispatches_per_step,
+            r.submissions_per_step
+        );
+    }
+    for (label, e) in &failures {
+        println!("| {label} | failed: {e} | | | | | | |");
+    }
+    if a.json {
+        let doc =
+            serde_json::json!({ "adapter": adapter, "results": results, "failures": failures });
+        println!("{doc}");
+    }
+    if results.is_empty() {
+        return Err(Error::Invalid(
+            "every configuration failed (see above)".into(),
+        ));
+    }
+    Ok(())
+}

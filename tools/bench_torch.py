@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Time the DARTS- search step in PyTorch and compare it with `darts-minus bench`.
+
+Usage:
+  python3 tools/bench_torch.py [--batch 64] [--channels 16] [--layers 8] [--steps 10]
+                               [--warmup 3] [--device cpu|cuda] [--darts-minus PATH]
+
+The step is the one `darts-minus bench` times (SPEC §5, first order): an Adam step on α from
+the loss of a validation batch, then an SGD step (momentum 0.9, weight decay 3e-4, clipped at
+5) on the weights from a training batch, both with the model in train mode and β = 1 on the
+auxiliary skip. The model is the project's own PyTorch model of the search network
+(tools/make_fixtures.py, written from ../shared/SPEC.md), in float32.
+
+Prints the median step time, images/s and (on CUDA) the peak allocated memory. With
+--darts-minus (the path of the release binary) it also runs `darts-minus bench` with the same
+configuration on the same machine and prints the ratio of the two.
+Needs: torch (pip install torch).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import SearchNetwork  # noqa: E402
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def torch_step_times(args):
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    net = SearchNetwork(args.channels, args.layers, 10).to(device).train()
+    alphas = [net.alphas_normal.to(device).requires_grad_(), net.alphas_reduce.to(device).requires_grad_()]
+    net.alphas_normal, net.alphas_reduce = alphas
+    w_opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    b = args.batch
+
+    def batch():
+        x = torch.randn(b, 3, 32, 32, device=device)
+        y = torch.randint(0, 10, (b,), device=device)
+        return x, y
+
+    times = []
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(args.warmup + args.steps):
+        (xv, yv), (xt, yt) = batch(), batch()
+        sync(device)
+        t0 = time.perf_counter()
+        a_opt.zero_grad()
+        F.cross_entropy(net(xv, 1.0), yv).backward()
+        a_opt.step()
+        w_opt.zero_grad()
+        loss = F.cross_entropy(net(xt, 1.0), yt)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        w_opt.step()
+        loss.item()
+        sync(device)
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() if device.type == 'cuda' else None
+    return times, peak
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--channels', type=int, default=16)
+    ap.add_argument('--layers', type=int, default=8)
+    ap.add_argument('--steps', type=int, default=10)
+    ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--darts-minus', help='path of the darts-minus binary to compare with')
+    ap.add_argument('--extra', default='', help='extra arguments for darts-minus bench')
+    args = ap.parse_args()
+
+    times, peak = torch_step_times(args)
+    med = statistics.median(times)
+    config = f'C={args.channels} L={args.layers} batch={args.batch}'
+    print(f'pytorch {torch.__version__} on {args.device}: {config}, median of {args.steps} steps '
+          f'after {args.warmup} warm-up: {med * 1e3:.1f} ms/step, {args.batch / med:.1f} images/s'
+          + (f', peak {peak / 2**20:.0f} MiB allocated' if peak is not None else ''))
+    if not args.darts_minus:
+        return
+    cmd = [args.darts_minus, 'bench', '--batch', str(args.batch), '--channels', str(args.channels),
+           '--layers', str(args.layers), '--steps', str(args.steps), '--warmup', str(args.warmup),
+           '--json'] + args.extra.split()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    ours = json.loads(out.strip().splitlines()[-1])['results'][0]
+    ratio = ours['step_ms'] / (med * 1e3)
+    print(f"darts-minus on {ours['adapter']}: {ours['step_ms']:.1f} ms/step, "
+          f"{ours['images_per_sec']:.1f} images/s, peak {ours['peak_bytes'] / 2**20:.0f} MiB, "
+          f"{ours['dispatches_per_step']} dispatches/step")
+    print(f'step time ratio darts-minus / pytorch: {ratio:.3f}'
+          + (f"; peak memory ratio: {ours['peak_bytes'] / peak:.3f}" if peak else ''))
+
+
+if __name__ == '__main__':
+    main()
