@@ -10,3 +10,4 @@ pub use ops::norm::BnState;
 pub use ops::pool::PoolCfg;
 pub use tape::{Grads, Tape};
 pub use tensor::{Labels, Tensor, TensorId};
+pub(crate) use tensor::Saved;

@@ -4,7 +4,7 @@
 //! tensors as soon as its rule has run.
 
 use super::ops::{conv, elementwise, layout, linear, norm, pool, softmax};
-use super::tensor::{Tensor, TensorId};
+use super::tensor::{Tensor, TensorId, TensorKey};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ pub(crate) enum Op {
 }
 
 /// Gradients for the inputs of one node: (input, gradient) pairs.
-pub(crate) type InputGrads = Vec<(Tensor, Tensor)>;
+pub(crate) type InputGrads = Vec<(TensorKey, Tensor)>;
 
 impl Op {
     fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
@@ -95,7 +95,7 @@ impl Grads {
         self.map.is_empty()
     }
 
-    fn accumulate(&mut self, t: &Tensor, g: Tensor) -> Result<()> {
+    fn accumulate(&mut self, t: &TensorKey, g: Tensor) -> Result<()> {
         if g.shape() != t.shape() {
             return Err(Error::Gpu(format!(
                 "internal: gradient shape {:?} for tensor {:?}",
@@ -186,7 +186,7 @@ impl Tape {
     /// Backpropagates `seed` = d(objective)/d(out) from `out`.
     pub fn backward_with(mut self, out: &Tensor, seed: Tensor) -> Result<Grads> {
         let mut grads = Grads::default();
-        grads.accumulate(out, seed)?;
+        grads.accumulate(&out.key(), seed)?;
         while let Some(node) = self.nodes.pop() {
             let Some(gy) = grads.map.get(&node.out).cloned() else {
                 continue;

@@ -174,6 +174,13 @@ impl Tensor {
     pub fn id(&self) -> TensorId {
         self.0.id
     }
+    pub(crate) fn key(&self) -> TensorKey {
+        TensorKey {
+            id: self.0.id,
+            shape: self.0.shape.clone(),
+            requires_grad: self.requires_grad(),
+        }
+    }
     pub fn shape(&self) -> &[usize] {
         &self.0.shape
     }
@@ -205,6 +212,74 @@ impl Tensor {
                 format!("expected an NCHW tensor, got shape {s:?}"),
             )),
         }
+    }
+}
+
+/// The identity of a tensor without its storage: enough for a backward rule to route a
+/// gradient to an input whose values it does not read.
+#[derive(Clone, Debug)]
+pub(crate) struct TensorKey {
+    id: TensorId,
+    shape: Vec<usize>,
+    requires_grad: bool,
+}
+
+impl TensorKey {
+    pub fn id(&self) -> TensorId {
+        self.id
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Whether the tensor needed a gradient when the op was recorded.
+    pub fn requires_grad(&self) -> bool {
+        self.requires_grad
+    }
+}
+
+/// An op input as its tape node keeps it: always its identity, its values only when the
+/// backward rule reads them, so activations nobody reads again are freed during forward.
+pub(crate) struct Saved {
+    key: TensorKey,
+    data: Option<Tensor>,
+}
+
+impl Saved {
+    /// Identity only: backward does not read the values.
+    pub fn key_only(t: &Tensor) -> Saved {
+        Saved {
+            key: t.key(),
+            data: None,
+        }
+    }
+    /// Identity and values.
+    pub fn keep(t: &Tensor) -> Saved {
+        Self::keep_if(t, true)
+    }
+    /// Values kept only when `need`.
+    pub fn keep_if(t: &Tensor, need: bool) -> Saved {
+        Saved {
+            key: t.key(),
+            data: need.then(|| t.clone()),
+        }
+    }
+    pub fn key(&self) -> TensorKey {
+        self.key.clone()
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.key.shape
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.key.requires_grad
+    }
+    /// The saved values; an internal error if the node chose not to keep them.
+    pub fn data(&self) -> Result<&Tensor> {
+        self.data.as_ref().ok_or_else(|| {
+            Error::Gpu(format!(
+                "internal: backward needs the values of tensor #{} {:?}, which were not saved",
+                self.key.id, self.key.shape
+            ))
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::layout::SliceCfg;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
 /// Stride, padding, dilation and groups of a convolution.
@@ -41,9 +41,10 @@ pub fn out_size(h: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usiz
 }
 
 pub(crate) struct Conv2dNode {
-    x: Tensor,
-    w: Tensor,
-    b: Option<Tensor>,
+    /// Values kept only when the weight needs its gradient (not in the α step).
+    x: Saved,
+    w: Saved,
+    b: Option<Saved>,
     params: [u32; 17],
 }
 
@@ -233,9 +234,9 @@ impl Tape {
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
             Op::Conv2d(Conv2dNode {
-                x: x.clone(),
-                w: w.clone(),
-                b: b.cloned(),
+                x: Saved::keep_if(x, w.requires_grad()),
+                w: Saved::keep(w),
+                b: b.map(Saved::key_only),
                 params,
             })
         }))
@@ -253,7 +254,7 @@ impl Conv2dNode {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
             if let Some((n, cin, hw, cout)) = pw {
                 // dx = Wᵀ·dy per image.
-                gemm(gy, &self.w, &dx, [n, cin, cout, hw], [1, cin])?;
+                gemm(gy, self.w.data()?, &dx, [n, cin, cout, hw], [1, cin])?;
             } else if let Some((dp, consts)) = &dwc {
                 let groups = dx.numel().div_ceil(256);
                 let [n, c, h, w, ho, wo, pad, _] = *dp;
@@ -262,10 +263,10 @@ impl Conv2dNode {
                     // Stride 1: the input gradient is a forward pass with the rotated kernel.
                     let fp = [n, c, ho, wo, h, w, d * (k - 1) - pad, 0];
                     let fc = [consts[0], consts[1], consts[2], ("FLIP", 1)];
-                    let bufs = [gy.buffer(), self.w.buffer(), dx.buffer()];
+                    let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
                     gpu.launch_specialized("depthwise", "forward", &fc, &fp, &bufs, groups)?;
                 } else {
-                    let bufs = [gy.buffer(), self.w.buffer(), dx.buffer()];
+                    let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
                     gpu.launch_specialized(
                         "depthwise",
                         "backward_input",
@@ -285,11 +286,11 @@ impl Conv2dNode {
                     "conv",
                     entry,
                     p,
-                    &[gy.buffer(), self.w.buffer(), dx.buffer()],
+                    &[gy.buffer(), self.w.data()?.buffer(), dx.buffer()],
                     dx.numel(),
                 )?;
             }
-            out.push((self.x.clone(), dx));
+            out.push((self.x.key(), dx));
         }
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
@@ -300,7 +301,7 @@ impl Conv2dNode {
                 let chunks = (n * hw).div_ceil(chunk);
                 let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
                 let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;
-                let bufs = [gy.buffer(), self.x.buffer(), &part];
+                let bufs = [gy.buffer(), self.x.data()?.buffer(), &part];
                 gpu.launch(
                     "pointwise",
                     "weight_grad_partial",
@@ -323,17 +324,17 @@ impl Conv2dNode {
                 let chunks = rows.div_ceil(per);
                 dp[7] = per as u32;
                 let part = gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?;
-                let bufs = [self.x.buffer(), gy.buffer(), &part];
+                let bufs = [self.x.data()?.buffer(), gy.buffer(), &part];
                 let groups = (c * chunks).div_ceil(256);
                 gpu.launch_specialized("depthwise", "weight_partial", &consts, &dp, &bufs, groups)?;
                 let groups = dw.numel().div_ceil(256);
                 let bufs = [&part, dw.buffer()];
                 gpu.launch_specialized("depthwise", "weight_sum", &consts, &dp, &bufs, groups)?;
             } else {
-                let bufs = [self.x.buffer(), gy.buffer(), dw.buffer()];
+                let bufs = [self.x.data()?.buffer(), gy.buffer(), dw.buffer()];
                 gpu.launch_groups("conv", "backward_weight", p, &bufs, dw.numel())?;
             }
-            out.push((self.w.clone(), dw));
+            out.push((self.w.key(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
             let db = Tensor::empty(gpu, b.shape(), "conv2d db")?;
@@ -344,7 +345,7 @@ impl Conv2dNode {
                 &[gy.buffer(), db.buffer()],
                 db.numel(),
             )?;
-            out.push((b.clone(), db));
+            out.push((b.key(), db));
         }
         Ok(out)
     }

@@ -4,7 +4,7 @@
 
 use super::reduce::reduce_into;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
@@ -48,32 +48,33 @@ fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> Result<Tenso
 }
 
 pub(crate) struct ReluNode {
-    x: Tensor,
+    x: Saved,
 }
 pub(crate) struct SumNode {
-    xs: Vec<Tensor>,
+    xs: Vec<Saved>,
 }
 pub(crate) struct MulNode {
-    a: Tensor,
-    b: Tensor,
+    a: Saved,
+    b: Saved,
 }
 pub(crate) struct ScaleNode {
-    x: Tensor,
+    x: Saved,
     factor: f32,
 }
 pub(crate) struct ScaleByNode {
-    x: Tensor,
+    x: Saved,
     s: Tensor,
     idx: usize,
     factor: f32,
 }
 pub(crate) struct WeightedSumNode {
-    ys: Vec<Tensor>,
-    w: Tensor,
+    /// Values kept only when w needs its gradient (the α step).
+    ys: Vec<Saved>,
+    w: Saved,
     idx: Vec<usize>,
 }
 pub(crate) struct ScaleRowsNode {
-    x: Tensor,
+    x: Saved,
     s: Tensor,
 }
 
@@ -91,7 +92,7 @@ fn scale_rows_raw(x: &Tensor, s: &Tensor) -> Result<Tensor> {
 }
 
 pub(crate) struct SumAllNode {
-    x: Tensor,
+    x: Saved,
 }
 
 impl Tape {
@@ -104,7 +105,7 @@ impl Tape {
             &[x.buffer(), y.buffer()],
             x.numel(),
         )?;
-        Ok(self.record(&[x], y, || Op::Relu(ReluNode { x: x.clone() })))
+        Ok(self.record(&[x], y, || Op::Relu(ReluNode { x: Saved::keep(x) })))
     }
 
     /// Σ xs (all the same shape).
@@ -134,7 +135,7 @@ impl Tape {
         };
         Ok(self.record(xs, y, || {
             Op::Sum(SumNode {
-                xs: xs.iter().map(|t| (*t).clone()).collect(),
+                xs: xs.iter().map(|t| Saved::key_only(t)).collect(),
             })
         }))
     }
@@ -152,8 +153,8 @@ impl Tape {
         )?;
         Ok(self.record(&[a, b], y, || {
             Op::Mul(MulNode {
-                a: a.clone(),
-                b: b.clone(),
+                a: Saved::keep_if(a, b.requires_grad()),
+                b: Saved::keep_if(b, a.requires_grad()),
             })
         }))
     }
@@ -170,7 +171,7 @@ impl Tape {
         )?;
         Ok(self.record(&[x], y, || {
             Op::Scale(ScaleNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 factor,
             })
         }))
@@ -188,7 +189,7 @@ impl Tape {
         let y = scale_by_raw(x, s, idx, 1.0)?;
         Ok(self.record(&[x], y, || {
             Op::ScaleBy(ScaleByNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 s: s.clone(),
                 idx,
                 factor: 1.0,
@@ -229,8 +230,11 @@ impl Tape {
         inputs.push(w);
         Ok(self.record(&inputs, out, || {
             Op::WeightedSum(WeightedSumNode {
-                ys: ys.iter().map(|t| (*t).clone()).collect(),
-                w: w.clone(),
+                ys: ys
+                    .iter()
+                    .map(|t| Saved::keep_if(t, w.requires_grad()))
+                    .collect(),
+                w: Saved::keep(w),
                 idx: idx.to_vec(),
             })
         }))
@@ -249,7 +253,7 @@ impl Tape {
         let y = scale_rows_raw(x, s)?;
         Ok(self.record(&[x], y, || {
             Op::ScaleRows(ScaleRowsNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 s: s.clone(),
             })
         }))
@@ -268,7 +272,7 @@ impl Tape {
             false,
             1.0,
         )?;
-        Ok(self.record(&[x], y, || Op::SumAll(SumAllNode { x: x.clone() })))
+        Ok(self.record(&[x], y, || Op::SumAll(SumAllNode { x: Saved::key_only(x) })))
     }
 }
 
@@ -279,17 +283,17 @@ impl ReluNode {
             "elementwise",
             "relu_backward",
             &ew_params(dx.numel(), 0, 0.0),
-            &[self.x.buffer(), gy.buffer(), dx.buffer()],
+            &[self.x.data()?.buffer(), gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }
 
 impl SumNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         // The same gradient flows to every term; accumulation never writes in place.
-        Ok(self.xs.iter().map(|x| (x.clone(), gy.clone())).collect())
+        Ok(self.xs.iter().map(|x| (x.key(), gy.clone())).collect())
     }
 }
 
@@ -303,10 +307,10 @@ impl MulNode {
                     "elementwise",
                     "mul",
                     &ew_params(d.numel(), 0, 0.0),
-                    &[gy.buffer(), other.buffer(), d.buffer()],
+                    &[gy.buffer(), other.data()?.buffer(), d.buffer()],
                     d.numel(),
                 )?;
-                out.push((this.clone(), d));
+                out.push((this.key(), d));
             }
         }
         Ok(out)
@@ -323,14 +327,14 @@ impl ScaleNode {
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }
 
 impl ScaleByNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         Ok(vec![(
-            self.x.clone(),
+            self.x.key(),
             scale_by_raw(gy, &self.s, self.idx, self.factor)?,
         )])
     }
@@ -342,7 +346,7 @@ impl WeightedSumNode {
         let mut out = Vec::new();
         for (y, &i) in self.ys.iter().zip(&self.idx) {
             if y.requires_grad() {
-                out.push((y.clone(), scale_by_raw(gy, &self.w, i, 1.0)?));
+                out.push((y.key(), scale_by_raw(gy, self.w.data()?, i, 1.0)?));
             }
         }
         if self.w.requires_grad() {
@@ -352,7 +356,7 @@ impl WeightedSumNode {
                 reduce_into(
                     gpu,
                     gy.buffer(),
-                    Some(y.buffer()),
+                    Some(y.data()?.buffer()),
                     gy.numel(),
                     dw.buffer(),
                     i,
@@ -360,7 +364,7 @@ impl WeightedSumNode {
                     1.0,
                 )?;
             }
-            out.push((self.w.clone(), dw));
+            out.push((self.w.key(), dw));
         }
         Ok(out)
     }
@@ -368,13 +372,13 @@ impl WeightedSumNode {
 
 impl ScaleRowsNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        Ok(vec![(self.x.clone(), scale_rows_raw(gy, &self.s)?)])
+        Ok(vec![(self.x.key(), scale_rows_raw(gy, &self.s)?)])
     }
 }
 
 impl SumAllNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let ones = Tensor::full(gy.gpu(), self.x.shape(), 1.0)?;
-        Ok(vec![(self.x.clone(), scale_by_raw(&ones, gy, 0, 1.0)?)])
+        Ok(vec![(self.x.key(), scale_by_raw(&ones, gy, 0, 1.0)?)])
     }
 }

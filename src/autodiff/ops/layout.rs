@@ -2,7 +2,7 @@
 //! `::2` subsample), reshape; forward and backward side by side. Kernels: `shaders/layout.wgsl`.
 
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
 /// dst[b, d0 + c, :] = src[b, s0 + c, :] for c < cnt, b < n, over `hw` values per channel.
@@ -30,7 +30,7 @@ pub(crate) fn copy_channels(
 }
 
 pub(crate) struct ConcatNode {
-    xs: Vec<Tensor>,
+    xs: Vec<Saved>,
 }
 
 /// Spatial slice y[.., i, j] = x[.., oy + i·s, ox + j·s].
@@ -41,12 +41,12 @@ pub struct SliceCfg {
 }
 
 pub(crate) struct SliceNode {
-    x: Tensor,
+    x: Saved,
     params: [u32; 16],
 }
 
 pub(crate) struct ReshapeNode {
-    x: Tensor,
+    x: Saved,
 }
 
 impl Tape {
@@ -80,7 +80,7 @@ impl Tape {
         }
         Ok(self.record(xs, y, || {
             Op::Concat(ConcatNode {
-                xs: xs.iter().map(|t| (*t).clone()).collect(),
+                xs: xs.iter().map(|t| Saved::key_only(t)).collect(),
             })
         }))
     }
@@ -114,7 +114,7 @@ impl Tape {
         )?;
         Ok(self.record(&[x], y, || {
             Op::Slice(SliceNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 params: p,
             })
         }))
@@ -123,7 +123,7 @@ impl Tape {
     /// Same data, new shape (same element count).
     pub fn reshape(&mut self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
         let y = x.reshape(shape)?;
-        Ok(self.record(&[x], y, || Op::Reshape(ReshapeNode { x: x.clone() })))
+        Ok(self.record(&[x], y, || Op::Reshape(ReshapeNode { x: Saved::key_only(x) })))
     }
 }
 
@@ -137,7 +137,7 @@ impl ConcatNode {
             if x.requires_grad() {
                 let dx = Tensor::empty(gy.gpu(), x.shape(), "concat dx")?;
                 copy_channels(gy, ctot, s0, &dx, c, 0, c, n, h * w)?;
-                out.push((x.clone(), dx));
+                out.push((x.key(), dx));
             }
             s0 += c;
         }
@@ -155,12 +155,12 @@ impl SliceNode {
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }
 
 impl ReshapeNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        Ok(vec![(self.x.clone(), gy.reshape(self.x.shape())?)])
+        Ok(vec![(self.x.key(), gy.reshape(self.x.shape())?)])
     }
 }

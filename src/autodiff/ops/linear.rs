@@ -2,14 +2,15 @@
 //! side by side. Kernels: `shaders/matmul.wgsl`.
 
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::GpuBuffer;
 
 pub(crate) struct LinearNode {
-    x: Tensor,
-    w: Tensor,
-    b: Option<Tensor>,
+    /// Values kept only when W needs its gradient.
+    x: Saved,
+    w: Saved,
+    b: Option<Saved>,
 }
 
 /// C (m×n) = A·B (+ bias) with A[i,k] = a[i·ars + k·acs], B[k,j] = b[k·brs + j·bcs].
@@ -86,9 +87,9 @@ impl Tape {
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
             Op::Linear(LinearNode {
-                x: x.clone(),
-                w: w.clone(),
-                b: b.cloned(),
+                x: Saved::keep_if(x, w.requires_grad()),
+                w: Saved::keep(w),
+                b: b.map(Saved::key_only),
             })
         }))
     }
@@ -103,14 +104,14 @@ impl LinearNode {
         if self.x.requires_grad() {
             // dx (n, in) = gy (n, out) · W (out, in)
             let dx = Tensor::empty(gpu, self.x.shape(), "linear dx")?;
-            matmul(gy, &self.w, None, &dx, n, fin, fout, [fout, 1, fin, 1])?;
-            out.push((self.x.clone(), dx));
+            matmul(gy, self.w.data()?, None, &dx, n, fin, fout, [fout, 1, fin, 1])?;
+            out.push((self.x.key(), dx));
         }
         if self.w.requires_grad() {
             // dW (out, in) = gyᵀ (out, n) · x (n, in)
             let dw = Tensor::empty(gpu, self.w.shape(), "linear dw")?;
-            matmul(gy, &self.x, None, &dw, fout, fin, n, [1, fout, fin, 1])?;
-            out.push((self.w.clone(), dw));
+            matmul(gy, self.x.data()?, None, &dw, fout, fin, n, [1, fout, fin, 1])?;
+            out.push((self.w.key(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
             let db = Tensor::empty(gpu, b.shape(), "linear db")?;
@@ -121,7 +122,7 @@ impl LinearNode {
                 &[gy.buffer(), db.buffer()],
                 fout,
             )?;
-            out.push((b.clone(), db));
+            out.push((b.key(), db));
         }
         Ok(out)
     }

@@ -3,7 +3,7 @@
 //! Kernels: `shaders/batchnorm.wgsl`.
 
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
 /// Running statistics and hyperparameters of one batch-norm layer.
@@ -15,9 +15,9 @@ pub struct BnState<'a> {
 }
 
 pub(crate) struct BatchNormNode {
-    x: Tensor,
-    gamma: Option<Tensor>,
-    beta: Option<Tensor>,
+    x: Saved,
+    gamma: Option<Saved>,
+    beta: Option<Saved>,
     /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
     saved: Tensor,
     params: [u32; 8],
@@ -129,9 +129,9 @@ impl Tape {
         }
         Ok(self.record(&inputs, y, || {
             Op::BatchNorm(BatchNormNode {
-                x: x.clone(),
-                gamma: affine.map(|a| a.0.clone()),
-                beta: affine.map(|a| a.1.clone()),
+                x: Saved::keep(x),
+                gamma: affine.map(|a| Saved::keep(a.0)),
+                beta: affine.map(|a| Saved::key_only(a.1)),
                 saved,
                 params,
             })
@@ -147,19 +147,22 @@ impl BatchNormNode {
             "batchnorm",
             "backward_reduce",
             &self.params,
-            &[self.x.buffer(), gy.buffer(), self.saved.buffer()],
+            &[self.x.data()?.buffer(), gy.buffer(), self.saved.buffer()],
             c,
         )?;
         let mut out = Vec::new();
         if self.x.requires_grad() {
             let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-            let g = self.gamma.as_ref().unwrap_or(&self.saved);
+            let g = match &self.gamma {
+                Some(g) => g.data()?,
+                None => &self.saved,
+            };
             gpu.launch(
                 "batchnorm",
                 "backward_dx",
                 &self.params,
                 &[
-                    self.x.buffer(),
+                    self.x.data()?.buffer(),
                     gy.buffer(),
                     self.saved.buffer(),
                     g.buffer(),
@@ -167,14 +170,14 @@ impl BatchNormNode {
                 ],
                 dx.numel(),
             )?;
-            out.push((self.x.clone(), dx));
+            out.push((self.x.key(), dx));
         }
         // dγ = Σ dy·xhat and dβ = Σ dy sit in the saved block; copy them out.
         for (param, slot) in [(&self.gamma, 3usize), (&self.beta, 2usize)] {
             if let Some(p) = param.as_ref().filter(|p| p.requires_grad()) {
                 let d = Tensor::empty(gpu, &[c], "batch_norm affine grad")?;
                 super::layout::copy_channels(&self.saved, 4, slot, &d, 1, 0, 1, 1, c)?;
-                out.push((p.clone(), d));
+                out.push((p.key(), d));
             }
         }
         Ok(out)

@@ -3,7 +3,7 @@
 
 use super::conv::out_size;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::GpuBuffer;
 
@@ -26,14 +26,14 @@ impl PoolCfg {
 }
 
 pub(crate) struct PoolNode {
-    x: Tensor,
+    x: Saved,
     params: [u32; 12],
     /// Max pooling: in-plane index of each output's maximum, so backward needs no search.
     argmax: Option<GpuBuffer>,
 }
 
 pub(crate) struct GlobalPoolNode {
-    x: Tensor,
+    x: Saved,
     params: [u32; 12],
 }
 
@@ -87,7 +87,7 @@ impl Tape {
         )?;
         Ok(self.record(&[x], y, || {
             Op::MaxPool(PoolNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 params,
                 argmax: Some(argmax),
             })
@@ -107,7 +107,7 @@ impl Tape {
         )?;
         Ok(self.record(&[x], y, || {
             Op::AvgPool(PoolNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 params,
                 argmax: None,
             })
@@ -128,7 +128,7 @@ impl Tape {
         )?;
         Ok(self.record(&[x], y, || {
             Op::GlobalAvgPool(GlobalPoolNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 params,
             })
         }))
@@ -149,7 +149,7 @@ impl PoolNode {
             &[argmax, gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 
     pub(crate) fn backward_avg(&self, gy: &Tensor) -> Result<InputGrads> {
@@ -161,7 +161,7 @@ impl PoolNode {
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }
 
@@ -175,6 +175,6 @@ impl GlobalPoolNode {
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }

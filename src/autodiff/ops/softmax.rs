@@ -4,7 +4,7 @@
 use super::reduce::reduce_into;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::tensor::Labels;
-use crate::autodiff::Tensor;
+use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
@@ -18,13 +18,13 @@ fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
 }
 
 pub(crate) struct SoftmaxNode {
-    x: Tensor,
+    x: Saved,
     y: Tensor,
     params: [u32; 2],
 }
 
 pub(crate) struct CrossEntropyNode {
-    logits: Tensor,
+    logits: Saved,
     labels: Labels,
     /// [per-row loss | per-row log-sum-exp].
     rows: Tensor,
@@ -47,7 +47,7 @@ impl Tape {
         let saved = y.clone();
         Ok(self.record(&[x], y, || {
             Op::Softmax(SoftmaxNode {
-                x: x.clone(),
+                x: Saved::key_only(x),
                 y: saved,
                 params,
             })
@@ -86,7 +86,7 @@ impl Tape {
         )?;
         Ok(self.record(&[logits], loss, || {
             Op::CrossEntropy(CrossEntropyNode {
-                logits: logits.clone(),
+                logits: Saved::keep(logits),
                 labels: labels.clone(),
                 rows,
                 params,
@@ -144,7 +144,7 @@ impl SoftmaxNode {
             &[self.y.buffer(), gy.buffer(), dx.buffer()],
             self.params[0] as usize,
         )?;
-        Ok(vec![(self.x.clone(), dx)])
+        Ok(vec![(self.x.key(), dx)])
     }
 }
 
@@ -156,7 +156,7 @@ impl CrossEntropyNode {
             "ce_backward",
             &self.params,
             &[
-                self.logits.buffer(),
+                self.logits.data()?.buffer(),
                 &self.labels.buf,
                 self.rows.buffer(),
                 gy.buffer(),
@@ -164,6 +164,6 @@ impl CrossEntropyNode {
             ],
             dx.numel(),
         )?;
-        Ok(vec![(self.logits.clone(), dx)])
+        Ok(vec![(self.logits.key(), dx)])
     }
 }
