@@ -3,7 +3,9 @@
 // filled by stats (train) or eval_stats (eval) and by backward_reduce. gamma, beta: (c),
 // dummies when p.affine == 0. running_mean / running_var: (c), updated in train mode as
 // running = (1 - momentum) * running + momentum * batch, the variance unbiased (m / (m - 1));
-// normalisation uses the biased variance.
+// normalisation uses the biased variance. With p.x_is_xhat = 1 the backward entries get the
+// normalised output (x̂, what a BN without affine returns) in place of x, so the input need
+// not be kept for backward.
 // Entries and bindings (0 = params):
 //   stats            1 x, 2 saved, 3 running_mean, 4 running_var   one workgroup per channel
 //   eval_stats       1 running_mean, 2 running_var, 3 saved       one thread per channel
@@ -15,6 +17,7 @@
 struct P {
     n: u32, c: u32, hw: u32, affine: u32,
     eps: f32, momentum: f32, update_running: u32, train: u32,
+    x_is_xhat: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -91,7 +94,9 @@ fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let k = ((t / p.hw) * p.c + cc) * p.hw + t % p.hw;
         let g = br_dy[k];
         s1 = s1 + g;
-        s2 = s2 + g * (br_x[k] - mean) * invstd;
+        var xhat = (br_x[k] - mean) * invstd;
+        if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
+        s2 = s2 + g * xhat;
     }
     let sum_dy = tree_sum(li, s1);
     let sum_dyx = tree_sum(li, s2);
@@ -116,7 +121,8 @@ fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (p.affine != 0u) { scale = scale * bd_gamma[ch]; }
     if (p.train != 0u) {
         let m = f32(p.n * p.hw);
-        let xhat = (bd_x[i] - bd_saved[ch]) * invstd;
+        var xhat = (bd_x[i] - bd_saved[ch]) * invstd;
+        if (p.x_is_xhat != 0u) { xhat = bd_x[i]; }
         bd_dx[i] = scale * (bd_dy[i] - bd_saved[2u * p.c + ch] / m - xhat * bd_saved[3u * p.c + ch] / m);
     } else {
         bd_dx[i] = scale * bd_dy[i];

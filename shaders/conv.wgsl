@@ -11,7 +11,16 @@
 //                    reducing over batch x output rows (no per-channel launches)
 //   (1×1 and depthwise convolutions have faster kernels: pointwise.wgsl, depthwise.wgsl)
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
+// RELU = 1 (pipeline constant): x is read through max(x, 0) in forward and backward_weight,
+// folding a preceding ReLU into the loads (the input gradient is masked by the caller).
 // Workgroup size 256; grids spread over 3-D (see prelude).
+
+override RELU: u32 = 0u;
+
+fn relu_in(v: f32) -> f32 {
+    if (RELU != 0u) { return max(v, 0.0); }
+    return v;
+}
 
 struct P {
     n: u32, cin: u32, h: u32, w: u32,
@@ -47,7 +56,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
             for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
                 let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
                 if (ix < 0 || ix >= i32(p.w)) { continue; }
-                acc = acc + f_x[xbase + u32(iy) * p.w + u32(ix)] * f_w[wbase + ky * p.kw + kx];
+                acc = acc + relu_in(f_x[xbase + u32(iy) * p.w + u32(ix)]) * f_w[wbase + ky * p.kw + kx];
             }
         }
     }
@@ -145,7 +154,7 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
             let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
             if (ix >= 0 && ix < i32(p.w)) {
-                acc = acc + bw_x[xrow + u32(ix)] * bw_dy[dyrow + ox];
+                acc = acc + relu_in(bw_x[xrow + u32(ix)]) * bw_dy[dyrow + ox];
             }
         }
     }

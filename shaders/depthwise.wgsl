@@ -10,6 +10,8 @@
 //   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
 //                   accumulates all K×K taps in registers
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
+// RELU = 1 (pipeline constant): x is read through max(x, 0), so a preceding ReLU needs no pass
+// or buffer of its own (forward and weight_partial; the input gradient is masked by the caller).
 // Workgroup size 256; 1-D launches spread over the grid (see prelude).
 
 override K: u32 = 3u;
@@ -18,6 +20,12 @@ override D: u32 = 1u;
 // FLIP = 1: correlate with the kernel rotated by 180°. With stride 1 that makes `forward` the
 // input gradient too: dx = forward(dy, rotated w, padding D*(K-1) - pad).
 override FLIP: u32 = 0u;
+override RELU: u32 = 0u;
+
+fn relu_in(v: f32) -> f32 {
+    if (RELU != 0u) { return max(v, 0.0); }
+    return v;
+}
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
@@ -50,7 +58,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
             if (ix < 0 || ix >= i32(p.w)) { continue; }
             var tap = ky * K + kx;
             if (FLIP != 0u) { tap = K * K - 1u - tap; }
-            acc = acc + f_x[xb + u32(iy) * p.w + u32(ix)] * f_w[ch * K * K + tap];
+            acc = acc + relu_in(f_x[xb + u32(iy) * p.w + u32(ix)]) * f_w[ch * K * K + tap];
         }
     }
     f_y[i] = acc;
@@ -119,7 +127,7 @@ fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
                 for (var kx = 0u; kx < K; kx = kx + 1u) {
                     let ix = x0 + i32(kx * D);
                     if (ix >= 0 && ix < i32(p.w)) {
-                        acc[ky * K + kx] = acc[ky * K + kx] + g * bw_x[xb + u32(iy) * p.w + u32(ix)];
+                        acc[ky * K + kx] = acc[ky * K + kx] + g * relu_in(bw_x[xb + u32(iy) * p.w + u32(ix)]);
                     }
                 }
             }

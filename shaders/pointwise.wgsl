@@ -10,7 +10,16 @@
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
 //           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
 //   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
+// RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
+// folding a preceding ReLU into the loads (the input gradient is masked by the caller).
 // Workgroup size 256.
+
+override RELU: u32 = 0u;
+
+fn relu_in(v: f32) -> f32 {
+    if (RELU != 0u) { return max(v, 0.0); }
+    return v;
+}
 
 struct P {
     n: u32, m: u32, k: u32, hw: u32,
@@ -33,7 +42,7 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let rows = min(4u, p.m - i0);
     let xbase = b * p.k * p.hw + px;
     for (var j = 0u; j < p.k; j = j + 1u) {
-        let xv = g_x[xbase + j * p.hw];
+        let xv = relu_in(g_x[xbase + j * p.hw]);
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
         let w = vec4<f32>(
@@ -83,7 +92,7 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         var xv: array<f32, 4>;
         for (var q = 0u; q < 4u; q = q + 1u) {
             dv[q] = wg_dy[dyb + min(q, ri - 1u) * p.hw];
-            xv[q] = wg_x[xb + min(q, rj - 1u) * p.hw];
+            xv[q] = relu_in(wg_x[xb + min(q, rj - 1u) * p.hw]);
         }
         for (var a = 0u; a < 4u; a = a + 1u) {
             for (var c = 0u; c < 4u; c = c + 1u) {

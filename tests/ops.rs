@@ -228,6 +228,69 @@ fn depthwise_k5_dil2_s2() {
     conv_case(13, [2, 2, 8, 11], [2, 1, 5, 5], false, 2, 4, 2, 2);
 }
 
+/// conv2d(relu(x)) with the ReLU folded into the convolution (`Conv2dCfg::relu_input`),
+/// against the CPU conv of relu(x); `w_diff` = false freezes the weight (the α step's case,
+/// where x is kept only for the ReLU mask).
+#[allow(clippy::too_many_arguments)]
+fn relu_conv_case(
+    seed: u64,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+    w_diff: bool,
+) {
+    let mut rng = Rng::new(seed);
+    let inputs = vec![input(&mut rng, &xs, true), input(&mut rng, &ws, w_diff)];
+    let cfg = Conv2dCfg::new(stride, pad)
+        .dilation(dil)
+        .groups(groups)
+        .relu_input(true);
+    check(
+        &format!("conv2d(relu x) x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}"),
+        inputs,
+        |v| {
+            let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
+            cpu::conv2d(&r, s4(&xs), &v[1], s4(&ws), None, stride, pad, dil, groups).0
+        },
+        |t, v| t.conv2d(&v[0], &v[1], None, cfg),
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn relu_folded_into_pointwise() {
+    relu_conv_case(31, [2, 5, 4, 3], [3, 5, 1, 1], 1, 0, 1, 1, true);
+}
+
+#[test]
+fn relu_folded_into_strided_pointwise_frozen_weight() {
+    relu_conv_case(32, [2, 4, 7, 7], [2, 4, 1, 1], 2, 0, 1, 1, false);
+}
+
+#[test]
+fn relu_folded_into_depthwise_k3_s1() {
+    relu_conv_case(33, [2, 3, 6, 5], [3, 1, 3, 3], 1, 1, 1, 3, true);
+}
+
+#[test]
+fn relu_folded_into_depthwise_k5_dil2_s2() {
+    relu_conv_case(34, [2, 2, 8, 11], [2, 1, 5, 5], 2, 4, 2, 2, true);
+}
+
+#[test]
+fn relu_folded_into_depthwise_frozen_weight() {
+    relu_conv_case(35, [1, 3, 7, 7], [3, 1, 3, 3], 1, 2, 2, 3, false);
+}
+
+#[test]
+fn relu_folded_into_dense_3x3() {
+    relu_conv_case(36, [2, 3, 7, 5], [4, 3, 3, 3], 1, 1, 1, 1, true);
+}
+
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
     let mut rng = Rng::new(seed);
     check(

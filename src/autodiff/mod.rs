@@ -9,5 +9,5 @@ pub use ops::layout::SliceCfg;
 pub use ops::norm::BnState;
 pub use ops::pool::PoolCfg;
 pub use tape::{Grads, Tape};
-pub use tensor::{Labels, Tensor, TensorId};
 pub(crate) use tensor::Saved;
+pub use tensor::{Labels, Tensor, TensorId};

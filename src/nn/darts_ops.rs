@@ -69,8 +69,7 @@ impl ReluConvBn {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = tape.relu(x)?;
-        let h = self.conv.forward(tape, &h)?;
+        let h = self.conv.forward_relu(tape, x)?;
         self.bn.forward(tape, &h, ctx)
     }
 }
@@ -111,17 +110,18 @@ impl FactorizedReduce {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = tape.relu(x)?;
-        let a = self.conv_1.forward(tape, &h)?;
+        // The ReLU is folded into both convolutions (it commutes with the slicing).
+        let a = self.conv_1.forward_relu(tape, x)?;
         // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].
         let shifted = tape.slice2d(
-            &h,
+            x,
             SliceCfg {
                 offset: 1,
                 stride: 2,
             },
         )?;
-        let b = tape.conv2d(&shifted, &self.conv_2.weight, None, Conv2dCfg::new(1, 0))?;
+        let cfg = Conv2dCfg::new(1, 0).relu_input(true);
+        let b = tape.conv2d(&shifted, &self.conv_2.weight, None, cfg)?;
         let cat = tape.concat(&[&a, &b])?;
         self.bn.forward(tape, &cat, ctx)
     }
@@ -224,12 +224,10 @@ impl SepConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = tape.relu(x)?;
-        let h = self.dw1.forward(tape, &h)?;
+        let h = self.dw1.forward_relu(tape, x)?;
         let h = self.pw1.forward(tape, &h)?;
         let h = self.bn1.forward(tape, &h, ctx)?;
-        let h = tape.relu(&h)?;
-        let h = self.dw2.forward(tape, &h)?;
+        let h = self.dw2.forward_relu(tape, &h)?;
         let h = self.pw2.forward(tape, &h)?;
         self.bn2.forward(tape, &h, ctx)
     }
@@ -282,8 +280,7 @@ impl DilConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = tape.relu(x)?;
-        let h = self.dw.forward(tape, &h)?;
+        let h = self.dw.forward_relu(tape, x)?;
         let h = self.pw.forward(tape, &h)?;
         self.bn.forward(tape, &h, ctx)
     }

@@ -45,6 +45,12 @@ impl Conv2d {
     pub fn forward(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
         tape.conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
     }
+
+    /// conv(relu(x)), the ReLU folded into the convolution's loads.
+    pub fn forward_relu(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
+        let cfg = self.cfg.relu_input(true);
+        tape.conv2d(x, &self.weight, self.bias.as_ref(), cfg)
+    }
 }
 
 impl Module for Conv2d {

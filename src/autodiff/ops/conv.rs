@@ -13,6 +13,9 @@ pub struct Conv2dCfg {
     pub padding: usize,
     pub dilation: usize,
     pub groups: usize,
+    /// Convolve relu(x) instead of x: the ReLU is folded into the kernels' loads, so it needs
+    /// no pass and no buffer of its own (DARTS' ReLU → conv pairs).
+    pub relu_input: bool,
 }
 
 impl Conv2dCfg {
@@ -22,7 +25,12 @@ impl Conv2dCfg {
             padding,
             dilation: 1,
             groups: 1,
+            relu_input: false,
         }
+    }
+    pub fn relu_input(mut self, on: bool) -> Self {
+        self.relu_input = on;
+        self
     }
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = d;
@@ -46,6 +54,8 @@ pub(crate) struct Conv2dNode {
     w: Saved,
     b: Option<Saved>,
     params: [u32; 17],
+    /// The input went through a folded ReLU (see [`Conv2dCfg::relu_input`]).
+    relu: bool,
 }
 
 fn params(
@@ -150,18 +160,30 @@ fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
     ))
 }
 
-/// y[b] (m × hw) = A (m × k, strides `a`) · x[b] (k × hw), for every image b.
+/// Pipeline constants for a kernel reading its input through a folded ReLU (none otherwise,
+/// so the plain pipelines stay the ones already compiled).
+fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
+    if relu {
+        &[("RELU", 1)]
+    } else {
+        &[]
+    }
+}
+
+/// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
 fn gemm(
     x: &Tensor,
     a: &Tensor,
     y: &Tensor,
     [n, m, k, hw]: [usize; 4],
     [a_rs, a_cs]: [usize; 2],
+    relu: bool,
 ) -> Result<()> {
     let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
-    x.gpu().launch_grid(
+    x.gpu().launch_spec(
         "pointwise",
         "gemm",
+        relu_consts(relu),
         &pp,
         &[a.buffer(), x.buffer(), y.buffer()],
         [(n * hw).div_ceil(256), m.div_ceil(4), 1],
@@ -194,7 +216,12 @@ impl Tape {
                     stride: cfg.stride,
                 },
             )?;
-            return self.conv2d(&sub, w, None, Conv2dCfg::new(1, 0));
+            return self.conv2d(
+                &sub,
+                w,
+                None,
+                Conv2dCfg::new(1, 0).relu_input(cfg.relu_input),
+            );
         }
         if let Some(b) = b {
             if b.shape() != [out_shape[1]] {
@@ -209,9 +236,10 @@ impl Tape {
         self.add_macs(y.numel() as u64 * w.numel() as u64 / w.shape()[0] as u64);
         if let Some(pw) = pointwise(&params) {
             let (n, cin, hw, cout) = pw;
-            gemm(x, w, &y, [n, cout, cin, hw], [cin, 1])?;
+            gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], cfg.relu_input)?;
         } else if let Some((dp, consts)) = depthwise(&params) {
             let groups = y.numel().div_ceil(256);
+            let consts = [&consts[..], relu_consts(cfg.relu_input)].concat();
             gpu.launch_specialized(
                 "depthwise",
                 "forward",
@@ -222,22 +250,28 @@ impl Tape {
             )?;
         } else {
             let bias = b.unwrap_or(w);
-            gpu.launch(
+            gpu.launch_specialized(
                 "conv",
                 "forward",
+                relu_consts(cfg.relu_input),
                 &params,
                 &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-                y.numel(),
+                y.numel().div_ceil(256),
             )?;
         }
         let mut inputs = vec![x, w];
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
             Op::Conv2d(Conv2dNode {
-                x: Saved::keep_if(x, w.requires_grad()),
+                // The weight gradient reads x, and so does the folded ReLU's mask.
+                x: Saved::keep_if(
+                    x,
+                    w.requires_grad() || (cfg.relu_input && x.requires_grad()),
+                ),
                 w: Saved::keep(w),
                 b: b.map(Saved::key_only),
                 params,
+                relu: cfg.relu_input,
             })
         }))
     }
@@ -254,7 +288,7 @@ impl Conv2dNode {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
             if let Some((n, cin, hw, cout)) = pw {
                 // dx = Wᵀ·dy per image.
-                gemm(gy, self.w.data()?, &dx, [n, cin, cout, hw], [1, cin])?;
+                gemm(gy, self.w.data()?, &dx, [n, cin, cout, hw], [1, cin], false)?;
             } else if let Some((dp, consts)) = &dwc {
                 let groups = dx.numel().div_ceil(256);
                 let [n, c, h, w, ho, wo, pad, _] = *dp;
@@ -290,6 +324,20 @@ impl Conv2dNode {
                     dx.numel(),
                 )?;
             }
+            let dx = if self.relu {
+                // Through the folded ReLU: pass the gradient where x > 0.
+                let masked = Tensor::empty(gpu, dx.shape(), "conv2d dx")?;
+                gpu.launch(
+                    "elementwise",
+                    "relu_backward",
+                    &[dx.numel() as u32, 0, 0, 0],
+                    &[self.x.data()?.buffer(), dx.buffer(), masked.buffer()],
+                    dx.numel(),
+                )?;
+                masked
+            } else {
+                dx
+            };
             out.push((self.x.key(), dx));
         }
         if self.w.requires_grad() {
@@ -302,12 +350,13 @@ impl Conv2dNode {
                 let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
                 let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;
                 let bufs = [gy.buffer(), self.x.data()?.buffer(), &part];
-                gpu.launch(
+                gpu.launch_specialized(
                     "pointwise",
                     "weight_grad_partial",
+                    relu_consts(self.relu),
                     &pp,
                     &bufs,
-                    blocks * chunks,
+                    (blocks * chunks).div_ceil(256),
                 )?;
                 gpu.launch(
                     "pointwise",
@@ -326,13 +375,28 @@ impl Conv2dNode {
                 let part = gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?;
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), &part];
                 let groups = (c * chunks).div_ceil(256);
-                gpu.launch_specialized("depthwise", "weight_partial", &consts, &dp, &bufs, groups)?;
+                let wconsts = [&consts[..], relu_consts(self.relu)].concat();
+                gpu.launch_specialized(
+                    "depthwise",
+                    "weight_partial",
+                    &wconsts,
+                    &dp,
+                    &bufs,
+                    groups,
+                )?;
                 let groups = dw.numel().div_ceil(256);
                 let bufs = [&part, dw.buffer()];
                 gpu.launch_specialized("depthwise", "weight_sum", &consts, &dp, &bufs, groups)?;
             } else {
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), dw.buffer()];
-                gpu.launch_groups("conv", "backward_weight", p, &bufs, dw.numel())?;
+                gpu.launch_specialized(
+                    "conv",
+                    "backward_weight",
+                    relu_consts(self.relu),
+                    p,
+                    &bufs,
+                    dw.numel(),
+                )?;
             }
             out.push((self.w.key(), dw));
         }

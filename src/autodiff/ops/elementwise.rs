@@ -272,7 +272,11 @@ impl Tape {
             false,
             1.0,
         )?;
-        Ok(self.record(&[x], y, || Op::SumAll(SumAllNode { x: Saved::key_only(x) })))
+        Ok(self.record(&[x], y, || {
+            Op::SumAll(SumAllNode {
+                x: Saved::key_only(x),
+            })
+        }))
     }
 }
 

@@ -123,7 +123,11 @@ impl Tape {
     /// Same data, new shape (same element count).
     pub fn reshape(&mut self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
         let y = x.reshape(shape)?;
-        Ok(self.record(&[x], y, || Op::Reshape(ReshapeNode { x: Saved::key_only(x) })))
+        Ok(self.record(&[x], y, || {
+            Op::Reshape(ReshapeNode {
+                x: Saved::key_only(x),
+            })
+        }))
     }
 }
 

@@ -104,13 +104,31 @@ impl LinearNode {
         if self.x.requires_grad() {
             // dx (n, in) = gy (n, out) · W (out, in)
             let dx = Tensor::empty(gpu, self.x.shape(), "linear dx")?;
-            matmul(gy, self.w.data()?, None, &dx, n, fin, fout, [fout, 1, fin, 1])?;
+            matmul(
+                gy,
+                self.w.data()?,
+                None,
+                &dx,
+                n,
+                fin,
+                fout,
+                [fout, 1, fin, 1],
+            )?;
             out.push((self.x.key(), dx));
         }
         if self.w.requires_grad() {
             // dW (out, in) = gyᵀ (out, n) · x (n, in)
             let dw = Tensor::empty(gpu, self.w.shape(), "linear dw")?;
-            matmul(gy, self.x.data()?, None, &dw, fout, fin, n, [1, fout, fin, 1])?;
+            matmul(
+                gy,
+                self.x.data()?,
+                None,
+                &dw,
+                fout,
+                fin,
+                n,
+                [1, fout, fin, 1],
+            )?;
             out.push((self.w.key(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {

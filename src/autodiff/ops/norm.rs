@@ -15,12 +15,16 @@ pub struct BnState<'a> {
 }
 
 pub(crate) struct BatchNormNode {
+    /// The input's values are kept only when `xhat` is not.
     x: Saved,
+    /// Train mode without affine: the output is x̂ itself, so backward reads it instead of
+    /// the input (bit-identical), and the input is freed as soon as its consumers are done.
+    xhat: Option<Tensor>,
     gamma: Option<Saved>,
     beta: Option<Saved>,
     /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
     saved: Tensor,
-    params: [u32; 8],
+    params: [u32; 9],
 }
 
 impl Tape {
@@ -79,6 +83,7 @@ impl Tape {
             state.momentum.to_bits(),
             1,
             train as u32,
+            0,
         ];
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         if train {
@@ -127,9 +132,14 @@ impl Tape {
             inputs.push(g);
             inputs.push(b);
         }
+        let from_output = train && affine.is_none();
+        let xhat = from_output.then(|| y.clone());
+        let mut params = params;
+        params[8] = from_output as u32;
         Ok(self.record(&inputs, y, || {
             Op::BatchNorm(BatchNormNode {
-                x: Saved::keep(x),
+                x: Saved::keep_if(x, !from_output),
+                xhat,
                 gamma: affine.map(|a| Saved::keep(a.0)),
                 beta: affine.map(|a| Saved::key_only(a.1)),
                 saved,
@@ -140,6 +150,14 @@ impl Tape {
 }
 
 impl BatchNormNode {
+    /// What backward reads for x̂: the saved output, or the input.
+    fn source(&self) -> Result<&Tensor> {
+        match &self.xhat {
+            Some(y) => Ok(y),
+            None => self.x.data(),
+        }
+    }
+
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let c = self.params[1] as usize;
@@ -147,7 +165,7 @@ impl BatchNormNode {
             "batchnorm",
             "backward_reduce",
             &self.params,
-            &[self.x.data()?.buffer(), gy.buffer(), self.saved.buffer()],
+            &[self.source()?.buffer(), gy.buffer(), self.saved.buffer()],
             c,
         )?;
         let mut out = Vec::new();
@@ -162,7 +180,7 @@ impl BatchNormNode {
                 "backward_dx",
                 &self.params,
                 &[
-                    self.x.data()?.buffer(),
+                    self.source()?.buffer(),
                     gy.buffer(),
                     self.saved.buffer(),
                     g.buffer(),
