@@ -3,7 +3,8 @@
 // wins); ties go to the first element in row-major window order, as in PyTorch. Average
 // pooling divides by the number of in-bounds elements (count_include_pad = False).
 // Entries and bindings (0 = params):
-//   max_forward 1 x, 2 y, 3 argmax (u32, in-plane index of each output's maximum);
+//   max_forward 1 x, 2 y;  max_argmax 1 x, 2 argmax (u32, in-plane index of each output's
+//   maximum; recomputed in backward so that training keeps no argmax between passes);
 //   max_backward 1 argmax, 2 dy, 3 dx;  avg_forward 1 x, 2 y;
 //   avg_backward 1 dy, 2 dx;  global_forward 1 x, 2 y (y: n*c);  global_backward 1 dy, 2 dx.
 // Forwards: one thread per output; backwards: one thread per input element, gathering from
@@ -41,8 +42,6 @@ fn argmax_in(base: u32, oy: u32, ox: u32) -> u32 {
     return arg;
 }
 
-@group(0) @binding(3) var<storage, read_write> f_arg: array<u32>;
-
 @compute @workgroup_size(256)
 fn max_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
@@ -50,9 +49,19 @@ fn max_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let base = (i / (p.wo * p.ho)) * p.h * p.w;
-    let k = argmax_in(base, oy, ox);
-    fy[i] = fx[base + k];
-    f_arg[i] = k;
+    fy[i] = fx[base + argmax_in(base, oy, ox)];
+}
+
+@group(0) @binding(2) var<storage, read_write> a_arg: array<u32>;
+
+@compute @workgroup_size(256)
+fn max_argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * p.wo) { return; }
+    let ox = i % p.wo;
+    let oy = (i / p.wo) % p.ho;
+    let base = (i / (p.wo * p.ho)) * p.h * p.w;
+    a_arg[i] = argmax_in(base, oy, ox);
 }
 
 // Range of outputs along one axis whose window covers input coordinate `i`.

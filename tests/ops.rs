@@ -291,6 +291,57 @@ fn relu_folded_into_dense_3x3() {
     relu_conv_case(36, [2, 3, 7, 5], [4, 3, 3, 3], 1, 1, 1, 1, true);
 }
 
+/// pw(dw(relu x)) as one node whose backward recomputes the depthwise output, against the
+/// CPU composition; every input differentiable, then with both weights frozen.
+fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, dil: usize) {
+    let c = xs[1];
+    let cout = c + 1;
+    for train_weights in [true, false] {
+        let mut rng = Rng::new(seed);
+        let inputs = vec![
+            input(&mut rng, &xs, true),
+            input(&mut rng, &[c, 1, k, k], train_weights),
+            input(&mut rng, &[cout, c, 1, 1], train_weights),
+        ];
+        let cfg = Conv2dCfg::new(stride, pad)
+            .dilation(dil)
+            .groups(c)
+            .relu_input(true);
+        check(
+            &format!("dw_pw x{xs:?} k{k} s{stride} p{pad} d{dil} weights={train_weights}"),
+            inputs,
+            |v| {
+                let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
+                let (mid, ms) = cpu::conv2d(
+                    &r,
+                    s4(&xs),
+                    &v[1],
+                    Shape4(c, 1, k, k),
+                    None,
+                    stride,
+                    pad,
+                    dil,
+                    c,
+                );
+                cpu::conv2d(&mid, ms, &v[2], Shape4(cout, c, 1, 1), None, 1, 0, 1, 1).0
+            },
+            |t, v| t.dw_pw(&v[0], &v[1], cfg, &v[2]),
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
+}
+
+#[test]
+fn dw_pw_recomputed_k3_s1() {
+    dw_pw_case(41, [2, 3, 6, 5], 3, 1, 1, 1);
+}
+
+#[test]
+fn dw_pw_recomputed_k5_dil2_s2() {
+    dw_pw_case(42, [1, 2, 9, 8], 5, 2, 4, 2);
+}
+
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
     let mut rng = Rng::new(seed);
     check(

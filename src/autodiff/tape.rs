@@ -12,6 +12,7 @@ use std::collections::HashMap;
 /// Every recorded op. Each variant's node type lives beside its forward in `ops/`.
 pub(crate) enum Op {
     Conv2d(conv::Conv2dNode),
+    DwPw(conv::DwPwNode),
     MaxPool(pool::PoolNode),
     AvgPool(pool::PoolNode),
     GlobalAvgPool(pool::GlobalPoolNode),
@@ -39,6 +40,7 @@ impl Op {
     fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         match self {
             Op::Conv2d(n) => n.backward(gy),
+            Op::DwPw(n) => n.backward(gy),
             Op::MaxPool(n) => n.backward_max(gy),
             Op::AvgPool(n) => n.backward_avg(gy),
             Op::GlobalAvgPool(n) => n.backward(gy),
@@ -73,6 +75,8 @@ pub struct Tape {
     recording: bool,
     /// Multiply-adds of the convolutions and linear layers run through this tape.
     macs: u64,
+    /// Recompute cheap intermediates in backward instead of keeping them (see `dw_pw`).
+    recompute: bool,
 }
 
 /// Gradients by tensor.
@@ -121,6 +125,7 @@ impl Tape {
             nodes: Vec::new(),
             recording: true,
             macs: 0,
+            recompute: true,
         }
     }
 
@@ -131,11 +136,22 @@ impl Tape {
             nodes: Vec::new(),
             recording: false,
             macs: 0,
+            recompute: true,
         }
     }
 
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// Trades memory for time: on (the default), ops such as [`Tape::dw_pw`] recompute
+    /// intermediates in backward instead of keeping them. Results are identical either way.
+    pub fn set_recompute(&mut self, on: bool) {
+        self.recompute = on;
+    }
+
+    pub fn recompute(&self) -> bool {
+        self.recompute
     }
 
     pub fn len(&self) -> usize {

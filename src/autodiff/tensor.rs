@@ -239,6 +239,7 @@ impl TensorKey {
 
 /// An op input as its tape node keeps it: always its identity, its values only when the
 /// backward rule reads them, so activations nobody reads again are freed during forward.
+#[derive(Clone)]
 pub(crate) struct Saved {
     key: TensorKey,
     data: Option<Tensor>,

@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Build every step eagerly instead of replaying the recorded step.
     #[arg(long)]
     pub eager: bool,
+    /// Keep intermediates for backward instead of recomputing them (more memory, less work).
+    #[arg(long)]
+    pub no_recompute: bool,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also print the results as one line of JSON at the end.
@@ -58,6 +61,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                 steps: a.steps,
                 warmup: a.warmup,
                 replay: !a.eager,
+                recompute: !a.no_recompute,
                 seed: a.seed,
             });
         }
@@ -73,11 +77,16 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             eprintln!("adapter: {adapter}");
         }
         eprintln!(
-            "{}: {} warm-up + {} timed steps ({})…",
+            "{}: {} warm-up + {} timed steps ({}, {})…",
             cfg.label(),
             cfg.warmup.max(1),
             cfg.steps,
-            if cfg.replay { "replayed" } else { "eager" }
+            if cfg.replay { "replayed" } else { "eager" },
+            if cfg.recompute {
+                "recomputing"
+            } else {
+                "keeping intermediates"
+            }
         );
         match bench_search_step(&gpu, cfg) {
             Ok(r) => results.push(r),

@@ -224,11 +224,9 @@ impl SepConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.dw1.forward_relu(tape, x)?;
-        let h = self.pw1.forward(tape, &h)?;
+        let h = Conv2d::relu_dw_pw(tape, x, &self.dw1, &self.pw1)?;
         let h = self.bn1.forward(tape, &h, ctx)?;
-        let h = self.dw2.forward_relu(tape, &h)?;
-        let h = self.pw2.forward(tape, &h)?;
+        let h = Conv2d::relu_dw_pw(tape, &h, &self.dw2, &self.pw2)?;
         self.bn2.forward(tape, &h, ctx)
     }
 }
@@ -280,8 +278,7 @@ impl DilConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.dw.forward_relu(tape, x)?;
-        let h = self.pw.forward(tape, &h)?;
+        let h = Conv2d::relu_dw_pw(tape, x, &self.dw, &self.pw)?;
         self.bn.forward(tape, &h, ctx)
     }
 }

@@ -46,6 +46,16 @@ impl Conv2d {
         tape.conv2d(x, &self.weight, self.bias.as_ref(), self.cfg)
     }
 
+    /// pw(dw(relu(x))): a depthwise then a 1×1 convolution as one tape node (see
+    /// [`Tape::dw_pw`]), the ReLU folded into the depthwise loads.
+    pub fn relu_dw_pw(tape: &mut Tape, x: &Tensor, dw: &Conv2d, pw: &Conv2d) -> Result<Tensor> {
+        if pw.bias.is_some() || dw.bias.is_some() || pw.cfg != Conv2dCfg::new(1, 0) {
+            let h = dw.forward_relu(tape, x)?;
+            return pw.forward(tape, &h);
+        }
+        tape.dw_pw(x, &dw.weight, dw.cfg.relu_input(true), &pw.weight)
+    }
+
     /// conv(relu(x)), the ReLU folded into the convolution's loads.
     pub fn forward_relu(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
         let cfg = self.cfg.relu_input(true);

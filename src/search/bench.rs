@@ -28,6 +28,9 @@ pub struct BenchConfig {
     pub warmup: usize,
     /// Replay the recorded step (the default), or build every step eagerly.
     pub replay: bool,
+    /// Recompute intermediates in backward (the default), or keep them.
+    #[serde(default = "yes")]
+    pub recompute: bool,
     pub seed: u64,
 }
 
@@ -40,6 +43,7 @@ impl BenchConfig {
             steps: 10,
             warmup: 2,
             replay: true,
+            recompute: true,
             seed: 0,
         }
     }
@@ -56,6 +60,10 @@ impl BenchConfig {
             ),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One configuration's measurements.
@@ -113,6 +121,7 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
     };
     let mut search = Search::new(gpu, settings)?;
     search.replay = cfg.replay;
+    search.recompute = cfg.recompute;
     search.set_epoch(0)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let classes = cfg.space.classes();

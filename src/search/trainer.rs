@@ -347,6 +347,9 @@ pub struct Search {
     /// Record the first step of each batch shape and replay it afterwards (the default);
     /// off, every step is built eagerly. Both compute exactly the same values.
     pub replay: bool,
+    /// Recompute cheap intermediates in backward instead of keeping them (the default; see
+    /// [`Tape::set_recompute`]). Off trades memory for time; results are identical.
+    pub recompute: bool,
     recorded: Option<RecordedStep>,
 }
 
@@ -410,6 +413,7 @@ impl Search {
             step: 0,
             history: Vec::new(),
             replay: true,
+            recompute: true,
             recorded: None,
         })
     }
@@ -477,6 +481,7 @@ impl Search {
             .for_each(|(_, t)| t.set_requires_grad(false));
         let result = (|| {
             let mut tape = Tape::new(&self.gpu);
+            tape.set_recompute(self.recompute);
             let logits = self
                 .net
                 .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
@@ -515,6 +520,7 @@ impl Search {
         alphas.iter().for_each(|a| a.set_requires_grad(false));
         let result = (|| {
             let mut tape = Tape::new(&self.gpu);
+            tape.set_recompute(self.recompute);
             let logits = self
                 .net
                 .forward(&mut tape, x, self.beta(), Ctx { train: true })?;

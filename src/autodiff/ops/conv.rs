@@ -190,7 +190,101 @@ fn gemm(
     )
 }
 
+/// Runs conv2d's forward kernels (the 1×1, depthwise or general path) into a new tensor,
+/// outside the tape.
+fn conv_forward(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    params: &[u32; 17],
+    out_shape: &[usize],
+    relu: bool,
+) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let y = Tensor::empty(gpu, out_shape, "conv2d output")?;
+    if let Some(pw) = pointwise(params) {
+        let (n, cin, hw, cout) = pw;
+        gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu)?;
+    } else if let Some((dp, consts)) = depthwise(params) {
+        let groups = y.numel().div_ceil(256);
+        let consts = [&consts[..], relu_consts(relu)].concat();
+        gpu.launch_specialized(
+            "depthwise",
+            "forward",
+            &consts,
+            &dp,
+            &[x.buffer(), w.buffer(), y.buffer()],
+            groups,
+        )?;
+    } else {
+        let bias = b.unwrap_or(w);
+        gpu.launch_specialized(
+            "conv",
+            "forward",
+            relu_consts(relu),
+            params,
+            &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
+            y.numel().div_ceil(256),
+        )?;
+    }
+    Ok(y)
+}
+
+/// A depthwise convolution followed by a 1×1 one (DARTS' sep_conv and dil_conv halves),
+/// recorded as one node that keeps only the depthwise input: backward recomputes the
+/// depthwise output (one extra depthwise pass) instead of holding it between the passes.
+pub(crate) struct DwPwNode {
+    x: Saved,
+    w_dw: Saved,
+    w_pw: Saved,
+    p_dw: [u32; 17],
+    p_pw: [u32; 17],
+    mid_shape: [usize; 4],
+    relu: bool,
+}
+
 impl Tape {
+    /// pw(dw(x)): `w_dw` a depthwise (or any) convolution with `cfg_dw`, then the 1×1
+    /// convolution `w_pw`. With recomputation on (the default) and the 1×1 weight training,
+    /// the intermediate is not kept for backward; results are identical either way.
+    pub fn dw_pw(
+        &mut self,
+        x: &Tensor,
+        w_dw: &Tensor,
+        cfg_dw: Conv2dCfg,
+        w_pw: &Tensor,
+    ) -> Result<Tensor> {
+        let pw_cfg = Conv2dCfg::new(1, 0);
+        if !(self.recompute() && self.wants(&[x, w_dw, w_pw]) && w_pw.requires_grad()) {
+            // Nothing to save (inference, or the α step where the 1×1 weight is frozen).
+            let mid = self.conv2d(x, w_dw, None, cfg_dw)?;
+            return self.conv2d(&mid, w_pw, None, pw_cfg);
+        }
+        let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
+        let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, cfg_dw.relu_input)?;
+        let (p_pw, out_shape) = params(&mid, w_pw, pw_cfg, false)?;
+        if pointwise(&p_pw).is_none() {
+            return Err(Error::shape(
+                "dw_pw",
+                format!("the second weight must be 1×1, got {:?}", w_pw.shape()),
+            ));
+        }
+        let y = conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false)?;
+        self.add_macs(mid.numel() as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
+        self.add_macs(y.numel() as u64 * w_pw.numel() as u64 / w_pw.shape()[0] as u64);
+        Ok(self.record(&[x, w_dw, w_pw], y, || {
+            Op::DwPw(DwPwNode {
+                x: Saved::keep(x),
+                w_dw: Saved::keep(w_dw),
+                w_pw: Saved::keep(w_pw),
+                p_dw,
+                p_pw,
+                mid_shape,
+                relu: cfg_dw.relu_input,
+            })
+        }))
+    }
+
     /// y = conv2d(x, w) (+ b). x: (n, cin, h, w); w: (cout, cin/groups, kh, kw); b: (cout).
     pub fn conv2d(
         &mut self,
@@ -231,34 +325,8 @@ impl Tape {
                 ));
             }
         }
-        let gpu = self.gpu().clone();
-        let y = Tensor::empty(&gpu, &out_shape, "conv2d output")?;
+        let y = conv_forward(x, w, b, &params, &out_shape, cfg.relu_input)?;
         self.add_macs(y.numel() as u64 * w.numel() as u64 / w.shape()[0] as u64);
-        if let Some(pw) = pointwise(&params) {
-            let (n, cin, hw, cout) = pw;
-            gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], cfg.relu_input)?;
-        } else if let Some((dp, consts)) = depthwise(&params) {
-            let groups = y.numel().div_ceil(256);
-            let consts = [&consts[..], relu_consts(cfg.relu_input)].concat();
-            gpu.launch_specialized(
-                "depthwise",
-                "forward",
-                &consts,
-                &dp,
-                &[x.buffer(), w.buffer(), y.buffer()],
-                groups,
-            )?;
-        } else {
-            let bias = b.unwrap_or(w);
-            gpu.launch_specialized(
-                "conv",
-                "forward",
-                relu_consts(cfg.relu_input),
-                &params,
-                &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-                y.numel().div_ceil(256),
-            )?;
-        }
         let mut inputs = vec![x, w];
         inputs.extend(b);
         Ok(self.record(&inputs, y, || {
@@ -274,6 +342,50 @@ impl Tape {
                 relu: cfg.relu_input,
             })
         }))
+    }
+}
+
+impl DwPwNode {
+    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        let x = self.x.data()?;
+        // The same kernel on the same inputs: bit-identical to the forward's intermediate.
+        let mid = conv_forward(
+            x,
+            self.w_dw.data()?,
+            None,
+            &self.p_dw,
+            &self.mid_shape,
+            self.relu,
+        )?
+        .with_grad();
+        let pw = Conv2dNode {
+            x: Saved::keep(&mid),
+            w: self.w_pw.clone(),
+            b: None,
+            params: self.p_pw,
+            relu: false,
+        };
+        let mut out = Vec::new();
+        let mut dmid = None;
+        for (key, g) in pw.backward(gy)? {
+            if key.id() == mid.id() {
+                dmid = Some(g);
+            } else {
+                out.push((key, g));
+            }
+        }
+        drop(pw);
+        drop(mid);
+        let dmid = dmid.ok_or_else(|| Error::Gpu("internal: dw_pw lost its gradient".into()))?;
+        let dw = Conv2dNode {
+            x: self.x.clone(),
+            w: self.w_dw.clone(),
+            b: None,
+            params: self.p_dw,
+            relu: self.relu,
+        };
+        out.extend(dw.backward(&dmid)?);
+        Ok(out)
     }
 }
 

@@ -5,7 +5,6 @@ use super::conv::out_size;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
-use crate::gpu::GpuBuffer;
 
 /// Square pooling window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +25,10 @@ impl PoolCfg {
 }
 
 pub(crate) struct PoolNode {
+    /// Max pooling keeps x (usually alive anyway: the edge's convolutions read it too) and
+    /// recomputes the argmax in backward instead of holding it between the passes.
     x: Saved,
     params: [u32; 12],
-    /// Max pooling: in-plane index of each output's maximum, so backward needs no search.
-    argmax: Option<GpuBuffer>,
 }
 
 pub(crate) struct GlobalPoolNode {
@@ -77,19 +76,17 @@ impl Tape {
     pub fn max_pool2d(&mut self, x: &Tensor, cfg: PoolCfg) -> Result<Tensor> {
         let (params, shape) = params(x, cfg, "max_pool2d")?;
         let y = Tensor::empty(self.gpu(), &shape, "max_pool2d output")?;
-        let argmax = self.gpu().alloc("max_pool2d argmax", y.numel())?;
         self.gpu().launch(
             "pool",
             "max_forward",
             &params,
-            &[x.buffer(), y.buffer(), &argmax],
+            &[x.buffer(), y.buffer()],
             y.numel(),
         )?;
         Ok(self.record(&[x], y, || {
             Op::MaxPool(PoolNode {
-                x: Saved::key_only(x),
+                x: Saved::keep(x),
                 params,
-                argmax: Some(argmax),
             })
         }))
     }
@@ -109,7 +106,6 @@ impl Tape {
             Op::AvgPool(PoolNode {
                 x: Saved::key_only(x),
                 params,
-                argmax: None,
             })
         }))
     }
@@ -137,16 +133,21 @@ impl Tape {
 
 impl PoolNode {
     pub(crate) fn backward_max(&self, gy: &Tensor) -> Result<InputGrads> {
-        let dx = Tensor::empty(gy.gpu(), self.x.shape(), "max_pool2d dx")?;
-        let argmax = self
-            .argmax
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("internal: max pooling without argmax".into()))?;
-        gy.gpu().launch(
+        let gpu = gy.gpu();
+        let argmax = gpu.alloc("max_pool2d argmax", gy.numel())?;
+        gpu.launch(
+            "pool",
+            "max_argmax",
+            &self.params,
+            &[self.x.data()?.buffer(), &argmax],
+            gy.numel(),
+        )?;
+        let dx = Tensor::empty(gpu, self.x.shape(), "max_pool2d dx")?;
+        gpu.launch(
             "pool",
             "max_backward",
             &self.params,
-            &[argmax, gy.buffer(), dx.buffer()],
+            &[&argmax, gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
         Ok(vec![(self.x.key(), dx)])
