@@ -3,7 +3,9 @@
 // Kernel size K, stride S and dilation D are pipeline constants, so the tap loops unroll and
 // the weight-gradient accumulators live in registers; padding comes from the parameters.
 // x: (n, c, h, w), weight: (c, 1, K, K), y: (n, c, ho, wo).
-//   forward         1 x, 2 weight, 3 y       one thread per output element
+//   forward         1 x, 2 weight, 3 y       one thread per strip of STRIP = 4 outputs of a row:
+//                   each input row's window is loaded once into registers and serves all
+//                   K taps of the 4 outputs (needs (STRIP-1)*S + (K-1)*D + 1 <= 16)
 //   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather); stride 1
 //                   uses `forward` with FLIP instead (see below)
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
@@ -37,31 +39,49 @@ struct P {
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
 
+const STRIP: u32 = 4u;
+
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
-    if (i >= p.n * p.c * p.ho * p.wo) { return; }
-    let ox = i % p.wo;
-    let r = i / p.wo;
+    let strips = (p.wo + STRIP - 1u) / STRIP;
+    if (i >= p.n * p.c * p.ho * strips) { return; }
+    let sx = i % strips;
+    let r = i / strips;
     let oy = r % p.ho;
     let plane = r / p.ho;
     let ch = plane % p.c;
     let xb = plane * p.h * p.w;
+    let ox0 = sx * STRIP;
     let y0 = i32(oy * S) - i32(p.pad);
-    let x0 = i32(ox * S) - i32(p.pad);
-    var acc = 0.0;
+    let x0 = i32(ox0 * S) - i32(p.pad);
+    let span = (STRIP - 1u) * S + (K - 1u) * D + 1u;
+    var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < K; ky = ky + 1u) {
         let iy = y0 + i32(ky * D);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let row = xb + u32(iy) * p.w;
+        // The input row segment under the strip's windows; zero outside the image.
+        var win: array<f32, 16>;
+        for (var q = 0u; q < span; q = q + 1u) {
+            let ix = x0 + i32(q);
+            var v = 0.0;
+            if (ix >= 0 && ix < i32(p.w)) { v = relu_in(f_x[row + u32(ix)]); }
+            win[q] = v;
+        }
         for (var kx = 0u; kx < K; kx = kx + 1u) {
-            let ix = x0 + i32(kx * D);
-            if (ix < 0 || ix >= i32(p.w)) { continue; }
             var tap = ky * K + kx;
             if (FLIP != 0u) { tap = K * K - 1u - tap; }
-            acc = acc + relu_in(f_x[xb + u32(iy) * p.w + u32(ix)]) * f_w[ch * K * K + tap];
+            let wv = f_w[ch * K * K + tap];
+            let o = kx * D;
+            acc = acc + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
         }
     }
-    f_y[i] = acc;
+    let yb = (plane * p.ho + oy) * p.wo + ox0;
+    f_y[yb] = acc.x;
+    if (ox0 + 1u < p.wo) { f_y[yb + 1u] = acc.y; }
+    if (ox0 + 2u < p.wo) { f_y[yb + 2u] = acc.z; }
+    if (ox0 + 3u < p.wo) { f_y[yb + 3u] = acc.w; }
 }
 
 @group(0) @binding(1) var<storage, read> bi_dy: array<f32>;

@@ -146,10 +146,12 @@ type DepthwiseConsts = [(&'static str, u32); 3];
 /// most 5×5, equal strides, dilations and paddings, and no bias.
 fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
     let [n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, g, bias] = *p;
+    // The forward kernel keeps a row window of 3·s + (k−1)·d + 1 ≤ 16 values in registers.
     let ok = g == cin
         && g == cout
         && kh == kw
         && kh <= 5
+        && 3 * sh + (kh - 1) * dh < 16
         && sh == sw
         && ph == pw
         && dh == dw
@@ -168,6 +170,12 @@ fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
     } else {
         &[]
     }
+}
+
+/// Workgroups of a depthwise `forward` launch: one thread per strip of 4 outputs of a row.
+fn depthwise_forward_groups(dp: &[u32; 8]) -> usize {
+    let [n, c, _, _, ho, wo, _, _] = dp.map(|v| v as usize);
+    (n * c * ho * wo.div_ceil(4)).div_ceil(256)
 }
 
 /// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
@@ -206,7 +214,7 @@ fn conv_forward(
         let (n, cin, hw, cout) = pw;
         gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu)?;
     } else if let Some((dp, consts)) = depthwise(params) {
-        let groups = y.numel().div_ceil(256);
+        let groups = depthwise_forward_groups(&dp);
         let consts = [&consts[..], relu_consts(relu)].concat();
         gpu.launch_specialized(
             "depthwise",
@@ -410,6 +418,7 @@ impl Conv2dNode {
                     let fp = [n, c, ho, wo, h, w, d * (k - 1) - pad, 0];
                     let fc = [consts[0], consts[1], consts[2], ("FLIP", 1)];
                     let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
+                    let groups = depthwise_forward_groups(&fp);
                     gpu.launch_specialized("depthwise", "forward", &fc, &fp, &bufs, groups)?;
                 } else {
                     let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
