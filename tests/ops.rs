@@ -658,6 +658,34 @@ fn weighted_sum_with_weight_gradient() {
 }
 
 #[test]
+fn weighted_sum_of_six_terms_over_two_tables() {
+    // A DARTS- edge: five candidates weighted from α (two launches of up to four terms) and
+    // β·x from a second, constant table; α and every y get gradients, β none.
+    let mut rng = Rng::new(47);
+    let s = [2, 3, 5, 3];
+    let mut inputs: Vec<Input> = (0..6).map(|_| input(&mut rng, &s, true)).collect();
+    inputs.push(input(&mut rng, &[2, 5], true));
+    inputs.push(input(&mut rng, &[3], false));
+    check(
+        "weighted sum over two tables",
+        inputs,
+        |v| {
+            (0..v[0].len())
+                .map(|i| (0..5).map(|k| v[6][5 + k] * v[k][i]).sum::<f64>() + v[7][2] * v[5][i])
+                .collect()
+        },
+        |t, v| {
+            let mut terms: Vec<(&Tensor, &Tensor, usize)> =
+                (0..5).map(|k| (&v[k], &v[6], 5 + k)).collect();
+            terms.push((&v[5], &v[7], 2));
+            t.weighted_sum_terms(&terms)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
 fn sum_all_large() {
     // More elements than one reduction chunk, not a multiple of the workgroup.
     let mut rng = Rng::new(46);

@@ -27,6 +27,7 @@ const FILES: &[(&str, &str)] = &[
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("mixed", include_str!("../../shaders/mixed.wgsl")),
 ];
 
 /// (file name, full source with prelude) of every kernel family.

@@ -509,22 +509,34 @@ impl MixedOp {
             ys.push(op.forward(tape, x, ctx)?);
             idx.push(edge * k + i);
         }
-        let refs: Vec<&Tensor> = ys.iter().collect();
-        let mut out = if refs.is_empty() {
-            self.ops[0].forward(tape, x, ctx)?
-        } else {
-            tape.weighted_sum(&refs, weights, &idx)?
-        };
-        if self.has_aux {
+        let aux = if self.has_aux {
             let (table, i) = beta.ok_or_else(|| Error::Invalid("a DARTS- edge needs β".into()))?;
             let a = match &self.aux {
                 Some(fr) => fr.forward(tape, x, ctx)?,
                 None => x.clone(),
             };
-            let scaled = tape.scale_by(&a, table, i)?;
-            out = tape.sum(&[&out, &scaled])?;
+            Some((a, table, i))
+        } else {
+            None
+        };
+        if ys.is_empty() {
+            // Every candidate is `none`: the edge is zero (plus β·aux).
+            let zero = self.ops[0].forward(tape, x, ctx)?;
+            return match aux {
+                Some((a, table, i)) => {
+                    let scaled = tape.scale_by(&a, table, i)?;
+                    tape.sum(&[&zero, &scaled])
+                }
+                None => Ok(zero),
+            };
         }
-        Ok(out)
+        // One weighted sum over the candidates and β·aux: fewer launches, no temporaries.
+        let mut terms: Vec<(&Tensor, &Tensor, usize)> =
+            ys.iter().zip(&idx).map(|(y, &i)| (y, weights, i)).collect();
+        if let Some((a, table, i)) = &aux {
+            terms.push((a, *table, *i));
+        }
+        tape.weighted_sum_terms(&terms)
     }
 }
 

@@ -68,10 +68,8 @@ pub(crate) struct ScaleByNode {
     factor: f32,
 }
 pub(crate) struct WeightedSumNode {
-    /// Values kept only when w needs its gradient (the α step).
-    ys: Vec<Saved>,
-    w: Saved,
-    idx: Vec<usize>,
+    /// (y, its weight table, index in the table).
+    terms: Vec<(Saved, Saved, usize)>,
 }
 pub(crate) struct ScaleRowsNode {
     x: Saved,
@@ -200,42 +198,87 @@ impl Tape {
     /// Σ_k w[idx[k]] · ys[k]: the mixed-edge sum (w a softmax table, idx the flat positions
     /// of this edge's ops), with gradients to every y_k and to w.
     pub fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, idx: &[usize]) -> Result<Tensor> {
-        let Some(first) = ys.first() else {
-            return Err(Error::shape("weighted_sum", "needs at least one tensor"));
-        };
-        for y in ys {
-            same_shape("weighted_sum", first, y)?;
-        }
-        if idx.len() != ys.len() || idx.iter().any(|&i| i >= w.numel()) {
+        if idx.len() != ys.len() {
             return Err(Error::shape(
                 "weighted_sum",
-                format!(
-                    "{} terms with weight indices {idx:?} into weights {:?}",
-                    ys.len(),
-                    w.shape()
-                ),
+                format!("{} terms with {} weight indices", ys.len(), idx.len()),
             ));
         }
-        let out = scale_by_raw(first, w, idx[0], 1.0)?;
-        for (y, &i) in ys.iter().zip(idx).skip(1) {
+        let terms: Vec<(&Tensor, &Tensor, usize)> =
+            ys.iter().zip(idx).map(|(y, &i)| (*y, w, i)).collect();
+        self.weighted_sum_terms(&terms)
+    }
+
+    /// Σ_k table_k[idx_k] · y_k over terms (y, table, idx) whose weights sit in at most two
+    /// GPU tables (the mixed edge: softmax(α) for the candidates, β for the auxiliary skip).
+    /// Gradients flow to every y_k and to the tables that require one. Four terms per launch.
+    pub fn weighted_sum_terms(&mut self, terms: &[(&Tensor, &Tensor, usize)]) -> Result<Tensor> {
+        let Some(&(first, table_a, _)) = terms.first() else {
+            return Err(Error::shape("weighted_sum", "needs at least one tensor"));
+        };
+        let mut table_b = table_a;
+        for &(y, table, i) in terms {
+            same_shape("weighted_sum", first, y)?;
+            if i >= table.numel() {
+                return Err(Error::shape(
+                    "weighted_sum",
+                    format!("weight index {i} into a table of {}", table.numel()),
+                ));
+            }
+            if table.id() != table_a.id() {
+                if table_b.id() != table_a.id() && table_b.id() != table.id() {
+                    return Err(Error::shape(
+                        "weighted_sum",
+                        "the weights must come from at most two tables",
+                    ));
+                }
+                table_b = table;
+            }
+        }
+        let n = first.numel();
+        let out = Tensor::empty(self.gpu(), first.shape(), "weighted sum")?;
+        for (c, chunk) in terms.chunks(4).enumerate() {
+            let mut p = [0u32; 16];
+            p[0] = n as u32;
+            p[1] = chunk.len() as u32;
+            p[2] = (c > 0) as u32;
+            for (k, &(_, table, i)) in chunk.iter().enumerate() {
+                p[8 + k] = i as u32;
+                p[12 + k] = (table.id() != table_a.id()) as u32;
+            }
+            let y = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).0.buffer();
             self.gpu().launch(
-                "elementwise",
-                "axpy",
-                &ew_params(out.numel(), i, 1.0),
-                &[y.buffer(), w.buffer(), out.buffer()],
-                out.numel(),
+                "mixed",
+                "weighted_sum4",
+                &p,
+                &[
+                    y(0),
+                    y(1),
+                    y(2),
+                    y(3),
+                    table_a.buffer(),
+                    table_b.buffer(),
+                    out.buffer(),
+                ],
+                n,
             )?;
         }
-        let mut inputs: Vec<&Tensor> = ys.to_vec();
-        inputs.push(w);
+        let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.0).collect();
+        inputs.push(table_a);
+        inputs.push(table_b);
         Ok(self.record(&inputs, out, || {
             Op::WeightedSum(WeightedSumNode {
-                ys: ys
+                terms: terms
                     .iter()
-                    .map(|t| Saved::keep_if(t, w.requires_grad()))
+                    .map(|&(y, table, i)| {
+                        // y's values are read only for its table's gradient (the α step).
+                        (
+                            Saved::keep_if(y, table.requires_grad()),
+                            Saved::keep(table),
+                            i,
+                        )
+                    })
                     .collect(),
-                w: Saved::keep(w),
-                idx: idx.to_vec(),
             })
         }))
     }
@@ -348,30 +391,62 @@ impl WeightedSumNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let mut out = Vec::new();
-        for (y, &i) in self.ys.iter().zip(&self.idx) {
+        for (y, table, i) in &self.terms {
             if y.requires_grad() {
-                out.push((y.key(), scale_by_raw(gy, self.w.data()?, i, 1.0)?));
+                out.push((y.key(), scale_by_raw(gy, table.data()?, *i, 1.0)?));
             }
         }
-        if self.w.requires_grad() {
-            // dw[idx[k]] = <gy, y_k>; the rest of dw is zero.
-            let dw = Tensor::zeros(gpu, self.w.shape())?;
-            for (y, &i) in self.ys.iter().zip(&self.idx) {
-                reduce_into(
-                    gpu,
-                    gy.buffer(),
-                    Some(y.data()?.buffer()),
-                    gy.numel(),
-                    dw.buffer(),
-                    i,
-                    false,
-                    1.0,
-                )?;
+        // d table[idx_k] = <gy, y_k>; the rest of the table's gradient is zero.
+        let mut done: Vec<u64> = Vec::new();
+        for (_, table, _) in &self.terms {
+            let id = table.key().id();
+            if !table.requires_grad() || done.contains(&id) {
+                continue;
             }
-            out.push((self.w.key(), dw));
+            done.push(id);
+            let dw = Tensor::zeros(gpu, table.shape())?;
+            let mine: Vec<(&Tensor, usize)> = self
+                .terms
+                .iter()
+                .filter(|(_, t, _)| t.key().id() == id)
+                .map(|(y, _, i)| Ok((y.data()?, *i)))
+                .collect::<Result<_>>()?;
+            dots_into(gy, &mine, &dw)?;
+            out.push((table.key(), dw));
         }
         Ok(out)
     }
+}
+
+/// out[idx_k] += <g, y_k> for every (y_k, idx_k), four dot products per pair of launches.
+fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()> {
+    let gpu = g.gpu();
+    let n = g.numel();
+    let chunk = super::reduce::chunk_for(n);
+    let groups = n.div_ceil(chunk).max(1);
+    for four in terms.chunks(4) {
+        let mut p = [0u32; 16];
+        p[0] = n as u32;
+        p[1] = four.len() as u32;
+        p[2] = 1;
+        p[3] = chunk as u32;
+        p[4] = groups as u32;
+        for (k, &(_, i)) in four.iter().enumerate() {
+            p[8 + k] = i as u32;
+        }
+        let partial = gpu.alloc("dot partials", 4 * groups)?;
+        let y = |k: usize| four.get(k).unwrap_or(&four[0]).0.buffer();
+        let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
+        gpu.launch_groups("mixed", "dot4_partial", &p, &bufs, groups)?;
+        gpu.launch_groups(
+            "mixed",
+            "dot4_finish",
+            &p,
+            &[&partial, out.buffer()],
+            four.len(),
+        )?;
+    }
+    Ok(())
 }
 
 impl ScaleRowsNode {

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::{Gpu, GpuBuffer};
 
 /// Elements per first-pass workgroup: enough work per group, at most ~1024 partials.
-fn chunk_for(n: usize) -> usize {
+pub(crate) fn chunk_for(n: usize) -> usize {
     n.div_ceil(1024).next_multiple_of(256).max(1024)
 }
 

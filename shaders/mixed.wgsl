@@ -1,0 +1,98 @@
+// mixed.wgsl: the mixed edge's weighted sum y = Σ_k s_k·y_k (s_k read from GPU tables: the
+// softmax of α, or β for the auxiliary skip) and the dot products <g, y_k> that make α's
+// gradient, up to 4 terms per launch instead of one launch per term.
+// Buffers: flat f32 arrays of p.n elements; tables: small f32 arrays; unused term slots are
+// bound to any buffer and ignored.
+//   weighted_sum4  1..4 y0..y3, 5 table A, 6 table B, 7 out
+//                  out = (p.accumulate ? out : 0) + Σ_{k < p.m} tab_k[idx_k] · y_k, with tab_k
+//                  = A when p.tab[k] = 0, else B; summed in term order (as sequential axpys).
+//                  One thread per element.
+//   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
+//                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
+//   dot4_finish    1 partial, 2 out: workgroup k < p.m adds Σ_w partial[k·count + w] to
+//                  out[idx_k] (or overwrites it when p.accumulate = 0).  Grid: p.m workgroups.
+// Workgroup size 256.
+
+struct P {
+    n: u32, m: u32, accumulate: u32, chunk: u32,
+    count: u32, _p0: u32, _p1: u32, _p2: u32,
+    idx: vec4<u32>,
+    tab: vec4<u32>,
+}
+@group(0) @binding(0) var<uniform> p: P;
+
+@group(0) @binding(1) var<storage, read> ws_y0: array<f32>;
+@group(0) @binding(2) var<storage, read> ws_y1: array<f32>;
+@group(0) @binding(3) var<storage, read> ws_y2: array<f32>;
+@group(0) @binding(4) var<storage, read> ws_y3: array<f32>;
+@group(0) @binding(5) var<storage, read> ws_a: array<f32>;
+@group(0) @binding(6) var<storage, read> ws_b: array<f32>;
+@group(0) @binding(7) var<storage, read_write> ws_out: array<f32>;
+
+fn coef(k: u32) -> f32 {
+    if (p.tab[k] == 0u) { return ws_a[p.idx[k]]; }
+    return ws_b[p.idx[k]];
+}
+
+@compute @workgroup_size(256)
+fn weighted_sum4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    var acc = coef(0u) * ws_y0[i];
+    if (p.accumulate != 0u) { acc = ws_out[i] + acc; }
+    if (p.m > 1u) { acc = acc + coef(1u) * ws_y1[i]; }
+    if (p.m > 2u) { acc = acc + coef(2u) * ws_y2[i]; }
+    if (p.m > 3u) { acc = acc + coef(3u) * ws_y3[i]; }
+    ws_out[i] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> dp_g: array<f32>;
+@group(0) @binding(2) var<storage, read> dp_y0: array<f32>;
+@group(0) @binding(3) var<storage, read> dp_y1: array<f32>;
+@group(0) @binding(4) var<storage, read> dp_y2: array<f32>;
+@group(0) @binding(5) var<storage, read> dp_y3: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dp_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn dot4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let w = group_index(wg, nwg);
+    let start = w * p.chunk;
+    let end = min(start + p.chunk, p.n);
+    var acc = vec4<f32>(0.0);
+    for (var i = start + li; i < end; i = i + WG) {
+        let g = dp_g[i];
+        acc.x = acc.x + g * dp_y0[i];
+        if (p.m > 1u) { acc.y = acc.y + g * dp_y1[i]; }
+        if (p.m > 2u) { acc.z = acc.z + g * dp_y2[i]; }
+        if (p.m > 3u) { acc.w = acc.w + g * dp_y3[i]; }
+    }
+    // tree_sum needs uniform control flow: all four run whatever p.m is.
+    let t0 = tree_sum(li, acc.x);
+    let t1 = tree_sum(li, acc.y);
+    let t2 = tree_sum(li, acc.z);
+    let t3 = tree_sum(li, acc.w);
+    if (li == 0u && w < p.count) {
+        dp_part[w] = t0;
+        if (p.m > 1u) { dp_part[p.count + w] = t1; }
+        if (p.m > 2u) { dp_part[2u * p.count + w] = t2; }
+        if (p.m > 3u) { dp_part[3u * p.count + w] = t3; }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> df_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> df_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = min(group_index(wg, nwg), 3u);
+    var acc = 0.0;
+    for (var i = li; i < p.count; i = i + WG) {
+        acc = acc + df_part[k * p.count + i];
+    }
+    let total = tree_sum(li, acc);
+    if (li == 0u && group_index(wg, nwg) < p.m) {
+        var base = 0.0;
+        if (p.accumulate != 0u) { base = df_out[p.idx[k]]; }
+        df_out[p.idx[k]] = base + total;
+    }
+}
