@@ -8,7 +8,12 @@
 //              w -= step_size * m / (sqrt(v) / bc2_sqrt + eps), with step_size = lr/(1-b1^t)
 //              at hyper[lr_idx] and bc2_sqrt = sqrt(1-b2^t) at hyper[step_idx], both computed
 //              on the CPU in f64 (1 - b^t cancels badly with a GPU's approximate pow)
+//   sgd_clipped  the same as sgd with g scaled by 5 coef[0] (global-norm clipping folded in:
+//              the clipped gradient is never written out)
 //   clip_coef  1 sumsq (total at [0]), 2 coef: coef[0] = min(1, max_norm/(sqrt(sumsq)+1e-6))
+//   sumsq4_partial  (own parameter block q) 1..4 g0..g3, 5 partial: workgroup w writes
+//              partial[4w + k] = Σ g_k² over elements [w·chunk, (w+1)·chunk) of g_k (of q.n[k]);
+//              the partials are then summed by reduce.wgsl's `finish`. Grid: q.count groups.
 // One thread per parameter element (clip_coef: one thread), workgroup size 256.
 
 struct P {
@@ -24,16 +29,29 @@ struct P {
 @group(0) @binding(4) var<storage, read_write> o_m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o_v: array<f32>;
 
-@compute @workgroup_size(256)
-fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = gid(wg, nwg, li);
-    if (i >= p.n) { return; }
-    let d = o_g[i] + p.wd * o_w[i];
+fn sgd_at(i: u32, g: f32) {
+    let d = g + p.wd * o_w[i];
     let b = p.momentum * o_m[i] + d;
     o_m[i] = b;
     var step = b;
     if (p.nesterov != 0u) { step = d + p.momentum * b; }
     o_w[i] = o_w[i] - o_hyper[p.lr_idx] * step;
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    sgd_at(i, o_g[i]);
+}
+
+@group(0) @binding(5) var<storage, read> sc_coef: array<f32>;
+
+@compute @workgroup_size(256)
+fn sgd_clipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n) { return; }
+    sgd_at(i, o_g[i] * sc_coef[0]);
 }
 
 @compute @workgroup_size(256)
@@ -54,4 +72,33 @@ fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @compute @workgroup_size(1)
 fn clip_coef() {
     cc_coef[0] = min(1.0, p.max_norm / (sqrt(cc_sumsq[0]) + 1e-6));
+}
+
+struct Q {
+    n: vec4<u32>,
+    chunk: u32, count: u32, _p0: u32, _p1: u32,
+}
+@group(0) @binding(0) var<uniform> q: Q;
+@group(0) @binding(1) var<storage, read> sq_g0: array<f32>;
+@group(0) @binding(2) var<storage, read> sq_g1: array<f32>;
+@group(0) @binding(3) var<storage, read> sq_g2: array<f32>;
+@group(0) @binding(4) var<storage, read> sq_g3: array<f32>;
+@group(0) @binding(5) var<storage, read_write> sq_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn sumsq4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let w = group_index(wg, nwg);
+    let start = w * q.chunk;
+    var acc = vec4<f32>(0.0);
+    for (var i = start + li; i < min(start + q.chunk, q.n.x); i = i + WG) { acc.x = acc.x + sq_g0[i] * sq_g0[i]; }
+    for (var i = start + li; i < min(start + q.chunk, q.n.y); i = i + WG) { acc.y = acc.y + sq_g1[i] * sq_g1[i]; }
+    for (var i = start + li; i < min(start + q.chunk, q.n.z); i = i + WG) { acc.z = acc.z + sq_g2[i] * sq_g2[i]; }
+    for (var i = start + li; i < min(start + q.chunk, q.n.w); i = i + WG) { acc.w = acc.w + sq_g3[i] * sq_g3[i]; }
+    let t = vec4<f32>(tree_sum(li, acc.x), tree_sum(li, acc.y), tree_sum(li, acc.z), tree_sum(li, acc.w));
+    if (li == 0u && w < q.count) {
+        sq_part[4u * w] = t.x;
+        sq_part[4u * w + 1u] = t.y;
+        sq_part[4u * w + 2u] = t.z;
+        sq_part[4u * w + 3u] = t.w;
+    }
 }

@@ -3,7 +3,7 @@
 //! a small GPU table written before each step, so a recorded step replays unchanged.
 //! Kernels: `shaders/optim.wgsl`.
 
-use crate::autodiff::ops::reduce::reduce_into;
+use crate::autodiff::ops::reduce::{chunk_for, finish_into};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -126,6 +126,35 @@ impl Sgd {
         self.prepare()?;
         self.encode(params, grads)
     }
+
+    /// Like [`Sgd::encode`] with every gradient scaled by `coef[0]` on the fly (the clipping
+    /// coefficient of [`clip_coefficient`]): the clipped gradients are never written out.
+    pub fn encode_clipped(
+        &self,
+        params: &[Tensor],
+        grads: &[&Tensor],
+        coef: &Tensor,
+    ) -> Result<()> {
+        check(params, grads)?;
+        for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
+            let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
+            pb[3] = self.nesterov as u32;
+            p.gpu().launch(
+                "optim",
+                "sgd_clipped",
+                &pb,
+                &[
+                    g.buffer(),
+                    self.hyper.buffer(),
+                    p.buffer(),
+                    b.buffer(),
+                    coef.buffer(),
+                ],
+                p.numel(),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Adam with L2 weight decay added to the gradient (PyTorch `Adam(weight_decay=…)`).
@@ -214,10 +243,10 @@ impl Adam {
     }
 }
 
-/// Scales `grads` in place so their global L2 norm is at most `max_norm` (PyTorch
-/// `clip_grad_norm_`: coef = max_norm / (norm + 1e-6), applied when below 1). Everything
-/// stays on the GPU; returns a 2-element tensor [norm², coef] for optional logging.
-pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
+/// PyTorch `clip_grad_norm_`'s coefficient for `grads`: coef = max_norm / (norm + 1e-6),
+/// capped at 1. Everything stays on the GPU; returns a 2-element table [norm², coef] (for
+/// logging) and the 1-element coefficient (for [`Sgd::encode_clipped`]).
+pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Tensor)> {
     let Some(first) = grads.first() else {
         return Err(Error::Invalid(
             "clip_grad_norm needs at least one gradient".into(),
@@ -225,17 +254,22 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
     };
     let gpu = first.gpu();
     let table = Tensor::empty(gpu, &[2], "grad norm")?;
-    for (i, g) in grads.iter().enumerate() {
-        reduce_into(
-            gpu,
-            g.buffer(),
-            Some(g.buffer()),
-            g.numel(),
-            table.buffer(),
-            0,
-            i > 0,
-            1.0,
-        )?;
+    // Σ g² four gradients per launch (most are small: one launch each would be all overhead).
+    for (c, four) in grads.chunks(4).enumerate() {
+        let longest = four.iter().map(|g| g.numel()).max().unwrap_or(1);
+        let chunk = chunk_for(longest);
+        let groups = longest.div_ceil(chunk).max(1);
+        let mut q = [0u32; 8];
+        for (k, g) in four.iter().enumerate() {
+            q[k] = g.numel() as u32;
+        }
+        q[4] = chunk as u32;
+        q[5] = groups as u32;
+        let partial = gpu.alloc("gradient norm partials", 4 * groups)?;
+        let g = |k: usize| four.get(k).unwrap_or(&four[0]).buffer();
+        let bufs = [g(0), g(1), g(2), g(3), &partial];
+        gpu.launch_groups("optim", "sumsq4_partial", &q, &bufs, groups)?;
+        finish_into(gpu, &partial, 4 * groups, table.buffer(), 0, c > 0, 1.0)?;
     }
     let mut p = [0u32; 10];
     p[9] = max_norm.to_bits();
@@ -249,8 +283,16 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
         &[table.buffer(), coef.buffer()],
         1,
     )?;
+    gpu.copy_range(coef.buffer(), 0, table.buffer(), 1, 1);
+    Ok((table, coef))
+}
+
+/// Scales `grads` in place so their global L2 norm is at most `max_norm` (PyTorch
+/// `clip_grad_norm_`). Returns the table [norm², coef] of [`clip_coefficient`].
+pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
+    let (table, coef) = clip_coefficient(grads, max_norm)?;
     for g in grads {
-        gpu.launch(
+        g.gpu().launch(
             "elementwise",
             "scale_inplace_by",
             &[g.numel() as u32, 0, 0, 0],
@@ -258,6 +300,5 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
             g.numel(),
         )?;
     }
-    gpu.copy_range(coef.buffer(), 0, table.buffer(), 1, 1);
     Ok(table)
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{f32s, gpu, Rng, Tolerance};
 use darts_minus::autodiff::Tensor;
-use darts_minus::optim::{clip_grad_norm, Adam, Sgd};
+use darts_minus::optim::{clip_coefficient, clip_grad_norm, Adam, Sgd};
 
 const TOL: Tolerance = Tolerance {
     rel: 1e-5,
@@ -126,4 +126,64 @@ fn clip_scales_when_norm_exceeds_max() {
 #[test]
 fn clip_leaves_small_gradients_alone() {
     clip_case(0.01, 5.0);
+}
+
+#[test]
+fn sgd_with_clipping_folded_in_equals_clip_then_sgd() {
+    // Six gradients (two launches of the four-at-a-time norm), one spanning several chunks.
+    let g = gpu();
+    let mut rng = Rng::new(4);
+    let sizes = [37usize, 5000, 5, 300, 1, 2049];
+    let grads: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
+    let weights: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
+    let run = |folded: bool| -> (Vec<f32>, Vec<Vec<f32>>) {
+        let ps: Vec<Tensor> = weights
+            .iter()
+            .map(|w| Tensor::parameter(&g, &[w.len()], &f32s(w)).unwrap())
+            .collect();
+        let gs: Vec<Tensor> = grads
+            .iter()
+            .map(|v| Tensor::from_slice(&g, &[v.len()], &f32s(v)).unwrap())
+            .collect();
+        let refs: Vec<&Tensor> = gs.iter().collect();
+        let sgd = Sgd::new(&g, &ps, 0.1, 0.9, 3e-4).unwrap();
+        sgd.prepare().unwrap();
+        let table = if folded {
+            let (table, coef) = clip_coefficient(&refs, 5.0).unwrap();
+            sgd.encode_clipped(&ps, &refs, &coef).unwrap();
+            table
+        } else {
+            let table = clip_grad_norm(&refs, 5.0).unwrap();
+            sgd.encode(&ps, &refs).unwrap();
+            table
+        };
+        (
+            table.to_vec().unwrap(),
+            ps.iter().map(|p| p.to_vec().unwrap()).collect(),
+        )
+    };
+    let (t1, w1) = run(true);
+    let (t0, w0) = run(false);
+    let norm2: f64 = grads.iter().flatten().map(|x| x * x).sum();
+    let coef = (5.0 / (norm2.sqrt() + 1e-6)).min(1.0);
+    assert!(coef < 0.5, "the case must clip");
+    TOL.assert_close("norm² and coef", &t1, &[norm2, coef]);
+    assert_eq!(t0, t1);
+    for (k, (a, b)) in w1.iter().zip(&w0).enumerate() {
+        TOL.assert_close(
+            &format!("weights {k}"),
+            a,
+            &b.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        );
+        // And the update itself, in f64: w − lr·(coef·g + wd·w) (first step: buf = d).
+        let expect: Vec<f64> = weights[k]
+            .iter()
+            .zip(&grads[k])
+            .map(|(w, g)| {
+                let (w, g) = (*w as f32 as f64, *g as f32 as f64);
+                w - 0.1 * (coef * g + 3e-4 * w)
+            })
+            .collect();
+        TOL.assert_close(&format!("update {k}"), a, &expect);
+    }
 }

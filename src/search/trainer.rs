@@ -16,7 +16,7 @@ use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Program};
 use crate::nn::{parameters, Ctx};
-use crate::optim::{clip_grad_norm, Adam, Sgd};
+use crate::optim::{clip_coefficient, Adam, Sgd};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -540,8 +540,8 @@ impl Search {
                     .ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient")))
             })
             .collect::<Result<Vec<_>>>()?;
-        clip_grad_norm(&gs, self.settings.grad_clip as f32)?;
-        self.sgd.encode(&params, &gs)?;
+        let (_, coef) = clip_coefficient(&gs, self.settings.grad_clip as f32)?;
+        self.sgd.encode_clipped(&params, &gs, &coef)?;
         Ok((loss, ranks))
     }
 

@@ -41,6 +41,28 @@ pub(crate) fn reduce_into(
     gpu.launch_groups("reduce", "finish", &p, &[&partial, out], 1)
 }
 
+/// out[offset] = (accumulate ? out[offset] : 0) + factor · Σ partial[0..count): the second
+/// pass of any two-pass reduction.
+pub(crate) fn finish_into(
+    gpu: &Gpu,
+    partial: &GpuBuffer,
+    count: usize,
+    out: &GpuBuffer,
+    offset: usize,
+    accumulate: bool,
+    factor: f32,
+) -> Result<()> {
+    let p = [
+        0,
+        0,
+        count as u32,
+        offset as u32,
+        accumulate as u32,
+        factor.to_bits(),
+    ];
+    gpu.launch_groups("reduce", "finish", &p, &[partial, out], 1)
+}
+
 /// Σ a·b as a new 1-element tensor.
 pub fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), &[1], "dot")?;
