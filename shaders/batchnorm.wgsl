@@ -12,6 +12,7 @@
 //   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
 //   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
 //   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx            one thread per element
+// The per-channel loops walk (image, pixel) by increments: no division per element.
 // Workgroup size 256.
 
 struct P {
@@ -21,6 +22,18 @@ struct P {
 }
 @group(0) @binding(0) var<uniform> p: P;
 
+// Offset of the t-th value of channel `ch` (t over images × pixels), for t = li, li + WG, …:
+// `start` gives the first (image, pixel), `next` advances by step = (WG / hw, WG % hw).
+fn walk_start(li: u32) -> vec2<u32> {
+    return vec2<u32>(li / p.hw, li % p.hw);
+}
+fn walk_next(at: vec2<u32>, step: vec2<u32>) -> vec2<u32> {
+    var b = at.x + step.x;
+    var px = at.y + step.y;
+    if (px >= p.hw) { px = px - p.hw; b = b + 1u; }
+    return vec2<u32>(b, px);
+}
+
 @group(0) @binding(1) var<storage, read> st_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> st_saved: array<f32>;
 @group(0) @binding(3) var<storage, read_write> st_rm: array<f32>;
@@ -29,16 +42,22 @@ struct P {
 fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ch = group_index(wg, nwg);
     let m = p.n * p.hw;
+    let cc = min(ch, p.c - 1u);
     var acc = 0.0;
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(li);
     for (var t = li; t < m; t = t + WG) {
-        acc = acc + st_x[((t / p.hw) * p.c + ch) * p.hw + t % p.hw];
+        acc = acc + st_x[(at.x * p.c + cc) * p.hw + at.y];
+        at = walk_next(at, step);
     }
     let mean = tree_sum(li, acc) / f32(m);
     // Second pass over centred values: stable where E[x^2] - E[x]^2 is not.
     var acc2 = 0.0;
+    at = walk_start(li);
     for (var t = li; t < m; t = t + WG) {
-        let d = st_x[((t / p.hw) * p.c + ch) * p.hw + t % p.hw] - mean;
+        let d = st_x[(at.x * p.c + cc) * p.hw + at.y] - mean;
         acc2 = acc2 + d * d;
+        at = walk_next(at, step);
     }
     let var_b = tree_sum(li, acc2) / f32(m);
     if (li == 0u && ch < p.c) {
@@ -90,8 +109,11 @@ fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let invstd = br_saved[p.c + cc];
     var s1 = 0.0;
     var s2 = 0.0;
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(li);
     for (var t = li; t < m; t = t + WG) {
-        let k = ((t / p.hw) * p.c + cc) * p.hw + t % p.hw;
+        let k = (at.x * p.c + cc) * p.hw + at.y;
+        at = walk_next(at, step);
         let g = br_dy[k];
         s1 = s1 + g;
         var xhat = (br_x[k] - mean) * invstd;

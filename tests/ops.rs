@@ -473,6 +473,12 @@ fn batch_norm_train_affine() {
 }
 
 #[test]
+fn batch_norm_train_plane_over_one_workgroup() {
+    // 17×19 = 323 pixels per plane: more than one 256-wide chunk, not a multiple of it.
+    bn_case(58, [3, 2, 17, 19], false, true);
+}
+
+#[test]
 fn batch_norm_train_plain_batch1() {
     bn_case(31, [1, 3, 7, 5], false, true);
 }
