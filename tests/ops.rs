@@ -184,6 +184,12 @@ fn conv_pointwise_1x1() {
 }
 
 #[test]
+fn conv_pointwise_1x1_odd_plane() {
+    // 5×3 pixels: not a multiple of 4, so the one-pixel-per-thread kernel; 6 output rows.
+    conv_case(14, [3, 5, 5, 3], [6, 5, 1, 1], false, 1, 0, 1, 1);
+}
+
+#[test]
 fn conv_pointwise_1x1_stride2() {
     conv_case(5, [2, 4, 7, 7], [2, 4, 1, 1], false, 2, 0, 1, 1);
 }

@@ -188,13 +188,19 @@ fn gemm(
     relu: bool,
 ) -> Result<()> {
     let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
+    // Four pixels per thread when they always fall in one image.
+    let (entry, per) = if hw % 4 == 0 {
+        ("gemm4", 4)
+    } else {
+        ("gemm", 1)
+    };
     x.gpu().launch_spec(
         "pointwise",
-        "gemm",
+        entry,
         relu_consts(relu),
         &pp,
         &[a.buffer(), x.buffer(), y.buffer()],
-        [(n * hw).div_ceil(256), m.div_ceil(4), 1],
+        [(n * hw).div_ceil(256 * per), m.div_ceil(4), 1],
     )
 }
 
