@@ -3,17 +3,19 @@
 // Kernel size K, stride S and dilation D are pipeline constants, so the tap loops unroll and
 // the weight-gradient accumulators live in registers; padding comes from the parameters.
 // x: (n, c, h, w), weight: (c, 1, K, K), y: (n, c, ho, wo).
-//   forward         1 x, 2 weight, 3 y       one thread per strip of STRIP = 4 outputs of a row:
+//   forward         1 x, 2 weight, 3 y, 4 mask   one thread per strip of STRIP = 4 outputs of a row:
 //                   each input row's window is loaded once into registers and serves all
 //                   K taps of the 4 outputs (needs (STRIP-1)*S + (K-1)*D + 1 <= 16)
-//   backward_input  1 dy, 2 weight, 3 dx     one thread per input element (gather); stride 1
+//   backward_input  1 dy, 2 weight, 3 dx, 4 mask one thread per input element (gather); stride 1
 //                   uses `forward` with FLIP instead (see below)
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
 //   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
 //                   accumulates all K×K taps in registers
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
 // RELU = 1 (pipeline constant): x is read through max(x, 0), so a preceding ReLU needs no pass
-// or buffer of its own (forward and weight_partial; the input gradient is masked by the caller).
+// or buffer of its own (forward and weight_partial). MASK = 1: an output is written only where
+// mask > 0 (0 elsewhere): the input gradient through that folded ReLU, with mask = the
+// convolution's input (forward with FLIP, backward_input). With MASK = 0, bind any buffer.
 // Workgroup size 256; 1-D launches spread over the grid (see prelude).
 
 override K: u32 = 3u;
@@ -23,6 +25,7 @@ override D: u32 = 1u;
 // input gradient too: dx = forward(dy, rotated w, padding D*(K-1) - pad).
 override FLIP: u32 = 0u;
 override RELU: u32 = 0u;
+override MASK: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -38,6 +41,12 @@ struct P {
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
+@group(0) @binding(4) var<storage, read> f_mask: array<f32>;
+
+fn masked(v: f32, i: u32) -> f32 {
+    if (MASK != 0u) { return select(0.0, v, f_mask[i] > 0.0); }
+    return v;
+}
 
 const STRIP: u32 = 4u;
 
@@ -78,15 +87,16 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
     }
     let yb = (plane * p.ho + oy) * p.wo + ox0;
-    f_y[yb] = acc.x;
-    if (ox0 + 1u < p.wo) { f_y[yb + 1u] = acc.y; }
-    if (ox0 + 2u < p.wo) { f_y[yb + 2u] = acc.z; }
-    if (ox0 + 3u < p.wo) { f_y[yb + 3u] = acc.w; }
+    f_y[yb] = masked(acc.x, yb);
+    if (ox0 + 1u < p.wo) { f_y[yb + 1u] = masked(acc.y, yb + 1u); }
+    if (ox0 + 2u < p.wo) { f_y[yb + 2u] = masked(acc.z, yb + 2u); }
+    if (ox0 + 3u < p.wo) { f_y[yb + 3u] = masked(acc.w, yb + 3u); }
 }
 
 @group(0) @binding(1) var<storage, read> bi_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> bi_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bi_dx: array<f32>;
+@group(0) @binding(4) var<storage, read> bi_mask: array<f32>;
 
 @compute @workgroup_size(256)
 fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -112,6 +122,7 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             acc = acc + bi_dy[dyb + oy * p.wo + ox] * bi_w[ch * K * K + ky * K + kx];
         }
     }
+    if (MASK != 0u && bi_mask[i] <= 0.0) { acc = 0.0; }
     bi_dx[i] = acc;
 }
 

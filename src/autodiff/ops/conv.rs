@@ -222,12 +222,13 @@ fn conv_forward(
     } else if let Some((dp, consts)) = depthwise(params) {
         let groups = depthwise_forward_groups(&dp);
         let consts = [&consts[..], relu_consts(relu)].concat();
+        // Binding 4 (the mask) is unused without MASK: x stands in.
         gpu.launch_specialized(
             "depthwise",
             "forward",
             &consts,
             &dp,
-            &[x.buffer(), w.buffer(), y.buffer()],
+            &[x.buffer(), w.buffer(), y.buffer(), x.buffer()],
             groups,
         )?;
     } else {
@@ -412,6 +413,8 @@ impl Conv2dNode {
         let p = &self.params;
         if self.x.requires_grad() {
             let dx = Tensor::empty(gpu, self.x.shape(), "conv2d dx")?;
+            // Depthwise kernels apply the folded ReLU's mask as they write dx.
+            let mut masked = false;
             if let Some((n, cin, hw, cout)) = pw {
                 // dx = Wᵀ·dy per image.
                 gemm(gy, self.w.data()?, &dx, [n, cin, cout, hw], [1, cin], false)?;
@@ -419,23 +422,26 @@ impl Conv2dNode {
                 let groups = dx.numel().div_ceil(256);
                 let [n, c, h, w, ho, wo, pad, _] = *dp;
                 let (k, d) = (consts[0].1, consts[2].1);
+                // With a folded ReLU, x (> 0) masks dx; otherwise the binding is a placeholder.
+                let mask = if self.relu {
+                    self.x.data()?.buffer()
+                } else {
+                    gy.buffer()
+                };
+                let mc: &[(&'static str, u32)] = if self.relu { &[("MASK", 1)] } else { &[] };
+                masked = self.relu;
+                let wb = self.w.data()?.buffer();
                 if consts[1].1 == 1 && pad <= d * (k - 1) {
                     // Stride 1: the input gradient is a forward pass with the rotated kernel.
                     let fp = [n, c, ho, wo, h, w, d * (k - 1) - pad, 0];
-                    let fc = [consts[0], consts[1], consts[2], ("FLIP", 1)];
-                    let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
+                    let fc = [&[consts[0], consts[1], consts[2], ("FLIP", 1)][..], mc].concat();
+                    let bufs = [gy.buffer(), wb, dx.buffer(), mask];
                     let groups = depthwise_forward_groups(&fp);
                     gpu.launch_specialized("depthwise", "forward", &fc, &fp, &bufs, groups)?;
                 } else {
-                    let bufs = [gy.buffer(), self.w.data()?.buffer(), dx.buffer()];
-                    gpu.launch_specialized(
-                        "depthwise",
-                        "backward_input",
-                        consts,
-                        dp,
-                        &bufs,
-                        groups,
-                    )?;
+                    let bc = [&consts[..], mc].concat();
+                    let bufs = [gy.buffer(), wb, dx.buffer(), mask];
+                    gpu.launch_specialized("depthwise", "backward_input", &bc, dp, &bufs, groups)?;
                 }
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
@@ -451,7 +457,7 @@ impl Conv2dNode {
                     dx.numel(),
                 )?;
             }
-            let dx = if self.relu {
+            let dx = if self.relu && !masked {
                 // Through the folded ReLU: pass the gradient where x > 0.
                 let masked = Tensor::empty(gpu, dx.shape(), "conv2d dx")?;
                 gpu.launch(
