@@ -12,6 +12,10 @@
 //   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
 //   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
 //   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx            one thread per element
+//   train_forward    stats + normalize in one launch: 1 x, 2 saved, 3 running_mean,
+//                    4 running_var, 5 gamma, 6 beta, 7 y          one workgroup per channel
+//   backward_fused   backward_reduce + backward_dx (train mode): 1 x, 2 dy, 3 saved, 4 gamma,
+//                    5 dx                                          one workgroup per channel
 // The per-channel loops walk (image, pixel) by increments: no division per element.
 // Workgroup size 256.
 
@@ -38,9 +42,9 @@ fn walk_next(at: vec2<u32>, step: vec2<u32>) -> vec2<u32> {
 @group(0) @binding(2) var<storage, read_write> st_saved: array<f32>;
 @group(0) @binding(3) var<storage, read_write> st_rm: array<f32>;
 @group(0) @binding(4) var<storage, read_write> st_rv: array<f32>;
-@compute @workgroup_size(256)
-fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let ch = group_index(wg, nwg);
+// Batch mean and 1/sqrt(var + eps) of channel `ch` (every thread gets them); thread 0 also
+// stores them in saved and updates the running statistics.
+fn channel_stats(ch: u32, li: u32) -> vec2<f32> {
     let m = p.n * p.hw;
     let cc = min(ch, p.c - 1u);
     var acc = 0.0;
@@ -60,14 +64,42 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
         at = walk_next(at, step);
     }
     let var_b = tree_sum(li, acc2) / f32(m);
+    let invstd = 1.0 / sqrt(var_b + p.eps);
     if (li == 0u && ch < p.c) {
         st_saved[ch] = mean;
-        st_saved[p.c + ch] = 1.0 / sqrt(var_b + p.eps);
+        st_saved[p.c + ch] = invstd;
         if (p.update_running != 0u) {
             let unbiased = var_b * f32(m) / f32(max(m, 2u) - 1u);
             st_rm[ch] = (1.0 - p.momentum) * st_rm[ch] + p.momentum * mean;
             st_rv[ch] = (1.0 - p.momentum) * st_rv[ch] + p.momentum * unbiased;
         }
+    }
+    return vec2<f32>(mean, invstd);
+}
+
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    channel_stats(group_index(wg, nwg), li);
+}
+
+@group(0) @binding(5) var<storage, read> tf_gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> tf_beta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> tf_y: array<f32>;
+
+// stats and normalize in one launch: the workgroup that owns a channel normalises it.
+@compute @workgroup_size(256)
+fn train_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let s = channel_stats(ch, li);
+    if (ch >= p.c) { return; }
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(li);
+    for (var t = li; t < p.n * p.hw; t = t + WG) {
+        let k = (at.x * p.c + ch) * p.hw + at.y;
+        var v = (st_x[k] - s.x) * s.y;
+        if (p.affine != 0u) { v = v * tf_gamma[ch] + tf_beta[ch]; }
+        tf_y[k] = v;
+        at = walk_next(at, step);
     }
 }
 
@@ -100,9 +132,8 @@ fn normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(1) var<storage, read> br_x: array<f32>;
 @group(0) @binding(2) var<storage, read> br_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> br_saved: array<f32>;
-@compute @workgroup_size(256)
-fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let ch = group_index(wg, nwg);
+// Σ dy and Σ dy·x̂ of channel `ch` (every thread gets them); thread 0 stores them in saved.
+fn channel_grad_sums(ch: u32, li: u32) -> vec2<f32> {
     let m = p.n * p.hw;
     let cc = min(ch, p.c - 1u);
     let mean = br_saved[cc];
@@ -125,6 +156,37 @@ fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (li == 0u && ch < p.c) {
         br_saved[2u * p.c + ch] = sum_dy;
         br_saved[3u * p.c + ch] = sum_dyx;
+    }
+    return vec2<f32>(sum_dy, sum_dyx);
+}
+
+@compute @workgroup_size(256)
+fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    channel_grad_sums(group_index(wg, nwg), li);
+}
+
+@group(0) @binding(4) var<storage, read> bf_gamma: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bf_dx: array<f32>;
+
+// backward_reduce and backward_dx (train mode) in one launch, one workgroup per channel.
+@compute @workgroup_size(256)
+fn backward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let sums = channel_grad_sums(ch, li);
+    if (ch >= p.c) { return; }
+    let mean = br_saved[ch];
+    let invstd = br_saved[p.c + ch];
+    var scale = invstd;
+    if (p.affine != 0u) { scale = scale * bf_gamma[ch]; }
+    let m = f32(p.n * p.hw);
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(li);
+    for (var t = li; t < p.n * p.hw; t = t + WG) {
+        let k = (at.x * p.c + ch) * p.hw + at.y;
+        at = walk_next(at, step);
+        var xhat = (br_x[k] - mean) * invstd;
+        if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
+        bf_dx[k] = scale * (br_dy[k] - sums.x / m - xhat * sums.y / m);
     }
 }
 

@@ -86,20 +86,28 @@ impl Tape {
             0,
         ];
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
+        let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
         if train {
+            // Without affine parameters, x stands in for them (read-only, never read).
+            let (g, b) = affine.unwrap_or((x, x));
+            // Statistics and normalisation in one launch: one workgroup per channel.
             gpu.launch_groups(
                 "batchnorm",
-                "stats",
+                "train_forward",
                 &params,
                 &[
                     x.buffer(),
                     saved.buffer(),
                     state.running_mean.buffer(),
                     state.running_var.buffer(),
+                    g.buffer(),
+                    b.buffer(),
+                    y.buffer(),
                 ],
                 c,
             )?;
         } else {
+            let (g, b) = affine.unwrap_or((&saved, &saved));
             gpu.launch(
                 "batchnorm",
                 "eval_stats",
@@ -111,22 +119,20 @@ impl Tape {
                 ],
                 c,
             )?;
+            gpu.launch(
+                "batchnorm",
+                "normalize",
+                &params,
+                &[
+                    x.buffer(),
+                    saved.buffer(),
+                    g.buffer(),
+                    b.buffer(),
+                    y.buffer(),
+                ],
+                y.numel(),
+            )?;
         }
-        let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
-        let (g, b) = affine.unwrap_or((&saved, &saved));
-        gpu.launch(
-            "batchnorm",
-            "normalize",
-            &params,
-            &[
-                x.buffer(),
-                saved.buffer(),
-                g.buffer(),
-                b.buffer(),
-                y.buffer(),
-            ],
-            y.numel(),
-        )?;
         let mut inputs = vec![x];
         if let Some((g, b)) = affine {
             inputs.push(g);
@@ -161,20 +167,45 @@ impl BatchNormNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let c = self.params[1] as usize;
-        gpu.launch_groups(
-            "batchnorm",
-            "backward_reduce",
-            &self.params,
-            &[self.source()?.buffer(), gy.buffer(), self.saved.buffer()],
-            c,
-        )?;
+        let train = self.params[7] != 0;
+        let g = match &self.gamma {
+            Some(g) => g.data()?,
+            None => &self.saved,
+        };
         let mut out = Vec::new();
-        if self.x.requires_grad() {
-            let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+        if train && self.x.requires_grad() {
+            // The channel sums and dx in one launch: one workgroup per channel. Without
+            // affine parameters, dy stands in for γ (read-only, never read).
             let g = match &self.gamma {
                 Some(g) => g.data()?,
-                None => &self.saved,
+                None => gy,
             };
+            let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+            gpu.launch_groups(
+                "batchnorm",
+                "backward_fused",
+                &self.params,
+                &[
+                    self.source()?.buffer(),
+                    gy.buffer(),
+                    self.saved.buffer(),
+                    g.buffer(),
+                    dx.buffer(),
+                ],
+                c,
+            )?;
+            out.push((self.x.key(), dx));
+        } else {
+            gpu.launch_groups(
+                "batchnorm",
+                "backward_reduce",
+                &self.params,
+                &[self.source()?.buffer(), gy.buffer(), self.saved.buffer()],
+                c,
+            )?;
+        }
+        if !train && self.x.requires_grad() {
+            let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
             gpu.launch(
                 "batchnorm",
                 "backward_dx",
