@@ -16,13 +16,21 @@
 //                    4 running_var, 5 gamma, 6 beta, 7 y          one workgroup per channel
 //   backward_fused   backward_reduce + backward_dx (train mode): 1 x, 2 dy, 3 saved, 4 gamma,
 //                    5 dx                                          one workgroup per channel
+// On GPUs one workgroup per channel leaves most of the device idle, so the reductions split
+// each channel's n·hw values into p.parts chunks of p.len (workgroup = (channel, chunk)):
+//   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²)
+//   stats_finish     1 part, 2 saved, 3 running_mean, 4 running_var   one thread per channel:
+//                    Chan's combination of the chunks (stable like the two-pass formula)
+//   grad_partial     1 x, 2 dy, 3 saved, 4 part (2 per chunk: Σ dy, Σ dy·x̂)
+//   grad_finish      1 part, 2 saved                              one thread per channel
+// followed by normalize / backward_dx.
 // The per-channel loops walk (image, pixel) by increments: no division per element.
 // Workgroup size 256.
 
 struct P {
     n: u32, c: u32, hw: u32, affine: u32,
     eps: f32, momentum: f32, update_running: u32, train: u32,
-    x_is_xhat: u32,
+    x_is_xhat: u32, parts: u32, len: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -211,4 +219,122 @@ fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     } else {
         bd_dx[i] = scale * bd_dy[i];
     }
+}
+
+// Split reductions (GPUs): see the header.
+@group(0) @binding(1) var<storage, read> sp_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sp_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn stats_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let ch = min(g / p.parts, p.c - 1u);
+    let start = (g % p.parts) * p.len;
+    let end = min(start + p.len, p.n * p.hw);
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var acc = 0.0;
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
+        acc = acc + sp_x[(at.x * p.c + ch) * p.hw + at.y];
+        at = walk_next(at, step);
+    }
+    let count = f32(max(end, start) - start);
+    let mean = tree_sum(li, acc) / max(count, 1.0);
+    var acc2 = 0.0;
+    at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
+        let d = sp_x[(at.x * p.c + ch) * p.hw + at.y] - mean;
+        acc2 = acc2 + d * d;
+        at = walk_next(at, step);
+    }
+    let m2 = tree_sum(li, acc2);
+    if (li == 0u && g < p.c * p.parts) {
+        sp_part[3u * g] = count;
+        sp_part[3u * g + 1u] = mean;
+        sp_part[3u * g + 2u] = m2;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> sf_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sf_saved: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sf_rm: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sf_rv: array<f32>;
+
+@compute @workgroup_size(256)
+fn stats_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = gid(wg, nwg, li);
+    if (ch >= p.c) { return; }
+    let m = f32(p.n * p.hw);
+    var mean = 0.0;
+    for (var k = 0u; k < p.parts; k = k + 1u) {
+        let q = 3u * (ch * p.parts + k);
+        mean = mean + sf_part[q] * sf_part[q + 1u];
+    }
+    mean = mean / m;
+    var m2 = 0.0;
+    for (var k = 0u; k < p.parts; k = k + 1u) {
+        let q = 3u * (ch * p.parts + k);
+        let d = sf_part[q + 1u] - mean;
+        m2 = m2 + sf_part[q + 2u] + sf_part[q] * d * d;
+    }
+    let var_b = m2 / m;
+    sf_saved[ch] = mean;
+    sf_saved[p.c + ch] = 1.0 / sqrt(var_b + p.eps);
+    if (p.update_running != 0u) {
+        let n = p.n * p.hw;
+        let unbiased = var_b * m / f32(max(n, 2u) - 1u);
+        sf_rm[ch] = (1.0 - p.momentum) * sf_rm[ch] + p.momentum * mean;
+        sf_rv[ch] = (1.0 - p.momentum) * sf_rv[ch] + p.momentum * unbiased;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gp_x: array<f32>;
+@group(0) @binding(2) var<storage, read> gp_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> gp_saved: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gp_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let ch = min(g / p.parts, p.c - 1u);
+    let start = (g % p.parts) * p.len;
+    let end = min(start + p.len, p.n * p.hw);
+    let mean = gp_saved[ch];
+    let invstd = gp_saved[p.c + ch];
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var s1 = 0.0;
+    var s2 = 0.0;
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
+        let k = (at.x * p.c + ch) * p.hw + at.y;
+        at = walk_next(at, step);
+        let dy = gp_dy[k];
+        s1 = s1 + dy;
+        var xhat = (gp_x[k] - mean) * invstd;
+        if (p.x_is_xhat != 0u) { xhat = gp_x[k]; }
+        s2 = s2 + dy * xhat;
+    }
+    let t1 = tree_sum(li, s1);
+    let t2 = tree_sum(li, s2);
+    if (li == 0u && g < p.c * p.parts) {
+        gp_part[2u * g] = t1;
+        gp_part[2u * g + 1u] = t2;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gf_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gf_saved: array<f32>;
+
+@compute @workgroup_size(256)
+fn grad_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = gid(wg, nwg, li);
+    if (ch >= p.c) { return; }
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var k = 0u; k < p.parts; k = k + 1u) {
+        s1 = s1 + gf_part[2u * (ch * p.parts + k)];
+        s2 = s2 + gf_part[2u * (ch * p.parts + k) + 1u];
+    }
+    gf_saved[2u * p.c + ch] = s1;
+    gf_saved[3u * p.c + ch] = s2;
 }

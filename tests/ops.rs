@@ -415,6 +415,12 @@ fn global_avg_pool() {
 }
 
 fn bn_case(seed: u64, xs: [usize; 4], affine: bool, train: bool) {
+    bn_case_split(seed, xs, affine, train, None);
+}
+
+/// `split`: force the per-channel reductions over that many workgroups per channel (the GPU
+/// path) whatever the adapter.
+fn bn_case_split(seed: u64, xs: [usize; 4], affine: bool, train: bool, split: Option<usize>) {
     let mut rng = Rng::new(seed);
     let c = xs[1];
     let mut inputs = vec![input(&mut rng, &xs, true)];
@@ -442,7 +448,7 @@ fn bn_case(seed: u64, xs: [usize; 4], affine: bool, train: bool) {
         inputs.push(input(&mut rng, &[c], true));
     }
     check(
-        &format!("batch_norm x{xs:?} affine={affine} train={train}"),
+        &format!("batch_norm x{xs:?} affine={affine} train={train} split={split:?}"),
         inputs,
         |v| {
             let aff = v.get(3).map(|g| (g.as_slice(), v[4].as_slice()));
@@ -453,6 +459,9 @@ fn bn_case(seed: u64, xs: [usize; 4], affine: bool, train: bool) {
             }
         },
         |t, v| {
+            if split.is_some() {
+                t.gpu().set_channel_split(split);
+            }
             // Train mode updates running statistics in place: work on copies.
             let (rm, rv) = (v[1].duplicate()?, v[2].duplicate()?);
             let aff = v.get(3).map(|g| (g, &v[4]));
@@ -500,8 +509,26 @@ fn batch_norm_eval_plain() {
 }
 
 #[test]
+fn batch_norm_split_reductions_affine() {
+    // Each channel's 3·5·7 = 105 values over 4 workgroups (chunks of 27, the last shorter).
+    bn_case_split(35, [3, 2, 5, 7], true, true, Some(4));
+}
+
+#[test]
+fn batch_norm_split_reductions_plain_large_plane() {
+    bn_case_split(36, [3, 2, 17, 19], false, true, Some(7));
+}
+
+#[test]
 fn batch_norm_running_stats_update() {
+    for split in [None, Some(5)] {
+        running_stats_case(split);
+    }
+}
+
+fn running_stats_case(split: Option<usize>) {
     let g = gpu();
+    g.set_channel_split(split);
     let xs = [3, 2, 5, 7];
     let mut rng = Rng::new(34);
     let x = rng.vec(xs.iter().product());

@@ -63,6 +63,8 @@ struct GpuInner {
     pool: pool::Pool,
     state: RefCell<State>,
     error: Arc<Mutex<Option<String>>>,
+    /// Forced split of per-channel reductions (see [`Gpu::channel_split`]); None = automatic.
+    split: std::cell::Cell<Option<usize>>,
 }
 
 /// A recorded sequence of GPU commands (a whole training step, say) that can be replayed
@@ -138,6 +140,7 @@ impl Gpu {
                 kernels,
                 state: RefCell::new(State::default()),
                 error,
+                split: std::cell::Cell::new(None),
             }),
         })
     }
@@ -148,6 +151,24 @@ impl Gpu {
 
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// Workgroups that share one channel's reduction over `per_channel` values (batch norm):
+    /// 1 on CPU adapters, where one workgroup per channel does the whole job in one launch;
+    /// on GPUs enough chunks of at least 1,024 values to give the device ~1,024 workgroups.
+    pub fn channel_split(&self, channels: usize, per_channel: usize) -> usize {
+        let most = per_channel.div_ceil(1024).max(1);
+        match self.inner.split.get() {
+            Some(parts) => parts.clamp(1, per_channel.max(1)),
+            None if self.inner.summary.device_type == "Cpu" => 1,
+            None => 1024usize.div_ceil(channels.max(1)).clamp(1, most),
+        }
+    }
+
+    /// Forces [`Gpu::channel_split`] to `parts` (tests run both paths on any adapter); None
+    /// restores the automatic choice.
+    pub fn set_channel_split(&self, parts: Option<usize>) {
+        self.inner.split.set(parts);
     }
 
     /// Total dispatches issued so far (eager and replayed).

@@ -24,7 +24,7 @@ pub(crate) struct BatchNormNode {
     beta: Option<Saved>,
     /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
     saved: Tensor,
-    params: [u32; 9],
+    params: [u32; 11],
 }
 
 impl Tape {
@@ -74,6 +74,11 @@ impl Tape {
             ));
         }
         let gpu = self.gpu().clone();
+        let parts = if train {
+            gpu.channel_split(c, n * hw)
+        } else {
+            1
+        };
         let params = [
             n as u32,
             c as u32,
@@ -84,41 +89,39 @@ impl Tape {
             1,
             train as u32,
             0,
+            parts as u32,
+            (n * hw).div_ceil(parts) as u32,
         ];
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
-        if train {
+        let running = [state.running_mean.buffer(), state.running_var.buffer()];
+        if train && parts == 1 {
             // Without affine parameters, x stands in for them (read-only, never read).
             let (g, b) = affine.unwrap_or((x, x));
             // Statistics and normalisation in one launch: one workgroup per channel.
-            gpu.launch_groups(
-                "batchnorm",
-                "train_forward",
-                &params,
-                &[
-                    x.buffer(),
-                    saved.buffer(),
-                    state.running_mean.buffer(),
-                    state.running_var.buffer(),
-                    g.buffer(),
-                    b.buffer(),
-                    y.buffer(),
-                ],
-                c,
-            )?;
+            let bufs = [
+                x.buffer(),
+                saved.buffer(),
+                running[0],
+                running[1],
+                g.buffer(),
+                b.buffer(),
+                y.buffer(),
+            ];
+            gpu.launch_groups("batchnorm", "train_forward", &params, &bufs, c)?;
         } else {
+            if train {
+                // Each channel split over `parts` workgroups, then combined per channel.
+                let part = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
+                let bufs = [x.buffer(), &part];
+                gpu.launch_groups("batchnorm", "stats_partial", &params, &bufs, c * parts)?;
+                let bufs = [&part, saved.buffer(), running[0], running[1]];
+                gpu.launch("batchnorm", "stats_finish", &params, &bufs, c)?;
+            } else {
+                let bufs = [running[0], running[1], saved.buffer()];
+                gpu.launch("batchnorm", "eval_stats", &params, &bufs, c)?;
+            }
             let (g, b) = affine.unwrap_or((&saved, &saved));
-            gpu.launch(
-                "batchnorm",
-                "eval_stats",
-                &params,
-                &[
-                    state.running_mean.buffer(),
-                    state.running_var.buffer(),
-                    saved.buffer(),
-                ],
-                c,
-            )?;
             gpu.launch(
                 "batchnorm",
                 "normalize",
@@ -168,12 +171,10 @@ impl BatchNormNode {
         let gpu = gy.gpu();
         let c = self.params[1] as usize;
         let train = self.params[7] != 0;
-        let g = match &self.gamma {
-            Some(g) => g.data()?,
-            None => &self.saved,
-        };
+        let parts = self.params[9] as usize;
+        let src = self.source()?.buffer();
         let mut out = Vec::new();
-        if train && self.x.requires_grad() {
+        if train && parts == 1 && self.x.requires_grad() {
             // The channel sums and dx in one launch: one workgroup per channel. Without
             // affine parameters, dy stands in for γ (read-only, never read).
             let g = match &self.gamma {
@@ -181,45 +182,43 @@ impl BatchNormNode {
                 None => gy,
             };
             let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-            gpu.launch_groups(
-                "batchnorm",
-                "backward_fused",
-                &self.params,
-                &[
-                    self.source()?.buffer(),
-                    gy.buffer(),
-                    self.saved.buffer(),
-                    g.buffer(),
-                    dx.buffer(),
-                ],
-                c,
-            )?;
+            let bufs = [
+                src,
+                gy.buffer(),
+                self.saved.buffer(),
+                g.buffer(),
+                dx.buffer(),
+            ];
+            gpu.launch_groups("batchnorm", "backward_fused", &self.params, &bufs, c)?;
             out.push((self.x.key(), dx));
         } else {
-            gpu.launch_groups(
-                "batchnorm",
-                "backward_reduce",
-                &self.params,
-                &[self.source()?.buffer(), gy.buffer(), self.saved.buffer()],
-                c,
-            )?;
-        }
-        if !train && self.x.requires_grad() {
-            let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-            gpu.launch(
-                "batchnorm",
-                "backward_dx",
-                &self.params,
-                &[
-                    self.source()?.buffer(),
+            // Σ dy and Σ dy·x̂ per channel into the saved block.
+            if parts == 1 {
+                let bufs = [src, gy.buffer(), self.saved.buffer()];
+                gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
+            } else {
+                let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
+                let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
+                gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
+                let bufs = [&part, self.saved.buffer()];
+                gpu.launch("batchnorm", "grad_finish", &self.params, &bufs, c)?;
+            }
+            if self.x.requires_grad() {
+                let g = match &self.gamma {
+                    Some(g) => g.data()?,
+                    None => &self.saved,
+                };
+                let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+                let bufs = [
+                    src,
                     gy.buffer(),
                     self.saved.buffer(),
                     g.buffer(),
                     dx.buffer(),
-                ],
-                dx.numel(),
-            )?;
-            out.push((self.x.key(), dx));
+                ];
+                gpu.launch("batchnorm", "backward_dx", &self.params, &bufs, dx.numel())?;
+                out.push((self.x.key(), dx));
+            }
         }
         // dγ = Σ dy·xhat and dβ = Σ dy sit in the saved block; copy them out.
         for (param, slot) in [(&self.gamma, 3usize), (&self.beta, 2usize)] {
