@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Keep intermediates for backward instead of recomputing them (more memory, less work).
     #[arg(long)]
     pub no_recompute: bool,
+    /// Workgroups per channel in batch-norm reductions (default: 1 on CPU adapters, enough
+    /// to fill a GPU otherwise); for comparing the two strategies on one adapter.
+    #[arg(long)]
+    pub channel_split: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also print the results as one line of JSON at the end.
@@ -72,6 +76,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     for cfg in &configs {
         // A fresh device per configuration, so each one's memory is its own.
         let gpu = Gpu::new(choice)?;
+        gpu.set_channel_split(a.channel_split);
         if adapter.is_empty() {
             adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
             eprintln!("adapter: {adapter}");
