@@ -242,3 +242,55 @@ fn train_a_nas_bench_201_cell() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn bench_reports_step_time_memory_and_dispatches() {
+    let run = bin()
+        .args([
+            "bench",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch",
+            "2,4",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("| darts C=2 L=3 batch=4 |"), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(r["step_ms"].as_f64().unwrap() > 0.0);
+        assert!(r["images_per_sec"].as_f64().unwrap() > 0.0);
+        // A replayed step is one submission of the recorded program.
+        assert_eq!(r["submissions_per_step"].as_f64().unwrap(), 1.0);
+        assert!(r["dispatches_per_step"].as_f64().unwrap() > 100.0);
+    }
+    // Twice the batch needs more activation memory, not twice the weights.
+    let peak = |i: usize| results[i]["peak_bytes"].as_u64().unwrap();
+    assert!(peak(1) > peak(0), "peak memory must grow with the batch");
+}
+
+#[test]
+fn bench_rejects_a_zero_batch() {
+    let run = bin().args(["bench", "--batch", "0"]).output().unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("--batch and --channels must be positive"),
+        "{stderr}"
+    );
+}
