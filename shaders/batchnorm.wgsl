@@ -21,7 +21,8 @@
 //   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²)
 //   stats_finish     1 part, 2 saved, 3 running_mean, 4 running_var   one thread per channel:
 //                    Chan's combination of the chunks (stable like the two-pass formula)
-//   grad_partial     1 x, 2 dy, 3 saved, 4 part (2 per chunk: Σ dy, Σ dy·x̂)
+//   grad_partial     1 x, 2 dy, 3 saved (read-write binding, only read), 4 part (2 per chunk:
+//                    Σ dy, Σ dy·x̂)
 //   grad_finish      1 part, 2 saved                              one thread per channel
 // followed by normalize / backward_dx.
 // The per-channel loops walk (image, pixel) by increments: no division per element.
@@ -50,28 +51,36 @@ fn walk_next(at: vec2<u32>, step: vec2<u32>) -> vec2<u32> {
 @group(0) @binding(2) var<storage, read_write> st_saved: array<f32>;
 @group(0) @binding(3) var<storage, read_write> st_rm: array<f32>;
 @group(0) @binding(4) var<storage, read_write> st_rv: array<f32>;
-// Batch mean and 1/sqrt(var + eps) of channel `ch` (every thread gets them); thread 0 also
-// stores them in saved and updates the running statistics.
-fn channel_stats(ch: u32, li: u32) -> vec2<f32> {
-    let m = p.n * p.hw;
+// Mean and Σ(x − mean)² of values [start, end) of channel `ch` (t over images × pixels);
+// every thread of the workgroup gets them. The second pass over centred values is stable
+// where E[x²] − E[x]² is not.
+fn chunk_mean_m2(ch: u32, start: u32, end: u32, li: u32) -> vec2<f32> {
     let cc = min(ch, p.c - 1u);
-    var acc = 0.0;
     let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(li);
-    for (var t = li; t < m; t = t + WG) {
+    var acc = 0.0;
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
         acc = acc + st_x[(at.x * p.c + cc) * p.hw + at.y];
         at = walk_next(at, step);
     }
-    let mean = tree_sum(li, acc) / f32(m);
-    // Second pass over centred values: stable where E[x^2] - E[x]^2 is not.
+    let mean = tree_sum(li, acc) / max(f32(max(end, start) - start), 1.0);
     var acc2 = 0.0;
-    at = walk_start(li);
-    for (var t = li; t < m; t = t + WG) {
+    at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
         let d = st_x[(at.x * p.c + cc) * p.hw + at.y] - mean;
         acc2 = acc2 + d * d;
         at = walk_next(at, step);
     }
-    let var_b = tree_sum(li, acc2) / f32(m);
+    return vec2<f32>(mean, tree_sum(li, acc2));
+}
+
+// Batch mean and 1/sqrt(var + eps) of channel `ch` (every thread gets them); thread 0 also
+// stores them in saved and updates the running statistics.
+fn channel_stats(ch: u32, li: u32) -> vec2<f32> {
+    let m = p.n * p.hw;
+    let mm2 = chunk_mean_m2(ch, 0u, m, li);
+    let mean = mm2.x;
+    let var_b = mm2.y / f32(m);
     let invstd = 1.0 / sqrt(var_b + p.eps);
     if (li == 0u && ch < p.c) {
         st_saved[ch] = mean;
@@ -140,17 +149,16 @@ fn normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(1) var<storage, read> br_x: array<f32>;
 @group(0) @binding(2) var<storage, read> br_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> br_saved: array<f32>;
-// Σ dy and Σ dy·x̂ of channel `ch` (every thread gets them); thread 0 stores them in saved.
-fn channel_grad_sums(ch: u32, li: u32) -> vec2<f32> {
-    let m = p.n * p.hw;
+// Σ dy and Σ dy·x̂ over values [start, end) of channel `ch`; every thread gets them.
+fn chunk_grad_sums(ch: u32, start: u32, end: u32, li: u32) -> vec2<f32> {
     let cc = min(ch, p.c - 1u);
     let mean = br_saved[cc];
     let invstd = br_saved[p.c + cc];
     var s1 = 0.0;
     var s2 = 0.0;
     let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(li);
-    for (var t = li; t < m; t = t + WG) {
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
         let k = (at.x * p.c + cc) * p.hw + at.y;
         at = walk_next(at, step);
         let g = br_dy[k];
@@ -159,8 +167,14 @@ fn channel_grad_sums(ch: u32, li: u32) -> vec2<f32> {
         if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
         s2 = s2 + g * xhat;
     }
-    let sum_dy = tree_sum(li, s1);
-    let sum_dyx = tree_sum(li, s2);
+    return vec2<f32>(tree_sum(li, s1), tree_sum(li, s2));
+}
+
+// Σ dy and Σ dy·x̂ of channel `ch` (every thread gets them); thread 0 stores them in saved.
+fn channel_grad_sums(ch: u32, li: u32) -> vec2<f32> {
+    let sums = chunk_grad_sums(ch, 0u, p.n * p.hw, li);
+    let sum_dy = sums.x;
+    let sum_dyx = sums.y;
     if (li == 0u && ch < p.c) {
         br_saved[2u * p.c + ch] = sum_dy;
         br_saved[3u * p.c + ch] = sum_dyx;
@@ -222,36 +236,18 @@ fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // Split reductions (GPUs): see the header.
-@group(0) @binding(1) var<storage, read> sp_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sp_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn stats_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = group_index(wg, nwg);
-    let ch = min(g / p.parts, p.c - 1u);
     let start = (g % p.parts) * p.len;
     let end = min(start + p.len, p.n * p.hw);
-    let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var acc = 0.0;
-    var at = walk_start(start + li);
-    for (var t = start + li; t < end; t = t + WG) {
-        acc = acc + sp_x[(at.x * p.c + ch) * p.hw + at.y];
-        at = walk_next(at, step);
-    }
-    let count = f32(max(end, start) - start);
-    let mean = tree_sum(li, acc) / max(count, 1.0);
-    var acc2 = 0.0;
-    at = walk_start(start + li);
-    for (var t = start + li; t < end; t = t + WG) {
-        let d = sp_x[(at.x * p.c + ch) * p.hw + at.y] - mean;
-        acc2 = acc2 + d * d;
-        at = walk_next(at, step);
-    }
-    let m2 = tree_sum(li, acc2);
+    let mm2 = chunk_mean_m2(g / p.parts, start, end, li);
     if (li == 0u && g < p.c * p.parts) {
-        sp_part[3u * g] = count;
-        sp_part[3u * g + 1u] = mean;
-        sp_part[3u * g + 2u] = m2;
+        sp_part[3u * g] = f32(max(end, start) - start);
+        sp_part[3u * g + 1u] = mm2.x;
+        sp_part[3u * g + 2u] = mm2.y;
     }
 }
 
@@ -288,37 +284,17 @@ fn stats_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
-@group(0) @binding(1) var<storage, read> gp_x: array<f32>;
-@group(0) @binding(2) var<storage, read> gp_dy: array<f32>;
-@group(0) @binding(3) var<storage, read> gp_saved: array<f32>;
 @group(0) @binding(4) var<storage, read_write> gp_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = group_index(wg, nwg);
-    let ch = min(g / p.parts, p.c - 1u);
     let start = (g % p.parts) * p.len;
     let end = min(start + p.len, p.n * p.hw);
-    let mean = gp_saved[ch];
-    let invstd = gp_saved[p.c + ch];
-    let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var s1 = 0.0;
-    var s2 = 0.0;
-    var at = walk_start(start + li);
-    for (var t = start + li; t < end; t = t + WG) {
-        let k = (at.x * p.c + ch) * p.hw + at.y;
-        at = walk_next(at, step);
-        let dy = gp_dy[k];
-        s1 = s1 + dy;
-        var xhat = (gp_x[k] - mean) * invstd;
-        if (p.x_is_xhat != 0u) { xhat = gp_x[k]; }
-        s2 = s2 + dy * xhat;
-    }
-    let t1 = tree_sum(li, s1);
-    let t2 = tree_sum(li, s2);
+    let sums = chunk_grad_sums(g / p.parts, start, end, li);
     if (li == 0u && g < p.c * p.parts) {
-        gp_part[2u * g] = t1;
-        gp_part[2u * g + 1u] = t2;
+        gp_part[2u * g] = sums.x;
+        gp_part[2u * g + 1u] = sums.y;
     }
 }
 

@@ -47,6 +47,19 @@ fn state(search: &Search) -> Vec<(String, Vec<f32>)> {
     v
 }
 
+/// The epoch records without their wall-clock timings.
+fn untimed(s: &Search) -> Vec<EpochRecord> {
+    s.history
+        .iter()
+        .map(|r| EpochRecord {
+            epoch_seconds: 0.0,
+            step_time_ms: 0.0,
+            images_per_sec: 0.0,
+            ..r.clone()
+        })
+        .collect()
+}
+
 #[test]
 fn training_loss_falls_on_the_mini_set() {
     let g = gpu();
@@ -100,17 +113,6 @@ fn resumed_run_equals_uninterrupted_run() {
 
     assert_eq!(resumed.step, full.step);
     // Everything but wall-clock timings is identical.
-    let untimed = |s: &Search| -> Vec<EpochRecord> {
-        s.history
-            .iter()
-            .map(|r| EpochRecord {
-                epoch_seconds: 0.0,
-                step_time_ms: 0.0,
-                images_per_sec: 0.0,
-                ..r.clone()
-            })
-            .collect()
-    };
     assert_eq!(untimed(&resumed), untimed(&full));
     for ((name, a), (_, b)) in state(&full).iter().zip(state(&resumed).iter()) {
         assert_eq!(a, b, "{name} differs after resuming");
@@ -149,17 +151,6 @@ fn replayed_steps_equal_eager_steps() {
         let replayed = run(true);
         assert_eq!(eager.recorded_dispatches(), 0);
         assert!(replayed.recorded_dispatches() > 100);
-        let untimed = |s: &Search| -> Vec<EpochRecord> {
-            s.history
-                .iter()
-                .map(|r| EpochRecord {
-                    epoch_seconds: 0.0,
-                    step_time_ms: 0.0,
-                    images_per_sec: 0.0,
-                    ..r.clone()
-                })
-                .collect()
-        };
         assert_eq!(untimed(&replayed), untimed(&eager));
         for ((name, a), (_, b)) in state(&eager).iter().zip(state(&replayed).iter()) {
             assert_eq!(a, b, "{name} differs between replayed and eager steps");
