@@ -93,6 +93,17 @@ impl Sgd {
     /// Like [`Sgd::encode`], skipping parameters without a gradient (PyTorch leaves those, and
     /// their momentum, untouched: no weight decay either).
     pub fn encode_some(&self, params: &[Tensor], grads: &[Option<&Tensor>]) -> Result<()> {
+        self.encode_some_scaled(params, grads, None)
+    }
+
+    /// [`Sgd::encode_some`] with every gradient scaled by `coef[0]` on the fly when given (the
+    /// clipping coefficient of [`clip_coefficient`]).
+    pub fn encode_some_scaled(
+        &self,
+        params: &[Tensor],
+        grads: &[Option<&Tensor>],
+        coef: Option<&Tensor>,
+    ) -> Result<()> {
         let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
         let with: Vec<Tensor> = params
             .iter()
@@ -111,13 +122,15 @@ impl Sgd {
             let Some(g) = g else { continue };
             let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
             pb[3] = self.nesterov as u32;
-            p.gpu().launch(
-                "optim",
-                "sgd",
-                &pb,
-                &[g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()],
-                p.numel(),
-            )?;
+            let mut bufs = vec![g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()];
+            let entry = match coef {
+                Some(c) => {
+                    bufs.push(c.buffer());
+                    "sgd_clipped"
+                }
+                None => "sgd",
+            };
+            p.gpu().launch("optim", entry, &pb, &bufs, p.numel())?;
         }
         Ok(())
     }
@@ -135,25 +148,8 @@ impl Sgd {
         grads: &[&Tensor],
         coef: &Tensor,
     ) -> Result<()> {
-        check(params, grads)?;
-        for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
-            let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
-            pb[3] = self.nesterov as u32;
-            p.gpu().launch(
-                "optim",
-                "sgd_clipped",
-                &pb,
-                &[
-                    g.buffer(),
-                    self.hyper.buffer(),
-                    p.buffer(),
-                    b.buffer(),
-                    coef.buffer(),
-                ],
-                p.numel(),
-            )?;
-        }
-        Ok(())
+        let some: Vec<Option<&Tensor>> = grads.iter().map(|g| Some(*g)).collect();
+        self.encode_some_scaled(params, &some, Some(coef))
     }
 }
 

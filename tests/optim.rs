@@ -187,3 +187,27 @@ fn sgd_with_clipping_folded_in_equals_clip_then_sgd() {
         TOL.assert_close(&format!("update {k}"), a, &expect);
     }
 }
+
+#[test]
+fn sgd_leaves_parameters_without_a_gradient_untouched() {
+    // As PyTorch does for a weight off the path to the output: no decay, no momentum step.
+    let g = gpu();
+    let p0 = Tensor::parameter(&g, &[3], &[1.0, -2.0, 0.5]).unwrap();
+    let p1 = Tensor::parameter(&g, &[2], &[4.0, 5.0]).unwrap();
+    let grad = Tensor::from_slice(&g, &[3], &[30.0, 0.0, -40.0]).unwrap();
+    let params = [p0.clone(), p1.clone()];
+    let sgd = Sgd::new(&g, &params, 0.1, 0.9, 0.01).unwrap();
+    sgd.prepare().unwrap();
+    let (_, coef) = clip_coefficient(&[&grad], 5.0).unwrap();
+    sgd.encode_some_scaled(&params, &[Some(&grad), None], Some(&coef))
+        .unwrap();
+    // ‖g‖ = 50, so g is scaled by 5 / (50 + 1e-6) before the update.
+    let c = 5.0 / (50.0 + 1e-6);
+    let expect: Vec<f64> = [(1.0, 30.0), (-2.0, 0.0), (0.5, -40.0)]
+        .iter()
+        .map(|&(w, gr)| w - 0.1 * (c * gr + 0.01 * w))
+        .collect();
+    TOL.assert_close("updated", &p0.to_vec().unwrap(), &expect);
+    assert_eq!(p1.to_vec().unwrap(), vec![4.0, 5.0]);
+    assert_eq!(sgd.state()[1].to_vec().unwrap(), vec![0.0, 0.0]);
+}

@@ -13,7 +13,7 @@ use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{parameters, Ctx};
-use crate::optim::{clip_grad_norm, Sgd};
+use crate::optim::{clip_coefficient, Sgd};
 use crate::search::schedule::cosine_lr;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -254,9 +254,10 @@ impl Retrain {
         if present.is_empty() {
             return Err(Error::Invalid("no weight received a gradient".into()));
         }
-        clip_grad_norm(&present, self.settings.grad_clip as f32)?;
+        // Clipping is folded into the update: the clipped gradients are never written out.
+        let (_, coef) = clip_coefficient(&present, self.settings.grad_clip as f32)?;
         self.sgd.prepare()?;
-        self.sgd.encode_some(&params, &gs)?;
+        self.sgd.encode_some_scaled(&params, &gs, Some(&coef))?;
         let loss = loss.to_vec()?[0];
         self.step += 1;
         if !loss.is_finite() {
