@@ -3,7 +3,7 @@
 //! a small GPU table written before each step, so a recorded step replays unchanged.
 //! Kernels: `shaders/optim.wgsl`.
 
-use crate::autodiff::ops::reduce::{chunk_for, finish_into};
+use crate::autodiff::ops::reduce::{finish_into, split};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -253,8 +253,7 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
     // Σ g² four gradients per launch (most are small: one launch each would be all overhead).
     for (c, four) in grads.chunks(4).enumerate() {
         let longest = four.iter().map(|g| g.numel()).max().unwrap_or(1);
-        let chunk = chunk_for(longest);
-        let groups = longest.div_ceil(chunk).max(1);
+        let (chunk, groups) = split(longest);
         let mut q = [0u32; 8];
         for (k, g) in four.iter().enumerate() {
             q[k] = g.numel() as u32;

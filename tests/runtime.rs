@@ -212,3 +212,16 @@ fn shape_errors_name_the_op() {
         .to_string();
     assert!(msg.contains("[2, 2]"), "{msg}");
 }
+
+#[test]
+fn several_tensors_read_back_together() {
+    let g = gpu();
+    let a = Tensor::from_slice(&g, &[3], &[1.0, 2.0, 3.0]).unwrap();
+    let b = Tensor::from_slice(&g, &[1], &[-4.5]).unwrap();
+    let c = Tensor::from_slice(&g, &[300], &vec![0.25; 300]).unwrap();
+    let back = Tensor::read_all(&[&a, &b, &c]).unwrap();
+    assert_eq!(back[0], vec![1.0, 2.0, 3.0]);
+    assert_eq!(back[1], vec![-4.5]);
+    assert_eq!(back[2], vec![0.25; 300]);
+    assert!(Tensor::read_all(&[]).unwrap().is_empty());
+}

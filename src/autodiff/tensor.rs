@@ -146,6 +146,15 @@ impl Tensor {
         self.0.gpu.read(&self.0.buf, self.numel())
     }
 
+    /// Reads several tensors (on the same GPU) back with one wait.
+    pub fn read_all(ts: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
+        let Some(first) = ts.first() else {
+            return Ok(Vec::new());
+        };
+        let bufs: Vec<(&GpuBuffer, usize)> = ts.iter().map(|t| (t.buffer(), t.numel())).collect();
+        first.gpu().read_many(&bufs)
+    }
+
     /// A fresh tensor with the same contents.
     pub fn duplicate(&self) -> Result<Tensor> {
         let t = Self::empty(self.gpu(), self.shape(), "copy")?;

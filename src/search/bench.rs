@@ -29,7 +29,6 @@ pub struct BenchConfig {
     /// Replay the recorded step (the default), or build every step eagerly.
     pub replay: bool,
     /// Recompute intermediates in backward (the default), or keep them.
-    #[serde(default = "yes")]
     pub recompute: bool,
     pub seed: u64,
 }
@@ -60,10 +59,6 @@ impl BenchConfig {
             ),
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// One configuration's measurements.

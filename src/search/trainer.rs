@@ -318,10 +318,10 @@ struct RecordedStep {
 
 /// Reads a step's loss and top-1/top-5 counts back from the GPU.
 fn read_stats(loss: &Tensor, ranks: &Tensor) -> Result<StepStats> {
-    let loss = loss.to_vec()?[0];
-    let ranks = ranks.to_vec()?;
+    let mut both = Tensor::read_all(&[loss, ranks])?;
+    let ranks = both.pop().unwrap_or_default();
     Ok(StepStats {
-        loss,
+        loss: both[0][0],
         top1: ranks.iter().filter(|&&r| r < 1.0).count(),
         top5: ranks.iter().filter(|&&r| r < 5.0).count(),
         n: ranks.len(),
@@ -390,6 +390,8 @@ impl Search {
             settings.weight_decay as f32,
         )?;
         sgd.nesterov = settings.nesterov;
+        // The learning rate's GPU table; `set_epoch` rewrites it for each epoch's schedule.
+        sgd.prepare()?;
         let alphas: Vec<Tensor> = net.alphas().into_iter().map(|(_, t)| t.clone()).collect();
         let adam = Adam::new(
             gpu,
@@ -449,6 +451,8 @@ impl Search {
             0.0
         };
         self.sgd.lr = lr as f32;
+        // Both change once per epoch: written here, not every step (a replayed step reads them).
+        self.sgd.prepare()?;
         self.beta_table.write(&[beta as f32])?;
         Ok((lr, beta))
     }
@@ -567,7 +571,7 @@ impl Search {
     /// Runs one step: replays the recorded step when the batch shapes match, otherwise
     /// records (or, with replay off, just runs) a new one.
     fn run_step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
-        self.sgd.prepare()?;
+        // Adam's step terms change every step; the learning rate is set by `set_epoch`.
         self.adam.prepare()?;
         let (h, w) = self.image_size;
         let key = (train.y.len(), val.y.len(), h, w);
@@ -640,13 +644,7 @@ impl Search {
                 .net
                 .forward(&mut tape, &x, self.beta(), Ctx { train: false })?;
             let loss = tape.cross_entropy(&logits, &y)?;
-            let ranks = rank_tensor(&logits, &y)?.to_vec()?;
-            all.push(StepStats {
-                loss: loss.to_vec()?[0],
-                top1: ranks.iter().filter(|&&r| r < 1.0).count(),
-                top5: ranks.iter().filter(|&&r| r < 5.0).count(),
-                n: ranks.len(),
-            });
+            all.push(read_stats(&loss, &rank_tensor(&logits, &y)?)?);
         }
         let (loss, t1, t5) = loss_of(&all);
         let n = all.iter().map(|s| s.n).sum();

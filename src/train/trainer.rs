@@ -258,12 +258,14 @@ impl Retrain {
         let (_, coef) = clip_coefficient(&present, self.settings.grad_clip as f32)?;
         self.sgd.prepare()?;
         self.sgd.encode_some_scaled(&params, &gs, Some(&coef))?;
-        let loss = loss.to_vec()?[0];
+        // Loss and ranks come back together: one wait per step.
+        let back = Tensor::read_all(&[&loss, &ranks])?;
+        let loss = back[0][0];
         self.step += 1;
         if !loss.is_finite() {
             return Err(Error::Invalid(format!("training diverged: the loss is {loss} at step {}; lower --lr. Checkpoints of completed epochs are intact", self.step)));
         }
-        Ok((loss, ranks.to_vec()?.iter().filter(|&&r| r < 1.0).count()))
+        Ok((loss, back[1].iter().filter(|&&r| r < 1.0).count()))
     }
 
     /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode).
@@ -285,10 +287,12 @@ impl Retrain {
                     drop: None,
                 },
             )?;
-            let loss = tape.cross_entropy(&logits, &y)?.to_vec()?[0];
-            // One readback of the logits gives the prediction and the label's rank (ties in
-            // the label's favour, as the GPU rank kernel counts them).
-            let scores = logits.to_vec()?;
+            let loss = tape.cross_entropy(&logits, &y)?;
+            // One readback of the loss and logits gives the prediction and the label's rank
+            // (ties in the label's favour, as the GPU rank kernel counts them).
+            let mut back = Tensor::read_all(&[&loss, &logits])?;
+            let scores = back.pop().unwrap_or_default();
+            let loss = back[0][0];
             for (i, &label) in b.y.iter().enumerate() {
                 let row = &scores[i * classes..(i + 1) * classes];
                 let pred = row

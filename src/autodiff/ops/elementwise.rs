@@ -422,8 +422,7 @@ impl WeightedSumNode {
 fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()> {
     let gpu = g.gpu();
     let n = g.numel();
-    let chunk = super::reduce::chunk_for(n);
-    let groups = n.div_ceil(chunk).max(1);
+    let (chunk, groups) = super::reduce::split(n);
     for four in terms.chunks(4) {
         let mut p = [0u32; 16];
         p[0] = n as u32;

@@ -6,9 +6,11 @@ use crate::autodiff::Tensor;
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuBuffer};
 
-/// Elements per first-pass workgroup: enough work per group, at most ~1024 partials.
-pub(crate) fn chunk_for(n: usize) -> usize {
-    n.div_ceil(1024).next_multiple_of(256).max(1024)
+/// (elements per first-pass workgroup, workgroups) for n values: enough work per group, at
+/// most ~1024 partials. Every two-pass reduction splits its input this way.
+pub(crate) fn split(n: usize) -> (usize, usize) {
+    let chunk = n.div_ceil(1024).next_multiple_of(256).max(1024);
+    (chunk, n.div_ceil(chunk).max(1))
 }
 
 /// out[offset] = (accumulate ? out[offset] : 0) + factor · Σ a·b  (Σ a when `b` is None).
@@ -23,8 +25,7 @@ pub(crate) fn reduce_into(
     accumulate: bool,
     factor: f32,
 ) -> Result<()> {
-    let chunk = chunk_for(n);
-    let groups = n.div_ceil(chunk).max(1);
+    let (chunk, groups) = split(n);
     let partial = gpu.alloc("reduction partials", groups)?;
     let p = [
         n as u32,
