@@ -19,9 +19,14 @@ var<workgroup> red: array<f32, 256>;
 
 // Sums `v` over the workgroup; every thread gets the total. Call from uniform control flow.
 fn tree_sum(li: u32, v: f32) -> f32 {
+    return tree_sum_n(li, v, WG);
+}
+
+// tree_sum for a workgroup of `width` threads (a power of two, at most WG).
+fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
     red[li] = v;
     workgroupBarrier();
-    var s = WG / 2u;
+    var s = width / 2u;
     loop {
         if (s == 0u) { break; }
         if (li < s) { red[li] = red[li] + red[li + s]; }

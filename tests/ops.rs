@@ -234,6 +234,28 @@ fn depthwise_k5_dil2_s2() {
     conv_case(13, [2, 2, 8, 11], [2, 1, 5, 5], false, 2, 4, 2, 2);
 }
 
+// Rows of a multiple of 4 take the vec4 kernel (`forward4`, 8 or 4 outputs per thread; also
+// the stride-1 input gradient); the cases above, with odd widths, the scalar one.
+#[test]
+fn depthwise_rows_of_4_k3_s1() {
+    conv_case(15, [2, 3, 5, 8], [3, 1, 3, 3], false, 1, 1, 1, 3);
+}
+
+#[test]
+fn depthwise_rows_of_4_k5_dil2_four_per_thread() {
+    conv_case(16, [1, 2, 6, 12], [2, 1, 5, 5], false, 1, 4, 2, 2);
+}
+
+#[test]
+fn depthwise_rows_of_4_k5_s2() {
+    conv_case(17, [2, 2, 7, 16], [2, 1, 5, 5], false, 2, 2, 1, 2);
+}
+
+#[test]
+fn depthwise_rows_of_4_k3_dil2_s2_four_per_thread() {
+    conv_case(18, [1, 3, 8, 8], [3, 1, 3, 3], false, 2, 2, 2, 3);
+}
+
 /// conv2d(relu(x)) with the ReLU folded into the convolution (`Conv2dCfg::relu_input`),
 /// against the CPU conv of relu(x); `w_diff` = false freezes the weight (the α step's case,
 /// where x is kept only for the ReLU mask).
@@ -297,6 +319,11 @@ fn relu_folded_into_dense_3x3() {
     relu_conv_case(36, [2, 3, 7, 5], [4, 3, 3, 3], 1, 1, 1, 1, true);
 }
 
+#[test]
+fn relu_folded_into_depthwise_rows_of_4() {
+    relu_conv_case(37, [2, 3, 6, 8], [3, 1, 3, 3], 1, 1, 1, 3, true);
+}
+
 /// pw(dw(relu x)) as one node whose backward recomputes the depthwise output, against the
 /// CPU composition; every input differentiable, then with both weights frozen.
 fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, dil: usize) {
@@ -346,6 +373,11 @@ fn dw_pw_recomputed_k3_s1() {
 #[test]
 fn dw_pw_recomputed_k5_dil2_s2() {
     dw_pw_case(42, [1, 2, 9, 8], 5, 2, 4, 2);
+}
+
+#[test]
+fn dw_pw_recomputed_rows_of_4_k5() {
+    dw_pw_case(43, [2, 3, 6, 8], 5, 1, 2, 1);
 }
 
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
@@ -508,6 +540,18 @@ fn batch_norm_eval_plain() {
     bn_case(33, [2, 1, 4, 5], false, false);
 }
 
+// Planes of a multiple of 4 values take the vec4 kernels on CPU adapters (64 threads per
+// channel, each a run of vec4s): runs that cross images, and threads with nothing to do.
+#[test]
+fn batch_norm_train_affine_rows_of_4() {
+    bn_case(59, [3, 2, 12, 12], true, true);
+}
+
+#[test]
+fn batch_norm_train_plain_fewer_values_than_threads() {
+    bn_case(60, [2, 3, 4, 4], false, true);
+}
+
 #[test]
 fn batch_norm_split_reductions_affine() {
     // Each channel's 3·5·7 = 105 values over 4 workgroups (chunks of 27, the last shorter).
@@ -522,14 +566,15 @@ fn batch_norm_split_reductions_plain_large_plane() {
 #[test]
 fn batch_norm_running_stats_update() {
     for split in [None, Some(5)] {
-        running_stats_case(split);
+        for xs in [[3, 2, 5, 7], [3, 2, 4, 5]] {
+            running_stats_case(split, xs);
+        }
     }
 }
 
-fn running_stats_case(split: Option<usize>) {
+fn running_stats_case(split: Option<usize>, xs: [usize; 4]) {
     let g = gpu();
     g.set_channel_split(split);
-    let xs = [3, 2, 5, 7];
     let mut rng = Rng::new(34);
     let x = rng.vec(xs.iter().product());
     let rm0 = rng.vec(2);

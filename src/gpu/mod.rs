@@ -373,7 +373,11 @@ impl Gpu {
                 .profile
                 .as_mut()
                 .unwrap()
-                .entry(format!("{file}:{entry}"))
+                .entry(if std::env::var_os("DM_PROFILE_GRID").is_some() {
+                    format!("{file}:{entry} {x}x{y}x{z}")
+                } else {
+                    format!("{file}:{entry}")
+                })
                 .or_default();
             e.0 += 1;
             e.1 += dt;
@@ -381,7 +385,8 @@ impl Gpu {
         Ok(())
     }
 
-    /// Starts timing every kernel launch (each is synced: slow, for finding hot kernels).
+    /// Starts timing every kernel launch (each is synced: slow, for finding hot kernels). With
+    /// `DM_PROFILE_GRID` set in the environment, launches are also told apart by their grid.
     pub fn start_profile(&self) {
         self.inner.state.borrow_mut().profile = Some(HashMap::new());
     }

@@ -5,6 +5,7 @@ use super::layout::SliceCfg;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuBuffer};
 
 /// Stride, padding, dilation and groups of a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +179,48 @@ fn depthwise_forward_groups(dp: &[u32; 8]) -> usize {
     (n * c * ho * wo.div_ceil(4)).div_ceil(256)
 }
 
+/// The vec4 `forward4` launch of a depthwise forward (or flipped input-gradient) pass when its
+/// rows allow it: pipeline constants PAD and OUT (outputs per thread) and the workgroup count.
+fn depthwise_forward4(
+    dp: &[u32; 8],
+    consts: &[(&'static str, u32)],
+) -> Option<([(&'static str, u32); 2], usize)> {
+    let [n, c, _, w, ho, wo, pad, _] = dp.map(|v| v as usize);
+    let get = |name: &str| {
+        consts
+            .iter()
+            .find(|c| c.0 == name)
+            .map_or(1, |c| c.1 as usize)
+    };
+    let (k, s, d) = (get("K"), get("S"), get("D"));
+    let out = [8, 4].into_iter().find(|o| wo % o == 0)?;
+    let window = pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1;
+    (w % 4 == 0 && window <= 32).then(|| {
+        let groups = c * (n * ho * (wo / out)).div_ceil(64);
+        ([("PAD", pad as u32), ("OUT", out as u32)], groups)
+    })
+}
+
+/// Launches a depthwise forward pass (`forward4` where the rows allow, `forward` otherwise);
+/// buffers: input, weight, output, mask.
+fn depthwise_forward(
+    gpu: &Gpu,
+    dp: &[u32; 8],
+    consts: &[(&'static str, u32)],
+    bufs: &[&GpuBuffer; 4],
+) -> Result<()> {
+    match depthwise_forward4(dp, consts) {
+        Some((extra, groups)) => {
+            let consts = [consts, &extra[..]].concat();
+            gpu.launch_specialized("depthwise", "forward4", &consts, dp, bufs, groups)
+        }
+        None => {
+            let groups = depthwise_forward_groups(dp);
+            gpu.launch_specialized("depthwise", "forward", consts, dp, bufs, groups)
+        }
+    }
+}
+
 /// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
 fn gemm(
     x: &Tensor,
@@ -220,17 +263,10 @@ fn conv_forward(
         let (n, cin, hw, cout) = pw;
         gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu)?;
     } else if let Some((dp, consts)) = depthwise(params) {
-        let groups = depthwise_forward_groups(&dp);
         let consts = [&consts[..], relu_consts(relu)].concat();
         // Binding 4 (the mask) is unused without MASK: x stands in.
-        gpu.launch_specialized(
-            "depthwise",
-            "forward",
-            &consts,
-            &dp,
-            &[x.buffer(), w.buffer(), y.buffer(), x.buffer()],
-            groups,
-        )?;
+        let bufs = [x.buffer(), w.buffer(), y.buffer(), x.buffer()];
+        depthwise_forward(gpu, &dp, &consts, &bufs)?;
     } else {
         let bias = b.unwrap_or(w);
         gpu.launch_specialized(
@@ -435,9 +471,7 @@ impl Conv2dNode {
                     // Stride 1: the input gradient is a forward pass with the rotated kernel.
                     let fp = [n, c, ho, wo, h, w, d * (k - 1) - pad, 0];
                     let fc = [&[consts[0], consts[1], consts[2], ("FLIP", 1)][..], mc].concat();
-                    let bufs = [gy.buffer(), wb, dx.buffer(), mask];
-                    let groups = depthwise_forward_groups(&fp);
-                    gpu.launch_specialized("depthwise", "forward", &fc, &fp, &bufs, groups)?;
+                    depthwise_forward(gpu, &fp, &fc, &[gy.buffer(), wb, dx.buffer(), mask])?;
                 } else {
                     let bc = [&consts[..], mc].concat();
                     let bufs = [gy.buffer(), wb, dx.buffer(), mask];

@@ -108,7 +108,13 @@ impl Tape {
                 b.buffer(),
                 y.buffer(),
             ];
-            gpu.launch_groups("batchnorm", "train_forward", &params, &bufs, c)?;
+            gpu.launch_groups(
+                "batchnorm",
+                fused_entry("train_forward", hw),
+                &params,
+                &bufs,
+                c,
+            )?;
         } else {
             if train {
                 // Each channel split over `parts` workgroups, then combined per channel.
@@ -158,6 +164,16 @@ impl Tape {
     }
 }
 
+/// The one-workgroup-per-channel kernels come in a vec4 variant for planes of a multiple of 4
+/// values (every plane of 32×32 images down to 8×8).
+fn fused_entry(scalar: &'static str, hw: usize) -> &'static str {
+    match (scalar, hw.is_multiple_of(4)) {
+        ("train_forward", true) => "train_forward4",
+        ("backward_fused", true) => "backward_fused4",
+        _ => scalar,
+    }
+}
+
 impl BatchNormNode {
     /// What backward reads for x̂: the saved output, or the input.
     fn source(&self) -> Result<&Tensor> {
@@ -189,7 +205,8 @@ impl BatchNormNode {
                 g.buffer(),
                 dx.buffer(),
             ];
-            gpu.launch_groups("batchnorm", "backward_fused", &self.params, &bufs, c)?;
+            let entry = fused_entry("backward_fused", self.params[2] as usize);
+            gpu.launch_groups("batchnorm", entry, &self.params, &bufs, c)?;
             out.push((self.x.key(), dx));
         } else {
             // Σ dy and Σ dy·x̂ per channel into the saved block.
