@@ -7,7 +7,8 @@
 //           Grid (ceil(n*hw/256), ceil(m/4), 1); each thread: one pixel of one image, 4
 //           output rows, so every x value loaded serves 4 multiply-adds; no division in loops.
 //   gemm4   the same product when hw % 4 == 0, each thread 4 consecutive pixels × 4 output
-//           rows (16 accumulators: every weight loaded serves 4 pixels).
+//           rows (16 accumulators: every weight loaded serves 4 pixels); x and y bound as
+//           vec4 arrays.
 //           Grid (ceil(n*hw/1024), ceil(m/4), 1).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
@@ -63,6 +64,16 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (rows > 3u) { g_y[ybase + 3u * p.hw] = acc.w; }
 }
 
+@group(0) @binding(2) var<storage, read> g4_x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> g4_y: array<vec4<f32>>;
+
+fn relu_in4(v: vec4<f32>) -> vec4<f32> {
+    if (RELU != 0u) { return max(v, vec4<f32>(0.0)); }
+    return v;
+}
+
+// x and y bound as vec4 arrays (hw % 4 == 0, so a thread's 4 pixels are one aligned vec4): one
+// load per input row and one store per output row (CPU adapters run each load lane by lane).
 @compute @workgroup_size(256)
 fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = (wg.x * WG + li) * 4u;
@@ -71,20 +82,15 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let b = t / p.hw;
     let px = t % p.hw;
     let rows = min(4u, p.m - i0);
-    let xbase = b * p.k * p.hw + px;
+    let hw4 = p.hw / 4u;
+    let xbase = (b * p.k * p.hw + px) / 4u;
     // acc[r] holds output row i0 + r for the 4 pixels.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var j = 0u; j < p.k; j = j + 1u) {
-        let xo = xbase + j * p.hw;
-        let xv = vec4<f32>(
-            relu_in(g_x[xo]),
-            relu_in(g_x[xo + 1u]),
-            relu_in(g_x[xo + 2u]),
-            relu_in(g_x[xo + 3u]),
-        );
+        let xv = relu_in4(g4_x[xbase + j * hw4]);
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
         acc0 = acc0 + g_a[ab] * xv;
@@ -92,23 +98,11 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         acc2 = acc2 + g_a[ab + min(2u, rows - 1u) * p.a_rs] * xv;
         acc3 = acc3 + g_a[ab + min(3u, rows - 1u) * p.a_rs] * xv;
     }
-    let yb = (b * p.m + i0) * p.hw + px;
-    g_y[yb] = acc0.x;
-    g_y[yb + 1u] = acc0.y;
-    g_y[yb + 2u] = acc0.z;
-    g_y[yb + 3u] = acc0.w;
-    if (rows > 1u) {
-        let o = yb + p.hw;
-        g_y[o] = acc1.x; g_y[o + 1u] = acc1.y; g_y[o + 2u] = acc1.z; g_y[o + 3u] = acc1.w;
-    }
-    if (rows > 2u) {
-        let o = yb + 2u * p.hw;
-        g_y[o] = acc2.x; g_y[o + 1u] = acc2.y; g_y[o + 2u] = acc2.z; g_y[o + 3u] = acc2.w;
-    }
-    if (rows > 3u) {
-        let o = yb + 3u * p.hw;
-        g_y[o] = acc3.x; g_y[o + 1u] = acc3.y; g_y[o + 2u] = acc3.z; g_y[o + 3u] = acc3.w;
-    }
+    let yb = ((b * p.m + i0) * p.hw + px) / 4u;
+    g4_y[yb] = acc0;
+    if (rows > 1u) { g4_y[yb + hw4] = acc1; }
+    if (rows > 2u) { g4_y[yb + 2u * hw4] = acc2; }
+    if (rows > 3u) { g4_y[yb + 3u * hw4] = acc3; }
 }
 
 @group(0) @binding(1) var<storage, read> wg_dy: array<f32>;
