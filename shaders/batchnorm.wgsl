@@ -15,7 +15,9 @@
 //   train_forward    stats + normalize in one launch: 1 x, 2 saved, 3 running_mean,
 //                    4 running_var, 5 gamma, 6 beta, 7 y          one workgroup per channel
 //   backward_fused   backward_reduce + backward_dx (train mode): 1 x, 2 dy, 3 saved, 4 gamma,
-//                    5 dx                                          one workgroup per channel
+//                    5 dx, 6 scale table                           one workgroup per channel
+//                    With p.scaled = 1 the gradient is dy·table[p.sidx] (a mixed edge's weight
+//                    times its output gradient), folded in here instead of materialised.
 //   train_forward4, backward_fused4: the same for planes of a multiple of 4 values, with x, y,
 //                    dy, dx bound as vec4 arrays; workgroups of LW = 64 threads, each walking
 //                    its own contiguous run of vec4s. On CPU adapters (lavapipe executes a
@@ -36,7 +38,8 @@
 struct P {
     n: u32, c: u32, hw: u32, affine: u32,
     eps: f32, momentum: f32, update_running: u32, train: u32,
-    x_is_xhat: u32, parts: u32, len: u32,
+    x_is_xhat: u32, parts: u32, len: u32, scaled: u32,
+    sidx: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -194,13 +197,26 @@ fn backward_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 
 @group(0) @binding(4) var<storage, read> bf_gamma: array<f32>;
 @group(0) @binding(5) var<storage, read_write> bf_dx: array<f32>;
+@group(0) @binding(6) var<storage, read> bf_scale: array<f32>;
+
+// The factor on dy: table[p.sidx] when the gradient comes scaled, else 1.
+fn dy_factor() -> f32 {
+    if (p.scaled != 0u) { return bf_scale[p.sidx]; }
+    return 1.0;
+}
 
 // backward_reduce and backward_dx (train mode) in one launch, one workgroup per channel.
 @compute @workgroup_size(256)
 fn backward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ch = group_index(wg, nwg);
-    let sums = channel_grad_sums(ch, li);
+    let sg = dy_factor();
+    let raw = chunk_grad_sums(ch, 0u, p.n * p.hw, li);
+    let sums = sg * raw;
     if (ch >= p.c) { return; }
+    if (li == 0u) {
+        br_saved[2u * p.c + ch] = sums.x;
+        br_saved[3u * p.c + ch] = sums.y;
+    }
     let mean = br_saved[ch];
     let invstd = br_saved[p.c + ch];
     var scale = invstd;
@@ -213,7 +229,7 @@ fn backward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         at = walk_next(at, step);
         var xhat = (br_x[k] - mean) * invstd;
         if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
-        bf_dx[k] = scale * (br_dy[k] - sums.x / m - xhat * sums.y / m);
+        bf_dx[k] = scale * (sg * br_dy[k] - sums.x / m - xhat * sums.y / m);
     }
 }
 
@@ -415,8 +431,9 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         s2 = s2 + dot(g, xhat);
         run_next(&r);
     }
-    let sum_dy = tree_sum_n(li, s1, LW);
-    let sum_dyx = tree_sum_n(li, s2, LW);
+    let sg = dy_factor();
+    let sum_dy = sg * tree_sum_n(li, s1, LW);
+    let sum_dyx = sg * tree_sum_n(li, s2, LW);
     if (ch >= p.c) { return; }
     if (li == 0u) {
         br_saved[2u * p.c + ch] = sum_dy;
@@ -430,7 +447,7 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let k = (r.img * p.c + ch) * r.q + r.j;
         var xhat = b4_x[k];
         if (p.x_is_xhat == 0u) { xhat = (xhat - mean) * invstd; }
-        b4_dx[k] = scale * (b4_dy[k] - sum_dy / m - xhat * sum_dyx / m);
+        b4_dx[k] = scale * (sg * b4_dy[k] - sum_dy / m - xhat * sum_dyx / m);
         run_next(&r);
     }
 }

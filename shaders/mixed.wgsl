@@ -4,8 +4,11 @@
 // Buffers: flat f32 arrays of p.n elements; tables: small f32 arrays; unused term slots are
 // bound to any buffer and ignored.
 //   weighted_sum4  1..4 y0..y3, 5 table A, 6 table B, 7 out
-//                  out = (p.accumulate ? out : 0) + Σ_{k < p.m} tab_k[idx_k] · y_k, with tab_k
-//                  = A when p.tab[k] = 0, else B; summed in term order (as sequential axpys).
+//                  out = (p.accumulate ? out : 0) + Σ_{k < p.m} s_k · y_k, with s_k = A[idx_k]
+//                  when p.tab[k] = 0, B[idx_k] when 1, and 1 when 2 (an unscaled term: the
+//                  backward pass sums gradient contributions with it); summed in term order
+//                  (as sequential axpys). weighted_sum4_vec4: the same, one thread per 4
+//                  elements, for n % 4 == 0.
 //                  One thread per element.
 //   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
 //                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
@@ -31,7 +34,8 @@ struct P {
 
 fn coef(k: u32) -> f32 {
     if (p.tab[k] == 0u) { return ws_a[p.idx[k]]; }
-    return ws_b[p.idx[k]];
+    if (p.tab[k] == 1u) { return ws_b[p.idx[k]]; }
+    return 1.0;
 }
 
 @compute @workgroup_size(256)
@@ -44,6 +48,25 @@ fn weighted_sum4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (p.m > 2u) { acc = acc + coef(2u) * ws_y2[i]; }
     if (p.m > 3u) { acc = acc + coef(3u) * ws_y3[i]; }
     ws_out[i] = acc;
+}
+
+// weighted_sum4 for n % 4 == 0 with every buffer bound as vec4s: one thread per 4 elements.
+@group(0) @binding(1) var<storage, read> w4_y0: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4_y1: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> w4_y2: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> w4_y3: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> w4_out: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n / 4u) { return; }
+    var acc = coef(0u) * w4_y0[i];
+    if (p.accumulate != 0u) { acc = w4_out[i] + acc; }
+    if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
+    if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
+    if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
+    w4_out[i] = acc;
 }
 
 @group(0) @binding(1) var<storage, read> dp_g: array<f32>;

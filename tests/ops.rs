@@ -769,6 +769,80 @@ fn weighted_sum_of_six_terms_over_two_tables() {
     );
 }
 
+/// z = α₅·bn(x) + α₆·bn(2x) + α₇·x + β₂·x, out = z + x + x: x's gradient gathers six
+/// contributions (four scaled, from two tables: more than one summing launch), and each batch
+/// norm gets its output gradient scaled by its weight, folded into its backward kernel (or,
+/// with split reductions, scaled first).
+fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
+    let mut rng = Rng::new(seed);
+    let inputs = vec![
+        input(&mut rng, &s, true),
+        input(&mut rng, &[2, 4], true),
+        input(&mut rng, &[3], false),
+    ];
+    check(
+        &format!("mixed-edge gradients x{s:?} split {split:?}"),
+        inputs,
+        |v| {
+            let b1 = cpu::batch_norm_train(&v[0], s4(&s), None, 1e-5).0;
+            let x2: Vec<f64> = v[0].iter().map(|a| 2.0 * a).collect();
+            let b2 = cpu::batch_norm_train(&x2, s4(&s), None, 1e-5).0;
+            (0..v[0].len())
+                .map(|i| {
+                    v[1][5] * b1[i]
+                        + v[1][6] * b2[i]
+                        + v[1][7] * v[0][i]
+                        + v[2][2] * v[0][i]
+                        + 2.0 * v[0][i]
+                })
+                .collect()
+        },
+        |t, v| {
+            t.gpu().set_channel_split(split);
+            let c = s[1];
+            let stats: Vec<Tensor> = (0..4)
+                .map(|_| Tensor::zeros(t.gpu(), &[c]))
+                .collect::<Result<_>>()?;
+            let bn = |t: &mut Tape, x: &Tensor, k: usize| {
+                let state = BnState {
+                    running_mean: &stats[2 * k],
+                    running_var: &stats[2 * k + 1],
+                    momentum: 0.1,
+                    eps: 1e-5,
+                };
+                t.batch_norm(x, None, state, true)
+            };
+            let b1 = bn(t, &v[0], 0)?;
+            let x2 = t.scale(&v[0], 2.0)?;
+            let b2 = bn(t, &x2, 1)?;
+            let z = t.weighted_sum_terms(&[
+                (&b1, &v[1], 5),
+                (&b2, &v[1], 6),
+                (&v[0], &v[1], 7),
+                (&v[0], &v[2], 2),
+            ])?;
+            t.sum(&[&z, &v[0], &v[0]])
+        },
+        Tolerance::FORWARD.scaled(&[4.0]),
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn mixed_edge_gradients_vec4_batch_norm() {
+    mixed_edge_case(48, [2, 3, 4, 4], None);
+}
+
+#[test]
+fn mixed_edge_gradients_scalar_batch_norm() {
+    mixed_edge_case(49, [2, 3, 5, 3], None);
+}
+
+#[test]
+fn mixed_edge_gradients_split_batch_norm() {
+    mixed_edge_case(50, [2, 3, 4, 4], Some(3));
+}
+
 #[test]
 fn sum_all_large() {
     // More elements than one reduction chunk, not a multiple of the workgroup.

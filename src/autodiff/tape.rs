@@ -36,6 +36,87 @@ pub(crate) enum Op {
 /// Gradients for the inputs of one node: (input, gradient) pairs.
 pub(crate) type InputGrads = Vec<(TensorKey, Tensor)>;
 
+/// A gradient contribution kept lazy: `t`, or `t`·table[idx] when scaled (a mixed edge's
+/// weight). Batch norm's backward folds the factor into its own kernel, and up to four
+/// contributions to one tensor add up in one launch, so neither the scaled copies nor the
+/// pairwise sums are written out.
+pub(crate) struct GradTerm {
+    pub t: Tensor,
+    pub scale: Option<(Tensor, usize)>,
+}
+
+impl GradTerm {
+    pub fn plain(t: Tensor) -> GradTerm {
+        GradTerm { t, scale: None }
+    }
+
+    /// The contribution as a tensor of its own.
+    pub fn materialize(self) -> Result<Tensor> {
+        sum_terms(vec![self])
+    }
+}
+
+/// Σ of the contributions in order: a single plain one as it is, otherwise one launch per four
+/// (scaled terms from more than two tables are scaled separately first).
+fn sum_terms(mut terms: Vec<GradTerm>) -> Result<Tensor> {
+    if let [GradTerm { t, scale: None }] = terms.as_slice() {
+        return Ok(t.clone());
+    }
+    let mut tables: Vec<TensorId> = Vec::new();
+    for term in &mut terms {
+        if let Some((table, idx)) = &term.scale {
+            if !tables.contains(&table.id()) {
+                if tables.len() == 2 {
+                    *term = GradTerm::plain(elementwise::scale_by_raw(&term.t, table, *idx, 1.0)?);
+                    continue;
+                }
+                tables.push(table.id());
+            }
+        }
+    }
+    let first = &terms[0].t;
+    let out = Tensor::empty(first.gpu(), first.shape(), "gradient")?;
+    let refs: Vec<(&Tensor, Option<(&Tensor, usize)>)> = terms
+        .iter()
+        .map(|g| (&g.t, g.scale.as_ref().map(|(t, i)| (t, *i))))
+        .collect();
+    elementwise::weighted_sum_into(&refs, &out)?;
+    Ok(out)
+}
+
+/// Gradient contributions not yet summed, by tensor; at most four are held per tensor (a fifth
+/// sums them first), which bounds the memory they keep.
+#[derive(Default)]
+struct Pending {
+    map: HashMap<TensorId, Vec<GradTerm>>,
+}
+
+impl Pending {
+    fn add(&mut self, t: &TensorKey, g: GradTerm) -> Result<()> {
+        if g.t.shape() != t.shape() {
+            return Err(Error::Gpu(format!(
+                "internal: gradient shape {:?} for tensor {:?}",
+                g.t.shape(),
+                t.shape()
+            )));
+        }
+        let terms = self.map.entry(t.id()).or_default();
+        if terms.len() == 4 {
+            let sum = sum_terms(std::mem::take(terms))?;
+            terms.push(GradTerm::plain(sum));
+        }
+        terms.push(g);
+        Ok(())
+    }
+}
+
+fn plain(grads: InputGrads) -> Vec<(TensorKey, GradTerm)> {
+    grads
+        .into_iter()
+        .map(|(k, t)| (k, GradTerm::plain(t)))
+        .collect()
+}
+
 impl Op {
     fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         match self {
@@ -97,23 +178,6 @@ impl Grads {
     }
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-
-    fn accumulate(&mut self, t: &TensorKey, g: Tensor) -> Result<()> {
-        if g.shape() != t.shape() {
-            return Err(Error::Gpu(format!(
-                "internal: gradient shape {:?} for tensor {:?}",
-                g.shape(),
-                t.shape()
-            )));
-        }
-        let g = match self.map.remove(&t.id()) {
-            // Out of place: a rule may hand the same gradient buffer to several inputs.
-            Some(prev) => elementwise::add_raw(&prev, &g)?,
-            None => g,
-        };
-        self.map.insert(t.id(), g);
-        Ok(())
     }
 }
 
@@ -201,22 +265,42 @@ impl Tape {
 
     /// Backpropagates `seed` = d(objective)/d(out) from `out`.
     pub fn backward_with(mut self, out: &Tensor, seed: Tensor) -> Result<Grads> {
+        let mut pending = Pending::default();
+        pending.add(&out.key(), GradTerm::plain(seed))?;
         let mut grads = Grads::default();
-        grads.accumulate(&out.key(), seed)?;
         while let Some(node) = self.nodes.pop() {
-            let Some(gy) = grads.map.get(&node.out).cloned() else {
+            // Intermediate gradients are consumed by their producer (`out`'s is also kept).
+            let Some(mut terms) = pending.map.remove(&node.out) else {
                 continue;
             };
-            for (input, g) in node.op.backward(&gy)? {
+            let single_scaled = terms.len() == 1 && terms[0].scale.is_some();
+            let contributions = match &node.op {
+                Op::BatchNorm(bn) if single_scaled && node.out != out.id() => {
+                    let GradTerm { t, scale } = terms.remove(0);
+                    let scale = scale.as_ref().map(|(table, i)| (table, *i));
+                    plain(bn.backward_scaled(&t, scale)?)
+                }
+                op => {
+                    let gy = sum_terms(terms)?;
+                    if node.out == out.id() {
+                        grads.map.insert(node.out, gy.clone());
+                    }
+                    match op {
+                        Op::WeightedSum(ws) => ws.backward_terms(&gy)?,
+                        op => plain(op.backward(&gy)?),
+                    }
+                }
+            };
+            for (input, g) in contributions {
                 if input.requires_grad() {
-                    grads.accumulate(&input, g)?;
+                    pending.add(&input, g)?;
                 }
             }
-            // Intermediate gradients are no longer needed once their producer has run.
-            if node.out != out.id() {
-                grads.map.remove(&node.out);
-            }
             // `node` (and the activations it saved) is dropped here.
+        }
+        // What is left are the leaves' gradients (and `out`'s if no node produced it).
+        for (id, terms) in pending.map {
+            grads.map.insert(id, sum_terms(terms)?);
         }
         Ok(grads)
     }

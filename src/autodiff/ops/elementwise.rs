@@ -3,7 +3,8 @@
 //! elements; forward and backward side by side. Kernels: `shaders/elementwise.wgsl`.
 
 use super::reduce::reduce_into;
-use crate::autodiff::tape::{InputGrads, Op, Tape};
+use crate::autodiff::tape::{GradTerm, InputGrads, Op, Tape};
+use crate::autodiff::tensor::TensorKey;
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
 
@@ -35,7 +36,7 @@ pub(crate) fn add_raw(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// factor · s[idx] · x into a new tensor, outside the tape.
-fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> Result<Tensor> {
+pub(crate) fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape(), "scaled")?;
     x.gpu().launch(
         "elementwise",
@@ -45,6 +46,71 @@ fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> Result<Tenso
         x.numel(),
     )?;
     Ok(out)
+}
+
+/// out = Σ_k s_k·y_k in term order, four terms per launch: s_k = table[idx] for a scaled term,
+/// 1 for a plain one. The scaled terms may use at most two distinct tables (checked).
+pub(crate) fn weighted_sum_into(
+    terms: &[(&Tensor, Option<(&Tensor, usize)>)],
+    out: &Tensor,
+) -> Result<()> {
+    let mut tables: Vec<&Tensor> = Vec::new();
+    for (_, s) in terms {
+        if let Some((t, _)) = s {
+            if !tables.iter().any(|k| k.id() == t.id()) {
+                tables.push(t);
+            }
+        }
+    }
+    if tables.len() > 2 {
+        return Err(Error::shape(
+            "weighted_sum",
+            "the weights must come from at most two tables",
+        ));
+    }
+    let Some(&(first, _)) = terms.first() else {
+        return Err(Error::shape("weighted_sum", "needs at least one tensor"));
+    };
+    // Without scaled terms the table bindings are placeholders (never read).
+    let table_a = tables.first().copied().unwrap_or(first);
+    let table_b = tables.get(1).copied().unwrap_or(table_a);
+    let n = out.numel();
+    for (c, chunk) in terms.chunks(4).enumerate() {
+        let mut p = [0u32; 16];
+        p[0] = n as u32;
+        p[1] = chunk.len() as u32;
+        p[2] = (c > 0) as u32;
+        for (k, (_, s)) in chunk.iter().enumerate() {
+            let (idx, tab) = match s {
+                Some((t, i)) => (*i as u32, (t.id() != table_a.id()) as u32),
+                None => (0, 2),
+            };
+            p[8 + k] = idx;
+            p[12 + k] = tab;
+        }
+        let y = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).0.buffer();
+        let (entry, threads) = if n.is_multiple_of(4) {
+            ("weighted_sum4_vec4", n / 4)
+        } else {
+            ("weighted_sum4", n)
+        };
+        out.gpu().launch(
+            "mixed",
+            entry,
+            &p,
+            &[
+                y(0),
+                y(1),
+                y(2),
+                y(3),
+                table_a.buffer(),
+                table_b.buffer(),
+                out.buffer(),
+            ],
+            threads,
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) struct ReluNode {
@@ -235,34 +301,10 @@ impl Tape {
                 table_b = table;
             }
         }
-        let n = first.numel();
         let out = Tensor::empty(self.gpu(), first.shape(), "weighted sum")?;
-        for (c, chunk) in terms.chunks(4).enumerate() {
-            let mut p = [0u32; 16];
-            p[0] = n as u32;
-            p[1] = chunk.len() as u32;
-            p[2] = (c > 0) as u32;
-            for (k, &(_, table, i)) in chunk.iter().enumerate() {
-                p[8 + k] = i as u32;
-                p[12 + k] = (table.id() != table_a.id()) as u32;
-            }
-            let y = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).0.buffer();
-            self.gpu().launch(
-                "mixed",
-                "weighted_sum4",
-                &p,
-                &[
-                    y(0),
-                    y(1),
-                    y(2),
-                    y(3),
-                    table_a.buffer(),
-                    table_b.buffer(),
-                    out.buffer(),
-                ],
-                n,
-            )?;
-        }
+        let scaled: Vec<(&Tensor, Option<(&Tensor, usize)>)> =
+            terms.iter().map(|&(y, t, i)| (y, Some((t, i)))).collect();
+        weighted_sum_into(&scaled, &out)?;
         let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.0).collect();
         inputs.push(table_a);
         inputs.push(table_b);
@@ -389,11 +431,27 @@ impl ScaleByNode {
 
 impl WeightedSumNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        self.backward_terms(gy)?
+            .into_iter()
+            .map(|(k, g)| Ok((k, g.materialize()?)))
+            .collect()
+    }
+
+    /// The gradients with y_k's left lazy: gy scaled by its weight, for the tape to fold into
+    /// the consumer (batch norm's backward) or into a sum of contributions.
+    pub(crate) fn backward_terms(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
         let gpu = gy.gpu();
         let mut out = Vec::new();
         for (y, table, i) in &self.terms {
             if y.requires_grad() {
-                out.push((y.key(), scale_by_raw(gy, table.data()?, *i, 1.0)?));
+                let scale = Some((table.data()?.clone(), *i));
+                out.push((
+                    y.key(),
+                    GradTerm {
+                        t: gy.clone(),
+                        scale,
+                    },
+                ));
             }
         }
         // d table[idx_k] = <gy, y_k>; the rest of the table's gradient is zero.
@@ -412,7 +470,7 @@ impl WeightedSumNode {
                 .map(|(y, _, i)| Ok((y.data()?, *i)))
                 .collect::<Result<_>>()?;
             dots_into(gy, &mine, &dw)?;
-            out.push((table.key(), dw));
+            out.push((table.key(), GradTerm::plain(dw)));
         }
         Ok(out)
     }

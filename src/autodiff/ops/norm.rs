@@ -24,7 +24,8 @@ pub(crate) struct BatchNormNode {
     beta: Option<Saved>,
     /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
     saved: Tensor,
-    params: [u32; 11],
+    /// The kernels' parameter block (see batchnorm.wgsl's P).
+    params: [u32; 13],
 }
 
 impl Tape {
@@ -91,6 +92,8 @@ impl Tape {
             0,
             parts as u32,
             (n * hw).div_ceil(parts) as u32,
+            0,
+            0,
         ];
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
@@ -184,13 +187,32 @@ impl BatchNormNode {
     }
 
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
+        self.backward_scaled(gy, None)
+    }
+
+    /// Backward for the output gradient gy·table[idx] (`scale`), or gy. The one-launch train
+    /// path folds the factor into its kernel; the others scale gy first.
+    pub(crate) fn backward_scaled(
+        &self,
+        gy: &Tensor,
+        scale: Option<(&Tensor, usize)>,
+    ) -> Result<InputGrads> {
         let gpu = gy.gpu();
         let c = self.params[1] as usize;
         let train = self.params[7] != 0;
         let parts = self.params[9] as usize;
         let src = self.source()?.buffer();
         let mut out = Vec::new();
-        if train && parts == 1 && self.x.requires_grad() {
+        let fused = train && parts == 1 && self.x.requires_grad();
+        let scaled_gy;
+        let gy = match scale {
+            Some((table, idx)) if !fused => {
+                scaled_gy = super::elementwise::scale_by_raw(gy, table, idx, 1.0)?;
+                &scaled_gy
+            }
+            _ => gy,
+        };
+        if fused {
             // The channel sums and dx in one launch: one workgroup per channel. Without
             // affine parameters, dy stands in for γ (read-only, never read).
             let g = match &self.gamma {
@@ -198,15 +220,26 @@ impl BatchNormNode {
                 None => gy,
             };
             let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+            let mut params = self.params;
+            // Without a scale, dy stands in for the table (read-only, never read).
+            let table = match scale {
+                Some((table, idx)) => {
+                    params[11] = 1;
+                    params[12] = idx as u32;
+                    table
+                }
+                None => gy,
+            };
             let bufs = [
                 src,
                 gy.buffer(),
                 self.saved.buffer(),
                 g.buffer(),
                 dx.buffer(),
+                table.buffer(),
             ];
             let entry = fused_entry("backward_fused", self.params[2] as usize);
-            gpu.launch_groups("batchnorm", entry, &self.params, &bufs, c)?;
+            gpu.launch_groups("batchnorm", entry, &params, &bufs, c)?;
             out.push((self.x.key(), dx));
         } else {
             // Σ dy and Σ dy·x̂ per channel into the saved block.
