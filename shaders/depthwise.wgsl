@@ -7,7 +7,8 @@
 //                   each input row's window is loaded once into registers and serves all
 //                   K taps of the 4 outputs (needs (STRIP-1)*S + (K-1)*D + 1 <= 16)
 //   backward_input  1 dy, 2 weight, 3 dx, 4 mask one thread per input element (gather); stride 1
-//                   uses `forward` with FLIP instead (see below)
+//                   uses `forward` with FLIP instead (see below), stride 2 on rows of a
+//                   multiple of 4 `backward_input2`
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
 //   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
 //                   accumulates all K×K taps in registers
@@ -198,6 +199,61 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
     if (MASK != 0u && bi_mask[i] <= 0.0) { acc = 0.0; }
     bi_dx[i] = acc;
+}
+
+// backward_input2: `backward_input` for stride 2 with input rows of a multiple of 4 (dx bound
+// as vec4s). A thread computes 4 consecutive input pixels 4j..4j+3 of a row: pixel 4j + i
+// takes tap kx from output column 2j + c/2 where c = i + PAD - kx·D is even, so which taps
+// apply and where they read is known at compile time; each thread loads one window of NW
+// output values per contributing row. 64 threads per workgroup over one channel (weights
+// uniform), as in forward4.
+@group(0) @binding(1) var<storage, read> b2_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b2_dx: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> b2_mask: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let w4 = p.w / 4u;
+    let per_ch = p.n * p.h * w4;
+    let groups_per_ch = (per_ch + 63u) / 64u;
+    let ch = g / groups_per_ch;
+    let item = (g % groups_per_ch) * 64u + li;
+    if (ch >= p.c || item >= per_ch) { return; }
+    let j = item % w4;
+    let r = item / w4;
+    let iy = r % p.h;
+    let plane = (r / p.h) * p.c + ch;
+    // Even tap offsets c run from e0 to e1: the window covers output columns 2j + e0/2 ...
+    let cmin = i32(PAD) - i32((K - 1u) * D);
+    let e0 = cmin + (cmin & 1);
+    let e1 = i32(3u + PAD) - i32((3u + PAD) & 1u);
+    let nw = (e1 - e0) / 2 + 1;
+    var acc = vec4<f32>(0.0);
+    for (var ky = 0u; ky < K; ky = ky + 1u) {
+        let ty = i32(iy + PAD) - i32(ky * D);
+        if (ty < 0 || (ty & 1) != 0) { continue; }
+        let oy = u32(ty) / 2u;
+        if (oy >= p.ho) { continue; }
+        let row = (plane * p.ho + oy) * p.wo;
+        var win: array<f32, 8>;
+        for (var q = 0; q < nw; q = q + 1) {
+            let ox = i32(2u * j) + e0 / 2 + q;
+            var v = 0.0;
+            if (ox >= 0 && ox < i32(p.wo)) { v = b2_dy[row + u32(ox)]; }
+            win[q] = v;
+        }
+        for (var kx = 0u; kx < K; kx = kx + 1u) {
+            let wv = bi_w[ch * K * K + ky * K + kx];
+            for (var i = 0; i < 4; i = i + 1) {
+                let c = i + i32(PAD) - i32(kx * D);
+                if ((c & 1) == 0) { acc[i] = acc[i] + wv * win[(c - e0) / 2]; }
+            }
+        }
+    }
+    let o = (plane * p.h + iy) * w4 + j;
+    if (MASK != 0u) { acc = select(vec4<f32>(0.0), acc, b2_mask[o] > vec4<f32>(0.0)); }
+    b2_dx[o] = acc;
 }
 
 @group(0) @binding(1) var<storage, read> bw_x: array<f32>;

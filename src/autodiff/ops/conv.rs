@@ -475,7 +475,26 @@ impl Conv2dNode {
                 } else {
                     let bc = [&consts[..], mc].concat();
                     let bufs = [gy.buffer(), wb, dx.buffer(), mask];
-                    gpu.launch_specialized("depthwise", "backward_input", &bc, dp, &bufs, groups)?;
+                    // Stride 2 on rows of a multiple of 4: 4 pixels per thread, taps resolved
+                    // at compile time (a window of at most 8 dy values per row).
+                    let cmin = pad as i64 - ((k - 1) * d) as i64;
+                    let (e0, e1) = (cmin + (cmin & 1), (3 + pad as i64) & !1);
+                    let window = (e1 - e0) / 2 + 1;
+                    if consts[1].1 == 2 && w % 4 == 0 && window <= 8 {
+                        let bc = [&bc[..], &[("PAD", pad)]].concat();
+                        let groups = (c * (n * h * w / 4).div_ceil(64)) as usize;
+                        let e = "backward_input2";
+                        gpu.launch_specialized("depthwise", e, &bc, dp, &bufs, groups)?;
+                    } else {
+                        gpu.launch_specialized(
+                            "depthwise",
+                            "backward_input",
+                            &bc,
+                            dp,
+                            &bufs,
+                            groups,
+                        )?;
+                    }
                 }
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
