@@ -12,6 +12,7 @@
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
 //   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
 //                   accumulates all K×K taps in registers
+//   weight_partial4 the same for rows of a multiple of 4 (vec4 loads; see below)
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
 // RELU = 1 (pipeline constant): x is read through max(x, 0), so a preceding ReLU needs no pass
 // or buffer of its own (forward and weight_partial). MASK = 1: an output is written only where
@@ -290,6 +291,57 @@ fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
                     if (ix >= 0 && ix < i32(p.w)) {
                         acc[ky * K + kx] = acc[ky * K + kx] + g * relu_in(bw_x[xb + u32(iy) * p.w + u32(ix)]);
                     }
+                }
+            }
+        }
+    }
+    for (var q = 0u; q < K * K; q = q + 1u) { bw_part[t * K * K + q] = acc[q]; }
+}
+
+// weight_partial4: weight_partial for rows of a multiple of 4 (x and dy bound as vec4s): per
+// output row, strips of 4 outputs (one dy load) against input windows loaded as in forward4
+// (NV vec4s per input row, with OUT = 4). 64 threads per workgroup.
+@group(0) @binding(1) var<storage, read> wp_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = group_index(wg, nwg) * 64u + li;
+    let rows = p.n * p.ho;
+    let nchunks = (rows + p._p - 1u) / p._p;
+    if (t >= p.c * nchunks) { return; }
+    let ch = t / nchunks;
+    let chunk = t % nchunks;
+    var acc: array<f32, 25>;
+    for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
+    let w4 = p.w / 4u;
+    let wo4 = p.wo / 4u;
+    let r_end = min((chunk + 1u) * p._p, rows);
+    for (var r = chunk * p._p; r < r_end; r = r + 1u) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let plane = b * p.c + ch;
+        for (var sx = 0u; sx < wo4; sx = sx + 1u) {
+            let g = wp_dy[(plane * p.ho + oy) * wo4 + sx];
+            let v0 = i32(sx * S) - i32(A / 4u);
+            for (var ky = 0u; ky < K; ky = ky + 1u) {
+                let iy = i32(oy * S + ky * D) - i32(PAD);
+                if (iy < 0 || iy >= i32(p.h)) { continue; }
+                let row = (plane * p.h + u32(iy)) * w4;
+                var win: array<f32, 32>;
+                for (var v = 0u; v < NV; v = v + 1u) {
+                    let ix = v0 + i32(v);
+                    var q = vec4<f32>(0.0);
+                    if (ix >= 0 && ix < i32(w4)) { q = relu_in4(wp_x[row + u32(ix)]); }
+                    win[4u * v] = q.x;
+                    win[4u * v + 1u] = q.y;
+                    win[4u * v + 2u] = q.z;
+                    win[4u * v + 3u] = q.w;
+                }
+                for (var kx = 0u; kx < K; kx = kx + 1u) {
+                    let o = A - PAD + kx * D;
+                    let xs = vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
+                    acc[ky * K + kx] = acc[ky * K + kx] + dot(g, xs);
                 }
             }
         }

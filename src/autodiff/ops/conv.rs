@@ -560,16 +560,20 @@ impl Conv2dNode {
                 dp[7] = per as u32;
                 let part = gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?;
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), &part];
-                let groups = (c * chunks).div_ceil(256);
                 let wconsts = [&consts[..], relu_consts(self.relu)].concat();
-                gpu.launch_specialized(
-                    "depthwise",
-                    "weight_partial",
-                    &wconsts,
-                    &dp,
-                    &bufs,
-                    groups,
-                )?;
+                // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
+                let (k, s, d, pad) = (p[7], p[9], p[13], p[11]);
+                let window = pad.div_ceil(4) * 4 - pad + 3 * s + (k - 1) * d + 1;
+                if p[3] % 4 == 0 && p[6] % 4 == 0 && window <= 32 {
+                    let wconsts = [&wconsts[..], &[("PAD", pad), ("OUT", 4)]].concat();
+                    let groups = (c * chunks).div_ceil(64);
+                    let e = "weight_partial4";
+                    gpu.launch_specialized("depthwise", e, &wconsts, &dp, &bufs, groups)?;
+                } else {
+                    let groups = (c * chunks).div_ceil(256);
+                    let e = "weight_partial";
+                    gpu.launch_specialized("depthwise", e, &wconsts, &dp, &bufs, groups)?;
+                }
                 let groups = dw.numel().div_ceil(256);
                 let bufs = [&part, dw.buffer()];
                 gpu.launch_specialized("depthwise", "weight_sum", &consts, &dp, &bufs, groups)?;
