@@ -12,6 +12,7 @@
 //                  One thread per element.
 //   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
 //                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
+//                  dot4_partial_vec4: the same with vec4 loads, for n % 4 == 0.
 //   dot4_finish    1 partial, 2 out: workgroup k < p.m adds Σ_w partial[k·count + w] to
 //                  out[idx_k] (or overwrites it when p.accumulate = 0).  Grid: p.m workgroups.
 // Workgroup size 256.
@@ -90,6 +91,38 @@ fn dot4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         if (p.m > 3u) { acc.w = acc.w + g * dp_y3[i]; }
     }
     // tree_sum needs uniform control flow: all four run whatever p.m is.
+    let t0 = tree_sum(li, acc.x);
+    let t1 = tree_sum(li, acc.y);
+    let t2 = tree_sum(li, acc.z);
+    let t3 = tree_sum(li, acc.w);
+    if (li == 0u && w < p.count) {
+        dp_part[w] = t0;
+        if (p.m > 1u) { dp_part[p.count + w] = t1; }
+        if (p.m > 2u) { dp_part[2u * p.count + w] = t2; }
+        if (p.m > 3u) { dp_part[3u * p.count + w] = t3; }
+    }
+}
+
+// dot4_partial for n % 4 == 0 (p.chunk is a multiple of 256): g and y bound as vec4s.
+@group(0) @binding(1) var<storage, read> d4_g: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> d4_y0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> d4_y1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> d4_y2: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> d4_y3: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn dot4_partial_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let w = group_index(wg, nwg);
+    let start = w * p.chunk / 4u;
+    let end = min(start + p.chunk / 4u, p.n / 4u);
+    var acc = vec4<f32>(0.0);
+    for (var i = start + li; i < end; i = i + WG) {
+        let g = d4_g[i];
+        acc.x = acc.x + dot(g, d4_y0[i]);
+        if (p.m > 1u) { acc.y = acc.y + dot(g, d4_y1[i]); }
+        if (p.m > 2u) { acc.z = acc.z + dot(g, d4_y2[i]); }
+        if (p.m > 3u) { acc.w = acc.w + dot(g, d4_y3[i]); }
+    }
     let t0 = tree_sum(li, acc.x);
     let t1 = tree_sum(li, acc.y);
     let t2 = tree_sum(li, acc.z);

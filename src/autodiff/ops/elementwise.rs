@@ -494,7 +494,12 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
         let partial = gpu.alloc("dot partials", 4 * groups)?;
         let y = |k: usize| four.get(k).unwrap_or(&four[0]).0.buffer();
         let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
-        gpu.launch_groups("mixed", "dot4_partial", &p, &bufs, groups)?;
+        let entry = if n.is_multiple_of(4) {
+            "dot4_partial_vec4"
+        } else {
+            "dot4_partial"
+        };
+        gpu.launch_groups("mixed", entry, &p, &bufs, groups)?;
         gpu.launch_groups(
             "mixed",
             "dot4_finish",
