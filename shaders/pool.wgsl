@@ -152,3 +152,190 @@ fn global_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let hw = p.h * p.w;
     ab_dx[i] = ab_dy[i / hw] / f32(hw);
 }
+
+// 3×3 windows with padding 1 and stride PS (1 or 2) on rows of a multiple of 4 values (input
+// and output), the pooling DARTS uses: a thread handles 4 consecutive outputs (forwards) or
+// inputs (backwards) of a row, with vec4 loads and stores and the window taps resolved at
+// compile time. Same visiting order, so the same results, as the general entries above.
+//   max3_forward4 1 x, 2 y;  max3_argmax4 1 x, 2 argmax;  avg3_forward4 1 x, 2 y
+//     one thread per 4 outputs: n·c·ho·(wo/4) threads
+//   max3_backward4 1 argmax, 2 dy, 3 dx;  avg3_backward4 1 dy, 2 dx
+//     one thread per 4 inputs: n·c·h·(w/4) threads
+override PS: u32 = 1u;
+
+@group(0) @binding(1) var<storage, read> q_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> q_y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> q_arg: array<vec4<u32>>;
+
+struct Strip {
+    best: vec4<f32>,
+    arg: vec4<u32>,
+    sum: vec4<f32>,
+    count: vec4<f32>,
+}
+
+// The 4 outputs of thread i: maximum (first in row-major order), its in-plane index, the sum
+// of the in-bounds values and their count.
+fn strip3(i: u32) -> Strip {
+    let s4 = p.wo / 4u;
+    let sx = i % s4;
+    let r = i / s4;
+    let oy = r % p.ho;
+    let plane = r / p.ho;
+    let w4 = p.w / 4u;
+    // Window position t of output o is input column c0 + o·PS + kx; win[q] holds column
+    // 4·sx·PS − 4 + q, so position t sits at q = t + 3.
+    let c0 = i32(4u * sx * PS) - 1;
+    let v0 = i32(sx * PS) - 1;
+    var st: Strip;
+    st.best = vec4<f32>(-3.4028235e38);
+    st.arg = vec4<u32>(0xffffffffu);
+    st.sum = vec4<f32>(0.0);
+    var rows = 0.0;
+    for (var ky = 0u; ky < 3u; ky = ky + 1u) {
+        let iy = i32(oy * PS + ky) - 1;
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        rows = rows + 1.0;
+        let row = (plane * p.h + u32(iy)) * w4;
+        var win: array<f32, 12>;
+        for (var v = 0u; v < 3u; v = v + 1u) {
+            let ix = v0 + i32(v);
+            var q = vec4<f32>(0.0);
+            if (ix >= 0 && ix < i32(w4)) { q = q_x[row + u32(ix)]; }
+            win[4u * v] = q.x;
+            win[4u * v + 1u] = q.y;
+            win[4u * v + 2u] = q.z;
+            win[4u * v + 3u] = q.w;
+        }
+        for (var o = 0u; o < 4u; o = o + 1u) {
+            for (var kx = 0u; kx < 3u; kx = kx + 1u) {
+                let t = o * PS + kx;
+                let col = c0 + i32(t);
+                if (col >= 0 && col < i32(p.w)) {
+                    let v = win[t + 3u];
+                    st.sum[o] = st.sum[o] + v;
+                    if (st.arg[o] == 0xffffffffu || v > st.best[o]) {
+                        st.best[o] = v;
+                        st.arg[o] = u32(iy) * p.w + u32(col);
+                    }
+                }
+            }
+        }
+    }
+    for (var o = 0u; o < 4u; o = o + 1u) {
+        let first = c0 + i32(o * PS);
+        let cols = min(first + 3, i32(p.w)) - max(first, 0);
+        st.count[o] = rows * f32(cols);
+    }
+    return st;
+}
+
+@compute @workgroup_size(256)
+fn max3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
+    q_y[i] = strip3(i).best;
+}
+
+@compute @workgroup_size(256)
+fn max3_argmax4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
+    q_arg[i] = strip3(i).arg;
+}
+
+@compute @workgroup_size(256)
+fn avg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
+    let st = strip3(i);
+    q_y[i] = st.sum / st.count;
+}
+
+// Backwards: input column 4j + i is covered by the outputs ox = base + u with
+// ox·PS − 1 <= 4j + i <= ox·PS + 1; base = 4j − 1 (PS = 1, u < 6) or 2j (PS = 2, u < 3), so
+// ox·PS − (4j + i) = u − 1 − i (PS = 1) or 2u − i (PS = 2), known at compile time.
+fn cover_base(j: u32) -> i32 {
+    if (PS == 1u) { return i32(4u * j) - 1; }
+    return i32(2u * j);
+}
+
+fn covers(u: u32, i: u32) -> bool {
+    var d = i32(2u * u) - i32(i);
+    if (PS == 1u) { d = i32(u) - 1 - i32(i); }
+    return d >= -1 && d <= 1;
+}
+
+// Rows oy whose window covers input row iy: [lo, hi].
+fn cover_rows(iy: u32) -> vec2<i32> {
+    let lo = max(0, (i32(iy) + i32(PS) - 2) / i32(PS));
+    let hi = min(i32(p.ho) - 1, i32(iy + 1u) / i32(PS));
+    return vec2<i32>(lo, hi);
+}
+
+@group(0) @binding(1) var<storage, read> qb_arg: array<u32>;
+@group(0) @binding(2) var<storage, read> qb_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> qb_dx: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn max3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let w4 = p.w / 4u;
+    if (t >= p.n * p.c * p.h * w4) { return; }
+    let j = t % w4;
+    let r = t / w4;
+    let iy = r % p.h;
+    let plane = r / p.h;
+    let base = cover_base(j);
+    let nu = select(3u, 6u, PS == 1u);
+    let k0 = iy * p.w + 4u * j;
+    let rows = cover_rows(iy);
+    var acc = vec4<f32>(0.0);
+    for (var oy = rows.x; oy <= rows.y; oy = oy + 1) {
+        let orow = (plane * p.ho + u32(oy)) * p.wo;
+        for (var u = 0u; u < nu; u = u + 1u) {
+            let ox = base + i32(u);
+            if (ox < 0 || ox >= i32(p.wo)) { continue; }
+            let a = qb_arg[orow + u32(ox)];
+            let g = qb_dy[orow + u32(ox)];
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                if (covers(u, i) && a == k0 + i) { acc[i] = acc[i] + g; }
+            }
+        }
+    }
+    qb_dx[t] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> qa_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> qa_dx: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let w4 = p.w / 4u;
+    if (t >= p.n * p.c * p.h * w4) { return; }
+    let j = t % w4;
+    let r = t / w4;
+    let iy = r % p.h;
+    let plane = r / p.h;
+    let base = cover_base(j);
+    let nu = select(3u, 6u, PS == 1u);
+    let rows = cover_rows(iy);
+    var acc = vec4<f32>(0.0);
+    for (var oy = rows.x; oy <= rows.y; oy = oy + 1) {
+        let orow = (plane * p.ho + u32(oy)) * p.wo;
+        let top = oy * i32(PS) - 1;
+        let nrows = f32(min(top + 3, i32(p.h)) - max(top, 0));
+        for (var u = 0u; u < nu; u = u + 1u) {
+            let ox = base + i32(u);
+            if (ox < 0 || ox >= i32(p.wo)) { continue; }
+            let left = ox * i32(PS) - 1;
+            let count = nrows * f32(min(left + 3, i32(p.w)) - max(left, 0));
+            let g = qa_dy[orow + u32(ox)] / count;
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                if (covers(u, i)) { acc[i] = acc[i] + g; }
+            }
+        }
+    }
+    qa_dx[t] = acc;
+}

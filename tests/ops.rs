@@ -422,6 +422,74 @@ fn avg_pool_3x3_s2_exclude_pad() {
     pool_case(23, [1, 1, 7, 9], 3, 2, 1, false);
 }
 
+// Rows of a multiple of 4 (input and output) take the 3×3 vec4 kernels.
+#[test]
+fn max_pool_3x3_s1_rows_of_4() {
+    pool_case(27, [2, 3, 5, 8], 3, 1, 1, true);
+}
+
+#[test]
+fn max_pool_3x3_s2_rows_of_4() {
+    pool_case(28, [1, 2, 7, 8], 3, 2, 1, true);
+}
+
+#[test]
+fn avg_pool_3x3_s1_rows_of_4() {
+    pool_case(29, [2, 3, 6, 12], 3, 1, 1, false);
+}
+
+#[test]
+fn avg_pool_3x3_s2_rows_of_4() {
+    pool_case(30, [1, 2, 9, 16], 3, 2, 1, false);
+}
+
+/// Max pooling over inputs full of ties: the gradient goes to the first maximum of each
+/// window in row-major order (as in PyTorch), for the general and the vec4 kernels.
+#[test]
+fn max_pool_ties_go_to_the_first_maximum() {
+    let g = gpu();
+    for (xs, stride) in [([1, 2, 5, 7], 1), ([1, 2, 5, 8], 1), ([1, 2, 7, 8], 2)] {
+        let [n, c, h, w] = xs;
+        let x: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7) % 3) as f32).collect();
+        let ho = (h + 2 - 3) / stride + 1;
+        let wo = (w + 2 - 3) / stride + 1;
+        let coef: Vec<f32> = (0..n * c * ho * wo).map(|i| 1.0 + i as f32).collect();
+        let xt = Tensor::from_slice(&g, &xs, &x).unwrap().with_grad();
+        let ct = Tensor::from_slice(&g, &[n, c, ho, wo], &coef).unwrap();
+        let mut tape = Tape::new(&g);
+        let y = tape.max_pool2d(&xt, PoolCfg::new(3, stride, 1)).unwrap();
+        let weighted = tape.mul(&y, &ct).unwrap();
+        let loss = tape.sum_all(&weighted).unwrap();
+        let grads = tape.backward(&loss).unwrap();
+        let got = grads.get(&xt).unwrap().to_vec().unwrap();
+        let mut want = vec![0.0f64; x.len()];
+        for plane in 0..n * c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut arg: Option<usize> = None;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (
+                                (oy * stride + ky) as isize - 1,
+                                (ox * stride + kx) as isize - 1,
+                            );
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let k = plane * h * w + iy as usize * w + ix as usize;
+                            if arg.is_none_or(|a| x[k] > x[a]) {
+                                arg = Some(k);
+                            }
+                        }
+                    }
+                    want[arg.unwrap()] += coef[(plane * ho + oy) * wo + ox] as f64;
+                }
+            }
+        }
+        Tolerance::FORWARD.assert_close(&format!("max pool ties x{xs:?} s{stride}"), &got, &want);
+    }
+}
+
 #[test]
 fn avg_pool_2x2_s2() {
     pool_case(24, [2, 2, 8, 6], 2, 2, 0, false);

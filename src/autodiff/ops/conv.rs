@@ -564,7 +564,7 @@ impl Conv2dNode {
                 // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
                 let (k, s, d, pad) = (p[7], p[9], p[13], p[11]);
                 let window = pad.div_ceil(4) * 4 - pad + 3 * s + (k - 1) * d + 1;
-                if p[3] % 4 == 0 && p[6] % 4 == 0 && window <= 32 {
+                if p[3].is_multiple_of(4) && p[6].is_multiple_of(4) && window <= 32 {
                     let wconsts = [&wconsts[..], &[("PAD", pad), ("OUT", 4)]].concat();
                     let groups = (c * chunks).div_ceil(64);
                     let e = "weight_partial4";
