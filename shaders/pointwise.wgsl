@@ -6,10 +6,9 @@
 //           backward_input: a = weightᵀ, strides (1, cin), x = dy, y = dx.
 //           Grid (ceil(n*hw/256), ceil(m/4), 1); each thread: one pixel of one image, 4
 //           output rows, so every x value loaded serves 4 multiply-adds; no division in loops.
-//   gemm4   the same product when hw % 4 == 0, each thread 4 consecutive pixels × 4 output
-//           rows (16 accumulators: every weight loaded serves 4 pixels); x and y bound as
-//           vec4 arrays.
-//           Grid (ceil(n*hw/1024), ceil(m/4), 1).
+//   gemm4   the same product when hw % 4 == 0, each thread 4 consecutive pixels × RB output
+//           rows (every weight loaded serves 4 pixels, every x load RB rows); x and y bound
+//           as vec4 arrays. Grid (ceil(n*hw/1024), ceil(m/RB), 1).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
 //           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
@@ -73,36 +72,35 @@ fn relu_in4(v: vec4<f32>) -> vec4<f32> {
 }
 
 // x and y bound as vec4 arrays (hw % 4 == 0, so a thread's 4 pixels are one aligned vec4): one
-// load per input row and one store per output row (CPU adapters run each load lane by lane).
+// load per input row serves RB output rows (pipeline constant 4, 8 or 16; grid y = ceil(m/RB)).
+// CPU adapters run each load lane by lane, so the more rows a load serves the better; the
+// accumulators beyond the registers spill to cheap stack slots.
+override RB: u32 = 4u;
+
 @compute @workgroup_size(256)
 fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = (wg.x * WG + li) * 4u;
-    let i0 = wg.y * 4u;
+    let i0 = wg.y * RB;
     if (t >= p.n * p.hw) { return; }
     let b = t / p.hw;
     let px = t % p.hw;
-    let rows = min(4u, p.m - i0);
+    let rows = min(RB, p.m - i0);
     let hw4 = p.hw / 4u;
     let xbase = (b * p.k * p.hw + px) / 4u;
     // acc[r] holds output row i0 + r for the 4 pixels.
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, 16>;
     for (var j = 0u; j < p.k; j = j + 1u) {
         let xv = relu_in4(g4_x[xbase + j * hw4]);
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
-        acc0 = acc0 + g_a[ab] * xv;
-        acc1 = acc1 + g_a[ab + min(1u, rows - 1u) * p.a_rs] * xv;
-        acc2 = acc2 + g_a[ab + min(2u, rows - 1u) * p.a_rs] * xv;
-        acc3 = acc3 + g_a[ab + min(3u, rows - 1u) * p.a_rs] * xv;
+        for (var r = 0u; r < RB; r = r + 1u) {
+            acc[r] = acc[r] + g_a[ab + min(r, rows - 1u) * p.a_rs] * xv;
+        }
     }
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
-    g4_y[yb] = acc0;
-    if (rows > 1u) { g4_y[yb + hw4] = acc1; }
-    if (rows > 2u) { g4_y[yb + 2u * hw4] = acc2; }
-    if (rows > 3u) { g4_y[yb + 3u * hw4] = acc3; }
+    for (var r = 0u; r < RB; r = r + 1u) {
+        if (r < rows) { g4_y[yb + r * hw4] = acc[r]; }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> wg_dy: array<f32>;

@@ -184,6 +184,17 @@ fn conv_pointwise_1x1() {
 }
 
 #[test]
+fn conv_pointwise_1x1_sixteen_rows_per_thread() {
+    // 20 output rows: one block of 16 and one of 4 (rows past m discarded).
+    conv_case(19, [2, 5, 4, 4], [20, 5, 1, 1], false, 1, 0, 1, 1);
+}
+
+#[test]
+fn conv_pointwise_1x1_eight_rows_per_thread() {
+    conv_case(20, [2, 3, 2, 6], [9, 3, 1, 1], false, 1, 0, 1, 1);
+}
+
+#[test]
 fn conv_pointwise_1x1_odd_plane() {
     // 5×3 pixels: not a multiple of 4, so the one-pixel-per-thread kernel; 6 output rows.
     conv_case(14, [3, 5, 5, 3], [6, 5, 1, 1], false, 1, 0, 1, 1);

@@ -231,20 +231,19 @@ fn gemm(
     relu: bool,
 ) -> Result<()> {
     let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
-    // Four pixels per thread when they always fall in one image.
-    let (entry, per) = if hw % 4 == 0 {
-        ("gemm4", 4)
+    let bufs = [a.buffer(), x.buffer(), y.buffer()];
+    if hw % 4 == 0 {
+        // Four pixels per thread (they always fall in one image), up to 16 output rows.
+        let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
+        let consts = [relu_consts(relu), &[("RB", rb as u32)]].concat();
+        let grid = [(n * hw).div_ceil(1024), m.div_ceil(rb), 1];
+        x.gpu()
+            .launch_spec("pointwise", "gemm4", &consts, &pp, &bufs, grid)
     } else {
-        ("gemm", 1)
-    };
-    x.gpu().launch_spec(
-        "pointwise",
-        entry,
-        relu_consts(relu),
-        &pp,
-        &[a.buffer(), x.buffer(), y.buffer()],
-        [(n * hw).div_ceil(256 * per), m.div_ceil(4), 1],
-    )
+        let grid = [(n * hw).div_ceil(256), m.div_ceil(4), 1];
+        x.gpu()
+            .launch_spec("pointwise", "gemm", relu_consts(relu), &pp, &bufs, grid)
+    }
 }
 
 /// Runs conv2d's forward kernels (the 1×1, depthwise or general path) into a new tensor,
