@@ -12,6 +12,7 @@
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
 //           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
+//   weight_grad_partial4 the same with vec4 loads (hw % 4 == 0, _p0 % 4 == 0)
 //   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
 // folding a preceding ReLU into the loads (the input gradient is masked by the caller).
@@ -144,6 +145,51 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         }
         px = px + 1u;
         if (px == p.hw) { px = 0u; b = b + 1u; }
+    }
+    for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
+}
+
+// weight_grad_partial for hw % 4 == 0 and a chunk of a multiple of 4 positions: four
+// positions (one vec4 of each row) per step, so a load serves four positions.
+@group(0) @binding(1) var<storage, read> w4_dy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4_x: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let nchunks = p._p1;
+    let bj = (p.k + 3u) / 4u;
+    let nblocks = ((p.m + 3u) / 4u) * bj;
+    if (t >= nblocks * nchunks) { return; }
+    let blk = t / nchunks;
+    let chunk = t % nchunks;
+    let i0 = (blk / bj) * 4u;
+    let j0 = (blk % bj) * 4u;
+    let ri = min(4u, p.m - i0);
+    let rj = min(4u, p.k - j0);
+    var acc: array<f32, 16>;
+    for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+    let hw4 = p.hw / 4u;
+    let start = chunk * p._p0 / 4u;
+    let end = min(start + p._p0 / 4u, p.n * hw4);
+    var b = start / hw4;
+    var px = start % hw4;
+    for (var pos = start; pos < end; pos = pos + 1u) {
+        let dyb = (b * p.m + i0) * hw4 + px;
+        let xb = (b * p.k + j0) * hw4 + px;
+        var dv: array<vec4<f32>, 4>;
+        var xv: array<vec4<f32>, 4>;
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            dv[q] = w4_dy[dyb + min(q, ri - 1u) * hw4];
+            xv[q] = relu_in4(w4_x[xb + min(q, rj - 1u) * hw4]);
+        }
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                acc[a * 4u + c] = acc[a * 4u + c] + dot(dv[a], xv[c]);
+            }
+        }
+        px = px + 1u;
+        if (px == hw4) { px = 0u; b = b + 1u; }
     }
     for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
 }

@@ -195,6 +195,12 @@ fn conv_pointwise_1x1_eight_rows_per_thread() {
 }
 
 #[test]
+fn conv_pointwise_1x1_weight_gradient_chunks_cross_images() {
+    // 3 images × 96 pixels: the weight gradient's chunks of 64 positions cross images.
+    conv_case(21, [3, 4, 8, 12], [6, 4, 1, 1], false, 1, 0, 1, 1);
+}
+
+#[test]
 fn conv_pointwise_1x1_odd_plane() {
     // 5×3 pixels: not a multiple of 4, so the one-pixel-per-thread kernel; 6 output rows.
     conv_case(14, [3, 5, 5, 3], [6, 5, 1, 1], false, 1, 0, 1, 1);

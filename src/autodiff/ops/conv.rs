@@ -530,14 +530,20 @@ impl Conv2dNode {
             if let Some((n, cin, hw, cout)) = pw {
                 // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions.
                 let blocks = cin.div_ceil(4) * cout.div_ceil(4);
-                let chunk = (n * hw * blocks).div_ceil(16384).max(64);
+                // Chunks of a multiple of 4 positions let the vec4 variant read 4 at a time.
+                let chunk = (n * hw * blocks).div_ceil(16384).max(64).next_multiple_of(4);
                 let chunks = (n * hw).div_ceil(chunk);
                 let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
                 let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;
                 let bufs = [gy.buffer(), self.x.data()?.buffer(), &part];
+                let entry = if hw.is_multiple_of(4) {
+                    "weight_grad_partial4"
+                } else {
+                    "weight_grad_partial"
+                };
                 gpu.launch_specialized(
                     "pointwise",
-                    "weight_grad_partial",
+                    entry,
                     relu_consts(self.relu),
                     &pp,
                     &bufs,
