@@ -4,6 +4,8 @@
 //   slice_forward   1 x, 2 y: y[q, i, j] = x[q, oy + i*s, ox + j*s]   (q = n*c planes): the
 //                   x[:, :, 1:, 1:] crop (oy = ox = 1, s = 1) and the ::2 subsample (s = 2).
 //   slice_backward  1 dy, 2 dx: dx is dy on the sampled lattice and 0 elsewhere (gather).
+//   slice_forward2, slice_backward2: the ::2 subsample on rows of a multiple of 8, four
+//                   values per thread (see below).
 // One thread per destination element, workgroup size 256.
 
 struct P {
@@ -53,4 +55,48 @@ fn slice_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         }
     }
     dst[i] = v;
+}
+
+// The ::2 subsample (offset 0 or 1 on both axes, stride 2) when w % 8 == 0, so that the input
+// and output rows are whole vec4s: slice_forward2 (one thread per 4 outputs, two vec4 loads)
+// and slice_backward2 (one thread per 4 inputs of dx: two of them come from dy, two are 0).
+@group(0) @binding(1) var<storage, read> s2_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> s2_y: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn slice_forward2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    let wo4 = p.wo / 4u;
+    if (i >= p.planes * p.ho * wo4) { return; }
+    let j = i % wo4;
+    let r = (i / wo4) % p.ho;
+    let q = i / (wo4 * p.ho);
+    let row = ((q * p.h + p.oy + 2u * r) * p.w) / 4u + 2u * j;
+    let a = s2_x[row];
+    let b = s2_x[row + 1u];
+    if (p.ox == 0u) {
+        s2_y[i] = vec4<f32>(a.x, a.z, b.x, b.z);
+    } else {
+        s2_y[i] = vec4<f32>(a.y, a.w, b.y, b.w);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> s2_dy: array<f32>;
+
+@compute @workgroup_size(256)
+fn slice_backward2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    let w4 = p.w / 4u;
+    if (i >= p.planes * p.h * w4) { return; }
+    let j = i % w4;
+    let y = (i / w4) % p.h;
+    let q = i / (w4 * p.h);
+    var v = vec4<f32>(0.0);
+    if (y >= p.oy && ((y - p.oy) & 1u) == 0u && (y - p.oy) / 2u < p.ho) {
+        let src = (q * p.ho + (y - p.oy) / 2u) * p.wo + 2u * j;
+        let a = s2_dy[src];
+        let b = s2_dy[src + 1u];
+        if (p.ox == 0u) { v = vec4<f32>(a, 0.0, b, 0.0); } else { v = vec4<f32>(0.0, a, 0.0, b); }
+    }
+    s2_y[i] = v;
 }

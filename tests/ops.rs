@@ -1004,6 +1004,27 @@ fn subsample_stride2_odd() {
     );
 }
 
+/// The ::2 subsample at offset 0 or 1 on rows of a multiple of 8 (the vec4 kernels), odd
+/// heights included.
+#[test]
+fn subsample_stride2_rows_of_8() {
+    for (seed, s, offset) in [
+        (51, [2, 3, 7, 8], 0),
+        (52, [2, 2, 9, 16], 1),
+        (53, [1, 2, 8, 8], 1),
+    ] {
+        let mut rng = Rng::new(seed);
+        check(
+            &format!("x[:, :, {offset}::2, {offset}::2] of {s:?}"),
+            vec![input(&mut rng, &s, true)],
+            |v| cpu::slice2d(&v[0], s4(&s), offset, 2).0,
+            |t, v| t.slice2d(&v[0], SliceCfg { offset, stride: 2 }),
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
+}
+
 #[test]
 fn reshape_passes_gradient() {
     let mut rng = Rng::new(50);

@@ -531,7 +531,10 @@ impl Conv2dNode {
                 // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions.
                 let blocks = cin.div_ceil(4) * cout.div_ceil(4);
                 // Chunks of a multiple of 4 positions let the vec4 variant read 4 at a time.
-                let chunk = (n * hw * blocks).div_ceil(16384).max(64).next_multiple_of(4);
+                let chunk = (n * hw * blocks)
+                    .div_ceil(16384)
+                    .max(64)
+                    .next_multiple_of(4);
                 let chunks = (n * hw).div_ceil(chunk);
                 let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
                 let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;

@@ -49,6 +49,13 @@ pub(crate) struct ReshapeNode {
     x: Saved,
 }
 
+/// Whether a slice is the ::2 subsample (offset 0 or 1) on rows of a multiple of 8, which the
+/// vec4 kernels `slice_forward2` / `slice_backward2` handle.
+fn vec4_subsample(p: &[u32; 16]) -> bool {
+    let [w, off, s] = [p[9], p[12], p[14]];
+    s == 2 && off <= 1 && p[13] == off && w.is_multiple_of(8)
+}
+
 impl Tape {
     /// Concatenation along channels of NCHW tensors with equal n, h, w.
     pub fn concat(&mut self, xs: &[&Tensor]) -> Result<Tensor> {
@@ -105,13 +112,14 @@ impl Tape {
             &[h, w, ho, wo, cfg.offset, cfg.offset, cfg.stride, n * c].map(|v| v as u32),
         );
         let y = Tensor::empty(self.gpu(), &[n, c, ho, wo], "slice output")?;
-        self.gpu().launch(
-            "layout",
-            "slice_forward",
-            &p,
-            &[x.buffer(), y.buffer()],
-            y.numel(),
-        )?;
+        let (entry, per) = if vec4_subsample(&p) {
+            ("slice_forward2", 4)
+        } else {
+            ("slice_forward", 1)
+        };
+        let bufs = [x.buffer(), y.buffer()];
+        self.gpu()
+            .launch("layout", entry, &p, &bufs, y.numel() / per)?;
         Ok(self.record(&[x], y, || {
             Op::Slice(SliceNode {
                 x: Saved::key_only(x),
@@ -152,13 +160,14 @@ impl ConcatNode {
 impl SliceNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let dx = Tensor::empty(gy.gpu(), self.x.shape(), "slice dx")?;
-        gy.gpu().launch(
-            "layout",
-            "slice_backward",
-            &self.params,
-            &[gy.buffer(), dx.buffer()],
-            dx.numel(),
-        )?;
+        let (entry, per) = if vec4_subsample(&self.params) {
+            ("slice_backward2", 4)
+        } else {
+            ("slice_backward", 1)
+        };
+        let bufs = [gy.buffer(), dx.buffer()];
+        gy.gpu()
+            .launch("layout", entry, &self.params, &bufs, dx.numel() / per)?;
         Ok(vec![(self.x.key(), dx)])
     }
 }
