@@ -169,6 +169,75 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (OUT == 8u) { f4_y[yb + 1u] = masked4(acc1, yb + 1u); }
 }
 
+// dw_pw4: a depthwise convolution followed by a 1×1 one (sep_conv / dil_conv halves) in one
+// launch, rows of a multiple of 4: a thread computes OUT (4 or 8) outputs of a row for all CH
+// depthwise channels (held in registers, never written), then the CO 1×1 outputs from them. CH and CO
+// are pipeline constants (at most 16 and 64), so the channel loops unroll. Bindings: 1 x,
+// 2 depthwise weight (CH, 1, K, K), 3 y (n, CO, ho, wo), 4 1×1 weight (CO, CH). One thread per
+// OUT outputs of a row: n·ho·(wo/OUT) threads, 64 per workgroup.
+override CH: u32 = 4u;
+override CO: u32 = 4u;
+
+@group(0) @binding(3) var<storage, read_write> dp_y: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> dp_w: array<f32>;
+
+@compute @workgroup_size(64)
+fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = group_index(wg, nwg) * 64u + li;
+    let strips = p.wo / OUT;
+    if (t >= p.n * p.ho * strips) { return; }
+    let sx = t % strips;
+    let r = t / strips;
+    let oy = r % p.ho;
+    let img = r / p.ho;
+    let w4 = p.w / 4u;
+    let v0 = i32(sx * OUT * S / 4u) - i32(A / 4u);
+    var lo: array<vec4<f32>, 16>;
+    var hi: array<vec4<f32>, 16>;
+    for (var ch = 0u; ch < CH; ch = ch + 1u) {
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        for (var ky = 0u; ky < K; ky = ky + 1u) {
+            let iy = i32(oy * S + ky * D) - i32(PAD);
+            if (iy < 0 || iy >= i32(p.h)) { continue; }
+            let row = ((img * CH + ch) * p.h + u32(iy)) * w4;
+            var win: array<f32, 32>;
+            for (var v = 0u; v < NV; v = v + 1u) {
+                let ix = v0 + i32(v);
+                var q = vec4<f32>(0.0);
+                if (ix >= 0 && ix < i32(w4)) { q = relu_in4(f4_x[row + u32(ix)]); }
+                win[4u * v] = q.x;
+                win[4u * v + 1u] = q.y;
+                win[4u * v + 2u] = q.z;
+                win[4u * v + 3u] = q.w;
+            }
+            for (var kx = 0u; kx < K; kx = kx + 1u) {
+                let wv = f_w[ch * K * K + ky * K + kx];
+                let o = A - PAD + kx * D;
+                acc0 = acc0 + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
+                if (OUT == 8u) {
+                    acc1 = acc1 + wv * vec4<f32>(win[o + 4u * S], win[o + 5u * S], win[o + 6u * S], win[o + 7u * S]);
+                }
+            }
+        }
+        lo[ch] = acc0;
+        hi[ch] = acc1;
+    }
+    let plane = p.ho * p.wo / 4u;
+    let yb = img * CO * plane + (oy * p.wo + sx * OUT) / 4u;
+    for (var co = 0u; co < CO; co = co + 1u) {
+        var y0 = vec4<f32>(0.0);
+        var y1 = vec4<f32>(0.0);
+        for (var ch = 0u; ch < CH; ch = ch + 1u) {
+            let wv = dp_w[co * CH + ch];
+            y0 = y0 + wv * lo[ch];
+            if (OUT == 8u) { y1 = y1 + wv * hi[ch]; }
+        }
+        dp_y[yb + co * plane] = y0;
+        if (OUT == 8u) { dp_y[yb + co * plane + 1u] = y1; }
+    }
+}
+
 @group(0) @binding(1) var<storage, read> bi_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> bi_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bi_dx: array<f32>;

@@ -397,6 +397,18 @@ fn dw_pw_recomputed_rows_of_4_k5() {
     dw_pw_case(43, [2, 3, 6, 8], 5, 1, 2, 1);
 }
 
+// Rows of a multiple of 4 run both convolutions in one kernel (`dw_pw4`): 4 outputs per
+// thread at stride 2, 8 with dilation 2.
+#[test]
+fn dw_pw_fused_stride2_four_per_thread() {
+    dw_pw_case(44, [1, 2, 8, 8], 3, 2, 1, 1);
+}
+
+#[test]
+fn dw_pw_fused_dilated() {
+    dw_pw_case(45, [2, 2, 6, 8], 3, 1, 2, 2);
+}
+
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
     let mut rng = Rng::new(seed);
     check(

@@ -262,6 +262,18 @@ impl Saved {
             data: None,
         }
     }
+    /// The identity of an intermediate that backward never materialises (a fresh id; it
+    /// requires a gradient): for rules that only route a gradient through it.
+    pub fn virtual_input(shape: &[usize]) -> Saved {
+        Saved {
+            key: TensorKey {
+                id: next_id(),
+                shape: shape.to_vec(),
+                requires_grad: true,
+            },
+            data: None,
+        }
+    }
     /// Identity and values.
     pub fn keep(t: &Tensor) -> Saved {
         Self::keep_if(t, true)

@@ -66,6 +66,17 @@ fn params(
     has_bias: bool,
 ) -> Result<([u32; 17], [usize; 4])> {
     let (n, cin, h, wd) = x.nchw("conv2d")?;
+    params_for([n, cin, h, wd], w, cfg, has_bias)
+}
+
+/// [`params`] for an input of shape `xs` (n, c, h, w).
+fn params_for(
+    xs: [usize; 4],
+    w: &Tensor,
+    cfg: Conv2dCfg,
+    has_bias: bool,
+) -> Result<([u32; 17], [usize; 4])> {
+    let [n, cin, h, wd] = xs;
     let [cout, cinpg, kh, kw] = match w.shape() {
         &[a, b, c, d] => [a, b, c, d],
         s => {
@@ -81,7 +92,7 @@ fn params(
             "conv2d",
             format!(
                 "input {:?} and weight {:?} do not agree for groups = {g}",
-                x.shape(),
+                xs,
                 w.shape()
             ),
         ));
@@ -177,6 +188,38 @@ fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
 fn depthwise_forward_groups(dp: &[u32; 8]) -> usize {
     let [n, c, _, _, ho, wo, _, _] = dp.map(|v| v as usize);
     (n * c * ho * wo.div_ceil(4)).div_ceil(256)
+}
+
+/// Pipeline constants and workgroups of the fused `dw_pw4` kernel for a depthwise pass with
+/// parameters `p_dw` followed by the 1×1 weight `w_pw`, when it applies: a depthwise pass of
+/// at most 16 channels on rows of a multiple of 4, at most 64 outputs.
+fn fused_dw_pw_consts(
+    p_dw: &[u32; 17],
+    w_pw: &Tensor,
+) -> Option<(Vec<(&'static str, u32)>, usize)> {
+    let (dp, consts) = depthwise(p_dw)?;
+    let [n, c, _, w, ho, wo, pad, _] = dp.map(|v| v as usize);
+    let &[co, ci, 1, 1] = w_pw.shape() else {
+        return None;
+    };
+    let (k, s, d) = (
+        consts[0].1 as usize,
+        consts[1].1 as usize,
+        consts[2].1 as usize,
+    );
+    let out = [8, 4].into_iter().find(|o| wo % o == 0)?;
+    let window = pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1;
+    let ok = ci == c && c <= 16 && co <= 64 && w % 4 == 0 && window <= 32;
+    ok.then(|| {
+        let mut all = consts.to_vec();
+        all.extend([
+            ("PAD", pad as u32),
+            ("OUT", out as u32),
+            ("CH", c as u32),
+            ("CO", co as u32),
+        ]);
+        (all, (n * ho * (wo / out)).div_ceil(64))
+    })
 }
 
 /// The vec4 `forward4` launch of a depthwise forward (or flipped input-gradient) pass when its
@@ -295,8 +338,11 @@ pub(crate) struct DwPwNode {
 
 impl Tape {
     /// pw(dw(x)): `w_dw` a depthwise (or any) convolution with `cfg_dw`, then the 1×1
-    /// convolution `w_pw`. With recomputation on (the default) and the 1×1 weight training,
-    /// the intermediate is not kept for backward; results are identical either way.
+    /// convolution `w_pw`. The intermediate is not kept for backward: with the 1×1 weight
+    /// frozen (the α step) backward does not need it, and with recomputation on (the default)
+    /// it recomputes it for that weight's gradient; only with recomputation off and the weight
+    /// training are the two recorded as separate nodes. Where the shapes allow (a depthwise
+    /// pass of ≤ 16 channels on rows of a multiple of 4) both run in one kernel, `dw_pw4`.
     pub fn dw_pw(
         &mut self,
         x: &Tensor,
@@ -305,22 +351,43 @@ impl Tape {
         w_pw: &Tensor,
     ) -> Result<Tensor> {
         let pw_cfg = Conv2dCfg::new(1, 0);
-        if !(self.recompute() && self.wants(&[x, w_dw, w_pw]) && w_pw.requires_grad()) {
-            // Nothing to save (inference, or the α step where the 1×1 weight is frozen).
+        let wants = self.wants(&[x, w_dw, w_pw]);
+        // One node whose backward needs no intermediate (the 1×1 weight frozen: the α step) or
+        // recomputes it; otherwise (the intermediate kept) two nodes.
+        let one_node = wants && (!w_pw.requires_grad() || self.recompute());
+        let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
+        let fused = fused_dw_pw_consts(&p_dw, w_pw);
+        // Without a tape, one fused launch serves too.
+        let fused_inference = fused.is_some() && !wants;
+        if !(one_node || fused_inference) {
             let mid = self.conv2d(x, w_dw, None, cfg_dw)?;
             return self.conv2d(&mid, w_pw, None, pw_cfg);
         }
-        let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
-        let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, cfg_dw.relu_input)?;
-        let (p_pw, out_shape) = params(&mid, w_pw, pw_cfg, false)?;
+        let (p_pw, out_shape) = params_for(mid_shape, w_pw, pw_cfg, false)?;
         if pointwise(&p_pw).is_none() {
             return Err(Error::shape(
                 "dw_pw",
                 format!("the second weight must be 1×1, got {:?}", w_pw.shape()),
             ));
         }
-        let y = conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false)?;
-        self.add_macs(mid.numel() as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
+        let y = match fused {
+            // Both convolutions in one launch; the intermediate never leaves registers.
+            Some((consts, groups)) => {
+                let y = Tensor::empty(self.gpu(), &out_shape, "dw_pw output")?;
+                let consts = [&consts[..], relu_consts(cfg_dw.relu_input)].concat();
+                let dp = depthwise(&p_dw).map(|d| d.0).unwrap_or_default();
+                let bufs = [x.buffer(), w_dw.buffer(), y.buffer(), w_pw.buffer()];
+                let gpu = self.gpu();
+                gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
+                y
+            }
+            None => {
+                let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, cfg_dw.relu_input)?;
+                conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false)?
+            }
+        };
+        let mid_numel: usize = mid_shape.iter().product();
+        self.add_macs(mid_numel as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
         self.add_macs(y.numel() as u64 * w_pw.numel() as u64 / w_pw.shape()[0] as u64);
         Ok(self.record(&[x, w_dw, w_pw], y, || {
             Op::DwPw(DwPwNode {
@@ -397,19 +464,26 @@ impl Tape {
 
 impl DwPwNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        let x = self.x.data()?;
-        // The same kernel on the same inputs: bit-identical to the forward's intermediate.
-        let mid = conv_forward(
-            x,
-            self.w_dw.data()?,
-            None,
-            &self.p_dw,
-            &self.mid_shape,
-            self.relu,
-        )?
-        .with_grad();
+        // The intermediate is read only for the 1×1 weight's gradient: recomputed for it, not
+        // at all when that weight is frozen (the α step).
+        let mid = if self.w_pw.requires_grad() {
+            let x = self.x.data()?;
+            let mid = conv_forward(
+                x,
+                self.w_dw.data()?,
+                None,
+                &self.p_dw,
+                &self.mid_shape,
+                self.relu,
+            )?
+            .with_grad();
+            Saved::keep(&mid)
+        } else {
+            Saved::virtual_input(&self.mid_shape)
+        };
+        let mid_id = mid.key().id();
         let pw = Conv2dNode {
-            x: Saved::keep(&mid),
+            x: mid,
             w: self.w_pw.clone(),
             b: None,
             params: self.p_pw,
@@ -418,14 +492,13 @@ impl DwPwNode {
         let mut out = Vec::new();
         let mut dmid = None;
         for (key, g) in pw.backward(gy)? {
-            if key.id() == mid.id() {
+            if key.id() == mid_id {
                 dmid = Some(g);
             } else {
                 out.push((key, g));
             }
         }
         drop(pw);
-        drop(mid);
         let dmid = dmid.ok_or_else(|| Error::Gpu("internal: dw_pw lost its gradient".into()))?;
         let dw = Conv2dNode {
             x: self.x.clone(),
