@@ -285,6 +285,49 @@ fn bench_reports_step_time_memory_and_dispatches() {
 }
 
 #[test]
+fn bench_profile_lists_the_kernels_of_a_step() {
+    let run = bin()
+        .args([
+            "bench",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--profile",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "bench --profile failed: {stdout}");
+    assert!(
+        stdout.contains("| kernel | launches | ms | share |"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let r = &doc["results"][0];
+    let kernels = r["kernels"].as_array().unwrap();
+    let launches: u64 = kernels
+        .iter()
+        .map(|k| k["launches"].as_u64().unwrap())
+        .sum();
+    // The profiled (eager) step launches what a timed step dispatches.
+    assert_eq!(launches as f64, r["dispatches_per_step"].as_f64().unwrap());
+    assert!(kernels
+        .iter()
+        .any(|k| k["kernel"] == "batchnorm:train_forward4"
+            || k["kernel"] == "batchnorm:stats_partial"));
+    let ms: Vec<f64> = kernels.iter().map(|k| k["ms"].as_f64().unwrap()).collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+}
+
+#[test]
 fn bench_rejects_a_zero_batch() {
     let run = bin().args(["bench", "--batch", "0"]).output().unwrap();
     assert!(!run.status.success());

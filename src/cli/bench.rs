@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Also print the results as one line of JSON at the end.
     #[arg(long)]
     pub json: bool,
+    /// After timing, profile one eager step: launches and time of every kernel, each launch
+    /// synced and timed alone (slow; for finding the hot kernels).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
@@ -67,6 +71,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                 replay: !a.eager,
                 recompute: !a.no_recompute,
                 seed: a.seed,
+                profile: a.profile,
             });
         }
     }
@@ -123,6 +128,23 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     }
     for (label, e) in &failures {
         println!("| {label} | failed: {e} | | | | | | |");
+    }
+    for r in results.iter().filter(|r| !r.kernels.is_empty()) {
+        let total: f64 = r.kernels.iter().map(|k| k.ms).sum();
+        println!();
+        println!(
+            "{}: one eager step, each launch timed alone ({total:.0} ms in all)",
+            r.label
+        );
+        println!("| kernel | launches | ms | share |");
+        println!("|---|---:|---:|---:|");
+        for k in &r.kernels {
+            let share = 100.0 * k.ms / total.max(f64::MIN_POSITIVE);
+            println!(
+                "| {} | {} | {:.1} | {share:.1} % |",
+                k.kernel, k.launches, k.ms
+            );
+        }
     }
     if a.json {
         let doc =

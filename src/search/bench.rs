@@ -31,6 +31,9 @@ pub struct BenchConfig {
     /// Recompute intermediates in backward (the default), or keep them.
     pub recompute: bool,
     pub seed: u64,
+    /// After timing, run one more (eager) step with every launch timed on its own.
+    #[serde(default)]
+    pub profile: bool,
 }
 
 impl BenchConfig {
@@ -44,6 +47,7 @@ impl BenchConfig {
             replay: true,
             recompute: true,
             seed: 0,
+            profile: false,
         }
     }
 
@@ -83,6 +87,9 @@ pub struct BenchResult {
     pub dispatches_per_step: f64,
     pub submissions_per_step: f64,
     pub weights: usize,
+    /// Per kernel (slowest first) with `profile`: each launch synced and timed alone, so the
+    /// sum exceeds the step time by the per-launch waits; for finding the hot kernels.
+    pub kernels: Vec<KernelTime>,
 }
 
 fn synthetic_batch(rng: &mut rand_chacha::ChaCha8Rng, n: usize, classes: usize) -> Batch {
@@ -97,6 +104,15 @@ fn synthetic_batch(rng: &mut rand_chacha::ChaCha8Rng, n: usize, classes: usize) 
         y,
         indices: (0..n).collect(),
     }
+}
+
+/// One kernel entry's launches and time in a profiled step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelTime {
+    /// "file:entry", e.g. "depthwise:forward4".
+    pub kernel: String,
+    pub launches: u64,
+    pub ms: f64,
 }
 
 /// Times the search step of `cfg` on `gpu`.
@@ -154,6 +170,24 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
     times.sort_by(|a, b| a.total_cmp(b));
     let step_ms = median(&times);
     let mem = gpu.memory();
+    let mut kernels = Vec::new();
+    if cfg.profile {
+        // Replay submits the recorded program whole; an eager step launches kernel by kernel.
+        search.replay = false;
+        let (t, v) = &batches[0];
+        gpu.start_profile();
+        let stepped = search.step(t, v);
+        let profile = gpu.take_profile();
+        stepped?;
+        kernels = profile
+            .into_iter()
+            .map(|(kernel, launches, secs)| KernelTime {
+                kernel,
+                launches,
+                ms: secs * 1e3,
+            })
+            .collect();
+    }
     Ok(BenchResult {
         config: cfg.clone(),
         label: cfg.label(),
@@ -169,6 +203,7 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
         dispatches_per_step,
         submissions_per_step,
         weights: search.weight_count(),
+        kernels,
     })
 }
 
