@@ -82,23 +82,28 @@ fn chunk_mean_m2(ch: u32, start: u32, end: u32, li: u32) -> vec2<f32> {
     return vec2<f32>(mean, tree_sum(li, acc2));
 }
 
+// Stores channel `ch`'s mean and 1/sqrt(var + eps) in saved and, in train mode, moves the
+// running statistics towards the batch's (the variance made unbiased).
+fn store_stats(ch: u32, mean: f32, var_b: f32, invstd: f32) {
+    st_saved[ch] = mean;
+    st_saved[p.c + ch] = invstd;
+    if (p.update_running != 0u) {
+        let m = p.n * p.hw;
+        let unbiased = var_b * f32(m) / f32(max(m, 2u) - 1u);
+        st_rm[ch] = (1.0 - p.momentum) * st_rm[ch] + p.momentum * mean;
+        st_rv[ch] = (1.0 - p.momentum) * st_rv[ch] + p.momentum * unbiased;
+    }
+}
+
 // Batch mean and 1/sqrt(var + eps) of channel `ch` (every thread gets them); thread 0 also
-// stores them in saved and updates the running statistics.
+// stores them (store_stats).
 fn channel_stats(ch: u32, li: u32) -> vec2<f32> {
     let m = p.n * p.hw;
     let mm2 = chunk_mean_m2(ch, 0u, m, li);
     let mean = mm2.x;
     let var_b = mm2.y / f32(m);
     let invstd = 1.0 / sqrt(var_b + p.eps);
-    if (li == 0u && ch < p.c) {
-        st_saved[ch] = mean;
-        st_saved[p.c + ch] = invstd;
-        if (p.update_running != 0u) {
-            let unbiased = var_b * f32(m) / f32(max(m, 2u) - 1u);
-            st_rm[ch] = (1.0 - p.momentum) * st_rm[ch] + p.momentum * mean;
-            st_rv[ch] = (1.0 - p.momentum) * st_rv[ch] + p.momentum * unbiased;
-        }
-    }
+    if (li == 0u && ch < p.c) { store_stats(ch, mean, var_b, invstd); }
     return vec2<f32>(mean, invstd);
 }
 
@@ -272,10 +277,8 @@ fn stats_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
+// Bindings 2–4 as for `stats` (st_saved, st_rm, st_rv).
 @group(0) @binding(1) var<storage, read> sf_part: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sf_saved: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sf_rm: array<f32>;
-@group(0) @binding(4) var<storage, read_write> sf_rv: array<f32>;
 
 @compute @workgroup_size(256)
 fn stats_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -295,14 +298,7 @@ fn stats_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         m2 = m2 + sf_part[q + 2u] + sf_part[q] * d * d;
     }
     let var_b = m2 / m;
-    sf_saved[ch] = mean;
-    sf_saved[p.c + ch] = 1.0 / sqrt(var_b + p.eps);
-    if (p.update_running != 0u) {
-        let n = p.n * p.hw;
-        let unbiased = var_b * m / f32(max(n, 2u) - 1u);
-        sf_rm[ch] = (1.0 - p.momentum) * sf_rm[ch] + p.momentum * mean;
-        sf_rv[ch] = (1.0 - p.momentum) * sf_rv[ch] + p.momentum * unbiased;
-    }
+    store_stats(ch, mean, var_b, 1.0 / sqrt(var_b + p.eps));
 }
 
 @group(0) @binding(4) var<storage, read_write> gp_part: array<f32>;
@@ -384,15 +380,7 @@ fn train_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let var_b = tree_sum_n(li, acc2, LW) / f32(m);
     let invstd = 1.0 / sqrt(var_b + p.eps);
     if (ch >= p.c) { return; }
-    if (li == 0u) {
-        st_saved[ch] = mean;
-        st_saved[p.c + ch] = invstd;
-        if (p.update_running != 0u) {
-            let unbiased = var_b * f32(m) / f32(max(m, 2u) - 1u);
-            st_rm[ch] = (1.0 - p.momentum) * st_rm[ch] + p.momentum * mean;
-            st_rv[ch] = (1.0 - p.momentum) * st_rv[ch] + p.momentum * unbiased;
-        }
-    }
+    if (li == 0u) { store_stats(ch, mean, var_b, invstd); }
     var gamma = 1.0;
     var beta = 0.0;
     if (p.affine != 0u) {

@@ -120,6 +120,22 @@ fn masked4(v: vec4<f32>, i: u32) -> vec4<f32> {
     return v;
 }
 
+// The NV vec4s of input row `row` (offset of its first vec4) from vec4 column v0 on, read
+// through the folded ReLU, as 4·NV floats; columns outside the row read 0.
+fn load_window(row: u32, v0: i32, w4: u32) -> array<f32, 32> {
+    var win: array<f32, 32>;
+    for (var v = 0u; v < NV; v = v + 1u) {
+        let ix = v0 + i32(v);
+        var q = vec4<f32>(0.0);
+        if (ix >= 0 && ix < i32(w4)) { q = relu_in4(f4_x[row + u32(ix)]); }
+        win[4u * v] = q.x;
+        win[4u * v + 1u] = q.y;
+        win[4u * v + 2u] = q.z;
+        win[4u * v + 3u] = q.w;
+    }
+    return win;
+}
+
 @compute @workgroup_size(64)
 fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = group_index(wg, nwg);
@@ -143,16 +159,7 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         let iy = i32(oy * S + ky * D) - i32(PAD);
         if (iy < 0 || iy >= i32(p.h)) { continue; }
         let row = (plane * p.h + u32(iy)) * w4;
-        var win: array<f32, 32>;
-        for (var v = 0u; v < NV; v = v + 1u) {
-            let ix = v0 + i32(v);
-            var q = vec4<f32>(0.0);
-            if (ix >= 0 && ix < i32(w4)) { q = relu_in4(f4_x[row + u32(ix)]); }
-            win[4u * v] = q.x;
-            win[4u * v + 1u] = q.y;
-            win[4u * v + 2u] = q.z;
-            win[4u * v + 3u] = q.w;
-        }
+        var win = load_window(row, v0, w4);
         for (var kx = 0u; kx < K; kx = kx + 1u) {
             var tap = ky * K + kx;
             if (FLIP != 0u) { tap = K * K - 1u - tap; }
@@ -201,16 +208,7 @@ fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             let iy = i32(oy * S + ky * D) - i32(PAD);
             if (iy < 0 || iy >= i32(p.h)) { continue; }
             let row = ((img * CH + ch) * p.h + u32(iy)) * w4;
-            var win: array<f32, 32>;
-            for (var v = 0u; v < NV; v = v + 1u) {
-                let ix = v0 + i32(v);
-                var q = vec4<f32>(0.0);
-                if (ix >= 0 && ix < i32(w4)) { q = relu_in4(f4_x[row + u32(ix)]); }
-                win[4u * v] = q.x;
-                win[4u * v + 1u] = q.y;
-                win[4u * v + 2u] = q.z;
-                win[4u * v + 3u] = q.w;
-            }
+            var win = load_window(row, v0, w4);
             for (var kx = 0u; kx < K; kx = kx + 1u) {
                 let wv = f_w[ch * K * K + ky * K + kx];
                 let o = A - PAD + kx * D;
@@ -369,8 +367,7 @@ fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 
 // weight_partial4: weight_partial for rows of a multiple of 4 (x and dy bound as vec4s): per
 // output row, strips of 4 outputs (one dy load) against input windows loaded as in forward4
-// (NV vec4s per input row, with OUT = 4). 64 threads per workgroup.
-@group(0) @binding(1) var<storage, read> wp_x: array<vec4<f32>>;
+// (NV vec4s per input row, with OUT = 4; x is forward4's binding 1). 64 threads per workgroup.
 @group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
@@ -397,16 +394,7 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
                 let iy = i32(oy * S + ky * D) - i32(PAD);
                 if (iy < 0 || iy >= i32(p.h)) { continue; }
                 let row = (plane * p.h + u32(iy)) * w4;
-                var win: array<f32, 32>;
-                for (var v = 0u; v < NV; v = v + 1u) {
-                    let ix = v0 + i32(v);
-                    var q = vec4<f32>(0.0);
-                    if (ix >= 0 && ix < i32(w4)) { q = relu_in4(wp_x[row + u32(ix)]); }
-                    win[4u * v] = q.x;
-                    win[4u * v + 1u] = q.y;
-                    win[4u * v + 2u] = q.z;
-                    win[4u * v + 3u] = q.w;
-                }
+                var win = load_window(row, v0, w4);
                 for (var kx = 0u; kx < K; kx = kx + 1u) {
                     let o = A - PAD + kx * D;
                     let xs = vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);

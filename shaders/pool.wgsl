@@ -273,6 +273,18 @@ fn cover_rows(iy: u32) -> vec2<i32> {
     return vec2<i32>(lo, hi);
 }
 
+// Backward thread t: inputs 4j..4j+3 of row iy of `plane`; the outputs covering them are
+// rows `rows` and columns base + u for u < nu.
+struct Cover { j: u32, iy: u32, plane: u32, base: i32, nu: u32, rows: vec2<i32> }
+
+fn cover_of(t: u32) -> Cover {
+    let w4 = p.w / 4u;
+    let j = t % w4;
+    let r = t / w4;
+    let iy = r % p.h;
+    return Cover(j, iy, r / p.h, cover_base(j), select(3u, 6u, PS == 1u), cover_rows(iy));
+}
+
 @group(0) @binding(1) var<storage, read> qb_arg: array<u32>;
 @group(0) @binding(2) var<storage, read> qb_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> qb_dx: array<vec4<f32>>;
@@ -280,21 +292,14 @@ fn cover_rows(iy: u32) -> vec2<i32> {
 @compute @workgroup_size(256)
 fn max3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
-    let w4 = p.w / 4u;
-    if (t >= p.n * p.c * p.h * w4) { return; }
-    let j = t % w4;
-    let r = t / w4;
-    let iy = r % p.h;
-    let plane = r / p.h;
-    let base = cover_base(j);
-    let nu = select(3u, 6u, PS == 1u);
-    let k0 = iy * p.w + 4u * j;
-    let rows = cover_rows(iy);
+    if (t >= p.n * p.c * p.h * (p.w / 4u)) { return; }
+    let cv = cover_of(t);
+    let k0 = cv.iy * p.w + 4u * cv.j;
     var acc = vec4<f32>(0.0);
-    for (var oy = rows.x; oy <= rows.y; oy = oy + 1) {
-        let orow = (plane * p.ho + u32(oy)) * p.wo;
-        for (var u = 0u; u < nu; u = u + 1u) {
-            let ox = base + i32(u);
+    for (var oy = cv.rows.x; oy <= cv.rows.y; oy = oy + 1) {
+        let orow = (cv.plane * p.ho + u32(oy)) * p.wo;
+        for (var u = 0u; u < cv.nu; u = u + 1u) {
+            let ox = cv.base + i32(u);
             if (ox < 0 || ox >= i32(p.wo)) { continue; }
             let a = qb_arg[orow + u32(ox)];
             let g = qb_dy[orow + u32(ox)];
@@ -312,22 +317,15 @@ fn max3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(256)
 fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
-    let w4 = p.w / 4u;
-    if (t >= p.n * p.c * p.h * w4) { return; }
-    let j = t % w4;
-    let r = t / w4;
-    let iy = r % p.h;
-    let plane = r / p.h;
-    let base = cover_base(j);
-    let nu = select(3u, 6u, PS == 1u);
-    let rows = cover_rows(iy);
+    if (t >= p.n * p.c * p.h * (p.w / 4u)) { return; }
+    let cv = cover_of(t);
     var acc = vec4<f32>(0.0);
-    for (var oy = rows.x; oy <= rows.y; oy = oy + 1) {
-        let orow = (plane * p.ho + u32(oy)) * p.wo;
+    for (var oy = cv.rows.x; oy <= cv.rows.y; oy = oy + 1) {
+        let orow = (cv.plane * p.ho + u32(oy)) * p.wo;
         let top = oy * i32(PS) - 1;
         let nrows = f32(min(top + 3, i32(p.h)) - max(top, 0));
-        for (var u = 0u; u < nu; u = u + 1u) {
-            let ox = base + i32(u);
+        for (var u = 0u; u < cv.nu; u = u + 1u) {
+            let ox = cv.base + i32(u);
             if (ox < 0 || ox >= i32(p.wo)) { continue; }
             let left = ox * i32(PS) - 1;
             let count = nrows * f32(min(left + 3, i32(p.w)) - max(left, 0));
