@@ -6,6 +6,10 @@
 //   forward         1 x, 2 weight, 3 y, 4 mask   one thread per strip of STRIP = 4 outputs of a row:
 //                   each input row's window is loaded once into registers and serves all
 //                   K taps of the 4 outputs (needs (STRIP-1)*S + (K-1)*D + 1 <= 16)
+//   forward4        the same on rows of a multiple of 4, x / y / mask as vec4s, OUT = 8 or 4
+//                   outputs per thread, 64 threads per workgroup over one channel (see below)
+//   dw_pw4          forward4 for all channels of a pixel strip, then the 1×1 convolution that
+//                   follows it, in one launch (1 x, 2 weight, 3 y, 4 1×1 weight; see below)
 //   backward_input  1 dy, 2 weight, 3 dx, 4 mask one thread per input element (gather); stride 1
 //                   uses `forward` with FLIP instead (see below), stride 2 on rows of a
 //                   multiple of 4 `backward_input2`
@@ -18,7 +22,8 @@
 // or buffer of its own (forward and weight_partial). MASK = 1: an output is written only where
 // mask > 0 (0 elsewhere): the input gradient through that folded ReLU, with mask = the
 // convolution's input (forward with FLIP, backward_input). With MASK = 0, bind any buffer.
-// Workgroup size 256; 1-D launches spread over the grid (see prelude).
+// Workgroup size 256 (64 for the vec4 entries, which index workgroups themselves); 1-D
+// launches spread over the grid (see prelude).
 
 override K: u32 = 3u;
 override S: u32 = 1u;
