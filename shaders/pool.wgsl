@@ -9,6 +9,9 @@
 //   avg_backward 1 dy, 2 dx;  global_forward 1 x, 2 y (y: n*c);  global_backward 1 dy, 2 dx.
 // Forwards: one thread per output; backwards: one thread per input element, gathering from
 // the outputs whose window covers it (no atomics). Workgroup size 256.
+//   max3_forward4, max3_argmax4, avg3_forward4, max3_backward4, avg3_backward4: the 3×3,
+//   padding-1 windows (stride PS = 1 or 2) on rows of a multiple of 4, four values per thread
+//   (see the end of the file).
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
