@@ -351,6 +351,11 @@ fn run_next(r: ptr<function, Run>) {
     if ((*r).j == (*r).q) { (*r).j = 0u; (*r).img = (*r).img + 1u; }
 }
 
+// The vec4 index of the run's current item in channel `ch`.
+fn run_at(r: Run, ch: u32) -> u32 {
+    return (r.img * p.c + ch) * r.q + r.j;
+}
+
 fn hsum(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
@@ -366,14 +371,14 @@ fn train_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     var acc = 0.0;
     var r = lane_run(li);
     for (var t = r.start; t < r.end; t = t + 1u) {
-        acc = acc + hsum(t4_x[(r.img * p.c + cc) * r.q + r.j]);
+        acc = acc + hsum(t4_x[run_at(r, cc)]);
         run_next(&r);
     }
     let mean = tree_sum_n(li, acc, LW) / f32(m);
     var acc2 = 0.0;
     r = lane_run(li);
     for (var t = r.start; t < r.end; t = t + 1u) {
-        let d = t4_x[(r.img * p.c + cc) * r.q + r.j] - mean;
+        let d = t4_x[run_at(r, cc)] - mean;
         acc2 = acc2 + dot(d, d);
         run_next(&r);
     }
@@ -389,7 +394,7 @@ fn train_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
     r = lane_run(li);
     for (var t = r.start; t < r.end; t = t + 1u) {
-        let k = (r.img * p.c + ch) * r.q + r.j;
+        let k = run_at(r, ch);
         var v = (t4_x[k] - mean) * invstd;
         if (p.affine != 0u) { v = v * gamma + beta; }
         t4_y[k] = v;
@@ -401,6 +406,12 @@ fn train_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 @group(0) @binding(2) var<storage, read> b4_dy: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> b4_dx: array<vec4<f32>>;
 
+// x̂ at vec4 k: the saved output itself (p.x_is_xhat) or the normalised input.
+fn xhat4(k: u32, mean: f32, invstd: f32) -> vec4<f32> {
+    if (p.x_is_xhat != 0u) { return b4_x[k]; }
+    return (b4_x[k] - mean) * invstd;
+}
+
 @compute @workgroup_size(64)
 fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ch = group_index(wg, nwg);
@@ -411,10 +422,9 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     var s2 = 0.0;
     var r = lane_run(li);
     for (var t = r.start; t < r.end; t = t + 1u) {
-        let k = (r.img * p.c + cc) * r.q + r.j;
+        let k = run_at(r, cc);
         let g = b4_dy[k];
-        var xhat = b4_x[k];
-        if (p.x_is_xhat == 0u) { xhat = (xhat - mean) * invstd; }
+        let xhat = xhat4(k, mean, invstd);
         s1 = s1 + hsum(g);
         s2 = s2 + dot(g, xhat);
         run_next(&r);
@@ -432,9 +442,8 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let m = f32(p.n * p.hw);
     r = lane_run(li);
     for (var t = r.start; t < r.end; t = t + 1u) {
-        let k = (r.img * p.c + ch) * r.q + r.j;
-        var xhat = b4_x[k];
-        if (p.x_is_xhat == 0u) { xhat = (xhat - mean) * invstd; }
+        let k = run_at(r, ch);
+        let xhat = xhat4(k, mean, invstd);
         b4_dx[k] = scale * (sg * b4_dy[k] - sum_dy / m - xhat * sum_dyx / m);
         run_next(&r);
     }

@@ -243,8 +243,9 @@ fn train_a_nas_bench_201_cell() {
     std::fs::remove_dir_all(&out).ok();
 }
 
-#[test]
-fn bench_reports_step_time_memory_and_dispatches() {
+/// Runs `darts-minus bench` on a tiny DARTS network (C=2, 3 cells, one warm-up step) with
+/// `extra` arguments and `--json`; returns the printed text and the JSON document.
+fn tiny_bench(extra: &[&str]) -> (String, serde_json::Value) {
     let run = bin()
         .args([
             "bench",
@@ -252,24 +253,27 @@ fn bench_reports_step_time_memory_and_dispatches() {
             "2",
             "--layers",
             "3",
-            "--batch",
-            "2,4",
-            "--steps",
-            "2",
             "--warmup",
             "1",
             "--json",
         ])
+        .args(extra)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success(),
-        "bench failed: {stdout}\n{}",
+        "bench {extra:?} failed: {stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    let doc = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (stdout, doc)
+}
+
+#[test]
+fn bench_reports_step_time_memory_and_dispatches() {
+    let (stdout, doc) = tiny_bench(&["--batch", "2,4", "--steps", "2"]);
     assert!(stdout.contains("| darts C=2 L=3 batch=4 |"), "{stdout}");
-    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {
@@ -286,31 +290,11 @@ fn bench_reports_step_time_memory_and_dispatches() {
 
 #[test]
 fn bench_profile_lists_the_kernels_of_a_step() {
-    let run = bin()
-        .args([
-            "bench",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--batch",
-            "2",
-            "--steps",
-            "1",
-            "--warmup",
-            "1",
-            "--profile",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "bench --profile failed: {stdout}");
+    let (stdout, doc) = tiny_bench(&["--batch", "2", "--steps", "1", "--profile"]);
     assert!(
         stdout.contains("| kernel | launches | ms | share |"),
         "{stdout}"
     );
-    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let r = &doc["results"][0];
     let kernels = r["kernels"].as_array().unwrap();
     let launches: u64 = kernels

@@ -118,8 +118,16 @@ fn plain(grads: InputGrads) -> Vec<(TensorKey, GradTerm)> {
 }
 
 impl Op {
-    fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        match self {
+    /// The gradients of this op's inputs for the output gradient `gy`. Batch norm folds a
+    /// scaled `gy` into its own kernel (every other rule gets it materialised), and the mixed
+    /// edge's weighted sum leaves its terms' gradients scaled.
+    fn backward(&self, gy: GradTerm) -> Result<Vec<(TensorKey, GradTerm)>> {
+        if let (Op::BatchNorm(n), Some((table, i))) = (self, &gy.scale) {
+            return Ok(plain(n.backward_scaled(&gy.t, Some((table, *i)))?));
+        }
+        let gy = &gy.materialize()?;
+        let grads = match self {
+            Op::WeightedSum(n) => return n.backward_terms(gy),
             Op::Conv2d(n) => n.backward(gy),
             Op::DwPw(n) => n.backward(gy),
             Op::MaxPool(n) => n.backward_max(gy),
@@ -132,7 +140,6 @@ impl Op {
             Op::Scale(n) => n.backward(gy),
             Op::ScaleBy(n) => n.backward(gy),
             Op::ScaleRows(n) => n.backward(gy),
-            Op::WeightedSum(n) => n.backward(gy),
             Op::SumAll(n) => n.backward(gy),
             Op::Concat(n) => n.backward(gy),
             Op::Slice(n) => n.backward(gy),
@@ -140,7 +147,8 @@ impl Op {
             Op::Softmax(n) => n.backward(gy),
             Op::CrossEntropy(n) => n.backward(gy),
             Op::Linear(n) => n.backward(gy),
-        }
+        }?;
+        Ok(plain(grads))
     }
 }
 
@@ -270,27 +278,20 @@ impl Tape {
         let mut grads = Grads::default();
         while let Some(node) = self.nodes.pop() {
             // Intermediate gradients are consumed by their producer (`out`'s is also kept).
-            let Some(mut terms) = pending.map.remove(&node.out) else {
+            let Some(terms) = pending.map.remove(&node.out) else {
                 continue;
             };
-            let single_scaled = terms.len() == 1 && terms[0].scale.is_some();
-            let contributions = match &node.op {
-                Op::BatchNorm(bn) if single_scaled && node.out != out.id() => {
-                    let GradTerm { t, scale } = terms.remove(0);
-                    let scale = scale.as_ref().map(|(table, i)| (table, *i));
-                    plain(bn.backward_scaled(&t, scale)?)
-                }
-                op => {
-                    let gy = sum_terms(terms)?;
-                    if node.out == out.id() {
-                        grads.map.insert(node.out, gy.clone());
-                    }
-                    match op {
-                        Op::WeightedSum(ws) => ws.backward_terms(&gy)?,
-                        op => plain(op.backward(&gy)?),
-                    }
-                }
+            // Several contributions are summed first; a single one goes in as it is.
+            let mut gy = match <[GradTerm; 1]>::try_from(terms) {
+                Ok([one]) => one,
+                Err(terms) => GradTerm::plain(sum_terms(terms)?),
             };
+            if node.out == out.id() {
+                let t = gy.materialize()?;
+                grads.map.insert(node.out, t.clone());
+                gy = GradTerm::plain(t);
+            }
+            let contributions = node.op.backward(gy)?;
             for (input, g) in contributions {
                 if input.requires_grad() {
                     pending.add(&input, g)?;

@@ -46,6 +46,8 @@ struct State {
     submissions: u64,
     /// Per-kernel (count, seconds) when profiling: every launch is synced and timed.
     profile: Option<HashMap<String, (u64, f64)>>,
+    /// Profile entries also keyed by grid (`DM_PROFILE_GRID`, read when profiling starts).
+    profile_grid: bool,
 }
 
 /// The GPU: device, queue, caches. Cheap to clone (shared handle).
@@ -369,16 +371,12 @@ impl Gpu {
             self.sync()?;
             let dt = t0.elapsed().as_secs_f64();
             let mut st = self.inner.state.borrow_mut();
-            let e = st
-                .profile
-                .as_mut()
-                .unwrap()
-                .entry(if std::env::var_os("DM_PROFILE_GRID").is_some() {
-                    format!("{file}:{entry} {x}x{y}x{z}")
-                } else {
-                    format!("{file}:{entry}")
-                })
-                .or_default();
+            let key = if st.profile_grid {
+                format!("{file}:{entry} {x}x{y}x{z}")
+            } else {
+                format!("{file}:{entry}")
+            };
+            let e = st.profile.as_mut().unwrap().entry(key).or_default();
             e.0 += 1;
             e.1 += dt;
         }
@@ -388,7 +386,9 @@ impl Gpu {
     /// Starts timing every kernel launch (each is synced: slow, for finding hot kernels). With
     /// `DM_PROFILE_GRID` set in the environment, launches are also told apart by their grid.
     pub fn start_profile(&self) {
-        self.inner.state.borrow_mut().profile = Some(HashMap::new());
+        let mut st = self.inner.state.borrow_mut();
+        st.profile = Some(HashMap::new());
+        st.profile_grid = std::env::var_os("DM_PROFILE_GRID").is_some();
     }
 
     /// Stops profiling; returns (kernel, launches, seconds), slowest first.

@@ -190,35 +190,42 @@ fn depthwise_forward_groups(dp: &[u32; 8]) -> usize {
     (n * c * ho * wo.div_ceil(4)).div_ceil(256)
 }
 
-/// Pipeline constants and workgroups of the fused `dw_pw4` kernel for a depthwise pass with
-/// parameters `p_dw` followed by the 1×1 weight `w_pw`, when it applies: a depthwise pass of
-/// at most 16 channels on rows of a multiple of 4, at most 64 outputs.
-fn fused_dw_pw_consts(
-    p_dw: &[u32; 17],
-    w_pw: &Tensor,
-) -> Option<(Vec<(&'static str, u32)>, usize)> {
+/// Floats a vec4 depthwise thread needs from one input row for `out` outputs, counted from
+/// its aligned window start (A − PAD before the first tap, A = PAD rounded up to 4); the
+/// kernels' window holds 32.
+fn vec4_window(pad: usize, out: usize, k: usize, s: usize, d: usize) -> usize {
+    pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1
+}
+
+/// K, S, D of a depthwise pass from its pipeline constants.
+fn ksd(consts: &[(&'static str, u32)]) -> (usize, usize, usize) {
+    let get = |name: &str| {
+        consts
+            .iter()
+            .find(|c| c.0 == name)
+            .map_or(1, |c| c.1 as usize)
+    };
+    (get("K"), get("S"), get("D"))
+}
+
+/// (depthwise parameters, pipeline constants, workgroups) of a `dw_pw4` launch.
+type DwPwLaunch = ([u32; 8], Vec<(&'static str, u32)>, usize);
+
+/// The fused `dw_pw4` launch for a depthwise pass with parameters `p_dw` followed by the 1×1
+/// weight `w_pw`, when it applies: `forward4`'s rows, at most 16 depthwise channels and 64
+/// outputs.
+fn fused_dw_pw(p_dw: &[u32; 17], w_pw: &Tensor) -> Option<DwPwLaunch> {
     let (dp, consts) = depthwise(p_dw)?;
-    let [n, c, _, w, ho, wo, pad, _] = dp.map(|v| v as usize);
+    let (extra, _) = depthwise_forward4(&dp, &consts)?;
+    let [n, c, _, _, ho, wo, _, _] = dp.map(|v| v as usize);
     let &[co, ci, 1, 1] = w_pw.shape() else {
         return None;
     };
-    let (k, s, d) = (
-        consts[0].1 as usize,
-        consts[1].1 as usize,
-        consts[2].1 as usize,
-    );
-    let out = [8, 4].into_iter().find(|o| wo % o == 0)?;
-    let window = pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1;
-    let ok = ci == c && c <= 16 && co <= 64 && w % 4 == 0 && window <= 32;
-    ok.then(|| {
-        let mut all = consts.to_vec();
-        all.extend([
-            ("PAD", pad as u32),
-            ("OUT", out as u32),
-            ("CH", c as u32),
-            ("CO", co as u32),
-        ]);
-        (all, (n * ho * (wo / out)).div_ceil(64))
+    (ci == c && c <= 16 && co <= 64).then(|| {
+        let out = extra[1].1 as usize;
+        let mut all = [&consts[..], &extra[..]].concat();
+        all.extend([("CH", c as u32), ("CO", co as u32)]);
+        (dp, all, (n * ho * (wo / out)).div_ceil(64))
     })
 }
 
@@ -229,16 +236,9 @@ fn depthwise_forward4(
     consts: &[(&'static str, u32)],
 ) -> Option<([(&'static str, u32); 2], usize)> {
     let [n, c, _, w, ho, wo, pad, _] = dp.map(|v| v as usize);
-    let get = |name: &str| {
-        consts
-            .iter()
-            .find(|c| c.0 == name)
-            .map_or(1, |c| c.1 as usize)
-    };
-    let (k, s, d) = (get("K"), get("S"), get("D"));
+    let (k, s, d) = ksd(consts);
     let out = [8, 4].into_iter().find(|o| wo % o == 0)?;
-    let window = pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1;
-    (w % 4 == 0 && window <= 32).then(|| {
+    (w % 4 == 0 && vec4_window(pad, out, k, s, d) <= 32).then(|| {
         let groups = c * (n * ho * (wo / out)).div_ceil(64);
         ([("PAD", pad as u32), ("OUT", out as u32)], groups)
     })
@@ -356,7 +356,7 @@ impl Tape {
         // recomputes it; otherwise (the intermediate kept) two nodes.
         let one_node = wants && (!w_pw.requires_grad() || self.recompute());
         let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
-        let fused = fused_dw_pw_consts(&p_dw, w_pw);
+        let fused = fused_dw_pw(&p_dw, w_pw);
         // Without a tape, one fused launch serves too.
         let fused_inference = fused.is_some() && !wants;
         if !(one_node || fused_inference) {
@@ -372,10 +372,9 @@ impl Tape {
         }
         let y = match fused {
             // Both convolutions in one launch; the intermediate never leaves registers.
-            Some((consts, groups)) => {
+            Some((dp, consts, groups)) => {
                 let y = Tensor::empty(self.gpu(), &out_shape, "dw_pw output")?;
                 let consts = [&consts[..], relu_consts(cfg_dw.relu_input)].concat();
-                let dp = depthwise(&p_dw).map(|d| d.0).unwrap_or_default();
                 let bufs = [x.buffer(), w_dw.buffer(), y.buffer(), w_pw.buffer()];
                 let gpu = self.gpu();
                 gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
@@ -643,10 +642,11 @@ impl Conv2dNode {
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), &part];
                 let wconsts = [&consts[..], relu_consts(self.relu)].concat();
                 // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
-                let (k, s, d, pad) = (p[7], p[9], p[13], p[11]);
-                let window = pad.div_ceil(4) * 4 - pad + 3 * s + (k - 1) * d + 1;
-                if p[3].is_multiple_of(4) && p[6].is_multiple_of(4) && window <= 32 {
-                    let wconsts = [&wconsts[..], &[("PAD", pad), ("OUT", 4)]].concat();
+                let (k, s) = (p[7] as usize, p[9] as usize);
+                let (pad, d) = (p[11] as usize, p[13] as usize);
+                let rows_of_4 = p[3].is_multiple_of(4) && p[6].is_multiple_of(4);
+                if rows_of_4 && vec4_window(pad, 4, k, s, d) <= 32 {
+                    let wconsts = [&wconsts[..], &[("PAD", pad as u32), ("OUT", 4)]].concat();
                     let groups = (c * chunks).div_ceil(64);
                     let e = "weight_partial4";
                     gpu.launch_specialized("depthwise", e, &wconsts, &dp, &bufs, groups)?;

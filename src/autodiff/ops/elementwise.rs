@@ -279,10 +279,10 @@ impl Tape {
     /// GPU tables (the mixed edge: softmax(α) for the candidates, β for the auxiliary skip).
     /// Gradients flow to every y_k and to the tables that require one. Four terms per launch.
     pub fn weighted_sum_terms(&mut self, terms: &[(&Tensor, &Tensor, usize)]) -> Result<Tensor> {
-        let Some(&(first, table_a, _)) = terms.first() else {
+        let Some(&(first, _, _)) = terms.first() else {
             return Err(Error::shape("weighted_sum", "needs at least one tensor"));
         };
-        let mut table_b = table_a;
+        let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.0).collect();
         for &(y, table, i) in terms {
             same_shape("weighted_sum", first, y)?;
             if i >= table.numel() {
@@ -291,23 +291,15 @@ impl Tape {
                     format!("weight index {i} into a table of {}", table.numel()),
                 ));
             }
-            if table.id() != table_a.id() {
-                if table_b.id() != table_a.id() && table_b.id() != table.id() {
-                    return Err(Error::shape(
-                        "weighted_sum",
-                        "the weights must come from at most two tables",
-                    ));
-                }
-                table_b = table;
+            if !inputs[terms.len()..].iter().any(|t| t.id() == table.id()) {
+                inputs.push(table);
             }
         }
+        // weighted_sum_into refuses more than two tables before launching anything.
         let out = Tensor::empty(self.gpu(), first.shape(), "weighted sum")?;
         let scaled: Vec<(&Tensor, Option<(&Tensor, usize)>)> =
             terms.iter().map(|&(y, t, i)| (y, Some((t, i)))).collect();
         weighted_sum_into(&scaled, &out)?;
-        let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.0).collect();
-        inputs.push(table_a);
-        inputs.push(table_b);
         Ok(self.record(&inputs, out, || {
             Op::WeightedSum(WeightedSumNode {
                 terms: terms
@@ -430,13 +422,6 @@ impl ScaleByNode {
 }
 
 impl WeightedSumNode {
-    pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
-        self.backward_terms(gy)?
-            .into_iter()
-            .map(|(k, g)| Ok((k, g.materialize()?)))
-            .collect()
-    }
-
     /// The gradients with y_k's left lazy: gy scaled by its weight, for the tape to fold into
     /// the consumer (batch norm's backward) or into a sum of contributions.
     pub(crate) fn backward_terms(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {

@@ -111,13 +111,8 @@ impl Tape {
                 b.buffer(),
                 y.buffer(),
             ];
-            gpu.launch_groups(
-                "batchnorm",
-                fused_entry("train_forward", hw),
-                &params,
-                &bufs,
-                c,
-            )?;
+            let [entry, _] = fused_entries(hw);
+            gpu.launch_groups("batchnorm", entry, &params, &bufs, c)?;
         } else {
             if train {
                 // Each channel split over `parts` workgroups, then combined per channel.
@@ -167,13 +162,13 @@ impl Tape {
     }
 }
 
-/// The one-workgroup-per-channel kernels come in a vec4 variant for planes of a multiple of 4
-/// values (every plane of 32×32 images down to 8×8).
-fn fused_entry(scalar: &'static str, hw: usize) -> &'static str {
-    match (scalar, hw.is_multiple_of(4)) {
-        ("train_forward", true) => "train_forward4",
-        ("backward_fused", true) => "backward_fused4",
-        _ => scalar,
+/// The one-workgroup-per-channel kernels, forward and backward: the vec4 variants for planes
+/// of a multiple of 4 values (every plane of 32×32 images down to 8×8).
+fn fused_entries(hw: usize) -> [&'static str; 2] {
+    if hw.is_multiple_of(4) {
+        ["train_forward4", "backward_fused4"]
+    } else {
+        ["train_forward", "backward_fused"]
     }
 }
 
@@ -238,7 +233,7 @@ impl BatchNormNode {
                 dx.buffer(),
                 table.buffer(),
             ];
-            let entry = fused_entry("backward_fused", self.params[2] as usize);
+            let [_, entry] = fused_entries(self.params[2] as usize);
             gpu.launch_groups("batchnorm", entry, &params, &bufs, c)?;
             out.push((self.x.key(), dx));
         } else {
