@@ -141,14 +141,22 @@ fn load_window(row: u32, v0: i32, w4: u32) -> array<f32, 32> {
     return win;
 }
 
+// (channel, item) of thread li of workgroup g when each channel's per_ch items are covered by
+// consecutive 64-thread workgroups: the channel is uniform across a workgroup.
+fn channel_item(g: u32, li: u32, per_ch: u32) -> vec2<u32> {
+    let groups_per_ch = (per_ch + 63u) / 64u;
+    let ch = g / groups_per_ch;
+    return vec2<u32>(ch, (g - ch * groups_per_ch) * 64u + li);
+}
+
 @compute @workgroup_size(64)
 fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = group_index(wg, nwg);
     let strips = p.wo / OUT;
     let per_ch = p.n * p.ho * strips;
-    let groups_per_ch = (per_ch + 63u) / 64u;
-    let ch = g / groups_per_ch;
-    let item = (g % groups_per_ch) * 64u + li;
+    let ci = channel_item(g, li, per_ch);
+    let ch = ci.x;
+    let item = ci.y;
     if (ch >= p.c || item >= per_ch) { return; }
     let sx = item % strips;
     let r = item / strips;
@@ -289,9 +297,9 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let g = group_index(wg, nwg);
     let w4 = p.w / 4u;
     let per_ch = p.n * p.h * w4;
-    let groups_per_ch = (per_ch + 63u) / 64u;
-    let ch = g / groups_per_ch;
-    let item = (g % groups_per_ch) * 64u + li;
+    let ci = channel_item(g, li, per_ch);
+    let ch = ci.x;
+    let item = ci.y;
     if (ch >= p.c || item >= per_ch) { return; }
     let j = item % w4;
     let r = item / w4;
