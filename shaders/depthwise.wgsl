@@ -18,6 +18,7 @@
 //                   accumulates all K×K taps in registers
 //   weight_partial4 the same for rows of a multiple of 4 (vec4 loads; see below)
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
+//                   (with one chunk the partials are dw itself: bound as part, no second pass)
 // RELU = 1 (pipeline constant): x is read through max(x, 0), so a preceding ReLU needs no pass
 // or buffer of its own (forward and weight_partial). MASK = 1: an output is written only where
 // mask > 0 (0 elsewhere): the input gradient through that folded ReLU, with mask = the

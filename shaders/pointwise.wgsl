@@ -14,11 +14,14 @@
 //           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
 //   weight_grad_partial4 the same with vec4 loads (hw % 4 == 0, _p0 % 4 == 0)
 //   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
+//   DIRECT = 1 (pipeline constant, one chunk): the partial kernels write dw itself at 3 and
+//           the second pass is skipped (small gradients on adapters where launches are costly)
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
 // folding a preceding ReLU into the loads (the input gradient is masked by the caller).
 // Workgroup size 256.
 
 override RELU: u32 = 0u;
+override DIRECT: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -108,6 +111,18 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 @group(0) @binding(2) var<storage, read> wg_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> wg_part: array<f32>;
 
+// A thread's 16 sums: its partials (block t), or with DIRECT = 1 (a single chunk) the finished
+// weights, written straight into dw (bound at 3) so no second pass is needed.
+fn store_block(t: u32, acc: array<f32, 16>, i0: u32, j0: u32, ri: u32, rj: u32) {
+    if (DIRECT != 0u) {
+        for (var a = 0u; a < ri; a = a + 1u) {
+            for (var c = 0u; c < rj; c = c + 1u) { wg_part[(i0 + a) * p.k + j0 + c] = acc[a * 4u + c]; }
+        }
+        return;
+    }
+    for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
+}
+
 // Pass 1: thread t = (block, chunk) sums one 4×4 block of dw over `chunk` consecutive
 // (image, pixel) positions into 16 partials. No barriers (they are costly on CPU adapters).
 @compute @workgroup_size(256)
@@ -146,7 +161,7 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         px = px + 1u;
         if (px == p.hw) { px = 0u; b = b + 1u; }
     }
-    for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
+    store_block(t, acc, i0, j0, ri, rj);
 }
 
 // weight_grad_partial for hw % 4 == 0 and a chunk of a multiple of 4 positions: four
@@ -191,7 +206,7 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         px = px + 1u;
         if (px == hw4) { px = 0u; b = b + 1u; }
     }
-    for (var q = 0u; q < 16u; q = q + 1u) { wg_part[t * 16u + q] = acc[q]; }
+    store_block(t, acc, i0, j0, ri, rj);
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;

@@ -140,27 +140,45 @@ fn conv_case(
         inputs.push(input(&mut rng, &[ws[0]], true));
     }
     let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
-    check(
-        &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias}"),
-        inputs,
-        |v| {
-            cpu::conv2d(
-                &v[0],
-                s4(&xs),
-                &v[1],
-                s4(&ws),
-                v.get(2).map(|b| b.as_slice()),
-                stride,
-                pad,
-                dil,
-                groups,
-            )
-            .0
-        },
-        |t, v| t.conv2d(&v[0], &v[1], v.get(2), cfg),
-        Tolerance::FORWARD,
-        Tolerance::GRADIENT,
-    );
+    // Both weight-gradient strategies on any adapter: partials and a second pass (GPUs), and
+    // one pass straight into dw (small shapes where launches are costly).
+    for costly in [false, true] {
+        check(
+            &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias} costly launches={costly}"),
+            inputs_again(&inputs),
+            |v| {
+                cpu::conv2d(
+                    &v[0],
+                    s4(&xs),
+                    &v[1],
+                    s4(&ws),
+                    v.get(2).map(|b| b.as_slice()),
+                    stride,
+                    pad,
+                    dil,
+                    groups,
+                )
+                .0
+            },
+            |t, v| {
+                t.gpu().set_launches_are_costly(Some(costly));
+                t.conv2d(&v[0], &v[1], v.get(2), cfg)
+            },
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
+}
+
+fn inputs_again(inputs: &[Input]) -> Vec<Input> {
+    inputs
+        .iter()
+        .map(|i| Input {
+            shape: i.shape.clone(),
+            data: i.data.clone(),
+            diff: i.diff,
+        })
+        .collect()
 }
 
 #[test]
@@ -293,17 +311,22 @@ fn relu_conv_case(
         .dilation(dil)
         .groups(groups)
         .relu_input(true);
-    check(
-        &format!("conv2d(relu x) x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}"),
-        inputs,
-        |v| {
-            let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
-            cpu::conv2d(&r, s4(&xs), &v[1], s4(&ws), None, stride, pad, dil, groups).0
-        },
-        |t, v| t.conv2d(&v[0], &v[1], None, cfg),
-        Tolerance::FORWARD,
-        Tolerance::GRADIENT,
-    );
+    for costly in [false, true] {
+        check(
+            &format!("conv2d(relu x) x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} costly launches={costly}"),
+            inputs_again(&inputs),
+            |v| {
+                let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
+                cpu::conv2d(&r, s4(&xs), &v[1], s4(&ws), None, stride, pad, dil, groups).0
+            },
+            |t, v| {
+                t.gpu().set_launches_are_costly(Some(costly));
+                t.conv2d(&v[0], &v[1], None, cfg)
+            },
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
 }
 
 #[test]

@@ -67,6 +67,8 @@ struct GpuInner {
     error: Arc<Mutex<Option<String>>>,
     /// Forced split of per-channel reductions (see [`Gpu::channel_split`]); None = automatic.
     split: std::cell::Cell<Option<usize>>,
+    /// Forced choice of [`Gpu::launches_are_costly`]; None = automatic.
+    costly_launches: std::cell::Cell<Option<bool>>,
 }
 
 /// A recorded sequence of GPU commands (a whole training step, say) that can be replayed
@@ -143,6 +145,7 @@ impl Gpu {
                 state: RefCell::new(State::default()),
                 error,
                 split: std::cell::Cell::new(None),
+                costly_launches: std::cell::Cell::new(None),
             }),
         })
     }
@@ -171,6 +174,25 @@ impl Gpu {
     /// restores the automatic choice.
     pub fn set_channel_split(&self, parts: Option<usize>) {
         self.inner.split.set(parts);
+    }
+
+    /// Whether a kernel launch costs far more than a buffer copy or a few thousand serial
+    /// multiply-adds, so data is better moved by copy commands (a concat, gathering the
+    /// optimiser's tensors into one flat buffer) and a small reduction better done in one
+    /// pass than split over threads. True on CPU adapters: there a copy is a memcpy on the
+    /// submitting thread (~1 µs) while every launch pays the driver's thread-pool hand-off
+    /// (~45 µs on lavapipe). GPUs keep the kernels, which never break a compute pass.
+    pub fn launches_are_costly(&self) -> bool {
+        self.inner
+            .costly_launches
+            .get()
+            .unwrap_or(self.inner.summary.device_type == "Cpu")
+    }
+
+    /// Forces [`Gpu::launches_are_costly`] (tests run both paths on any adapter); None
+    /// restores the automatic choice.
+    pub fn set_launches_are_costly(&self, costly: Option<bool>) {
+        self.inner.costly_launches.set(costly);
     }
 
     /// Total dispatches issued so far (eager and replayed).

@@ -176,6 +176,13 @@ fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
 
 /// Pipeline constants for a kernel reading its input through a folded ReLU (none otherwise,
 /// so the plain pipelines stay the ones already compiled).
+/// Whether a weight gradient of `work` multiply-adds per thread is best done by one thread
+/// in one pass (no partials, no second launch): where launches are costly and the serial
+/// work costs about what a launch does.
+fn one_pass(gpu: &Gpu, work: usize) -> bool {
+    gpu.launches_are_costly() && work <= 1 << 16
+}
+
 fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
     if relu {
         &[("RELU", 1)]
@@ -600,45 +607,57 @@ impl Conv2dNode {
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
             if let Some((n, cin, hw, cout)) = pw {
-                // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions.
                 let blocks = cin.div_ceil(4) * cout.div_ceil(4);
-                // Chunks of a multiple of 4 positions let the vec4 variant read 4 at a time.
-                let chunk = (n * hw * blocks)
-                    .div_ceil(16384)
-                    .max(64)
-                    .next_multiple_of(4);
+                // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions
+                // and of a multiple of 4 (the vec4 variant reads 4 at a time); or one chunk
+                // (no second pass) where that serial work costs less than a launch.
+                let chunk = if one_pass(gpu, n * hw * 16) {
+                    (n * hw).next_multiple_of(4)
+                } else {
+                    (n * hw * blocks)
+                        .div_ceil(16384)
+                        .max(64)
+                        .next_multiple_of(4)
+                };
                 let chunks = (n * hw).div_ceil(chunk);
                 let pp = [n, cout, cin, hw, 0, 0, chunk, chunks].map(|v| v as u32);
-                let part = gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?;
+                let part = if chunks == 1 {
+                    dw.buffer().clone()
+                } else {
+                    gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?
+                };
                 let bufs = [gy.buffer(), self.x.data()?.buffer(), &part];
                 let entry = if hw.is_multiple_of(4) {
                     "weight_grad_partial4"
                 } else {
                     "weight_grad_partial"
                 };
-                gpu.launch_specialized(
-                    "pointwise",
-                    entry,
-                    relu_consts(self.relu),
-                    &pp,
-                    &bufs,
-                    (blocks * chunks).div_ceil(256),
-                )?;
-                gpu.launch(
-                    "pointwise",
-                    "weight_grad_sum",
-                    &pp,
-                    &[&part, dw.buffer()],
-                    dw.numel(),
-                )?;
+                let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
+                let consts = [relu_consts(self.relu), direct].concat();
+                let groups = (blocks * chunks).div_ceil(256);
+                gpu.launch_specialized("pointwise", entry, &consts, &pp, &bufs, groups)?;
+                if chunks > 1 {
+                    let bufs = [&part, dw.buffer()];
+                    gpu.launch("pointwise", "weight_grad_sum", &pp, &bufs, dw.numel())?;
+                }
             } else if let Some((mut dp, consts)) = dwc {
                 let (c, rows) = (p[4] as usize, (p[0] * p[5]) as usize);
                 let taps = (p[7] * p[8]) as usize;
-                // Chunks of output rows so that channels × chunks fills the device.
-                let per = (rows * c).div_ceil(8192).max(1);
+                // Chunks of output rows so that channels × chunks fills the device; or one
+                // chunk, whose partials are dw itself, where that costs less than a launch.
+                let wo = p[6] as usize;
+                let per = if one_pass(gpu, rows * wo * taps) {
+                    rows
+                } else {
+                    (rows * c).div_ceil(8192).max(1)
+                };
                 let chunks = rows.div_ceil(per);
                 dp[7] = per as u32;
-                let part = gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?;
+                let part = if chunks == 1 {
+                    dw.buffer().clone()
+                } else {
+                    gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?
+                };
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), &part];
                 let wconsts = [&consts[..], relu_consts(self.relu)].concat();
                 // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
@@ -655,9 +674,12 @@ impl Conv2dNode {
                     let e = "weight_partial";
                     gpu.launch_specialized("depthwise", e, &wconsts, &dp, &bufs, groups)?;
                 }
-                let groups = dw.numel().div_ceil(256);
-                let bufs = [&part, dw.buffer()];
-                gpu.launch_specialized("depthwise", "weight_sum", &consts, &dp, &bufs, groups)?;
+                if chunks > 1 {
+                    let groups = dw.numel().div_ceil(256);
+                    let bufs = [&part, dw.buffer()];
+                    let e = "weight_sum";
+                    gpu.launch_specialized("depthwise", e, &consts, &dp, &bufs, groups)?;
+                }
             } else {
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), dw.buffer()];
                 gpu.launch_specialized(
