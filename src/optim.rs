@@ -7,6 +7,7 @@ use crate::autodiff::ops::reduce::{finish_into, split};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use std::cell::RefCell;
 
 fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
     if params.len() != grads.len() {
@@ -50,6 +51,9 @@ pub struct Sgd {
     pub nesterov: bool,
     bufs: Vec<Tensor>,
     hyper: Tensor,
+    /// Flat gradient, weight and momentum buffers for [`Sgd::encode_clipped_norm`] where
+    /// launches are costly (made on first use, sized for every parameter).
+    flat: RefCell<Option<[Tensor; 3]>>,
 }
 
 impl Sgd {
@@ -71,6 +75,7 @@ impl Sgd {
             nesterov: false,
             bufs,
             hyper: Tensor::zeros(gpu, &[2])?,
+            flat: RefCell::new(None),
         })
     }
 
@@ -138,6 +143,82 @@ impl Sgd {
     pub fn step(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
         self.prepare()?;
         self.encode(params, grads)
+    }
+
+    /// Clips the gradients present to a global L2 norm of `max_norm` (PyTorch
+    /// `clip_grad_norm_`) and queues the update of their parameters; parameters without a
+    /// gradient are left alone, as in [`Sgd::encode_some`]. Returns the table [norm², coef].
+    ///
+    /// Where launches are costly ([`Gpu::launches_are_costly`]) the gradients, weights and
+    /// momenta are gathered by copy commands into flat buffers, so the norm and the update
+    /// take four launches in all instead of about two per parameter; the new weights and
+    /// momenta are copied back. Elsewhere every parameter is updated by its own launch.
+    pub fn encode_clipped_norm(
+        &self,
+        params: &[Tensor],
+        grads: &[Option<&Tensor>],
+        max_norm: f32,
+    ) -> Result<Tensor> {
+        let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
+        let Some(first) = present.first() else {
+            return Err(Error::Invalid("no parameter received a gradient".into()));
+        };
+        let gpu = first.gpu();
+        if !gpu.launches_are_costly() || params.len() != grads.len() {
+            let (table, coef) = clip_coefficient(&present, max_norm)?;
+            self.encode_some_scaled(params, grads, Some(&coef))?;
+            return Ok(table);
+        }
+        let with: Vec<Tensor> = params
+            .iter()
+            .zip(grads)
+            .filter(|(_, g)| g.is_some())
+            .map(|(p, _)| p.clone())
+            .collect();
+        check(&with, &present)?;
+        let mut flat = self.flat.borrow_mut();
+        let total = params.iter().map(|p| p.numel()).sum::<usize>();
+        if flat.as_ref().is_none_or(|f| f[0].numel() < total) {
+            let mk = |name| Tensor::empty(gpu, &[total], name);
+            *flat = Some([
+                mk("flat gradients")?,
+                mk("flat weights")?,
+                mk("flat momenta")?,
+            ]);
+        }
+        let [fg, fw, fm] = flat.as_ref().expect("made above");
+        // (parameter, its momentum, its gradient, offset in the flat buffers)
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(present.len());
+        for ((p, g), m) in params.iter().zip(grads).zip(&self.bufs) {
+            if let Some(g) = g {
+                parts.push((p, m, *g, at));
+                at += p.numel();
+            }
+        }
+        for &(p, m, g, at) in &parts {
+            gpu.copy_range(g.buffer(), 0, fg.buffer(), at, p.numel());
+            gpu.copy_range(p.buffer(), 0, fw.buffer(), at, p.numel());
+            gpu.copy_range(m.buffer(), 0, fm.buffer(), at, p.numel());
+        }
+        let len = at;
+        let view = |t: &Tensor| Tensor::from_buffer(gpu, &[len], t.buffer().clone(), false);
+        let (table, coef) = clip_coefficient(&[&view(fg)], max_norm)?;
+        let mut pb = params_block(len, self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
+        pb[3] = self.nesterov as u32;
+        let bufs = [
+            fg.buffer(),
+            self.hyper.buffer(),
+            fw.buffer(),
+            fm.buffer(),
+            coef.buffer(),
+        ];
+        gpu.launch("optim", "sgd_clipped", &pb, &bufs, len)?;
+        for &(p, m, _, at) in &parts {
+            gpu.copy_range(fw.buffer(), at, p.buffer(), 0, p.numel());
+            gpu.copy_range(fm.buffer(), at, m.buffer(), 0, p.numel());
+        }
+        Ok(table)
     }
 
     /// Like [`Sgd::encode`] with every gradient scaled by `coef[0]` on the fly (the clipping

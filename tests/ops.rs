@@ -981,18 +981,25 @@ fn sum_all_large() {
 fn concat_channels() {
     let mut rng = Rng::new(47);
     let (a, b, c) = ([2, 1, 3, 4], [2, 3, 3, 4], [2, 2, 3, 4]);
-    check(
-        "concat",
-        vec![
-            input(&mut rng, &a, true),
-            input(&mut rng, &b, true),
-            input(&mut rng, &c, true),
-        ],
-        |v| cpu::concat(&[(&v[0], s4(&a)), (&v[1], s4(&b)), (&v[2], s4(&c))]).0,
-        |t, v| t.concat(&[&v[0], &v[1], &v[2]]),
-        Tolerance::FORWARD,
-        Tolerance::GRADIENT,
-    );
+    let inputs = vec![
+        input(&mut rng, &a, true),
+        input(&mut rng, &b, true),
+        input(&mut rng, &c, true),
+    ];
+    // The kernel, and copy commands (one per image) where launches are costly.
+    for costly in [false, true] {
+        check(
+            &format!("concat, costly launches={costly}"),
+            inputs_again(&inputs),
+            |v| cpu::concat(&[(&v[0], s4(&a)), (&v[1], s4(&b)), (&v[2], s4(&c))]).0,
+            |t, v| {
+                t.gpu().set_launches_are_costly(Some(costly));
+                t.concat(&[&v[0], &v[1], &v[2]])
+            },
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
 }
 
 #[test]

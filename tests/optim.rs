@@ -211,3 +211,74 @@ fn sgd_leaves_parameters_without_a_gradient_untouched() {
     assert_eq!(p1.to_vec().unwrap(), vec![4.0, 5.0]);
     assert_eq!(sgd.state()[1].to_vec().unwrap(), vec![0.0, 0.0]);
 }
+
+#[test]
+fn sgd_clip_and_update_gathered_or_per_parameter() {
+    // `encode_clipped_norm` gathers into flat buffers where launches are costly and updates
+    // per parameter elsewhere: both against PyTorch's rules in f64 over three steps, a
+    // different parameter without a gradient in each (untouched: no decay, no momentum).
+    let sizes = [37usize, 5000, 5, 300, 1];
+    for costly in [false, true] {
+        let g = gpu();
+        g.set_launches_are_costly(Some(costly));
+        let mut rng = Rng::new(6);
+        let mut w: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
+        let mut buf: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut started = [false; 5];
+        let ps: Vec<Tensor> = w
+            .iter()
+            .map(|v| Tensor::parameter(&g, &[v.len()], &f32s(v)).unwrap())
+            .collect();
+        let mut sgd = Sgd::new(&g, &ps, 0.1, 0.9, 3e-4).unwrap();
+        for (step, (absent, lr)) in [(1usize, 0.1f32), (3, 0.05), (0, 0.02)]
+            .into_iter()
+            .enumerate()
+        {
+            let grads: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
+            let gs: Vec<Tensor> = grads
+                .iter()
+                .map(|v| Tensor::from_slice(&g, &[v.len()], &f32s(v)).unwrap())
+                .collect();
+            let some: Vec<Option<&Tensor>> = gs
+                .iter()
+                .enumerate()
+                .map(|(k, t)| (k != absent).then_some(t))
+                .collect();
+            sgd.lr = lr;
+            sgd.prepare().unwrap();
+            let table = sgd.encode_clipped_norm(&ps, &some, 5.0).unwrap();
+            let norm2: f64 = (0..5)
+                .filter(|&k| k != absent)
+                .flat_map(|k| grads[k].iter().map(|&x| (x as f32 as f64).powi(2)))
+                .sum();
+            let coef = (5.0 / (norm2.sqrt() + 1e-6)).min(1.0);
+            assert!(coef < 1.0, "the case must clip");
+            let what = format!("costly launches={costly} step {step}");
+            TOL.assert_close(
+                &format!("{what}: norm² and coef"),
+                &table.to_vec().unwrap(),
+                &[norm2, coef],
+            );
+            for k in (0..5).filter(|&k| k != absent) {
+                for i in 0..sizes[k] {
+                    let d = coef * grads[k][i] as f32 as f64 + 3e-4 * w[k][i];
+                    buf[k][i] = if started[k] { 0.9 * buf[k][i] + d } else { d };
+                    w[k][i] -= lr as f64 * buf[k][i];
+                }
+                started[k] = true;
+            }
+            for k in 0..5 {
+                TOL.assert_close(
+                    &format!("{what}: weights {k}"),
+                    &ps[k].to_vec().unwrap(),
+                    &w[k],
+                );
+                TOL.assert_close(
+                    &format!("{what}: momentum {k}"),
+                    &sgd.state()[k].to_vec().unwrap(),
+                    &buf[k],
+                );
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Program};
 use crate::nn::{parameters, Ctx};
-use crate::optim::{clip_coefficient, Adam, Sgd};
+use crate::optim::{Adam, Sgd};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -541,11 +541,12 @@ impl Search {
             .map(|(n, t)| {
                 grads
                     .get(t)
+                    .map(Some)
                     .ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (_, coef) = clip_coefficient(&gs, self.settings.grad_clip as f32)?;
-        self.sgd.encode_clipped(&params, &gs, &coef)?;
+        self.sgd
+            .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
         Ok((loss, ranks))
     }
 

@@ -13,7 +13,7 @@ use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{parameters, Ctx};
-use crate::optim::{clip_coefficient, Sgd};
+use crate::optim::Sgd;
 use crate::search::schedule::cosine_lr;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -250,14 +250,13 @@ impl Retrain {
         // Weights off the path to the output (a NAS-Bench-201 node that feeds nothing) get no
         // gradient and, as in PyTorch, no update.
         let gs: Vec<Option<&Tensor>> = params.iter().map(|t| grads.get(t)).collect();
-        let present: Vec<&Tensor> = gs.iter().flatten().copied().collect();
-        if present.is_empty() {
+        if gs.iter().all(|g| g.is_none()) {
             return Err(Error::Invalid("no weight received a gradient".into()));
         }
         // Clipping is folded into the update: the clipped gradients are never written out.
-        let (_, coef) = clip_coefficient(&present, self.settings.grad_clip as f32)?;
         self.sgd.prepare()?;
-        self.sgd.encode_some_scaled(&params, &gs, Some(&coef))?;
+        self.sgd
+            .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
         // Loss and ranks come back together: one wait per step.
         let back = Tensor::read_all(&[&loss, &ranks])?;
         let loss = back[0][0];

@@ -18,9 +18,19 @@ pub(crate) fn copy_channels(
     n: usize,
     hw: usize,
 ) -> Result<()> {
+    let gpu = src.gpu();
+    // Each image's channels are one contiguous run on both sides: where launches are costly,
+    // n copy commands (a memcpy each on a CPU adapter) beat one launch.
+    if gpu.launches_are_costly() && n <= 64 {
+        for b in 0..n {
+            let (from, to) = ((b * cs + s0) * hw, (b * cd + d0) * hw);
+            gpu.copy_range(src.buffer(), from, dst.buffer(), to, cnt * hw);
+        }
+        return Ok(());
+    }
     let mut p = [0u32; 16];
     p[..7].copy_from_slice(&[n, hw, cs, cd, s0, d0, cnt].map(|v| v as u32));
-    src.gpu().launch(
+    gpu.launch(
         "layout",
         "channel_copy",
         &p,
