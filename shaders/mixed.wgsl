@@ -15,7 +15,11 @@
 //                  dot4_partial_vec4: the same with vec4 loads, for n % 4 == 0.
 //   dot4_finish    1 partial, 2 out: workgroup k < p.m adds Σ_w partial[k·count + w] to
 //                  out[idx_k] (or overwrites it when p.accumulate = 0).  Grid: p.m workgroups.
+//   DIRECT = 1 (pipeline constant): one workgroup covers all n, and dot4_partial adds its sums
+//                  to out (bound at 6) itself, with no dot4_finish launch.
 // Workgroup size 256.
+
+override DIRECT: u32 = 0u;
 
 struct P {
     n: u32, m: u32, accumulate: u32, chunk: u32,
@@ -77,6 +81,23 @@ fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 @group(0) @binding(5) var<storage, read> dp_y3: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dp_part: array<f32>;
 
+// A workgroup's sums: partials, or with DIRECT = 1 (one workgroup in all) the dot products
+// themselves, added to out[idx_k] (bound at 6) as dot4_finish would.
+fn store_dots(w: u32, t: vec4<f32>) {
+    if (DIRECT != 0u) {
+        for (var k = 0u; k < p.m; k = k + 1u) {
+            var base = 0.0;
+            if (p.accumulate != 0u) { base = dp_part[p.idx[k]]; }
+            dp_part[p.idx[k]] = base + t[k];
+        }
+        return;
+    }
+    dp_part[w] = t.x;
+    if (p.m > 1u) { dp_part[p.count + w] = t.y; }
+    if (p.m > 2u) { dp_part[2u * p.count + w] = t.z; }
+    if (p.m > 3u) { dp_part[3u * p.count + w] = t.w; }
+}
+
 @compute @workgroup_size(256)
 fn dot4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let w = group_index(wg, nwg);
@@ -95,12 +116,7 @@ fn dot4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let t1 = tree_sum(li, acc.y);
     let t2 = tree_sum(li, acc.z);
     let t3 = tree_sum(li, acc.w);
-    if (li == 0u && w < p.count) {
-        dp_part[w] = t0;
-        if (p.m > 1u) { dp_part[p.count + w] = t1; }
-        if (p.m > 2u) { dp_part[2u * p.count + w] = t2; }
-        if (p.m > 3u) { dp_part[3u * p.count + w] = t3; }
-    }
+    if (li == 0u && w < p.count) { store_dots(w, vec4<f32>(t0, t1, t2, t3)); }
 }
 
 // dot4_partial for n % 4 == 0 (p.chunk is a multiple of 256): g and y bound as vec4s.
@@ -127,12 +143,7 @@ fn dot4_partial_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let t1 = tree_sum(li, acc.y);
     let t2 = tree_sum(li, acc.z);
     let t3 = tree_sum(li, acc.w);
-    if (li == 0u && w < p.count) {
-        dp_part[w] = t0;
-        if (p.m > 1u) { dp_part[p.count + w] = t1; }
-        if (p.m > 2u) { dp_part[2u * p.count + w] = t2; }
-        if (p.m > 3u) { dp_part[3u * p.count + w] = t3; }
-    }
+    if (li == 0u && w < p.count) { store_dots(w, vec4<f32>(t0, t1, t2, t3)); }
 }
 
 @group(0) @binding(1) var<storage, read> df_part: array<f32>;

@@ -847,31 +847,47 @@ fn weighted_sum_with_weight_gradient() {
     let s = [2, 3, 5, 4];
     let mut inputs: Vec<Input> = (0..3).map(|_| input(&mut rng, &s, true)).collect();
     inputs.push(input(&mut rng, &[2, 4], true));
-    check(
-        "weighted sum",
-        inputs,
-        |v| {
-            (0..v[0].len())
-                .map(|i| (0..3).map(|k| v[3][5 + k] * v[k][i]).sum())
-                .collect()
-        },
-        |t, v| t.weighted_sum(&[&v[0], &v[1], &v[2]], &v[3], &[5, 6, 7]),
-        Tolerance::FORWARD,
-        Tolerance::GRADIENT,
-    );
+    // α's gradient by partials and a finishing launch, and in one launch (costly launches).
+    for costly in [false, true] {
+        check(
+            &format!("weighted sum, costly launches={costly}"),
+            inputs_again(&inputs),
+            |v| {
+                (0..v[0].len())
+                    .map(|i| (0..3).map(|k| v[3][5 + k] * v[k][i]).sum())
+                    .collect()
+            },
+            |t, v| {
+                t.gpu().set_launches_are_costly(Some(costly));
+                t.weighted_sum(&[&v[0], &v[1], &v[2]], &v[3], &[5, 6, 7])
+            },
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
 }
 
 #[test]
 fn weighted_sum_of_six_terms_over_two_tables() {
+    six_terms_case([2, 3, 5, 3], false);
+}
+
+#[test]
+fn weighted_sum_of_six_terms_dots_over_several_workgroups() {
+    // 2,304 values: α's dot products span three workgroups' partials, or one workgroup.
+    six_terms_case([2, 3, 16, 24], false);
+    six_terms_case([2, 3, 16, 24], true);
+}
+
+fn six_terms_case(s: [usize; 4], costly: bool) {
     // A DARTS- edge: five candidates weighted from α (two launches of up to four terms) and
     // β·x from a second, constant table; α and every y get gradients, β none.
     let mut rng = Rng::new(47);
-    let s = [2, 3, 5, 3];
     let mut inputs: Vec<Input> = (0..6).map(|_| input(&mut rng, &s, true)).collect();
     inputs.push(input(&mut rng, &[2, 5], true));
     inputs.push(input(&mut rng, &[3], false));
     check(
-        "weighted sum over two tables",
+        &format!("weighted sum over two tables x{s:?} costly launches={costly}"),
         inputs,
         |v| {
             (0..v[0].len())
@@ -879,6 +895,7 @@ fn weighted_sum_of_six_terms_over_two_tables() {
                 .collect()
         },
         |t, v| {
+            t.gpu().set_launches_are_costly(Some(costly));
             let mut terms: Vec<(&Tensor, &Tensor, usize)> =
                 (0..5).map(|k| (&v[k], &v[6], 5 + k)).collect();
             terms.push((&v[5], &v[7], 2));

@@ -225,3 +225,32 @@ fn several_tensors_read_back_together() {
     assert_eq!(back[2], vec![0.25; 300]);
     assert!(Tensor::read_all(&[]).unwrap().is_empty());
 }
+
+#[test]
+fn zeros_clear_a_reused_buffer_by_launch_or_clear_command_also_in_replay() {
+    for costly in [false, true] {
+        let g = gpu();
+        g.set_launches_are_costly(Some(costly));
+        // The pool hands the same-sized buffer back: its old contents must not show through.
+        drop(Tensor::from_slice(&g, &[2, 150], &vec![7.0; 300]).unwrap());
+        let z = Tensor::zeros(&g, &[2, 150]).unwrap();
+        assert_eq!(
+            z.to_vec().unwrap(),
+            vec![0.0; 300],
+            "costly launches={costly}"
+        );
+        // Recorded, then replayed after the buffer was overwritten.
+        g.begin_recording();
+        z.fill(0.0).unwrap();
+        let program = g.end_recording();
+        z.write(&vec![3.0; 300]).unwrap();
+        g.replay(&program);
+        assert_eq!(
+            z.to_vec().unwrap(),
+            vec![0.0; 300],
+            "replayed, costly launches={costly}"
+        );
+        z.fill(1.5).unwrap();
+        assert_eq!(z.to_vec().unwrap(), vec![1.5; 300]);
+    }
+}

@@ -33,6 +33,10 @@ enum Command {
         dst_offset: u64,
         bytes: u64,
     },
+    Clear {
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
 }
 
 #[derive(Default)]
@@ -456,6 +460,20 @@ impl Gpu {
         });
     }
 
+    /// Queues zeroing the first `len` f32 values of `buf` (a clear command, no launch).
+    pub fn clear(&self, buf: &GpuBuffer, len: usize) {
+        if len == 0 {
+            return;
+        }
+        if let Some((_, touched)) = self.inner.state.borrow_mut().recording.as_mut() {
+            touched.push(buf.id());
+        }
+        self.push(Command::Clear {
+            dst: buf.raw().clone(),
+            bytes: (len * 4) as u64,
+        });
+    }
+
     fn push(&self, cmd: Command) {
         let mut st = self.inner.state.borrow_mut();
         if let Some((rec, _)) = st.recording.as_mut() {
@@ -508,6 +526,11 @@ impl Gpu {
             } = &cmds[i]
             {
                 enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *bytes);
+                i += 1;
+                continue;
+            }
+            if let Command::Clear { dst, bytes } = &cmds[i] {
+                enc.clear_buffer(dst, 0, Some(*bytes));
                 i += 1;
                 continue;
             }

@@ -465,7 +465,12 @@ impl WeightedSumNode {
 fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()> {
     let gpu = g.gpu();
     let n = g.numel();
-    let (chunk, groups) = super::reduce::split(n);
+    // One workgroup and no finishing launch where launches cost more than its serial work.
+    let (chunk, groups) = if gpu.launches_are_costly() && n <= 1 << 15 {
+        (n.next_multiple_of(256), 1)
+    } else {
+        super::reduce::split(n)
+    };
     for four in terms.chunks(4) {
         let mut p = [0u32; 16];
         p[0] = n as u32;
@@ -476,14 +481,19 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
         for (k, &(_, i)) in four.iter().enumerate() {
             p[8 + k] = i as u32;
         }
-        let partial = gpu.alloc("dot partials", 4 * groups)?;
         let y = |k: usize| four.get(k).unwrap_or(&four[0]).0.buffer();
-        let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
         let entry = if n.is_multiple_of(4) {
             "dot4_partial_vec4"
         } else {
             "dot4_partial"
         };
+        if groups == 1 {
+            let bufs = [g.buffer(), y(0), y(1), y(2), y(3), out.buffer()];
+            gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], &p, &bufs, 1)?;
+            continue;
+        }
+        let partial = gpu.alloc("dot partials", 4 * groups)?;
+        let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
         gpu.launch_groups("mixed", entry, &p, &bufs, groups)?;
         gpu.launch_groups(
             "mixed",
