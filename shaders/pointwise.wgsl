@@ -1,6 +1,6 @@
 // pointwise.wgsl: 1×1 convolution (stride 1, no padding, groups 1) as a batched matrix
 // product, the bulk of DARTS' sep_conv / dil_conv / preprocessing work. NCHW f32.
-//   gemm    1 a (m, k) via strides, 2 x (n, k, hw), 3 y (n, m, hw):
+//   gemm    1 a (m, k) via strides, 2 x (n, k, hw), 3 y (n, m, hw), 4 mask (n, m, hw):
 //           y[b, i, p] = sum_j a[i*a_rs + j*a_cs] * x[b, j, p]
 //           forward: a = weight (cout, cin), strides (cin, 1);
 //           backward_input: a = weightᵀ, strides (1, cin), x = dy, y = dx.
@@ -17,10 +17,13 @@
 //   DIRECT = 1 (pipeline constant, one chunk): the partial kernels write dw itself at 3 and
 //           the second pass is skipped (small gradients on adapters where launches are costly)
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
-// folding a preceding ReLU into the loads (the input gradient is masked by the caller).
+// folding a preceding ReLU into the loads. MASK = 1: gemm writes y only where mask > 0 (0
+// elsewhere), the input gradient through that ReLU with mask = the input; with MASK = 0 bind
+// any buffer at 4.
 // Workgroup size 256.
 
 override RELU: u32 = 0u;
+override MASK: u32 = 0u;
 override DIRECT: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
@@ -37,6 +40,19 @@ struct P {
 @group(0) @binding(1) var<storage, read> g_a: array<f32>;
 @group(0) @binding(2) var<storage, read> g_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g_y: array<f32>;
+@group(0) @binding(4) var<storage, read> g_mask: array<f32>;
+@group(0) @binding(4) var<storage, read> g4_mask: array<vec4<f32>>;
+
+// With MASK = 1 an output survives only where mask > 0: the input gradient through a ReLU
+// folded into this convolution, with mask = its input (no relu_backward launch).
+fn masked(v: f32, i: u32) -> f32 {
+    if (MASK != 0u) { return select(0.0, v, g_mask[i] > 0.0); }
+    return v;
+}
+fn masked4(v: vec4<f32>, i: u32) -> vec4<f32> {
+    if (MASK != 0u) { return select(vec4<f32>(0.0), v, g4_mask[i] > vec4<f32>(0.0)); }
+    return v;
+}
 
 @compute @workgroup_size(256)
 fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -61,10 +77,10 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         acc = acc + w * xv;
     }
     let ybase = (b * p.m + i0) * p.hw + px;
-    g_y[ybase] = acc.x;
-    if (rows > 1u) { g_y[ybase + p.hw] = acc.y; }
-    if (rows > 2u) { g_y[ybase + 2u * p.hw] = acc.z; }
-    if (rows > 3u) { g_y[ybase + 3u * p.hw] = acc.w; }
+    g_y[ybase] = masked(acc.x, ybase);
+    if (rows > 1u) { g_y[ybase + p.hw] = masked(acc.y, ybase + p.hw); }
+    if (rows > 2u) { g_y[ybase + 2u * p.hw] = masked(acc.z, ybase + 2u * p.hw); }
+    if (rows > 3u) { g_y[ybase + 3u * p.hw] = masked(acc.w, ybase + 3u * p.hw); }
 }
 
 @group(0) @binding(2) var<storage, read> g4_x: array<vec4<f32>>;
@@ -103,7 +119,7 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     }
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
     for (var r = 0u; r < RB; r = r + 1u) {
-        if (r < rows) { g4_y[yb + r * hw4] = acc[r]; }
+        if (r < rows) { g4_y[yb + r * hw4] = masked4(acc[r], yb + r * hw4); }
     }
 }
 

@@ -272,6 +272,8 @@ fn depthwise_forward(
 }
 
 /// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
+/// y = a·x per image; `relu` reads x through a ReLU; `mask` writes y only where mask > 0.
+#[allow(clippy::too_many_arguments)]
 fn gemm(
     x: &Tensor,
     a: &Tensor,
@@ -279,20 +281,29 @@ fn gemm(
     [n, m, k, hw]: [usize; 4],
     [a_rs, a_cs]: [usize; 2],
     relu: bool,
+    mask: Option<&Tensor>,
 ) -> Result<()> {
     let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
-    let bufs = [a.buffer(), x.buffer(), y.buffer()];
+    // Without MASK binding 4 is unused: x (also only read) stands in.
+    let bufs = [
+        a.buffer(),
+        x.buffer(),
+        y.buffer(),
+        mask.unwrap_or(x).buffer(),
+    ];
+    let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
     if hw % 4 == 0 {
         // Four pixels per thread (they always fall in one image), up to 16 output rows.
         let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
-        let consts = [relu_consts(relu), &[("RB", rb as u32)]].concat();
+        let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
         let grid = [(n * hw).div_ceil(1024), m.div_ceil(rb), 1];
         x.gpu()
             .launch_spec("pointwise", "gemm4", &consts, &pp, &bufs, grid)
     } else {
+        let consts = [relu_consts(relu), mc].concat();
         let grid = [(n * hw).div_ceil(256), m.div_ceil(4), 1];
         x.gpu()
-            .launch_spec("pointwise", "gemm", relu_consts(relu), &pp, &bufs, grid)
+            .launch_spec("pointwise", "gemm", &consts, &pp, &bufs, grid)
     }
 }
 
@@ -310,7 +321,7 @@ fn conv_forward(
     let y = Tensor::empty(gpu, out_shape, "conv2d output")?;
     if let Some(pw) = pointwise(params) {
         let (n, cin, hw, cout) = pw;
-        gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu)?;
+        gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu, None)?;
     } else if let Some((dp, consts)) = depthwise(params) {
         let consts = [&consts[..], relu_consts(relu)].concat();
         // Binding 4 (the mask) is unused without MASK: x stands in.
@@ -530,8 +541,22 @@ impl Conv2dNode {
             // Depthwise kernels apply the folded ReLU's mask as they write dx.
             let mut masked = false;
             if let Some((n, cin, hw, cout)) = pw {
-                // dx = Wᵀ·dy per image.
-                gemm(gy, self.w.data()?, &dx, [n, cin, cout, hw], [1, cin], false)?;
+                // dx = Wᵀ·dy per image, through the folded ReLU's mask (x > 0).
+                let mask = if self.relu {
+                    Some(self.x.data()?)
+                } else {
+                    None
+                };
+                gemm(
+                    gy,
+                    self.w.data()?,
+                    &dx,
+                    [n, cin, cout, hw],
+                    [1, cin],
+                    false,
+                    mask,
+                )?;
+                masked = self.relu;
             } else if let Some((dp, consts)) = &dwc {
                 let groups = dx.numel().div_ceil(256);
                 let [n, c, h, w, ho, wo, pad, _] = *dp;
