@@ -312,6 +312,23 @@ fn bench_profile_lists_the_kernels_of_a_step() {
 }
 
 #[test]
+fn cpu_threads_reach_the_software_driver_and_the_report() {
+    let (stdout, doc) = tiny_bench(&["--batch", "2", "--steps", "1", "--cpu-threads", "0"]);
+    let r = &doc["results"][0];
+    assert!(r["step_ms"].as_f64().unwrap() > 0.0, "{stdout}");
+    // On Mesa's CPU adapters the setting is named with the adapter; GPUs ignore it.
+    if doc["adapter"].as_str().unwrap().contains("llvmpipe") {
+        assert!(
+            doc["adapter"]
+                .as_str()
+                .unwrap()
+                .contains("LP_NUM_THREADS=0"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
 fn bench_rejects_a_zero_batch() {
     let run = bin().args(["bench", "--batch", "0"]).output().unwrap();
     assert!(!run.status.success());

@@ -83,14 +83,19 @@ def main():
     ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--threads', type=int,
+                    help='CPU threads for PyTorch (torch.set_num_threads; default: its own)')
     ap.add_argument('--darts-minus', help='path of the darts-minus binary to compare with')
     ap.add_argument('--extra', default='', help='extra arguments for darts-minus bench')
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     times, peak = torch_step_times(args)
     med = statistics.median(times)
     config = f'C={args.channels} L={args.layers} batch={args.batch}'
-    print(f'pytorch {torch.__version__} on {args.device}: {config}, median of {args.steps} steps '
+    print(f'pytorch {torch.__version__} on {args.device} ({torch.get_num_threads()} threads): '
+          f'{config}, median of {args.steps} steps '
           f'after {args.warmup} warm-up: {med * 1e3:.1f} ms/step, {args.batch / med:.1f} images/s'
           + (f', peak {peak / 2**20:.0f} MiB allocated' if peak is not None else ''))
     if not args.darts_minus:

@@ -84,6 +84,12 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         gpu.set_channel_split(a.channel_split);
         if adapter.is_empty() {
             adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
+            // Mesa's software drivers read their thread count from the environment.
+            if gpu.adapter().device_type == "Cpu" {
+                if let Ok(n) = std::env::var("LP_NUM_THREADS") {
+                    adapter = format!("{adapter}, LP_NUM_THREADS={n}");
+                }
+            }
             eprintln!("adapter: {adapter}");
         }
         eprintln!(
