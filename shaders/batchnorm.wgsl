@@ -23,6 +23,8 @@
 //                    its own contiguous run of vec4s. On CPU adapters (lavapipe executes a
 //                    storage load lane by lane) that takes 2–4× less time than a 256-wide
 //                    workgroup striding over scalars.
+//   train_forward_serial4, backward_serial4: the same with one thread per channel and no
+//                    barriers (workgroups of 64 channels), for small channels on CPU adapters.
 // On GPUs one workgroup per channel leaves most of the device idle, so the reductions split
 // each channel's n·hw values into p.parts chunks of p.len (workgroup = (channel, chunk)):
 //   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²)
@@ -445,6 +447,87 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let k = run_at(r, ch);
         let xhat = xhat4(k, mean, invstd);
         b4_dx[k] = scale * (sg * b4_dy[k] - sum_dy / m - xhat * sum_dyx / m);
+        run_next(&r);
+    }
+}
+
+// train_forward_serial4, backward_serial4: the same as train_forward4 / backward_fused4 with
+// one thread per channel walking all its vec4s, so no barriers. On CPU adapters a barrier
+// turns every lane group of the workgroup into a coroutine, which for small channels (a few
+// hundred values) costs several times the arithmetic. Workgroups of LW threads = LW channels.
+fn whole_run() -> Run {
+    let q = p.hw / 4u;
+    return Run(0u, p.n * q, 0u, 0u, q);
+}
+
+const SW: u32 = 8u;
+
+@compute @workgroup_size(8)
+fn train_forward_serial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg) * SW + li;
+    if (ch >= p.c) { return; }
+    let m = f32(p.n * p.hw);
+    var acc = vec4<f32>(0.0);
+    var r = whole_run();
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        acc = acc + t4_x[run_at(r, ch)];
+        run_next(&r);
+    }
+    let mean = hsum(acc) / m;
+    var acc2 = vec4<f32>(0.0);
+    r = whole_run();
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let d = t4_x[run_at(r, ch)] - mean;
+        acc2 = acc2 + d * d;
+        run_next(&r);
+    }
+    let var_b = hsum(acc2) / m;
+    let invstd = 1.0 / sqrt(var_b + p.eps);
+    store_stats(ch, mean, var_b, invstd);
+    var gamma = 1.0;
+    var beta = 0.0;
+    if (p.affine != 0u) {
+        gamma = tf_gamma[ch];
+        beta = tf_beta[ch];
+    }
+    r = whole_run();
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let k = run_at(r, ch);
+        var v = (t4_x[k] - mean) * invstd;
+        if (p.affine != 0u) { v = v * gamma + beta; }
+        t4_y[k] = v;
+        run_next(&r);
+    }
+}
+
+@compute @workgroup_size(8)
+fn backward_serial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg) * SW + li;
+    if (ch >= p.c) { return; }
+    let mean = br_saved[ch];
+    let invstd = br_saved[p.c + ch];
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var r = whole_run();
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let k = run_at(r, ch);
+        let g = b4_dy[k];
+        s1 = s1 + g;
+        s2 = s2 + g * xhat4(k, mean, invstd);
+        run_next(&r);
+    }
+    let sg = dy_factor();
+    let sum_dy = sg * hsum(s1);
+    let sum_dyx = sg * hsum(s2);
+    br_saved[2u * p.c + ch] = sum_dy;
+    br_saved[3u * p.c + ch] = sum_dyx;
+    var scale = invstd;
+    if (p.affine != 0u) { scale = scale * bf_gamma[ch]; }
+    let m = f32(p.n * p.hw);
+    r = whole_run();
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let k = run_at(r, ch);
+        b4_dx[k] = scale * (sg * b4_dy[k] - sum_dy / m - xhat4(k, mean, invstd) * sum_dyx / m);
         run_next(&r);
     }
 }

@@ -566,13 +566,28 @@ fn global_avg_pool() {
     );
 }
 
+/// Where launches are costly small channels take one thread each (`*_serial4`), elsewhere a
+/// workgroup each: both on any adapter.
 fn bn_case(seed: u64, xs: [usize; 4], affine: bool, train: bool) {
-    bn_case_split(seed, xs, affine, train, None);
+    for costly in [false, true] {
+        bn_case_with(seed, xs, affine, train, None, Some(costly));
+    }
 }
 
 /// `split`: force the per-channel reductions over that many workgroups per channel (the GPU
 /// path) whatever the adapter.
 fn bn_case_split(seed: u64, xs: [usize; 4], affine: bool, train: bool, split: Option<usize>) {
+    bn_case_with(seed, xs, affine, train, split, None);
+}
+
+fn bn_case_with(
+    seed: u64,
+    xs: [usize; 4],
+    affine: bool,
+    train: bool,
+    split: Option<usize>,
+    costly: Option<bool>,
+) {
     let mut rng = Rng::new(seed);
     let c = xs[1];
     let mut inputs = vec![input(&mut rng, &xs, true)];
@@ -600,7 +615,9 @@ fn bn_case_split(seed: u64, xs: [usize; 4], affine: bool, train: bool, split: Op
         inputs.push(input(&mut rng, &[c], true));
     }
     check(
-        &format!("batch_norm x{xs:?} affine={affine} train={train} split={split:?}"),
+        &format!(
+            "batch_norm x{xs:?} affine={affine} train={train} split={split:?} costly={costly:?}"
+        ),
         inputs,
         |v| {
             let aff = v.get(3).map(|g| (g.as_slice(), v[4].as_slice()));
@@ -614,6 +631,7 @@ fn bn_case_split(seed: u64, xs: [usize; 4], affine: bool, train: bool, split: Op
             if split.is_some() {
                 t.gpu().set_channel_split(split);
             }
+            t.gpu().set_launches_are_costly(costly);
             // Train mode updates running statistics in place: work on copies.
             let (rm, rv) = (v[1].duplicate()?, v[2].duplicate()?);
             let aff = v.get(3).map(|g| (g, &v[4]));
@@ -670,6 +688,13 @@ fn batch_norm_train_affine_rows_of_4() {
 #[test]
 fn batch_norm_train_plain_fewer_values_than_threads() {
     bn_case(60, [2, 3, 4, 4], false, true);
+}
+
+#[test]
+fn batch_norm_train_affine_eleven_channels_over_two_serial_workgroups() {
+    // One thread per channel in workgroups of 8 (where launches are costly): a full workgroup
+    // and a partial one.
+    bn_case(61, [3, 11, 4, 4], true, true);
 }
 
 #[test]
@@ -911,6 +936,12 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
 /// norm gets its output gradient scaled by its weight, folded into its backward kernel (or,
 /// with split reductions, scaled first).
 fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
+    for costly in [false, true] {
+        mixed_edge_case_with(seed, s, split, costly);
+    }
+}
+
+fn mixed_edge_case_with(seed: u64, s: [usize; 4], split: Option<usize>, costly: bool) {
     let mut rng = Rng::new(seed);
     let inputs = vec![
         input(&mut rng, &s, true),
@@ -918,7 +949,7 @@ fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
         input(&mut rng, &[3], false),
     ];
     check(
-        &format!("mixed-edge gradients x{s:?} split {split:?}"),
+        &format!("mixed-edge gradients x{s:?} split {split:?} costly launches={costly}"),
         inputs,
         |v| {
             let b1 = cpu::batch_norm_train(&v[0], s4(&s), None, 1e-5).0;
@@ -936,6 +967,7 @@ fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
         },
         |t, v| {
             t.gpu().set_channel_split(split);
+            t.gpu().set_launches_are_costly(Some(costly));
             let c = s[1];
             let stats: Vec<Tensor> = (0..4)
                 .map(|_| Tensor::zeros(t.gpu(), &[c]))

@@ -5,6 +5,7 @@
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 
 /// Running statistics and hyperparameters of one batch-norm layer.
 pub struct BnState<'a> {
@@ -111,8 +112,8 @@ impl Tape {
                 b.buffer(),
                 y.buffer(),
             ];
-            let [entry, _] = fused_entries(hw);
-            gpu.launch_groups("batchnorm", entry, &params, &bufs, c)?;
+            let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
+            gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
         } else {
             if train {
                 // Each channel split over `parts` workgroups, then combined per channel.
@@ -162,13 +163,23 @@ impl Tape {
     }
 }
 
-/// The one-workgroup-per-channel kernels, forward and backward: the vec4 variants for planes
-/// of a multiple of 4 values (every plane of 32×32 images down to 8×8).
-fn fused_entries(hw: usize) -> [&'static str; 2] {
-    if hw.is_multiple_of(4) {
-        ["train_forward4", "backward_fused4"]
+/// Values per channel up to which one thread per channel does a train-mode batch norm where
+/// launches are costly (CPU adapters): below it the serial loop costs less than the barriers
+/// of a workgroup per channel (lavapipe, 2 cores: 4×64×8×8 in 72 µs against 195 µs,
+/// 16×16×16×16 in 144 µs against 188; past it few channels leave a core idle).
+const SERIAL_MAX: usize = 4096;
+
+/// The one-launch train kernels, forward and backward, and their workgroups: the vec4
+/// variants for planes of a multiple of 4 values (every plane of 32×32 images down to 8×8),
+/// one workgroup per channel, or for small channels where launches are costly one thread per
+/// channel.
+fn fused_entries(gpu: &Gpu, [n, c, hw]: [usize; 3]) -> ([&'static str; 2], usize) {
+    if !hw.is_multiple_of(4) {
+        (["train_forward", "backward_fused"], c)
+    } else if gpu.launches_are_costly() && n * hw <= SERIAL_MAX {
+        (["train_forward_serial4", "backward_serial4"], c.div_ceil(8))
     } else {
-        ["train_forward", "backward_fused"]
+        (["train_forward4", "backward_fused4"], c)
     }
 }
 
@@ -233,8 +244,9 @@ impl BatchNormNode {
                 dx.buffer(),
                 table.buffer(),
             ];
-            let [_, entry] = fused_entries(self.params[2] as usize);
-            gpu.launch_groups("batchnorm", entry, &params, &bufs, c)?;
+            let nch = [0, 1, 2].map(|i| self.params[i] as usize);
+            let ([_, entry], groups) = fused_entries(gpu, nch);
+            gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
             out.push((self.x.key(), dx));
         } else {
             // Σ dy and Σ dy·x̂ per channel into the saved block.
