@@ -17,6 +17,8 @@
 //                  out[idx_k] (or overwrites it when p.accumulate = 0).  Grid: p.m workgroups.
 //   DIRECT = 1 (pipeline constant): one workgroup covers all n, and dot4_partial adds its sums
 //                  to out (bound at 6) itself, with no dot4_finish launch.
+//   dot4_serial_vec4  the same as DIRECT dot4_partial_vec4 by one thread (no barriers), for
+//                  small n where launches are costly.  Grid: 1 workgroup of 1.
 // Workgroup size 256.
 
 override DIRECT: u32 = 0u;
@@ -144,6 +146,25 @@ fn dot4_partial_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     let t2 = tree_sum(li, acc.z);
     let t3 = tree_sum(li, acc.w);
     if (li == 0u && w < p.count) { store_dots(w, vec4<f32>(t0, t1, t2, t3)); }
+}
+
+// dot4_partial_vec4 for small n in one thread, no barriers: on CPU adapters the barriers of
+// a 256-wide tree sum cost far more than the serial loop. Adds to out (bound at 6) as DIRECT.
+@compute @workgroup_size(1)
+fn dot4_serial_vec4() {
+    var acc = vec4<f32>(0.0);
+    for (var i = 0u; i < p.n / 4u; i = i + 1u) {
+        let g = d4_g[i];
+        acc.x = acc.x + dot(g, d4_y0[i]);
+        if (p.m > 1u) { acc.y = acc.y + dot(g, d4_y1[i]); }
+        if (p.m > 2u) { acc.z = acc.z + dot(g, d4_y2[i]); }
+        if (p.m > 3u) { acc.w = acc.w + dot(g, d4_y3[i]); }
+    }
+    for (var k = 0u; k < p.m; k = k + 1u) {
+        var base = 0.0;
+        if (p.accumulate != 0u) { base = dp_part[p.idx[k]]; }
+        dp_part[p.idx[k]] = base + acc[k];
+    }
 }
 
 @group(0) @binding(1) var<storage, read> df_part: array<f32>;

@@ -471,6 +471,8 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
     } else {
         super::reduce::split(n)
     };
+    // Small vec4 products in one thread where barriers (and launches) are costly.
+    let serial = gpu.launches_are_costly() && n <= 8192 && n.is_multiple_of(4);
     for four in terms.chunks(4) {
         let mut p = [0u32; 16];
         p[0] = n as u32;
@@ -489,7 +491,11 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
         };
         if groups == 1 {
             let bufs = [g.buffer(), y(0), y(1), y(2), y(3), out.buffer()];
-            gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], &p, &bufs, 1)?;
+            if serial {
+                gpu.launch_groups("mixed", "dot4_serial_vec4", &p, &bufs, 1)?;
+            } else {
+                gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], &p, &bufs, 1)?;
+            }
             continue;
         }
         let partial = gpu.alloc("dot partials", 4 * groups)?;
