@@ -10,6 +10,8 @@
 //                  (as sequential axpys). weighted_sum4_vec4: the same, one thread per 4
 //                  elements, for n % 4 == 0.
 //                  One thread per element.
+//   weighted_sum8_vec4  weighted_sum4_vec4 with up to 8 terms: 8..11 y4..y7, their idx / tab
+//                  in p.idx2 / p.tab2 (adapters with at least 11 storage buffers per stage).
 //   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
 //                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
 //                  dot4_partial_vec4: the same with vec4 loads, for n % 4 == 0.
@@ -28,6 +30,9 @@ struct P {
     count: u32, _p0: u32, _p1: u32, _p2: u32,
     idx: vec4<u32>,
     tab: vec4<u32>,
+    // Terms 4..7 of weighted_sum8_vec4.
+    idx2: vec4<u32>,
+    tab2: vec4<u32>,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -39,10 +44,14 @@ struct P {
 @group(0) @binding(6) var<storage, read> ws_b: array<f32>;
 @group(0) @binding(7) var<storage, read_write> ws_out: array<f32>;
 
-fn coef(k: u32) -> f32 {
-    if (p.tab[k] == 0u) { return ws_a[p.idx[k]]; }
-    if (p.tab[k] == 1u) { return ws_b[p.idx[k]]; }
+fn coef_of(tab: u32, idx: u32) -> f32 {
+    if (tab == 0u) { return ws_a[idx]; }
+    if (tab == 1u) { return ws_b[idx]; }
     return 1.0;
+}
+
+fn coef(k: u32) -> f32 {
+    return coef_of(p.tab[k], p.idx[k]);
 }
 
 @compute @workgroup_size(256)
@@ -73,6 +82,29 @@ fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
     if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
     if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
+    w4_out[i] = acc;
+}
+
+// weighted_sum4_vec4 with up to 8 terms (bindings 8..11 y4..y7, their idx / tab in p.idx2 /
+// p.tab2): a mixed edge's 7 candidates in one launch.
+@group(0) @binding(8) var<storage, read> w4_y4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> w4_y5: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> w4_y6: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> w4_y7: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn weighted_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n / 4u) { return; }
+    var acc = coef(0u) * w4_y0[i];
+    if (p.accumulate != 0u) { acc = w4_out[i] + acc; }
+    if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
+    if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
+    if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
+    if (p.m > 4u) { acc = acc + coef_of(p.tab2.x, p.idx2.x) * w4_y4[i]; }
+    if (p.m > 5u) { acc = acc + coef_of(p.tab2.y, p.idx2.y) * w4_y5[i]; }
+    if (p.m > 6u) { acc = acc + coef_of(p.tab2.z, p.idx2.z) * w4_y6[i]; }
+    if (p.m > 7u) { acc = acc + coef_of(p.tab2.w, p.idx2.w) * w4_y7[i]; }
     w4_out[i] = acc;
 }
 

@@ -904,6 +904,32 @@ fn weighted_sum_of_six_terms_dots_over_several_workgroups() {
     six_terms_case([2, 3, 16, 24], true);
 }
 
+#[test]
+fn weighted_sum_of_ten_terms_over_two_launches() {
+    // Eight terms a launch where the adapter binds eleven buffers: a second launch adds the
+    // last two to the first's sum.
+    let mut rng = Rng::new(62);
+    let s = [2, 2, 4, 4];
+    let mut inputs: Vec<Input> = (0..10).map(|_| input(&mut rng, &s, true)).collect();
+    inputs.push(input(&mut rng, &[12], true));
+    check(
+        "weighted sum of ten terms",
+        inputs,
+        |v| {
+            (0..v[0].len())
+                .map(|i| (0..10).map(|k| v[10][k + 1] * v[k][i]).sum())
+                .collect()
+        },
+        |t, v| {
+            let ys: Vec<&Tensor> = v[..10].iter().collect();
+            let idx: Vec<usize> = (1..11).collect();
+            t.weighted_sum(&ys, &v[10], &idx)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
 fn six_terms_case(s: [usize; 4], costly: bool) {
     // A DARTS- edge: five candidates weighted from α (two launches of up to four terms) and
     // β·x from a second, constant table; α and every y get gradients, β none.

@@ -75,8 +75,13 @@ pub(crate) fn weighted_sum_into(
     let table_a = tables.first().copied().unwrap_or(first);
     let table_b = tables.get(1).copied().unwrap_or(table_a);
     let n = out.numel();
-    for (c, chunk) in terms.chunks(4).enumerate() {
-        let mut p = [0u32; 16];
+    let gpu = out.gpu();
+    // Eight terms a launch (a mixed edge's seven candidates in one) where the adapter binds
+    // the eleven buffers that takes, else four.
+    let eight = n.is_multiple_of(4) && gpu.limits().max_storage_buffers_per_shader_stage >= 11;
+    let per = if eight { 8 } else { 4 };
+    for (c, chunk) in terms.chunks(per).enumerate() {
+        let mut p = [0u32; 24];
         p[0] = n as u32;
         p[1] = chunk.len() as u32;
         p[2] = (c > 0) as u32;
@@ -85,30 +90,23 @@ pub(crate) fn weighted_sum_into(
                 Some((t, i)) => (*i as u32, (t.id() != table_a.id()) as u32),
                 None => (0, 2),
             };
-            p[8 + k] = idx;
-            p[12 + k] = tab;
+            // idx, tab of terms 0..3 at 8.., 12..; of terms 4..7 at 16.., 20...
+            let at = if k < 4 { 8 + k } else { 12 + k };
+            p[at] = idx;
+            p[at + 4] = tab;
         }
         let y = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).0.buffer();
-        let (entry, threads) = if n.is_multiple_of(4) {
+        let mut bufs = vec![y(0), y(1), y(2), y(3)];
+        bufs.extend([table_a.buffer(), table_b.buffer(), out.buffer()]);
+        let (entry, threads) = if eight {
+            bufs.extend([y(4), y(5), y(6), y(7)]);
+            ("weighted_sum8_vec4", n / 4)
+        } else if n.is_multiple_of(4) {
             ("weighted_sum4_vec4", n / 4)
         } else {
             ("weighted_sum4", n)
         };
-        out.gpu().launch(
-            "mixed",
-            entry,
-            &p,
-            &[
-                y(0),
-                y(1),
-                y(2),
-                y(3),
-                table_a.buffer(),
-                table_b.buffer(),
-                out.buffer(),
-            ],
-            threads,
-        )?;
+        gpu.launch("mixed", entry, &p, &bufs, threads)?;
     }
     Ok(())
 }
@@ -474,7 +472,7 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
     // Small vec4 products in one thread where barriers (and launches) are costly.
     let serial = gpu.launches_are_costly() && n <= 8192 && n.is_multiple_of(4);
     for four in terms.chunks(4) {
-        let mut p = [0u32; 16];
+        let mut p = [0u32; 24];
         p[0] = n as u32;
         p[1] = four.len() as u32;
         p[2] = 1;
