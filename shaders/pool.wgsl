@@ -162,6 +162,7 @@ fn global_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 // compile time. Same visiting order, so the same results, as the general entries above.
 //   max3_forward4 1 x, 2 y;  max3_argmax4 1 x, 2 argmax;  avg3_forward4 1 x, 2 y
 //     one thread per 4 outputs: n·c·ho·(wo/4) threads
+//   maxavg3_forward4 1 x, 2 y (max), 3 y2 (avg): both in one pass
 //   max3_backward4 1 argmax, 2 dy, 3 dx;  avg3_backward4 1 dy, 2 dx
 //     one thread per 4 inputs: n·c·h·(w/4) threads
 override PS: u32 = 1u;
@@ -253,6 +254,19 @@ fn avg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
     let st = strip3(i);
     q_y[i] = st.sum / st.count;
+}
+
+// Both 3×3 poolings of one input in one pass (a mixed edge has a max and an avg candidate):
+// 1 x, 2 y (max), 3 y2 (avg), one thread per 4 outputs of each.
+@group(0) @binding(3) var<storage, read_write> q_y2: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn maxavg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
+    let st = strip3(i);
+    q_y[i] = st.best;
+    q_y2[i] = st.sum / st.count;
 }
 
 // Backwards: input column 4j + i is covered by the outputs ox = base + u with

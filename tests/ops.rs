@@ -454,6 +454,43 @@ fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bo
     );
 }
 
+/// max_pool(x) + 2·avg_pool(x) from `max_avg_pool2d` (one launch for 3×3 windows on rows of a
+/// multiple of 4, two elsewhere): both outputs and both gradient paths.
+fn max_avg_case(seed: u64, xs: [usize; 4], s: usize) {
+    let mut rng = Rng::new(seed);
+    check(
+        &format!("max and avg pool x{xs:?} s{s}"),
+        vec![input(&mut rng, &xs, true)],
+        |v| {
+            let m = cpu::pool2d(&v[0], s4(&xs), 3, s, 1, true).0;
+            let a = cpu::pool2d(&v[0], s4(&xs), 3, s, 1, false).0;
+            m.iter().zip(&a).map(|(m, a)| m + 2.0 * a).collect()
+        },
+        |t, v| {
+            let (m, a) = t.max_avg_pool2d(&v[0], PoolCfg::new(3, s, 1))?;
+            let a2 = t.scale(&a, 2.0)?;
+            t.sum(&[&m, &a2])
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn max_and_avg_pool_in_one_launch_s1() {
+    max_avg_case(63, [2, 3, 6, 8], 1);
+}
+
+#[test]
+fn max_and_avg_pool_in_one_launch_s2() {
+    max_avg_case(64, [1, 2, 8, 8], 2);
+}
+
+#[test]
+fn max_and_avg_pool_odd_width_two_launches() {
+    max_avg_case(65, [2, 2, 5, 7], 1);
+}
+
 #[test]
 fn max_pool_3x3_s1() {
     pool_case(20, [2, 3, 5, 7], 3, 1, 1, true);

@@ -381,6 +381,18 @@ impl Candidate {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        self.forward_pooled(tape, x, ctx, None)
+    }
+
+    /// [`Candidate::forward`], with a pooling candidate taking its pooled input from `pooled`
+    /// (max, avg) when given: a mixed edge pools once for both.
+    fn forward_pooled(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+        pooled: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
         match self {
             Candidate::Zero { stride } => {
                 let (n, c, h, w) = x.nchw("zero")?;
@@ -391,10 +403,11 @@ impl Candidate {
             }
             Candidate::Pool { max, stride, bn } => {
                 let cfg = PoolCfg::new(3, *stride, 1);
-                let h = if *max {
-                    tape.max_pool2d(x, cfg)?
-                } else {
-                    tape.avg_pool2d(x, cfg)?
+                let h = match (pooled, *max) {
+                    (Some((m, _)), true) => m.clone(),
+                    (Some((_, a)), false) => a.clone(),
+                    (None, true) => tape.max_pool2d(x, cfg)?,
+                    (None, false) => tape.avg_pool2d(x, cfg)?,
                 };
                 match bn {
                     Some(bn) => bn.forward(tape, &h, ctx),
@@ -501,12 +514,23 @@ impl MixedOp {
         let k = self.ops.len();
         let mut ys = Vec::with_capacity(k);
         let mut idx = Vec::with_capacity(k);
+        // A max and an avg candidate of one stride pool x in one pass.
+        let stride_of = |want_max: bool| {
+            self.ops.iter().find_map(|op| match op {
+                Candidate::Pool { max, stride, .. } if *max == want_max => Some(*stride),
+                _ => None,
+            })
+        };
+        let pooled = match (stride_of(true), stride_of(false)) {
+            (Some(a), Some(b)) if a == b => Some(tape.max_avg_pool2d(x, PoolCfg::new(3, a, 1))?),
+            _ => None,
+        };
         for (i, op) in self.ops.iter().enumerate() {
             // w·0 adds nothing and its weight gets a zero gradient either way: skip the work.
             if op.is_zero() {
                 continue;
             }
-            ys.push(op.forward(tape, x, ctx)?);
+            ys.push(op.forward_pooled(tape, x, ctx, pooled.as_ref())?);
             idx.push(edge * k + i);
         }
         let aux = if self.has_aux {

@@ -140,6 +140,35 @@ impl Tape {
         }))
     }
 
+    /// [`Tape::max_pool2d`] and [`Tape::avg_pool2d`] of one input: for the 3×3, padding-1
+    /// windows on rows of a multiple of 4 both come from one launch (one read of x).
+    pub fn max_avg_pool2d(&mut self, x: &Tensor, cfg: PoolCfg) -> Result<(Tensor, Tensor)> {
+        let (params, shape) = params(x, cfg, "max_avg_pool2d")?;
+        let Some(s) = pool3(&params) else {
+            return Ok((self.max_pool2d(x, cfg)?, self.avg_pool2d(x, cfg)?));
+        };
+        let gpu = self.gpu().clone();
+        let max = Tensor::empty(&gpu, &shape, "max_pool2d output")?;
+        let avg = Tensor::empty(&gpu, &shape, "avg_pool2d output")?;
+        let bufs = [x.buffer(), max.buffer(), avg.buffer()];
+        let groups = (max.numel() / 4).div_ceil(256);
+        let e = "maxavg3_forward4";
+        gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, groups)?;
+        let max = self.record(&[x], max, || {
+            Op::MaxPool(PoolNode {
+                x: Saved::keep(x),
+                params,
+            })
+        });
+        let avg = self.record(&[x], avg, || {
+            Op::AvgPool(PoolNode {
+                x: Saved::key_only(x),
+                params,
+            })
+        });
+        Ok((max, avg))
+    }
+
     /// Mean over the spatial dimensions: (n, c, h, w) → (n, c).
     pub fn global_avg_pool(&mut self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.nchw("global_avg_pool")?;
