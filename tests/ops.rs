@@ -9,7 +9,7 @@ mod common;
 
 use common::reference::{self as cpu, Shape4};
 use common::{f32s, finite_diff, gpu, Rng, Tolerance};
-use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
+use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
 use darts_minus::Result;
 
 /// Scale applied to every differentiable input before the op (the "upstream" part of the graph).
@@ -992,6 +992,135 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
         Tolerance::FORWARD,
         Tolerance::GRADIENT,
     );
+}
+
+/// Σ w_t·v_t over a mixed edge's terms: v = bn(x_t) (train, no affine) for three of them, x_t
+/// for two (one weighted from a second table, as β is), in an interleaved order; fused into
+/// one launch each way where launches are costly (small channels), separate batch norms and a
+/// weighted sum elsewhere: forward, every input's and both tables' gradients.
+fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
+    let mut rng = Rng::new(seed);
+    let mut inputs: Vec<Input> = (0..5).map(|_| input(&mut rng, &s, true)).collect();
+    inputs.push(input(&mut rng, &[2, 5], true));
+    inputs.push(input(&mut rng, &[3], true));
+    // Term t: (input, normalised, table 5 (α) or 6 (β), index).
+    let plan = [
+        (0, true, 5, 5),
+        (1, false, 5, 6),
+        (2, true, 5, 7),
+        (3, false, 6, 1),
+        (4, true, 5, 9),
+    ];
+    check(
+        &format!("normalized sum x{s:?} costly launches={costly}"),
+        inputs,
+        |v| {
+            let vals: Vec<Vec<f64>> = plan
+                .iter()
+                .map(|&(k, bn, _, _)| {
+                    if bn {
+                        cpu::batch_norm_train(&v[k], s4(&s), None, 1e-5).0
+                    } else {
+                        v[k].clone()
+                    }
+                })
+                .collect();
+            (0..v[0].len())
+                .map(|i| {
+                    plan.iter()
+                        .zip(&vals)
+                        .map(|(&(_, _, tab, idx), y)| v[tab][idx] * y[i])
+                        .sum()
+                })
+                .collect()
+        },
+        |t, v| {
+            t.gpu().set_launches_are_costly(Some(costly));
+            let c = s[1];
+            let stats: Vec<Tensor> = (0..10)
+                .map(|_| Tensor::zeros(t.gpu(), &[c]))
+                .collect::<Result<_>>()?;
+            let terms: Vec<SumTerm> = plan
+                .iter()
+                .map(|&(k, bn, tab, idx)| SumTerm {
+                    x: &v[k],
+                    bn: bn.then(|| BnState {
+                        running_mean: &stats[2 * k],
+                        running_var: &stats[2 * k + 1],
+                        momentum: 0.1,
+                        eps: 1e-5,
+                    }),
+                    table: &v[tab],
+                    idx,
+                })
+                .collect();
+            t.normalized_sum(&terms)
+        },
+        Tolerance::FORWARD.scaled(&[4.0]),
+        Tolerance::GRADIENT,
+    );
+}
+
+#[test]
+fn normalized_sum_fused_or_separate() {
+    for costly in [false, true] {
+        normalized_sum_case(66, [2, 3, 4, 4], costly);
+    }
+}
+
+#[test]
+fn normalized_sum_eleven_channels_odd_plane() {
+    // Two workgroups of 8 channels; 5×3 planes are not vec4 rows: never fused.
+    normalized_sum_case(67, [2, 11, 4, 8], true);
+    normalized_sum_case(68, [2, 3, 5, 3], true);
+}
+
+#[test]
+fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
+    let g = gpu();
+    let mut rng = Rng::new(69);
+    let s = [3, 2, 4, 4];
+    let xs: Vec<Tensor> = (0..2)
+        .map(|_| Tensor::from_slice(&g, &s, &f32s(&rng.vec(96))).unwrap())
+        .collect();
+    let table = Tensor::from_slice(&g, &[2], &[0.3, 0.7]).unwrap();
+    let run = |costly: bool| -> Vec<Vec<f32>> {
+        g.set_launches_are_costly(Some(costly));
+        let stats: Vec<Tensor> = (0..4)
+            .map(|k| Tensor::full(&g, &[2], if k % 2 == 0 { 0.5 } else { 1.5 }).unwrap())
+            .collect();
+        let terms: Vec<SumTerm> = (0..2)
+            .map(|k| SumTerm {
+                x: &xs[k],
+                bn: Some(BnState {
+                    running_mean: &stats[2 * k],
+                    running_var: &stats[2 * k + 1],
+                    momentum: 0.1,
+                    eps: 1e-5,
+                }),
+                table: &table,
+                idx: k,
+            })
+            .collect();
+        g.sync().unwrap();
+        let before = g.dispatch_count();
+        let mut tape = Tape::inference(&g);
+        let y = tape.normalized_sum(&terms).unwrap();
+        let mut out = vec![y.to_vec().unwrap()];
+        // Fused: one launch; separate: two batch norms and a weighted sum.
+        assert_eq!(g.dispatch_count() - before, if costly { 1 } else { 3 });
+        out.extend(stats.iter().map(|t| t.to_vec().unwrap()));
+        out
+    };
+    let (fused, separate) = (run(true), run(false));
+    for (k, (a, b)) in fused.iter().zip(&separate).enumerate() {
+        Tolerance::FORWARD.assert_close(
+            &format!("output / running statistics {k}"),
+            a,
+            &b.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        );
+    }
+    assert_ne!(fused[1], vec![0.5, 0.5], "the running mean moved");
 }
 
 /// z = α₅·bn(x) + α₆·bn(2x) + α₇·x + β₂·x, out = z + x + x: x's gradient gathers six

@@ -17,6 +17,7 @@ pub(crate) enum Op {
     AvgPool(pool::PoolNode),
     GlobalAvgPool(pool::GlobalPoolNode),
     BatchNorm(norm::BatchNormNode),
+    NormalizedSum(norm::NormalizedSumNode),
     Relu(elementwise::ReluNode),
     Sum(elementwise::SumNode),
     Mul(elementwise::MulNode),
@@ -128,6 +129,7 @@ impl Op {
         let gy = &gy.materialize()?;
         let grads = match self {
             Op::WeightedSum(n) => return n.backward_terms(gy),
+            Op::NormalizedSum(n) => return n.backward_terms(gy),
             Op::Conv2d(n) => n.backward(gy),
             Op::DwPw(n) => n.backward(gy),
             Op::MaxPool(n) => n.backward_max(gy),

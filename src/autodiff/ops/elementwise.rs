@@ -460,7 +460,7 @@ impl WeightedSumNode {
 }
 
 /// out[idx_k] += <g, y_k> for every (y_k, idx_k), four dot products per pair of launches.
-fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()> {
+pub(crate) fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()> {
     let gpu = g.gpu();
     let n = g.numel();
     // One workgroup and no finishing launch where launches cost more than its serial work.

@@ -2,12 +2,14 @@
 //! statistics), with or without affine parameters; forward and backward side by side.
 //! Kernels: `shaders/batchnorm.wgsl`.
 
-use crate::autodiff::tape::{InputGrads, Op, Tape};
+use crate::autodiff::tape::{GradTerm, InputGrads, Op, Tape};
+use crate::autodiff::tensor::TensorKey;
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 
 /// Running statistics and hyperparameters of one batch-norm layer.
+#[derive(Clone)]
 pub struct BnState<'a> {
     pub running_mean: &'a Tensor,
     pub running_var: &'a Tensor,
@@ -284,6 +286,296 @@ impl BatchNormNode {
                 super::layout::copy_channels(&self.saved, 4, slot, &d, 1, 0, 1, 1, c)?;
                 out.push((p.key(), d));
             }
+        }
+        Ok(out)
+    }
+}
+
+/// One term of [`Tape::normalized_sum`]: `table[idx]` times `x`, or times the train-mode batch
+/// norm (no affine) of `x` when `bn` gives its running statistics.
+pub struct SumTerm<'a> {
+    pub x: &'a Tensor,
+    pub bn: Option<BnState<'a>>,
+    pub table: &'a Tensor,
+    pub idx: usize,
+}
+
+/// Most normalised and plain terms one fused launch takes (its bindings).
+const MAX_NORMALIZED: usize = 6;
+const MAX_PLAIN: usize = 2;
+
+pub(crate) struct NormalizedSumNode {
+    /// Per term: its input (kept for normalised terms, whose x̂ backward recomputes, and for
+    /// plain ones whose weight needs a gradient), table and index.
+    terms: Vec<(Saved, Saved, usize, bool)>,
+    /// [mean | invstd | Σgy | Σgy·x̂] per normalised term, 4·c floats each.
+    saved: Tensor,
+    params: [u32; 44],
+}
+
+impl Tape {
+    /// Σ_t table_t[idx_t] · v_t in term order, v_t = batch_norm(x_t) (train mode, no affine,
+    /// running statistics updated) or x_t: a mixed edge's candidates, most ending in such a
+    /// batch norm. Where launches are costly and the channels are small, the statistics, the
+    /// normalisation and the sum take one launch (and backward one, plus one for the weights'
+    /// gradient), bit for bit what separate batch norms and a weighted sum give; elsewhere it
+    /// is exactly those.
+    pub fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
+        if !self.can_fuse_sum(terms)? {
+            let mut normalized = Vec::with_capacity(terms.len());
+            for t in terms {
+                normalized.push(match &t.bn {
+                    Some(state) => self.batch_norm(t.x, None, state.clone(), true)?,
+                    None => t.x.clone(),
+                });
+            }
+            let ws: Vec<(&Tensor, &Tensor, usize)> = normalized
+                .iter()
+                .zip(terms)
+                .map(|(y, t)| (y, t.table, t.idx))
+                .collect();
+            return self.weighted_sum_terms(&ws);
+        }
+        let gpu = self.gpu().clone();
+        let x0 = terms[0].x;
+        let (n, c, h, w) = x0.nchw("normalized_sum")?;
+        let table_a = terms
+            .iter()
+            .find(|t| t.bn.is_some())
+            .expect("checked")
+            .table;
+        let table_b = terms
+            .iter()
+            .map(|t| t.table)
+            .find(|t| t.id() != table_a.id())
+            .unwrap_or(table_a);
+        let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
+        let plain: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_none()).collect();
+        let (g, z) = (norm.len(), plain.len());
+        let state0 = norm[0].bn.as_ref().expect("normalised");
+        let mut p = [0u32; 44];
+        p[..8].copy_from_slice(&[n, c, h * w, g, z, terms.len(), 0, 0].map(|v| v as u32));
+        p[8] = state0.eps.to_bits();
+        p[9] = state0.momentum.to_bits();
+        let (mut k, mut j) = (0u32, 0u32);
+        for (t, term) in terms.iter().enumerate() {
+            p[12 + t] = if term.bn.is_some() {
+                k += 1;
+                k - 1
+            } else {
+                j += 1;
+                16 + j - 1
+            };
+            p[20 + t] = (term.table.id() != table_a.id()) as u32;
+            p[28 + t] = term.idx as u32;
+        }
+        for (k, term) in norm.iter().enumerate() {
+            p[36 + k] = term.idx as u32;
+        }
+        // The running statistics, gathered into one buffer for the launch and copied back.
+        let running = Tensor::empty(&gpu, &[g * 2 * c], "normalized_sum running statistics")?;
+        let states: Vec<&BnState> = norm.iter().map(|t| t.bn.as_ref().expect("bn")).collect();
+        for (k, s) in states.iter().enumerate() {
+            gpu.copy_range(s.running_mean.buffer(), 0, running.buffer(), 2 * k * c, c);
+            gpu.copy_range(
+                s.running_var.buffer(),
+                0,
+                running.buffer(),
+                (2 * k + 1) * c,
+                c,
+            );
+        }
+        let saved = Tensor::empty(&gpu, &[g * 4 * c], "normalized_sum statistics")?;
+        let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
+        let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
+        let zb = |j: usize| plain.get(j).map_or(x0, |t| t.x).buffer();
+        let bufs = [
+            xb(0),
+            xb(1),
+            xb(2),
+            xb(3),
+            xb(4),
+            xb(5),
+            saved.buffer(),
+            running.buffer(),
+            table_a.buffer(),
+            table_b.buffer(),
+            out.buffer(),
+            zb(0),
+            zb(1),
+        ];
+        gpu.launch_groups("batchnorm", "sum_forward4", &p, &bufs, c.div_ceil(8))?;
+        for (k, s) in states.iter().enumerate() {
+            gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
+            gpu.copy_range(
+                running.buffer(),
+                (2 * k + 1) * c,
+                s.running_var.buffer(),
+                0,
+                c,
+            );
+        }
+        let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.x).collect();
+        inputs.push(table_a);
+        if table_b.id() != table_a.id() {
+            inputs.push(table_b);
+        }
+        Ok(self.record(&inputs, out, || {
+            Op::NormalizedSum(NormalizedSumNode {
+                terms: terms
+                    .iter()
+                    .map(|t| {
+                        let keep = t.bn.is_some() || t.table.requires_grad();
+                        (
+                            Saved::keep_if(t.x, keep),
+                            Saved::keep(t.table),
+                            t.idx,
+                            t.bn.is_some(),
+                        )
+                    })
+                    .collect(),
+                saved,
+                params: p,
+            })
+        }))
+    }
+
+    /// Whether [`Tape::normalized_sum`] can run `terms` fused; shape errors are errors.
+    fn can_fuse_sum(&self, terms: &[SumTerm]) -> Result<bool> {
+        let Some(first) = terms.first() else {
+            return Err(Error::shape("normalized_sum", "needs at least one term"));
+        };
+        let (n, c, h, w) = first.x.nchw("normalized_sum")?;
+        for t in terms {
+            if t.x.shape() != first.x.shape() {
+                return Err(Error::shape(
+                    "normalized_sum",
+                    format!(
+                        "terms of shapes {:?} and {:?}",
+                        first.x.shape(),
+                        t.x.shape()
+                    ),
+                ));
+            }
+            if t.idx >= t.table.numel() {
+                return Err(Error::shape(
+                    "normalized_sum",
+                    format!("weight index {} into a table of {}", t.idx, t.table.numel()),
+                ));
+            }
+        }
+        let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
+        let Some(first_norm) = norm.first() else {
+            return Ok(false);
+        };
+        let s0 = first_norm.bn.as_ref().expect("normalised");
+        let same_bn = norm.iter().all(|t| {
+            let s = t.bn.as_ref().expect("normalised");
+            t.table.id() == first_norm.table.id() && s.eps == s0.eps && s.momentum == s0.momentum
+        });
+        let mut tables: Vec<u64> = terms.iter().map(|t| t.table.id()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        let gpu = self.gpu();
+        Ok(gpu.launches_are_costly()
+            && gpu.limits().max_storage_buffers_per_shader_stage >= 15
+            && same_bn
+            && tables.len() <= 2
+            && norm.len() <= MAX_NORMALIZED
+            && terms.len() - norm.len() <= MAX_PLAIN
+            && (h * w).is_multiple_of(4)
+            && n * h * w >= 2
+            && n * h * w <= SERIAL_MAX
+            && c > 0)
+    }
+}
+
+impl NormalizedSumNode {
+    /// Input gradients: one launch for every normalised term's dx (and, where the weights
+    /// need a gradient, one for theirs); plain terms get gy scaled by their weight, lazily.
+    pub(crate) fn backward_terms(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
+        let gpu = gy.gpu();
+        let p = &self.params;
+        let c = p[1] as usize;
+        let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
+        let table_a = &norm[0].1;
+        let mut params = *p;
+        let mut out = Vec::new();
+        let mut dx = Vec::with_capacity(MAX_NORMALIZED);
+        for (k, t) in norm.iter().enumerate() {
+            if t.0.requires_grad() {
+                params[6] |= 1 << k;
+                dx.push(Tensor::empty(gpu, t.0.shape(), "normalized_sum dx")?);
+            } else {
+                // Never written (its `need` bit is clear): a minimal stand-in.
+                dx.push(Tensor::empty(gpu, &[4], "normalized_sum unused dx")?);
+            }
+        }
+        while dx.len() < MAX_NORMALIZED {
+            dx.push(Tensor::empty(gpu, &[4], "normalized_sum unused dx")?);
+        }
+        let xb = |k: usize| -> Result<&GpuBuffer> {
+            Ok(norm.get(k).unwrap_or(&norm[0]).0.data()?.buffer())
+        };
+        let bufs = [
+            xb(0)?,
+            xb(1)?,
+            xb(2)?,
+            xb(3)?,
+            xb(4)?,
+            xb(5)?,
+            gy.buffer(),
+            self.saved.buffer(),
+            table_a.data()?.buffer(),
+            dx[0].buffer(),
+            dx[1].buffer(),
+            dx[2].buffer(),
+            dx[3].buffer(),
+            dx[4].buffer(),
+            dx[5].buffer(),
+        ];
+        gpu.launch_groups("batchnorm", "sum_backward4", &params, &bufs, c.div_ceil(8))?;
+        for (k, t) in norm.iter().enumerate() {
+            if t.0.requires_grad() {
+                out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
+            }
+        }
+        for (x, table, i, _) in self.terms.iter().filter(|t| !t.3) {
+            if x.requires_grad() {
+                let scale = Some((table.data()?.clone(), *i));
+                out.push((
+                    x.key(),
+                    GradTerm {
+                        t: gy.clone(),
+                        scale,
+                    },
+                ));
+            }
+        }
+        // The weights' gradients: normalised terms from the sums backward left in `saved`,
+        // plain ones by dot products with gy.
+        let mut done: Vec<u64> = Vec::new();
+        for (_, table, _, _) in &self.terms {
+            let id = table.key().id();
+            if !table.requires_grad() || done.contains(&id) {
+                continue;
+            }
+            done.push(id);
+            let d = Tensor::zeros(gpu, table.shape())?;
+            if id == table_a.key().id() {
+                let bufs = [self.saved.buffer(), d.buffer()];
+                gpu.launch_groups("batchnorm", "sum_alpha", &params, &bufs, 1)?;
+            }
+            let plain: Vec<(&Tensor, usize)> = self
+                .terms
+                .iter()
+                .filter(|t| !t.3 && t.1.key().id() == id)
+                .map(|t| Ok((t.0.data()?, t.2)))
+                .collect::<Result<_>>()?;
+            if !plain.is_empty() {
+                super::elementwise::dots_into(gy, &plain, &d)?;
+            }
+            out.push((table.key(), GradTerm::plain(d)));
         }
         Ok(out)
     }
