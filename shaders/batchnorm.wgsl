@@ -588,29 +588,35 @@ fn ms_weight(t: u32) -> f32 {
     return ms_b[i];
 }
 
-// Vec4 index of item t (image-major, as whole_run walks) of channel ch.
-fn ms_at(t: u32, ch: u32) -> u32 {
-    let q = ms.hw / 4u;
-    return ((t / q) * ms.c + ch) * q + t % q;
+// Channel ch's vec4s are n planes of q = hw / 4: plane b starts at (b·c + ch)·q. The loops
+// below walk them image by image (as whole_run does), with no division per element.
+fn ms_plane(b: u32, ch: u32) -> u32 {
+    return (b * ms.c + ch) * (ms.hw / 4u);
 }
 
 @compute @workgroup_size(8)
 fn sum_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ch = group_index(wg, nwg) * 8u + li;
     if (ch >= ms.c) { return; }
-    let m4 = ms.n * ms.hw / 4u;
     let m = ms.n * ms.hw;
     let mf = f32(m);
     var mean: array<f32, 6>;
     var inv: array<f32, 6>;
+    let q = ms.hw / 4u;
     for (var k = 0u; k < ms.g; k = k + 1u) {
         var acc = vec4<f32>(0.0);
-        for (var t = 0u; t < m4; t = t + 1u) { acc = acc + ms_x(k, ms_at(t, ch)); }
+        for (var b = 0u; b < ms.n; b = b + 1u) {
+            let at = ms_plane(b, ch);
+            for (var j = 0u; j < q; j = j + 1u) { acc = acc + ms_x(k, at + j); }
+        }
         let mu = hsum(acc) / mf;
         var acc2 = vec4<f32>(0.0);
-        for (var t = 0u; t < m4; t = t + 1u) {
-            let d = ms_x(k, ms_at(t, ch)) - mu;
-            acc2 = acc2 + d * d;
+        for (var b = 0u; b < ms.n; b = b + 1u) {
+            let at = ms_plane(b, ch);
+            for (var j = 0u; j < q; j = j + 1u) {
+                let d = ms_x(k, at + j) - mu;
+                acc2 = acc2 + d * d;
+            }
         }
         let var_b = hsum(acc2) / mf;
         mean[k] = mu;
@@ -623,23 +629,29 @@ fn sum_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         ms_run[r + ch] = (1.0 - ms.momentum) * ms_run[r + ch] + ms.momentum * mu;
         ms_run[r + ms.c + ch] = (1.0 - ms.momentum) * ms_run[r + ms.c + ch] + ms.momentum * unbiased;
     }
-    for (var t = 0u; t < m4; t = t + 1u) {
-        let i = ms_at(t, ch);
-        var acc = vec4<f32>(0.0);
-        for (var j = 0u; j < ms.m; j = j + 1u) {
-            let kind = ms.kind[j / 4u][j % 4u];
-            var v: vec4<f32>;
-            if (kind < 16u) {
-                v = (ms_x(kind, i) - mean[kind]) * inv[kind];
-            } else if (kind == 16u) {
-                v = ms_z0[i];
-            } else {
-                v = ms_z1[i];
+    // The weights, read once (a storage load per lane and term would dominate the loop).
+    var wt: array<f32, 8>;
+    for (var j = 0u; j < ms.m; j = j + 1u) { wt[j] = ms_weight(j); }
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            var acc = vec4<f32>(0.0);
+            for (var j = 0u; j < ms.m; j = j + 1u) {
+                let kind = ms.kind[j / 4u][j % 4u];
+                var v: vec4<f32>;
+                if (kind < 16u) {
+                    v = (ms_x(kind, i) - mean[kind]) * inv[kind];
+                } else if (kind == 16u) {
+                    v = ms_z0[i];
+                } else {
+                    v = ms_z1[i];
+                }
+                // The first term starts the sum (as weighted_sum4 does), the rest add in order.
+                if (j == 0u) { acc = wt[j] * v; } else { acc = acc + wt[j] * v; }
             }
-            // The first term starts the sum (as weighted_sum4 does), the rest add in order.
-            if (j == 0u) { acc = ms_weight(j) * v; } else { acc = acc + ms_weight(j) * v; }
+            ms_out[i] = acc;
         }
-        ms_out[i] = acc;
     }
 }
 
@@ -667,7 +679,6 @@ fn msb_store(k: u32, i: u32, v: vec4<f32>) {
 fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ch = group_index(wg, nwg) * 8u + li;
     if (ch >= ms.c) { return; }
-    let m4 = ms.n * ms.hw / 4u;
     let mf = f32(ms.n * ms.hw);
     var mean: array<f32, 6>;
     var inv: array<f32, 6>;
@@ -677,13 +688,17 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         inv[k] = msb_saved[k * 4u * ms.c + ms.c + ch];
         s[k] = vec4<f32>(0.0);
     }
+    let q = ms.hw / 4u;
     var gs = vec4<f32>(0.0);
-    for (var t = 0u; t < m4; t = t + 1u) {
-        let i = ms_at(t, ch);
-        let g = msb_gy[i];
-        gs = gs + g;
-        for (var k = 0u; k < ms.g; k = k + 1u) {
-            s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]);
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            let g = msb_gy[i];
+            gs = gs + g;
+            for (var k = 0u; k < ms.g; k = k + 1u) {
+                s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]);
+            }
         }
     }
     let sum_g = hsum(gs);
@@ -693,14 +708,18 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
         msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
     }
-    for (var t = 0u; t < m4; t = t + 1u) {
-        let i = ms_at(t, ch);
-        let g = msb_gy[i];
-        for (var k = 0u; k < ms.g; k = k + 1u) {
-            if ((ms.need & (1u << k)) == 0u) { continue; }
-            let w = ms_a[ms.sidx[k / 4u][k % 4u]];
-            let xh = (ms_x(k, i) - mean[k]) * inv[k];
-            msb_store(k, i, inv[k] * w * (g - sum_g / mf - xh * sum_gx[k] / mf));
+    var wt: array<f32, 6>;
+    for (var k = 0u; k < ms.g; k = k + 1u) { wt[k] = ms_a[ms.sidx[k / 4u][k % 4u]]; }
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            let g = msb_gy[i];
+            for (var k = 0u; k < ms.g; k = k + 1u) {
+                if ((ms.need & (1u << k)) == 0u) { continue; }
+                let xh = (ms_x(k, i) - mean[k]) * inv[k];
+                msb_store(k, i, inv[k] * wt[k] * (g - sum_g / mf - xh * sum_gx[k] / mf));
+            }
         }
     }
 }

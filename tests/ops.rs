@@ -999,10 +999,6 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
 /// one launch each way where launches are costly (small channels), separate batch norms and a
 /// weighted sum elsewhere: forward, every input's and both tables' gradients.
 fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
-    let mut rng = Rng::new(seed);
-    let mut inputs: Vec<Input> = (0..5).map(|_| input(&mut rng, &s, true)).collect();
-    inputs.push(input(&mut rng, &[2, 5], true));
-    inputs.push(input(&mut rng, &[3], true));
     // Term t: (input, normalised, table 5 (α) or 6 (β), index).
     let plan = [
         (0, true, 5, 5),
@@ -1011,6 +1007,25 @@ fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
         (3, false, 6, 1),
         (4, true, 5, 9),
     ];
+    normalized_sum_plan(seed, s, costly, &plan);
+}
+
+fn normalized_sum_plan(
+    seed: u64,
+    s: [usize; 4],
+    costly: bool,
+    plan: &[(usize, bool, usize, usize)],
+) {
+    let k = plan.len();
+    let mut rng = Rng::new(seed);
+    let mut inputs: Vec<Input> = (0..k).map(|_| input(&mut rng, &s, true)).collect();
+    inputs.push(input(&mut rng, &[2, 5], true));
+    inputs.push(input(&mut rng, &[3], true));
+    // The plan names the tables 5 (α, 2×5) and 6 (β); they are inputs k and k + 1.
+    let plan: Vec<(usize, bool, usize, usize)> = plan
+        .iter()
+        .map(|&(i, bn, tab, idx)| (i, bn, k + tab - 5, idx))
+        .collect();
     check(
         &format!("normalized sum x{s:?} costly launches={costly}"),
         inputs,
@@ -1037,7 +1052,7 @@ fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
         |t, v| {
             t.gpu().set_launches_are_costly(Some(costly));
             let c = s[1];
-            let stats: Vec<Tensor> = (0..10)
+            let stats: Vec<Tensor> = (0..2 * k)
                 .map(|_| Tensor::zeros(t.gpu(), &[c]))
                 .collect::<Result<_>>()?;
             let terms: Vec<SumTerm> = plan
@@ -1065,6 +1080,24 @@ fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
 fn normalized_sum_fused_or_separate() {
     for costly in [false, true] {
         normalized_sum_case(66, [2, 3, 4, 4], costly);
+    }
+}
+
+#[test]
+fn normalized_sum_of_seven_normalised_terms() {
+    // A reduction edge: seven normalised candidates and a plain β term; one launch binds six,
+    // so the seventh normalises on its own and joins as a plain term.
+    let plan: Vec<(usize, bool, usize, usize)> = (0..8)
+        .map(|i| {
+            if i < 7 {
+                (i, true, 5, i + 1)
+            } else {
+                (i, false, 6, 2)
+            }
+        })
+        .collect();
+    for costly in [false, true] {
+        normalized_sum_plan(70, [2, 2, 4, 4], costly, &plan);
     }
 }
 

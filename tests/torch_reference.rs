@@ -89,7 +89,15 @@ fn check_state(
 }
 
 fn mixed_edge(stride: usize) {
+    // Fused tails where launches are costly, separate batch norms elsewhere: both anywhere.
+    for costly in [true, false] {
+        mixed_edge_with(stride, costly);
+    }
+}
+
+fn mixed_edge_with(stride: usize, costly: bool) {
     let g = gpu();
+    g.set_launches_are_costly(Some(costly));
     let (path, m) = fixture(&format!("mixed_edge_s{stride}.safetensors"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let op = MixedOp::new(&g, &mut rng, &DARTS_OPS, 4, stride, true).unwrap();

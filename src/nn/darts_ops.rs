@@ -2,7 +2,7 @@
 //! reference state names (`op.1.weight`, `conv_1.weight`, `_ops.k.1.running_mean`, …).
 
 use super::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
-use crate::autodiff::{Conv2dCfg, PoolCfg, SliceCfg, Tape, Tensor};
+use crate::autodiff::{Conv2dCfg, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use rand::Rng;
@@ -110,6 +110,12 @@ impl FactorizedReduce {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let cat = self.before_bn(tape, x)?;
+        self.bn.forward(tape, &cat, ctx)
+    }
+
+    /// Everything up to the final batch norm.
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
         // The ReLU is folded into both convolutions (it commutes with the slicing).
         let a = self.conv_1.forward_relu(tape, x)?;
         // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].
@@ -122,8 +128,7 @@ impl FactorizedReduce {
         )?;
         let cfg = Conv2dCfg::new(1, 0).relu_input(true);
         let b = tape.conv2d(&shifted, &self.conv_2.weight, None, cfg)?;
-        let cat = tape.concat(&[&a, &b])?;
-        self.bn.forward(tape, &cat, ctx)
+        tape.concat(&[&a, &b])
     }
 }
 
@@ -224,10 +229,15 @@ impl SepConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let h = self.before_bn(tape, x, ctx)?;
+        self.bn2.forward(tape, &h, ctx)
+    }
+
+    /// Everything up to the final batch norm.
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
         let h = Conv2d::relu_dw_pw(tape, x, &self.dw1, &self.pw1)?;
         let h = self.bn1.forward(tape, &h, ctx)?;
-        let h = Conv2d::relu_dw_pw(tape, &h, &self.dw2, &self.pw2)?;
-        self.bn2.forward(tape, &h, ctx)
+        Conv2d::relu_dw_pw(tape, &h, &self.dw2, &self.pw2)
     }
 }
 
@@ -384,8 +394,57 @@ impl Candidate {
         self.forward_pooled(tape, x, ctx, None)
     }
 
-    /// [`Candidate::forward`], with a pooling candidate taking its pooled input from `pooled`
-    /// (max, avg) when given: a mixed edge pools once for both.
+    /// The candidate up to its final batch norm (train mode, no affine part), and that batch
+    /// norm, for a mixed edge to apply with its weighted sum; or the whole output and None.
+    /// A pooling candidate takes its pooled input from `pooled` (max, avg) when given.
+    fn forward_split(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+        pooled: Option<&(Tensor, Tensor)>,
+    ) -> Result<(Tensor, Option<&BatchNorm2d>)> {
+        let bn = match self {
+            Candidate::Pool { bn: Some(bn), .. } => bn,
+            Candidate::Conv(op) => &op.bn,
+            Candidate::Reduce(op) => &op.bn,
+            Candidate::Sep(op) => &op.bn2,
+            Candidate::Dil(op) => &op.bn,
+            _ => return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None)),
+        };
+        if !ctx.train || bn.affine.is_some() {
+            return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None));
+        }
+        let h = match self {
+            Candidate::Pool { .. } => self.pooled_input(tape, x, pooled)?,
+            Candidate::Conv(op) => op.conv.forward_relu(tape, x)?,
+            Candidate::Reduce(op) => op.before_bn(tape, x)?,
+            Candidate::Sep(op) => op.before_bn(tape, x, ctx)?,
+            Candidate::Dil(op) => Conv2d::relu_dw_pw(tape, x, &op.dw, &op.pw)?,
+            _ => unreachable!("candidates without a final batch norm returned above"),
+        };
+        Ok((h, Some(bn)))
+    }
+
+    /// A pooling candidate's pooling of x (from `pooled` when given).
+    fn pooled_input(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        pooled: Option<&(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let Candidate::Pool { max, stride, .. } = self else {
+            return Err(Error::Invalid("internal: not a pooling candidate".into()));
+        };
+        let cfg = PoolCfg::new(3, *stride, 1);
+        Ok(match (pooled, *max) {
+            (Some((m, _)), true) => m.clone(),
+            (Some((_, a)), false) => a.clone(),
+            (None, true) => tape.max_pool2d(x, cfg)?,
+            (None, false) => tape.avg_pool2d(x, cfg)?,
+        })
+    }
+
     fn forward_pooled(
         &self,
         tape: &mut Tape,
@@ -401,14 +460,8 @@ impl Candidate {
                     &[n, c, h.div_ceil(*stride), w.div_ceil(*stride)],
                 )
             }
-            Candidate::Pool { max, stride, bn } => {
-                let cfg = PoolCfg::new(3, *stride, 1);
-                let h = match (pooled, *max) {
-                    (Some((m, _)), true) => m.clone(),
-                    (Some((_, a)), false) => a.clone(),
-                    (None, true) => tape.max_pool2d(x, cfg)?,
-                    (None, false) => tape.avg_pool2d(x, cfg)?,
-                };
+            Candidate::Pool { bn, .. } => {
+                let h = self.pooled_input(tape, x, pooled)?;
                 match bn {
                     Some(bn) => bn.forward(tape, &h, ctx),
                     None => Ok(h),
@@ -525,12 +578,16 @@ impl MixedOp {
             (Some(a), Some(b)) if a == b => Some(tape.max_avg_pool2d(x, PoolCfg::new(3, a, 1))?),
             _ => None,
         };
+        // Each candidate up to its final batch norm, which the weighted sum below applies.
+        let mut bns: Vec<Option<&BatchNorm2d>> = Vec::with_capacity(k);
         for (i, op) in self.ops.iter().enumerate() {
             // w·0 adds nothing and its weight gets a zero gradient either way: skip the work.
             if op.is_zero() {
                 continue;
             }
-            ys.push(op.forward_pooled(tape, x, ctx, pooled.as_ref())?);
+            let (y, bn) = op.forward_split(tape, x, ctx, pooled.as_ref())?;
+            ys.push(y);
+            bns.push(bn);
             idx.push(edge * k + i);
         }
         let aux = if self.has_aux {
@@ -554,13 +611,33 @@ impl MixedOp {
                 None => Ok(zero),
             };
         }
-        // One weighted sum over the candidates and β·aux: fewer launches, no temporaries.
-        let mut terms: Vec<(&Tensor, &Tensor, usize)> =
-            ys.iter().zip(&idx).map(|(y, &i)| (y, weights, i)).collect();
+        // The candidates' final batch norms and one weighted sum over them and β·aux: fewer
+        // launches, no temporaries.
+        let mut terms: Vec<SumTerm> = ys
+            .iter()
+            .zip(&idx)
+            .zip(&bns)
+            .map(|((y, &i), bn)| {
+                if let Some(bn) = bn {
+                    bn.count_batch();
+                }
+                SumTerm {
+                    x: y,
+                    bn: bn.map(|b| b.state()),
+                    table: weights,
+                    idx: i,
+                }
+            })
+            .collect();
         if let Some((a, table, i)) = &aux {
-            terms.push((a, *table, *i));
+            terms.push(SumTerm {
+                x: a,
+                bn: None,
+                table,
+                idx: *i,
+            });
         }
-        tape.weighted_sum_terms(&terms)
+        tape.normalized_sum(&terms)
     }
 }
 

@@ -104,21 +104,31 @@ impl BatchNorm2d {
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
         if ctx.train {
-            self.num_batches_tracked
-                .set(self.num_batches_tracked.get() + 1);
+            self.count_batch();
         }
-        let state = BnState {
+        tape.batch_norm(
+            x,
+            self.affine.as_ref().map(|(g, b)| (g, b)),
+            self.state(),
+            ctx.train,
+        )
+    }
+
+    /// The running statistics and hyperparameters, for an op that normalises on its own
+    /// ([`Tape::normalized_sum`]); call [`BatchNorm2d::count_batch`] with it in train mode.
+    pub fn state(&self) -> BnState<'_> {
+        BnState {
             running_mean: &self.running_mean,
             running_var: &self.running_var,
             momentum: self.momentum,
             eps: self.eps,
-        };
-        tape.batch_norm(
-            x,
-            self.affine.as_ref().map(|(g, b)| (g, b)),
-            state,
-            ctx.train,
-        )
+        }
+    }
+
+    /// Counts one train-mode batch (PyTorch's `num_batches_tracked`).
+    pub fn count_batch(&self) {
+        self.num_batches_tracked
+            .set(self.num_batches_tracked.get() + 1);
     }
 }
 
