@@ -24,7 +24,9 @@
 //                    storage load lane by lane) that takes 2–4× less time than a 256-wide
 //                    workgroup striding over scalars.
 //   train_forward_serial4, backward_serial4: the same with one thread per channel and no
-//                    barriers (workgroups of 64 channels), for small channels on CPU adapters.
+//                    barriers (workgroups of 8 channels), for small channels on CPU adapters.
+//   sum_forward4, sum_backward4, sum_alpha: a mixed edge's batch norms and weighted sum in one
+//                    launch each way (bindings and parameter block MS at the end of the file).
 // On GPUs one workgroup per channel leaves most of the device idle, so the reductions split
 // each channel's n·hw values into p.parts chunks of p.len (workgroup = (channel, chunk)):
 //   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²)
