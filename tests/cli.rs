@@ -303,10 +303,11 @@ fn bench_profile_lists_the_kernels_of_a_step() {
         .sum();
     // The profiled (eager) step launches what a timed step dispatches.
     assert_eq!(launches as f64, r["dispatches_per_step"].as_f64().unwrap());
+    // Kernels are named by file and entry (which batch-norm entries run depends on the
+    // adapter and the shapes).
     assert!(kernels
         .iter()
-        .any(|k| k["kernel"] == "batchnorm:train_forward4"
-            || k["kernel"] == "batchnorm:stats_partial"));
+        .any(|k| k["kernel"].as_str().unwrap().starts_with("batchnorm:")));
     let ms: Vec<f64> = kernels.iter().map(|k| k["ms"].as_f64().unwrap()).collect();
     assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
 }
