@@ -390,13 +390,18 @@ fn train_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let invstd = 1.0 / sqrt(var_b + p.eps);
     if (ch >= p.c) { return; }
     if (li == 0u) { store_stats(ch, mean, var_b, invstd); }
+    normalize_run(lane_run(li), ch, mean, invstd);
+}
+
+// y = (x − mean)·invstd (·γ + β) over run r0 of channel ch.
+fn normalize_run(r0: Run, ch: u32, mean: f32, invstd: f32) {
     var gamma = 1.0;
     var beta = 0.0;
     if (p.affine != 0u) {
         gamma = tf_gamma[ch];
         beta = tf_beta[ch];
     }
-    r = lane_run(li);
+    var r = r0;
     for (var t = r.start; t < r.end; t = t + 1u) {
         let k = run_at(r, ch);
         var v = (t4_x[k] - mean) * invstd;
@@ -486,20 +491,7 @@ fn train_forward_serial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     let var_b = hsum(acc2) / m;
     let invstd = 1.0 / sqrt(var_b + p.eps);
     store_stats(ch, mean, var_b, invstd);
-    var gamma = 1.0;
-    var beta = 0.0;
-    if (p.affine != 0u) {
-        gamma = tf_gamma[ch];
-        beta = tf_beta[ch];
-    }
-    r = whole_run();
-    for (var t = r.start; t < r.end; t = t + 1u) {
-        let k = run_at(r, ch);
-        var v = (t4_x[k] - mean) * invstd;
-        if (p.affine != 0u) { v = v * gamma + beta; }
-        t4_y[k] = v;
-        run_next(&r);
-    }
+    normalize_run(whole_run(), ch, mean, invstd);
 }
 
 @compute @workgroup_size(8)

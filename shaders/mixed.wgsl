@@ -73,16 +73,21 @@ fn weighted_sum4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(4) var<storage, read> w4_y3: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> w4_out: array<vec4<f32>>;
 
-@compute @workgroup_size(256)
-fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = gid(wg, nwg, li);
-    if (i >= p.n / 4u) { return; }
+// The first four terms at vec4 i (and out's value when accumulating), in term order.
+fn first_four4(i: u32) -> vec4<f32> {
     var acc = coef(0u) * w4_y0[i];
     if (p.accumulate != 0u) { acc = w4_out[i] + acc; }
     if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
     if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
     if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
-    w4_out[i] = acc;
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n / 4u) { return; }
+    w4_out[i] = first_four4(i);
 }
 
 // weighted_sum4_vec4 with up to 8 terms (bindings 8..11 y4..y7, their idx / tab in p.idx2 /
@@ -96,11 +101,7 @@ fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 fn weighted_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
     if (i >= p.n / 4u) { return; }
-    var acc = coef(0u) * w4_y0[i];
-    if (p.accumulate != 0u) { acc = w4_out[i] + acc; }
-    if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
-    if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
-    if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
+    var acc = first_four4(i);
     if (p.m > 4u) { acc = acc + coef_of(p.tab2.x, p.idx2.x) * w4_y4[i]; }
     if (p.m > 5u) { acc = acc + coef_of(p.tab2.y, p.idx2.y) * w4_y5[i]; }
     if (p.m > 6u) { acc = acc + coef_of(p.tab2.z, p.idx2.z) * w4_y6[i]; }

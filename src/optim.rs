@@ -27,6 +27,26 @@ fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
     Ok(())
 }
 
+/// The gradients present, after checking that `grads` pairs with `params` and each present
+/// one has its parameter's shape.
+fn check_some<'a>(params: &[Tensor], grads: &[Option<&'a Tensor>]) -> Result<Vec<&'a Tensor>> {
+    if params.len() != grads.len() {
+        return Err(Error::shape(
+            "optimizer",
+            format!("{} parameters but {} gradients", params.len(), grads.len()),
+        ));
+    }
+    let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
+    let with: Vec<Tensor> = params
+        .iter()
+        .zip(grads)
+        .filter(|(_, g)| g.is_some())
+        .map(|(p, _)| p.clone())
+        .collect();
+    check(&with, &present)?;
+    Ok(present)
+}
+
 fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) -> [u32; 10] {
     [
         n as u32,
@@ -109,20 +129,7 @@ impl Sgd {
         grads: &[Option<&Tensor>],
         coef: Option<&Tensor>,
     ) -> Result<()> {
-        let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
-        let with: Vec<Tensor> = params
-            .iter()
-            .zip(grads)
-            .filter(|(_, g)| g.is_some())
-            .map(|(p, _)| p.clone())
-            .collect();
-        check(&with, &present)?;
-        if params.len() != grads.len() {
-            return Err(Error::shape(
-                "optimizer",
-                format!("{} parameters but {} gradients", params.len(), grads.len()),
-            ));
-        }
+        check_some(params, grads)?;
         for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
             let Some(g) = g else { continue };
             let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
@@ -159,23 +166,16 @@ impl Sgd {
         grads: &[Option<&Tensor>],
         max_norm: f32,
     ) -> Result<Tensor> {
-        let present: Vec<&Tensor> = grads.iter().flatten().copied().collect();
+        let present = check_some(params, grads)?;
         let Some(first) = present.first() else {
             return Err(Error::Invalid("no parameter received a gradient".into()));
         };
         let gpu = first.gpu();
-        if !gpu.launches_are_costly() || params.len() != grads.len() {
+        if !gpu.launches_are_costly() {
             let (table, coef) = clip_coefficient(&present, max_norm)?;
             self.encode_some_scaled(params, grads, Some(&coef))?;
             return Ok(table);
         }
-        let with: Vec<Tensor> = params
-            .iter()
-            .zip(grads)
-            .filter(|(_, g)| g.is_some())
-            .map(|(p, _)| p.clone())
-            .collect();
-        check(&with, &present)?;
         let mut flat = self.flat.borrow_mut();
         let total = params.iter().map(|p| p.numel()).sum::<usize>();
         if flat.as_ref().is_none_or(|f| f[0].numel() < total) {
