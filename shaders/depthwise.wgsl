@@ -194,13 +194,17 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 // launch, rows of a multiple of 4: a thread computes OUT (4 or 8) outputs of a row for all CH
 // depthwise channels (held in registers, never written), then the CO 1×1 outputs from them. CH and CO
 // are pipeline constants (at most 16 and 64), so the channel loops unroll. Bindings: 1 x,
-// 2 depthwise weight (CH, 1, K, K), 3 y (n, CO, ho, wo), 4 1×1 weight (CO, CH). One thread per
-// OUT outputs of a row: n·ho·(wo/OUT) threads, 64 per workgroup.
+// 2 depthwise weight (CH, 1, K, K), 3 y (n, CO, ho, wo), 4 1×1 weight (CO, CH), 5 mid (n, CH,
+// ho, wo): written only with KEEP = 1 (the intermediate kept for backward instead of
+// recomputed); otherwise bind any small buffer. One thread per OUT outputs of a row:
+// n·ho·(wo/OUT) threads, 64 per workgroup.
 override CH: u32 = 4u;
 override CO: u32 = 4u;
+override KEEP: u32 = 0u;
 
 @group(0) @binding(3) var<storage, read_write> dp_y: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> dp_w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dp_mid: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -234,6 +238,11 @@ fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         }
         lo[ch] = acc0;
         hi[ch] = acc1;
+        if (KEEP != 0u) {
+            let mb = ((img * CH + ch) * p.ho + oy) * (p.wo / 4u) + sx * OUT / 4u;
+            dp_mid[mb] = acc0;
+            if (OUT == 8u) { dp_mid[mb + 1u] = acc1; }
+        }
     }
     let plane = p.ho * p.wo / 4u;
     let yb = img * CO * plane + (oy * p.wo + sx * OUT) / 4u;

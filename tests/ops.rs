@@ -369,7 +369,15 @@ fn relu_folded_into_depthwise_rows_of_4() {
 fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, dil: usize) {
     let c = xs[1];
     let cout = c + 1;
-    for train_weights in [true, false] {
+    // Recomputed, or kept (written by the fused kernel on the way, or a node of its own):
+    // with recomputation on, small intermediates are kept where launches are costly.
+    let cases = [
+        (true, true, false),
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ];
+    for (train_weights, recompute, costly) in cases {
         let mut rng = Rng::new(seed);
         let inputs = vec![
             input(&mut rng, &xs, true),
@@ -381,7 +389,9 @@ fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, di
             .groups(c)
             .relu_input(true);
         check(
-            &format!("dw_pw x{xs:?} k{k} s{stride} p{pad} d{dil} weights={train_weights}"),
+            &format!(
+                "dw_pw x{xs:?} k{k} s{stride} p{pad} d{dil} weights={train_weights} recompute={recompute} costly={costly}"
+            ),
             inputs,
             |v| {
                 let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
@@ -398,7 +408,11 @@ fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, di
                 );
                 cpu::conv2d(&mid, ms, &v[2], Shape4(cout, c, 1, 1), None, 1, 0, 1, 1).0
             },
-            |t, v| t.dw_pw(&v[0], &v[1], cfg, &v[2]),
+            |t, v| {
+                t.set_recompute(recompute);
+                t.gpu().set_launches_are_costly(Some(costly));
+                t.dw_pw(&v[0], &v[1], cfg, &v[2])
+            },
             Tolerance::FORWARD,
             Tolerance::GRADIENT,
         );

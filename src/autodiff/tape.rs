@@ -219,7 +219,8 @@ impl Tape {
     }
 
     /// Trades memory for time: on (the default), ops such as [`Tape::dw_pw`] recompute
-    /// intermediates in backward instead of keeping them. Results are identical either way.
+    /// intermediates in backward instead of keeping them (small ones are kept anyway where
+    /// launches are costly). Results are identical either way.
     pub fn set_recompute(&mut self, on: bool) {
         self.recompute = on;
     }

@@ -176,6 +176,11 @@ fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
 
 /// Pipeline constants for a kernel reading its input through a folded ReLU (none otherwise,
 /// so the plain pipelines stay the ones already compiled).
+/// Intermediates of a depthwise + 1×1 pair up to this many values are kept rather than
+/// recomputed where launches are costly (every one of the C=2, 3-cell network's; at C=16,
+/// batch 64 none: 1M values each).
+const KEEP_SMALL: usize = 1 << 16;
+
 /// Whether a weight gradient of `work` multiply-adds per thread is best done by one thread
 /// in one pass (no partials, no second launch): where launches are costly and the serial
 /// work costs about what a launch does.
@@ -342,12 +347,15 @@ fn conv_forward(
 }
 
 /// A depthwise convolution followed by a 1×1 one (DARTS' sep_conv and dil_conv halves),
-/// recorded as one node that keeps only the depthwise input: backward recomputes the
-/// depthwise output (one extra depthwise pass) instead of holding it between the passes.
+/// recorded as one node that keeps the depthwise input and, where [`Tape::dw_pw`] says so, the
+/// depthwise output; otherwise backward recomputes that output (one extra depthwise pass)
+/// instead of holding it between the passes.
 pub(crate) struct DwPwNode {
     x: Saved,
     w_dw: Saved,
     w_pw: Saved,
+    /// The intermediate, when kept instead of recomputed.
+    mid: Option<Tensor>,
     p_dw: [u32; 17],
     p_pw: [u32; 17],
     mid_shape: [usize; 4],
@@ -356,11 +364,12 @@ pub(crate) struct DwPwNode {
 
 impl Tape {
     /// pw(dw(x)): `w_dw` a depthwise (or any) convolution with `cfg_dw`, then the 1×1
-    /// convolution `w_pw`. The intermediate is not kept for backward: with the 1×1 weight
-    /// frozen (the α step) backward does not need it, and with recomputation on (the default)
-    /// it recomputes it for that weight's gradient; only with recomputation off and the weight
-    /// training are the two recorded as separate nodes. Where the shapes allow (a depthwise
-    /// pass of ≤ 16 channels on rows of a multiple of 4) both run in one kernel, `dw_pw4`.
+    /// convolution `w_pw`. Where the shapes allow (a depthwise pass of ≤ 16 channels on rows
+    /// of a multiple of 4) both run in one kernel, `dw_pw4`. The intermediate is needed in
+    /// backward only for the 1×1 weight's gradient (not in the α step). With recomputation on
+    /// (the default) backward recomputes it, except that where launches are costly one of at
+    /// most 65,536 values is kept (written by the fused kernel on the way); with it off it is
+    /// kept (by the fused kernel, or as a node of its own).
     pub fn dw_pw(
         &mut self,
         x: &Tensor,
@@ -370,11 +379,18 @@ impl Tape {
     ) -> Result<Tensor> {
         let pw_cfg = Conv2dCfg::new(1, 0);
         let wants = self.wants(&[x, w_dw, w_pw]);
-        // One node whose backward needs no intermediate (the 1×1 weight frozen: the α step) or
-        // recomputes it; otherwise (the intermediate kept) two nodes.
-        let one_node = wants && (!w_pw.requires_grad() || self.recompute());
         let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
         let fused = fused_dw_pw(&p_dw, w_pw);
+        // The intermediate kept for the 1×1 weight's gradient, written by the fused kernel on
+        // the way: with recomputation off, or where launches are costly and it is small (the
+        // recomputing launch costs more there than the memory is worth).
+        let mid_numel: usize = mid_shape.iter().product();
+        let small = self.gpu().launches_are_costly() && mid_numel <= KEEP_SMALL;
+        let keep_mid =
+            wants && w_pw.requires_grad() && fused.is_some() && (!self.recompute() || small);
+        // One node whose backward needs no intermediate (the 1×1 weight frozen: the α step),
+        // recomputes it, or has it kept; otherwise (unfused, intermediate kept) two nodes.
+        let one_node = wants && (!w_pw.requires_grad() || self.recompute() || keep_mid);
         // Without a tape, one fused launch serves too.
         let fused_inference = fused.is_some() && !wants;
         if !(one_node || fused_inference) {
@@ -388,14 +404,29 @@ impl Tape {
                 format!("the second weight must be 1×1, got {:?}", w_pw.shape()),
             ));
         }
+        let mut kept = None;
         let y = match fused {
-            // Both convolutions in one launch; the intermediate never leaves registers.
+            // Both convolutions in one launch; the intermediate stays in registers (or is
+            // also written out, to be kept).
             Some((dp, consts, groups)) => {
-                let y = Tensor::empty(self.gpu(), &out_shape, "dw_pw output")?;
-                let consts = [&consts[..], relu_consts(cfg_dw.relu_input)].concat();
-                let bufs = [x.buffer(), w_dw.buffer(), y.buffer(), w_pw.buffer()];
-                let gpu = self.gpu();
+                let gpu = self.gpu().clone();
+                let y = Tensor::empty(&gpu, &out_shape, "dw_pw output")?;
+                let keep: &[(&str, u32)] = if keep_mid { &[("KEEP", 1)] } else { &[] };
+                let consts = [&consts[..], relu_consts(cfg_dw.relu_input), keep].concat();
+                let mid = if keep_mid {
+                    Tensor::empty(&gpu, &mid_shape, "dw_pw intermediate")?
+                } else {
+                    Tensor::empty(&gpu, &[4], "dw_pw unused intermediate")?
+                };
+                let bufs = [
+                    x.buffer(),
+                    w_dw.buffer(),
+                    y.buffer(),
+                    w_pw.buffer(),
+                    mid.buffer(),
+                ];
                 gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
+                kept = keep_mid.then_some(mid);
                 y
             }
             None => {
@@ -403,7 +434,6 @@ impl Tape {
                 conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false)?
             }
         };
-        let mid_numel: usize = mid_shape.iter().product();
         self.add_macs(mid_numel as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
         self.add_macs(y.numel() as u64 * w_pw.numel() as u64 / w_pw.shape()[0] as u64);
         Ok(self.record(&[x, w_dw, w_pw], y, || {
@@ -411,6 +441,7 @@ impl Tape {
                 x: Saved::keep(x),
                 w_dw: Saved::keep(w_dw),
                 w_pw: Saved::keep(w_pw),
+                mid: kept,
                 p_dw,
                 p_pw,
                 mid_shape,
@@ -483,7 +514,9 @@ impl DwPwNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         // The intermediate is read only for the 1×1 weight's gradient: recomputed for it, not
         // at all when that weight is frozen (the α step).
-        let mid = if self.w_pw.requires_grad() {
+        let mid = if let (true, Some(mid)) = (self.w_pw.requires_grad(), &self.mid) {
+            Saved::keep(&mid.with_grad())
+        } else if self.w_pw.requires_grad() {
             let x = self.x.data()?;
             let mid = conv_forward(
                 x,
