@@ -836,6 +836,26 @@ fn sum_of_three() {
 }
 
 #[test]
+fn sum_of_ten() {
+    // Eight (vec4 rows) or four (odd sizes) terms a launch, the rest added in a second launch.
+    for s in [[2, 3, 4, 4], [2, 3, 5, 3]] {
+        let mut rng = Rng::new(43);
+        check(
+            &format!("sum of 10 x{s:?}"),
+            (0..10).map(|_| input(&mut rng, &s, true)).collect(),
+            |v| {
+                (0..v[0].len())
+                    .map(|i| v.iter().map(|x| x[i]).sum())
+                    .collect()
+            },
+            |t, v| t.sum(&v.iter().collect::<Vec<_>>()),
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
+}
+
+#[test]
 fn sum_of_one_input_twice() {
     // The same tensor used twice: gradients must accumulate, not overwrite.
     let mut rng = Rng::new(42);

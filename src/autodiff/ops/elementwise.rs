@@ -180,20 +180,16 @@ impl Tape {
         }
         let y = match xs {
             [only] => only.duplicate()?,
-            [a, rest @ ..] => {
-                let y = add_raw(a, rest[0])?;
-                for x in &rest[1..] {
-                    self.gpu().launch(
-                        "elementwise",
-                        "accumulate",
-                        &ew_params(y.numel(), 0, 0.0),
-                        &[x.buffer(), y.buffer()],
-                        y.numel(),
-                    )?;
-                }
+            [a, b] => add_raw(a, b)?,
+            // Three or more (a cell's node over its edges): unscaled terms of one weighted
+            // sum, up to eight a launch, in order.
+            _ => {
+                let y = Tensor::empty(self.gpu(), first.shape(), "sum")?;
+                let terms: Vec<(&Tensor, Option<(&Tensor, usize)>)> =
+                    xs.iter().map(|&x| (x, None)).collect();
+                weighted_sum_into(&terms, &y)?;
                 y
             }
-            [] => unreachable!(),
         };
         Ok(self.record(xs, y, || {
             Op::Sum(SumNode {
