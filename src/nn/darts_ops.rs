@@ -421,7 +421,11 @@ impl Candidate {
             Candidate::Reduce(op) => op.before_bn(tape, x)?,
             Candidate::Sep(op) => op.before_bn(tape, x, ctx)?,
             Candidate::Dil(op) => Conv2d::relu_dw_pw(tape, x, &op.dw, &op.pw)?,
-            _ => unreachable!("candidates without a final batch norm returned above"),
+            _ => {
+                return Err(Error::Invalid(
+                    "internal: a candidate without a final batch norm".into(),
+                ))
+            }
         };
         Ok((h, Some(bn)))
     }
