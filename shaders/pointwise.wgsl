@@ -127,6 +127,22 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 @group(0) @binding(2) var<storage, read> wg_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> wg_part: array<f32>;
 
+// Thread t of a weight-gradient pass: its 4×4 block of dw (rows i0.., columns j0.., ri × rj
+// of them inside dw) and its chunk of positions; _p1 chunks per block.
+struct Block { i0: u32, j0: u32, ri: u32, rj: u32, chunk: u32 }
+
+fn block_threads() -> u32 {
+    return ((p.m + 3u) / 4u) * ((p.k + 3u) / 4u) * p._p1;
+}
+
+fn block_of(t: u32) -> Block {
+    let bj = (p.k + 3u) / 4u;
+    let blk = t / p._p1;
+    let i0 = (blk / bj) * 4u;
+    let j0 = (blk % bj) * 4u;
+    return Block(i0, j0, min(4u, p.m - i0), min(4u, p.k - j0), t % p._p1);
+}
+
 // A thread's 16 sums: its partials (block t), or with DIRECT = 1 (a single chunk) the finished
 // weights, written straight into dw (bound at 3) so no second pass is needed.
 fn store_block(t: u32, acc: array<f32, 16>, i0: u32, j0: u32, ri: u32, rj: u32) {
@@ -144,19 +160,15 @@ fn store_block(t: u32, acc: array<f32, 16>, i0: u32, j0: u32, ri: u32, rj: u32) 
 @compute @workgroup_size(256)
 fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
-    let nchunks = p._p1;
-    let bj = (p.k + 3u) / 4u;
-    let nblocks = ((p.m + 3u) / 4u) * bj;
-    if (t >= nblocks * nchunks) { return; }
-    let blk = t / nchunks;
-    let chunk = t % nchunks;
-    let i0 = (blk / bj) * 4u;
-    let j0 = (blk % bj) * 4u;
-    let ri = min(4u, p.m - i0);
-    let rj = min(4u, p.k - j0);
+    if (t >= block_threads()) { return; }
+    let bk = block_of(t);
+    let i0 = bk.i0;
+    let j0 = bk.j0;
+    let ri = bk.ri;
+    let rj = bk.rj;
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
-    let start = chunk * p._p0;
+    let start = bk.chunk * p._p0;
     let end = min(start + p._p0, p.n * p.hw);
     var b = start / p.hw;
     var px = start % p.hw;
@@ -188,20 +200,16 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(256)
 fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
-    let nchunks = p._p1;
-    let bj = (p.k + 3u) / 4u;
-    let nblocks = ((p.m + 3u) / 4u) * bj;
-    if (t >= nblocks * nchunks) { return; }
-    let blk = t / nchunks;
-    let chunk = t % nchunks;
-    let i0 = (blk / bj) * 4u;
-    let j0 = (blk % bj) * 4u;
-    let ri = min(4u, p.m - i0);
-    let rj = min(4u, p.k - j0);
+    if (t >= block_threads()) { return; }
+    let bk = block_of(t);
+    let i0 = bk.i0;
+    let j0 = bk.j0;
+    let ri = bk.ri;
+    let rj = bk.rj;
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
     let hw4 = p.hw / 4u;
-    let start = chunk * p._p0 / 4u;
+    let start = bk.chunk * p._p0 / 4u;
     let end = min(start + p._p0 / 4u, p.n * hw4);
     var b = start / hw4;
     var px = start % hw4;

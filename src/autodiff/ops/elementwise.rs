@@ -419,40 +419,56 @@ impl WeightedSumNode {
     /// The gradients with y_k's left lazy: gy scaled by its weight, for the tape to fold into
     /// the consumer (batch norm's backward) or into a sum of contributions.
     pub(crate) fn backward_terms(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
-        let gpu = gy.gpu();
-        let mut out = Vec::new();
-        for (y, table, i) in &self.terms {
-            if y.requires_grad() {
-                let scale = Some((table.data()?.clone(), *i));
-                out.push((
-                    y.key(),
-                    GradTerm {
-                        t: gy.clone(),
-                        scale,
-                    },
-                ));
-            }
-        }
-        // d table[idx_k] = <gy, y_k>; the rest of the table's gradient is zero.
-        let mut done: Vec<u64> = Vec::new();
-        for (_, table, _) in &self.terms {
-            let id = table.key().id();
-            if !table.requires_grad() || done.contains(&id) {
-                continue;
-            }
-            done.push(id);
-            let dw = Tensor::zeros(gpu, table.shape())?;
-            let mine: Vec<(&Tensor, usize)> = self
-                .terms
-                .iter()
-                .filter(|(_, t, _)| t.key().id() == id)
-                .map(|(y, _, i)| Ok((y.data()?, *i)))
-                .collect::<Result<_>>()?;
-            dots_into(gy, &mine, &dw)?;
-            out.push((table.key(), GradTerm::plain(dw)));
-        }
-        Ok(out)
+        let terms: Vec<(&Saved, &Saved, usize)> =
+            self.terms.iter().map(|(y, t, i)| (y, t, *i)).collect();
+        let tables = self.terms.iter().map(|(_, t, _)| t);
+        lazy_sum_grads(gy, &terms, tables, |_, _| Ok(()))
     }
+}
+
+/// The gradients of a weighted sum's plain terms (y, table, idx): each y gets gy scaled by
+/// its weight, left lazy; each of `tables` that needs a gradient gets d[idx] = <gy, y> over
+/// its terms, added after `own` has written what else it holds into the zeroed gradient.
+pub(crate) fn lazy_sum_grads<'a>(
+    gy: &Tensor,
+    terms: &[(&Saved, &Saved, usize)],
+    tables: impl Iterator<Item = &'a Saved>,
+    mut own: impl FnMut(&Saved, &Tensor) -> Result<()>,
+) -> Result<Vec<(TensorKey, GradTerm)>> {
+    let mut out = Vec::new();
+    for (y, table, i) in terms {
+        if y.requires_grad() {
+            let scale = Some((table.data()?.clone(), *i));
+            out.push((
+                y.key(),
+                GradTerm {
+                    t: gy.clone(),
+                    scale,
+                },
+            ));
+        }
+    }
+    // The rest of a table's gradient is zero.
+    let mut done: Vec<u64> = Vec::new();
+    for table in tables {
+        let id = table.key().id();
+        if !table.requires_grad() || done.contains(&id) {
+            continue;
+        }
+        done.push(id);
+        let d = Tensor::zeros(gy.gpu(), table.shape())?;
+        own(table, &d)?;
+        let mine: Vec<(&Tensor, usize)> = terms
+            .iter()
+            .filter(|(_, t, _)| t.key().id() == id)
+            .map(|(y, _, i)| Ok((y.data()?, *i)))
+            .collect::<Result<_>>()?;
+        if !mine.is_empty() {
+            dots_into(gy, &mine, &d)?;
+        }
+        out.push((table.key(), GradTerm::plain(d)));
+    }
+    Ok(out)
 }
 
 /// out[idx_k] += <g, y_k> for every (y_k, idx_k), four dot products per pair of launches.

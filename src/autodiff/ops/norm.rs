@@ -586,43 +586,28 @@ impl NormalizedSumNode {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
             }
         }
-        for (x, table, i, _) in self.terms.iter().filter(|t| !t.3) {
-            if x.requires_grad() {
-                let scale = Some((table.data()?.clone(), *i));
-                out.push((
-                    x.key(),
-                    GradTerm {
-                        t: gy.clone(),
-                        scale,
-                    },
-                ));
-            }
-        }
-        // The weights' gradients: normalised terms from the sums backward left in `saved`,
-        // plain ones by dot products with gy.
-        let mut done: Vec<u64> = Vec::new();
-        for (_, table, _, _) in &self.terms {
-            let id = table.key().id();
-            if !table.requires_grad() || done.contains(&id) {
-                continue;
-            }
-            done.push(id);
-            let d = Tensor::zeros(gpu, table.shape())?;
-            if id == table_a.key().id() {
-                let bufs = [self.saved.buffer(), d.buffer()];
-                gpu.launch_groups("batchnorm", "sum_alpha", &params, &bufs, 1)?;
-            }
-            let plain: Vec<(&Tensor, usize)> = self
-                .terms
-                .iter()
-                .filter(|t| !t.3 && t.1.key().id() == id)
-                .map(|t| Ok((t.0.data()?, t.2)))
-                .collect::<Result<_>>()?;
-            if !plain.is_empty() {
-                super::elementwise::dots_into(gy, &plain, &d)?;
-            }
-            out.push((table.key(), GradTerm::plain(d)));
-        }
+        // Plain terms lazily; the weights' gradients: normalised terms' from the sums the
+        // backward launch left in `saved`, plain ones' by dot products with gy.
+        let plain: Vec<(&Saved, &Saved, usize)> = self
+            .terms
+            .iter()
+            .filter(|t| !t.3)
+            .map(|(x, t, i, _)| (x, t, *i))
+            .collect();
+        let tables = self.terms.iter().map(|t| &t.1);
+        let a = table_a.key().id();
+        out.extend(super::elementwise::lazy_sum_grads(
+            gy,
+            &plain,
+            tables,
+            |table, d| {
+                if table.key().id() == a {
+                    let bufs = [self.saved.buffer(), d.buffer()];
+                    gpu.launch_groups("batchnorm", "sum_alpha", &params, &bufs, 1)?;
+                }
+                Ok(())
+            },
+        )?);
         Ok(out)
     }
 }
