@@ -10,6 +10,7 @@
 //                   outputs per thread, 64 threads per workgroup over one channel (see below)
 //   dw_pw4          forward4 for all channels of a pixel strip, then the 1×1 convolution that
 //                   follows it, in one launch (1 x, 2 weight, 3 y, 4 1×1 weight; see below)
+//   dw_pw4_stats    dw_pw4 that also writes the batch-norm statistics of its outputs (6 part)
 //   backward_input  1 dy, 2 weight, 3 dx, 4 mask one thread per input element (gather); stride 1
 //                   uses `forward` with FLIP instead (see below), stride 2 on rows of a
 //                   multiple of 4 `backward_input2`
@@ -206,11 +207,9 @@ override KEEP: u32 = 0u;
 @group(0) @binding(4) var<storage, read> dp_w: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dp_mid: array<vec4<f32>>;
 
-@compute @workgroup_size(64)
-fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = group_index(wg, nwg) * 64u + li;
+// The OUT outputs of a row for every 1×1 output channel of thread t (< n·ho·wo/OUT).
+fn dw_pw4_at(t: u32) {
     let strips = p.wo / OUT;
-    if (t >= p.n * p.ho * strips) { return; }
     let sx = t % strips;
     let r = t / strips;
     let oy = r % p.ho;
@@ -256,6 +255,64 @@ fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         }
         dp_y[yb + co * plane] = y0;
         if (OUT == 8u) { dp_y[yb + co * plane + 1u] = y1; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = group_index(wg, nwg) * 64u + li;
+    if (t >= p.n * p.ho * (p.wo / OUT)) { return; }
+    dw_pw4_at(t);
+}
+
+// dw_pw4 that also writes the batch-norm statistics of its CO output channels, so the batch
+// norm that follows skips its own pass over them: binding 6 part, 3 floats per (channel,
+// workgroup g) at 3·(co·parts + g) with parts = ceil(n·ho·(wo/OUT) / 64) workgroups: the
+// workgroup's count of outputs, their mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial
+// layout). Each thread reads its own outputs back for the statistics.
+@group(0) @binding(6) var<storage, read_write> dp_part: array<f32>;
+
+@compute @workgroup_size(64)
+fn dw_pw4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let total = p.n * p.ho * (p.wo / OUT);
+    let parts = (total + 63u) / 64u;
+    let t = g * 64u + li;
+    let valid = t < total;
+    if (valid) { dw_pw4_at(t); }
+    let cnt = f32(min(64u, total - min(g * 64u, total)) * OUT);
+    let strips = p.wo / OUT;
+    let plane = p.ho * p.wo / 4u;
+    let tt = min(t, total - 1u);
+    let img = tt / (p.ho * strips);
+    let yb = img * CO * plane + ((tt / strips) % p.ho * p.wo + (tt % strips) * OUT) / 4u;
+    for (var c0 = 0u; c0 < CO; c0 = c0 + 8u) {
+        var ys: array<vec4<f32>, 16>;
+        var v: array<f32, 8>;
+        for (var r = 0u; r < 8u; r = r + 1u) {
+            let on = valid && c0 + r < CO;
+            let k = yb + min(c0 + r, CO - 1u) * plane;
+            ys[2u * r] = vec4<f32>(0.0);
+            ys[2u * r + 1u] = vec4<f32>(0.0);
+            if (on) { ys[2u * r] = dp_y[k]; }
+            if (on && OUT == 8u) { ys[2u * r + 1u] = dp_y[k + 1u]; }
+            v[r] = dot(ys[2u * r] + ys[2u * r + 1u], vec4<f32>(1.0));
+        }
+        let mean = rows8_means(li, 64u, v, cnt);
+        for (var r = 0u; r < 8u; r = r + 1u) {
+            let d0 = ys[2u * r] - vec4<f32>(mean[r]);
+            let d1 = ys[2u * r + 1u] - vec4<f32>(mean[r]);
+            var m = dot(d0, d0);
+            if (OUT == 8u) { m = m + dot(d1, d1); }
+            v[r] = select(0.0, m, valid && c0 + r < CO);
+        }
+        let m2 = rows8_m2(li, 64u, v);
+        if (li < 8u && c0 + li < CO && g < parts) {
+            let q = 3u * ((c0 + li) * parts + g);
+            dp_part[q] = cnt;
+            dp_part[q + 1u] = mean[li];
+            dp_part[q + 2u] = m2;
+        }
     }
 }
 

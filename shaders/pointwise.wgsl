@@ -9,6 +9,9 @@
 //   gemm4   the same product when hw % 4 == 0, each thread 4 consecutive pixels × RB output
 //           rows (every weight loaded serves 4 pixels, every x load RB rows); x and y bound
 //           as vec4 arrays. Grid (ceil(n*hw/1024), ceil(m/RB), 1).
+//   gemm4_stats  gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs
+//           per (row, workgroup column) at 5 (see the entry; the batch norm that follows
+//           reads them instead of its own pass over y).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
 //           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
@@ -97,11 +100,9 @@ fn relu_in4(v: vec4<f32>) -> vec4<f32> {
 // accumulators beyond the registers spill to cheap stack slots.
 override RB: u32 = 4u;
 
-@compute @workgroup_size(256)
-fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = (wg.x * WG + li) * 4u;
-    let i0 = wg.y * RB;
-    if (t >= p.n * p.hw) { return; }
+// Output rows i0.. (RB of them, the ones past m discarded by the caller) for the 4 pixels from
+// position t (< n·hw).
+fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
     let b = t / p.hw;
     let px = t % p.hw;
     let rows = min(RB, p.m - i0);
@@ -120,6 +121,51 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
     for (var r = 0u; r < RB; r = r + 1u) {
         if (r < rows) { g4_y[yb + r * hw4] = masked4(acc[r], yb + r * hw4); }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = (wg.x * WG + li) * 4u;
+    if (t >= p.n * p.hw) { return; }
+    gemm4_rows(t, wg.y * RB);
+}
+
+// gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
+// norm that follows skips its own pass over them: binding 5 part (bind any buffer at 4, the
+// unused mask), 3 floats per (output row,
+// workgroup column wg.x) at 3·(row·nwg.x + wg.x): the column's count of positions, their
+// mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout, p.parts = nwg.x).
+@group(0) @binding(5) var<storage, read_write> g4_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = (wg.x * WG + li) * 4u;
+    let i0 = wg.y * RB;
+    let valid = t < p.n * p.hw;
+    var acc: array<vec4<f32>, 16>;
+    if (valid) { acc = gemm4_rows(t, i0); }
+    let rows = min(RB, p.m - i0);
+    let cnt = f32(min(4u * WG, p.n * p.hw - wg.x * 4u * WG));
+    for (var g = 0u; g < RB; g = g + 8u) {
+        var v: array<f32, 8>;
+        for (var r = 0u; r < 8u; r = r + 1u) {
+            let on = valid && g + r < rows;
+            v[r] = select(0.0, dot(acc[min(g + r, 15u)], vec4<f32>(1.0)), on);
+        }
+        let mean = rows8_means(li, WG, v, cnt);
+        for (var r = 0u; r < 8u; r = r + 1u) {
+            let d = acc[min(g + r, 15u)] - vec4<f32>(mean[r]);
+            v[r] = select(0.0, dot(d, d), valid && g + r < rows);
+        }
+        let m2 = rows8_m2(li, WG, v);
+        if (li < 8u && g + li < rows) {
+            let q = 3u * ((i0 + g + li) * nwg.x + wg.x);
+            g4_part[q] = cnt;
+            g4_part[q + 1u] = mean[li];
+            g4_part[q + 2u] = m2;
+        }
     }
 }
 

@@ -37,3 +37,45 @@ fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// Scratch for per-row workgroup reductions: 8 rows of one value per thread, rows8[r * width +
+// li] (the batch-norm statistics a producing kernel writes for its outputs' channels).
+var<workgroup> rows8: array<f32, 2048>;
+
+// Sums rows8[r * width + li] over a workgroup of `width` threads (a power of two, at most WG)
+// for each of the 8 rows; row r's total lands in rows8[r * width]. Call from uniform control
+// flow, after writing rows8.
+fn rows8_sum(li: u32, width: u32) {
+    workgroupBarrier();
+    var s = width / 2u;
+    loop {
+        if (s == 0u) { break; }
+        if (li < s) {
+            for (var r = 0u; r < 8u; r = r + 1u) {
+                rows8[r * width + li] = rows8[r * width + li] + rows8[r * width + li + s];
+            }
+        }
+        workgroupBarrier();
+        s = s / 2u;
+    }
+}
+
+// Chunk statistics of 8 rows over a workgroup, step 1: from each thread's sums of its values
+// per row (0 where it has none) to every row's mean over the chunk's `cnt` values.
+fn rows8_means(li: u32, width: u32, sums: array<f32, 8>, cnt: f32) -> array<f32, 8> {
+    for (var r = 0u; r < 8u; r = r + 1u) { rows8[r * width + li] = sums[r]; }
+    rows8_sum(li, width);
+    var mean: array<f32, 8>;
+    for (var r = 0u; r < 8u; r = r + 1u) { mean[r] = rows8[r * width] / max(cnt, 1.0); }
+    workgroupBarrier();
+    return mean;
+}
+
+// Step 2: from each thread's Σ(v − mean)² per row to the chunk's; thread li < 8 gets row li's.
+fn rows8_m2(li: u32, width: u32, m2: array<f32, 8>) -> f32 {
+    for (var r = 0u; r < 8u; r = r + 1u) { rows8[r * width + li] = m2[r]; }
+    rows8_sum(li, width);
+    let total = rows8[min(li, 7u) * width];
+    workgroupBarrier();
+    return total;
+}

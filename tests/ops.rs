@@ -446,6 +446,151 @@ fn dw_pw_fused_dilated() {
     dw_pw_case(45, [2, 2, 6, 8], 3, 1, 2, 2);
 }
 
+/// ReLU → (depthwise k×k, when `k` > 0) → 1×1 → train-mode BN, with the 1×1 kernel writing
+/// the batch norm's statistics (`gemm4_stats`, `dw_pw4_stats`) where batch norm splits its
+/// reductions (forced here with a channel split): against the CPU f64 composition, forward and
+/// gradients, and against the batch norm's own statistics pass (output and running
+/// statistics). `produced`: whether the producer can write them (planes of a multiple of 4).
+fn bn_after_producer_case(
+    seed: u64,
+    xs: [usize; 4],
+    k: usize,
+    cout: usize,
+    x_diff: bool,
+    produced: bool,
+) {
+    let c = xs[1];
+    let mut rng = Rng::new(seed);
+    let mut inputs = vec![input(&mut rng, &xs, x_diff)];
+    if k > 0 {
+        inputs.push(input(&mut rng, &[c, 1, k, k], true));
+    }
+    inputs.push(input(&mut rng, &[cout, c, 1, 1], true));
+    let dw_cfg = Conv2dCfg::new(1, k / 2).groups(c).relu_input(true);
+    let cpu_op = |v: &[Vec<f64>]| {
+        let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
+        let (mid, ms) = if k > 0 {
+            cpu::conv2d(&r, s4(&xs), &v[1], Shape4(c, 1, k, k), None, 1, k / 2, 1, c)
+        } else {
+            (r, s4(&xs))
+        };
+        let w = v.last().unwrap();
+        let (y, ys) = cpu::conv2d(&mid, ms, w, Shape4(cout, c, 1, 1), None, 1, 0, 1, 1);
+        cpu::batch_norm_train(&y, ys, None, 1e-5)
+    };
+    // Producer, then batch norm (with the producer's statistics or its own pass).
+    let run = |t: &mut Tape, v: &[Tensor], use_stats: bool, rs: &[Tensor; 2]| -> Result<Tensor> {
+        t.gpu().set_channel_split(Some(3));
+        t.gpu().set_launches_are_costly(Some(false));
+        let pw_cfg = Conv2dCfg::new(1, 0).relu_input(true);
+        let w = v.last().unwrap();
+        let (y, stats) = match (k > 0, use_stats) {
+            (true, true) => t.dw_pw_with_stats(&v[0], &v[1], dw_cfg, w)?,
+            (true, false) => (t.dw_pw(&v[0], &v[1], dw_cfg, w)?, None),
+            (false, true) => t.conv2d_with_stats(&v[0], w, pw_cfg)?,
+            (false, false) => (t.conv2d(&v[0], w, None, pw_cfg)?, None),
+        };
+        if use_stats {
+            assert_eq!(
+                stats.is_some(),
+                produced,
+                "statistics written by the producer"
+            );
+        }
+        let state = BnState {
+            running_mean: &rs[0],
+            running_var: &rs[1],
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        t.batch_norm_with_stats(&y, stats, None, state, true)
+    };
+    let name = format!("batch norm after producer x{xs:?} k{k} cout{cout}");
+    check(
+        &name,
+        inputs_again(&inputs),
+        |v| cpu_op(v).0,
+        |t, v| {
+            let rs = [
+                Tensor::zeros(t.gpu(), &[cout])?,
+                Tensor::full(t.gpu(), &[cout], 1.0)?,
+            ];
+            run(t, v, true, &rs)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+    // Output and running statistics against the batch norm's own pass and the CPU reference.
+    let g = gpu();
+    let ts: Vec<Tensor> = inputs
+        .iter()
+        .map(|i| Tensor::from_slice(&g, &i.shape, &f32s(&i.data)).unwrap())
+        .collect();
+    let raw: Vec<Vec<f64>> = inputs.iter().map(|i| i.data.clone()).collect();
+    let (_, means, uvars) = cpu_op(&raw);
+    let mut outs = Vec::new();
+    for use_stats in [true, false] {
+        let rs = [
+            Tensor::zeros(&g, &[cout]).unwrap(),
+            Tensor::full(&g, &[cout], 1.0).unwrap(),
+        ];
+        let y = run(&mut Tape::inference(&g), &ts, use_stats, &rs).unwrap();
+        let rm: Vec<f64> = means.iter().map(|m| 0.1 * m).collect();
+        let rv: Vec<f64> = uvars.iter().map(|v| 0.9 + 0.1 * v).collect();
+        Tolerance::FORWARD.assert_close(
+            &format!("{name} running mean"),
+            &rs[0].to_vec().unwrap(),
+            &rm,
+        );
+        Tolerance::FORWARD.assert_close(
+            &format!("{name} running var"),
+            &rs[1].to_vec().unwrap(),
+            &rv,
+        );
+        outs.push(y.to_vec().unwrap());
+    }
+    let own: Vec<f64> = outs[1].iter().map(|&v| v as f64).collect();
+    Tolerance::FORWARD.assert_close(&format!("{name} against its own pass"), &outs[0], &own);
+    g.set_channel_split(None);
+    g.set_launches_are_costly(None);
+}
+
+// One gemm4 workgroup column (48 positions) and two row blocks of 4 (6 rows).
+#[test]
+fn bn_statistics_from_pointwise_one_chunk() {
+    bn_after_producer_case(81, [3, 5, 4, 4], 0, 6, true, true);
+}
+
+// Two columns (1,024 + 256 positions), 16 rows per thread over two blocks (20 rows).
+#[test]
+fn bn_statistics_from_pointwise_two_chunks() {
+    bn_after_producer_case(82, [5, 3, 16, 16], 0, 20, false, true);
+}
+
+// Planes not a multiple of 4: the batch norm's own pass.
+#[test]
+fn bn_statistics_from_pointwise_odd_plane_falls_back() {
+    bn_after_producer_case(83, [2, 3, 5, 5], 0, 4, true, false);
+}
+
+// dw_pw4_stats: one workgroup, 10 output channels (two groups of 8).
+#[test]
+fn bn_statistics_from_fused_dw_pw() {
+    bn_after_producer_case(84, [2, 3, 8, 8], 3, 10, true, true);
+}
+
+// dw_pw4_stats over two workgroups (96 threads), 5×5.
+#[test]
+fn bn_statistics_from_fused_dw_pw_two_chunks() {
+    bn_after_producer_case(85, [3, 2, 16, 16], 5, 4, false, true);
+}
+
+// 17 channels: depthwise then gemm4_stats.
+#[test]
+fn bn_statistics_from_unfused_dw_pw() {
+    bn_after_producer_case(86, [2, 17, 4, 4], 3, 3, true, true);
+}
+
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {
     let mut rng = Rng::new(seed);
     check(

@@ -6,7 +6,7 @@ mod tensor;
 
 pub use ops::conv::Conv2dCfg;
 pub use ops::layout::SliceCfg;
-pub use ops::norm::{BnState, SumTerm};
+pub use ops::norm::{BnState, ChannelStats, SumTerm};
 pub use ops::pool::PoolCfg;
 pub use tape::{Grads, Tape};
 pub(crate) use tensor::Saved;

@@ -69,8 +69,8 @@ impl ReluConvBn {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.conv.forward_relu(tape, x)?;
-        self.bn.forward(tape, &h, ctx)
+        let (h, stats) = self.conv.forward_relu_stats(tape, x, ctx)?;
+        self.bn.forward_with_stats(tape, &h, stats, ctx)
     }
 }
 
@@ -229,14 +229,20 @@ impl SepConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.before_bn(tape, x, ctx)?;
-        self.bn2.forward(tape, &h, ctx)
+        let h = self.first_half(tape, x, ctx)?;
+        let (h, stats) = Conv2d::relu_dw_pw_stats(tape, &h, &self.dw2, &self.pw2, ctx)?;
+        self.bn2.forward_with_stats(tape, &h, stats, ctx)
+    }
+
+    /// ReLU → depthwise → 1×1 → BN.
+    fn first_half(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let (h, stats) = Conv2d::relu_dw_pw_stats(tape, x, &self.dw1, &self.pw1, ctx)?;
+        self.bn1.forward_with_stats(tape, &h, stats, ctx)
     }
 
     /// Everything up to the final batch norm.
     fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = Conv2d::relu_dw_pw(tape, x, &self.dw1, &self.pw1)?;
-        let h = self.bn1.forward(tape, &h, ctx)?;
+        let h = self.first_half(tape, x, ctx)?;
         Conv2d::relu_dw_pw(tape, &h, &self.dw2, &self.pw2)
     }
 }
@@ -288,8 +294,8 @@ impl DilConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = Conv2d::relu_dw_pw(tape, x, &self.dw, &self.pw)?;
-        self.bn.forward(tape, &h, ctx)
+        let (h, stats) = Conv2d::relu_dw_pw_stats(tape, x, &self.dw, &self.pw, ctx)?;
+        self.bn.forward_with_stats(tape, &h, stats, ctx)
     }
 }
 

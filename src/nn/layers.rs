@@ -2,7 +2,7 @@
 //! affine batch norm γ = 1, β = 0, running mean 0 and variance 1).
 
 use super::{join, Ctx, Module, Slot};
-use crate::autodiff::{BnState, Conv2dCfg, Tape, Tensor};
+use crate::autodiff::{BnState, ChannelStats, Conv2dCfg, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use rand::Rng;
@@ -56,10 +56,39 @@ impl Conv2d {
         tape.dw_pw(x, &dw.weight, dw.cfg.relu_input(true), &pw.weight)
     }
 
+    /// [`Conv2d::relu_dw_pw`] followed by a batch norm (`ctx.train`: in train mode): the 1×1
+    /// kernel also writes the output's statistics where that saves the batch norm a pass.
+    pub fn relu_dw_pw_stats(
+        tape: &mut Tape,
+        x: &Tensor,
+        dw: &Conv2d,
+        pw: &Conv2d,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        if !ctx.train || pw.bias.is_some() || dw.bias.is_some() || pw.cfg != Conv2dCfg::new(1, 0) {
+            return Ok((Conv2d::relu_dw_pw(tape, x, dw, pw)?, None));
+        }
+        tape.dw_pw_with_stats(x, &dw.weight, dw.cfg.relu_input(true), &pw.weight)
+    }
+
     /// conv(relu(x)), the ReLU folded into the convolution's loads.
     pub fn forward_relu(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
         let cfg = self.cfg.relu_input(true);
         tape.conv2d(x, &self.weight, self.bias.as_ref(), cfg)
+    }
+
+    /// [`Conv2d::forward_relu`] followed by a batch norm (`ctx.train`: in train mode): a 1×1
+    /// convolution also writes its output's statistics where that saves the batch norm a pass.
+    pub fn forward_relu_stats(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        if !ctx.train || self.bias.is_some() {
+            return Ok((self.forward_relu(tape, x)?, None));
+        }
+        tape.conv2d_with_stats(x, &self.weight, self.cfg.relu_input(true))
     }
 }
 
@@ -103,11 +132,24 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        self.forward_with_stats(tape, x, None, ctx)
+    }
+
+    /// [`BatchNorm2d::forward`] with x's statistics from the kernel that produced it (see
+    /// [`Tape::batch_norm_with_stats`]).
+    pub fn forward_with_stats(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        stats: Option<ChannelStats>,
+        ctx: Ctx,
+    ) -> Result<Tensor> {
         if ctx.train {
             self.count_batch();
         }
-        tape.batch_norm(
+        tape.batch_norm_with_stats(
             x,
+            stats,
             self.affine.as_ref().map(|(g, b)| (g, b)),
             self.state(),
             ctx.train,

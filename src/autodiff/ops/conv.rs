@@ -2,6 +2,7 @@
 //! bias): forward and the backward rule side by side. Kernels: `shaders/conv.wgsl`.
 
 use super::layout::SliceCfg;
+use super::norm::{stats_in_producer, ChannelStats};
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
@@ -297,9 +298,9 @@ fn gemm(
         mask.unwrap_or(x).buffer(),
     ];
     let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
-    if hw % 4 == 0 {
+    if hw.is_multiple_of(4) {
         // Four pixels per thread (they always fall in one image), up to 16 output rows.
-        let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
+        let rb = gemm4_rows(m);
         let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
         let grid = [(n * hw).div_ceil(1024), m.div_ceil(rb), 1];
         x.gpu()
@@ -312,8 +313,45 @@ fn gemm(
     }
 }
 
+/// Output rows per `gemm4` thread for m rows.
+fn gemm4_rows(m: usize) -> usize {
+    [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4)
+}
+
+/// y = w·relu?(x) per image (`gemm4_stats`) with the batch-norm statistics of y's rows, when
+/// the planes allow it (hw a multiple of 4).
+fn gemm_stats(
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    [n, m, k, hw]: [usize; 4],
+    relu: bool,
+) -> Result<Option<ChannelStats>> {
+    if !hw.is_multiple_of(4) {
+        return Ok(None);
+    }
+    let gpu = x.gpu();
+    let rb = gemm4_rows(m);
+    let parts = (n * hw).div_ceil(1024);
+    let part = Tensor::empty(gpu, &[3 * m * parts], "conv2d output statistics")?;
+    let pp = [n, m, k, hw, k, 1, 0, 0].map(|v| v as u32);
+    // Binding 4 (the mask) is unused: x stands in.
+    let bufs = [
+        w.buffer(),
+        x.buffer(),
+        y.buffer(),
+        x.buffer(),
+        part.buffer(),
+    ];
+    let consts = [relu_consts(relu), &[("RB", rb as u32)]].concat();
+    let grid = [parts, m.div_ceil(rb), 1];
+    gpu.launch_spec("pointwise", "gemm4_stats", &consts, &pp, &bufs, grid)?;
+    Ok(Some(ChannelStats::new(part, parts, y)))
+}
+
 /// Runs conv2d's forward kernels (the 1×1, depthwise or general path) into a new tensor,
-/// outside the tape.
+/// outside the tape; with `stats` a 1×1 convolution also writes its output's batch-norm
+/// statistics where it can.
 fn conv_forward(
     x: &Tensor,
     w: &Tensor,
@@ -321,11 +359,17 @@ fn conv_forward(
     params: &[u32; 17],
     out_shape: &[usize],
     relu: bool,
-) -> Result<Tensor> {
+    stats: bool,
+) -> Result<(Tensor, Option<ChannelStats>)> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, out_shape, "conv2d output")?;
     if let Some(pw) = pointwise(params) {
         let (n, cin, hw, cout) = pw;
+        if stats && b.is_none() && stats_in_producer(gpu, cout, n * hw) {
+            if let Some(st) = gemm_stats(x, w, &y, [n, cout, cin, hw], relu)? {
+                return Ok((y, Some(st)));
+            }
+        }
         gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu, None)?;
     } else if let Some((dp, consts)) = depthwise(params) {
         let consts = [&consts[..], relu_consts(relu)].concat();
@@ -343,7 +387,7 @@ fn conv_forward(
             y.numel().div_ceil(256),
         )?;
     }
-    Ok(y)
+    Ok((y, None))
 }
 
 /// A depthwise convolution followed by a 1×1 one (DARTS' sep_conv and dil_conv halves),
@@ -377,6 +421,30 @@ impl Tape {
         cfg_dw: Conv2dCfg,
         w_pw: &Tensor,
     ) -> Result<Tensor> {
+        Ok(self.dw_pw_impl(x, w_dw, cfg_dw, w_pw, false)?.0)
+    }
+
+    /// [`Tape::dw_pw`] for a train-mode batch norm to follow: where that batch norm would
+    /// split its reductions (GPUs) the 1×1 kernel also writes the output's statistics
+    /// (`dw_pw4_stats`, `gemm4_stats`), for [`Tape::batch_norm_with_stats`].
+    pub fn dw_pw_with_stats(
+        &mut self,
+        x: &Tensor,
+        w_dw: &Tensor,
+        cfg_dw: Conv2dCfg,
+        w_pw: &Tensor,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        self.dw_pw_impl(x, w_dw, cfg_dw, w_pw, true)
+    }
+
+    fn dw_pw_impl(
+        &mut self,
+        x: &Tensor,
+        w_dw: &Tensor,
+        cfg_dw: Conv2dCfg,
+        w_pw: &Tensor,
+        stats: bool,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
         let pw_cfg = Conv2dCfg::new(1, 0);
         let wants = self.wants(&[x, w_dw, w_pw]);
         let (p_dw, mid_shape) = params(x, w_dw, cfg_dw, false)?;
@@ -395,7 +463,7 @@ impl Tape {
         let fused_inference = fused.is_some() && !wants;
         if !(one_node || fused_inference) {
             let mid = self.conv2d(x, w_dw, None, cfg_dw)?;
-            return self.conv2d(&mid, w_pw, None, pw_cfg);
+            return self.conv2d_impl(&mid, w_pw, None, pw_cfg, stats);
         }
         let (p_pw, out_shape) = params_for(mid_shape, w_pw, pw_cfg, false)?;
         if pointwise(&p_pw).is_none() {
@@ -404,7 +472,12 @@ impl Tape {
                 format!("the second weight must be 1×1, got {:?}", w_pw.shape()),
             ));
         }
+        let [n, co, ho, wo] = out_shape[..] else {
+            return Err(Error::Invalid("internal: dw_pw output not 4-D".into()));
+        };
+        let stats = stats && stats_in_producer(self.gpu(), co, n * ho * wo);
         let mut kept = None;
+        let mut channel_stats = None;
         let y = match fused {
             // Both convolutions in one launch; the intermediate stays in registers (or is
             // also written out, to be kept).
@@ -425,18 +498,36 @@ impl Tape {
                     w_pw.buffer(),
                     mid.buffer(),
                 ];
-                gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
+                if stats {
+                    // The workgroups are the statistics' chunks.
+                    let part = Tensor::empty(&gpu, &[3 * co * groups], "dw_pw output statistics")?;
+                    let bufs = [&bufs[..], &[part.buffer()]].concat();
+                    gpu.launch_specialized(
+                        "depthwise",
+                        "dw_pw4_stats",
+                        &consts,
+                        &dp,
+                        &bufs,
+                        groups,
+                    )?;
+                    channel_stats = Some(ChannelStats::new(part, groups, &y));
+                } else {
+                    gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
+                }
                 kept = keep_mid.then_some(mid);
                 y
             }
             None => {
-                let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, cfg_dw.relu_input)?;
-                conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false)?
+                let relu = cfg_dw.relu_input;
+                let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, relu, false)?.0;
+                let (y, st) = conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false, stats)?;
+                channel_stats = st;
+                y
             }
         };
         self.add_macs(mid_numel as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
         self.add_macs(y.numel() as u64 * w_pw.numel() as u64 / w_pw.shape()[0] as u64);
-        Ok(self.record(&[x, w_dw, w_pw], y, || {
+        let y = self.record(&[x, w_dw, w_pw], y, || {
             Op::DwPw(DwPwNode {
                 x: Saved::keep(x),
                 w_dw: Saved::keep(w_dw),
@@ -447,7 +538,8 @@ impl Tape {
                 mid_shape,
                 relu: cfg_dw.relu_input,
             })
-        }))
+        });
+        Ok((y, channel_stats))
     }
 
     /// y = conv2d(x, w) (+ b). x: (n, cin, h, w); w: (cout, cin/groups, kh, kw); b: (cout).
@@ -458,6 +550,29 @@ impl Tape {
         b: Option<&Tensor>,
         cfg: Conv2dCfg,
     ) -> Result<Tensor> {
+        Ok(self.conv2d_impl(x, w, b, cfg, false)?.0)
+    }
+
+    /// [`Tape::conv2d`] (no bias) for a train-mode batch norm to follow: where that batch
+    /// norm would split its reductions (GPUs), a 1×1 convolution also writes its output's
+    /// statistics (`gemm4_stats`), for [`Tape::batch_norm_with_stats`].
+    pub fn conv2d_with_stats(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        cfg: Conv2dCfg,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        self.conv2d_impl(x, w, None, cfg, true)
+    }
+
+    fn conv2d_impl(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        cfg: Conv2dCfg,
+        stats: bool,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
         let (params, out_shape) = params(x, w, cfg, b.is_some())?;
         // A strided 1×1 conv only reads every s-th pixel: subsample, then a plain matrix
         // product (cheaper than the general kernel's gather, forward and backward).
@@ -475,11 +590,12 @@ impl Tape {
                     stride: cfg.stride,
                 },
             )?;
-            return self.conv2d(
+            return self.conv2d_impl(
                 &sub,
                 w,
                 None,
                 Conv2dCfg::new(1, 0).relu_input(cfg.relu_input),
+                stats,
             );
         }
         if let Some(b) = b {
@@ -490,11 +606,11 @@ impl Tape {
                 ));
             }
         }
-        let y = conv_forward(x, w, b, &params, &out_shape, cfg.relu_input)?;
+        let (y, channel_stats) = conv_forward(x, w, b, &params, &out_shape, cfg.relu_input, stats)?;
         self.add_macs(y.numel() as u64 * w.numel() as u64 / w.shape()[0] as u64);
         let mut inputs = vec![x, w];
         inputs.extend(b);
-        Ok(self.record(&inputs, y, || {
+        let y = self.record(&inputs, y, || {
             Op::Conv2d(Conv2dNode {
                 // The weight gradient reads x, and so does the folded ReLU's mask.
                 x: Saved::keep_if(
@@ -506,7 +622,8 @@ impl Tape {
                 params,
                 relu: cfg.relu_input,
             })
-        }))
+        });
+        Ok((y, channel_stats))
     }
 }
 
@@ -525,7 +642,9 @@ impl DwPwNode {
                 &self.p_dw,
                 &self.mid_shape,
                 self.relu,
+                false,
             )?
+            .0
             .with_grad();
             Saved::keep(&mid)
         } else {

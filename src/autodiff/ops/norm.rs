@@ -4,7 +4,7 @@
 
 use crate::autodiff::tape::{GradTerm, InputGrads, Op, Tape};
 use crate::autodiff::tensor::TensorKey;
-use crate::autodiff::{Saved, Tensor};
+use crate::autodiff::{Saved, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 
@@ -31,12 +31,55 @@ pub(crate) struct BatchNormNode {
     params: [u32; 13],
 }
 
+/// Batch-norm statistics of a tensor's channels, written by the kernel that produced it: per
+/// (channel, chunk of positions) the chunk's count, mean and Σ(x − mean)² (batchnorm.wgsl's
+/// `stats_partial` layout). A train-mode [`Tape::batch_norm_with_stats`] of that tensor
+/// combines them instead of reading the tensor once more for its statistics.
+pub struct ChannelStats {
+    part: Tensor,
+    parts: usize,
+    of: TensorId,
+}
+
+impl ChannelStats {
+    /// Statistics of `of`, in `part` (3 floats per (channel, chunk), `parts` chunks).
+    pub(crate) fn new(part: Tensor, parts: usize, of: &Tensor) -> ChannelStats {
+        ChannelStats {
+            part,
+            parts,
+            of: of.id(),
+        }
+    }
+}
+
+/// Whether the producer of a batch norm's input (`c` channels of `per_channel` values each)
+/// should write its statistics: where the batch norm would split its reduction over several
+/// workgroups (GPUs), the producer's own workgroups serve as the chunks and a pass over the
+/// tensor is saved. Where one workgroup per channel does statistics and normalisation in one
+/// launch (CPU adapters) that launch is cheaper than partials.
+pub(crate) fn stats_in_producer(gpu: &Gpu, c: usize, per_channel: usize) -> bool {
+    gpu.channel_split(c, per_channel) > 1
+}
+
 impl Tape {
     /// y = (x − mean)·invstd (·γ + β). `train`: batch statistics, running statistics updated
     /// in place; otherwise the running statistics normalise. x: (n, c, h, w) or (n, c).
     pub fn batch_norm(
         &mut self,
         x: &Tensor,
+        affine: Option<(&Tensor, &Tensor)>,
+        state: BnState<'_>,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.batch_norm_with_stats(x, None, affine, state, train)
+    }
+
+    /// [`Tape::batch_norm`] with x's statistics already computed by the kernel that produced
+    /// it (`stats`, used in train mode; None computes them here).
+    pub fn batch_norm_with_stats(
+        &mut self,
+        x: &Tensor,
+        stats: Option<ChannelStats>,
         affine: Option<(&Tensor, &Tensor)>,
         state: BnState<'_>,
         train: bool,
@@ -78,10 +121,19 @@ impl Tape {
             ));
         }
         let gpu = self.gpu().clone();
-        let parts = if train {
-            gpu.channel_split(c, n * hw)
-        } else {
-            1
+        let stats = stats.filter(|_| train);
+        if let Some(st) = &stats {
+            if st.of != x.id() || st.part.numel() != 3 * c * st.parts {
+                return Err(Error::Invalid(format!(
+                    "internal: batch_norm given statistics of another tensor than its input {:?}",
+                    x.shape()
+                )));
+            }
+        }
+        let parts = match &stats {
+            Some(st) => st.parts,
+            None if train => gpu.channel_split(c, n * hw),
+            None => 1,
         };
         let params = [
             n as u32,
@@ -101,7 +153,7 @@ impl Tape {
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
         let running = [state.running_mean.buffer(), state.running_var.buffer()];
-        if train && parts == 1 {
+        if train && parts == 1 && stats.is_none() {
             // Without affine parameters, x stands in for them (read-only, never read).
             let (g, b) = affine.unwrap_or((x, x));
             // Statistics and normalisation in one launch: one workgroup per channel.
@@ -117,7 +169,11 @@ impl Tape {
             let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
             gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
         } else {
-            if train {
+            if let Some(st) = &stats {
+                // The producer's chunks, combined per channel.
+                let bufs = [st.part.buffer(), saved.buffer(), running[0], running[1]];
+                gpu.launch("batchnorm", "stats_finish", &params, &bufs, c)?;
+            } else if train {
                 // Each channel split over `parts` workgroups, then combined per channel.
                 let part = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
                 let bufs = [x.buffer(), &part];
