@@ -21,10 +21,12 @@ struct Cli {
     adapter: Option<String>,
     /// Threads of a CPU adapter (Mesa's lavapipe / llvmpipe; sets LP_NUM_THREADS). 0 runs
     /// every launch on the submitting thread, which skips the driver's ~30 µs thread-pool
-    /// hand-off per launch: the fastest choice for small networks, slower for large ones.
-    /// Default: the driver's (one thread per core). No effect on GPUs.
-    #[arg(long, global = true, value_name = "N")]
-    cpu_threads: Option<u32>,
+    /// hand-off per launch: the fastest choice for tiny networks, slower for larger ones.
+    /// auto (the default): 0 where --batch-size (bench: --batch) times --channels is at most
+    /// 16, the driver's (one thread per core) otherwise or where LP_NUM_THREADS is set. No
+    /// effect on GPUs.
+    #[arg(long, global = true, value_name = "N|auto", default_value = "auto", value_parser = parse_threads)]
+    cpu_threads: CpuThreads,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,10 +48,53 @@ enum Command {
     Devices,
 }
 
+#[derive(Clone, Copy, Debug)]
+enum CpuThreads {
+    Auto,
+    Threads(u32),
+}
+
+fn parse_threads(s: &str) -> Result<CpuThreads, String> {
+    if s == "auto" {
+        return Ok(CpuThreads::Auto);
+    }
+    s.parse()
+        .map(CpuThreads::Threads)
+        .map_err(|_| format!("expected a thread count or `auto`, got `{s}`"))
+}
+
+/// Largest batch × C up to which `--cpu-threads auto` runs a CPU adapter on the submitting
+/// thread. On the 2-core box (lavapipe, 32×32 images, search step) the hand-off dominates
+/// up to here: C=2 batch 2 in 135 ms against 244 ms, C=4 batch 4 in 498 against 603. At 32
+/// the driver's threads win or tie (C=2 batch 16: 600 against 710 ms; C=16 batch 2: 1.76–1.98
+/// s against 2.01–2.11; C=8 batch 4: 1.59–1.74 s against 1.64–1.65), and beyond clearly
+/// (C=4 batch 32: 2.45–2.71 s against 3.74–3.84).
+const TINY_WORK: usize = 16;
+
+impl Command {
+    /// batch × C of the network this command runs, where the command line gives both.
+    fn work(&self) -> Option<usize> {
+        match self {
+            Command::Search(a) => Some(a.batch_size? * a.channels?),
+            Command::Train(a) => Some(a.batch_size? * a.channels?),
+            Command::Bench(a) => {
+                let most = |v: &[usize]| v.iter().copied().max();
+                Some(most(&a.batch)? * most(&a.channels)?)
+            }
+            _ => None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    if let Some(n) = cli.cpu_threads {
+    let threads = match cli.cpu_threads {
+        CpuThreads::Threads(n) => Some(n),
+        CpuThreads::Auto if std::env::var_os("LP_NUM_THREADS").is_some() => None,
+        CpuThreads::Auto => cli.command.work().filter(|&w| w <= TINY_WORK).map(|_| 0),
+    };
+    if let Some(n) = threads {
         // Read by Mesa when the adapter opens, below; nothing else runs yet (one thread).
         std::env::set_var("LP_NUM_THREADS", n.to_string());
     }

@@ -247,6 +247,8 @@ fn train_a_nas_bench_201_cell() {
 /// `extra` arguments and `--json`; returns the printed text and the JSON document.
 fn tiny_bench(extra: &[&str]) -> (String, serde_json::Value) {
     let run = bin()
+        // `--cpu-threads auto` leaves a thread count set in the environment alone.
+        .env_remove("LP_NUM_THREADS")
         .args([
             "bench",
             "--channels",
@@ -326,6 +328,23 @@ fn cpu_threads_reach_the_software_driver_and_the_report() {
                 .contains("LP_NUM_THREADS=0"),
             "{stdout}"
         );
+    }
+}
+
+#[test]
+fn cpu_threads_auto_runs_tiny_networks_on_the_submitting_thread() {
+    let adapter = |args: &[&str]| {
+        let (_, doc) = tiny_bench(args);
+        doc["adapter"].as_str().unwrap().to_string()
+    };
+    // batch 2 × C 2 = 4: tiny; batch 9 × C 2 = 18: the driver's threads.
+    let tiny = adapter(&["--batch", "2", "--steps", "1"]);
+    let larger = adapter(&["--batch", "9", "--steps", "1"]);
+    let named = adapter(&["--batch", "9", "--steps", "1", "--cpu-threads", "2"]);
+    if tiny.contains("llvmpipe") {
+        assert!(tiny.contains("LP_NUM_THREADS=0"), "{tiny}");
+        assert!(!larger.contains("LP_NUM_THREADS"), "{larger}");
+        assert!(named.contains("LP_NUM_THREADS=2"), "{named}");
     }
 }
 
