@@ -36,10 +36,16 @@ pub struct BenchArgs {
     /// Keep intermediates for backward instead of recomputing them (more memory, less work).
     #[arg(long)]
     pub no_recompute: bool,
-    /// Workgroups per channel in batch-norm reductions (default: 1 on CPU adapters, enough
-    /// to fill a GPU otherwise); for comparing the two strategies on one adapter.
+    /// Workgroups per channel in batch-norm reductions (default: 1 where launches are
+    /// costly, enough to fill a GPU otherwise); for comparing the two strategies on one adapter.
     #[arg(long)]
     pub channel_split: Option<usize>,
+    /// Launch strategy: `gpu` (kernels rather than copy commands, batch-norm reductions split
+    /// over workgroups with their statistics written by the producing 1×1 kernels), `cpu`
+    /// (copies, one-pass reductions, fused mixed-edge tails), or `auto`: the adapter's (cpu on
+    /// CPU adapters). `gpu` on a CPU adapter shows the GPU path's dispatches and memory.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub strategy: Strategy,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Also print the results as one line of JSON at the end.
@@ -49,6 +55,13 @@ pub struct BenchArgs {
     /// synced and timed alone (slow; for finding the hot kernels).
     #[arg(long)]
     pub profile: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    Auto,
+    Cpu,
+    Gpu,
 }
 
 pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
@@ -82,6 +95,11 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         // A fresh device per configuration, so each one's memory is its own.
         let gpu = Gpu::new(choice)?;
         gpu.set_channel_split(a.channel_split);
+        gpu.set_launches_are_costly(match a.strategy {
+            Strategy::Auto => None,
+            Strategy::Cpu => Some(true),
+            Strategy::Gpu => Some(false),
+        });
         if adapter.is_empty() {
             adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
             // Mesa's software drivers read their thread count from the environment.
@@ -90,6 +108,8 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                     adapter = format!("{adapter}, LP_NUM_THREADS={n}");
                 }
             }
+            let strategy = if gpu.launches_are_costly() { "cpu" } else { "gpu" };
+            adapter = format!("{adapter}, {strategy} launch strategy");
             eprintln!("adapter: {adapter}");
         }
         eprintln!(

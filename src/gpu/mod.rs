@@ -163,13 +163,14 @@ impl Gpu {
     }
 
     /// Workgroups that share one channel's reduction over `per_channel` values (batch norm):
-    /// 1 on CPU adapters, where one workgroup per channel does the whole job in one launch;
-    /// on GPUs enough chunks of at least 1,024 values to give the device ~1,024 workgroups.
+    /// 1 where launches are costly (CPU adapters), where one workgroup per channel does the
+    /// whole job in one launch; elsewhere (GPUs) enough chunks of at least 1,024 values to
+    /// give the device ~1,024 workgroups.
     pub fn channel_split(&self, channels: usize, per_channel: usize) -> usize {
         let most = per_channel.div_ceil(1024).max(1);
         match self.inner.split.get() {
             Some(parts) => parts.clamp(1, per_channel.max(1)),
-            None if self.inner.summary.device_type == "Cpu" => 1,
+            None if self.launches_are_costly() => 1,
             None => 1024usize.div_ceil(channels.max(1)).clamp(1, most),
         }
     }
@@ -193,8 +194,8 @@ impl Gpu {
             .unwrap_or(self.inner.summary.device_type == "Cpu")
     }
 
-    /// Forces [`Gpu::launches_are_costly`] (tests run both paths on any adapter); None
-    /// restores the automatic choice.
+    /// Forces [`Gpu::launches_are_costly`] (tests run both paths on any adapter), and with it
+    /// the automatic [`Gpu::channel_split`]; None restores the automatic choice.
     pub fn set_launches_are_costly(&self, costly: Option<bool>) {
         self.inner.costly_launches.set(costly);
     }
