@@ -349,6 +349,23 @@ fn cpu_threads_auto_runs_tiny_networks_on_the_submitting_thread() {
 }
 
 #[test]
+fn bench_strategy_runs_either_launch_strategy_and_names_it() {
+    let run = |strategy: &str| {
+        let (stdout, doc) = tiny_bench(&["--batch", "2", "--steps", "1", "--strategy", strategy]);
+        let adapter = doc["adapter"].as_str().unwrap().to_string();
+        assert!(
+            adapter.contains(&format!("{strategy} launch strategy")),
+            "{stdout}"
+        );
+        doc["results"][0]["dispatches_per_step"].as_f64().unwrap()
+    };
+    // The GPU strategy splits batch-norm reductions and keeps kernels where the CPU one
+    // copies and fuses: more, smaller dispatches.
+    let (cpu, gpu) = (run("cpu"), run("gpu"));
+    assert!(gpu > cpu, "gpu strategy {gpu} dispatches, cpu {cpu}");
+}
+
+#[test]
 fn bench_rejects_a_zero_batch() {
     let run = bin().args(["bench", "--batch", "0"]).output().unwrap();
     assert!(!run.status.success());

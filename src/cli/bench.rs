@@ -108,7 +108,11 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                     adapter = format!("{adapter}, LP_NUM_THREADS={n}");
                 }
             }
-            let strategy = if gpu.launches_are_costly() { "cpu" } else { "gpu" };
+            let strategy = if gpu.launches_are_costly() {
+                "cpu"
+            } else {
+                "gpu"
+            };
             adapter = format!("{adapter}, {strategy} launch strategy");
             eprintln!("adapter: {adapter}");
         }
