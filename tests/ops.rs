@@ -1244,6 +1244,7 @@ fn normalized_sum_plan(
                         momentum: 0.1,
                         eps: 1e-5,
                     }),
+                    stats: None,
                     table: &v[tab],
                     idx,
                 })
@@ -1310,6 +1311,7 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
                     momentum: 0.1,
                     eps: 1e-5,
                 }),
+                stats: None,
                 table: &table,
                 idx: k,
             })

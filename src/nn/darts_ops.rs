@@ -2,7 +2,7 @@
 //! reference state names (`op.1.weight`, `conv_1.weight`, `_ops.k.1.running_mean`, …).
 
 use super::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
-use crate::autodiff::{Conv2dCfg, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
+use crate::autodiff::{ChannelStats, Conv2dCfg, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use rand::Rng;
@@ -229,21 +229,21 @@ impl SepConv {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.first_half(tape, x, ctx)?;
-        let (h, stats) = Conv2d::relu_dw_pw_stats(tape, &h, &self.dw2, &self.pw2, ctx)?;
+        let (h, stats) = self.before_bn(tape, x, ctx)?;
         self.bn2.forward_with_stats(tape, &h, stats, ctx)
     }
 
-    /// ReLU → depthwise → 1×1 → BN.
-    fn first_half(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+    /// Everything up to the final batch norm, and that batch norm's statistics where the
+    /// producing kernel wrote them.
+    fn before_bn(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
         let (h, stats) = Conv2d::relu_dw_pw_stats(tape, x, &self.dw1, &self.pw1, ctx)?;
-        self.bn1.forward_with_stats(tape, &h, stats, ctx)
-    }
-
-    /// Everything up to the final batch norm.
-    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let h = self.first_half(tape, x, ctx)?;
-        Conv2d::relu_dw_pw(tape, &h, &self.dw2, &self.pw2)
+        let h = self.bn1.forward_with_stats(tape, &h, stats, ctx)?;
+        Conv2d::relu_dw_pw_stats(tape, &h, &self.dw2, &self.pw2, ctx)
     }
 }
 
@@ -400,8 +400,9 @@ impl Candidate {
         self.forward_pooled(tape, x, ctx, None)
     }
 
-    /// The candidate up to its final batch norm (train mode, no affine part), and that batch
-    /// norm, for a mixed edge to apply with its weighted sum; or the whole output and None.
+    /// The candidate up to its final batch norm (train mode, no affine part), that batch norm
+    /// and, where the producing 1×1 kernel wrote them, the statistics it needs; for a mixed
+    /// edge to apply with its weighted sum. Otherwise the whole output and None.
     /// A pooling candidate takes its pooled input from `pooled` (max, avg) when given.
     fn forward_split(
         &self,
@@ -409,31 +410,31 @@ impl Candidate {
         x: &Tensor,
         ctx: Ctx,
         pooled: Option<&(Tensor, Tensor)>,
-    ) -> Result<(Tensor, Option<&BatchNorm2d>)> {
+    ) -> Result<(Tensor, Option<&BatchNorm2d>, Option<ChannelStats>)> {
         let bn = match self {
             Candidate::Pool { bn: Some(bn), .. } => bn,
             Candidate::Conv(op) => &op.bn,
             Candidate::Reduce(op) => &op.bn,
             Candidate::Sep(op) => &op.bn2,
             Candidate::Dil(op) => &op.bn,
-            _ => return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None)),
+            _ => return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None, None)),
         };
         if !ctx.train || bn.affine.is_some() {
-            return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None));
+            return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None, None));
         }
-        let h = match self {
-            Candidate::Pool { .. } => self.pooled_input(tape, x, pooled)?,
-            Candidate::Conv(op) => op.conv.forward_relu(tape, x)?,
-            Candidate::Reduce(op) => op.before_bn(tape, x)?,
+        let (h, stats) = match self {
+            Candidate::Pool { .. } => (self.pooled_input(tape, x, pooled)?, None),
+            Candidate::Conv(op) => op.conv.forward_relu_stats(tape, x, ctx)?,
+            Candidate::Reduce(op) => (op.before_bn(tape, x)?, None),
             Candidate::Sep(op) => op.before_bn(tape, x, ctx)?,
-            Candidate::Dil(op) => Conv2d::relu_dw_pw(tape, x, &op.dw, &op.pw)?,
+            Candidate::Dil(op) => Conv2d::relu_dw_pw_stats(tape, x, &op.dw, &op.pw, ctx)?,
             _ => {
                 return Err(Error::Invalid(
                     "internal: a candidate without a final batch norm".into(),
                 ))
             }
         };
-        Ok((h, Some(bn)))
+        Ok((h, Some(bn), stats))
     }
 
     /// A pooling candidate's pooling of x (from `pooled` when given).
@@ -590,14 +591,16 @@ impl MixedOp {
         };
         // Each candidate up to its final batch norm, which the weighted sum below applies.
         let mut bns: Vec<Option<&BatchNorm2d>> = Vec::with_capacity(k);
+        let mut stats: Vec<Option<ChannelStats>> = Vec::with_capacity(k);
         for (i, op) in self.ops.iter().enumerate() {
             // w·0 adds nothing and its weight gets a zero gradient either way: skip the work.
             if op.is_zero() {
                 continue;
             }
-            let (y, bn) = op.forward_split(tape, x, ctx, pooled.as_ref())?;
+            let (y, bn, st) = op.forward_split(tape, x, ctx, pooled.as_ref())?;
             ys.push(y);
             bns.push(bn);
+            stats.push(st);
             idx.push(edge * k + i);
         }
         let aux = if self.has_aux {
@@ -626,14 +629,15 @@ impl MixedOp {
         let mut terms: Vec<SumTerm> = ys
             .iter()
             .zip(&idx)
-            .zip(&bns)
-            .map(|((y, &i), bn)| {
+            .zip(bns.iter().zip(&stats))
+            .map(|((y, &i), (bn, st))| {
                 if let Some(bn) = bn {
                     bn.count_batch();
                 }
                 SumTerm {
                     x: y,
                     bn: bn.map(|b| b.state()),
+                    stats: st.as_ref(),
                     table: weights,
                     idx: i,
                 }
@@ -643,6 +647,7 @@ impl MixedOp {
             terms.push(SumTerm {
                 x: a,
                 bn: None,
+                stats: None,
                 table,
                 idx: *i,
             });

@@ -35,6 +35,7 @@ pub(crate) struct BatchNormNode {
 /// (channel, chunk of positions) the chunk's count, mean and Σ(x − mean)² (batchnorm.wgsl's
 /// `stats_partial` layout). A train-mode [`Tape::batch_norm_with_stats`] of that tensor
 /// combines them instead of reading the tensor once more for its statistics.
+#[derive(Clone)]
 pub struct ChannelStats {
     part: Tensor,
     parts: usize,
@@ -352,6 +353,9 @@ impl BatchNormNode {
 pub struct SumTerm<'a> {
     pub x: &'a Tensor,
     pub bn: Option<BnState<'a>>,
+    /// x's statistics from the kernel that produced it, for a batch norm that runs on its own
+    /// ([`Tape::batch_norm_with_stats`]); None computes them (the fused path always does).
+    pub stats: Option<&'a ChannelStats>,
     pub table: &'a Tensor,
     pub idx: usize,
 }
@@ -395,7 +399,14 @@ impl Tape {
                     Some(state) => {
                         seen += 1;
                         if seen > MAX_NORMALIZED {
-                            Some(self.batch_norm(t.x, None, state.clone(), true)?)
+                            let stats = t.stats.cloned();
+                            Some(self.batch_norm_with_stats(
+                                t.x,
+                                stats,
+                                None,
+                                state.clone(),
+                                true,
+                            )?)
                         } else {
                             None
                         }
@@ -410,12 +421,14 @@ impl Tape {
                     Some(y) => SumTerm {
                         x: y,
                         bn: None,
+                        stats: None,
                         table: t.table,
                         idx: t.idx,
                     },
                     None => SumTerm {
                         x: t.x,
                         bn: t.bn.clone(),
+                        stats: t.stats,
                         table: t.table,
                         idx: t.idx,
                     },
@@ -427,7 +440,10 @@ impl Tape {
             let mut normalized = Vec::with_capacity(terms.len());
             for t in terms {
                 normalized.push(match &t.bn {
-                    Some(state) => self.batch_norm(t.x, None, state.clone(), true)?,
+                    Some(state) => {
+                        let stats = t.stats.cloned();
+                        self.batch_norm_with_stats(t.x, stats, None, state.clone(), true)?
+                    }
                     None => t.x.clone(),
                 });
             }
