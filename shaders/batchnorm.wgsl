@@ -11,7 +11,8 @@
 //   eval_stats       1 running_mean, 2 running_var, 3 saved       one thread per channel
 //   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
 //   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
-//   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx            one thread per element
+//   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx, 6 scale table (p.scaled, below)
+//                                                                 one thread per element
 //   train_forward    stats + normalize in one launch: 1 x, 2 saved, 3 running_mean,
 //                    4 running_var, 5 gamma, 6 beta, 7 y          one workgroup per channel
 //   backward_fused   backward_reduce + backward_dx (train mode): 1 x, 2 dy, 3 saved, 4 gamma,
@@ -34,7 +35,7 @@
 //                    Chan's combination of the chunks (stable like the two-pass formula)
 //   grad_partial     1 x, 2 dy, 3 saved (read-write binding, only read), 4 part (2 per chunk:
 //                    Σ dy, Σ dy·x̂)
-//   grad_finish      1 part, 2 saved                              one thread per channel
+//   grad_finish      1 part, 2 saved, 3 scale table (p.scaled)    one thread per channel
 // followed by normalize / backward_dx.
 // The per-channel loops walk (image, pixel) by increments: no division per element.
 // Workgroup size 256 (64 for the vec4 variants).
@@ -259,9 +260,9 @@ fn backward_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         let m = f32(p.n * p.hw);
         var xhat = (bd_x[i] - bd_saved[ch]) * invstd;
         if (p.x_is_xhat != 0u) { xhat = bd_x[i]; }
-        bd_dx[i] = scale * (bd_dy[i] - bd_saved[2u * p.c + ch] / m - xhat * bd_saved[3u * p.c + ch] / m);
+        bd_dx[i] = scale * (dy_factor() * bd_dy[i] - bd_saved[2u * p.c + ch] / m - xhat * bd_saved[3u * p.c + ch] / m);
     } else {
-        bd_dx[i] = scale * bd_dy[i];
+        bd_dx[i] = scale * dy_factor() * bd_dy[i];
     }
 }
 
@@ -321,6 +322,7 @@ fn grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 
 @group(0) @binding(1) var<storage, read> gf_part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gf_saved: array<f32>;
+@group(0) @binding(3) var<storage, read> gf_scale: array<f32>;
 
 @compute @workgroup_size(256)
 fn grad_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -332,8 +334,11 @@ fn grad_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         s1 = s1 + gf_part[2u * (ch * p.parts + k)];
         s2 = s2 + gf_part[2u * (ch * p.parts + k) + 1u];
     }
-    gf_saved[2u * p.c + ch] = s1;
-    gf_saved[3u * p.c + ch] = s2;
+    // The sums are linear in dy: the partials stay unscaled and the factor applies here.
+    var sg = 1.0;
+    if (p.scaled != 0u) { sg = gf_scale[p.sidx]; }
+    gf_saved[2u * p.c + ch] = sg * s1;
+    gf_saved[3u * p.c + ch] = sg * s2;
 }
 
 // vec4 variants (see the header). A channel's values are n planes of q = hw / 4 vec4s; thread

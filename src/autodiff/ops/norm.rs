@@ -256,7 +256,7 @@ impl BatchNormNode {
     }
 
     /// Backward for the output gradient gy·table[idx] (`scale`), or gy. The one-launch train
-    /// path folds the factor into its kernel; the others scale gy first.
+    /// path and the split one fold the factor into their kernels; the others scale gy first.
     pub(crate) fn backward_scaled(
         &self,
         gy: &Tensor,
@@ -270,12 +270,23 @@ impl BatchNormNode {
         let mut out = Vec::new();
         let fused = train && parts == 1 && self.x.requires_grad();
         let scaled_gy;
-        let gy = match scale {
-            Some((table, idx)) if !fused => {
+        let (gy, folded) = match scale {
+            Some((table, idx)) if !fused && parts == 1 => {
                 scaled_gy = super::elementwise::scale_by_raw(gy, table, idx, 1.0)?;
-                &scaled_gy
+                (&scaled_gy, None)
             }
-            _ => gy,
+            _ => (gy, scale),
+        };
+        // The split path's grad_finish and backward_dx apply table[idx] themselves; without a
+        // scale, dy stands in for the table (read-only, never read).
+        let mut split_params = self.params;
+        let table = match folded {
+            Some((table, idx)) => {
+                split_params[11] = 1;
+                split_params[12] = idx as u32;
+                table
+            }
+            None => gy,
         };
         if fused {
             // The channel sums and dx in one launch: one workgroup per channel. Without
@@ -285,16 +296,7 @@ impl BatchNormNode {
                 None => gy,
             };
             let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-            let mut params = self.params;
-            // Without a scale, dy stands in for the table (read-only, never read).
-            let table = match scale {
-                Some((table, idx)) => {
-                    params[11] = 1;
-                    params[12] = idx as u32;
-                    table
-                }
-                None => gy,
-            };
+            let params = split_params;
             let bufs = [
                 src,
                 gy.buffer(),
@@ -316,8 +318,8 @@ impl BatchNormNode {
                 let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
                 let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
                 gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
-                let bufs = [&part, self.saved.buffer()];
-                gpu.launch("batchnorm", "grad_finish", &self.params, &bufs, c)?;
+                let bufs = [&part, self.saved.buffer(), table.buffer()];
+                gpu.launch("batchnorm", "grad_finish", &split_params, &bufs, c)?;
             }
             if self.x.requires_grad() {
                 let g = match &self.gamma {
@@ -331,8 +333,9 @@ impl BatchNormNode {
                     self.saved.buffer(),
                     g.buffer(),
                     dx.buffer(),
+                    table.buffer(),
                 ];
-                gpu.launch("batchnorm", "backward_dx", &self.params, &bufs, dx.numel())?;
+                gpu.launch("batchnorm", "backward_dx", &split_params, &bufs, dx.numel())?;
                 out.push((self.x.key(), dx));
             }
         }
