@@ -30,13 +30,18 @@
 //                    launch each way (bindings and parameter block MS at the end of the file).
 // On GPUs one workgroup per channel leaves most of the device idle, so the reductions split
 // each channel's n·hw values into p.parts chunks of p.len (workgroup = (channel, chunk)):
-//   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²)
-//   stats_finish     1 part, 2 saved, 3 running_mean, 4 running_var   one thread per channel:
-//                    Chan's combination of the chunks (stable like the two-pass formula)
+//   stats_partial    1 x, 2 part (3 per chunk: count, chunk mean, chunk Σ(x − mean)²); a
+//                    1×1 kernel producing x may have written these already (gemm4_stats,
+//                    dw_pw4_stats)
+//   normalize_split  train_forward's bindings, 8 part: workgroup (channel, chunk) combines
+//                    the channel's chunks (Chan's formula, stable like the two-pass one),
+//                    chunk 0 stores the statistics, and each normalises its own chunk
 //   grad_partial     1 x, 2 dy, 3 saved (read-write binding, only read), 4 part (2 per chunk:
 //                    Σ dy, Σ dy·x̂)
-//   grad_finish      1 part, 2 saved, 3 scale table (p.scaled)    one thread per channel
-// followed by normalize / backward_dx.
+//   backward_dx_split  backward_fused's bindings, 7 part: the same for the gradient sums
+//                    (scaled by table[p.sidx] with p.scaled = 1) and dx
+//   grad_finish      1 part, 2 saved, 3 scale table               one thread per channel:
+//                    the sums alone, for the affine gradients when x needs no dx
 // The per-channel loops walk (image, pixel) by increments: no division per element.
 // Workgroup size 256 (64 for the vec4 variants).
 
@@ -282,28 +287,49 @@ fn stats_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-// Bindings 2–4 as for `stats` (st_saved, st_rm, st_rv).
-@group(0) @binding(1) var<storage, read> sf_part: array<f32>;
+
+// The statistics and the normalisation in one launch: workgroup (channel, chunk) = (g / parts,
+// g % parts) combines the channel's chunk statistics at 8 (every workgroup of the channel the
+// same way, so they agree) and normalises values [chunk·len, +len) of the channel; chunk 0
+// stores the statistics and moves the running ones. Bindings as train_forward's, plus 8 part.
+@group(0) @binding(8) var<storage, read> ns_part: array<f32>;
 
 @compute @workgroup_size(256)
-fn stats_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let ch = gid(wg, nwg, li);
-    if (ch >= p.c) { return; }
+fn normalize_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let ch = min(g / p.parts, p.c - 1u);
     let m = f32(p.n * p.hw);
-    var mean = 0.0;
-    for (var k = 0u; k < p.parts; k = k + 1u) {
+    var acc = 0.0;
+    for (var k = li; k < p.parts; k = k + WG) {
         let q = 3u * (ch * p.parts + k);
-        mean = mean + sf_part[q] * sf_part[q + 1u];
+        acc = acc + ns_part[q] * ns_part[q + 1u];
     }
-    mean = mean / m;
-    var m2 = 0.0;
-    for (var k = 0u; k < p.parts; k = k + 1u) {
+    let mean = tree_sum(li, acc) / m;
+    var acc2 = 0.0;
+    for (var k = li; k < p.parts; k = k + WG) {
         let q = 3u * (ch * p.parts + k);
-        let d = sf_part[q + 1u] - mean;
-        m2 = m2 + sf_part[q + 2u] + sf_part[q] * d * d;
+        let d = ns_part[q + 1u] - mean;
+        acc2 = acc2 + ns_part[q + 2u] + ns_part[q] * d * d;
     }
-    let var_b = m2 / m;
-    store_stats(ch, mean, var_b, 1.0 / sqrt(var_b + p.eps));
+    let var_b = tree_sum(li, acc2) / m;
+    let invstd = 1.0 / sqrt(var_b + p.eps);
+    if (g >= p.c * p.parts) { return; }
+    if (li == 0u && g % p.parts == 0u) { store_stats(ch, mean, var_b, invstd); }
+    var gamma = 1.0;
+    var beta = 0.0;
+    if (p.affine != 0u) {
+        gamma = tf_gamma[ch];
+        beta = tf_beta[ch];
+    }
+    let start = (g % p.parts) * p.len;
+    let end = min(start + p.len, p.n * p.hw);
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
+        let k = (at.x * p.c + ch) * p.hw + at.y;
+        tf_y[k] = (st_x[k] - mean) * invstd * gamma + beta;
+        at = walk_next(at, step);
+    }
 }
 
 @group(0) @binding(4) var<storage, read_write> gp_part: array<f32>;
@@ -339,6 +365,46 @@ fn grad_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (p.scaled != 0u) { sg = gf_scale[p.sidx]; }
     gf_saved[2u * p.c + ch] = sg * s1;
     gf_saved[3u * p.c + ch] = sg * s2;
+}
+
+// grad_finish and backward_dx (train mode) in one launch: workgroup (channel, chunk) sums the
+// channel's partial Σ dy and Σ dy·x̂ at 7 and writes dx for values [chunk·len, +len) of the
+// channel; chunk 0 stores the (scaled) sums. Bindings as backward_fused's, plus 7 part.
+@group(0) @binding(7) var<storage, read> bs_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_dx_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let ch = min(g / p.parts, p.c - 1u);
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var k = li; k < p.parts; k = k + WG) {
+        s1 = s1 + bs_part[2u * (ch * p.parts + k)];
+        s2 = s2 + bs_part[2u * (ch * p.parts + k) + 1u];
+    }
+    let sg = dy_factor();
+    let sums = sg * vec2<f32>(tree_sum(li, s1), tree_sum(li, s2));
+    if (g >= p.c * p.parts) { return; }
+    if (li == 0u && g % p.parts == 0u) {
+        br_saved[2u * p.c + ch] = sums.x;
+        br_saved[3u * p.c + ch] = sums.y;
+    }
+    let mean = br_saved[ch];
+    let invstd = br_saved[p.c + ch];
+    var scale = invstd;
+    if (p.affine != 0u) { scale = scale * bf_gamma[ch]; }
+    let m = f32(p.n * p.hw);
+    let start = (g % p.parts) * p.len;
+    let end = min(start + p.len, p.n * p.hw);
+    let step = vec2<u32>(WG / p.hw, WG % p.hw);
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
+        let k = (at.x * p.c + ch) * p.hw + at.y;
+        at = walk_next(at, step);
+        var xhat = (br_x[k] - mean) * invstd;
+        if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
+        bf_dx[k] = scale * (sg * br_dy[k] - sums.x / m - xhat * sums.y / m);
+    }
 }
 
 // vec4 variants (see the header). A channel's values are n planes of q = hw / 4 vec4s; thread

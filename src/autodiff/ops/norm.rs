@@ -169,36 +169,44 @@ impl Tape {
             ];
             let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
             gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
+        } else if train {
+            // Split reductions: the chunks' statistics (the producer's, or a pass of their
+            // own), combined per channel by every workgroup of the normalising launch.
+            let own;
+            let part = match &stats {
+                Some(st) => st.part.buffer(),
+                None => {
+                    own = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
+                    let bufs = [x.buffer(), &own];
+                    gpu.launch_groups("batchnorm", "stats_partial", &params, &bufs, c * parts)?;
+                    &own
+                }
+            };
+            // Without affine parameters, x stands in for them (read-only, never read).
+            let (g, b) = affine.unwrap_or((x, x));
+            let bufs = [
+                x.buffer(),
+                saved.buffer(),
+                running[0],
+                running[1],
+                g.buffer(),
+                b.buffer(),
+                y.buffer(),
+                part,
+            ];
+            gpu.launch_groups("batchnorm", "normalize_split", &params, &bufs, c * parts)?;
         } else {
-            if let Some(st) = &stats {
-                // The producer's chunks, combined per channel.
-                let bufs = [st.part.buffer(), saved.buffer(), running[0], running[1]];
-                gpu.launch("batchnorm", "stats_finish", &params, &bufs, c)?;
-            } else if train {
-                // Each channel split over `parts` workgroups, then combined per channel.
-                let part = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
-                let bufs = [x.buffer(), &part];
-                gpu.launch_groups("batchnorm", "stats_partial", &params, &bufs, c * parts)?;
-                let bufs = [&part, saved.buffer(), running[0], running[1]];
-                gpu.launch("batchnorm", "stats_finish", &params, &bufs, c)?;
-            } else {
-                let bufs = [running[0], running[1], saved.buffer()];
-                gpu.launch("batchnorm", "eval_stats", &params, &bufs, c)?;
-            }
+            let bufs = [running[0], running[1], saved.buffer()];
+            gpu.launch("batchnorm", "eval_stats", &params, &bufs, c)?;
             let (g, b) = affine.unwrap_or((&saved, &saved));
-            gpu.launch(
-                "batchnorm",
-                "normalize",
-                &params,
-                &[
-                    x.buffer(),
-                    saved.buffer(),
-                    g.buffer(),
-                    b.buffer(),
-                    y.buffer(),
-                ],
-                y.numel(),
-            )?;
+            let bufs = [
+                x.buffer(),
+                saved.buffer(),
+                g.buffer(),
+                b.buffer(),
+                y.buffer(),
+            ];
+            gpu.launch("batchnorm", "normalize", &params, &bufs, y.numel())?;
         }
         let mut inputs = vec![x];
         if let Some((g, b)) = affine {
@@ -309,18 +317,45 @@ impl BatchNormNode {
             let ([_, entry], groups) = fused_entries(gpu, nch);
             gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
             out.push((self.x.key(), dx));
-        } else {
-            // Σ dy and Σ dy·x̂ per channel into the saved block.
-            if parts == 1 {
-                let bufs = [src, gy.buffer(), self.saved.buffer()];
-                gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
+        } else if parts > 1 {
+            // Split reductions: partial Σ dy and Σ dy·x̂ per (channel, chunk), combined per
+            // channel by every workgroup of the dx launch (or, without dx, by grad_finish).
+            let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
+            let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
+            gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
+            if self.x.requires_grad() {
+                // saved is written here: without affine parameters dy stands in for γ.
+                let g = match &self.gamma {
+                    Some(g) => g.data()?,
+                    None => gy,
+                };
+                let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
+                let bufs = [
+                    src,
+                    gy.buffer(),
+                    self.saved.buffer(),
+                    g.buffer(),
+                    dx.buffer(),
+                    table.buffer(),
+                    &part,
+                ];
+                let groups = c * parts;
+                gpu.launch_groups(
+                    "batchnorm",
+                    "backward_dx_split",
+                    &split_params,
+                    &bufs,
+                    groups,
+                )?;
+                out.push((self.x.key(), dx));
             } else {
-                let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
-                let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
-                gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
                 let bufs = [&part, self.saved.buffer(), table.buffer()];
                 gpu.launch("batchnorm", "grad_finish", &split_params, &bufs, c)?;
             }
+        } else {
+            // Σ dy and Σ dy·x̂ per channel into the saved block, then dx.
+            let bufs = [src, gy.buffer(), self.saved.buffer()];
+            gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
             if self.x.requires_grad() {
                 let g = match &self.gamma {
                     Some(g) => g.data()?,
