@@ -11,6 +11,9 @@
 //   sgd_clipped  the same as sgd with g scaled by 5 coef[0] (global-norm clipping folded in:
 //              the clipped gradient is never written out)
 //   clip_coef  1 sumsq (total at [0]), 2 coef: coef[0] = min(1, max_norm/(sqrt(sumsq)+1e-6))
+//   sgd4_clipped  sgd_clipped for four parameters in one launch (own parameter block s4:
+//              their sizes, lr index, Nesterov, momentum, decay): 1 hyper, 2 coef, 3..6 g0..g3,
+//              7..10 w0..w3, 11..14 buf0..buf3; one thread per element of the largest.
 //   sumsq4_partial  (own parameter block q) 1..4 g0..g3, 5 partial: workgroup w writes
 //              partial[4w + k] = Σ g_k² over elements [w·chunk, (w+1)·chunk) of g_k (of q.n[k]);
 //              the partials are then summed by reduce.wgsl's `finish`. Grid: q.count groups.
@@ -100,5 +103,60 @@ fn sumsq4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         sq_part[4u * w + 1u] = t.y;
         sq_part[4u * w + 2u] = t.z;
         sq_part[4u * w + 3u] = t.w;
+    }
+}
+
+struct S4 {
+    n: vec4<u32>,
+    lr_idx: u32, nesterov: u32, momentum: f32, wd: f32,
+}
+@group(0) @binding(0) var<uniform> s4: S4;
+@group(0) @binding(1) var<storage, read> s4_hyper: array<f32>;
+@group(0) @binding(2) var<storage, read> s4_coef: array<f32>;
+@group(0) @binding(3) var<storage, read> s4_g0: array<f32>;
+@group(0) @binding(4) var<storage, read> s4_g1: array<f32>;
+@group(0) @binding(5) var<storage, read> s4_g2: array<f32>;
+@group(0) @binding(6) var<storage, read> s4_g3: array<f32>;
+@group(0) @binding(7) var<storage, read_write> s4_w0: array<f32>;
+@group(0) @binding(8) var<storage, read_write> s4_w1: array<f32>;
+@group(0) @binding(9) var<storage, read_write> s4_w2: array<f32>;
+@group(0) @binding(10) var<storage, read_write> s4_w3: array<f32>;
+@group(0) @binding(11) var<storage, read_write> s4_m0: array<f32>;
+@group(0) @binding(12) var<storage, read_write> s4_m1: array<f32>;
+@group(0) @binding(13) var<storage, read_write> s4_m2: array<f32>;
+@group(0) @binding(14) var<storage, read_write> s4_m3: array<f32>;
+
+// sgd_at's arithmetic on values: (new w, new buf) from the (clipped) gradient, w and buf.
+fn sgd_step(g: f32, w: f32, b0: f32) -> vec2<f32> {
+    let d = g + s4.wd * w;
+    let b = s4.momentum * b0 + d;
+    var step = b;
+    if (s4.nesterov != 0u) { step = d + s4.momentum * b; }
+    return vec2<f32>(w - s4_hyper[s4.lr_idx] * step, b);
+}
+
+@compute @workgroup_size(256)
+fn sgd4_clipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    let c = s4_coef[0];
+    if (i < s4.n.x) {
+        let r = sgd_step(s4_g0[i] * c, s4_w0[i], s4_m0[i]);
+        s4_w0[i] = r.x;
+        s4_m0[i] = r.y;
+    }
+    if (i < s4.n.y) {
+        let r = sgd_step(s4_g1[i] * c, s4_w1[i], s4_m1[i]);
+        s4_w1[i] = r.x;
+        s4_m1[i] = r.y;
+    }
+    if (i < s4.n.z) {
+        let r = sgd_step(s4_g2[i] * c, s4_w2[i], s4_m2[i]);
+        s4_w2[i] = r.x;
+        s4_m2[i] = r.y;
+    }
+    if (i < s4.n.w) {
+        let r = sgd_step(s4_g3[i] * c, s4_w3[i], s4_m3[i]);
+        s4_w3[i] = r.x;
+        s4_m3[i] = r.y;
     }
 }

@@ -130,8 +130,27 @@ impl Sgd {
         coef: Option<&Tensor>,
     ) -> Result<()> {
         check_some(params, grads)?;
-        for ((p, g), b) in params.iter().zip(grads).zip(&self.bufs) {
-            let Some(g) = g else { continue };
+        // (parameter, gradient, momentum) of those with a gradient
+        let mut present: Vec<(&Tensor, &Tensor, &Tensor)> = params
+            .iter()
+            .zip(grads)
+            .zip(&self.bufs)
+            .filter_map(|((p, g), b)| g.map(|g| (p, g, b)))
+            .collect();
+        if let (Some(coef), Some(first)) = (coef, present.first()) {
+            let gpu = first.0.gpu();
+            if gpu.limits().max_storage_buffers_per_shader_stage >= 14 {
+                // Four parameters per launch, grouped by size so each launch's threads are
+                // mostly busy; a remainder of fewer than four goes one by one below.
+                present.sort_by_key(|t| t.0.numel());
+                let whole = present.len() / 4 * 4;
+                for four in present[..whole].chunks(4) {
+                    self.encode_four(gpu, four, coef)?;
+                }
+                present.drain(..whole);
+            }
+        }
+        for (p, g, b) in present {
             let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
             pb[3] = self.nesterov as u32;
             let mut bufs = vec![g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()];
@@ -145,6 +164,29 @@ impl Sgd {
             p.gpu().launch("optim", entry, &pb, &bufs, p.numel())?;
         }
         Ok(())
+    }
+
+    /// `sgd4_clipped`: the clipped update of four (parameter, gradient, momentum) triples.
+    fn encode_four(
+        &self,
+        gpu: &Gpu,
+        four: &[(&Tensor, &Tensor, &Tensor)],
+        coef: &Tensor,
+    ) -> Result<()> {
+        let n = four.iter().map(|t| t.0.numel()).max().unwrap_or(0);
+        let mut s4 = [0u32; 8];
+        for (k, t) in four.iter().enumerate() {
+            s4[k] = t.0.numel() as u32;
+        }
+        s4[4] = 0;
+        s4[5] = self.nesterov as u32;
+        s4[6] = self.momentum.to_bits();
+        s4[7] = self.weight_decay.to_bits();
+        let mut bufs = vec![self.hyper.buffer(), coef.buffer()];
+        bufs.extend(four.iter().map(|t| t.1.buffer()));
+        bufs.extend(four.iter().map(|t| t.0.buffer()));
+        bufs.extend(four.iter().map(|t| t.2.buffer()));
+        gpu.launch("optim", "sgd4_clipped", &s4, &bufs, n)
     }
 
     pub fn step(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {

@@ -217,14 +217,16 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
     // `encode_clipped_norm` gathers into flat buffers where launches are costly and updates
     // per parameter elsewhere: both against PyTorch's rules in f64 over three steps, a
     // different parameter without a gradient in each (untouched: no decay, no momentum).
-    let sizes = [37usize, 5000, 5, 300, 1];
+    // Six parameters, five with a gradient per step: where the adapter binds 14 storage
+    // buffers, four are updated by one launch and the fifth on its own.
+    let sizes = [37usize, 5000, 5, 300, 1, 64];
     for costly in [false, true] {
         let g = gpu();
         g.set_launches_are_costly(Some(costly));
         let mut rng = Rng::new(6);
         let mut w: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
         let mut buf: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-        let mut started = [false; 5];
+        let mut started = [false; 6];
         let ps: Vec<Tensor> = w
             .iter()
             .map(|v| Tensor::parameter(&g, &[v.len()], &f32s(v)).unwrap())
@@ -247,7 +249,7 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
             sgd.lr = lr;
             sgd.prepare().unwrap();
             let table = sgd.encode_clipped_norm(&ps, &some, 5.0).unwrap();
-            let norm2: f64 = (0..5)
+            let norm2: f64 = (0..sizes.len())
                 .filter(|&k| k != absent)
                 .flat_map(|k| grads[k].iter().map(|&x| (x as f32 as f64).powi(2)))
                 .sum();
@@ -259,7 +261,7 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
                 &table.to_vec().unwrap(),
                 &[norm2, coef],
             );
-            for k in (0..5).filter(|&k| k != absent) {
+            for k in (0..sizes.len()).filter(|&k| k != absent) {
                 for i in 0..sizes[k] {
                     let d = coef * grads[k][i] as f32 as f64 + 3e-4 * w[k][i];
                     buf[k][i] = if started[k] { 0.9 * buf[k][i] + d } else { d };
@@ -267,7 +269,7 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
                 }
                 started[k] = true;
             }
-            for k in 0..5 {
+            for k in 0..sizes.len() {
                 TOL.assert_close(
                     &format!("{what}: weights {k}"),
                     &ps[k].to_vec().unwrap(),
