@@ -15,8 +15,9 @@
 //              their sizes, lr index, Nesterov, momentum, decay): 1 hyper, 2 coef, 3..6 g0..g3,
 //              7..10 w0..w3, 11..14 buf0..buf3; one thread per element of the largest.
 //   sumsq4_partial  (own parameter block q) 1..4 g0..g3, 5 partial: workgroup w writes
-//              partial[4w + k] = Σ g_k² over elements [w·chunk, (w+1)·chunk) of g_k (of q.n[k]);
-//              the partials are then summed by reduce.wgsl's `finish`. Grid: q.count groups.
+//              partial[q.base + 4w + k] = Σ g_k² over elements [w·chunk, (w+1)·chunk) of g_k
+//              (of q.n[k]); every launch's partials are then summed by one reduce.wgsl
+//              `finish`. Grid: q.count groups.
 // One thread per parameter element (clip_coef: one thread), workgroup size 256.
 
 struct P {
@@ -79,7 +80,7 @@ fn clip_coef() {
 
 struct Q {
     n: vec4<u32>,
-    chunk: u32, count: u32, _p0: u32, _p1: u32,
+    chunk: u32, count: u32, base: u32, _p1: u32,
 }
 @group(0) @binding(0) var<uniform> q: Q;
 @group(0) @binding(1) var<storage, read> sq_g0: array<f32>;
@@ -99,10 +100,10 @@ fn sumsq4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     for (var i = start + li; i < min(start + q.chunk, q.n.w); i = i + WG) { acc.w = acc.w + sq_g3[i] * sq_g3[i]; }
     let t = vec4<f32>(tree_sum(li, acc.x), tree_sum(li, acc.y), tree_sum(li, acc.z), tree_sum(li, acc.w));
     if (li == 0u && w < q.count) {
-        sq_part[4u * w] = t.x;
-        sq_part[4u * w + 1u] = t.y;
-        sq_part[4u * w + 2u] = t.z;
-        sq_part[4u * w + 3u] = t.w;
+        sq_part[q.base + 4u * w] = t.x;
+        sq_part[q.base + 4u * w + 1u] = t.y;
+        sq_part[q.base + 4u * w + 2u] = t.z;
+        sq_part[q.base + 4u * w + 3u] = t.w;
     }
 }
 

@@ -373,22 +373,29 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
     };
     let gpu = first.gpu();
     let table = Tensor::empty(gpu, &[2], "grad norm")?;
-    // Σ g² four gradients per launch (most are small: one launch each would be all overhead).
-    for (c, four) in grads.chunks(4).enumerate() {
-        let longest = four.iter().map(|g| g.numel()).max().unwrap_or(1);
-        let (chunk, groups) = split(longest);
+    // Σ g² four gradients per launch (most are small: one launch each would be all overhead),
+    // every launch's partials side by side in one buffer, summed by one final pass.
+    let splits: Vec<(usize, usize)> = grads
+        .chunks(4)
+        .map(|four| split(four.iter().map(|g| g.numel()).max().unwrap_or(1)))
+        .collect();
+    let total: usize = splits.iter().map(|&(_, groups)| 4 * groups).sum();
+    let partial = gpu.alloc("gradient norm partials", total)?;
+    let mut base = 0;
+    for (four, &(chunk, groups)) in grads.chunks(4).zip(&splits) {
         let mut q = [0u32; 8];
         for (k, g) in four.iter().enumerate() {
             q[k] = g.numel() as u32;
         }
         q[4] = chunk as u32;
         q[5] = groups as u32;
-        let partial = gpu.alloc("gradient norm partials", 4 * groups)?;
+        q[6] = base as u32;
         let g = |k: usize| four.get(k).unwrap_or(&four[0]).buffer();
         let bufs = [g(0), g(1), g(2), g(3), &partial];
         gpu.launch_groups("optim", "sumsq4_partial", &q, &bufs, groups)?;
-        finish_into(gpu, &partial, 4 * groups, table.buffer(), 0, c > 0, 1.0)?;
+        base += 4 * groups;
     }
+    finish_into(gpu, &partial, total, table.buffer(), 0, false, 1.0)?;
     let mut p = [0u32; 10];
     p[9] = max_norm.to_bits();
     // coef goes to slot 1: bind the table once for reading (sumsq) and once, offset, for writing
