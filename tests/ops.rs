@@ -1457,6 +1457,47 @@ fn concat_channels() {
     }
 }
 
+// Six inputs: where launches are cheap, one launch for four channel blocks and one for the
+// other two, each way; a constant input gets no gradient (its block is skipped backward).
+#[test]
+fn concat_six_inputs_one_constant() {
+    let mut rng = Rng::new(49);
+    let shapes = [
+        [2, 1, 2, 4],
+        [2, 3, 2, 4],
+        [2, 2, 2, 4],
+        [2, 1, 2, 4],
+        [2, 2, 2, 4],
+        [2, 1, 2, 4],
+    ];
+    let inputs: Vec<Input> = shapes
+        .iter()
+        .enumerate()
+        .map(|(k, sh)| input(&mut rng, sh, k != 2))
+        .collect();
+    for costly in [false, true] {
+        check(
+            &format!("concat of six, costly launches={costly}"),
+            inputs_again(&inputs),
+            |v| {
+                let parts: Vec<(&[f64], Shape4)> = v
+                    .iter()
+                    .zip(&shapes)
+                    .map(|(x, sh)| (x.as_slice(), s4(sh)))
+                    .collect();
+                cpu::concat(&parts).0
+            },
+            |t, v| {
+                t.gpu().set_launches_are_costly(Some(costly));
+                let refs: Vec<&Tensor> = v.iter().collect();
+                t.concat(&refs)
+            },
+            Tolerance::FORWARD,
+            Tolerance::GRADIENT,
+        );
+    }
+}
+
 #[test]
 fn crop_1_1() {
     let mut rng = Rng::new(48);

@@ -39,6 +39,29 @@ pub(crate) fn copy_channels(
     )
 }
 
+/// layout.wgsl's `pc` block for `concat4` / `split4`: channel blocks of `cnts` (at most four)
+/// at channel `base` of a tensor of `ctot` channels; `want[k]`: block k is written by split4.
+fn block_params(
+    cnts: &[usize],
+    want: [bool; 4],
+    n: usize,
+    hw: usize,
+    ctot: usize,
+    base: usize,
+) -> [u32; 20] {
+    let mut p = [0u32; 20];
+    let gc: usize = cnts.iter().sum();
+    let mut off = 0;
+    for k in 0..4 {
+        p[k] = cnts.get(k).copied().unwrap_or(0) as u32;
+        p[4 + k] = off as u32;
+        p[8 + k] = want[k] as u32;
+        off += cnts.get(k).copied().unwrap_or(0);
+    }
+    p[12..17].copy_from_slice(&[n, hw, ctot, base, gc].map(|v| v as u32));
+    p
+}
+
 pub(crate) struct ConcatNode {
     xs: Vec<Saved>,
 }
@@ -89,11 +112,27 @@ impl Tape {
             ctot += c2;
         }
         let y = Tensor::empty(self.gpu(), &[n, ctot, h, w], "concat output")?;
-        let mut d0 = 0;
-        for x in xs {
-            let c = x.shape()[1];
-            copy_channels(x, c, 0, &y, ctot, d0, c, n, h * w)?;
-            d0 += c;
+        let gpu = self.gpu().clone();
+        if gpu.launches_are_costly() {
+            // Copy commands (see copy_channels).
+            let mut d0 = 0;
+            for x in xs {
+                let c = x.shape()[1];
+                copy_channels(x, c, 0, &y, ctot, d0, c, n, h * w)?;
+                d0 += c;
+            }
+        } else {
+            // Four inputs per launch.
+            let mut base = 0;
+            for group in xs.chunks(4) {
+                let cnts: Vec<usize> = group.iter().map(|x| x.shape()[1]).collect();
+                let p = block_params(&cnts, [true; 4], n, h * w, ctot, base);
+                let src = |k: usize| group.get(k).unwrap_or(&group[0]).buffer();
+                let bufs = [src(0), src(1), src(2), src(3), y.buffer()];
+                let gc: usize = cnts.iter().sum();
+                gpu.launch("layout", "concat4", &p, &bufs, n * gc * h * w)?;
+                base += gc;
+            }
         }
         Ok(self.record(xs, y, || {
             Op::Concat(ConcatNode {
@@ -152,7 +191,45 @@ impl Tape {
 impl ConcatNode {
     pub(crate) fn backward(&self, gy: &Tensor) -> Result<InputGrads> {
         let (n, ctot, h, w) = gy.nchw("concat")?;
+        let gpu = gy.gpu();
         let mut out = Vec::new();
+        if !gpu.launches_are_costly() {
+            // Four channel blocks per launch; blocks without a gradient are skipped, their
+            // bindings filled by one-value stand-ins.
+            let mut base = 0;
+            for group in self.xs.chunks(4) {
+                let cnts: Vec<usize> = group.iter().map(|x| x.shape()[1]).collect();
+                let gc: usize = cnts.iter().sum();
+                let mut want = [false; 4];
+                let mut dsts = Vec::with_capacity(4);
+                for (k, wanted) in want.iter_mut().enumerate() {
+                    let x = group.get(k).filter(|x| x.requires_grad());
+                    *wanted = x.is_some();
+                    dsts.push(match x {
+                        Some(x) => Tensor::empty(gpu, x.shape(), "concat dx")?,
+                        None => Tensor::empty(gpu, &[1], "concat dx stand-in")?,
+                    });
+                }
+                if want.iter().any(|&w| w) {
+                    let p = block_params(&cnts, want, n, h * w, ctot, base);
+                    let bufs = [
+                        gy.buffer(),
+                        dsts[0].buffer(),
+                        dsts[1].buffer(),
+                        dsts[2].buffer(),
+                        dsts[3].buffer(),
+                    ];
+                    gpu.launch("layout", "split4", &p, &bufs, n * gc * h * w)?;
+                }
+                for ((x, dx), &wanted) in group.iter().zip(dsts).zip(&want) {
+                    if wanted {
+                        out.push((x.key(), dx));
+                    }
+                }
+                base += gc;
+            }
+            return Ok(out);
+        }
         let mut s0 = 0;
         for x in &self.xs {
             let c = x.shape()[1];
