@@ -163,6 +163,8 @@ fn global_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 //   max3_forward4 1 x, 2 y;  max3_argmax4 1 x, 2 argmax;  avg3_forward4 1 x, 2 y
 //     one thread per 4 outputs: n·c·ho·(wo/4) threads
 //   maxavg3_forward4 1 x, 2 y (max), 3 y2 (avg): both in one pass
+//   maxavg3_forward4_stats  the same, also writing both outputs' batch-norm statistics
+//     (4 part of y, 5 part of y2); workgroups (channel, chunk), see the entry
 //   max3_backward4 1 argmax, 2 dy, 3 dx;  avg3_backward4 1 dy, 2 dx
 //     one thread per 4 inputs: n·c·h·(w/4) threads
 override PS: u32 = 1u;
@@ -267,6 +269,60 @@ fn maxavg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let st = strip3(i);
     q_y[i] = st.best;
     q_y2[i] = st.sum / st.count;
+}
+
+// maxavg3_forward4 that also writes the batch-norm statistics of both outputs, so the batch
+// norms that follow (a mixed edge's pooling candidates) skip their own pass: 4 part of y,
+// 5 part of y2, 3 floats per (channel, chunk) at 3·(channel·parts + chunk): the chunk's count,
+// mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout). Workgroup g is (channel,
+// chunk) = (g / parts, g % parts), parts = ceil(n·ho·(wo/4) / 256); its threads take the
+// channel's strips chunk·256 + li, image by image.
+@group(0) @binding(4) var<storage, read_write> q_part: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q_part2: array<f32>;
+
+@compute @workgroup_size(256)
+fn maxavg3_forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = group_index(wg, nwg);
+    let s4 = p.wo / 4u;
+    let per = p.n * p.ho * s4;
+    let parts = (per + WG - 1u) / WG;
+    let ch = min(g / parts, p.c - 1u);
+    let chunk = g % parts;
+    let u = chunk * WG + li;
+    let valid = g < p.c * parts && u < per;
+    var mx = vec4<f32>(0.0);
+    var av = vec4<f32>(0.0);
+    if (valid) {
+        let i = ((u / (p.ho * s4)) * p.c + ch) * p.ho * s4 + u % (p.ho * s4);
+        let st = strip3(i);
+        mx = st.best;
+        av = st.sum / st.count;
+        q_y[i] = mx;
+        q_y2[i] = av;
+    }
+    let cnt = f32(min(WG, per - min(chunk * WG, per)) * 4u);
+    var v: array<f32, 8>;
+    v[0] = dot(mx, vec4<f32>(1.0));
+    v[1] = dot(av, vec4<f32>(1.0));
+    let mean = rows8_means(li, WG, v, cnt);
+    let d0 = mx - vec4<f32>(mean[0]);
+    let d1 = av - vec4<f32>(mean[1]);
+    v[0] = select(0.0, dot(d0, d0), valid);
+    v[1] = select(0.0, dot(d1, d1), valid);
+    let m2 = rows8_m2(li, WG, v);
+    if (g < p.c * parts) {
+        let q = 3u * (ch * parts + chunk);
+        if (li == 0u) {
+            q_part[q] = cnt;
+            q_part[q + 1u] = mean[0];
+            q_part[q + 2u] = m2;
+        }
+        if (li == 1u) {
+            q_part2[q] = cnt;
+            q_part2[q + 1u] = mean[1];
+            q_part2[q + 2u] = m2;
+        }
+    }
 }
 
 // Backwards: input column 4j + i is covered by the outputs ox = base + u with

@@ -635,6 +635,79 @@ fn max_avg_case(seed: u64, xs: [usize; 4], s: usize) {
     );
 }
 
+/// A mixed edge's max and avg pools writing both batch norms' statistics
+/// (`maxavg3_forward4_stats`, where batch norm splits its reductions: forced here), then the
+/// two train-mode batch norms: bn(max) + 2·bn(avg) against the CPU f64 composition, forward,
+/// gradients and running statistics.
+fn pool_bn_stats_case(seed: u64, xs: [usize; 4], s: usize) {
+    let mut rng = Rng::new(seed);
+    let c = xs[1];
+    let cpu_parts = |v: &[Vec<f64>]| {
+        [true, false].map(|is_max| {
+            let (y, ys) = cpu::pool2d(&v[0], s4(&xs), 3, s, 1, is_max);
+            cpu::batch_norm_train(&y, ys, None, 1e-5)
+        })
+    };
+    let run = |t: &mut Tape, v: &[Tensor], rs: &[Tensor]| -> Result<Tensor> {
+        t.gpu().set_launches_are_costly(Some(false));
+        t.gpu().set_channel_split(Some(2));
+        let (m, a, stats) = t.max_avg_pool2d_with_stats(&v[0], PoolCfg::new(3, s, 1))?;
+        let [sm, sa] = stats.expect("statistics written by the pooling kernel");
+        let state = |k: usize| BnState {
+            running_mean: &rs[2 * k],
+            running_var: &rs[2 * k + 1],
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        let bm = t.batch_norm_with_stats(&m, Some(sm), None, state(0), true)?;
+        let ba = t.batch_norm_with_stats(&a, Some(sa), None, state(1), true)?;
+        let a2 = t.scale(&ba, 2.0)?;
+        t.sum(&[&bm, &a2])
+    };
+    let running = |g: &darts_minus::gpu::Gpu| -> Vec<Tensor> {
+        (0..4)
+            .map(|k| Tensor::full(g, &[c], if k % 2 == 0 { 0.0 } else { 1.0 }).unwrap())
+            .collect()
+    };
+    let inputs = vec![input(&mut rng, &xs, true)];
+    check(
+        &format!("batch norms after max and avg pool x{xs:?} s{s}"),
+        inputs_again(&inputs),
+        |v| {
+            let [(m, _, _), (a, _, _)] = cpu_parts(v);
+            m.iter().zip(&a).map(|(m, a)| m + 2.0 * a).collect()
+        },
+        |t, v| {
+            let rs = running(t.gpu());
+            run(t, v, &rs)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+    let g = gpu();
+    let x = Tensor::from_slice(&g, &xs, &f32s(&inputs[0].data)).unwrap();
+    let rs = running(&g);
+    run(&mut Tape::inference(&g), &[x], &rs).unwrap();
+    let raw = vec![inputs[0].data.clone()];
+    for (k, (_, means, uvars)) in cpu_parts(&raw).into_iter().enumerate() {
+        let rm: Vec<f64> = means.iter().map(|m| 0.1 * m).collect();
+        let rv: Vec<f64> = uvars.iter().map(|v| 0.9 + 0.1 * v).collect();
+        Tolerance::FORWARD.assert_close("running mean", &rs[2 * k].to_vec().unwrap(), &rm);
+        Tolerance::FORWARD.assert_close("running var", &rs[2 * k + 1].to_vec().unwrap(), &rv);
+    }
+}
+
+// Two chunks per channel (320 strips of 4 outputs), stride 1.
+#[test]
+fn bn_statistics_from_max_and_avg_pool_s1() {
+    pool_bn_stats_case(87, [5, 2, 16, 16], 1);
+}
+
+#[test]
+fn bn_statistics_from_max_and_avg_pool_s2() {
+    pool_bn_stats_case(88, [2, 3, 8, 16], 2);
+}
+
 #[test]
 fn max_and_avg_pool_in_one_launch_s1() {
     max_avg_case(63, [2, 3, 6, 8], 1);

@@ -307,6 +307,14 @@ impl Module for DilConv {
     }
 }
 
+/// A mixed edge's max and avg pooling of its input, done once for both candidates, with
+/// their batch norms' statistics where the pooling kernel wrote them.
+struct Pooled {
+    max: Tensor,
+    avg: Tensor,
+    stats: Option<[ChannelStats; 2]>,
+}
+
 /// One candidate operation on an edge.
 pub enum Candidate {
     /// Zeros shaped like `x[:, :, ::stride, ::stride]`.
@@ -409,7 +417,7 @@ impl Candidate {
         tape: &mut Tape,
         x: &Tensor,
         ctx: Ctx,
-        pooled: Option<&(Tensor, Tensor)>,
+        pooled: Option<&Pooled>,
     ) -> Result<(Tensor, Option<&BatchNorm2d>, Option<ChannelStats>)> {
         let bn = match self {
             Candidate::Pool { bn: Some(bn), .. } => bn,
@@ -423,7 +431,11 @@ impl Candidate {
             return Ok((self.forward_pooled(tape, x, ctx, pooled)?, None, None));
         }
         let (h, stats) = match self {
-            Candidate::Pool { .. } => (self.pooled_input(tape, x, pooled)?, None),
+            Candidate::Pool { max, .. } => {
+                let stats = pooled.and_then(|p| p.stats.as_ref());
+                let stats = stats.map(|[m, a]| if *max { m.clone() } else { a.clone() });
+                (self.pooled_input(tape, x, pooled)?, stats)
+            }
             Candidate::Conv(op) => op.conv.forward_relu_stats(tape, x, ctx)?,
             Candidate::Reduce(op) => (op.before_bn(tape, x)?, None),
             Candidate::Sep(op) => op.before_bn(tape, x, ctx)?,
@@ -438,19 +450,14 @@ impl Candidate {
     }
 
     /// A pooling candidate's pooling of x (from `pooled` when given).
-    fn pooled_input(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        pooled: Option<&(Tensor, Tensor)>,
-    ) -> Result<Tensor> {
+    fn pooled_input(&self, tape: &mut Tape, x: &Tensor, pooled: Option<&Pooled>) -> Result<Tensor> {
         let Candidate::Pool { max, stride, .. } = self else {
             return Err(Error::Invalid("internal: not a pooling candidate".into()));
         };
         let cfg = PoolCfg::new(3, *stride, 1);
         Ok(match (pooled, *max) {
-            (Some((m, _)), true) => m.clone(),
-            (Some((_, a)), false) => a.clone(),
+            (Some(p), true) => p.max.clone(),
+            (Some(p), false) => p.avg.clone(),
             (None, true) => tape.max_pool2d(x, cfg)?,
             (None, false) => tape.avg_pool2d(x, cfg)?,
         })
@@ -461,7 +468,7 @@ impl Candidate {
         tape: &mut Tape,
         x: &Tensor,
         ctx: Ctx,
-        pooled: Option<&(Tensor, Tensor)>,
+        pooled: Option<&Pooled>,
     ) -> Result<Tensor> {
         match self {
             Candidate::Zero { stride } => {
@@ -586,7 +593,20 @@ impl MixedOp {
             })
         };
         let pooled = match (stride_of(true), stride_of(false)) {
-            (Some(a), Some(b)) if a == b => Some(tape.max_avg_pool2d(x, PoolCfg::new(3, a, 1))?),
+            (Some(a), Some(b)) if a == b => {
+                let cfg = PoolCfg::new(3, a, 1);
+                Some(if ctx.train {
+                    let (max, avg, stats) = tape.max_avg_pool2d_with_stats(x, cfg)?;
+                    Pooled { max, avg, stats }
+                } else {
+                    let (max, avg) = tape.max_avg_pool2d(x, cfg)?;
+                    Pooled {
+                        max,
+                        avg,
+                        stats: None,
+                    }
+                })
+            }
             _ => None,
         };
         // Each candidate up to its final batch norm, which the weighted sum below applies.

@@ -2,6 +2,7 @@
 //! side by side. Kernels: `shaders/pool.wgsl`.
 
 use super::conv::out_size;
+use super::norm::{stats_in_producer, ChannelStats};
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
@@ -143,17 +144,60 @@ impl Tape {
     /// [`Tape::max_pool2d`] and [`Tape::avg_pool2d`] of one input: for the 3×3, padding-1
     /// windows on rows of a multiple of 4 both come from one launch (one read of x).
     pub fn max_avg_pool2d(&mut self, x: &Tensor, cfg: PoolCfg) -> Result<(Tensor, Tensor)> {
+        let (max, avg, _) = self.max_avg_pool2d_impl(x, cfg, false)?;
+        Ok((max, avg))
+    }
+
+    /// [`Tape::max_avg_pool2d`] for train-mode batch norms to follow (a mixed edge's pooling
+    /// candidates): where those would split their reductions (GPUs), the pooling kernel also
+    /// writes both outputs' statistics, for [`Tape::batch_norm_with_stats`].
+    pub fn max_avg_pool2d_with_stats(
+        &mut self,
+        x: &Tensor,
+        cfg: PoolCfg,
+    ) -> Result<(Tensor, Tensor, Option<[ChannelStats; 2]>)> {
+        self.max_avg_pool2d_impl(x, cfg, true)
+    }
+
+    fn max_avg_pool2d_impl(
+        &mut self,
+        x: &Tensor,
+        cfg: PoolCfg,
+        stats: bool,
+    ) -> Result<(Tensor, Tensor, Option<[ChannelStats; 2]>)> {
         let (params, shape) = params(x, cfg, "max_avg_pool2d")?;
         let Some(s) = pool3(&params) else {
-            return Ok((self.max_pool2d(x, cfg)?, self.avg_pool2d(x, cfg)?));
+            return Ok((self.max_pool2d(x, cfg)?, self.avg_pool2d(x, cfg)?, None));
         };
         let gpu = self.gpu().clone();
         let max = Tensor::empty(&gpu, &shape, "max_pool2d output")?;
         let avg = Tensor::empty(&gpu, &shape, "avg_pool2d output")?;
-        let bufs = [x.buffer(), max.buffer(), avg.buffer()];
-        let groups = (max.numel() / 4).div_ceil(256);
-        let e = "maxavg3_forward4";
-        gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, groups)?;
+        let [n, c, ho, wo] = shape;
+        let mut channel_stats = None;
+        if stats && stats_in_producer(&gpu, c, n * ho * wo) {
+            // Workgroups (channel, chunk of 256 strips of 4 outputs): the statistics' chunks.
+            let parts = (n * ho * wo / 4).div_ceil(256);
+            let part = |name| Tensor::empty(&gpu, &[3 * c * parts], name);
+            let (pm, pa) = (
+                part("max_pool2d statistics")?,
+                part("avg_pool2d statistics")?,
+            );
+            let bufs = [
+                x.buffer(),
+                max.buffer(),
+                avg.buffer(),
+                pm.buffer(),
+                pa.buffer(),
+            ];
+            let e = "maxavg3_forward4_stats";
+            gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, c * parts)?;
+            channel_stats = Some((pm, pa, parts));
+        } else {
+            let bufs = [x.buffer(), max.buffer(), avg.buffer()];
+            let groups = (max.numel() / 4).div_ceil(256);
+            let e = "maxavg3_forward4";
+            gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, groups)?;
+        }
         let max = self.record(&[x], max, || {
             Op::MaxPool(PoolNode {
                 x: Saved::keep(x),
@@ -166,7 +210,13 @@ impl Tape {
                 params,
             })
         });
-        Ok((max, avg))
+        let channel_stats = channel_stats.map(|(pm, pa, parts)| {
+            [
+                ChannelStats::new(pm, parts, &max),
+                ChannelStats::new(pa, parts, &avg),
+            ]
+        });
+        Ok((max, avg, channel_stats))
     }
 
     /// Mean over the spatial dimensions: (n, c, h, w) → (n, c).
