@@ -232,14 +232,20 @@ fn backward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         br_saved[2u * p.c + ch] = sums.x;
         br_saved[3u * p.c + ch] = sums.y;
     }
+    dx_chunk(ch, 0u, p.n * p.hw, li, sg, sums);
+}
+
+// dx for values [start, end) of channel `ch` (t over images × pixels, thread li from start +
+// li by WG) from the (scaled) sums Σ dy and Σ dy·x̂ and the dy factor sg.
+fn dx_chunk(ch: u32, start: u32, end: u32, li: u32, sg: f32, sums: vec2<f32>) {
     let mean = br_saved[ch];
     let invstd = br_saved[p.c + ch];
     var scale = invstd;
     if (p.affine != 0u) { scale = scale * bf_gamma[ch]; }
     let m = f32(p.n * p.hw);
     let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(li);
-    for (var t = li; t < p.n * p.hw; t = t + WG) {
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
         let k = (at.x * p.c + ch) * p.hw + at.y;
         at = walk_next(at, step);
         var xhat = (br_x[k] - mean) * invstd;
@@ -389,22 +395,8 @@ fn backward_dx_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
         br_saved[2u * p.c + ch] = sums.x;
         br_saved[3u * p.c + ch] = sums.y;
     }
-    let mean = br_saved[ch];
-    let invstd = br_saved[p.c + ch];
-    var scale = invstd;
-    if (p.affine != 0u) { scale = scale * bf_gamma[ch]; }
-    let m = f32(p.n * p.hw);
     let start = (g % p.parts) * p.len;
-    let end = min(start + p.len, p.n * p.hw);
-    let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(start + li);
-    for (var t = start + li; t < end; t = t + WG) {
-        let k = (at.x * p.c + ch) * p.hw + at.y;
-        at = walk_next(at, step);
-        var xhat = (br_x[k] - mean) * invstd;
-        if (p.x_is_xhat != 0u) { xhat = br_x[k]; }
-        bf_dx[k] = scale * (sg * br_dy[k] - sums.x / m - xhat * sums.y / m);
-    }
+    dx_chunk(ch, start, min(start + p.len, p.n * p.hw), li, sg, sums);
 }
 
 // vec4 variants (see the header). A channel's values are n planes of q = hw / 4 vec4s; thread

@@ -154,34 +154,7 @@ impl Tape {
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
         let running = [state.running_mean.buffer(), state.running_var.buffer()];
-        if train && parts == 1 && stats.is_none() {
-            // Without affine parameters, x stands in for them (read-only, never read).
-            let (g, b) = affine.unwrap_or((x, x));
-            // Statistics and normalisation in one launch: one workgroup per channel.
-            let bufs = [
-                x.buffer(),
-                saved.buffer(),
-                running[0],
-                running[1],
-                g.buffer(),
-                b.buffer(),
-                y.buffer(),
-            ];
-            let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
-            gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
-        } else if train {
-            // Split reductions: the chunks' statistics (the producer's, or a pass of their
-            // own), combined per channel by every workgroup of the normalising launch.
-            let own;
-            let part = match &stats {
-                Some(st) => st.part.buffer(),
-                None => {
-                    own = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
-                    let bufs = [x.buffer(), &own];
-                    gpu.launch_groups("batchnorm", "stats_partial", &params, &bufs, c * parts)?;
-                    &own
-                }
-            };
+        if train {
             // Without affine parameters, x stands in for them (read-only, never read).
             let (g, b) = affine.unwrap_or((x, x));
             let bufs = [
@@ -192,9 +165,28 @@ impl Tape {
                 g.buffer(),
                 b.buffer(),
                 y.buffer(),
-                part,
             ];
-            gpu.launch_groups("batchnorm", "normalize_split", &params, &bufs, c * parts)?;
+            if parts == 1 && stats.is_none() {
+                // Statistics and normalisation in one launch: one workgroup per channel.
+                let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
+                gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
+            } else {
+                // Split reductions: the chunks' statistics (the producer's, or a pass of
+                // their own), combined per channel by every workgroup of the normalising
+                // launch.
+                let own;
+                let part = match &stats {
+                    Some(st) => st.part.buffer(),
+                    None => {
+                        own = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
+                        let pb = [x.buffer(), &own];
+                        gpu.launch_groups("batchnorm", "stats_partial", &params, &pb, c * parts)?;
+                        &own
+                    }
+                };
+                let bufs = [&bufs[..], &[part]].concat();
+                gpu.launch_groups("batchnorm", "normalize_split", &params, &bufs, c * parts)?;
+            }
         } else {
             let bufs = [running[0], running[1], saved.buffer()];
             gpu.launch("batchnorm", "eval_stats", &params, &bufs, c)?;
