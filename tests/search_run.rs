@@ -136,8 +136,16 @@ fn tiny_nb201(epochs: usize) -> SearchSettings {
 fn replayed_steps_equal_eager_steps() {
     let g = gpu();
     // 80 images in batches of 32: two full steps (recorded, then replayed) and a smaller
-    // last one (a new shape: recorded afresh) per epoch, in both spaces and step orders.
-    for settings in [tiny_darts(2), tiny_nb201(2)] {
+    // last one (a new shape: recorded afresh) per epoch, in both spaces and step orders; the
+    // DARTS space also with the GPU launch strategy (split batch norms, statistics from the
+    // producing kernels, four-parameter SGD), whatever this adapter is.
+    let cases = [
+        (tiny_darts(2), None),
+        (tiny_nb201(2), None),
+        (tiny_darts(1), Some(false)),
+    ];
+    for (settings, costly) in cases {
+        g.set_launches_are_costly(costly);
         let (data, split) = subset(80);
         let run = |replay: bool| {
             let mut search = Search::new(&g, settings.clone()).unwrap();
