@@ -138,7 +138,7 @@ pub struct Evaluation {
     pub top1: f64,
     pub top5: f64,
     pub n: usize,
-    /// confusion[true][predicted].
+    /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<u64>>,
 }
 

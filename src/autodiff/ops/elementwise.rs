@@ -235,7 +235,7 @@ impl Tape {
         }))
     }
 
-    /// s[idx] · x, where `s` is a GPU-resident scalar table (β lives there, so a replayed step
+    /// `s[idx] · x`, where `s` is a GPU-resident scalar table (β lives there, so a replayed step
     /// can change it). No gradient flows to `s`.
     pub fn scale_by(&mut self, x: &Tensor, s: &Tensor, idx: usize) -> Result<Tensor> {
         if idx >= s.numel() {
@@ -255,7 +255,7 @@ impl Tape {
         }))
     }
 
-    /// Σ_k w[idx[k]] · ys[k]: the mixed-edge sum (w a softmax table, idx the flat positions
+    /// `Σ_k w[idx[k]] · ys[k]`: the mixed-edge sum (w a softmax table, idx the flat positions
     /// of this edge's ops), with gradients to every y_k and to w.
     pub fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, idx: &[usize]) -> Result<Tensor> {
         if idx.len() != ys.len() {
@@ -269,7 +269,7 @@ impl Tape {
         self.weighted_sum_terms(&terms)
     }
 
-    /// Σ_k table_k[idx_k] · y_k over terms (y, table, idx) whose weights sit in at most two
+    /// `Σ_k table_k[idx_k] · y_k` over terms (y, table, idx) whose weights sit in at most two
     /// GPU tables (the mixed edge: softmax(α) for the candidates, β for the auxiliary skip).
     /// Gradients flow to every y_k and to the tables that require one. Four terms per launch.
     pub fn weighted_sum_terms(&mut self, terms: &[(&Tensor, &Tensor, usize)]) -> Result<Tensor> {
@@ -311,7 +311,7 @@ impl Tape {
         }))
     }
 
-    /// y[b, …] = s[b] · x[b, …]: per-sample scaling by a constant vector `s` (drop path's
+    /// `y[b, …] = s[b] · x[b, …]`: per-sample scaling by a constant vector `s` (drop path's
     /// mask / keep probability). No gradient flows to `s`.
     pub fn scale_rows(&mut self, x: &Tensor, s: &Tensor) -> Result<Tensor> {
         let n = x.shape().first().copied().unwrap_or(0);

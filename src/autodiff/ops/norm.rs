@@ -410,7 +410,7 @@ pub(crate) struct NormalizedSumNode {
 }
 
 impl Tape {
-    /// Σ_t table_t[idx_t] · v_t in term order, v_t = batch_norm(x_t) (train mode, no affine,
+    /// `Σ_t table_t[idx_t] · v_t` in term order, v_t = batch_norm(x_t) (train mode, no affine,
     /// running statistics updated) or x_t: a mixed edge's candidates, most ending in such a
     /// batch norm. Where launches are costly and the channels are small, the statistics, the
     /// normalisation and the sum take one launch (and backward one, plus one for the weights'

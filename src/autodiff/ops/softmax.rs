@@ -54,7 +54,7 @@ impl Tape {
         }))
     }
 
-    /// Mean over rows of −log softmax(logits)[label]: a 1-element tensor.
+    /// Mean over rows of `−log softmax(logits)[label]`: a 1-element tensor.
     pub fn cross_entropy(&mut self, logits: &Tensor, labels: &Labels) -> Result<Tensor> {
         let (r, c) = rows_cols("cross_entropy", logits)?;
         if labels.len() != r {
