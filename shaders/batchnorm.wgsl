@@ -1,19 +1,18 @@
 // batchnorm.wgsl: batch normalisation over (n, hw) per channel, train and eval mode.
 // x, y, dy, dx: (n, c, hw) f32. saved: 4*c floats [mean | invstd | sum(dy) | sum(dy*xhat)],
-// filled by stats (train) or eval_stats (eval) and by backward_reduce. gamma, beta: (c),
+// filled by the train entries or eval_stats (eval) and by backward_reduce. gamma, beta: (c),
 // dummies when p.affine == 0. running_mean / running_var: (c), updated in train mode as
 // running = (1 - momentum) * running + momentum * batch, the variance unbiased (m / (m - 1));
 // normalisation uses the biased variance. With p.x_is_xhat = 1 the backward entries get the
 // normalised output (x̂, what a BN without affine returns) in place of x, so the input need
 // not be kept for backward.
 // Entries and bindings (0 = params):
-//   stats            1 x, 2 saved, 3 running_mean, 4 running_var   one workgroup per channel
 //   eval_stats       1 running_mean, 2 running_var, 3 saved       one thread per channel
 //   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
 //   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
 //   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx, 6 scale table (p.scaled, below)
 //                                                                 one thread per element
-//   train_forward    stats + normalize in one launch: 1 x, 2 saved, 3 running_mean,
+//   train_forward    statistics + normalize in one launch: 1 x, 2 saved, 3 running_mean,
 //                    4 running_var, 5 gamma, 6 beta, 7 y          one workgroup per channel
 //   backward_fused   backward_reduce + backward_dx (train mode): 1 x, 2 dy, 3 saved, 4 gamma,
 //                    5 dx, 6 scale table                           one workgroup per channel
@@ -117,11 +116,6 @@ fn channel_stats(ch: u32, li: u32) -> vec2<f32> {
     return vec2<f32>(mean, invstd);
 }
 
-@compute @workgroup_size(256)
-fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    channel_stats(group_index(wg, nwg), li);
-}
-
 @group(0) @binding(5) var<storage, read> tf_gamma: array<f32>;
 @group(0) @binding(6) var<storage, read> tf_beta: array<f32>;
 @group(0) @binding(7) var<storage, read_write> tf_y: array<f32>;
@@ -132,11 +126,17 @@ fn train_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let ch = group_index(wg, nwg);
     let s = channel_stats(ch, li);
     if (ch >= p.c) { return; }
+    normalize_chunk(ch, 0u, p.n * p.hw, li, s.x, s.y);
+}
+
+// y = (x − mean)·invstd (·γ + β) for values [start, end) of channel `ch` (t over images ×
+// pixels, thread li from start + li by WG).
+fn normalize_chunk(ch: u32, start: u32, end: u32, li: u32, mean: f32, invstd: f32) {
     let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(li);
-    for (var t = li; t < p.n * p.hw; t = t + WG) {
+    var at = walk_start(start + li);
+    for (var t = start + li; t < end; t = t + WG) {
         let k = (at.x * p.c + ch) * p.hw + at.y;
-        var v = (st_x[k] - s.x) * s.y;
+        var v = (st_x[k] - mean) * invstd;
         if (p.affine != 0u) { v = v * tf_gamma[ch] + tf_beta[ch]; }
         tf_y[k] = v;
         at = walk_next(at, step);
@@ -321,21 +321,8 @@ fn normalize_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let invstd = 1.0 / sqrt(var_b + p.eps);
     if (g >= p.c * p.parts) { return; }
     if (li == 0u && g % p.parts == 0u) { store_stats(ch, mean, var_b, invstd); }
-    var gamma = 1.0;
-    var beta = 0.0;
-    if (p.affine != 0u) {
-        gamma = tf_gamma[ch];
-        beta = tf_beta[ch];
-    }
     let start = (g % p.parts) * p.len;
-    let end = min(start + p.len, p.n * p.hw);
-    let step = vec2<u32>(WG / p.hw, WG % p.hw);
-    var at = walk_start(start + li);
-    for (var t = start + li; t < end; t = t + WG) {
-        let k = (at.x * p.c + ch) * p.hw + at.y;
-        tf_y[k] = (st_x[k] - mean) * invstd * gamma + beta;
-        at = walk_next(at, step);
-    }
+    normalize_chunk(ch, start, min(start + p.len, p.n * p.hw), li, mean, invstd);
 }
 
 @group(0) @binding(4) var<storage, read_write> gp_part: array<f32>;

@@ -52,16 +52,6 @@ fn mul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     ad_out[i] = ad_a[i] * ad_b[i];
 }
 
-// accumulate: 1 b, 2 acc += b
-@group(0) @binding(1) var<storage, read> ac_b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ac_acc: array<f32>;
-@compute @workgroup_size(256)
-fn accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = gid(wg, nwg, li);
-    if (i >= p.n) { return; }
-    ac_acc[i] = ac_acc[i] + ac_b[i];
-}
-
 // scale_const: 1 x, 2 out = factor * x
 @compute @workgroup_size(256)
 fn scale_const(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -79,14 +69,6 @@ fn scale_by(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let i = gid(wg, nwg, li);
     if (i >= p.n) { return; }
     sb_out[i] = p.factor * sb_s[p.idx] * sb_x[i];
-}
-
-// axpy: 1 x, 2 s, 3 acc += factor * s[idx] * x
-@compute @workgroup_size(256)
-fn axpy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = gid(wg, nwg, li);
-    if (i >= p.n) { return; }
-    sb_out[i] = sb_out[i] + p.factor * sb_s[p.idx] * sb_x[i];
 }
 
 // scale_inplace_by: 1 s, 2 x *= s[idx]   (gradient clipping)

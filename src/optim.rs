@@ -130,6 +130,16 @@ impl Sgd {
         coef: Option<&Tensor>,
     ) -> Result<()> {
         check_some(params, grads)?;
+        self.encode_checked(params, grads, coef)
+    }
+
+    /// [`Sgd::encode_some_scaled`] once `check_some` has accepted `params` and `grads`.
+    fn encode_checked(
+        &self,
+        params: &[Tensor],
+        grads: &[Option<&Tensor>],
+        coef: Option<&Tensor>,
+    ) -> Result<()> {
         // (parameter, gradient, momentum) of those with a gradient
         let mut present: Vec<(&Tensor, &Tensor, &Tensor)> = params
             .iter()
@@ -178,7 +188,7 @@ impl Sgd {
         for (k, t) in four.iter().enumerate() {
             s4[k] = t.0.numel() as u32;
         }
-        s4[4] = 0;
+        // s4[4]: the learning rate's index in `hyper`, 0.
         s4[5] = self.nesterov as u32;
         s4[6] = self.momentum.to_bits();
         s4[7] = self.weight_decay.to_bits();
@@ -215,7 +225,7 @@ impl Sgd {
         let gpu = first.gpu();
         if !gpu.launches_are_costly() {
             let (table, coef) = clip_coefficient(&present, max_norm)?;
-            self.encode_some_scaled(params, grads, Some(&coef))?;
+            self.encode_checked(params, grads, Some(&coef))?;
             return Ok(table);
         }
         let mut flat = self.flat.borrow_mut();

@@ -487,7 +487,7 @@ fn bn_after_producer_case(
         let (y, stats) = match (k > 0, use_stats) {
             (true, true) => t.dw_pw_with_stats(&v[0], &v[1], dw_cfg, w)?,
             (true, false) => (t.dw_pw(&v[0], &v[1], dw_cfg, w)?, None),
-            (false, true) => t.conv2d_with_stats(&v[0], w, pw_cfg)?,
+            (false, true) => t.conv2d_with_stats(&v[0], w, None, pw_cfg)?,
             (false, false) => (t.conv2d(&v[0], w, None, pw_cfg)?, None),
         };
         if use_stats {

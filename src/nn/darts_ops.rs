@@ -595,17 +595,13 @@ impl MixedOp {
         let pooled = match (stride_of(true), stride_of(false)) {
             (Some(a), Some(b)) if a == b => {
                 let cfg = PoolCfg::new(3, a, 1);
-                Some(if ctx.train {
-                    let (max, avg, stats) = tape.max_avg_pool2d_with_stats(x, cfg)?;
-                    Pooled { max, avg, stats }
+                let (max, avg, stats) = if ctx.train {
+                    tape.max_avg_pool2d_with_stats(x, cfg)?
                 } else {
                     let (max, avg) = tape.max_avg_pool2d(x, cfg)?;
-                    Pooled {
-                        max,
-                        avg,
-                        stats: None,
-                    }
-                })
+                    (max, avg, None)
+                };
+                Some(Pooled { max, avg, stats })
             }
             _ => None,
         };

@@ -49,11 +49,7 @@ impl Conv2d {
     /// pw(dw(relu(x))): a depthwise then a 1×1 convolution as one tape node (see
     /// [`Tape::dw_pw`]), the ReLU folded into the depthwise loads.
     pub fn relu_dw_pw(tape: &mut Tape, x: &Tensor, dw: &Conv2d, pw: &Conv2d) -> Result<Tensor> {
-        if pw.bias.is_some() || dw.bias.is_some() || pw.cfg != Conv2dCfg::new(1, 0) {
-            let h = dw.forward_relu(tape, x)?;
-            return pw.forward(tape, &h);
-        }
-        tape.dw_pw(x, &dw.weight, dw.cfg.relu_input(true), &pw.weight)
+        Ok(Conv2d::relu_dw_pw_impl(tape, x, dw, pw, false)?.0)
     }
 
     /// [`Conv2d::relu_dw_pw`] followed by a batch norm (`ctx.train`: in train mode): the 1×1
@@ -65,10 +61,26 @@ impl Conv2d {
         pw: &Conv2d,
         ctx: Ctx,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
-        if !ctx.train || pw.bias.is_some() || dw.bias.is_some() || pw.cfg != Conv2dCfg::new(1, 0) {
-            return Ok((Conv2d::relu_dw_pw(tape, x, dw, pw)?, None));
+        Conv2d::relu_dw_pw_impl(tape, x, dw, pw, ctx.train)
+    }
+
+    fn relu_dw_pw_impl(
+        tape: &mut Tape,
+        x: &Tensor,
+        dw: &Conv2d,
+        pw: &Conv2d,
+        stats: bool,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        if pw.bias.is_some() || dw.bias.is_some() || pw.cfg != Conv2dCfg::new(1, 0) {
+            let h = dw.forward_relu(tape, x)?;
+            return Ok((pw.forward(tape, &h)?, None));
         }
-        tape.dw_pw_with_stats(x, &dw.weight, dw.cfg.relu_input(true), &pw.weight)
+        let cfg = dw.cfg.relu_input(true);
+        if stats {
+            tape.dw_pw_with_stats(x, &dw.weight, cfg, &pw.weight)
+        } else {
+            Ok((tape.dw_pw(x, &dw.weight, cfg, &pw.weight)?, None))
+        }
     }
 
     /// conv(relu(x)), the ReLU folded into the convolution's loads.
@@ -85,10 +97,11 @@ impl Conv2d {
         x: &Tensor,
         ctx: Ctx,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
-        if !ctx.train || self.bias.is_some() {
+        if !ctx.train {
             return Ok((self.forward_relu(tape, x)?, None));
         }
-        tape.conv2d_with_stats(x, &self.weight, self.cfg.relu_input(true))
+        let cfg = self.cfg.relu_input(true);
+        tape.conv2d_with_stats(x, &self.weight, self.bias.as_ref(), cfg)
     }
 }
 

@@ -279,6 +279,8 @@ fn depthwise_forward(
 
 /// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
 /// y = a·x per image; `relu` reads x through a ReLU; `mask` writes y only where mask > 0.
+/// With `stats` (and no mask) on planes of a multiple of 4, `gemm4_stats` also writes the
+/// batch-norm statistics of y's rows, returned for [`Tape::batch_norm_with_stats`].
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     x: &Tensor,
@@ -288,7 +290,9 @@ fn gemm(
     [a_rs, a_cs]: [usize; 2],
     relu: bool,
     mask: Option<&Tensor>,
-) -> Result<()> {
+    stats: bool,
+) -> Result<Option<ChannelStats>> {
+    let gpu = x.gpu();
     let pp = [n, m, k, hw, a_rs, a_cs, 0, 0].map(|v| v as u32);
     // Without MASK binding 4 is unused: x (also only read) stands in.
     let bufs = [
@@ -298,53 +302,24 @@ fn gemm(
         mask.unwrap_or(x).buffer(),
     ];
     let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
-    if hw.is_multiple_of(4) {
-        // Four pixels per thread (they always fall in one image), up to 16 output rows.
-        let rb = gemm4_rows(m);
-        let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
-        let grid = [(n * hw).div_ceil(1024), m.div_ceil(rb), 1];
-        x.gpu()
-            .launch_spec("pointwise", "gemm4", &consts, &pp, &bufs, grid)
-    } else {
+    if !hw.is_multiple_of(4) {
         let consts = [relu_consts(relu), mc].concat();
         let grid = [(n * hw).div_ceil(256), m.div_ceil(4), 1];
-        x.gpu()
-            .launch_spec("pointwise", "gemm", &consts, &pp, &bufs, grid)
-    }
-}
-
-/// Output rows per `gemm4` thread for m rows.
-fn gemm4_rows(m: usize) -> usize {
-    [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4)
-}
-
-/// y = w·relu?(x) per image (`gemm4_stats`) with the batch-norm statistics of y's rows, when
-/// the planes allow it (hw a multiple of 4).
-fn gemm_stats(
-    x: &Tensor,
-    w: &Tensor,
-    y: &Tensor,
-    [n, m, k, hw]: [usize; 4],
-    relu: bool,
-) -> Result<Option<ChannelStats>> {
-    if !hw.is_multiple_of(4) {
+        gpu.launch_spec("pointwise", "gemm", &consts, &pp, &bufs, grid)?;
         return Ok(None);
     }
-    let gpu = x.gpu();
-    let rb = gemm4_rows(m);
+    // Four pixels per thread (they always fall in one image), up to 16 output rows; a
+    // workgroup column of 1,024 positions is one chunk of the statistics.
+    let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
+    let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
     let parts = (n * hw).div_ceil(1024);
-    let part = Tensor::empty(gpu, &[3 * m * parts], "conv2d output statistics")?;
-    let pp = [n, m, k, hw, k, 1, 0, 0].map(|v| v as u32);
-    // Binding 4 (the mask) is unused: x stands in.
-    let bufs = [
-        w.buffer(),
-        x.buffer(),
-        y.buffer(),
-        x.buffer(),
-        part.buffer(),
-    ];
-    let consts = [relu_consts(relu), &[("RB", rb as u32)]].concat();
     let grid = [parts, m.div_ceil(rb), 1];
+    if !stats || mask.is_some() {
+        gpu.launch_spec("pointwise", "gemm4", &consts, &pp, &bufs, grid)?;
+        return Ok(None);
+    }
+    let part = Tensor::empty(gpu, &[3 * m * parts], "conv2d output statistics")?;
+    let bufs = [&bufs[..], &[part.buffer()]].concat();
     gpu.launch_spec("pointwise", "gemm4_stats", &consts, &pp, &bufs, grid)?;
     Ok(Some(ChannelStats::new(part, parts, y)))
 }
@@ -363,14 +338,11 @@ fn conv_forward(
 ) -> Result<(Tensor, Option<ChannelStats>)> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, out_shape, "conv2d output")?;
-    if let Some(pw) = pointwise(params) {
-        let (n, cin, hw, cout) = pw;
-        if stats && b.is_none() && stats_in_producer(gpu, cout, n * hw) {
-            if let Some(st) = gemm_stats(x, w, &y, [n, cout, cin, hw], relu)? {
-                return Ok((y, Some(st)));
-            }
-        }
-        gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu, None)?;
+    let mut channel_stats = None;
+    if let Some((n, cin, hw, cout)) = pointwise(params) {
+        // (A 1×1 convolution with a bias takes the general path.)
+        let stats = stats && stats_in_producer(gpu, cout, n * hw);
+        channel_stats = gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu, None, stats)?;
     } else if let Some((dp, consts)) = depthwise(params) {
         let consts = [&consts[..], relu_consts(relu)].concat();
         // Binding 4 (the mask) is unused without MASK: x stands in.
@@ -387,7 +359,7 @@ fn conv_forward(
             y.numel().div_ceil(256),
         )?;
     }
-    Ok((y, None))
+    Ok((y, channel_stats))
 }
 
 /// A depthwise convolution followed by a 1×1 one (DARTS' sep_conv and dil_conv halves),
@@ -477,8 +449,7 @@ impl Tape {
         };
         let stats = stats && stats_in_producer(self.gpu(), co, n * ho * wo);
         let mut kept = None;
-        let mut channel_stats = None;
-        let y = match fused {
+        let (y, channel_stats) = match fused {
             // Both convolutions in one launch; the intermediate stays in registers (or is
             // also written out, to be kept).
             Some((dp, consts, groups)) => {
@@ -498,31 +469,28 @@ impl Tape {
                     w_pw.buffer(),
                     mid.buffer(),
                 ];
-                if stats {
-                    // The workgroups are the statistics' chunks.
-                    let part = Tensor::empty(&gpu, &[3 * co * groups], "dw_pw output statistics")?;
-                    let bufs = [&bufs[..], &[part.buffer()]].concat();
-                    gpu.launch_specialized(
-                        "depthwise",
-                        "dw_pw4_stats",
-                        &consts,
-                        &dp,
-                        &bufs,
-                        groups,
-                    )?;
-                    channel_stats = Some(ChannelStats::new(part, groups, &y));
+                // With statistics, the workgroups are their chunks.
+                let part = if stats {
+                    let name = "dw_pw output statistics";
+                    Some(Tensor::empty(&gpu, &[3 * co * groups], name)?)
                 } else {
-                    gpu.launch_specialized("depthwise", "dw_pw4", &consts, &dp, &bufs, groups)?;
-                }
+                    None
+                };
+                let bufs = [&bufs[..], part.as_ref().map(|t| t.buffer()).as_slice()].concat();
+                let entry = if part.is_some() {
+                    "dw_pw4_stats"
+                } else {
+                    "dw_pw4"
+                };
+                gpu.launch_specialized("depthwise", entry, &consts, &dp, &bufs, groups)?;
                 kept = keep_mid.then_some(mid);
-                y
+                let channel_stats = part.map(|part| ChannelStats::new(part, groups, &y));
+                (y, channel_stats)
             }
             None => {
                 let relu = cfg_dw.relu_input;
                 let mid = conv_forward(x, w_dw, None, &p_dw, &mid_shape, relu, false)?.0;
-                let (y, st) = conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false, stats)?;
-                channel_stats = st;
-                y
+                conv_forward(&mid, w_pw, None, &p_pw, &out_shape, false, stats)?
             }
         };
         self.add_macs(mid_numel as u64 * w_dw.numel() as u64 / w_dw.shape()[0] as u64);
@@ -553,16 +521,17 @@ impl Tape {
         Ok(self.conv2d_impl(x, w, b, cfg, false)?.0)
     }
 
-    /// [`Tape::conv2d`] (no bias) for a train-mode batch norm to follow: where that batch
-    /// norm would split its reductions (GPUs), a 1×1 convolution also writes its output's
+    /// [`Tape::conv2d`] for a train-mode batch norm to follow: where that batch norm would
+    /// split its reductions (GPUs), a 1×1 convolution without bias also writes its output's
     /// statistics (`gemm4_stats`), for [`Tape::batch_norm_with_stats`].
     pub fn conv2d_with_stats(
         &mut self,
         x: &Tensor,
         w: &Tensor,
+        b: Option<&Tensor>,
         cfg: Conv2dCfg,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
-        self.conv2d_impl(x, w, None, cfg, true)
+        self.conv2d_impl(x, w, b, cfg, true)
     }
 
     fn conv2d_impl(
@@ -707,6 +676,7 @@ impl Conv2dNode {
                     [1, cin],
                     false,
                     mask,
+                    false,
                 )?;
                 masked = self.relu;
             } else if let Some((dp, consts)) = &dwc {

@@ -277,26 +277,39 @@ impl BatchNormNode {
             }
             _ => (gy, scale),
         };
-        // The split path's grad_finish and backward_dx apply table[idx] themselves; without a
-        // scale, dy stands in for the table (read-only, never read).
-        let mut split_params = self.params;
+        // The fused and the split kernels apply table[idx] themselves; without a scale, dy
+        // stands in for the table (read-only, never read).
+        let mut scaled_params = self.params;
         let table = match folded {
             Some((table, idx)) => {
-                split_params[11] = 1;
-                split_params[12] = idx as u32;
+                scaled_params[11] = 1;
+                scaled_params[12] = idx as u32;
                 table
             }
             None => gy,
         };
-        if fused {
-            // The channel sums and dx in one launch: one workgroup per channel. Without
-            // affine parameters, dy stands in for γ (read-only, never read).
+        // Σ dy and Σ dy·x̂ per channel: inside the fused dx launch; as split partials, combined
+        // by every workgroup of the dx launch (or by grad_finish without dx); or by one
+        // workgroup per channel into the saved block, before dx.
+        let part = if fused {
+            None
+        } else if parts > 1 {
+            let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
+            let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
+            gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
+            Some(part)
+        } else {
+            let bufs = [src, gy.buffer(), self.saved.buffer()];
+            gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
+            None
+        };
+        if self.x.requires_grad() {
+            // Without affine parameters dy stands in for γ (read-only, never read).
             let g = match &self.gamma {
                 Some(g) => g.data()?,
                 None => gy,
             };
             let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-            let params = split_params;
             let bufs = [
                 src,
                 gy.buffer(),
@@ -305,66 +318,28 @@ impl BatchNormNode {
                 dx.buffer(),
                 table.buffer(),
             ];
-            let nch = [0, 1, 2].map(|i| self.params[i] as usize);
-            let ([_, entry], groups) = fused_entries(gpu, nch);
-            gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
-            out.push((self.x.key(), dx));
-        } else if parts > 1 {
-            // Split reductions: partial Σ dy and Σ dy·x̂ per (channel, chunk), combined per
-            // channel by every workgroup of the dx launch (or, without dx, by grad_finish).
-            let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
-            let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
-            gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
-            if self.x.requires_grad() {
-                // saved is written here: without affine parameters dy stands in for γ.
-                let g = match &self.gamma {
-                    Some(g) => g.data()?,
-                    None => gy,
-                };
-                let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-                let bufs = [
-                    src,
-                    gy.buffer(),
-                    self.saved.buffer(),
-                    g.buffer(),
-                    dx.buffer(),
-                    table.buffer(),
-                    &part,
-                ];
-                let groups = c * parts;
-                gpu.launch_groups(
-                    "batchnorm",
-                    "backward_dx_split",
-                    &split_params,
-                    &bufs,
-                    groups,
-                )?;
-                out.push((self.x.key(), dx));
+            if fused {
+                // One workgroup per channel: the sums and dx in one launch.
+                let nch = [0, 1, 2].map(|i| self.params[i] as usize);
+                let ([_, entry], groups) = fused_entries(gpu, nch);
+                gpu.launch_groups("batchnorm", entry, &scaled_params, &bufs, groups)?;
+            } else if let Some(part) = &part {
+                let bufs = [&bufs[..], &[part]].concat();
+                let e = "backward_dx_split";
+                gpu.launch_groups("batchnorm", e, &scaled_params, &bufs, c * parts)?;
             } else {
-                let bufs = [&part, self.saved.buffer(), table.buffer()];
-                gpu.launch("batchnorm", "grad_finish", &split_params, &bufs, c)?;
+                gpu.launch(
+                    "batchnorm",
+                    "backward_dx",
+                    &scaled_params,
+                    &bufs,
+                    dx.numel(),
+                )?;
             }
-        } else {
-            // Σ dy and Σ dy·x̂ per channel into the saved block, then dx.
-            let bufs = [src, gy.buffer(), self.saved.buffer()];
-            gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
-            if self.x.requires_grad() {
-                let g = match &self.gamma {
-                    Some(g) => g.data()?,
-                    None => &self.saved,
-                };
-                let dx = Tensor::empty(gpu, self.x.shape(), "batch_norm dx")?;
-                let bufs = [
-                    src,
-                    gy.buffer(),
-                    self.saved.buffer(),
-                    g.buffer(),
-                    dx.buffer(),
-                    table.buffer(),
-                ];
-                gpu.launch("batchnorm", "backward_dx", &split_params, &bufs, dx.numel())?;
-                out.push((self.x.key(), dx));
-            }
+            out.push((self.x.key(), dx));
+        } else if let Some(part) = &part {
+            let bufs = [part, self.saved.buffer(), table.buffer()];
+            gpu.launch("batchnorm", "grad_finish", &scaled_params, &bufs, c)?;
         }
         // dγ = Σ dy·xhat and dβ = Σ dy sit in the saved block; copy them out.
         for (param, slot) in [(&self.gamma, 3usize), (&self.beta, 2usize)] {
@@ -429,14 +404,7 @@ impl Tape {
                     Some(state) => {
                         seen += 1;
                         if seen > MAX_NORMALIZED {
-                            let stats = t.stats.cloned();
-                            Some(self.batch_norm_with_stats(
-                                t.x,
-                                stats,
-                                None,
-                                state.clone(),
-                                true,
-                            )?)
+                            Some(self.term_batch_norm(t, state)?)
                         } else {
                             None
                         }
@@ -470,10 +438,7 @@ impl Tape {
             let mut normalized = Vec::with_capacity(terms.len());
             for t in terms {
                 normalized.push(match &t.bn {
-                    Some(state) => {
-                        let stats = t.stats.cloned();
-                        self.batch_norm_with_stats(t.x, stats, None, state.clone(), true)?
-                    }
+                    Some(state) => self.term_batch_norm(t, state)?,
                     None => t.x.clone(),
                 });
             }
@@ -586,6 +551,12 @@ impl Tape {
                 params: p,
             })
         }))
+    }
+
+    /// A normalised term's batch norm on its own (train mode, no affine), with the statistics
+    /// its producer wrote where it did.
+    fn term_batch_norm(&mut self, t: &SumTerm, state: &BnState) -> Result<Tensor> {
+        self.batch_norm_with_stats(t.x, t.stats.cloned(), None, state.clone(), true)
     }
 
     /// Whether [`Tape::normalized_sum`] can run `terms` fused; shape errors are errors.
