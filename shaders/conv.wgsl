@@ -11,11 +11,32 @@
 //                    reducing over batch x output rows (no per-channel launches)
 //   (1×1 and depthwise convolutions have faster kernels: pointwise.wgsl, depthwise.wgsl)
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
+// Dense convolutions (groups = 1) with output rows of a multiple of 4 take faster kernels:
+//   forward4         1 x, 2 weight, 3 bias, 4 y (vec4), 5 mask (vec4; any buffer without MASK):
+//                    each thread 4 consecutive outputs of a row × RB output channels (every
+//                    input value gathered serves RB channels, every weight 4 outputs). Grid
+//                    (ceil(n·ho·wo/1024), ceil(cout/RB), 1). FLIP = 1 reads the weight
+//                    transposed and turned 180°: the stored
+//                    weight (p.cin, p.cout, kh, kw) read at [i][o]: the input gradient of a
+//                    convolution is this forward over dy (TS = its stride: dy read as if
+//                    zero-dilated, see gather4). KS = the kernel size where square (unrolled).
+//   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
+//                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
+//                    (one chunk) writes dw itself. p.chunks chunks per block.
+//   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in forward and backward_weight,
 // folding a preceding ReLU into the loads (the input gradient is masked by the caller).
-// Workgroup size 256; grids spread over 3-D (see prelude).
+// MASK = 1: forward4 writes y only where mask > 0 (the input gradient through a folded ReLU,
+// mask = that ReLU's input). p.per and p.chunks are 0 for the other entries.
+// Workgroup size 256; grids spread over 3-D (see prelude), forward4's 2-D as above.
 
 override RELU: u32 = 0u;
+override RB: u32 = 4u;
+override FLIP: u32 = 0u;
+override MASK: u32 = 0u;
+override DIRECT: u32 = 0u;
+override KS: u32 = 0u;
+override TS: u32 = 1u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -27,7 +48,7 @@ struct P {
     cout: u32, ho: u32, wo: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, ph: u32,
     pw: u32, dh: u32, dw: u32, groups: u32,
-    has_bias: u32,
+    has_bias: u32, per: u32, chunks: u32, _pad: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -174,4 +195,158 @@ fn backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
     let s = tree_sum(li, acc);
     if (li == 0u && co < p.cout) { bb_db[co] = s; }
+}
+
+// ---- dense kernels for rows of a multiple of 4 ----
+
+@group(0) @binding(4) var<storage, read_write> f4_y: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> f4_mask: array<vec4<f32>>;
+
+// The 4 values of row `row` (start index) at columns ix0 + j·step (j < 4), 0 outside the row,
+// through the folded ReLU.
+// With TS > 1 (a strided convolution's input gradient) column u of the zero-dilated input is
+// column u / TS where TS divides u, and 0 elsewhere.
+fn gather4(row: u32, ix0: i32, step: u32, row_inside: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let u = ix0 + i32(j * step);
+        let ix = u / i32(TS);
+        let inside = row_inside && u >= 0 && ix < i32(p.w) && u % i32(TS) == 0;
+        v[j] = select(0.0, relu_in(f_x[row + u32(clamp(ix, 0, i32(p.w) - 1))]), inside);
+    }
+    return v;
+}
+
+// Row uy of the (zero-dilated with TS > 1) input: its start in the plane at `base`, and
+// whether it holds data.
+fn input_row(base: u32, uy: i32) -> vec2<u32> {
+    let iy = uy / i32(TS);
+    let inside = uy >= 0 && iy < i32(p.h) && uy % i32(TS) == 0;
+    return vec2<u32>(base + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w, u32(inside));
+}
+
+@compute @workgroup_size(256)
+fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let q = wg.x * WG + li;
+    let o0 = wg.y * RB;
+    if (q * 4u >= p.n * p.ho * p.wo) { return; }
+    let ox0 = (q * 4u) % p.wo;
+    let row = (q * 4u) / p.wo;
+    let oy = row % p.ho;
+    let b = row / p.ho;
+    let rows = min(RB, p.cout - o0);
+    var acc: array<vec4<f32>, 16>;
+    let kh = select(p.kh, KS, KS != 0u);
+    let kw = select(p.kw, KS, KS != 0u);
+    let taps = kh * kw;
+    // Weight strides between output channels and input channels (see tap_weight).
+    let s_o = select(p.cin * taps, taps, FLIP != 0u);
+    let s_i = select(taps, p.cout * taps, FLIP != 0u);
+    for (var ci = 0u; ci < p.cin; ci = ci + 1u) {
+        let xbase = (b * p.cin + ci) * p.h * p.w;
+        let wci = o0 * s_o + ci * s_i;
+        for (var ky = 0u; ky < kh; ky = ky + 1u) {
+            // Rows outside the input read a clamped row as zeros (no divergent branch).
+            let xr = input_row(xbase, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
+            for (var kx = 0u; kx < kw; kx = kx + 1u) {
+                let ix0 = i32(ox0 * p.sw + kx * p.dw) - i32(p.pw);
+                let xv = gather4(xr.x, ix0, p.sw, xr.y != 0u);
+                let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
+                // Rows past cout read a clamped (valid) weight and are not written.
+                for (var r = 0u; r < RB; r = r + 1u) {
+                    acc[r] = acc[r] + f_w[wci + tap + min(r, rows - 1u) * s_o] * xv;
+                }
+            }
+        }
+    }
+    let hw4 = p.ho * p.wo / 4u;
+    let yb = ((b * p.cout + o0) * p.ho * p.wo + oy * p.wo + ox0) / 4u;
+    for (var r = 0u; r < RB; r = r + 1u) {
+        if (r < rows) {
+            var v = acc[r];
+            if (p.has_bias != 0u) { v = v + vec4<f32>(f_b[o0 + r]); }
+            let i = yb + r * hw4;
+            if (MASK != 0u) { v = select(vec4<f32>(0.0), v, f4_mask[i] > vec4<f32>(0.0)); }
+            f4_y[i] = v;
+        }
+    }
+}
+
+@group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> wp_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let taps = p.kh * p.kw;
+    let bi = (p.cin + 3u) / 4u;
+    let bo = (p.cout + 3u) / 4u;
+    if (t >= bo * bi * taps * p.chunks) { return; }
+    let chunk = t % p.chunks;
+    let blk = t / p.chunks;
+    let tap = blk % taps;
+    let ky = tap / p.kw;
+    let kx = tap % p.kw;
+    let o0 = (blk / taps / bi) * 4u;
+    let i0 = ((blk / taps) % bi) * 4u;
+    let ro = min(4u, p.cout - o0);
+    let ri = min(4u, p.cin - i0);
+    var acc: array<f32, 16>;
+    for (var e = 0u; e < 16u; e = e + 1u) { acc[e] = 0.0; }
+    let wo4 = p.wo / 4u;
+    let end = min((chunk + 1u) * p.per, p.n * p.ho);
+    for (var r = chunk * p.per; r < end; r = r + 1u) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
+        let xrow = ((b * p.cin + i0) * p.h + u32(iy)) * p.w;
+        for (var qx = 0u; qx < wo4; qx = qx + 1u) {
+            let ix0 = i32(qx * 4u * p.sw + kx * p.dw) - i32(p.pw);
+            var dv: array<vec4<f32>, 4>;
+            var xv: array<vec4<f32>, 4>;
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
+                xv[a] = gather4(xrow + min(a, ri - 1u) * p.h * p.w, ix0, p.sw, true);
+            }
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    acc[a * 4u + c] = acc[a * 4u + c] + dot(dv[a], xv[c]);
+                }
+            }
+        }
+    }
+    if (DIRECT != 0u) {
+        // Constant bounds (the accumulators stay registers); the block's edge by test.
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (a < ro && c < ri) {
+                    wp_part[(((o0 + a) * p.cin + i0 + c) * p.kh + ky) * p.kw + kx] = acc[a * 4u + c];
+                }
+            }
+        }
+        return;
+    }
+    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[t * 16u + e] = acc[e]; }
+}
+
+@group(0) @binding(1) var<storage, read> ws_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
+
+@compute @workgroup_size(256)
+fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    let taps = p.kh * p.kw;
+    if (e >= p.cout * p.cin * taps) { return; }
+    let tap = e % taps;
+    let i = (e / taps) % p.cin;
+    let o = e / (taps * p.cin);
+    let blk = ((o / 4u) * ((p.cin + 3u) / 4u) + i / 4u) * taps + tap;
+    let q = (o % 4u) * 4u + i % 4u;
+    var acc = 0.0;
+    for (var c = 0u; c < p.chunks; c = c + 1u) {
+        acc = acc + ws_part[(blk * p.chunks + c) * 16u + q];
+    }
+    ws_dw[e] = acc;
 }

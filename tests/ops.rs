@@ -196,6 +196,39 @@ fn conv_dense_single_channel_dilated() {
     conv_case(3, [2, 1, 11, 10], [1, 1, 5, 5], true, 1, 4, 2, 1);
 }
 
+// Output rows of a multiple of 4 take conv.wgsl's `forward4` and `weight_partial4` (and the
+// stride-1 input gradient `forward4` over dy with the weight turned 180°); the cases above
+// the per-element kernels.
+#[test]
+fn conv_dense_rows_of_4_3x3_bias() {
+    // 5 input and 6 output channels: partial blocks of 4 on both sides.
+    conv_case(22, [2, 5, 5, 8], [6, 5, 3, 3], true, 1, 1, 1, 1);
+}
+
+#[test]
+fn conv_dense_rows_of_4_5x5_dil2_seventeen_outputs() {
+    // 17 output channels: a block of 16 per thread and one of 1.
+    conv_case(23, [1, 3, 6, 12], [17, 3, 5, 5], false, 1, 4, 2, 1);
+}
+
+#[test]
+fn conv_dense_rows_of_4_stride2() {
+    // Output rows of 4, and remainders (the last input row and column reach no output): the
+    // input gradient reads dy as if zero-dilated (TS = 2).
+    conv_case(24, [2, 3, 6, 8], [4, 3, 3, 3], false, 2, 1, 1, 1);
+}
+
+#[test]
+fn conv_dense_rows_of_4_padding_past_the_kernel() {
+    // Padding 3 > k − 1: the input gradient cannot be a forward over dy (gather kernel).
+    conv_case(25, [1, 2, 5, 8], [3, 2, 3, 3], true, 1, 3, 1, 1);
+}
+
+#[test]
+fn conv_1x1_with_bias_rows_of_4() {
+    conv_case(26, [2, 3, 4, 4], [5, 3, 1, 1], true, 1, 0, 1, 1);
+}
+
 #[test]
 fn conv_pointwise_1x1() {
     conv_case(4, [2, 5, 4, 3], [3, 5, 1, 1], false, 1, 0, 1, 1);
@@ -357,6 +390,17 @@ fn relu_folded_into_depthwise_frozen_weight() {
 #[test]
 fn relu_folded_into_dense_3x3() {
     relu_conv_case(36, [2, 3, 7, 5], [4, 3, 3, 3], 1, 1, 1, 1, true);
+}
+
+#[test]
+fn relu_folded_into_dense_rows_of_4() {
+    // The input gradient's forward over dy writes dx through the ReLU's mask.
+    relu_conv_case(38, [2, 3, 5, 8], [5, 3, 3, 3], 1, 1, 1, 1, true);
+}
+
+#[test]
+fn relu_folded_into_dense_rows_of_4_frozen_weight_stride2() {
+    relu_conv_case(39, [2, 2, 7, 8], [3, 2, 3, 3], 2, 1, 1, 1, false);
 }
 
 #[test]

@@ -324,6 +324,87 @@ fn gemm(
     Ok(Some(ChannelStats::new(part, parts, y)))
 }
 
+/// Whether a dense convolution runs on conv.wgsl's `forward4` / `weight_partial4` (one
+/// group, output rows of a multiple of 4).
+fn dense4(p: &[u32; 17]) -> bool {
+    p[15] == 1 && p[6].is_multiple_of(4)
+}
+
+/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread.
+fn dense_forward4(
+    gpu: &Gpu,
+    p: &[u32; 17],
+    consts: &[(&'static str, u32)],
+    bufs: &[&GpuBuffer; 5],
+) -> Result<()> {
+    let [n, cout, ho, wo] = [p[0], p[4], p[5], p[6]].map(|v| v as usize);
+    let rb = [16, 8, 4].into_iter().find(|&r| cout >= r).unwrap_or(4);
+    let ks: &[(&str, u32)] = if p[7] == p[8] && p[7] <= 7 {
+        &[("KS", p[7])]
+    } else {
+        &[]
+    };
+    let consts = [consts, &[("RB", rb as u32)], ks].concat();
+    let grid = [(n * ho * wo / 4).div_ceil(256), cout.div_ceil(rb), 1];
+    gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)
+}
+
+/// The parameters of a dense convolution's input gradient as a `forward4` (FLIP = 1) over dy,
+/// with its stride as the pipeline constant TS, where that applies: equal strides, rows of
+/// dx of a multiple of 4 and padding ≤ d·(k − 1).
+fn dense_input_grad(p: &[u32; 17]) -> Option<([u32; 17], u32)> {
+    let [n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, g, _] = *p;
+    let ok = g == 1 && sh == sw && w % 4 == 0 && ph <= dh * (kh - 1) && pw <= dw * (kw - 1);
+    let (ph, pw) = (dh * (kh - 1) - ph, dw * (kw - 1) - pw);
+    ok.then_some((
+        [
+            n, cout, ho, wo, cin, h, w, kh, kw, 1, 1, ph, pw, dh, dw, 1, 0,
+        ],
+        sh,
+    ))
+}
+
+/// A dense convolution's weight gradient (`weight_partial4`, then `weight_sum` over the
+/// chunks of output rows unless one chunk does it).
+fn dense_weight_grad(
+    gpu: &Gpu,
+    p: &[u32; 17],
+    relu: bool,
+    x: &Tensor,
+    gy: &Tensor,
+    dw: &Tensor,
+) -> Result<()> {
+    let [n, cin, cout, ho, wo] = [p[0], p[1], p[4], p[5], p[6]].map(|v| v as usize);
+    let blocks = cout.div_ceil(4) * cin.div_ceil(4) * (p[7] * p[8]) as usize;
+    let rows = n * ho;
+    // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
+    // serial work costs about a launch.
+    let per = if one_pass(gpu, rows * wo * 16) {
+        rows
+    } else {
+        rows.div_ceil(16384usize.div_ceil(blocks).clamp(1, rows))
+    };
+    let chunks = rows.div_ceil(per);
+    let mut pp = [0u32; 20];
+    pp[..17].copy_from_slice(p);
+    pp[17] = per as u32;
+    pp[18] = chunks as u32;
+    let part = if chunks == 1 {
+        dw.buffer().clone()
+    } else {
+        gpu.alloc("conv2d weight-gradient partials", blocks * chunks * 16)?
+    };
+    let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
+    let consts = [relu_consts(relu), direct].concat();
+    let bufs = [x.buffer(), gy.buffer(), &part];
+    let groups = (blocks * chunks).div_ceil(256);
+    gpu.launch_specialized("conv", "weight_partial4", &consts, &pp, &bufs, groups)?;
+    if chunks > 1 {
+        gpu.launch("conv", "weight_sum", &pp, &[&part, dw.buffer()], dw.numel())?;
+    }
+    Ok(())
+}
+
 /// Runs conv2d's forward kernels (the 1×1, depthwise or general path) into a new tensor,
 /// outside the tape; with `stats` a 1×1 convolution also writes its output's batch-norm
 /// statistics where it can.
@@ -348,6 +429,10 @@ fn conv_forward(
         // Binding 4 (the mask) is unused without MASK: x stands in.
         let bufs = [x.buffer(), w.buffer(), y.buffer(), x.buffer()];
         depthwise_forward(gpu, &dp, &consts, &bufs)?;
+    } else if dense4(params) {
+        // The bias binding is a placeholder (w) without a bias, and so is the mask (x).
+        let bufs = [x, w, b.unwrap_or(w), &y, x].map(|t| t.buffer());
+        dense_forward4(gpu, params, relu_consts(relu), &bufs)?;
     } else {
         let bias = b.unwrap_or(w);
         gpu.launch_specialized(
@@ -721,6 +806,17 @@ impl Conv2dNode {
                         )?;
                     }
                 }
+            } else if let Some((fp, ts)) = dense_input_grad(p) {
+                // dx = dy (zero-dilated by the stride) convolved with the transposed, rotated
+                // weight, masked by x > 0 through a folded ReLU (else the mask binding is a
+                // placeholder).
+                let mask = if self.relu { self.x.data()? } else { gy };
+                let wt = self.w.data()?;
+                let bufs = [gy, wt, wt, &dx, mask].map(|t| t.buffer());
+                let mc: &[(&str, u32)] = if self.relu { &[("MASK", 1)] } else { &[] };
+                let consts = [&[("FLIP", 1), ("TS", ts)], mc].concat();
+                dense_forward4(gpu, &fp, &consts, &bufs)?;
+                masked = self.relu;
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
                     "backward_input_s1"
@@ -827,6 +923,8 @@ impl Conv2dNode {
                     let e = "weight_sum";
                     gpu.launch_specialized("depthwise", e, &consts, &dp, &bufs, groups)?;
                 }
+            } else if dense4(p) {
+                dense_weight_grad(gpu, p, self.relu, self.x.data()?, gy, &dw)?;
             } else {
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), dw.buffer()];
                 gpu.launch_specialized(
