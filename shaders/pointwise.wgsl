@@ -193,8 +193,11 @@ fn block_of(t: u32) -> Block {
 // weights, written straight into dw (bound at 3) so no second pass is needed.
 fn store_block(t: u32, acc: array<f32, 16>, i0: u32, j0: u32, ri: u32, rj: u32) {
     if (DIRECT != 0u) {
-        for (var a = 0u; a < ri; a = a + 1u) {
-            for (var c = 0u; c < rj; c = c + 1u) { wg_part[(i0 + a) * p.k + j0 + c] = acc[a * 4u + c]; }
+        // Constant bounds, so that the accumulators can stay in registers.
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (a < ri && c < rj) { wg_part[(i0 + a) * p.k + j0 + c] = acc[a * 4u + c]; }
+            }
         }
         return;
     }

@@ -2,14 +2,17 @@
 """Time the DARTS- search step in PyTorch and compare it with `darts-minus bench`.
 
 Usage:
-  python3 tools/bench_torch.py [--batch 64] [--channels 16] [--layers 8] [--steps 10]
-                               [--warmup 3] [--device cpu|cuda] [--darts-minus PATH]
+  python3 tools/bench_torch.py [--space darts|nb201] [--batch 64] [--channels 16] [--layers 8]
+                               [--cells-per-stage 5] [--steps 10] [--warmup 3]
+                               [--device cpu|cuda] [--darts-minus PATH]
 
 The step is the one `darts-minus bench` times (SPEC §5, first order): an Adam step on α from
 the loss of a validation batch, then an SGD step (momentum 0.9, weight decay 3e-4, clipped at
 5) on the weights from a training batch, both with the model in train mode and β = 1 on the
-auxiliary skip. The model is the project's own PyTorch model of the search network
-(tools/make_fixtures.py, written from ../shared/SPEC.md), in float32.
+auxiliary skip. With --space nb201 it is SPEC §7's: the SGD step first (Nesterov, weight decay
+5e-4), then the α step, on the NAS-Bench-201 search network. The models are the project's own
+PyTorch models of the search networks (tools/make_fixtures.py, written from
+../shared/SPEC.md), in float32.
 
 Prints the median step time, images/s and (on CUDA) the peak allocated memory. With
 --darts-minus (the path of the release binary) it also runs `darts-minus bench` with the same
@@ -29,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import SearchNetwork  # noqa: E402
+from make_fixtures import NB201SearchNetwork, SearchNetwork  # noqa: E402
 
 
 def sync(device):
@@ -40,12 +43,31 @@ def sync(device):
 def torch_step_times(args):
     device = torch.device(args.device)
     torch.manual_seed(0)
-    net = SearchNetwork(args.channels, args.layers, 10).to(device).train()
-    alphas = [net.alphas_normal.to(device).requires_grad_(), net.alphas_reduce.to(device).requires_grad_()]
-    net.alphas_normal, net.alphas_reduce = alphas
-    w_opt = torch.optim.SGD(net.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    if args.space == 'nb201':
+        net = NB201SearchNetwork(args.channels, args.cells_per_stage, 10).to(device).train()
+        alphas, weights = [net.arch_parameters], net.weights()
+        w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    else:
+        net = SearchNetwork(args.channels, args.layers, 10).to(device).train()
+        alphas = [net.alphas_normal.to(device).requires_grad_(), net.alphas_reduce.to(device).requires_grad_()]
+        net.alphas_normal, net.alphas_reduce = alphas
+        weights = list(net.parameters())
+        w_opt = torch.optim.SGD(weights, 0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     b = args.batch
+
+    def alpha_step(x, y):
+        a_opt.zero_grad()
+        F.cross_entropy(net(x, 1.0), y).backward()
+        a_opt.step()
+
+    def weight_step(x, y):
+        w_opt.zero_grad()
+        loss = F.cross_entropy(net(x, 1.0), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
+        return loss
 
     def batch():
         x = torch.randn(b, 3, 32, 32, device=device)
@@ -59,14 +81,12 @@ def torch_step_times(args):
         (xv, yv), (xt, yt) = batch(), batch()
         sync(device)
         t0 = time.perf_counter()
-        a_opt.zero_grad()
-        F.cross_entropy(net(xv, 1.0), yv).backward()
-        a_opt.step()
-        w_opt.zero_grad()
-        loss = F.cross_entropy(net(xt, 1.0), yt)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        w_opt.step()
+        if args.space == 'nb201':
+            loss = weight_step(xt, yt)
+            alpha_step(xv, yv)
+        else:
+            alpha_step(xv, yv)
+            loss = weight_step(xt, yt)
         loss.item()
         sync(device)
         if i >= args.warmup:
@@ -77,9 +97,12 @@ def torch_step_times(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--space', choices=['darts', 'nb201'], default='darts')
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--channels', type=int, default=16)
-    ap.add_argument('--layers', type=int, default=8)
+    ap.add_argument('--layers', type=int, default=8, help='cells of the DARTS network')
+    ap.add_argument('--cells-per-stage', type=int, default=5,
+                    help='cells per stage of the NAS-Bench-201 network')
     ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -93,15 +116,17 @@ def main():
 
     times, peak = torch_step_times(args)
     med = statistics.median(times)
-    config = f'C={args.channels} L={args.layers} batch={args.batch}'
+    depth = f'N={args.cells_per_stage}' if args.space == 'nb201' else f'L={args.layers}'
+    config = f'{args.space} C={args.channels} {depth} batch={args.batch}'
     print(f'pytorch {torch.__version__} on {args.device} ({torch.get_num_threads()} threads): '
           f'{config}, median of {args.steps} steps '
           f'after {args.warmup} warm-up: {med * 1e3:.1f} ms/step, {args.batch / med:.1f} images/s'
           + (f', peak {peak / 2**20:.0f} MiB allocated' if peak is not None else ''))
     if not args.darts_minus:
         return
-    cmd = [args.darts_minus, 'bench', '--batch', str(args.batch), '--channels', str(args.channels),
-           '--layers', str(args.layers), '--steps', str(args.steps), '--warmup', str(args.warmup),
+    cmd = [args.darts_minus, 'bench', '--space', args.space, '--batch', str(args.batch),
+           '--channels', str(args.channels), '--layers', str(args.layers), '--cells-per-stage',
+           str(args.cells_per_stage), '--steps', str(args.steps), '--warmup', str(args.warmup),
            '--json'] + args.extra.split()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     ours = json.loads(out.strip().splitlines()[-1])['results'][0]

@@ -322,6 +322,53 @@ class NB201Network(nn.Module):
         self.classifier = nn.Linear(c, classes)
 
 
+class NB201SearchNetwork(nn.Module):
+    """SPEC §7's search network: every edge sum_k softmax(alpha)_k op_k(x) + beta * x, one alpha
+    (6 edges × 5 ops) shared by all cells; nor_conv with a bias and BN affine=False."""
+
+    def __init__(self, c=16, n=5, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        cells = []
+        for stage in range(3):
+            if stage:
+                cells.append(ResBlock(c, 2 * c))
+                c *= 2
+            cells += [nn.ModuleList([nn.ModuleList([nb201_search_op(o, c) for o in NB201_OPS])
+                                     for _ in NB201Cell.EDGES]) for _ in range(n)]
+        self.cells = nn.ModuleList(cells)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+        self.classifier = nn.Linear(c, classes)
+        self.arch_parameters = nn.Parameter(1e-3 * torch.randn(len(NB201Cell.EDGES), len(NB201_OPS)))
+
+    def weights(self):
+        return [p for n, p in self.named_parameters() if n != 'arch_parameters']
+
+    def forward(self, x, beta):
+        w = F.softmax(self.arch_parameters, dim=-1)
+        h = self.stem(x)
+        for cell in self.cells:
+            if isinstance(cell, ResBlock):
+                h = cell(h)
+                continue
+            nodes = [h]
+            for to in (1, 2, 3):
+                nodes.append(sum(sum(wk * op(nodes[f]) for wk, op in zip(w[e], cell[e])) + beta * nodes[f]
+                                 for e, (t, f) in enumerate(NB201Cell.EDGES) if t == to))
+            h = nodes[-1]
+        h = self.lastact(h)
+        return self.classifier(F.adaptive_avg_pool2d(h, 1).flatten(1))
+
+
+def nb201_search_op(name, c):
+    """Search-network ops (SPEC §7): nor_conv = ReLU -> conv with bias -> BN(affine=False)."""
+    if name in ('nor_conv_1x1', 'nor_conv_3x3'):
+        k = 1 if name == 'nor_conv_1x1' else 3
+        return nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, k, 1, k // 2, bias=True),
+                             nn.BatchNorm2d(c, affine=False))
+    return nb201_op(name, c)
+
+
 # ---------------------------------------------------------------- helpers
 def randn(*shape):
     return torch.randn(*shape, dtype=torch.float32)
