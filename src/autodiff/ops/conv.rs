@@ -338,14 +338,21 @@ fn dense_forward4(
     bufs: &[&GpuBuffer; 5],
 ) -> Result<()> {
     let [n, cout, ho, wo] = [p[0], p[4], p[5], p[6]].map(|v| v as usize);
-    let rb = [16, 8, 4].into_iter().find(|&r| cout >= r).unwrap_or(4);
+    let quads = n * ho * wo / 4;
+    // Where launches are costly (CPU adapters) the most channels per thread, for the fewest
+    // loads per multiply-add; on GPUs as many as still leave 2^16 threads to fill the device.
+    let rb = [16, 8, 4]
+        .into_iter()
+        .filter(|&r| cout >= r)
+        .find(|&r| gpu.launches_are_costly() || quads * cout.div_ceil(r) >= 1 << 16)
+        .unwrap_or(4);
     let ks: &[(&str, u32)] = if p[7] == p[8] && p[7] <= 7 {
         &[("KS", p[7])]
     } else {
         &[]
     };
     let consts = [consts, &[("RB", rb as u32)], ks].concat();
-    let grid = [(n * ho * wo / 4).div_ceil(256), cout.div_ceil(rb), 1];
+    let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
     gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)
 }
 
