@@ -15,17 +15,18 @@
 //   forward4         1 x, 2 weight, 3 bias, 4 y (vec4), 5 mask (vec4; any buffer without MASK):
 //                    each thread 4 consecutive outputs of a row × RB output channels (every
 //                    input value gathered serves RB channels, every weight 4 outputs). Grid
-//                    (ceil(n·ho·wo/1024), ceil(cout/RB), 1). FLIP = 1 reads the weight
-//                    transposed and turned 180°: the stored
-//                    weight (p.cin, p.cout, kh, kw) read at [i][o]: the input gradient of a
-//                    convolution is this forward over dy (TS = its stride: dy read as if
-//                    zero-dilated, see gather4). KS = the kernel size where square (unrolled).
+//                    (ceil(n·ho·wo/1024), ceil(cout/RB), 1). KS = the kernel size where
+//                    square (the tap loops unroll). FLIP = 1: the input gradient of a
+//                    convolution as this forward over dy, the stored weight (p.cin, p.cout,
+//                    kh, kw) read at [i][o] and turned 180°; TS = that convolution's stride
+//                    (dy read as if zero-dilated, see gather4).
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
-// RELU = 1 (pipeline constant): x is read through max(x, 0) in forward and backward_weight,
-// folding a preceding ReLU into the loads (the input gradient is masked by the caller).
+// RELU = 1 (pipeline constant): x is read through max(x, 0) in forward, forward4,
+// backward_weight and weight_partial4, folding a preceding ReLU into the loads (the input
+// gradient is masked by forward4's MASK, or by the caller after the gather kernels).
 // MASK = 1: forward4 writes y only where mask > 0 (the input gradient through a folded ReLU,
 // mask = that ReLU's input). p.per and p.chunks are 0 for the other entries.
 // Workgroup size 256; grids spread over 3-D (see prelude), forward4's 2-D as above.

@@ -308,37 +308,33 @@ class ResBlock(nn.Module):
 
 
 class NB201Network(nn.Module):
-    def __init__(self, ops, c=16, n=5, classes=10):
+    """SPEC §7's network: stem, 3 stages of n cells joined by residual blocks, BN-ReLU, linear.
+    Cells are NB201Cell(ops, c), or make_cell(c) where given."""
+
+    def __init__(self, ops, c=16, n=5, classes=10, make_cell=None):
         super().__init__()
+        make_cell = make_cell or (lambda ch: NB201Cell(ops, ch))
         self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
         cells = []
         for stage in range(3):
             if stage:
                 cells.append(ResBlock(c, 2 * c))
                 c *= 2
-            cells += [NB201Cell(ops, c) for _ in range(n)]
+            cells += [make_cell(c) for _ in range(n)]
         self.cells = nn.ModuleList(cells)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         self.classifier = nn.Linear(c, classes)
 
 
-class NB201SearchNetwork(nn.Module):
+class NB201SearchNetwork(NB201Network):
     """SPEC §7's search network: every edge sum_k softmax(alpha)_k op_k(x) + beta * x, one alpha
     (6 edges × 5 ops) shared by all cells; nor_conv with a bias and BN affine=False."""
 
     def __init__(self, c=16, n=5, classes=10):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        cells = []
-        for stage in range(3):
-            if stage:
-                cells.append(ResBlock(c, 2 * c))
-                c *= 2
-            cells += [nn.ModuleList([nn.ModuleList([nb201_search_op(o, c) for o in NB201_OPS])
-                                     for _ in NB201Cell.EDGES]) for _ in range(n)]
-        self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        self.classifier = nn.Linear(c, classes)
+        def mixed_cell(ch):
+            return nn.ModuleList([nn.ModuleList([nb201_search_op(o, ch) for o in NB201_OPS])
+                                  for _ in NB201Cell.EDGES])
+        super().__init__(None, c, n, classes, make_cell=mixed_cell)
         self.arch_parameters = nn.Parameter(1e-3 * torch.randn(len(NB201Cell.EDGES), len(NB201_OPS)))
 
     def weights(self):
