@@ -362,8 +362,11 @@ fn dense_forward4(
 fn dense_input_grad(p: &[u32; 17]) -> Option<([u32; 17], u32)> {
     let [n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, g, _] = *p;
     let ok = g == 1 && sh == sw && w % 4 == 0 && ph <= dh * (kh - 1) && pw <= dw * (kw - 1);
+    if !ok {
+        return None;
+    }
     let (ph, pw) = (dh * (kh - 1) - ph, dw * (kw - 1) - pw);
-    ok.then_some((
+    Some((
         [
             n, cout, ho, wo, cin, h, w, kh, kw, 1, 1, ph, pw, dh, dw, 1, 0,
         ],
