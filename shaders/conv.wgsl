@@ -20,6 +20,8 @@
 //                    convolution as this forward over dy, the stored weight (p.cin, p.cout,
 //                    kh, kw) read at [i][o] and turned 180°; TS = that convolution's stride
 //                    (dy read as if zero-dilated, see gather4).
+//   forward4_stats   forward4 (MASK = 0) that also writes its outputs' batch-norm statistics
+//                    per workgroup column at 6 (see the entry), for the batch norm that follows.
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
@@ -226,11 +228,9 @@ fn input_row(base: u32, uy: i32) -> vec2<u32> {
     return vec2<u32>(base + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w, u32(inside));
 }
 
-@compute @workgroup_size(256)
-fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let q = wg.x * WG + li;
-    let o0 = wg.y * RB;
-    if (q * 4u >= p.n * p.ho * p.wo) { return; }
+// Output channels o0.. (RB of them, those past cout not written) for the 4 outputs of quad q
+// (< n·ho·wo/4): computed, written (bias added, masked with MASK) and returned.
+fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
     let ox0 = (q * 4u) % p.wo;
     let row = (q * 4u) / p.wo;
     let oy = row % p.ho;
@@ -240,7 +240,7 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     let kh = select(p.kh, KS, KS != 0u);
     let kw = select(p.kw, KS, KS != 0u);
     let taps = kh * kw;
-    // Weight strides between output channels and input channels (see tap_weight).
+    // Weight strides between output channels and input channels (FLIP: see the header).
     let s_o = select(p.cin * taps, taps, FLIP != 0u);
     let s_i = select(taps, p.cout * taps, FLIP != 0u);
     for (var ci = 0u; ci < p.cin; ci = ci + 1u) {
@@ -262,13 +262,49 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     }
     let hw4 = p.ho * p.wo / 4u;
     let yb = ((b * p.cout + o0) * p.ho * p.wo + oy * p.wo + ox0) / 4u;
+    // `if (r < rows)`, not a `break`: a loop Mesa cannot unroll would move acc to memory.
     for (var r = 0u; r < RB; r = r + 1u) {
         if (r < rows) {
-            var v = acc[r];
-            if (p.has_bias != 0u) { v = v + vec4<f32>(f_b[o0 + r]); }
+            if (p.has_bias != 0u) { acc[r] = acc[r] + vec4<f32>(f_b[o0 + r]); }
             let i = yb + r * hw4;
+            var v = acc[r];
             if (MASK != 0u) { v = select(vec4<f32>(0.0), v, f4_mask[i] > vec4<f32>(0.0)); }
             f4_y[i] = v;
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let q = wg.x * WG + li;
+    if (q * 4u >= p.n * p.ho * p.wo) { return; }
+    forward4_rows(q, wg.y * RB);
+}
+
+// forward4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
+// norm that follows skips its own pass over them: binding 6 part (bind any buffer at 5), 3
+// floats per (output channel, workgroup column wg.x) at 3·(channel·nwg.x + wg.x): the column's
+// count of positions, their mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout).
+@group(0) @binding(6) var<storage, read_write> f4_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let q = wg.x * WG + li;
+    let o0 = wg.y * RB;
+    let total = p.n * p.ho * p.wo;
+    let valid = q * 4u < total;
+    var acc: array<vec4<f32>, 16>;
+    if (valid) { acc = forward4_rows(q, o0); }
+    let rows = min(RB, p.cout - o0);
+    let cnt = f32(min(4u * WG, total - wg.x * 4u * WG));
+    for (var g = 0u; g < RB; g = g + 8u) {
+        let st = acc_rows8_stats(li, acc, valid, rows, g, cnt);
+        if (li < 8u && g + li < rows) {
+            let at = 3u * ((o0 + g + li) * nwg.x + wg.x);
+            f4_part[at] = cnt;
+            f4_part[at + 1u] = st.x;
+            f4_part[at + 2u] = st.y;
         }
     }
 }

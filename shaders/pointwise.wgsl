@@ -149,22 +149,12 @@ fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let rows = min(RB, p.m - i0);
     let cnt = f32(min(4u * WG, p.n * p.hw - wg.x * 4u * WG));
     for (var g = 0u; g < RB; g = g + 8u) {
-        var v: array<f32, 8>;
-        for (var r = 0u; r < 8u; r = r + 1u) {
-            let on = valid && g + r < rows;
-            v[r] = select(0.0, dot(acc[min(g + r, 15u)], vec4<f32>(1.0)), on);
-        }
-        let mean = rows8_means(li, WG, v, cnt);
-        for (var r = 0u; r < 8u; r = r + 1u) {
-            let d = acc[min(g + r, 15u)] - vec4<f32>(mean[r]);
-            v[r] = select(0.0, dot(d, d), valid && g + r < rows);
-        }
-        let m2 = rows8_m2(li, WG, v);
+        let st = acc_rows8_stats(li, acc, valid, rows, g, cnt);
         if (li < 8u && g + li < rows) {
             let q = 3u * ((i0 + g + li) * nwg.x + wg.x);
             g4_part[q] = cnt;
-            g4_part[q + 1u] = mean[li];
-            g4_part[q + 2u] = m2;
+            g4_part[q + 1u] = st.x;
+            g4_part[q + 2u] = st.y;
         }
     }
 }

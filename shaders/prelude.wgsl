@@ -79,3 +79,21 @@ fn rows8_m2(li: u32, width: u32, m2: array<f32, 8>) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// Both steps for a 256-thread workgroup whose threads each hold 4 outputs of up to 16 rows
+// in `acc` (a kernel computing 4 pixels × rows per thread): rows g..g+7 of the `rows` valid
+// ones, over the chunk's `cnt` values (threads without outputs pass valid = false). Thread
+// li < 8 gets row g + li's (mean, Σ(y − mean)²). Call from uniform control flow.
+fn acc_rows8_stats(li: u32, acc: array<vec4<f32>, 16>, valid: bool, rows: u32, g: u32, cnt: f32) -> vec2<f32> {
+    var v: array<f32, 8>;
+    for (var r = 0u; r < 8u; r = r + 1u) {
+        v[r] = select(0.0, dot(acc[min(g + r, 15u)], vec4<f32>(1.0)), valid && g + r < rows);
+    }
+    let mean = rows8_means(li, WG, v, cnt);
+    for (var r = 0u; r < 8u; r = r + 1u) {
+        let d = acc[min(g + r, 15u)] - vec4<f32>(mean[r]);
+        v[r] = select(0.0, dot(d, d), valid && g + r < rows);
+    }
+    let m2 = rows8_m2(li, WG, v);
+    return vec2<f32>(mean[min(li, 7u)], m2);
+}

@@ -490,49 +490,88 @@ fn dw_pw_fused_dilated() {
     dw_pw_case(45, [2, 2, 6, 8], 3, 1, 2, 2);
 }
 
-/// ReLU → (depthwise k×k, when `k` > 0) → 1×1 → train-mode BN, with the 1×1 kernel writing
-/// the batch norm's statistics (`gemm4_stats`, `dw_pw4_stats`) where batch norm splits its
-/// reductions (forced here with a channel split): against the CPU f64 composition, forward and
-/// gradients, and against the batch norm's own statistics pass (output and running
-/// statistics). `produced`: whether the producer can write them (planes of a multiple of 4).
+/// The convolution that produces a batch norm's input in [`bn_after_producer_case`].
+#[derive(Clone, Copy)]
+enum Producer {
+    /// ReLU → 1×1 (`gemm4_stats`).
+    Pointwise,
+    /// ReLU → depthwise k×k → 1×1 (`dw_pw4_stats`, or depthwise then `gemm4_stats`).
+    DwPw(usize),
+    /// ReLU → dense k×k (padding k/2) with a bias (`forward4_stats`).
+    Dense(usize),
+}
+
+/// The producer, then a train-mode BN, with the producer writing the batch norm's statistics
+/// where batch norm splits its reductions (forced here with a channel split): against the CPU
+/// f64 composition, forward and gradients, and against the batch norm's own statistics pass
+/// (output and running statistics). `produced`: whether the producer can write them (planes
+/// of a multiple of 4). `costly`: the launch strategy (a dense producer's channels per thread).
+#[allow(clippy::too_many_arguments)]
 fn bn_after_producer_case(
     seed: u64,
     xs: [usize; 4],
-    k: usize,
+    producer: Producer,
     cout: usize,
     x_diff: bool,
     produced: bool,
+    costly: bool,
 ) {
     let c = xs[1];
     let mut rng = Rng::new(seed);
     let mut inputs = vec![input(&mut rng, &xs, x_diff)];
-    if k > 0 {
-        inputs.push(input(&mut rng, &[c, 1, k, k], true));
+    match producer {
+        Producer::Pointwise => inputs.push(input(&mut rng, &[cout, c, 1, 1], true)),
+        Producer::DwPw(k) => {
+            inputs.push(input(&mut rng, &[c, 1, k, k], true));
+            inputs.push(input(&mut rng, &[cout, c, 1, 1], true));
+        }
+        Producer::Dense(k) => {
+            inputs.push(input(&mut rng, &[cout, c, k, k], true));
+            inputs.push(input(&mut rng, &[cout], true));
+        }
     }
-    inputs.push(input(&mut rng, &[cout, c, 1, 1], true));
-    let dw_cfg = Conv2dCfg::new(1, k / 2).groups(c).relu_input(true);
     let cpu_op = |v: &[Vec<f64>]| {
         let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
-        let (mid, ms) = if k > 0 {
-            cpu::conv2d(&r, s4(&xs), &v[1], Shape4(c, 1, k, k), None, 1, k / 2, 1, c)
-        } else {
-            (r, s4(&xs))
+        let (y, ys) = match producer {
+            Producer::Pointwise => {
+                cpu::conv2d(&r, s4(&xs), &v[1], Shape4(cout, c, 1, 1), None, 1, 0, 1, 1)
+            }
+            Producer::DwPw(k) => {
+                let ws = Shape4(c, 1, k, k);
+                let (mid, ms) = cpu::conv2d(&r, s4(&xs), &v[1], ws, None, 1, k / 2, 1, c);
+                cpu::conv2d(&mid, ms, &v[2], Shape4(cout, c, 1, 1), None, 1, 0, 1, 1)
+            }
+            Producer::Dense(k) => {
+                let ws = Shape4(cout, c, k, k);
+                cpu::conv2d(&r, s4(&xs), &v[1], ws, Some(&v[2]), 1, k / 2, 1, 1)
+            }
         };
-        let w = v.last().unwrap();
-        let (y, ys) = cpu::conv2d(&mid, ms, w, Shape4(cout, c, 1, 1), None, 1, 0, 1, 1);
         cpu::batch_norm_train(&y, ys, None, 1e-5)
     };
     // Producer, then batch norm (with the producer's statistics or its own pass).
     let run = |t: &mut Tape, v: &[Tensor], use_stats: bool, rs: &[Tensor; 2]| -> Result<Tensor> {
         t.gpu().set_channel_split(Some(3));
-        t.gpu().set_launches_are_costly(Some(false));
+        t.gpu().set_launches_are_costly(Some(costly));
         let pw_cfg = Conv2dCfg::new(1, 0).relu_input(true);
-        let w = v.last().unwrap();
-        let (y, stats) = match (k > 0, use_stats) {
-            (true, true) => t.dw_pw_with_stats(&v[0], &v[1], dw_cfg, w)?,
-            (true, false) => (t.dw_pw(&v[0], &v[1], dw_cfg, w)?, None),
-            (false, true) => t.conv2d_with_stats(&v[0], w, None, pw_cfg)?,
-            (false, false) => (t.conv2d(&v[0], w, None, pw_cfg)?, None),
+        let (y, stats) = match (producer, use_stats) {
+            (Producer::Pointwise, true) => t.conv2d_with_stats(&v[0], &v[1], None, pw_cfg)?,
+            (Producer::Pointwise, false) => (t.conv2d(&v[0], &v[1], None, pw_cfg)?, None),
+            (Producer::DwPw(k), s) => {
+                let dw_cfg = Conv2dCfg::new(1, k / 2).groups(c).relu_input(true);
+                if s {
+                    t.dw_pw_with_stats(&v[0], &v[1], dw_cfg, &v[2])?
+                } else {
+                    (t.dw_pw(&v[0], &v[1], dw_cfg, &v[2])?, None)
+                }
+            }
+            (Producer::Dense(k), s) => {
+                let cfg = Conv2dCfg::new(1, k / 2).relu_input(true);
+                if s {
+                    t.conv2d_with_stats(&v[0], &v[1], Some(&v[2]), cfg)?
+                } else {
+                    (t.conv2d(&v[0], &v[1], Some(&v[2]), cfg)?, None)
+                }
+            }
         };
         if use_stats {
             assert_eq!(
@@ -549,7 +588,13 @@ fn bn_after_producer_case(
         };
         t.batch_norm_with_stats(&y, stats, None, state, true)
     };
-    let name = format!("batch norm after producer x{xs:?} k{k} cout{cout}");
+    let name = match producer {
+        Producer::Pointwise => format!("batch norm after 1x1 x{xs:?} cout{cout}"),
+        Producer::DwPw(k) => format!("batch norm after dw_pw x{xs:?} k{k} cout{cout}"),
+        Producer::Dense(k) => {
+            format!("batch norm after dense x{xs:?} k{k} cout{cout} costly={costly}")
+        }
+    };
     check(
         &name,
         inputs_again(&inputs),
@@ -602,37 +647,73 @@ fn bn_after_producer_case(
 // One gemm4 workgroup column (48 positions) and two row blocks of 4 (6 rows).
 #[test]
 fn bn_statistics_from_pointwise_one_chunk() {
-    bn_after_producer_case(81, [3, 5, 4, 4], 0, 6, true, true);
+    bn_after_producer_case(81, [3, 5, 4, 4], Producer::Pointwise, 6, true, true, false);
 }
 
 // Two columns (1,024 + 256 positions), 16 rows per thread over two blocks (20 rows).
 #[test]
 fn bn_statistics_from_pointwise_two_chunks() {
-    bn_after_producer_case(82, [5, 3, 16, 16], 0, 20, false, true);
+    bn_after_producer_case(
+        82,
+        [5, 3, 16, 16],
+        Producer::Pointwise,
+        20,
+        false,
+        true,
+        false,
+    );
 }
 
 // Planes not a multiple of 4: the batch norm's own pass.
 #[test]
 fn bn_statistics_from_pointwise_odd_plane_falls_back() {
-    bn_after_producer_case(83, [2, 3, 5, 5], 0, 4, true, false);
+    bn_after_producer_case(83, [2, 3, 5, 5], Producer::Pointwise, 4, true, false, false);
 }
 
 // dw_pw4_stats: one workgroup, 10 output channels (two groups of 8).
 #[test]
 fn bn_statistics_from_fused_dw_pw() {
-    bn_after_producer_case(84, [2, 3, 8, 8], 3, 10, true, true);
+    bn_after_producer_case(84, [2, 3, 8, 8], Producer::DwPw(3), 10, true, true, false);
 }
 
 // dw_pw4_stats over two workgroups (96 threads), 5×5.
 #[test]
 fn bn_statistics_from_fused_dw_pw_two_chunks() {
-    bn_after_producer_case(85, [3, 2, 16, 16], 5, 4, false, true);
+    bn_after_producer_case(85, [3, 2, 16, 16], Producer::DwPw(5), 4, false, true, false);
 }
 
 // 17 channels: depthwise then gemm4_stats.
 #[test]
 fn bn_statistics_from_unfused_dw_pw() {
-    bn_after_producer_case(86, [2, 17, 4, 4], 3, 3, true, true);
+    bn_after_producer_case(86, [2, 17, 4, 4], Producer::DwPw(3), 3, true, true, false);
+}
+
+// forward4_stats: two workgroup columns (1,024 + 256 positions), 4 channels per thread on
+// the GPU strategy (20 channels: five blocks).
+#[test]
+fn bn_statistics_from_dense_3x3_two_chunks() {
+    bn_after_producer_case(
+        89,
+        [5, 3, 16, 16],
+        Producer::Dense(3),
+        20,
+        true,
+        true,
+        false,
+    );
+}
+
+// The same kernel with 16 channels per thread (the CPU strategy's choice): two groups of 8
+// rows, the second block of 4 rows partial.
+#[test]
+fn bn_statistics_from_dense_3x3_sixteen_rows_per_thread() {
+    bn_after_producer_case(90, [2, 3, 8, 8], Producer::Dense(3), 20, false, true, true);
+}
+
+// Rows not a multiple of 4: the general kernel and the batch norm's own pass.
+#[test]
+fn bn_statistics_from_dense_odd_rows_falls_back() {
+    bn_after_producer_case(91, [2, 2, 5, 5], Producer::Dense(3), 3, true, false, false);
 }
 
 fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bool) {

@@ -330,13 +330,16 @@ fn dense4(p: &[u32; 17]) -> bool {
     p[15] == 1 && p[6].is_multiple_of(4)
 }
 
-/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread.
+/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread;
+/// with `stats_of` (the output y, MASK off) `forward4_stats`, returning y's batch-norm
+/// statistics for [`Tape::batch_norm_with_stats`].
 fn dense_forward4(
     gpu: &Gpu,
     p: &[u32; 17],
     consts: &[(&'static str, u32)],
     bufs: &[&GpuBuffer; 5],
-) -> Result<()> {
+    stats_of: Option<&Tensor>,
+) -> Result<Option<ChannelStats>> {
     let [n, cout, ho, wo] = [p[0], p[4], p[5], p[6]].map(|v| v as usize);
     let quads = n * ho * wo / 4;
     // Where launches are costly (CPU adapters) the most channels per thread, for the fewest
@@ -353,7 +356,15 @@ fn dense_forward4(
     };
     let consts = [consts, &[("RB", rb as u32)], ks].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
-    gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)
+    let Some(y) = stats_of else {
+        gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)?;
+        return Ok(None);
+    };
+    // A workgroup column of 1,024 positions is one chunk of the statistics.
+    let part = Tensor::empty(gpu, &[3 * cout * grid[0]], "conv2d output statistics")?;
+    let bufs = [&bufs[..], &[part.buffer()]].concat();
+    gpu.launch_spec("conv", "forward4_stats", &consts, p, &bufs, grid)?;
+    Ok(Some(ChannelStats::new(part, grid[0], y)))
 }
 
 /// The parameters of a dense convolution's input gradient as a `forward4` (FLIP = 1) over dy,
@@ -416,8 +427,8 @@ fn dense_weight_grad(
 }
 
 /// Runs conv2d's forward kernels (the 1×1, depthwise or general path) into a new tensor,
-/// outside the tape; with `stats` a 1×1 convolution also writes its output's batch-norm
-/// statistics where it can.
+/// outside the tape; with `stats` a 1×1 or dense convolution also writes its output's
+/// batch-norm statistics where it can.
 fn conv_forward(
     x: &Tensor,
     w: &Tensor,
@@ -442,7 +453,10 @@ fn conv_forward(
     } else if dense4(params) {
         // The bias binding is a placeholder (w) without a bias, and so is the mask (x).
         let bufs = [x, w, b.unwrap_or(w), &y, x].map(|t| t.buffer());
-        dense_forward4(gpu, params, relu_consts(relu), &bufs)?;
+        let [n, cout, ho, wo] = [params[0], params[4], params[5], params[6]].map(|v| v as usize);
+        let stats = stats && stats_in_producer(gpu, cout, n * ho * wo);
+        let stats_of = stats.then_some(&y);
+        channel_stats = dense_forward4(gpu, params, relu_consts(relu), &bufs, stats_of)?;
     } else {
         let bias = b.unwrap_or(w);
         gpu.launch_specialized(
@@ -617,8 +631,9 @@ impl Tape {
     }
 
     /// [`Tape::conv2d`] for a train-mode batch norm to follow: where that batch norm would
-    /// split its reductions (GPUs), a 1×1 convolution without bias also writes its output's
-    /// statistics (`gemm4_stats`), for [`Tape::batch_norm_with_stats`].
+    /// split its reductions (GPUs), a 1×1 convolution without bias (`gemm4_stats`) or a dense
+    /// one on rows of a multiple of 4 (`forward4_stats`) also writes its output's statistics,
+    /// for [`Tape::batch_norm_with_stats`].
     pub fn conv2d_with_stats(
         &mut self,
         x: &Tensor,
@@ -825,7 +840,7 @@ impl Conv2dNode {
                 let bufs = [gy, wt, wt, &dx, mask].map(|t| t.buffer());
                 let mc: &[(&str, u32)] = if self.relu { &[("MASK", 1)] } else { &[] };
                 let consts = [&[("FLIP", 1), ("TS", ts)], mc].concat();
-                dense_forward4(gpu, &fp, &consts, &bufs)?;
+                dense_forward4(gpu, &fp, &consts, &bufs, None)?;
                 masked = self.relu;
             } else {
                 let entry = if p[9] == 1 && p[10] == 1 {
