@@ -26,6 +26,8 @@
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
+//   BIAS = 1: weight_partial4 also writes the bias gradient's partials (after dw's), and
+//   weight_sum_bias (3 db) adds them too: no backward_bias launch.
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in forward, forward4,
 // backward_weight and weight_partial4, folding a preceding ReLU into the loads (the input
 // gradient is masked by forward4's MASK, or by the caller after the gather kernels).
@@ -40,6 +42,7 @@ override MASK: u32 = 0u;
 override DIRECT: u32 = 0u;
 override KS: u32 = 0u;
 override TS: u32 = 1u;
+override BIAS: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -354,6 +357,22 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
+    // BIAS = 1 (never with DIRECT): the threads of input block 0 and tap 0 also sum dy over
+    // all their chunk's rows, the bias gradient's partials, after every dw partial.
+    if (BIAS != 0u && i0 == 0u && tap == 0u) {
+        var bsum = vec4<f32>(0.0);
+        for (var r = chunk * p.per; r < end; r = r + 1u) {
+            let dyrow = (((r / p.ho) * p.cout + o0) * p.ho + r % p.ho) * wo4;
+            for (var qx = 0u; qx < wo4; qx = qx + 1u) {
+                for (var a = 0u; a < 4u; a = a + 1u) {
+                    let v = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
+                    bsum[a] = bsum[a] + dot(v, vec4<f32>(1.0));
+                }
+            }
+        }
+        let at = bo * bi * taps * p.chunks * 16u + ((o0 / 4u) * p.chunks + chunk) * 4u;
+        for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
+    }
     if (DIRECT != 0u) {
         // Constant bounds (the accumulators stay registers); the block's edge by test.
         for (var a = 0u; a < 4u; a = a + 1u) {
@@ -371,11 +390,9 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
 
-@compute @workgroup_size(256)
-fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let e = gid(wg, nwg, li);
+// Weight element e's sum over the chunks' partials.
+fn dw_sum(e: u32) -> f32 {
     let taps = p.kh * p.kw;
-    if (e >= p.cout * p.cin * taps) { return; }
     let tap = e % taps;
     let i = (e / taps) % p.cin;
     let o = e / (taps * p.cin);
@@ -385,5 +402,35 @@ fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     for (var c = 0u; c < p.chunks; c = c + 1u) {
         acc = acc + ws_part[(blk * p.chunks + c) * 16u + q];
     }
-    ws_dw[e] = acc;
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    if (e >= p.cout * p.cin * p.kh * p.kw) { return; }
+    ws_dw[e] = dw_sum(e);
+}
+
+// weight_sum after a BIAS = 1 pass: threads past dw's elements add the bias partials. Binding
+// 3 db.
+@group(0) @binding(3) var<storage, read_write> ws_db: array<f32>;
+
+@compute @workgroup_size(256)
+fn weight_sum_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    let taps = p.kh * p.kw;
+    let ndw = p.cout * p.cin * taps;
+    if (e < ndw) {
+        ws_dw[e] = dw_sum(e);
+        return;
+    }
+    let o = e - ndw;
+    if (o >= p.cout) { return; }
+    let base = ((p.cout + 3u) / 4u) * ((p.cin + 3u) / 4u) * taps * p.chunks * 16u;
+    var acc = 0.0;
+    for (var c = 0u; c < p.chunks; c = c + 1u) {
+        acc = acc + ws_part[base + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
+    }
+    ws_db[o] = acc;
 }

@@ -386,7 +386,8 @@ fn dense_input_grad(p: &[u32; 17]) -> Option<([u32; 17], u32)> {
 }
 
 /// A dense convolution's weight gradient (`weight_partial4`, then `weight_sum` over the
-/// chunks of output rows unless one chunk does it).
+/// chunks of output rows unless one chunk does it), with `db` its bias gradient too (partials
+/// and `weight_sum_bias` always).
 fn dense_weight_grad(
     gpu: &Gpu,
     p: &[u32; 17],
@@ -394,6 +395,7 @@ fn dense_weight_grad(
     x: &Tensor,
     gy: &Tensor,
     dw: &Tensor,
+    db: Option<&Tensor>,
 ) -> Result<()> {
     let [n, cin, cout, ho, wo] = [p[0], p[1], p[4], p[5], p[6]].map(|v| v as usize);
     let blocks = cout.div_ceil(4) * cin.div_ceil(4) * (p[7] * p[8]) as usize;
@@ -410,18 +412,37 @@ fn dense_weight_grad(
     pp[..17].copy_from_slice(p);
     pp[17] = per as u32;
     pp[18] = chunks as u32;
-    let part = if chunks == 1 {
+    let direct = chunks == 1 && db.is_none();
+    let part = if direct {
         dw.buffer().clone()
     } else {
-        gpu.alloc("conv2d weight-gradient partials", blocks * chunks * 16)?
+        let bias_parts = if db.is_some() {
+            cout.div_ceil(4) * chunks * 4
+        } else {
+            0
+        };
+        let len = blocks * chunks * 16 + bias_parts;
+        gpu.alloc("conv2d weight-gradient partials", len)?
     };
-    let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
-    let consts = [relu_consts(relu), direct].concat();
+    let mode: &[(&str, u32)] = match (direct, db.is_some()) {
+        (true, _) => &[("DIRECT", 1)],
+        (false, true) => &[("BIAS", 1)],
+        (false, false) => &[],
+    };
+    let consts = [relu_consts(relu), mode].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
     let groups = (blocks * chunks).div_ceil(256);
     gpu.launch_specialized("conv", "weight_partial4", &consts, &pp, &bufs, groups)?;
-    if chunks > 1 {
-        gpu.launch("conv", "weight_sum", &pp, &[&part, dw.buffer()], dw.numel())?;
+    match db {
+        Some(db) => {
+            let bufs = [&part, dw.buffer(), db.buffer()];
+            let n = dw.numel() + db.numel();
+            gpu.launch("conv", "weight_sum_bias", &pp, &bufs, n)?;
+        }
+        None if !direct => {
+            gpu.launch("conv", "weight_sum", &pp, &[&part, dw.buffer()], dw.numel())?;
+        }
+        None => {}
     }
     Ok(())
 }
@@ -872,6 +893,8 @@ impl Conv2dNode {
             };
             out.push((self.x.key(), dx));
         }
+        // Set where the weight-gradient launches also produce the bias gradient.
+        let mut db = None;
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
             if let Some((n, cin, hw, cout)) = pw {
@@ -949,7 +972,12 @@ impl Conv2dNode {
                     gpu.launch_specialized("depthwise", e, &consts, &dp, &bufs, groups)?;
                 }
             } else if dense4(p) {
-                dense_weight_grad(gpu, p, self.relu, self.x.data()?, gy, &dw)?;
+                // The bias gradient comes out of the same two launches.
+                if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
+                    db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
+                }
+                let x = self.x.data()?;
+                dense_weight_grad(gpu, p, self.relu, x, gy, &dw, db.as_ref())?;
             } else {
                 let bufs = [self.x.data()?.buffer(), gy.buffer(), dw.buffer()];
                 gpu.launch_specialized(
@@ -964,14 +992,16 @@ impl Conv2dNode {
             out.push((self.w.key(), dw));
         }
         if let Some(b) = self.b.as_ref().filter(|b| b.requires_grad()) {
-            let db = Tensor::empty(gpu, b.shape(), "conv2d db")?;
-            gpu.launch_groups(
-                "conv",
-                "backward_bias",
-                &self.params,
-                &[gy.buffer(), db.buffer()],
-                db.numel(),
-            )?;
+            let db = match db {
+                Some(db) => db,
+                None => {
+                    let db = Tensor::empty(gpu, b.shape(), "conv2d db")?;
+                    let bufs = [gy.buffer(), db.buffer()];
+                    let p = &self.params;
+                    gpu.launch_groups("conv", "backward_bias", p, &bufs, db.numel())?;
+                    db
+                }
+            };
             out.push((b.key(), db));
         }
         Ok(out)
