@@ -312,6 +312,11 @@ fn forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+// Where a BIAS = 1 pass puts the bias partials in `part`: after every dw partial.
+fn bias_part_base() -> u32 {
+    return ((p.cout + 3u) / 4u) * ((p.cin + 3u) / 4u) * p.kh * p.kw * p.chunks * 16u;
+}
+
 @group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> wp_part: array<f32>;
 
@@ -333,44 +338,36 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let ri = min(4u, p.cin - i0);
     var acc: array<f32, 16>;
     for (var e = 0u; e < 16u; e = e + 1u) { acc[e] = 0.0; }
+    // BIAS = 1 (never with DIRECT): the threads of input block 0 and tap 0 also sum dy over
+    // every row of their chunk (rows no input reaches included), the bias gradient's partials.
+    let bias_thread = BIAS != 0u && i0 == 0u && tap == 0u;
+    var bsum = vec4<f32>(0.0);
     let wo4 = p.wo / 4u;
     let end = min((chunk + 1u) * p.per, p.n * p.ho);
     for (var r = chunk * p.per; r < end; r = r + 1u) {
         let b = r / p.ho;
         let oy = r % p.ho;
-        let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
+        if (xr.y == 0u && !bias_thread) { continue; }
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
-        let xrow = ((b * p.cin + i0) * p.h + u32(iy)) * p.w;
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
             let ix0 = i32(qx * 4u * p.sw + kx * p.dw) - i32(p.pw);
             var dv: array<vec4<f32>, 4>;
             var xv: array<vec4<f32>, 4>;
             for (var a = 0u; a < 4u; a = a + 1u) {
                 dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-                xv[a] = gather4(xrow + min(a, ri - 1u) * p.h * p.w, ix0, p.sw, true);
+                xv[a] = gather4(xr.x + min(a, ri - 1u) * p.h * p.w, ix0, p.sw, xr.y != 0u);
             }
             for (var a = 0u; a < 4u; a = a + 1u) {
+                if (bias_thread) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
                 for (var c = 0u; c < 4u; c = c + 1u) {
                     acc[a * 4u + c] = acc[a * 4u + c] + dot(dv[a], xv[c]);
                 }
             }
         }
     }
-    // BIAS = 1 (never with DIRECT): the threads of input block 0 and tap 0 also sum dy over
-    // all their chunk's rows, the bias gradient's partials, after every dw partial.
-    if (BIAS != 0u && i0 == 0u && tap == 0u) {
-        var bsum = vec4<f32>(0.0);
-        for (var r = chunk * p.per; r < end; r = r + 1u) {
-            let dyrow = (((r / p.ho) * p.cout + o0) * p.ho + r % p.ho) * wo4;
-            for (var qx = 0u; qx < wo4; qx = qx + 1u) {
-                for (var a = 0u; a < 4u; a = a + 1u) {
-                    let v = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-                    bsum[a] = bsum[a] + dot(v, vec4<f32>(1.0));
-                }
-            }
-        }
-        let at = bo * bi * taps * p.chunks * 16u + ((o0 / 4u) * p.chunks + chunk) * 4u;
+    if (bias_thread) {
+        let at = bias_part_base() + ((o0 / 4u) * p.chunks + chunk) * 4u;
         for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
     }
     if (DIRECT != 0u) {
@@ -419,18 +416,16 @@ fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(256)
 fn weight_sum_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = gid(wg, nwg, li);
-    let taps = p.kh * p.kw;
-    let ndw = p.cout * p.cin * taps;
+    let ndw = p.cout * p.cin * p.kh * p.kw;
     if (e < ndw) {
         ws_dw[e] = dw_sum(e);
         return;
     }
     let o = e - ndw;
     if (o >= p.cout) { return; }
-    let base = ((p.cout + 3u) / 4u) * ((p.cin + 3u) / 4u) * taps * p.chunks * 16u;
     var acc = 0.0;
     for (var c = 0u; c < p.chunks; c = c + 1u) {
-        acc = acc + ws_part[base + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
+        acc = acc + ws_part[bias_part_base() + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
     }
     ws_db[o] = acc;
 }

@@ -331,8 +331,8 @@ fn dense4(p: &[u32; 17]) -> bool {
 }
 
 /// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread;
-/// with `stats_of` (the output y, MASK off) `forward4_stats`, returning y's batch-norm
-/// statistics for [`Tape::batch_norm_with_stats`].
+/// with `stats_of` (the output y, MASK off) `forward4_stats` where the batch norm to follow
+/// would split its reductions, returning y's statistics for [`Tape::batch_norm_with_stats`].
 fn dense_forward4(
     gpu: &Gpu,
     p: &[u32; 17],
@@ -356,6 +356,7 @@ fn dense_forward4(
     };
     let consts = [consts, &[("RB", rb as u32)], ks].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
+    let stats_of = stats_of.filter(|_| stats_in_producer(gpu, cout, n * ho * wo));
     let Some(y) = stats_of else {
         gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)?;
         return Ok(None);
@@ -474,8 +475,6 @@ fn conv_forward(
     } else if dense4(params) {
         // The bias binding is a placeholder (w) without a bias, and so is the mask (x).
         let bufs = [x, w, b.unwrap_or(w), &y, x].map(|t| t.buffer());
-        let [n, cout, ho, wo] = [params[0], params[4], params[5], params[6]].map(|v| v as usize);
-        let stats = stats && stats_in_producer(gpu, cout, n * ho * wo);
         let stats_of = stats.then_some(&y);
         channel_stats = dense_forward4(gpu, params, relu_consts(relu), &bufs, stats_of)?;
     } else {
