@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use darts_minus::gpu::{list_adapters, AdapterChoice};
+use darts_minus::gpu::{list_adapters, AdapterChoice, LaunchPolicy, SUBMITTING_THREAD_MAX_WORK};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -63,14 +63,6 @@ fn parse_threads(s: &str) -> Result<CpuThreads, String> {
         .map_err(|_| format!("expected a thread count or `auto`, got `{s}`"))
 }
 
-/// Largest batch × C up to which `--cpu-threads auto` runs a CPU adapter on the submitting
-/// thread. On the 2-core box (lavapipe, 32×32 images, search step) the hand-off dominates
-/// up to here: C=2 batch 2 in 135 ms against 244 ms, C=4 batch 4 in 498 against 603. At 32
-/// the driver's threads win or tie (C=2 batch 16: 600 against 710 ms; C=16 batch 2: 1.76–1.98
-/// s against 2.01–2.11; C=8 batch 4: 1.59–1.74 s against 1.64–1.65), and beyond clearly
-/// (C=4 batch 32: 2.45–2.71 s against 3.74–3.84).
-const TINY_WORK: usize = 16;
-
 impl Command {
     /// batch × C of the network this command runs, where the command line gives both.
     fn work(&self) -> Option<usize> {
@@ -92,7 +84,11 @@ fn main() -> ExitCode {
     let threads = match cli.cpu_threads {
         CpuThreads::Threads(n) => Some(n),
         CpuThreads::Auto if std::env::var_os("LP_NUM_THREADS").is_some() => None,
-        CpuThreads::Auto => cli.command.work().filter(|&w| w <= TINY_WORK).map(|_| 0),
+        CpuThreads::Auto => cli
+            .command
+            .work()
+            .filter(|&w| w <= SUBMITTING_THREAD_MAX_WORK)
+            .map(|_| 0),
     };
     if let Some(n) = threads {
         // Read by Mesa when the adapter opens, below; nothing else runs yet (one thread).
@@ -142,5 +138,8 @@ fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
         );
     }
     println!("(* = the adapter darts-minus would use; change with --backend / --adapter)");
+    if let Some(a) = list.iter().find(|a| a.chosen) {
+        print!("{}", LaunchPolicy::for_adapter(a));
+    }
     Ok(())
 }

@@ -149,7 +149,7 @@ impl Sgd {
             .collect();
         if let (Some(coef), Some(first)) = (coef, present.first()) {
             let gpu = first.0.gpu();
-            if gpu.limits().max_storage_buffers_per_shader_stage >= 14 {
+            if gpu.policy().sgd_four_per_launch() {
                 // Four parameters per launch, grouped by size so each launch's threads are
                 // mostly busy; a remainder of fewer than four goes one by one below.
                 present.sort_by_key(|t| t.0.numel());
@@ -208,7 +208,7 @@ impl Sgd {
     /// `clip_grad_norm_`) and queues the update of their parameters; parameters without a
     /// gradient are left alone, as in [`Sgd::encode_some`]. Returns the table [norm², coef].
     ///
-    /// Where launches are costly ([`Gpu::launches_are_costly`]) the gradients, weights and
+    /// Where the launch policy gathers ([`LaunchPolicy::gather_optimizer`]) the gradients, weights and
     /// momenta are gathered by copy commands into flat buffers, so the norm and the update
     /// take four launches in all instead of about two per parameter; the new weights and
     /// momenta are copied back. Elsewhere every parameter is updated by its own launch.
@@ -223,7 +223,7 @@ impl Sgd {
             return Err(Error::Invalid("no parameter received a gradient".into()));
         };
         let gpu = first.gpu();
-        if !gpu.launches_are_costly() {
+        if !gpu.policy().gather_optimizer() {
             let (table, coef) = clip_coefficient(&present, max_norm)?;
             self.encode_checked(params, grads, Some(&coef))?;
             return Ok(table);

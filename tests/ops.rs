@@ -8,8 +8,9 @@
 mod common;
 
 use common::reference::{self as cpu, Shape4};
-use common::{f32s, finite_diff, gpu, Rng, Tolerance};
+use common::{f32s, finite_diff, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
+use darts_minus::gpu::Strategy;
 use darts_minus::Result;
 
 /// Scale applied to every differentiable input before the op (the "upstream" part of the graph).
@@ -161,7 +162,7 @@ fn conv_case(
                 .0
             },
             |t, v| {
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 t.conv2d(&v[0], &v[1], v.get(2), cfg)
             },
             Tolerance::FORWARD,
@@ -353,7 +354,7 @@ fn relu_conv_case(
                 cpu::conv2d(&r, s4(&xs), &v[1], s4(&ws), None, stride, pad, dil, groups).0
             },
             |t, v| {
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 t.conv2d(&v[0], &v[1], None, cfg)
             },
             Tolerance::FORWARD,
@@ -454,7 +455,7 @@ fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, di
             },
             |t, v| {
                 t.set_recompute(recompute);
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 t.dw_pw(&v[0], &v[1], cfg, &v[2])
             },
             Tolerance::FORWARD,
@@ -551,7 +552,7 @@ fn bn_after_producer_case(
     // Producer, then batch norm (with the producer's statistics or its own pass).
     let run = |t: &mut Tape, v: &[Tensor], use_stats: bool, rs: &[Tensor; 2]| -> Result<Tensor> {
         t.gpu().set_channel_split(Some(3));
-        t.gpu().set_launches_are_costly(Some(costly));
+        t.gpu().set_strategy(Some(strategy_of(costly)));
         let pw_cfg = Conv2dCfg::new(1, 0).relu_input(true);
         let (y, stats) = match (producer, use_stats) {
             (Producer::Pointwise, true) => t.conv2d_with_stats(&v[0], &v[1], None, pw_cfg)?,
@@ -641,7 +642,7 @@ fn bn_after_producer_case(
     let own: Vec<f64> = outs[1].iter().map(|&v| v as f64).collect();
     Tolerance::FORWARD.assert_close(&format!("{name} against its own pass"), &outs[0], &own);
     g.set_channel_split(None);
-    g.set_launches_are_costly(None);
+    g.set_strategy(None);
 }
 
 // One gemm4 workgroup column (48 positions) and two row blocks of 4 (6 rows).
@@ -774,7 +775,7 @@ fn pool_bn_stats_case(seed: u64, xs: [usize; 4], s: usize) {
         })
     };
     let run = |t: &mut Tape, v: &[Tensor], rs: &[Tensor]| -> Result<Tensor> {
-        t.gpu().set_launches_are_costly(Some(false));
+        t.gpu().set_strategy(Some(Strategy::Gpu));
         t.gpu().set_channel_split(Some(2));
         let (m, a, stats) = t.max_avg_pool2d_with_stats(&v[0], PoolCfg::new(3, s, 1))?;
         let [sm, sa] = stats.expect("statistics written by the pooling kernel");
@@ -1025,7 +1026,7 @@ fn bn_case_with(
             if split.is_some() {
                 t.gpu().set_channel_split(split);
             }
-            t.gpu().set_launches_are_costly(costly);
+            t.gpu().set_strategy(costly.map(strategy_of));
             // Train mode updates running statistics in place: work on copies.
             let (rm, rv) = (v[1].duplicate()?, v[2].duplicate()?);
             let aff = v.get(3).map(|g| (g, &v[4]));
@@ -1297,7 +1298,7 @@ fn weighted_sum_with_weight_gradient() {
                     .collect()
             },
             |t, v| {
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 t.weighted_sum(&[&v[0], &v[1], &v[2]], &v[3], &[5, 6, 7])
             },
             Tolerance::FORWARD,
@@ -1360,7 +1361,7 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
                 .collect()
         },
         |t, v| {
-            t.gpu().set_launches_are_costly(Some(costly));
+            t.gpu().set_strategy(Some(strategy_of(costly)));
             let mut terms: Vec<(&Tensor, &Tensor, usize)> =
                 (0..5).map(|k| (&v[k], &v[6], 5 + k)).collect();
             terms.push((&v[5], &v[7], 2));
@@ -1427,7 +1428,7 @@ fn normalized_sum_plan(
                 .collect()
         },
         |t, v| {
-            t.gpu().set_launches_are_costly(Some(costly));
+            t.gpu().set_strategy(Some(strategy_of(costly)));
             let c = s[1];
             let stats: Vec<Tensor> = (0..2 * k)
                 .map(|_| Tensor::zeros(t.gpu(), &[c]))
@@ -1496,7 +1497,7 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
         .collect();
     let table = Tensor::from_slice(&g, &[2], &[0.3, 0.7]).unwrap();
     let run = |costly: bool| -> Vec<Vec<f32>> {
-        g.set_launches_are_costly(Some(costly));
+        g.set_strategy(Some(strategy_of(costly)));
         let stats: Vec<Tensor> = (0..4)
             .map(|k| Tensor::full(&g, &[2], if k % 2 == 0 { 0.5 } else { 1.5 }).unwrap())
             .collect();
@@ -1571,7 +1572,7 @@ fn mixed_edge_case_with(seed: u64, s: [usize; 4], split: Option<usize>, costly: 
         },
         |t, v| {
             t.gpu().set_channel_split(split);
-            t.gpu().set_launches_are_costly(Some(costly));
+            t.gpu().set_strategy(Some(strategy_of(costly)));
             let c = s[1];
             let stats: Vec<Tensor> = (0..4)
                 .map(|_| Tensor::zeros(t.gpu(), &[c]))
@@ -1646,7 +1647,7 @@ fn concat_channels() {
             inputs_again(&inputs),
             |v| cpu::concat(&[(&v[0], s4(&a)), (&v[1], s4(&b)), (&v[2], s4(&c))]).0,
             |t, v| {
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 t.concat(&[&v[0], &v[1], &v[2]])
             },
             Tolerance::FORWARD,
@@ -1686,7 +1687,7 @@ fn concat_six_inputs_one_constant() {
                 cpu::concat(&parts).0
             },
             |t, v| {
-                t.gpu().set_launches_are_costly(Some(costly));
+                t.gpu().set_strategy(Some(strategy_of(costly)));
                 let refs: Vec<&Tensor> = v.iter().collect();
                 t.concat(&refs)
             },

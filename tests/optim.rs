@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{f32s, gpu, Rng, Tolerance};
+use common::{f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::Tensor;
 use darts_minus::optim::{clip_coefficient, clip_grad_norm, Adam, Sgd};
 
@@ -222,7 +222,7 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
     let sizes = [37usize, 5000, 5, 300, 1, 64];
     for costly in [false, true] {
         let g = gpu();
-        g.set_launches_are_costly(Some(costly));
+        g.set_strategy(Some(strategy_of(costly)));
         let mut rng = Rng::new(6);
         let mut w: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.vec(n)).collect();
         let mut buf: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{f32s, gpu, Rng, Tolerance};
+use common::{f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{Conv2dCfg, Labels, Tape, Tensor};
 use darts_minus::gpu::{validate_all_shaders, AdapterChoice, Gpu};
 use darts_minus::optim::Sgd;
@@ -230,7 +230,7 @@ fn several_tensors_read_back_together() {
 fn zeros_clear_a_reused_buffer_by_launch_or_clear_command_also_in_replay() {
     for costly in [false, true] {
         let g = gpu();
-        g.set_launches_are_costly(Some(costly));
+        g.set_strategy(Some(strategy_of(costly)));
         // The pool hands the same-sized buffer back: its old contents must not show through.
         drop(Tensor::from_slice(&g, &[2, 150], &vec![7.0; 300]).unwrap());
         let z = Tensor::zeros(&g, &[2, 150]).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu, Tolerance};
+use common::{gpu, strategy_of, Tolerance};
 use darts_minus::checkpoint::{module_entries, read, Entry};
 use darts_minus::data::Batch;
 use darts_minus::search::darts_net::DartsConfig;
@@ -24,7 +24,7 @@ fn one_darts_minus_step_matches_pytorch() {
 
 fn step_case(costly: bool) {
     let g = gpu();
-    g.set_launches_are_costly(Some(costly));
+    g.set_strategy(Some(strategy_of(costly)));
     g.set_channel_split(if costly { Some(1) } else { Some(4) });
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let fx = read(&dir.join("search_step_after.safetensors")).unwrap();

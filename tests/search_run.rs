@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{gpu, strategy_of};
 use darts_minus::checkpoint::module_entries;
 use darts_minus::data::Dataset;
 use darts_minus::search::darts_net::DartsConfig;
@@ -145,7 +145,7 @@ fn replayed_steps_equal_eager_steps() {
         (tiny_darts(1), Some(false)),
     ];
     for (settings, costly) in cases {
-        g.set_launches_are_costly(costly);
+        g.set_strategy(costly.map(strategy_of));
         let (data, split) = subset(80);
         let run = |replay: bool| {
             let mut search = Search::new(&g, settings.clone()).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gpu, Tolerance};
+use common::{gpu, strategy_of, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, Tape, Tensor};
 use darts_minus::checkpoint::{load_module, read, Named};
 use darts_minus::gpu::Gpu;
@@ -98,7 +98,7 @@ fn mixed_edge(stride: usize) {
 
 fn mixed_edge_with(stride: usize, costly: bool) {
     let g = gpu();
-    g.set_launches_are_costly(Some(costly));
+    g.set_strategy(Some(strategy_of(costly)));
     g.set_channel_split(if costly { Some(1) } else { Some(4) });
     let (path, m) = fixture(&format!("mixed_edge_s{stride}.safetensors"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

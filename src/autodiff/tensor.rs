@@ -103,7 +103,7 @@ impl Tensor {
     /// Sets every element to `value` (queued on the GPU).
     pub fn fill(&self, value: f32) -> Result<()> {
         let n = self.numel();
-        if value.to_bits() == 0 && self.gpu().launches_are_costly() {
+        if value.to_bits() == 0 && self.gpu().policy().clear_by_command() {
             // A memset on CPU adapters, where a launch costs ~45 µs.
             self.gpu().clear(self.buffer(), n);
             return Ok(());

@@ -1,7 +1,7 @@
 //! `darts-minus bench`: times the search step for one configuration or a grid of them.
 
 use super::search::SpaceArg;
-use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::gpu::{AdapterChoice, Gpu, Strategy as Preset};
 use darts_minus::search::bench::{
     bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
 };
@@ -94,12 +94,12 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     for cfg in &configs {
         // A fresh device per configuration, so each one's memory is its own.
         let gpu = Gpu::new(choice)?;
-        gpu.set_channel_split(a.channel_split);
-        gpu.set_launches_are_costly(match a.strategy {
+        gpu.set_strategy(match a.strategy {
             Strategy::Auto => None,
-            Strategy::Cpu => Some(true),
-            Strategy::Gpu => Some(false),
+            Strategy::Cpu => Some(Preset::Cpu),
+            Strategy::Gpu => Some(Preset::Gpu),
         });
+        gpu.set_channel_split(a.channel_split);
         if adapter.is_empty() {
             adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
             // Mesa's software drivers read their thread count from the environment.
@@ -108,13 +108,10 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                     adapter = format!("{adapter}, LP_NUM_THREADS={n}");
                 }
             }
-            let strategy = if gpu.launches_are_costly() {
-                "cpu"
-            } else {
-                "gpu"
-            };
-            adapter = format!("{adapter}, {strategy} launch strategy");
+            let policy = gpu.policy();
+            adapter = format!("{adapter}, {} launch strategy", policy.strategy.name());
             eprintln!("adapter: {adapter}");
+            eprint!("{policy}");
         }
         eprintln!(
             "{}: {} warm-up + {} timed steps ({}, {})…",

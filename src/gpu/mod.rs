@@ -6,10 +6,12 @@
 
 mod adapter;
 mod kernels;
+mod policy;
 mod pool;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
+pub use policy::{LaunchPolicy, Strategy, SUBMITTING_THREAD_MAX_WORK};
 pub use pool::{BufId, GpuBuffer, MemoryStats};
 
 use crate::error::{Error, Result};
@@ -69,10 +71,8 @@ struct GpuInner {
     pool: pool::Pool,
     state: RefCell<State>,
     error: Arc<Mutex<Option<String>>>,
-    /// Forced split of per-channel reductions (see [`Gpu::channel_split`]); None = automatic.
-    split: std::cell::Cell<Option<usize>>,
-    /// Forced choice of [`Gpu::launches_are_costly`]; None = automatic.
-    costly_launches: std::cell::Cell<Option<bool>>,
+    /// How ops launch their work on this adapter (replaceable for tests and `bench`).
+    policy: std::cell::Cell<LaunchPolicy>,
 }
 
 /// A recorded sequence of GPU commands (a whole training step, say) that can be replayed
@@ -138,6 +138,7 @@ impl Gpu {
             }
         }));
         let kernels = kernels::Registry::new(&device);
+        let policy = LaunchPolicy::for_adapter(&summary);
         Ok(Gpu {
             inner: Rc::new(GpuInner {
                 pool: pool::Pool::new(),
@@ -148,8 +149,7 @@ impl Gpu {
                 kernels,
                 state: RefCell::new(State::default()),
                 error,
-                split: std::cell::Cell::new(None),
-                costly_launches: std::cell::Cell::new(None),
+                policy: std::cell::Cell::new(policy),
             }),
         })
     }
@@ -162,42 +162,33 @@ impl Gpu {
         &self.inner.limits
     }
 
-    /// Workgroups that share one channel's reduction over `per_channel` values (batch norm):
-    /// 1 where launches are costly (CPU adapters), where one workgroup per channel does the
-    /// whole job in one launch; elsewhere (GPUs) enough chunks of at least 1,024 values to
-    /// give the device ~1,024 workgroups.
-    pub fn channel_split(&self, channels: usize, per_channel: usize) -> usize {
-        let most = per_channel.div_ceil(1024).max(1);
-        match self.inner.split.get() {
-            Some(parts) => parts.clamp(1, per_channel.max(1)),
-            None if self.launches_are_costly() => 1,
-            None => 1024usize.div_ceil(channels.max(1)).clamp(1, most),
-        }
+    /// The launch policy ops consult (see [`LaunchPolicy`]).
+    pub fn policy(&self) -> LaunchPolicy {
+        self.inner.policy.get()
     }
 
-    /// Forces [`Gpu::channel_split`] to `parts` (tests run both paths on any adapter); None
-    /// restores the automatic choice.
+    /// Replaces the launch policy (tests run every path on any adapter; `bench --strategy`).
+    pub fn set_policy(&self, policy: LaunchPolicy) {
+        self.inner.policy.set(policy);
+    }
+
+    /// Switches to the `strategy` preset (None: the adapter's own), keeping a forced split.
+    pub fn set_strategy(&self, strategy: Option<Strategy>) {
+        let adapter = &self.inner.summary;
+        let mut p = match strategy {
+            Some(s) => LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage),
+            None => LaunchPolicy::for_adapter(adapter),
+        };
+        p.forced_split = self.policy().forced_split;
+        self.set_policy(p);
+    }
+
+    /// Forces the split of per-channel reductions to `parts` (tests run both paths on any
+    /// adapter); None restores the policy's rule.
     pub fn set_channel_split(&self, parts: Option<usize>) {
-        self.inner.split.set(parts);
-    }
-
-    /// Whether a kernel launch costs far more than a buffer copy or a few thousand serial
-    /// multiply-adds, so data is better moved by copy commands (a concat, gathering the
-    /// optimiser's tensors into one flat buffer) and a small reduction better done in one
-    /// pass than split over threads. True on CPU adapters: there a copy is a memcpy on the
-    /// submitting thread (~1 µs) while every launch pays the driver's thread-pool hand-off
-    /// (~45 µs on lavapipe). GPUs keep the kernels, which never break a compute pass.
-    pub fn launches_are_costly(&self) -> bool {
-        self.inner
-            .costly_launches
-            .get()
-            .unwrap_or(self.inner.summary.device_type == "Cpu")
-    }
-
-    /// Forces [`Gpu::launches_are_costly`] (tests run both paths on any adapter), and with it
-    /// the automatic [`Gpu::channel_split`]; None restores the automatic choice.
-    pub fn set_launches_are_costly(&self, costly: Option<bool>) {
-        self.inner.costly_launches.set(costly);
+        let mut p = self.policy();
+        p.forced_split = parts;
+        self.set_policy(p);
     }
 
     /// Total dispatches issued so far (eager and replayed).

@@ -4,7 +4,16 @@
 
 pub mod reference;
 
-use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::gpu::{AdapterChoice, Gpu, Strategy};
+
+/// The launch-policy preset a test forces: the CPU one (launches costly) or the GPU one.
+pub fn strategy_of(costly_launches: bool) -> Strategy {
+    if costly_launches {
+        Strategy::Cpu
+    } else {
+        Strategy::Gpu
+    }
+}
 
 /// The adapter the environment selects (WGPU_BACKEND / WGPU_ADAPTER_NAME), else the best.
 pub fn gpu() -> Gpu {

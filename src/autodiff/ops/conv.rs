@@ -2,7 +2,7 @@
 //! bias): forward and the backward rule side by side. Kernels: `shaders/conv.wgsl`.
 
 use super::layout::SliceCfg;
-use super::norm::{stats_in_producer, ChannelStats};
+use super::norm::ChannelStats;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
@@ -177,18 +177,6 @@ fn depthwise(p: &[u32; 17]) -> Option<([u32; 8], DepthwiseConsts)> {
 
 /// Pipeline constants for a kernel reading its input through a folded ReLU (none otherwise,
 /// so the plain pipelines stay the ones already compiled).
-/// Intermediates of a depthwise + 1×1 pair up to this many values are kept rather than
-/// recomputed where launches are costly (every one of the C=2, 3-cell network's; at C=16,
-/// batch 64 none: 1M values each).
-const KEEP_SMALL: usize = 1 << 16;
-
-/// Whether a weight gradient of `work` multiply-adds per thread is best done by one thread
-/// in one pass (no partials, no second launch): where launches are costly and the serial
-/// work costs about what a launch does.
-fn one_pass(gpu: &Gpu, work: usize) -> bool {
-    gpu.launches_are_costly() && work <= 1 << 16
-}
-
 fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
     if relu {
         &[("RELU", 1)]
@@ -344,11 +332,7 @@ fn dense_forward4(
     let quads = n * ho * wo / 4;
     // Where launches are costly (CPU adapters) the most channels per thread, for the fewest
     // loads per multiply-add; on GPUs as many as still leave 2^16 threads to fill the device.
-    let rb = [16, 8, 4]
-        .into_iter()
-        .filter(|&r| cout >= r)
-        .find(|&r| gpu.launches_are_costly() || quads * cout.div_ceil(r) >= 1 << 16)
-        .unwrap_or(4);
+    let rb = gpu.policy().channels_per_thread(quads, cout);
     let ks: &[(&str, u32)] = if p[7] == p[8] && p[7] <= 7 {
         &[("KS", p[7])]
     } else {
@@ -356,7 +340,7 @@ fn dense_forward4(
     };
     let consts = [consts, &[("RB", rb as u32)], ks].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
-    let stats_of = stats_of.filter(|_| stats_in_producer(gpu, cout, n * ho * wo));
+    let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));
     let Some(y) = stats_of else {
         gpu.launch_spec("conv", "forward4", &consts, p, bufs, grid)?;
         return Ok(None);
@@ -403,10 +387,15 @@ fn dense_weight_grad(
     let rows = n * ho;
     // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
     // serial work costs about a launch.
-    let per = if one_pass(gpu, rows * wo * 16) {
+    let per = if gpu.policy().weight_grad_one_pass(rows * wo * 16) {
         rows
     } else {
-        rows.div_ceil(16384usize.div_ceil(blocks).clamp(1, rows))
+        rows.div_ceil(
+            gpu.policy()
+                .weight_grad_threads
+                .div_ceil(blocks)
+                .clamp(1, rows),
+        )
     };
     let chunks = rows.div_ceil(per);
     let mut pp = [0u32; 20];
@@ -465,7 +454,7 @@ fn conv_forward(
     let mut channel_stats = None;
     if let Some((n, cin, hw, cout)) = pointwise(params) {
         // (A 1×1 convolution with a bias takes the general path.)
-        let stats = stats && stats_in_producer(gpu, cout, n * hw);
+        let stats = stats && gpu.policy().stats_in_producer(cout, n * hw);
         channel_stats = gemm(x, w, &y, [n, cout, cin, hw], [cin, 1], relu, None, stats)?;
     } else if let Some((dp, consts)) = depthwise(params) {
         let consts = [&consts[..], relu_consts(relu)].concat();
@@ -554,7 +543,7 @@ impl Tape {
         // the way: with recomputation off, or where launches are costly and it is small (the
         // recomputing launch costs more there than the memory is worth).
         let mid_numel: usize = mid_shape.iter().product();
-        let small = self.gpu().launches_are_costly() && mid_numel <= KEEP_SMALL;
+        let small = self.gpu().policy().keep_intermediate(mid_numel);
         let keep_mid =
             wants && w_pw.requires_grad() && fused.is_some() && (!self.recompute() || small);
         // One node whose backward needs no intermediate (the 1×1 weight frozen: the α step),
@@ -576,7 +565,7 @@ impl Tape {
         let [n, co, ho, wo] = out_shape[..] else {
             return Err(Error::Invalid("internal: dw_pw output not 4-D".into()));
         };
-        let stats = stats && stats_in_producer(self.gpu(), co, n * ho * wo);
+        let stats = stats && self.gpu().policy().stats_in_producer(co, n * ho * wo);
         let mut kept = None;
         let (y, channel_stats) = match fused {
             // Both convolutions in one launch; the intermediate stays in registers (or is
@@ -901,11 +890,11 @@ impl Conv2dNode {
                 // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions
                 // and of a multiple of 4 (the vec4 variant reads 4 at a time); or one chunk
                 // (no second pass) where that serial work costs less than a launch.
-                let chunk = if one_pass(gpu, n * hw * 16) {
+                let chunk = if gpu.policy().weight_grad_one_pass(n * hw * 16) {
                     (n * hw).next_multiple_of(4)
                 } else {
                     (n * hw * blocks)
-                        .div_ceil(16384)
+                        .div_ceil(gpu.policy().weight_grad_threads)
                         .max(64)
                         .next_multiple_of(4)
                 };
@@ -936,10 +925,10 @@ impl Conv2dNode {
                 // Chunks of output rows so that channels × chunks fills the device; or one
                 // chunk, whose partials are dw itself, where that costs less than a launch.
                 let wo = p[6] as usize;
-                let per = if one_pass(gpu, rows * wo * taps) {
+                let per = if gpu.policy().weight_grad_one_pass(rows * wo * taps) {
                     rows
                 } else {
-                    (rows * c).div_ceil(8192).max(1)
+                    (rows * c).div_ceil(gpu.policy().weight_grad_chunk).max(1)
                 };
                 let chunks = rows.div_ceil(per);
                 dp[7] = per as u32;

@@ -78,8 +78,8 @@ pub(crate) fn weighted_sum_into(
     let gpu = out.gpu();
     // Eight terms a launch (a mixed edge's seven candidates in one) where the adapter binds
     // the eleven buffers that takes, else four.
-    let eight = n.is_multiple_of(4) && gpu.limits().max_storage_buffers_per_shader_stage >= 11;
-    let per = if eight { 8 } else { 4 };
+    let per = gpu.policy().weighted_sum_terms(n);
+    let eight = per == 8;
     for (c, chunk) in terms.chunks(per).enumerate() {
         let mut p = [0u32; 24];
         p[0] = n as u32;
@@ -476,13 +476,14 @@ pub(crate) fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) ->
     let gpu = g.gpu();
     let n = g.numel();
     // One workgroup and no finishing launch where launches cost more than its serial work.
-    let (chunk, groups) = if gpu.launches_are_costly() && n <= 1 << 15 {
+    let policy = gpu.policy();
+    let (chunk, groups) = if policy.dot_one_group(n) {
         (n.next_multiple_of(256), 1)
     } else {
         super::reduce::split(n)
     };
     // Small vec4 products in one thread where barriers (and launches) are costly.
-    let serial = gpu.launches_are_costly() && n <= 8192 && n.is_multiple_of(4);
+    let serial = policy.dot_serial(n);
     for four in terms.chunks(4) {
         let mut p = [0u32; 24];
         p[0] = n as u32;

@@ -21,7 +21,7 @@ pub(crate) fn copy_channels(
     let gpu = src.gpu();
     // Each image's channels are one contiguous run on both sides: where launches are costly,
     // n copy commands (a memcpy each on a CPU adapter) beat one launch.
-    if gpu.launches_are_costly() && n <= 64 {
+    if gpu.policy().copy_channels(n) {
         for b in 0..n {
             let (from, to) = ((b * cs + s0) * hw, (b * cd + d0) * hw);
             gpu.copy_range(src.buffer(), from, dst.buffer(), to, cnt * hw);
@@ -113,7 +113,7 @@ impl Tape {
         }
         let y = Tensor::empty(self.gpu(), &[n, ctot, h, w], "concat output")?;
         let gpu = self.gpu().clone();
-        if gpu.launches_are_costly() {
+        if gpu.policy().concat_by_copy() {
             // Copy commands (see copy_channels).
             let mut d0 = 0;
             for x in xs {
@@ -193,7 +193,7 @@ impl ConcatNode {
         let (n, ctot, h, w) = gy.nchw("concat")?;
         let gpu = gy.gpu();
         let mut out = Vec::new();
-        if !gpu.launches_are_costly() {
+        if gpu.policy().split_four_per_launch() {
             // Four channel blocks per launch; blocks without a gradient are skipped, their
             // bindings filled by one-value stand-ins.
             let mut base = 0;

@@ -53,15 +53,6 @@ impl ChannelStats {
     }
 }
 
-/// Whether the producer of a batch norm's input (`c` channels of `per_channel` values each)
-/// should write its statistics: where the batch norm would split its reduction over several
-/// workgroups (GPUs), the producer's own workgroups serve as the chunks and a pass over the
-/// tensor is saved. Where one workgroup per channel does statistics and normalisation in one
-/// launch (CPU adapters) that launch is cheaper than partials.
-pub(crate) fn stats_in_producer(gpu: &Gpu, c: usize, per_channel: usize) -> bool {
-    gpu.channel_split(c, per_channel) > 1
-}
-
 impl Tape {
     /// y = (x − mean)·invstd (·γ + β). `train`: batch statistics, running statistics updated
     /// in place; otherwise the running statistics normalise. x: (n, c, h, w) or (n, c).
@@ -133,7 +124,7 @@ impl Tape {
         }
         let parts = match &stats {
             Some(st) => st.parts,
-            None if train => gpu.channel_split(c, n * hw),
+            None if train => gpu.policy().bn_split(c, n * hw),
             None => 1,
         };
         let params = [
@@ -222,12 +213,6 @@ impl Tape {
     }
 }
 
-/// Values per channel up to which one thread per channel does a train-mode batch norm where
-/// launches are costly (CPU adapters): below it the serial loop costs less than the barriers
-/// of a workgroup per channel (lavapipe, 2 cores: 4×64×8×8 in 72 µs against 195 µs,
-/// 16×16×16×16 in 144 µs against 188; past it few channels leave a core idle).
-const SERIAL_MAX: usize = 4096;
-
 /// The one-launch train kernels, forward and backward, and their workgroups: the vec4
 /// variants for planes of a multiple of 4 values (every plane of 32×32 images down to 8×8),
 /// one workgroup per channel, or for small channels where launches are costly one thread per
@@ -235,7 +220,7 @@ const SERIAL_MAX: usize = 4096;
 fn fused_entries(gpu: &Gpu, [n, c, hw]: [usize; 3]) -> ([&'static str; 2], usize) {
     if !hw.is_multiple_of(4) {
         (["train_forward", "backward_fused"], c)
-    } else if gpu.launches_are_costly() && n * hw <= SERIAL_MAX {
+    } else if gpu.policy().bn_serial(n * hw) {
         (["train_forward_serial4", "backward_serial4"], c.div_ceil(8))
     } else {
         (["train_forward4", "backward_fused4"], c)
@@ -364,12 +349,6 @@ pub struct SumTerm<'a> {
     pub table: &'a Tensor,
     pub idx: usize,
 }
-
-/// Values per channel up to which [`Tape::normalized_sum`] fuses where launches are costly:
-/// one thread per channel does every term, which beyond this costs more than the launches it
-/// saves (lavapipe, 2 cores: 6 normalised + 2 plain terms on 2×16×8×8 in 200 µs against
-/// 695 µs separately, on 4×8×32×32 in 875 µs against 799 µs).
-const SUM_MAX: usize = 2048;
 
 /// Most normalised and plain terms one fused launch takes (its bindings).
 const MAX_NORMALIZED: usize = 6;
@@ -595,16 +574,14 @@ impl Tape {
         let mut tables: Vec<u64> = terms.iter().map(|t| t.table.id()).collect();
         tables.sort_unstable();
         tables.dedup();
-        let gpu = self.gpu();
-        Ok(gpu.launches_are_costly()
-            && gpu.limits().max_storage_buffers_per_shader_stage >= 15
+        // One thread per channel does every term (see LaunchPolicy::fuse_normalized_sum).
+        Ok(self.gpu().policy().fuse_normalized_sum(n * h * w)
             && same_bn
             && tables.len() <= 2
             && norm.len() <= MAX_NORMALIZED
             && terms.len() - norm.len() <= MAX_PLAIN
             && (h * w).is_multiple_of(4)
             && n * h * w >= 2
-            && n * h * w <= SUM_MAX
             && c > 0)
     }
 }

@@ -2,7 +2,7 @@
 //! side by side. Kernels: `shaders/pool.wgsl`.
 
 use super::conv::out_size;
-use super::norm::{stats_in_producer, ChannelStats};
+use super::norm::ChannelStats;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
@@ -174,7 +174,7 @@ impl Tape {
         let avg = Tensor::empty(&gpu, &shape, "avg_pool2d output")?;
         let [n, c, ho, wo] = shape;
         let mut channel_stats = None;
-        if stats && stats_in_producer(&gpu, c, n * ho * wo) {
+        if stats && gpu.policy().stats_in_producer(c, n * ho * wo) {
             // Workgroups (channel, chunk of 256 strips of 4 outputs): the statistics' chunks.
             let parts = (n * ho * wo / 4).div_ceil(256);
             let part = |name| Tensor::empty(&gpu, &[3 * c * parts], name);

@@ -1,0 +1,289 @@
+//! The launch policy: every choice that depends on the adapter rather than on the maths.
+//!
+//! The same op can be launched several ways: copy commands or a kernel, one workgroup or a
+//! split reduction with a finishing pass, a fused multi-term kernel or one launch per term,
+//! intermediates kept or recomputed. Which is faster depends on what a launch costs on the
+//! adapter. On CPU adapters (Mesa's lavapipe and llvmpipe) every launch pays a thread-pool
+//! hand-off of ~30–45 µs while a copy is a memcpy; on GPUs launches are cheap and idle lanes
+//! are the cost. Ops ask this one value their questions; none reads the adapter type or its
+//! limits itself, so what runs differently on a CPU adapter is all on this page.
+//!
+//! A policy is built once per device from the adapter ([`LaunchPolicy::for_adapter`]), can be
+//! replaced by either preset ([`Strategy`]) for tests and `bench --strategy`, and prints
+//! itself (`bench`, `devices`).
+
+use super::AdapterSummary;
+use serde::Serialize;
+use std::fmt;
+
+/// Largest batch × C up to which `--cpu-threads auto` runs a CPU adapter on the submitting
+/// thread (decided before the device opens: Mesa reads `LP_NUM_THREADS` then). On the 2-core
+/// box (lavapipe, 32×32 images, search step) the hand-off dominates up to here: C=2 batch 2
+/// in 135 ms against 244 ms, C=4 batch 4 in 498 against 603. At 32 the driver's threads win
+/// or tie (C=2 batch 16: 600 against 710 ms; C=16 batch 2: 1.76–1.98 s against 2.01–2.11;
+/// C=8 batch 4: 1.59–1.74 s against 1.64–1.65), and beyond clearly (C=4 batch 32: 2.45–2.71
+/// s against 3.74–3.84).
+pub const SUBMITTING_THREAD_MAX_WORK: usize = 16;
+
+/// Which family of adapters the thresholds were measured for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Launches are costly (software adapters): fewer, larger launches; copies for data moves.
+    Cpu,
+    /// Launches are cheap (real GPUs): enough threads to fill the device.
+    Gpu,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Cpu => "cpu",
+            Strategy::Gpu => "gpu",
+        }
+    }
+}
+
+/// Every adapter-dependent launch decision, as named thresholds (each with what was measured)
+/// and questions the ops ask. Fields marked CPU apply on the CPU strategy only, GPU on the
+/// GPU strategy only; both presets carry the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LaunchPolicy {
+    pub strategy: Strategy,
+    /// Storage buffers one shader stage may bind (the device's limit): kernels that bind
+    /// more have narrower variants.
+    pub max_storage_buffers: u32,
+    /// Forced split of per-channel reductions (tests, `bench --channel-split`); None = the
+    /// rule in [`LaunchPolicy::bn_split`].
+    pub forced_split: Option<usize>,
+    /// CPU: images up to which a concat or channel slice moves each image's contiguous run
+    /// by a copy command (a memcpy each on lavapipe, ~1 µs) instead of one launch.
+    pub copy_images_max: usize,
+    /// CPU: values up to which a dot-product reduction runs in one workgroup with no
+    /// finishing launch (its serial work costs less than the second launch).
+    pub dot_one_group_max: usize,
+    /// CPU: values (a multiple of 4) up to which vec4 dot products run in one thread, where
+    /// a workgroup's barriers cost more than the arithmetic.
+    pub dot_serial_max: usize,
+    /// CPU: intermediates of a fused depthwise + 1×1 pair up to this many values are kept
+    /// rather than recomputed (every one of the C=2, 3-cell network's; at C=16, batch 64
+    /// none: 1M values each). On GPUs the recomputing launch is cheap.
+    pub keep_intermediate_max: usize,
+    /// CPU: multiply-adds per thread up to which a weight gradient is done by one pass of
+    /// one chunk (no partials, no second launch): about what a launch costs on lavapipe.
+    pub one_pass_work_max: usize,
+    /// (block, chunk) threads a split weight gradient aims at to fill the device.
+    pub weight_grad_threads: usize,
+    /// Rows × channels per chunk of a dense weight gradient's rows when it is split.
+    pub weight_grad_chunk: usize,
+    /// GPU: threads a large launch must keep; a dense convolution takes as many output
+    /// channels per thread as still leave this many (2^16 fills an H200's 132 SMs).
+    pub min_threads: usize,
+    /// CPU: values per channel up to which one thread per channel does a train-mode batch
+    /// norm (lavapipe, 2 cores: 4×64×8×8 in 72 µs against 195 µs for a workgroup per
+    /// channel, 16×16×16×16 in 144 µs against 188; past it few channels leave a core idle).
+    pub bn_serial_max: usize,
+    /// CPU: values per channel up to which a mixed edge's normalised sum is one fused launch
+    /// (lavapipe, 2 cores: 6 normalised + 2 plain terms on 2×16×8×8 in 200 µs against 695 µs
+    /// separately; on 4×8×32×32 875 µs against 799 µs).
+    pub fused_sum_max: usize,
+    /// GPU: a split per-channel reduction uses chunks of at least this many values…
+    pub bn_chunk_min: usize,
+    /// …and aims at this many workgroups in all.
+    pub bn_target_groups: usize,
+}
+
+impl LaunchPolicy {
+    /// The preset for `strategy` on a device with `max_storage_buffers` storage bindings per
+    /// stage.
+    pub fn preset(strategy: Strategy, max_storage_buffers: u32) -> LaunchPolicy {
+        LaunchPolicy {
+            strategy,
+            max_storage_buffers,
+            forced_split: None,
+            copy_images_max: 64,
+            dot_one_group_max: 1 << 15,
+            dot_serial_max: 8192,
+            keep_intermediate_max: 1 << 16,
+            one_pass_work_max: 1 << 16,
+            weight_grad_threads: 16384,
+            weight_grad_chunk: 8192,
+            min_threads: 1 << 16,
+            bn_serial_max: 4096,
+            fused_sum_max: 2048,
+            bn_chunk_min: 1024,
+            bn_target_groups: 1024,
+        }
+    }
+
+    /// The policy for an adapter: the CPU preset for CPU (software) adapters, else the GPU one.
+    pub fn for_adapter(adapter: &AdapterSummary) -> LaunchPolicy {
+        let strategy = if adapter.device_type == "Cpu" {
+            Strategy::Cpu
+        } else {
+            Strategy::Gpu
+        };
+        LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage)
+    }
+
+    /// Whether launches cost far more than a copy command or a few thousand serial
+    /// multiply-adds (the CPU strategy).
+    pub fn launches_are_costly(&self) -> bool {
+        self.strategy == Strategy::Cpu
+    }
+
+    /// Whether the adapter binds `n` storage buffers in one shader stage.
+    pub fn binds(&self, n: u32) -> bool {
+        self.max_storage_buffers >= n
+    }
+
+    // ---- data movement -------------------------------------------------------------------
+
+    /// A concat or channel slice of `images` images: one copy command per image?
+    pub fn copy_channels(&self, images: usize) -> bool {
+        self.launches_are_costly() && images <= self.copy_images_max
+    }
+
+    /// A concat's forward by copy commands (else one launch per input)?
+    pub fn concat_by_copy(&self) -> bool {
+        self.launches_are_costly()
+    }
+
+    /// A concat's backward as four channel blocks per launch (else copies per input)?
+    pub fn split_four_per_launch(&self) -> bool {
+        !self.launches_are_costly()
+    }
+
+    /// Zero-fill by a clear command (a memset) rather than a fill kernel?
+    pub fn clear_by_command(&self) -> bool {
+        self.launches_are_costly()
+    }
+
+    /// Gather the optimiser's gradients, weights and momenta into flat buffers so the norm
+    /// and the clipped update take four launches in all, instead of ~2 per parameter?
+    pub fn gather_optimizer(&self) -> bool {
+        self.launches_are_costly()
+    }
+
+    /// SGD with folded clipping, four parameters per launch (14 storage bindings)?
+    pub fn sgd_four_per_launch(&self) -> bool {
+        self.binds(14)
+    }
+
+    // ---- sums and reductions -------------------------------------------------------------
+
+    /// Terms per weighted-sum launch over `n` values: eight (a mixed edge's seven candidates
+    /// in one, eleven bindings, vec4) where the adapter binds them, else four.
+    pub fn weighted_sum_terms(&self, n: usize) -> usize {
+        if n.is_multiple_of(4) && self.binds(11) {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// A dot product over `n` values in one workgroup, with no finishing launch?
+    pub fn dot_one_group(&self, n: usize) -> bool {
+        self.launches_are_costly() && n <= self.dot_one_group_max
+    }
+
+    /// Vec4 dot products over `n` values in one thread each?
+    pub fn dot_serial(&self, n: usize) -> bool {
+        self.launches_are_costly() && n <= self.dot_serial_max && n.is_multiple_of(4)
+    }
+
+    /// Workgroups that share one channel's reduction over `per_channel` values (batch norm):
+    /// 1 on the CPU strategy, where one workgroup per channel does statistics and
+    /// normalisation in one launch; on GPUs enough chunks of at least `bn_chunk_min` values
+    /// to give the device about `bn_target_groups` workgroups.
+    pub fn bn_split(&self, channels: usize, per_channel: usize) -> usize {
+        let most = per_channel.div_ceil(self.bn_chunk_min).max(1);
+        match self.forced_split {
+            Some(parts) => parts.clamp(1, per_channel.max(1)),
+            None if self.launches_are_costly() => 1,
+            None => self
+                .bn_target_groups
+                .div_ceil(channels.max(1))
+                .clamp(1, most),
+        }
+    }
+
+    /// Whether the producer of a batch norm's input should write the statistics: where the
+    /// batch norm would split its reduction anyway, the producer's workgroups serve as its
+    /// chunks and a pass over the tensor is saved; one fused launch per channel (CPU) is
+    /// cheaper than partials.
+    pub fn stats_in_producer(&self, channels: usize, per_channel: usize) -> bool {
+        self.bn_split(channels, per_channel) > 1
+    }
+
+    /// A train-mode batch norm over `per_channel` values with one thread per channel?
+    pub fn bn_serial(&self, per_channel: usize) -> bool {
+        self.launches_are_costly() && per_channel <= self.bn_serial_max
+    }
+
+    /// A mixed edge's normalised sum over `per_channel` values as one fused launch (15
+    /// storage bindings)? The op adds its own structural conditions.
+    pub fn fuse_normalized_sum(&self, per_channel: usize) -> bool {
+        self.launches_are_costly() && self.binds(15) && per_channel <= self.fused_sum_max
+    }
+
+    // ---- convolutions --------------------------------------------------------------------
+
+    /// Keep an intermediate of `numel` values for the backward rather than recompute it?
+    pub fn keep_intermediate(&self, numel: usize) -> bool {
+        self.launches_are_costly() && numel <= self.keep_intermediate_max
+    }
+
+    /// A weight gradient of `work` multiply-adds per thread done by one pass of one chunk?
+    pub fn weight_grad_one_pass(&self, work: usize) -> bool {
+        self.launches_are_costly() && work <= self.one_pass_work_max
+    }
+
+    /// Output channels per thread for a dense convolution over `quads` groups of 4 outputs
+    /// and `cout` channels: the most (fewest loads per multiply-add); on GPUs the most that
+    /// still leave `min_threads` threads.
+    pub fn channels_per_thread(&self, quads: usize, cout: usize) -> usize {
+        [16, 8, 4]
+            .into_iter()
+            .filter(|&r| cout >= r)
+            .find(|&r| self.launches_are_costly() || quads * cout.div_ceil(r) >= self.min_threads)
+            .unwrap_or(4)
+    }
+}
+
+impl fmt::Display for LaunchPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let split = match self.forced_split {
+            Some(k) => format!("forced {k}"),
+            None if self.launches_are_costly() => "1 (one workgroup per channel)".into(),
+            None => format!(
+                "chunks of >= {} values, ~{} workgroups",
+                self.bn_chunk_min, self.bn_target_groups
+            ),
+        };
+        writeln!(f, "launch policy: {} strategy", self.strategy.name())?;
+        writeln!(
+            f,
+            "  storage buffers per stage    {}",
+            self.max_storage_buffers
+        )?;
+        writeln!(f, "  batch-norm split             {split}")?;
+        let rows: [(&str, usize); 11] = [
+            ("copy concat up to images", self.copy_images_max),
+            ("one-group dot up to", self.dot_one_group_max),
+            ("serial dot up to", self.dot_serial_max),
+            ("keep intermediates up to", self.keep_intermediate_max),
+            ("one-pass weight grad up to", self.one_pass_work_max),
+            ("weight-grad threads", self.weight_grad_threads),
+            ("weight-grad chunk", self.weight_grad_chunk),
+            ("min threads per launch", self.min_threads),
+            ("serial batch norm up to", self.bn_serial_max),
+            ("fused normalised sum up to", self.fused_sum_max),
+            ("weighted-sum terms/launch", self.weighted_sum_terms(4)),
+        ];
+        for (name, v) in rows {
+            writeln!(f, "  {name:<28} {v}")?;
+        }
+        Ok(())
+    }
+}
