@@ -15,7 +15,7 @@
 //                   uses `forward` with FLIP instead (see below), stride 2 on rows of a
 //                   multiple of 4 `backward_input2`
 //   weight gradient in two passes (no barriers; they are costly on CPU adapters):
-//   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of _p output rows)
+//   weight_partial  1 x, 2 dy, 3 part   one thread per (channel, chunk of p.per output rows)
 //                   accumulates all K×K taps in registers
 //   weight_partial4 the same for rows of a multiple of 4 (vec4 loads; see below)
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
@@ -43,7 +43,7 @@ fn relu_in(v: f32) -> f32 {
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
-    ho: u32, wo: u32, pad: u32, _p: u32, // _p: rows per chunk (weight gradient)
+    ho: u32, wo: u32, pad: u32, per: u32, // per: rows per chunk (weight gradient)
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -408,20 +408,20 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bw_part: array<f32>;
 
-// Pass 1: thread t = (channel, chunk of _p output rows over all images) accumulates all K×K
+// Pass 1: thread t = (channel, chunk of p.per output rows over all images) accumulates all K×K
 // taps in registers and writes them as partials. No barriers.
 @compute @workgroup_size(256)
 fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
     let rows = p.n * p.ho;
-    let nchunks = (rows + p._p - 1u) / p._p;
+    let nchunks = (rows + p.per - 1u) / p.per;
     if (t >= p.c * nchunks) { return; }
     let ch = t / nchunks;
     let chunk = t % nchunks;
     var acc: array<f32, 25>;
     for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
-    let r_end = min((chunk + 1u) * p._p, rows);
-    for (var r = chunk * p._p; r < r_end; r = r + 1u) {
+    let r_end = min((chunk + 1u) * p.per, rows);
+    for (var r = chunk * p.per; r < r_end; r = r + 1u) {
         let b = r / p.ho;
         let oy = r % p.ho;
         let xb = (b * p.c + ch) * p.h * p.w;
@@ -454,7 +454,7 @@ fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = group_index(wg, nwg) * 64u + li;
     let rows = p.n * p.ho;
-    let nchunks = (rows + p._p - 1u) / p._p;
+    let nchunks = (rows + p.per - 1u) / p.per;
     if (t >= p.c * nchunks) { return; }
     let ch = t / nchunks;
     let chunk = t % nchunks;
@@ -462,8 +462,8 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
     let w4 = p.w / 4u;
     let wo4 = p.wo / 4u;
-    let r_end = min((chunk + 1u) * p._p, rows);
-    for (var r = chunk * p._p; r < r_end; r = r + 1u) {
+    let r_end = min((chunk + 1u) * p.per, rows);
+    for (var r = chunk * p.per; r < r_end; r = r + 1u) {
         let b = r / p.ho;
         let oy = r % p.ho;
         let plane = b * p.c + ch;
@@ -496,7 +496,7 @@ fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (e >= p.c * K * K) { return; }
     let ch = e / (K * K);
     let q = e % (K * K);
-    let nchunks = (p.n * p.ho + p._p - 1u) / p._p;
+    let nchunks = (p.n * p.ho + p.per - 1u) / p.per;
     var acc = 0.0;
     for (var c = 0u; c < nchunks; c = c + 1u) {
         acc = acc + ws_part[(ch * nchunks + c) * K * K + q];

@@ -14,8 +14,8 @@
 //           reads them instead of its own pass over y).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
-//           dw, chunk of _p0 positions) writes 16 partial sums; _p1 = number of chunks
-//   weight_grad_partial4 the same with vec4 loads (hw % 4 == 0, _p0 % 4 == 0)
+//           dw, chunk of p.per positions) writes 16 partial sums; p.chunks = number of chunks
+//   weight_grad_partial4 the same with vec4 loads (hw % 4 == 0, p.per % 4 == 0)
 //   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
 //   DIRECT = 1 (pipeline constant, one chunk): the partial kernels write dw itself at 3 and
 //           the second pass is skipped (small gradients on adapters where launches are costly)
@@ -36,7 +36,7 @@ fn relu_in(v: f32) -> f32 {
 
 struct P {
     n: u32, m: u32, k: u32, hw: u32,
-    a_rs: u32, a_cs: u32, _p0: u32, _p1: u32,
+    a_rs: u32, a_cs: u32, per: u32, chunks: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -164,19 +164,19 @@ fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(3) var<storage, read_write> wg_part: array<f32>;
 
 // Thread t of a weight-gradient pass: its 4×4 block of dw (rows i0.., columns j0.., ri × rj
-// of them inside dw) and its chunk of positions; _p1 chunks per block.
+// of them inside dw) and its chunk of positions; p.chunks chunks per block.
 struct Block { i0: u32, j0: u32, ri: u32, rj: u32, chunk: u32 }
 
 fn block_threads() -> u32 {
-    return ((p.m + 3u) / 4u) * ((p.k + 3u) / 4u) * p._p1;
+    return ((p.m + 3u) / 4u) * ((p.k + 3u) / 4u) * p.chunks;
 }
 
 fn block_of(t: u32) -> Block {
     let bj = (p.k + 3u) / 4u;
-    let blk = t / p._p1;
+    let blk = t / p.chunks;
     let i0 = (blk / bj) * 4u;
     let j0 = (blk % bj) * 4u;
-    return Block(i0, j0, min(4u, p.m - i0), min(4u, p.k - j0), t % p._p1);
+    return Block(i0, j0, min(4u, p.m - i0), min(4u, p.k - j0), t % p.chunks);
 }
 
 // A thread's 16 sums: its partials (block t), or with DIRECT = 1 (a single chunk) the finished
@@ -207,8 +207,8 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
     let rj = bk.rj;
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
-    let start = bk.chunk * p._p0;
-    let end = min(start + p._p0, p.n * p.hw);
+    let start = bk.chunk * p.per;
+    let end = min(start + p.per, p.n * p.hw);
     var b = start / p.hw;
     var px = start % p.hw;
     for (var pos = start; pos < end; pos = pos + 1u) {
@@ -248,8 +248,8 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
     let hw4 = p.hw / 4u;
-    let start = bk.chunk * p._p0 / 4u;
-    let end = min(start + p._p0 / 4u, p.n * hw4);
+    let start = bk.chunk * p.per / 4u;
+    let end = min(start + p.per / 4u, p.n * hw4);
     var b = start / hw4;
     var px = start % hw4;
     for (var pos = start; pos < end; pos = pos + 1u) {
@@ -282,7 +282,7 @@ fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (e >= p.m * p.k) { return; }
     let i = e / p.k;
     let j = e % p.k;
-    let nchunks = p._p1;
+    let nchunks = p.chunks;
     let bj = (p.k + 3u) / 4u;
     let blk = (i / 4u) * bj + j / 4u;
     let q = (i % 4u) * 4u + j % 4u;

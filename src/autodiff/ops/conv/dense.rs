@@ -1,0 +1,192 @@
+//! Dense convolutions (one group) on rows of a multiple of 4: `forward4` (4 outputs of a row ×
+//! up to 16 output channels per thread), the input gradient as a flipped `forward4` over dy,
+//! and the weight (and bias) gradient `weight_partial4` + `weight_sum(_bias)`.
+//! Kernels: `shaders/conv.wgsl`.
+
+use super::relu_consts;
+use crate::autodiff::ops::norm::ChannelStats;
+use crate::autodiff::Tensor;
+use crate::error::Result;
+use crate::gpu::{ConvParams, Gpu, GpuBuffer, KernelParams};
+
+/// Whether forward and weight gradient run on `forward4` / `weight_partial4`: one group,
+/// output rows of a multiple of 4.
+pub(super) fn rows4(p: &ConvParams) -> bool {
+    p.groups == 1 && p.wo.is_multiple_of(4)
+}
+
+/// A dense convolution's input gradient as `forward4` (FLIP = 1) over dy: that convolution's
+/// parameters, and the original stride as the pipeline constant TS.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Flipped {
+    p: ConvParams,
+    ts: u32,
+}
+
+/// The flipped input gradient where it applies: one group, equal strides, rows of dx of a
+/// multiple of 4 and padding ≤ d·(k − 1).
+pub(super) fn flipped(p: &ConvParams) -> Option<Flipped> {
+    let ok = p.groups == 1
+        && p.sh == p.sw
+        && p.w % 4 == 0
+        && p.ph <= p.dh * (p.kh - 1)
+        && p.pw <= p.dw * (p.kw - 1);
+    ok.then(|| Flipped {
+        p: ConvParams {
+            n: p.n,
+            cin: p.cout,
+            h: p.ho,
+            w: p.wo,
+            cout: p.cin,
+            ho: p.h,
+            wo: p.w,
+            kh: p.kh,
+            kw: p.kw,
+            sh: 1,
+            sw: 1,
+            ph: p.dh * (p.kh - 1) - p.ph,
+            pw: p.dw * (p.kw - 1) - p.pw,
+            dh: p.dh,
+            dw: p.dw,
+            groups: 1,
+            ..ConvParams::default()
+        },
+        ts: p.sh,
+    })
+}
+
+/// y = conv(relu?(x), w) (+ b) by `forward4`; with `stats`, y's batch-norm statistics where
+/// the policy wants them from the producer.
+pub(super) fn forward(
+    p: &ConvParams,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    relu: bool,
+    stats: bool,
+) -> Result<Option<ChannelStats>> {
+    // The bias binding is a placeholder (w) without a bias, and so is the mask (x).
+    let bufs = [x, w, b.unwrap_or(w), y, x].map(|t| t.buffer());
+    forward4(x.gpu(), p, relu_consts(relu), &bufs, stats.then_some(y))
+}
+
+/// dx = dy (zero-dilated by the stride) convolved with the transposed, rotated weight, masked
+/// by the folded ReLU's `mask` (x > 0) where there is one.
+pub(super) fn input_grad(
+    f: &Flipped,
+    gy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<()> {
+    // Without a folded ReLU the mask binding is a placeholder.
+    let bufs = [gy, w, w, dx, mask.unwrap_or(gy)].map(|t| t.buffer());
+    let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
+    let consts = [&[("FLIP", 1), ("TS", f.ts)], mc].concat();
+    forward4(gy.gpu(), &f.p, &consts, &bufs, None)?;
+    Ok(())
+}
+
+/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread;
+/// with `stats_of` (the output y, MASK off) `forward4_stats` where the batch norm to follow
+/// would split its reductions, returning y's statistics for `Tape::batch_norm_with_stats`.
+fn forward4(
+    gpu: &Gpu,
+    p: &ConvParams,
+    consts: &[(&'static str, u32)],
+    bufs: &[&GpuBuffer; 5],
+    stats_of: Option<&Tensor>,
+) -> Result<Option<ChannelStats>> {
+    let [n, cout, ho, wo] = [p.n, p.cout, p.ho, p.wo].map(|v| v as usize);
+    let quads = n * ho * wo / 4;
+    // Where launches are costly (CPU adapters) the most channels per thread, for the fewest
+    // loads per multiply-add; on GPUs as many as still leave 2^16 threads to fill the device.
+    let rb = gpu.policy().channels_per_thread(quads, cout);
+    let ks: &[(&str, u32)] = if p.kh == p.kw && p.kh <= 7 {
+        &[("KS", p.kh)]
+    } else {
+        &[]
+    };
+    let consts = [consts, &[("RB", rb as u32)], ks].concat();
+    let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
+    let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));
+    let Some(y) = stats_of else {
+        gpu.launch_spec("conv", "forward4", &consts, p.words(), bufs, grid)?;
+        return Ok(None);
+    };
+    // A workgroup column of 1,024 positions is one chunk of the statistics.
+    let part = Tensor::empty(gpu, &[3 * cout * grid[0]], "conv2d output statistics")?;
+    let bufs = [&bufs[..], &[part.buffer()]].concat();
+    gpu.launch_spec("conv", "forward4_stats", &consts, p.words(), &bufs, grid)?;
+    Ok(Some(ChannelStats::new(part, grid[0], y)))
+}
+
+/// The weight gradient (`weight_partial4`, then `weight_sum` over the chunks of output rows
+/// unless one chunk does it), with `db` the bias gradient too (partials and `weight_sum_bias`
+/// always).
+pub(super) fn weight_grad(
+    p: &ConvParams,
+    relu: bool,
+    x: &Tensor,
+    gy: &Tensor,
+    dw: &Tensor,
+    db: Option<&Tensor>,
+) -> Result<()> {
+    let gpu = gy.gpu();
+    let [n, cin, cout, ho, wo] = [p.n, p.cin, p.cout, p.ho, p.wo].map(|v| v as usize);
+    let blocks = cout.div_ceil(4) * cin.div_ceil(4) * (p.kh * p.kw) as usize;
+    let rows = n * ho;
+    // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
+    // serial work costs about a launch.
+    let per = if gpu.policy().weight_grad_one_pass(rows * wo * 16) {
+        rows
+    } else {
+        rows.div_ceil(
+            gpu.policy()
+                .weight_grad_threads
+                .div_ceil(blocks)
+                .clamp(1, rows),
+        )
+    };
+    let chunks = rows.div_ceil(per);
+    let pp = ConvParams {
+        per: per as u32,
+        chunks: chunks as u32,
+        ..*p
+    };
+    let pp = pp.words();
+    let direct = chunks == 1 && db.is_none();
+    let part = if direct {
+        dw.buffer().clone()
+    } else {
+        let bias_parts = if db.is_some() {
+            cout.div_ceil(4) * chunks * 4
+        } else {
+            0
+        };
+        let len = blocks * chunks * 16 + bias_parts;
+        gpu.alloc("conv2d weight-gradient partials", len)?
+    };
+    let mode: &[(&str, u32)] = match (direct, db.is_some()) {
+        (true, _) => &[("DIRECT", 1)],
+        (false, true) => &[("BIAS", 1)],
+        (false, false) => &[],
+    };
+    let consts = [relu_consts(relu), mode].concat();
+    let bufs = [x.buffer(), gy.buffer(), &part];
+    let groups = (blocks * chunks).div_ceil(256);
+    gpu.launch_specialized("conv", "weight_partial4", &consts, pp, &bufs, groups)?;
+    match db {
+        Some(db) => {
+            let bufs = [&part, dw.buffer(), db.buffer()];
+            let n = dw.numel() + db.numel();
+            gpu.launch("conv", "weight_sum_bias", pp, &bufs, n)?;
+        }
+        None if !direct => {
+            gpu.launch("conv", "weight_sum", pp, &[&part, dw.buffer()], dw.numel())?;
+        }
+        None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Depthwise convolutions (one k×k filter per channel, k ≤ 5, no bias): forward, input
+//! gradient and weight gradient, and the fused depthwise + 1×1 forward of `Tape::dw_pw`.
+//! Kernels: `shaders/depthwise.wgsl`.
+
+use super::relu_consts;
+use crate::autodiff::Tensor;
+use crate::error::Result;
+use crate::gpu::{ConvParams, DepthwiseParams, Gpu, GpuBuffer, KernelParams};
+
+/// Kernel size, stride and dilation: the kernels' pipeline constants K, S, D (the tap loops
+/// unroll, the weight-gradient accumulators stay in registers).
+#[derive(Clone, Copy, Debug)]
+struct Taps {
+    k: u32,
+    s: u32,
+    d: u32,
+}
+
+impl Taps {
+    fn consts(self) -> [(&'static str, u32); 3] {
+        [("K", self.k), ("S", self.s), ("D", self.d)]
+    }
+}
+
+/// A depthwise convolution's parameters and taps.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Depthwise {
+    p: DepthwiseParams,
+    taps: Taps,
+}
+
+/// The plan when `p` is depthwise with a square kernel of at most 5×5, equal strides,
+/// dilations and paddings, and no bias.
+pub(super) fn plan(p: &ConvParams) -> Option<Depthwise> {
+    // The forward kernel keeps a row window of 3·s + (k−1)·d + 1 ≤ 16 values in registers.
+    let ok = p.groups == p.cin
+        && p.groups == p.cout
+        && p.kh == p.kw
+        && p.kh <= 5
+        && 3 * p.sh + (p.kh - 1) * p.dh < 16
+        && p.sh == p.sw
+        && p.ph == p.pw
+        && p.dh == p.dw
+        && p.has_bias == 0;
+    ok.then_some(Depthwise {
+        p: DepthwiseParams {
+            n: p.n,
+            c: p.cin,
+            h: p.h,
+            w: p.w,
+            ho: p.ho,
+            wo: p.wo,
+            pad: p.ph,
+            per: 0,
+        },
+        taps: Taps {
+            k: p.kh,
+            s: p.sh,
+            d: p.dh,
+        },
+    })
+}
+
+/// y = depthwise(relu?(x)).
+pub(super) fn forward(
+    plan: &Depthwise,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    relu: bool,
+) -> Result<()> {
+    let consts = [&plan.taps.consts()[..], relu_consts(relu)].concat();
+    // Binding 4 (the mask) is unused without MASK: x stands in.
+    let bufs = [x.buffer(), w.buffer(), y.buffer(), x.buffer()];
+    launch_forward(x.gpu(), &plan.p, plan.taps, &consts, &bufs)
+}
+
+/// dx, written through the folded ReLU's `mask` (x > 0) where there is one.
+pub(super) fn input_grad(
+    plan: &Depthwise,
+    gy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<()> {
+    let gpu = gy.gpu();
+    let groups = dx.numel().div_ceil(256);
+    let DepthwiseParams {
+        n,
+        c,
+        h,
+        w: wd,
+        ho,
+        wo,
+        pad,
+        ..
+    } = plan.p;
+    let Taps { k, s, d } = plan.taps;
+    let consts = plan.taps.consts();
+    // Without a folded ReLU the mask binding is a placeholder.
+    let mc: &[(&'static str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
+    let bufs = [
+        gy.buffer(),
+        w.buffer(),
+        dx.buffer(),
+        mask.unwrap_or(gy).buffer(),
+    ];
+    if s == 1 && pad <= d * (k - 1) {
+        // Stride 1: the input gradient is a forward pass with the rotated kernel.
+        let fp = DepthwiseParams {
+            n,
+            c,
+            h: ho,
+            w: wo,
+            ho: h,
+            wo: wd,
+            pad: d * (k - 1) - pad,
+            per: 0,
+        };
+        let fc = [&[consts[0], consts[1], consts[2], ("FLIP", 1)][..], mc].concat();
+        return launch_forward(gpu, &fp, plan.taps, &fc, &bufs);
+    }
+    let bc = [&consts[..], mc].concat();
+    // Stride 2 on rows of a multiple of 4: 4 pixels per thread, taps resolved at compile time
+    // (a window of at most 8 dy values per row).
+    let cmin = pad as i64 - ((k - 1) * d) as i64;
+    let (e0, e1) = (cmin + (cmin & 1), (3 + pad as i64) & !1);
+    let window = (e1 - e0) / 2 + 1;
+    let p = plan.p.words();
+    if s == 2 && wd % 4 == 0 && window <= 8 {
+        let bc = [&bc[..], &[("PAD", pad)]].concat();
+        let groups = (c * (n * h * wd / 4).div_ceil(64)) as usize;
+        gpu.launch_specialized("depthwise", "backward_input2", &bc, p, &bufs, groups)
+    } else {
+        gpu.launch_specialized("depthwise", "backward_input", &bc, p, &bufs, groups)
+    }
+}
+
+/// dw = Σ dy ⋆ relu?(x) per channel: `weight_partial(4)` over chunks of output rows, then
+/// `weight_sum` unless one chunk writes dw directly.
+pub(super) fn weight_grad(
+    plan: &Depthwise,
+    x: &Tensor,
+    gy: &Tensor,
+    dw: &Tensor,
+    relu: bool,
+) -> Result<()> {
+    let gpu = gy.gpu();
+    let mut dp = plan.p;
+    let (c, rows, wo) = (dp.c as usize, (dp.n * dp.ho) as usize, dp.wo as usize);
+    let Taps { k, s, d } = plan.taps;
+    let taps = (k * k) as usize;
+    // Chunks of output rows so that channels × chunks fills the device; or one chunk, whose
+    // partials are dw itself, where that costs less than a launch.
+    let per = if gpu.policy().weight_grad_one_pass(rows * wo * taps) {
+        rows
+    } else {
+        (rows * c).div_ceil(gpu.policy().weight_grad_chunk).max(1)
+    };
+    let chunks = rows.div_ceil(per);
+    dp.per = per as u32;
+    let part = if chunks == 1 {
+        dw.buffer().clone()
+    } else {
+        gpu.alloc("depthwise weight-gradient partials", c * chunks * taps)?
+    };
+    let bufs = [x.buffer(), gy.buffer(), &part];
+    let consts = plan.taps.consts();
+    let wconsts = [&consts[..], relu_consts(relu)].concat();
+    // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
+    let (k, s, d, pad) = (k as usize, s as usize, d as usize, dp.pad as usize);
+    let rows_of_4 = dp.w.is_multiple_of(4) && dp.wo.is_multiple_of(4);
+    if rows_of_4 && vec4_window(pad, 4, k, s, d) <= 32 {
+        let wconsts = [&wconsts[..], &[("PAD", pad as u32), ("OUT", 4)]].concat();
+        let groups = (c * chunks).div_ceil(64);
+        let e = "weight_partial4";
+        gpu.launch_specialized("depthwise", e, &wconsts, dp.words(), &bufs, groups)?;
+    } else {
+        let groups = (c * chunks).div_ceil(256);
+        let e = "weight_partial";
+        gpu.launch_specialized("depthwise", e, &wconsts, dp.words(), &bufs, groups)?;
+    }
+    if chunks > 1 {
+        let groups = dw.numel().div_ceil(256);
+        let bufs = [&part, dw.buffer()];
+        let e = "weight_sum";
+        gpu.launch_specialized("depthwise", e, &consts, dp.words(), &bufs, groups)?;
+    }
+    Ok(())
+}
+
+/// Workgroups of a depthwise `forward` launch: one thread per strip of 4 outputs of a row.
+fn forward_groups(dp: &DepthwiseParams) -> usize {
+    let [n, c, ho, wo] = [dp.n, dp.c, dp.ho, dp.wo].map(|v| v as usize);
+    (n * c * ho * wo.div_ceil(4)).div_ceil(256)
+}
+
+/// Floats a vec4 depthwise thread needs from one input row for `out` outputs, counted from
+/// its aligned window start (A − PAD before the first tap, A = PAD rounded up to 4); the
+/// kernels' window holds 32.
+fn vec4_window(pad: usize, out: usize, k: usize, s: usize, d: usize) -> usize {
+    pad.div_ceil(4) * 4 - pad + (out - 1) * s + (k - 1) * d + 1
+}
+
+/// The vec4 `forward4` launch of a depthwise forward (or flipped input-gradient) pass when its
+/// rows allow it: pipeline constants PAD and OUT (outputs per thread) and the workgroup count.
+fn forward4(dp: &DepthwiseParams, taps: Taps) -> Option<([(&'static str, u32); 2], usize)> {
+    let [n, c, w, ho, wo, pad] = [dp.n, dp.c, dp.w, dp.ho, dp.wo, dp.pad].map(|v| v as usize);
+    let [k, s, d] = [taps.k, taps.s, taps.d].map(|v| v as usize);
+    let out = [8, 4].into_iter().find(|o| wo % o == 0)?;
+    (w % 4 == 0 && vec4_window(pad, out, k, s, d) <= 32).then(|| {
+        let groups = c * (n * ho * (wo / out)).div_ceil(64);
+        ([("PAD", pad as u32), ("OUT", out as u32)], groups)
+    })
+}
+
+/// Launches a depthwise forward pass (`forward4` where the rows allow, `forward` otherwise)
+/// with `consts` (K, S, D first); buffers: input, weight, output, mask.
+fn launch_forward(
+    gpu: &Gpu,
+    dp: &DepthwiseParams,
+    taps: Taps,
+    consts: &[(&'static str, u32)],
+    bufs: &[&GpuBuffer; 4],
+) -> Result<()> {
+    match forward4(dp, taps) {
+        Some((extra, groups)) => {
+            let consts = [consts, &extra[..]].concat();
+            gpu.launch_specialized("depthwise", "forward4", &consts, dp.words(), bufs, groups)
+        }
+        None => {
+            let groups = forward_groups(dp);
+            gpu.launch_specialized("depthwise", "forward", consts, dp.words(), bufs, groups)
+        }
+    }
+}
+
+/// The fused `dw_pw4` launch of a depthwise pass followed by a 1×1 convolution: parameters,
+/// pipeline constants and workgroups.
+pub(super) struct Fused {
+    p: DepthwiseParams,
+    consts: Vec<(&'static str, u32)>,
+    groups: usize,
+}
+
+/// The fused launch for the depthwise pass `plan` followed by the 1×1 weight `w_pw`, when it
+/// applies: `forward4`'s rows, at most 16 depthwise channels and 64 outputs.
+pub(super) fn fused(plan: &Depthwise, w_pw: &Tensor) -> Option<Fused> {
+    let (extra, _) = forward4(&plan.p, plan.taps)?;
+    let dp = plan.p;
+    let [n, c, ho, wo] = [dp.n, dp.c, dp.ho, dp.wo].map(|v| v as usize);
+    let &[co, ci, 1, 1] = w_pw.shape() else {
+        return None;
+    };
+    (ci == c && c <= 16 && co <= 64).then(|| {
+        let out = extra[1].1 as usize;
+        let mut consts = [&plan.taps.consts()[..], &extra[..]].concat();
+        consts.extend([("CH", c as u32), ("CO", co as u32)]);
+        Fused {
+            p: dp,
+            consts,
+            groups: (n * ho * (wo / out)).div_ceil(64),
+        }
+    })
+}
+
+impl Fused {
+    /// Workgroups of the launch: with statistics, also their chunks.
+    pub(super) fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// y = pw(dw(relu?(x))) in one launch; the intermediate stays in registers, or with `keep`
+    /// is also written to `mid`. With `part` (`3·co·groups` floats) `dw_pw4_stats` also
+    /// writes y's batch-norm statistics.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        &self,
+        x: &Tensor,
+        w_dw: &Tensor,
+        w_pw: &Tensor,
+        y: &Tensor,
+        mid: &Tensor,
+        relu: bool,
+        keep: bool,
+        part: Option<&Tensor>,
+    ) -> Result<()> {
+        let keep: &[(&str, u32)] = if keep { &[("KEEP", 1)] } else { &[] };
+        let consts = [&self.consts[..], relu_consts(relu), keep].concat();
+        let bufs = [
+            x.buffer(),
+            w_dw.buffer(),
+            y.buffer(),
+            w_pw.buffer(),
+            mid.buffer(),
+        ];
+        let bufs = [&bufs[..], part.map(|t| t.buffer()).as_slice()].concat();
+        let entry = if part.is_some() {
+            "dw_pw4_stats"
+        } else {
+            "dw_pw4"
+        };
+        let p = self.p.words();
+        x.gpu()
+            .launch_specialized("depthwise", entry, &consts, p, &bufs, self.groups)
+    }
+}

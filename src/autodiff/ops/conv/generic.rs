@@ -1,0 +1,89 @@
+//! Convolutions no faster kernel covers (groups other than 1 or the channel count, output rows
+//! not a multiple of 4, …): one output per thread (forward, input gradient), one workgroup
+//! per weight element or output channel (weight and bias gradients). Kernels:
+//! `shaders/conv.wgsl`.
+
+use super::relu_consts;
+use crate::autodiff::Tensor;
+use crate::error::Result;
+use crate::gpu::{ConvParams, KernelParams};
+
+/// y = conv(relu?(x), w) (+ b).
+pub(super) fn forward(
+    p: &ConvParams,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    relu: bool,
+) -> Result<()> {
+    // Without a bias its binding is a placeholder (w).
+    let bias = b.unwrap_or(w);
+    x.gpu().launch_specialized(
+        "conv",
+        "forward",
+        relu_consts(relu),
+        p.words(),
+        &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
+        y.numel().div_ceil(256),
+    )
+}
+
+/// dx by gathering over dy, then through the folded ReLU's `mask` (x > 0) where there is one
+/// (a `relu_backward` pass: these kernels do not mask).
+pub(super) fn input_grad(
+    p: &ConvParams,
+    gy: &Tensor,
+    w: &Tensor,
+    dx: Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let gpu = gy.gpu();
+    let entry = if p.sh == 1 && p.sw == 1 {
+        "backward_input_s1"
+    } else {
+        "backward_input"
+    };
+    let bufs = [gy.buffer(), w.buffer(), dx.buffer()];
+    gpu.launch("conv", entry, p.words(), &bufs, dx.numel())?;
+    let Some(x) = mask else {
+        return Ok(dx);
+    };
+    let masked = Tensor::empty(gpu, dx.shape(), "conv2d dx")?;
+    gpu.launch(
+        "elementwise",
+        "relu_backward",
+        &[dx.numel() as u32, 0, 0, 0],
+        &[x.buffer(), dx.buffer(), masked.buffer()],
+        dx.numel(),
+    )?;
+    Ok(masked)
+}
+
+/// dw: one workgroup per weight element reduces over batch × output rows.
+pub(super) fn weight_grad(
+    p: &ConvParams,
+    x: &Tensor,
+    gy: &Tensor,
+    dw: &Tensor,
+    relu: bool,
+) -> Result<()> {
+    let bufs = [x.buffer(), gy.buffer(), dw.buffer()];
+    gy.gpu().launch_specialized(
+        "conv",
+        "backward_weight",
+        relu_consts(relu),
+        p.words(),
+        &bufs,
+        dw.numel(),
+    )
+}
+
+/// db: one workgroup per output channel (every path without its own bias gradient).
+pub(super) fn bias_grad(p: &ConvParams, gy: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let db = Tensor::empty(gy.gpu(), shape, "conv2d db")?;
+    let bufs = [gy.buffer(), db.buffer()];
+    gy.gpu()
+        .launch_groups("conv", "backward_bias", p.words(), &bufs, db.numel())?;
+    Ok(db)
+}

@@ -1,0 +1,176 @@
+//! Plain 1×1 convolutions (stride 1, no padding, one group, no bias) as batched matrix
+//! products: forward, input gradient and weight gradient. Kernels: `shaders/pointwise.wgsl`.
+
+use super::relu_consts;
+use crate::autodiff::ops::norm::ChannelStats;
+use crate::autodiff::Tensor;
+use crate::error::Result;
+use crate::gpu::{ConvParams, KernelParams, PointwiseParams};
+
+/// The matrix shapes of a plain 1×1 convolution.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Gemm {
+    n: usize,
+    cin: usize,
+    /// Pixels per image plane.
+    hw: usize,
+    cout: usize,
+}
+
+/// The plan when `p` is a plain 1×1 convolution.
+pub(super) fn plan(p: &ConvParams) -> Option<Gemm> {
+    let one = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
+    (one && p.groups == 1 && p.has_bias == 0).then(|| Gemm {
+        n: p.n as usize,
+        cin: p.cin as usize,
+        hw: (p.h * p.w) as usize,
+        cout: p.cout as usize,
+    })
+}
+
+/// y = w·relu?(x) per image; with `stats`, y's batch-norm statistics where the policy wants
+/// them from the producer.
+pub(super) fn forward(
+    g: &Gemm,
+    x: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    relu: bool,
+    stats: bool,
+) -> Result<Option<ChannelStats>> {
+    let Gemm { n, cin, hw, cout } = *g;
+    let stats = stats && x.gpu().policy().stats_in_producer(cout, n * hw);
+    gemm(x, w, y, [n, cout, cin, hw], [cin, 1], relu, None, stats)
+}
+
+/// dx = Wᵀ·dy per image, through the folded ReLU's `mask` (x > 0) where there is one.
+pub(super) fn input_grad(
+    g: &Gemm,
+    gy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<()> {
+    let Gemm { n, cin, hw, cout } = *g;
+    gemm(gy, w, dx, [n, cin, cout, hw], [1, cin], false, mask, false)?;
+    Ok(())
+}
+
+/// dw = Σ dy·relu?(x)ᵀ: `weight_grad_partial(4)` over chunks of positions, then
+/// `weight_grad_sum` unless one chunk writes dw directly.
+pub(super) fn weight_grad(
+    g: &Gemm,
+    gy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    relu: bool,
+) -> Result<()> {
+    let gpu = gy.gpu();
+    let Gemm { n, cin, hw, cout } = *g;
+    let blocks = cin.div_ceil(4) * cout.div_ceil(4);
+    // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions and of a
+    // multiple of 4 (the vec4 variant reads 4 at a time); or one chunk (no second pass) where
+    // that serial work costs less than a launch.
+    let chunk = if gpu.policy().weight_grad_one_pass(n * hw * 16) {
+        (n * hw).next_multiple_of(4)
+    } else {
+        (n * hw * blocks)
+            .div_ceil(gpu.policy().weight_grad_threads)
+            .max(64)
+            .next_multiple_of(4)
+    };
+    let chunks = (n * hw).div_ceil(chunk);
+    let pp = PointwiseParams {
+        n: n as u32,
+        m: cout as u32,
+        k: cin as u32,
+        hw: hw as u32,
+        a_rs: 0,
+        a_cs: 0,
+        per: chunk as u32,
+        chunks: chunks as u32,
+    };
+    let part = if chunks == 1 {
+        dw.buffer().clone()
+    } else {
+        gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?
+    };
+    let bufs = [gy.buffer(), x.buffer(), &part];
+    let entry = if hw.is_multiple_of(4) {
+        "weight_grad_partial4"
+    } else {
+        "weight_grad_partial"
+    };
+    let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
+    let consts = [relu_consts(relu), direct].concat();
+    let groups = (blocks * chunks).div_ceil(256);
+    gpu.launch_specialized("pointwise", entry, &consts, pp.words(), &bufs, groups)?;
+    if chunks > 1 {
+        let bufs = [&part, dw.buffer()];
+        gpu.launch(
+            "pointwise",
+            "weight_grad_sum",
+            pp.words(),
+            &bufs,
+            dw.numel(),
+        )?;
+    }
+    Ok(())
+}
+
+/// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
+/// `relu` reads x through a ReLU; `mask` writes y only where mask > 0.
+/// With `stats` (and no mask) on planes of a multiple of 4, `gemm4_stats` also writes the
+/// batch-norm statistics of y's rows, returned for `Tape::batch_norm_with_stats`.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    x: &Tensor,
+    a: &Tensor,
+    y: &Tensor,
+    [n, m, k, hw]: [usize; 4],
+    [a_rs, a_cs]: [usize; 2],
+    relu: bool,
+    mask: Option<&Tensor>,
+    stats: bool,
+) -> Result<Option<ChannelStats>> {
+    let gpu = x.gpu();
+    let pp = PointwiseParams {
+        n: n as u32,
+        m: m as u32,
+        k: k as u32,
+        hw: hw as u32,
+        a_rs: a_rs as u32,
+        a_cs: a_cs as u32,
+        per: 0,
+        chunks: 0,
+    };
+    let pp = pp.words();
+    // Without MASK binding 4 is unused: x (also only read) stands in.
+    let bufs = [
+        a.buffer(),
+        x.buffer(),
+        y.buffer(),
+        mask.unwrap_or(x).buffer(),
+    ];
+    let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
+    if !hw.is_multiple_of(4) {
+        let consts = [relu_consts(relu), mc].concat();
+        let grid = [(n * hw).div_ceil(256), m.div_ceil(4), 1];
+        gpu.launch_spec("pointwise", "gemm", &consts, pp, &bufs, grid)?;
+        return Ok(None);
+    }
+    // Four pixels per thread (they always fall in one image), up to 16 output rows; a
+    // workgroup column of 1,024 positions is one chunk of the statistics.
+    let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
+    let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
+    let parts = (n * hw).div_ceil(1024);
+    let grid = [parts, m.div_ceil(rb), 1];
+    if !stats || mask.is_some() {
+        gpu.launch_spec("pointwise", "gemm4", &consts, pp, &bufs, grid)?;
+        return Ok(None);
+    }
+    let part = Tensor::empty(gpu, &[3 * m * parts], "conv2d output statistics")?;
+    let bufs = [&bufs[..], &[part.buffer()]].concat();
+    gpu.launch_spec("pointwise", "gemm4_stats", &consts, pp, &bufs, grid)?;
+    Ok(Some(ChannelStats::new(part, parts, y)))
+}

@@ -1,0 +1,152 @@
+//! Every registered kernel-parameter struct (`darts_minus::gpu::params_layouts`) against the
+//! WGSL struct it mirrors, parsed with naga: same size, same field names at the same byte
+//! offsets, all u32, and bound as the file's uniform. A field renamed, reordered, added or
+//! removed on either side fails here instead of silently shifting the kernel's parameters.
+
+use darts_minus::gpu::{params_layouts, shader_sources, KernelParams, ParamsLayout};
+
+fn module(shader: &str) -> naga::Module {
+    let sources = shader_sources();
+    let (_, src) = sources
+        .iter()
+        .find(|(name, _)| *name == shader)
+        .unwrap_or_else(|| panic!("no shader file '{shader}' in the kernel registry"));
+    naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{shader}.wgsl: {}", e.emit_to_string(src)))
+}
+
+/// (size, members as (name, offset, is u32)) of the struct `name`.
+fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<(String, u32, bool)>)> {
+    let (_, ty) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(name))?;
+    let naga::TypeInner::Struct { members, span } = &ty.inner else {
+        panic!("{name} is not a struct");
+    };
+    let u32_ty = naga::TypeInner::Scalar(naga::Scalar::U32);
+    let members = members
+        .iter()
+        .map(|m| {
+            let name = m.name.clone().unwrap_or_default();
+            (name, m.offset, module.types[m.ty].inner == u32_ty)
+        })
+        .collect();
+    Some((*span, members))
+}
+
+fn check(layout: &ParamsLayout) -> Result<(), String> {
+    let ParamsLayout {
+        rust,
+        shader,
+        strukt,
+        size,
+        fields,
+    } = *layout;
+    let module = module(shader);
+    let Some((span, members)) = wgsl_struct(&module, strukt) else {
+        return Err(format!("{rust}: no struct {strukt} in {shader}.wgsl"));
+    };
+    let wgsl: Vec<(&str, usize)> = members
+        .iter()
+        .map(|(n, o, _)| (n.as_str(), *o as usize))
+        .collect();
+    if wgsl != fields {
+        return Err(format!(
+            "{rust} fields {fields:?} != {shader}.wgsl {strukt} {wgsl:?}"
+        ));
+    }
+    if span as usize != size {
+        return Err(format!(
+            "{rust} is {size} bytes, {shader}.wgsl {strukt} {span}"
+        ));
+    }
+    if let Some((n, _, _)) = members.iter().find(|m| !m.2) {
+        return Err(format!("{shader}.wgsl {strukt}.{n} is not u32"));
+    }
+    // The struct is what the kernels read as their uniform.
+    let bound = module.global_variables.iter().any(|(_, g)| {
+        g.space == naga::AddressSpace::Uniform && module.types[g.ty].name.as_deref() == Some(strukt)
+    });
+    if !bound {
+        return Err(format!("{shader}.wgsl binds no uniform of type {strukt}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_params_struct_matches_its_shader() {
+    let layouts = params_layouts();
+    assert!(
+        layouts.len() >= 3,
+        "the conv, pointwise and depthwise params"
+    );
+    let errors: Vec<String> = layouts.iter().filter_map(|l| check(l).err()).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn each_struct_is_registered_once() {
+    let layouts = params_layouts();
+    for (i, a) in layouts.iter().enumerate() {
+        for b in &layouts[i + 1..] {
+            assert!(a.rust != b.rust, "{} registered twice", a.rust);
+            assert!(
+                (a.shader, a.strukt) != (b.shader, b.strukt),
+                "{} and {} both mirror {}.wgsl {}",
+                a.rust,
+                b.rust,
+                a.shader,
+                a.strukt
+            );
+        }
+    }
+}
+
+/// The check itself catches each kind of drift (so a passing run means something).
+#[test]
+fn a_drifted_layout_is_caught() {
+    let conv = params_layouts()
+        .into_iter()
+        .find(|l| l.strukt == "P" && l.shader == "conv")
+        .expect("conv params registered");
+    let mut renamed = conv.fields.to_vec();
+    renamed[1].0 = "c_in";
+    let mut swapped = conv.fields.to_vec();
+    let (a, b) = (swapped[0].0, swapped[1].0);
+    (swapped[0].0, swapped[1].0) = (b, a);
+    let mut added = conv.fields.to_vec();
+    added.push(("extra", conv.size));
+    let removed = &conv.fields[..conv.fields.len() - 1];
+    for fields in [renamed, swapped, added, removed.to_vec()] {
+        let fields: &'static [(&'static str, usize)] = Box::leak(fields.into_boxed_slice());
+        let drifted = ParamsLayout { fields, ..conv };
+        assert!(check(&drifted).is_err(), "{fields:?} passed");
+    }
+    let resized = ParamsLayout {
+        size: conv.size + 16,
+        ..conv
+    };
+    assert!(check(&resized).is_err());
+    let elsewhere = ParamsLayout {
+        shader: "depthwise",
+        ..conv
+    };
+    assert!(check(&elsewhere).is_err());
+}
+
+/// The words a launch passes are the fields in declaration order.
+#[test]
+fn words_follow_the_fields() {
+    let p = darts_minus::gpu::PointwiseParams {
+        n: 1,
+        m: 2,
+        k: 3,
+        hw: 4,
+        a_rs: 5,
+        a_cs: 6,
+        per: 7,
+        chunks: 8,
+    };
+    assert_eq!(p.words(), [1, 2, 3, 4, 5, 6, 7, 8]);
+}
