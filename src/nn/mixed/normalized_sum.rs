@@ -9,8 +9,9 @@ use crate::autodiff::{
 use crate::error::{Error, Result};
 use crate::gpu::GpuBuffer;
 
-/// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]` times `x`, or times the train-mode batch
-/// norm (no affine) of `x` when `bn` gives its running statistics.
+/// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
+/// times `x`, or times the train-mode batch norm (no affine) of `x` when `bn` gives its
+/// running statistics.
 pub struct SumTerm<'a> {
     pub x: &'a Tensor,
     pub bn: Option<BnState<'a>>,
