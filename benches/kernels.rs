@@ -11,6 +11,7 @@
 
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::nn::mixed::MixedSums;
 use std::time::Instant;
 
 type Op = Box<dyn Fn(&mut Tape, &Tensor) -> Tensor>;

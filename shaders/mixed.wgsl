@@ -1,6 +1,8 @@
 // mixed.wgsl: the mixed edge's weighted sum y = Σ_k s_k·y_k (s_k read from GPU tables: the
 // softmax of α, or β for the auxiliary skip) and the dot products <g, y_k> that make α's
-// gradient, up to 4 terms per launch instead of one launch per term.
+// gradient, up to 4 terms per launch instead of one launch per term; and that sum with the
+// candidates' final batch norms folded in (normalised sums, last section). The tape's
+// gradient accumulation and sums of three or more tensors use weighted_sum too.
 // Buffers: flat f32 arrays of p.n elements; tables: small f32 arrays; unused term slots are
 // bound to any buffer and ignored.
 //   weighted_sum4  1..4 y0..y3, 5 table A, 6 table B, 7 out
@@ -21,7 +23,10 @@
 //                  to out (bound at 6) itself, with no dot4_finish launch.
 //   dot4_serial_vec4  the same as DIRECT dot4_partial_vec4 by one thread (no barriers), for
 //                  small n where launches are costly.  Grid: 1 workgroup of 1.
-// Workgroup size 256.
+//   sum_forward4, sum_backward4, sum_alpha: the edge's final batch norms and weighted sum in
+//                  one launch each way (parameter block MS and bindings in their section, at
+//                  the end of the file).  Grid: ceil(c / 8) workgroups of 8 (sum_alpha: 1 of 1).
+// Workgroup size 256 (8 for sum_forward4 / sum_backward4, 1 for dot4_serial_vec4, sum_alpha).
 
 override DIRECT: u32 = 0u;
 
@@ -215,5 +220,215 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         var base = 0.0;
         if (p.accumulate != 0u) { base = df_out[p.idx[k]]; }
         df_out[p.idx[k]] = base + total;
+    }
+}
+
+// ---- Normalised sums: a mixed edge's tail in one launch each way ----
+// out = Σ_t w_t · v_t in term order, v_t = batch_norm(x_k) (train mode, no affine) for a
+// normalised term (slot k < ms.g) or z_j for a plain one (slot j < ms.z); w_t = table A or B at
+// ms.idx[t]. One thread per channel, no barriers (CPU adapters, small channels).
+//   sum_forward4   1..6 x0..x5, 7 saved (g × 4c: mean | invstd | Σgy | Σgy·x̂ per slot),
+//                  8 running (g × 2c: mean | var, gathered from the modules by copies),
+//                  9 table A, 10 table B, 11 out, 12..13 z0..z1
+//   sum_backward4  1..6 x0..x5, 7 gy, 8 saved, 9 table A, 10..15 dx0..dx5 (written where bit k
+//                  of ms.need is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
+//                  leaving Σgy and Σgy·x̂_k (unscaled) in saved
+//   sum_alpha      1 saved, 2 d table A: d[idx_k] += Σ_c Σ(gy·x̂_k), one thread
+// Unused slots are bound to any buffer of the right access and never touched.
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+struct MS {
+    n: u32, c: u32, hw: u32, g: u32,
+    z: u32, m: u32, need: u32, _p: u32,
+    eps: f32, momentum: f32, _q: u32, _r: u32,
+    // Per term: kind (slot k for x_k, 16 + j for z_j), table (0 = A, 1 = B), index.
+    kind: array<vec4<u32>, 2>,
+    tab: array<vec4<u32>, 2>,
+    idx: array<vec4<u32>, 2>,
+    // Per normalised slot: its weight's index in table A.
+    sidx: array<vec4<u32>, 2>,
+}
+@group(0) @binding(0) var<uniform> ms: MS;
+
+@group(0) @binding(1) var<storage, read> ms_x0: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ms_x1: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> ms_x2: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> ms_x3: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> ms_x4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> ms_x5: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> ms_saved: array<f32>;
+@group(0) @binding(8) var<storage, read_write> ms_run: array<f32>;
+@group(0) @binding(9) var<storage, read> ms_a: array<f32>;
+@group(0) @binding(10) var<storage, read> ms_b: array<f32>;
+@group(0) @binding(11) var<storage, read_write> ms_out: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> ms_z0: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> ms_z1: array<vec4<f32>>;
+
+fn ms_x(k: u32, i: u32) -> vec4<f32> {
+    switch k {
+        case 0u: { return ms_x0[i]; }
+        case 1u: { return ms_x1[i]; }
+        case 2u: { return ms_x2[i]; }
+        case 3u: { return ms_x3[i]; }
+        case 4u: { return ms_x4[i]; }
+        default: { return ms_x5[i]; }
+    }
+}
+
+fn ms_weight(t: u32) -> f32 {
+    let i = ms.idx[t / 4u][t % 4u];
+    if (ms.tab[t / 4u][t % 4u] == 0u) { return ms_a[i]; }
+    return ms_b[i];
+}
+
+// Channel ch's vec4s are n planes of q = hw / 4: plane b starts at (b·c + ch)·q. The loops
+// below walk them image by image (as whole_run does), with no division per element.
+fn ms_plane(b: u32, ch: u32) -> u32 {
+    return (b * ms.c + ch) * (ms.hw / 4u);
+}
+
+@compute @workgroup_size(8)
+fn sum_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg) * 8u + li;
+    if (ch >= ms.c) { return; }
+    let m = ms.n * ms.hw;
+    let mf = f32(m);
+    var mean: array<f32, 6>;
+    var inv: array<f32, 6>;
+    let q = ms.hw / 4u;
+    for (var k = 0u; k < ms.g; k = k + 1u) {
+        var acc = vec4<f32>(0.0);
+        for (var b = 0u; b < ms.n; b = b + 1u) {
+            let at = ms_plane(b, ch);
+            for (var j = 0u; j < q; j = j + 1u) { acc = acc + ms_x(k, at + j); }
+        }
+        let mu = hsum(acc) / mf;
+        var acc2 = vec4<f32>(0.0);
+        for (var b = 0u; b < ms.n; b = b + 1u) {
+            let at = ms_plane(b, ch);
+            for (var j = 0u; j < q; j = j + 1u) {
+                let d = ms_x(k, at + j) - mu;
+                acc2 = acc2 + d * d;
+            }
+        }
+        let var_b = hsum(acc2) / mf;
+        mean[k] = mu;
+        inv[k] = 1.0 / sqrt(var_b + ms.eps);
+        let base = k * 4u * ms.c;
+        ms_saved[base + ch] = mu;
+        ms_saved[base + ms.c + ch] = inv[k];
+        let unbiased = var_b * mf / f32(max(m, 2u) - 1u);
+        let r = k * 2u * ms.c;
+        ms_run[r + ch] = (1.0 - ms.momentum) * ms_run[r + ch] + ms.momentum * mu;
+        ms_run[r + ms.c + ch] = (1.0 - ms.momentum) * ms_run[r + ms.c + ch] + ms.momentum * unbiased;
+    }
+    // The weights, read once (a storage load per lane and term would dominate the loop).
+    var wt: array<f32, 8>;
+    for (var j = 0u; j < ms.m; j = j + 1u) { wt[j] = ms_weight(j); }
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            var acc = vec4<f32>(0.0);
+            for (var j = 0u; j < ms.m; j = j + 1u) {
+                let kind = ms.kind[j / 4u][j % 4u];
+                var v: vec4<f32>;
+                if (kind < 16u) {
+                    v = (ms_x(kind, i) - mean[kind]) * inv[kind];
+                } else if (kind == 16u) {
+                    v = ms_z0[i];
+                } else {
+                    v = ms_z1[i];
+                }
+                // The first term starts the sum (as weighted_sum4 does), the rest add in order.
+                if (j == 0u) { acc = wt[j] * v; } else { acc = acc + wt[j] * v; }
+            }
+            ms_out[i] = acc;
+        }
+    }
+}
+
+@group(0) @binding(7) var<storage, read> msb_gy: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> msb_saved: array<f32>;
+@group(0) @binding(10) var<storage, read_write> msb_dx0: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read_write> msb_dx1: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> msb_dx2: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> msb_dx3: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> msb_dx4: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read_write> msb_dx5: array<vec4<f32>>;
+
+fn msb_store(k: u32, i: u32, v: vec4<f32>) {
+    switch k {
+        case 0u: { msb_dx0[i] = v; }
+        case 1u: { msb_dx1[i] = v; }
+        case 2u: { msb_dx2[i] = v; }
+        case 3u: { msb_dx3[i] = v; }
+        case 4u: { msb_dx4[i] = v; }
+        default: { msb_dx5[i] = v; }
+    }
+}
+
+@compute @workgroup_size(8)
+fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg) * 8u + li;
+    if (ch >= ms.c) { return; }
+    let mf = f32(ms.n * ms.hw);
+    var mean: array<f32, 6>;
+    var inv: array<f32, 6>;
+    var s: array<vec4<f32>, 6>;
+    for (var k = 0u; k < ms.g; k = k + 1u) {
+        mean[k] = msb_saved[k * 4u * ms.c + ch];
+        inv[k] = msb_saved[k * 4u * ms.c + ms.c + ch];
+        s[k] = vec4<f32>(0.0);
+    }
+    let q = ms.hw / 4u;
+    var gs = vec4<f32>(0.0);
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            let g = msb_gy[i];
+            gs = gs + g;
+            for (var k = 0u; k < ms.g; k = k + 1u) {
+                s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]);
+            }
+        }
+    }
+    let sum_g = hsum(gs);
+    var sum_gx: array<f32, 6>;
+    for (var k = 0u; k < ms.g; k = k + 1u) {
+        sum_gx[k] = hsum(s[k]);
+        msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
+        msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
+    }
+    var wt: array<f32, 6>;
+    for (var k = 0u; k < ms.g; k = k + 1u) { wt[k] = ms_a[ms.sidx[k / 4u][k % 4u]]; }
+    for (var b = 0u; b < ms.n; b = b + 1u) {
+        let at = ms_plane(b, ch);
+        for (var jq = 0u; jq < q; jq = jq + 1u) {
+            let i = at + jq;
+            let g = msb_gy[i];
+            for (var k = 0u; k < ms.g; k = k + 1u) {
+                if ((ms.need & (1u << k)) == 0u) { continue; }
+                let xh = (ms_x(k, i) - mean[k]) * inv[k];
+                msb_store(k, i, inv[k] * wt[k] * (g - sum_g / mf - xh * sum_gx[k] / mf));
+            }
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> msa_saved: array<f32>;
+@group(0) @binding(2) var<storage, read_write> msa_d: array<f32>;
+
+@compute @workgroup_size(1)
+fn sum_alpha() {
+    for (var k = 0u; k < ms.g; k = k + 1u) {
+        var t = 0.0;
+        for (var ch = 0u; ch < ms.c; ch = ch + 1u) { t = t + msa_saved[k * 4u * ms.c + 3u * ms.c + ch]; }
+        let i = ms.sidx[k / 4u][k % 4u];
+        msa_d[i] = msa_d[i] + t;
     }
 }

@@ -9,8 +9,9 @@ mod common;
 
 use common::reference::{self as cpu, Shape4};
 use common::{f32s, finite_diff, gpu, strategy_of, Rng, Tolerance};
-use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, SumTerm, Tape, Tensor};
+use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use darts_minus::gpu::Strategy;
+use darts_minus::nn::mixed::{MixedSums, SumTerm};
 use darts_minus::Result;
 
 /// Scale applied to every differentiable input before the op (the "upstream" part of the graph).

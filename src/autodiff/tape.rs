@@ -1,7 +1,8 @@
 //! The tape: each differentiable op appends a node holding what its backward needs; backward
 //! walks the nodes in reverse, dispatching on one enum (so adding an op makes the compiler
 //! point at every place to touch), accumulates gradients, and frees each node's saved
-//! tensors as soon as its rule has run.
+//! tensors as soon as its rule has run. Ops fused for one network layer (the DARTS mixed
+//! edge, `nn/mixed/`) come in through [`FusedNode`], so this file never names them.
 
 use super::ops::{conv, elementwise, layout, linear, norm, pool, softmax};
 use super::tensor::{Tensor, TensorId, TensorKey};
@@ -17,14 +18,12 @@ pub(crate) enum Op {
     AvgPool(pool::PoolNode),
     GlobalAvgPool(pool::GlobalPoolNode),
     BatchNorm(norm::BatchNormNode),
-    NormalizedSum(norm::NormalizedSumNode),
     Relu(elementwise::ReluNode),
     Sum(elementwise::SumNode),
     Mul(elementwise::MulNode),
     Scale(elementwise::ScaleNode),
     ScaleBy(elementwise::ScaleByNode),
     ScaleRows(elementwise::ScaleRowsNode),
-    WeightedSum(elementwise::WeightedSumNode),
     SumAll(elementwise::SumAllNode),
     Concat(layout::ConcatNode),
     Slice(layout::SliceNode),
@@ -32,13 +31,23 @@ pub(crate) enum Op {
     Softmax(softmax::SoftmaxNode),
     CrossEntropy(softmax::CrossEntropyNode),
     Linear(linear::LinearNode),
+    /// An op defined above the autodiff layer (see [`FusedNode`]).
+    Fused(Box<dyn FusedNode>),
+}
+
+/// The backward rule of an op defined outside the autodiff: a layer's fusion of several ops
+/// into fewer launches (the DARTS mixed edge's weighted and normalised sums). Unlike the
+/// rules here it may leave its inputs' gradients lazy ([`GradTerm`] scaled by a table entry),
+/// for the consumer's backward or the gradient sum to fold in.
+pub(crate) trait FusedNode {
+    fn backward(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>>;
 }
 
 /// Gradients for the inputs of one node: (input, gradient) pairs.
 pub(crate) type InputGrads = Vec<(TensorKey, Tensor)>;
 
 /// A gradient contribution kept lazy: `t`, or `t`·table[idx] when scaled (a mixed edge's
-/// weight). Batch norm's backward folds the factor into its own kernel, and up to four
+/// weight, from a [`FusedNode`]). Batch norm's backward folds the factor into its own kernel, and up to four
 /// contributions to one tensor add up in one launch, so neither the scaled copies nor the
 /// pairwise sums are written out.
 pub(crate) struct GradTerm {
@@ -120,16 +129,15 @@ fn plain(grads: InputGrads) -> Vec<(TensorKey, GradTerm)> {
 
 impl Op {
     /// The gradients of this op's inputs for the output gradient `gy`. Batch norm folds a
-    /// scaled `gy` into its own kernel (every other rule gets it materialised), and the mixed
-    /// edge's weighted sum leaves its terms' gradients scaled.
+    /// scaled `gy` into its own kernel (every other rule gets it materialised), and fused ops
+    /// may leave their inputs' gradients scaled.
     fn backward(&self, gy: GradTerm) -> Result<Vec<(TensorKey, GradTerm)>> {
         if let (Op::BatchNorm(n), Some((table, i))) = (self, &gy.scale) {
             return Ok(plain(n.backward_scaled(&gy.t, Some((table, *i)))?));
         }
         let gy = &gy.materialize()?;
         let grads = match self {
-            Op::WeightedSum(n) => return n.backward_terms(gy),
-            Op::NormalizedSum(n) => return n.backward_terms(gy),
+            Op::Fused(n) => return n.backward(gy),
             Op::Conv2d(n) => n.backward(gy),
             Op::DwPw(n) => n.backward(gy),
             Op::MaxPool(n) => n.backward_max(gy),

@@ -170,7 +170,8 @@ impl BatchNorm2d {
     }
 
     /// The running statistics and hyperparameters, for an op that normalises on its own
-    /// ([`Tape::normalized_sum`]); call [`BatchNorm2d::count_batch`] with it in train mode.
+    /// ([`MixedSums::normalized_sum`](crate::nn::mixed::MixedSums::normalized_sum)); call
+    /// [`BatchNorm2d::count_batch`] with it in train mode.
     pub fn state(&self) -> BnState<'_> {
         BnState {
             running_mean: &self.running_mean,

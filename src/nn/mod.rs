@@ -4,6 +4,7 @@
 
 pub mod darts_ops;
 mod layers;
+pub mod mixed;
 
 pub use layers::{BatchNorm2d, Conv2d, Linear};
 

@@ -521,16 +521,7 @@ mod tests {
     use super::super::test_util::{assert_file_error, out_dir, svg_texts, unwritable};
     use super::*;
 
-    const DARTS_OPS: [&str; 8] = [
-        "none",
-        "max_pool_3x3",
-        "avg_pool_3x3",
-        "skip_connect",
-        "sep_conv_3x3",
-        "sep_conv_5x5",
-        "dil_conv_3x3",
-        "dil_conv_5x5",
-    ];
+    use crate::nn::darts_ops::DARTS_OPS;
 
     /// Softmax-like weights drifting apart over `epochs`.
     fn history(epochs: usize, edges: usize, ops: usize) -> Vec<Vec<Vec<f32>>> {
@@ -600,13 +591,7 @@ mod tests {
     fn alpha_chart_nb201_one_epoch() {
         let dir = out_dir("alpha_nb201");
         let path = dir.join("alpha.svg");
-        let ops = [
-            "none",
-            "skip_connect",
-            "nor_conv_1x1",
-            "nor_conv_3x3",
-            "avg_pool_3x3",
-        ];
+        let ops = crate::nn::darts_ops::NB201_OPS;
         alpha_chart(
             &path,
             "NB201 α",

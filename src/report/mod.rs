@@ -28,22 +28,11 @@ pub type Rgb = (u8, u8, u8);
 
 /// The colour of an op, stable across charts and cell drawings.
 ///
-/// Known DARTS and NAS-Bench-201 op names have fixed colours (`none` is grey); any other name
-/// takes a colour from a fallback palette by `index` (its column in α).
+/// Known DARTS and NAS-Bench-201 op names have the colours of their spaces' tables
+/// (`nn::darts_ops`; `none` is grey); any other name takes a colour from a fallback palette by
+/// `index` (its column in α).
 pub fn op_colour(name: &str, index: usize) -> Rgb {
-    match name {
-        "none" => (150, 150, 150),
-        "max_pool_3x3" => (31, 119, 180),
-        "avg_pool_3x3" => (14, 150, 165),
-        "skip_connect" => (214, 39, 40),
-        "sep_conv_3x3" => (44, 160, 44),
-        "sep_conv_5x5" => (148, 103, 189),
-        "dil_conv_3x3" => (230, 115, 0),
-        "dil_conv_5x5" => (140, 86, 75),
-        "nor_conv_1x1" => (148, 103, 189),
-        "nor_conv_3x3" => (44, 160, 44),
-        _ => FALLBACK[index % FALLBACK.len()],
-    }
+    crate::nn::darts_ops::colour_of(name).unwrap_or(FALLBACK[index % FALLBACK.len()])
 }
 
 /// Dark enough for text and thin lines on white.
@@ -155,24 +144,8 @@ mod tests {
 
     #[test]
     fn known_ops_have_distinct_colours_within_a_space() {
-        let darts = [
-            "none",
-            "max_pool_3x3",
-            "avg_pool_3x3",
-            "skip_connect",
-            "sep_conv_3x3",
-            "sep_conv_5x5",
-            "dil_conv_3x3",
-            "dil_conv_5x5",
-        ];
-        let nb201 = [
-            "none",
-            "skip_connect",
-            "nor_conv_1x1",
-            "nor_conv_3x3",
-            "avg_pool_3x3",
-        ];
-        for space in [&darts[..], &nb201[..]] {
+        use crate::nn::darts_ops::{DARTS_OPS, NB201_OPS};
+        for space in [&DARTS_OPS[..], &NB201_OPS[..]] {
             let mut c: Vec<Rgb> = space.iter().map(|n| op_colour(n, 0)).collect();
             c.sort();
             c.dedup();

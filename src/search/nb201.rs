@@ -9,14 +9,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-/// Candidate operations of the NAS-Bench-201 space, in α column order.
-pub const NB201_OPS: [&str; 5] = [
-    "none",
-    "skip_connect",
-    "nor_conv_1x1",
-    "nor_conv_3x3",
-    "avg_pool_3x3",
-];
+/// Candidate operations of the NAS-Bench-201 space, in α column order (from its table).
+pub use crate::nn::darts_ops::NB201_OPS;
 
 /// The six edges as (to, from) node pairs, in α row order: 1←0, 2←0, 2←1, 3←0, 3←1, 3←2.
 pub const NB201_EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];

@@ -1,0 +1,148 @@
+//! What every candidate operation provides ([`CandidateOp`]) and the handle networks hold
+//! ([`Candidate`]).
+
+use super::{DilConv, FactorizedReduce, Identity, Pool, ReluConvBn, SepConv, Zero};
+use crate::autodiff::{ChannelStats, Tape, Tensor};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::nn::{BatchNorm2d, Ctx, Module, Slot};
+use rand::Rng;
+
+/// A mixed edge's max and avg pooling of its input, done once for both pooling candidates,
+/// with their batch norms' statistics where the pooling kernel wrote them.
+pub struct Pooled {
+    pub max: Tensor,
+    pub avg: Tensor,
+    pub stats: Option<[ChannelStats; 2]>,
+}
+
+/// A candidate's output for a mixed edge: either whole (`bn` None), or up to a final batch
+/// norm (train mode, no affine part) that the edge applies inside its weighted sum, with the
+/// statistics that batch norm needs where the producing kernel wrote them.
+pub struct Split<'a> {
+    pub y: Tensor,
+    pub bn: Option<&'a BatchNorm2d>,
+    pub stats: Option<ChannelStats>,
+}
+
+impl<'a> Split<'a> {
+    pub fn whole(y: Tensor) -> Split<'a> {
+        Split {
+            y,
+            bn: None,
+            stats: None,
+        }
+    }
+
+    /// Whether a final batch norm `bn` can be left to the edge (it fuses only the train-mode
+    /// normalisation without affine parameters, what every search candidate ends in).
+    pub fn can_leave(bn: &BatchNorm2d, ctx: Ctx) -> bool {
+        ctx.train && bn.affine.is_none()
+    }
+}
+
+/// One candidate operation. A new one implements this in its own file and gets a row in its
+/// space's table (`darts_ops/mod.rs`); nothing else names it.
+pub trait CandidateOp: Module {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor>;
+
+    /// The output as the mixed edge wants it (see [`Split`]); a pooling candidate takes its
+    /// pooled input from `pooled` when given. By default the whole output.
+    fn forward_split(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+        _pooled: Option<&Pooled>,
+    ) -> Result<Split<'_>> {
+        Ok(Split::whole(self.forward(tape, x, ctx)?))
+    }
+
+    /// (max, stride) of a 3×3 pooling the edge may share with another pooling candidate.
+    fn pooling(&self) -> Option<(bool, usize)> {
+        None
+    }
+
+    /// The `none` op: its output is zero, so a mixed edge skips it.
+    fn is_zero(&self) -> bool {
+        false
+    }
+}
+
+/// One candidate operation on an edge. The variants other modules name (retraining builds
+/// `Conv` and tells `Identity` apart) stay an enum; a candidate added later is `Other`.
+pub enum Candidate {
+    Zero(Zero),
+    Pool(Pool),
+    Identity,
+    /// ReLU → conv → BN (NAS-Bench-201's nor_conv).
+    Conv(ReluConvBn),
+    Reduce(FactorizedReduce),
+    Sep(SepConv),
+    Dil(DilConv),
+    Other(Box<dyn CandidateOp>),
+}
+
+impl Candidate {
+    /// The DARTS operation `name` on `c` channels; `search` adds the BN after pooling.
+    pub fn darts(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        affine: bool,
+        search: bool,
+    ) -> Result<Candidate> {
+        let mut b = super::Build {
+            gpu,
+            rng,
+            c,
+            stride,
+            affine,
+            search,
+        };
+        super::DARTS.build(name, &mut b)
+    }
+
+    /// The NAS-Bench-201 operation `name` on `c` channels (stride 1, search: BN affine=False).
+    pub fn nb201(gpu: &Gpu, rng: &mut impl Rng, name: &str, c: usize) -> Result<Candidate> {
+        let mut b = super::Build {
+            gpu,
+            rng,
+            c,
+            stride: 1,
+            affine: false,
+            search: true,
+        };
+        super::NB201.build(name, &mut b)
+    }
+
+    /// The operation behind the handle.
+    pub fn op(&self) -> &dyn CandidateOp {
+        match self {
+            Candidate::Zero(op) => op,
+            Candidate::Pool(op) => op,
+            Candidate::Identity => &Identity,
+            Candidate::Conv(op) => op,
+            Candidate::Reduce(op) => op,
+            Candidate::Sep(op) => op,
+            Candidate::Dil(op) => op,
+            Candidate::Other(op) => op.as_ref(),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.op().is_zero()
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        self.op().forward(tape, x, ctx)
+    }
+}
+
+impl Module for Candidate {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.op().visit(prefix, f)
+    }
+}

@@ -1,0 +1,91 @@
+//! FactorizedReduce: the stride-2 `skip_connect`, a reduction cell's preprocessing and the
+//! DARTS- auxiliary skip at stride 2.
+
+use super::candidate::{CandidateOp, Pooled, Split};
+use crate::autodiff::{Conv2dCfg, SliceCfg, Tape, Tensor};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use rand::Rng;
+
+/// ReLU, then two stride-2 1×1 convs (on x and on x[:, :, 1:, 1:]) concatenated, then BN.
+pub struct FactorizedReduce {
+    pub conv_1: Conv2d,
+    pub conv_2: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl FactorizedReduce {
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        cin: usize,
+        cout: usize,
+        affine: bool,
+    ) -> Result<Self> {
+        if !cout.is_multiple_of(2) {
+            return Err(Error::Invalid(format!(
+                "FactorizedReduce needs an even output channel count, got {cout}"
+            )));
+        }
+        let cfg = Conv2dCfg::new(2, 0);
+        Ok(FactorizedReduce {
+            conv_1: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
+            conv_2: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let cat = self.before_bn(tape, x)?;
+        self.bn.forward(tape, &cat, ctx)
+    }
+
+    /// Everything up to the final batch norm.
+    pub(super) fn before_bn(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
+        // The ReLU is folded into both convolutions (it commutes with the slicing).
+        let a = self.conv_1.forward_relu(tape, x)?;
+        // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].
+        let shifted = tape.slice2d(
+            x,
+            SliceCfg {
+                offset: 1,
+                stride: 2,
+            },
+        )?;
+        let cfg = Conv2dCfg::new(1, 0).relu_input(true);
+        let b = tape.conv2d(&shifted, &self.conv_2.weight, None, cfg)?;
+        tape.concat(&[&a, &b])
+    }
+}
+
+impl Module for FactorizedReduce {
+    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
+        self.conv_1.visit(&join(prefix, "conv_1"), f);
+        self.conv_2.visit(&join(prefix, "conv_2"), f);
+        self.bn.visit(&join(prefix, "bn"), f);
+    }
+}
+
+impl CandidateOp for FactorizedReduce {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        FactorizedReduce::forward(self, tape, x, ctx)
+    }
+
+    fn forward_split(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+        _: Option<&Pooled>,
+    ) -> Result<Split<'_>> {
+        if !Split::can_leave(&self.bn, ctx) {
+            return Ok(Split::whole(self.forward(tape, x, ctx)?));
+        }
+        Ok(Split {
+            y: self.before_bn(tape, x)?,
+            bn: Some(&self.bn),
+            stats: None,
+        })
+    }
+}

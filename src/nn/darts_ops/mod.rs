@@ -1,0 +1,249 @@
+//! The candidate operations of the search spaces (SPEC §2), with the reference state names
+//! (`op.1.weight`, `conv_1.weight`, `_ops.k.1.running_mean`, …), and one table per space:
+//! each candidate's name (α column order), constructor and chart colour. Network
+//! construction, name lists, genotype checks and report colours all read these tables, so a
+//! new candidate is its own file plus a row here.
+
+mod candidate;
+mod dil_conv;
+mod factorized_reduce;
+mod pool;
+mod preprocess;
+mod relu_conv_bn;
+mod sep_conv;
+mod trivial;
+
+pub use candidate::{Candidate, CandidateOp, Pooled, Split};
+pub use dil_conv::DilConv;
+pub use factorized_reduce::FactorizedReduce;
+pub use pool::Pool;
+pub use preprocess::Preprocess;
+pub use relu_conv_bn::ReluConvBn;
+pub use sep_conv::SepConv;
+pub use trivial::{Identity, Zero};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use rand::RngCore;
+
+/// An sRGB colour (report::Rgb).
+pub type Rgb = (u8, u8, u8);
+
+/// What a constructor gets: channels (in = out), stride, whether batch norms have affine
+/// parameters, and whether the op is built for a search (DARTS adds a BN after pooling).
+pub struct Build<'a> {
+    pub gpu: &'a Gpu,
+    pub rng: &'a mut dyn RngCore,
+    pub c: usize,
+    pub stride: usize,
+    pub affine: bool,
+    pub search: bool,
+}
+
+/// One row of a space's table.
+pub struct CandidateSpec {
+    pub name: &'static str,
+    pub build: fn(&mut Build) -> Result<Candidate>,
+    /// Its colour in every chart and cell drawing (a name keeps one colour across spaces).
+    pub colour: Rgb,
+}
+
+/// A search space's candidates, in α column order.
+pub struct Space {
+    /// How errors name the space.
+    pub label: &'static str,
+    pub ops: &'static [CandidateSpec],
+}
+
+impl Space {
+    pub fn get(&self, name: &str) -> Result<&'static CandidateSpec> {
+        self.ops.iter().find(|s| s.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.ops.iter().map(|s| s.name).collect();
+            Error::Invalid(format!(
+                "unknown {} operation '{name}'; known: {}",
+                self.label,
+                known.join(", ")
+            ))
+        })
+    }
+
+    pub fn build(&self, name: &str, b: &mut Build) -> Result<Candidate> {
+        (self.get(name)?.build)(b)
+    }
+}
+
+/// A pooling candidate: its BN only in a DARTS search (NAS-Bench-201 has none).
+fn pool(b: &Build, max: bool, bn: bool) -> Result<Candidate> {
+    let bn = if bn {
+        Some(crate::nn::BatchNorm2d::new(b.gpu, b.c, false)?)
+    } else {
+        None
+    };
+    Ok(Candidate::Pool(Pool {
+        max,
+        stride: b.stride,
+        bn,
+    }))
+}
+
+const DARTS_TABLE: [CandidateSpec; 8] = [
+    CandidateSpec {
+        name: "none",
+        build: |b| Ok(Candidate::Zero(Zero { stride: b.stride })),
+        colour: (150, 150, 150),
+    },
+    CandidateSpec {
+        name: "max_pool_3x3",
+        build: |b| pool(b, true, b.search),
+        colour: (31, 119, 180),
+    },
+    CandidateSpec {
+        name: "avg_pool_3x3",
+        build: |b| pool(b, false, b.search),
+        colour: (14, 150, 165),
+    },
+    CandidateSpec {
+        name: "skip_connect",
+        build: |b| {
+            Ok(if b.stride == 1 {
+                Candidate::Identity
+            } else {
+                let fr = FactorizedReduce::new(b.gpu, &mut b.rng, b.c, b.c, b.affine)?;
+                Candidate::Reduce(fr)
+            })
+        },
+        colour: (214, 39, 40),
+    },
+    CandidateSpec {
+        name: "sep_conv_3x3",
+        build: |b| {
+            let op = SepConv::new(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 1, b.affine)?;
+            Ok(Candidate::Sep(op))
+        },
+        colour: (44, 160, 44),
+    },
+    CandidateSpec {
+        name: "sep_conv_5x5",
+        build: |b| {
+            let op = SepConv::new(b.gpu, &mut b.rng, b.c, b.c, 5, b.stride, 2, b.affine)?;
+            Ok(Candidate::Sep(op))
+        },
+        colour: (148, 103, 189),
+    },
+    CandidateSpec {
+        name: "dil_conv_3x3",
+        build: |b| {
+            let op = DilConv::new(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 2, 2, b.affine)?;
+            Ok(Candidate::Dil(op))
+        },
+        colour: (230, 115, 0),
+    },
+    CandidateSpec {
+        name: "dil_conv_5x5",
+        build: |b| {
+            let op = DilConv::new(b.gpu, &mut b.rng, b.c, b.c, 5, b.stride, 4, 2, b.affine)?;
+            Ok(Candidate::Dil(op))
+        },
+        colour: (140, 86, 75),
+    },
+];
+
+const NB201_TABLE: [CandidateSpec; 5] = [
+    CandidateSpec {
+        name: "none",
+        build: |b| Ok(Candidate::Zero(Zero { stride: b.stride })),
+        colour: (150, 150, 150),
+    },
+    CandidateSpec {
+        name: "skip_connect",
+        build: |_| Ok(Candidate::Identity),
+        colour: (214, 39, 40),
+    },
+    CandidateSpec {
+        name: "nor_conv_1x1",
+        build: |b| {
+            let op = ReluConvBn::nb201(b.gpu, &mut b.rng, b.c, b.c, 1, b.stride, 0, b.affine)?;
+            Ok(Candidate::Conv(op))
+        },
+        colour: (148, 103, 189),
+    },
+    CandidateSpec {
+        name: "nor_conv_3x3",
+        build: |b| {
+            let op = ReluConvBn::nb201(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 1, b.affine)?;
+            Ok(Candidate::Conv(op))
+        },
+        colour: (44, 160, 44),
+    },
+    CandidateSpec {
+        name: "avg_pool_3x3",
+        build: |b| pool(b, false, false),
+        colour: (14, 150, 165),
+    },
+];
+
+/// The DARTS space.
+pub const DARTS: Space = Space {
+    label: "DARTS",
+    ops: &DARTS_TABLE,
+};
+
+/// The NAS-Bench-201 space.
+pub const NB201: Space = Space {
+    label: "NAS-Bench-201",
+    ops: &NB201_TABLE,
+};
+
+/// Every space, for lookups by name alone (colours).
+pub const SPACES: [&Space; 2] = [&DARTS, &NB201];
+
+const fn names<const N: usize>(table: &[CandidateSpec; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = table[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// Candidate operations of the DARTS space, in α column order.
+pub const DARTS_OPS: [&str; 8] = names(&DARTS_TABLE);
+
+/// Candidate operations of the NAS-Bench-201 space, in α column order.
+pub const NB201_OPS: [&str; 5] = names(&NB201_TABLE);
+
+/// The colour of a known candidate, by name.
+pub fn colour_of(name: &str) -> Option<Rgb> {
+    SPACES
+        .iter()
+        .flat_map(|s| s.ops)
+        .find(|s| s.name == name)
+        .map(|s| s.colour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_has_one_colour_in_every_space() {
+        for space in SPACES {
+            for op in space.ops {
+                assert_eq!(colour_of(op.name), Some(op.colour), "{}", op.name);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_space() {
+        let Err(e) = NB201.get("sep_conv_3x3") else {
+            panic!("sep_conv_3x3 is not in NAS-Bench-201")
+        };
+        assert_eq!(
+            e.to_string(),
+            "unknown NAS-Bench-201 operation 'sep_conv_3x3'; known: none, skip_connect, \
+             nor_conv_1x1, nor_conv_3x3, avg_pool_3x3"
+        );
+    }
+}

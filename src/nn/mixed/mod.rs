@@ -1,0 +1,51 @@
+//! The DARTS mixed edge and the fusions it runs through the tape: its weighted sum over the
+//! candidates (and β·aux), and that sum with the candidates' final batch norms folded in.
+//! They are tape ops like any other ([`Tape`]'s generic [`FusedNode`] extension point), but
+//! only this layer knows them. Kernels: `shaders/mixed.wgsl`.
+//!
+//! [`FusedNode`]: crate::autodiff::FusedNode
+
+mod edge;
+mod normalized_sum;
+mod weighted_sum;
+
+pub use edge::MixedOp;
+pub use normalized_sum::SumTerm;
+
+use crate::autodiff::{Tape, Tensor};
+use crate::error::Result;
+
+/// The mixed edge's sums as ops on a [`Tape`] (`use` this trait to call them).
+pub trait MixedSums {
+    /// `Σ_k w[idx[k]] · ys[k]`: the mixed-edge sum (w a softmax table, idx the flat positions
+    /// of this edge's ops), with gradients to every y_k and to w.
+    fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, idx: &[usize]) -> Result<Tensor>;
+
+    /// `Σ_k table_k[idx_k] · y_k` over terms (y, table, idx) whose weights sit in at most two
+    /// GPU tables (the mixed edge: softmax(α) for the candidates, β for the auxiliary skip).
+    /// Gradients flow to every y_k and to the tables that require one. Four terms per launch
+    /// (eight where the launch policy says so).
+    fn weighted_sum_terms(&mut self, terms: &[(&Tensor, &Tensor, usize)]) -> Result<Tensor>;
+
+    /// `Σ_t table_t[idx_t] · v_t` in term order, v_t = batch_norm(x_t) (train mode, no affine,
+    /// running statistics updated) or x_t: a mixed edge's candidates, most ending in such a
+    /// batch norm. Where launches are costly and the channels are small, the statistics, the
+    /// normalisation and the sum take one launch (and backward one, plus one for the weights'
+    /// gradient), bit for bit what separate batch norms and a weighted sum give; elsewhere it
+    /// is exactly those.
+    fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
+}
+
+impl MixedSums for Tape {
+    fn weighted_sum(&mut self, ys: &[&Tensor], w: &Tensor, idx: &[usize]) -> Result<Tensor> {
+        weighted_sum::weighted_sum(self, ys, w, idx)
+    }
+
+    fn weighted_sum_terms(&mut self, terms: &[(&Tensor, &Tensor, usize)]) -> Result<Tensor> {
+        weighted_sum::weighted_sum_terms(self, terms)
+    }
+
+    fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
+        normalized_sum::normalized_sum(self, terms)
+    }
+}

@@ -1,0 +1,328 @@
+//! A mixed edge's tail: Σ_t table_t[idx_t]·v_t with v_t the train-mode batch norm (no affine)
+//! of x_t or x_t itself. Where launches are costly and the channels small it is one launch
+//! each way (`sum_forward4`, `sum_backward4`, `sum_alpha` in `shaders/mixed.wgsl`), else
+//! separate batch norms and a weighted sum.
+
+use crate::autodiff::{
+    BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
+};
+use crate::error::{Error, Result};
+use crate::gpu::GpuBuffer;
+
+/// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
+/// times `x`, or times the train-mode batch norm (no affine) of `x` when `bn` gives its
+/// running statistics.
+pub struct SumTerm<'a> {
+    pub x: &'a Tensor,
+    pub bn: Option<BnState<'a>>,
+    /// x's statistics from the kernel that produced it, for a batch norm that runs on its own
+    /// ([`Tape::batch_norm_with_stats`]); None computes them (the fused path always does).
+    pub stats: Option<&'a ChannelStats>,
+    pub table: &'a Tensor,
+    pub idx: usize,
+}
+
+/// Most normalised and plain terms one fused launch takes (its bindings).
+const MAX_NORMALIZED: usize = 6;
+const MAX_PLAIN: usize = 2;
+
+pub(super) struct NormalizedSumNode {
+    /// Per term: its input (kept for normalised terms, whose x̂ backward recomputes, and for
+    /// plain ones whose weight needs a gradient), table and index.
+    terms: Vec<(Saved, Saved, usize, bool)>,
+    /// [mean | invstd | Σgy | Σgy·x̂] per normalised term, 4·c floats each.
+    saved: Tensor,
+    params: [u32; 44],
+}
+
+/// See [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum).
+pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tensor> {
+    // More normalised terms than one launch binds (a reduction edge's seven): the last
+    // ones normalise on their own and join as plain terms, where those slots allow.
+    let normalized = terms.iter().filter(|t| t.bn.is_some()).count();
+    let excess = normalized.saturating_sub(MAX_NORMALIZED);
+    if excess > 0 && terms.len() - normalized + excess <= MAX_PLAIN {
+        let mut seen = 0;
+        let mut own: Vec<Option<Tensor>> = Vec::with_capacity(terms.len());
+        for t in terms {
+            own.push(match &t.bn {
+                Some(state) => {
+                    seen += 1;
+                    if seen > MAX_NORMALIZED {
+                        Some(term_batch_norm(tape, t, state)?)
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            });
+        }
+        let fewer: Vec<SumTerm> = terms
+            .iter()
+            .zip(&own)
+            .map(|(t, y)| match y {
+                Some(y) => SumTerm {
+                    x: y,
+                    bn: None,
+                    stats: None,
+                    table: t.table,
+                    idx: t.idx,
+                },
+                None => SumTerm {
+                    x: t.x,
+                    bn: t.bn.clone(),
+                    stats: t.stats,
+                    table: t.table,
+                    idx: t.idx,
+                },
+            })
+            .collect();
+        return normalized_sum(tape, &fewer);
+    }
+    if !can_fuse_sum(tape, terms)? {
+        let mut normalized = Vec::with_capacity(terms.len());
+        for t in terms {
+            normalized.push(match &t.bn {
+                Some(state) => term_batch_norm(tape, t, state)?,
+                None => t.x.clone(),
+            });
+        }
+        let ws: Vec<(&Tensor, &Tensor, usize)> = normalized
+            .iter()
+            .zip(terms)
+            .map(|(y, t)| (y, t.table, t.idx))
+            .collect();
+        return super::weighted_sum::weighted_sum_terms(tape, &ws);
+    }
+    let gpu = tape.gpu().clone();
+    let x0 = terms[0].x;
+    let (n, c, h, w) = x0.nchw("normalized_sum")?;
+    let table_a = terms
+        .iter()
+        .find(|t| t.bn.is_some())
+        .expect("checked")
+        .table;
+    let table_b = terms
+        .iter()
+        .map(|t| t.table)
+        .find(|t| t.id() != table_a.id())
+        .unwrap_or(table_a);
+    let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
+    let plain: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_none()).collect();
+    let (g, z) = (norm.len(), plain.len());
+    let state0 = norm[0].bn.as_ref().expect("normalised");
+    let mut p = [0u32; 44];
+    p[..8].copy_from_slice(&[n, c, h * w, g, z, terms.len(), 0, 0].map(|v| v as u32));
+    p[8] = state0.eps.to_bits();
+    p[9] = state0.momentum.to_bits();
+    let (mut k, mut j) = (0u32, 0u32);
+    for (t, term) in terms.iter().enumerate() {
+        p[12 + t] = if term.bn.is_some() {
+            k += 1;
+            k - 1
+        } else {
+            j += 1;
+            16 + j - 1
+        };
+        p[20 + t] = (term.table.id() != table_a.id()) as u32;
+        p[28 + t] = term.idx as u32;
+    }
+    for (k, term) in norm.iter().enumerate() {
+        p[36 + k] = term.idx as u32;
+    }
+    // The running statistics, gathered into one buffer for the launch and copied back.
+    let running = Tensor::empty(&gpu, &[g * 2 * c], "normalized_sum running statistics")?;
+    let states: Vec<&BnState> = norm.iter().map(|t| t.bn.as_ref().expect("bn")).collect();
+    for (k, s) in states.iter().enumerate() {
+        gpu.copy_range(s.running_mean.buffer(), 0, running.buffer(), 2 * k * c, c);
+        gpu.copy_range(
+            s.running_var.buffer(),
+            0,
+            running.buffer(),
+            (2 * k + 1) * c,
+            c,
+        );
+    }
+    let saved = Tensor::empty(&gpu, &[g * 4 * c], "normalized_sum statistics")?;
+    let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
+    let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
+    let zb = |j: usize| plain.get(j).map_or(x0, |t| t.x).buffer();
+    let bufs = [
+        xb(0),
+        xb(1),
+        xb(2),
+        xb(3),
+        xb(4),
+        xb(5),
+        saved.buffer(),
+        running.buffer(),
+        table_a.buffer(),
+        table_b.buffer(),
+        out.buffer(),
+        zb(0),
+        zb(1),
+    ];
+    gpu.launch_groups("mixed", "sum_forward4", &p, &bufs, c.div_ceil(8))?;
+    for (k, s) in states.iter().enumerate() {
+        gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
+        gpu.copy_range(
+            running.buffer(),
+            (2 * k + 1) * c,
+            s.running_var.buffer(),
+            0,
+            c,
+        );
+    }
+    let mut inputs: Vec<&Tensor> = terms.iter().map(|t| t.x).collect();
+    inputs.push(table_a);
+    if table_b.id() != table_a.id() {
+        inputs.push(table_b);
+    }
+    Ok(tape.record(&inputs, out, || {
+        Op::Fused(Box::new(NormalizedSumNode {
+            terms: terms
+                .iter()
+                .map(|t| {
+                    let keep = t.bn.is_some() || t.table.requires_grad();
+                    (
+                        Saved::keep_if(t.x, keep),
+                        Saved::keep(t.table),
+                        t.idx,
+                        t.bn.is_some(),
+                    )
+                })
+                .collect(),
+            saved,
+            params: p,
+        }))
+    }))
+}
+
+/// A normalised term's batch norm on its own (train mode, no affine), with the statistics
+/// its producer wrote where it did.
+fn term_batch_norm(tape: &mut Tape, t: &SumTerm, state: &BnState) -> Result<Tensor> {
+    tape.batch_norm_with_stats(t.x, t.stats.cloned(), None, state.clone(), true)
+}
+
+/// Whether [`normalized_sum`] can run `terms` fused; shape errors are errors.
+fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
+    let Some(first) = terms.first() else {
+        return Err(Error::shape("normalized_sum", "needs at least one term"));
+    };
+    let (n, c, h, w) = first.x.nchw("normalized_sum")?;
+    for t in terms {
+        if t.x.shape() != first.x.shape() {
+            return Err(Error::shape(
+                "normalized_sum",
+                format!(
+                    "terms of shapes {:?} and {:?}",
+                    first.x.shape(),
+                    t.x.shape()
+                ),
+            ));
+        }
+        if t.idx >= t.table.numel() {
+            return Err(Error::shape(
+                "normalized_sum",
+                format!("weight index {} into a table of {}", t.idx, t.table.numel()),
+            ));
+        }
+    }
+    let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
+    let Some(first_norm) = norm.first() else {
+        return Ok(false);
+    };
+    let s0 = first_norm.bn.as_ref().expect("normalised");
+    let same_bn = norm.iter().all(|t| {
+        let s = t.bn.as_ref().expect("normalised");
+        t.table.id() == first_norm.table.id() && s.eps == s0.eps && s.momentum == s0.momentum
+    });
+    let mut tables: Vec<u64> = terms.iter().map(|t| t.table.id()).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    // One thread per channel does every term (see LaunchPolicy::fuse_normalized_sum).
+    Ok(tape.gpu().policy().fuse_normalized_sum(n * h * w)
+        && same_bn
+        && tables.len() <= 2
+        && norm.len() <= MAX_NORMALIZED
+        && terms.len() - norm.len() <= MAX_PLAIN
+        && (h * w).is_multiple_of(4)
+        && n * h * w >= 2
+        && c > 0)
+}
+
+impl FusedNode for NormalizedSumNode {
+    /// Input gradients: one launch for every normalised term's dx (and, where the weights
+    /// need a gradient, one for theirs); plain terms get gy scaled by their weight, lazily.
+    fn backward(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
+        let gpu = gy.gpu();
+        let p = &self.params;
+        let c = p[1] as usize;
+        let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
+        let table_a = &norm[0].1;
+        let mut params = *p;
+        let mut out = Vec::new();
+        let mut dx = Vec::with_capacity(MAX_NORMALIZED);
+        for (k, t) in norm.iter().enumerate() {
+            if t.0.requires_grad() {
+                params[6] |= 1 << k;
+                dx.push(Tensor::empty(gpu, t.0.shape(), "normalized_sum dx")?);
+            } else {
+                // Never written (its `need` bit is clear): a minimal stand-in.
+                dx.push(Tensor::empty(gpu, &[4], "normalized_sum unused dx")?);
+            }
+        }
+        while dx.len() < MAX_NORMALIZED {
+            dx.push(Tensor::empty(gpu, &[4], "normalized_sum unused dx")?);
+        }
+        let xb = |k: usize| -> Result<&GpuBuffer> {
+            Ok(norm.get(k).unwrap_or(&norm[0]).0.data()?.buffer())
+        };
+        let bufs = [
+            xb(0)?,
+            xb(1)?,
+            xb(2)?,
+            xb(3)?,
+            xb(4)?,
+            xb(5)?,
+            gy.buffer(),
+            self.saved.buffer(),
+            table_a.data()?.buffer(),
+            dx[0].buffer(),
+            dx[1].buffer(),
+            dx[2].buffer(),
+            dx[3].buffer(),
+            dx[4].buffer(),
+            dx[5].buffer(),
+        ];
+        gpu.launch_groups("mixed", "sum_backward4", &params, &bufs, c.div_ceil(8))?;
+        for (k, t) in norm.iter().enumerate() {
+            if t.0.requires_grad() {
+                out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
+            }
+        }
+        // Plain terms lazily; the weights' gradients: normalised terms' from the sums the
+        // backward launch left in `saved`, plain ones' by dot products with gy.
+        let plain: Vec<(&Saved, &Saved, usize)> = self
+            .terms
+            .iter()
+            .filter(|t| !t.3)
+            .map(|(x, t, i, _)| (x, t, *i))
+            .collect();
+        let tables = self.terms.iter().map(|t| &t.1);
+        let a = table_a.key().id();
+        out.extend(super::weighted_sum::lazy_sum_grads(
+            gy,
+            &plain,
+            tables,
+            |table, d| {
+                if table.key().id() == a {
+                    let bufs = [self.saved.buffer(), d.buffer()];
+                    gpu.launch_groups("mixed", "sum_alpha", &params, &bufs, 1)?;
+                }
+                Ok(())
+            },
+        )?);
+        Ok(out)
+    }
+}
