@@ -10,7 +10,9 @@
 use std::fmt;
 
 /// A token. Names are `[A-Za-z_][A-Za-z0-9_]*`; integers are non-negative (no sign token);
-/// strings take either quote and Python's common escapes.
+/// strings take either quote and end at the next quote of the same kind. Backslashes stay as
+/// written (no escapes): the strings read here are op names, and an error about a mistyped
+/// name shows exactly what was typed.
 #[derive(Debug, PartialEq)]
 pub(super) enum Tok {
     Ident(String),
@@ -131,19 +133,17 @@ impl<'a> Reader<'a> {
                 toks.push((Tok::Int(n), start));
             } else if c == b'\'' || c == b'"' {
                 p += 1;
-                // Byte scan is safe: quotes and backslashes never occur inside a multi-byte
-                // UTF-8 sequence, so an escaped character is skipped by skipping one byte.
                 while p < b.len() && b[p] != c {
-                    p += if b[p] == b'\\' { 2 } else { 1 };
+                    p += 1;
                 }
-                if p >= b.len() {
+                if p == b.len() {
                     return Err(SyntaxError::new(
                         src,
                         start,
                         Problem::UnterminatedString(c as char),
                     ));
                 }
-                toks.push((Tok::Str(unescape(&src[start + 1..p])), start));
+                toks.push((Tok::Str(src[start + 1..p].to_string()), start));
                 p += 1;
             } else if b"()[],=".contains(&c) {
                 toks.push((Tok::Punct(c as char), start));
@@ -250,35 +250,6 @@ impl<'a> Reader<'a> {
     pub fn error(&self, pos: usize, msg: String) -> SyntaxError {
         SyntaxError::new(self.src, pos, Problem::Other(msg))
     }
-}
-
-/// Python's escapes in a string body: `\\ \' \" \n \t \r \0`; any other backslash stays as
-/// written (as Python does with unknown escapes).
-fn unescape(body: &str) -> String {
-    if !body.contains('\\') {
-        return body.to_string();
-    }
-    let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some(e @ ('\\' | '\'' | '"')) => out.push(e),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -448,22 +419,22 @@ mod tests {
     }
 
     #[test]
-    fn strings_both_quotes_and_escapes() {
+    fn strings_both_quotes_and_backslashes() {
         assert_eq!(string("'sep_conv_3x3'"), "sep_conv_3x3");
         assert_eq!(string("\"sep_conv_3x3\""), "sep_conv_3x3");
         assert_eq!(string("''"), "");
         // The other quote needs no escape.
         assert_eq!(string("'say \"hi\"'"), "say \"hi\"");
         assert_eq!(string("\"it's\""), "it's");
-        assert_eq!(string(r"'it\'s'"), "it's");
-        assert_eq!(string(r#""a \"b\"""#), "a \"b\"");
-        assert_eq!(string(r"'a\\b'"), r"a\b");
-        assert_eq!(string(r"'\n\t\r\0'"), "\n\t\r\0");
-        // Unknown escapes keep their backslash, as in Python.
-        assert_eq!(string(r"'\d\é'"), r"\d\é");
         assert_eq!(string("'δ-op'"), "δ-op");
-        // An escaped backslash does not escape the closing quote.
-        assert_eq!(tokens(r"'a\\' 1")[1], (Tok::Int(1), 6));
+        // Backslashes are literal: no escape sequences, and one does not hide the closing
+        // quote.
+        assert_eq!(string(r"'a\nb\tc'"), r"a\nb\tc");
+        assert_eq!(string(r"'a\\b'"), r"a\\b");
+        assert_eq!(
+            tokens(r"'a\' 1"),
+            vec![(Tok::Str(r"a\".into()), 0), (Tok::Int(1), 5), (Tok::End, 6)]
+        );
     }
 
     #[test]
@@ -520,9 +491,8 @@ mod tests {
             lex_err("x = \"abc'"),
             "at line 1, column 5: unterminated string (no closing \")"
         );
-        // An escaped quote does not close the string; nor does a trailing backslash.
-        assert!(lex_err(r"'abc\'").contains("column 1: unterminated string"));
-        assert!(lex_err(r"'abc\").contains("column 1: unterminated string"));
+        // Only the same quote closes a string.
+        assert!(lex_err("'abc\"").contains("column 1: unterminated string (no closing ')"));
         assert_eq!(
             lex_err("[99999999999999999999999]"),
             "at line 1, column 2: number '99999999999999999999999' is too large"
