@@ -2,6 +2,9 @@
 //! the upstream Python form (so the PyTorch repositories can retrain it), and reading it back
 //! from that form, from JSON, or by the name of a published cell.
 
+mod pyliteral;
+mod python;
+
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -48,26 +51,6 @@ impl Genotype {
         self.normal.len() / 2
     }
 
-    /// The upstream namedtuple repr, e.g.
-    /// `Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[2, 3, 4, 5])`.
-    pub fn to_python(&self) -> String {
-        fn genes(g: &[(String, usize)]) -> String {
-            let items: Vec<String> = g.iter().map(|(op, j)| format!("('{op}', {j})")).collect();
-            format!("[{}]", items.join(", "))
-        }
-        fn ints(v: &[usize]) -> String {
-            let items: Vec<String> = v.iter().map(|i| i.to_string()).collect();
-            format!("[{}]", items.join(", "))
-        }
-        format!(
-            "Genotype(normal={}, normal_concat={}, reduce={}, reduce_concat={})",
-            genes(&self.normal),
-            ints(&self.normal_concat),
-            genes(&self.reduce),
-            ints(&self.reduce_concat)
-        )
-    }
-
     /// Reads a genotype from the upstream Python form (single or double quotes, any
     /// whitespace, concat as a list or `range(a, b)`), from its JSON form, or from a published
     /// name in [`NAMED`]. The result is validated (see [`Genotype::validate`]).
@@ -77,7 +60,7 @@ impl Genotype {
             serde_json::from_str::<Genotype>(t)
                 .map_err(|e| Error::Invalid(format!("invalid genotype JSON: {e}")))?
         } else if t.starts_with("Genotype") {
-            PyParser::new(t)?.genotype()?
+            python::read(t)?
         } else if let Some(g) = named(t) {
             g
         } else {
@@ -328,272 +311,6 @@ fn validate_cell(cell: &str, genes: &[(String, usize)], concat: &[usize]) -> Res
         }
     }
     Ok(())
-}
-
-/// A token of the Python form (the parser pairs each with its byte offset for errors).
-#[derive(Debug, PartialEq)]
-enum Tok {
-    Ident(String),
-    Str(String),
-    Int(usize),
-    Punct(char),
-    End,
-}
-
-/// Recursive-descent reader for the namedtuple repr; accepts exactly what the upstream repos
-/// print or write by hand (keyword arguments, lists or tuples, `range(a, b)`, trailing commas).
-struct PyParser<'a> {
-    src: &'a str,
-    toks: Vec<(Tok, usize)>,
-    i: usize,
-}
-
-impl<'a> PyParser<'a> {
-    fn new(src: &'a str) -> Result<Self> {
-        let b = src.as_bytes();
-        let mut toks = Vec::new();
-        let mut p = 0;
-        while p < b.len() {
-            let c = b[p];
-            let start = p;
-            if c.is_ascii_whitespace() {
-                p += 1;
-            } else if c.is_ascii_alphabetic() || c == b'_' {
-                while p < b.len() && (b[p].is_ascii_alphanumeric() || b[p] == b'_') {
-                    p += 1;
-                }
-                toks.push((Tok::Ident(src[start..p].to_string()), start));
-            } else if c.is_ascii_digit() {
-                while p < b.len() && b[p].is_ascii_digit() {
-                    p += 1;
-                }
-                let n = src[start..p].parse::<usize>().map_err(|_| {
-                    Error::Invalid(format!(
-                        "genotype string {}: number '{}' is too large",
-                        where_(src, start),
-                        &src[start..p]
-                    ))
-                })?;
-                toks.push((Tok::Int(n), start));
-            } else if c == b'\'' || c == b'"' {
-                p += 1;
-                while p < b.len() && b[p] != c {
-                    p += 1;
-                }
-                if p == b.len() {
-                    return Err(Error::Invalid(format!(
-                        "genotype string {}: unterminated string (no closing {})",
-                        where_(src, start),
-                        c as char
-                    )));
-                }
-                toks.push((Tok::Str(src[start + 1..p].to_string()), start));
-                p += 1;
-            } else if b"()[],=".contains(&c) {
-                toks.push((Tok::Punct(c as char), start));
-                p += 1;
-            } else {
-                let ch = src[start..].chars().next().unwrap_or('?');
-                return Err(Error::Invalid(format!(
-                    "genotype string {}: unexpected character '{ch}' (expected names, quoted op \
-                     names, non-negative integers and ( ) [ ] , =)",
-                    where_(src, start)
-                )));
-            }
-        }
-        toks.push((Tok::End, src.len()));
-        Ok(PyParser { src, toks, i: 0 })
-    }
-
-    fn peek(&self) -> &Tok {
-        &self.toks[self.i.min(self.toks.len() - 1)].0
-    }
-
-    fn next(&mut self) -> (&Tok, usize) {
-        let k = self.i.min(self.toks.len() - 1);
-        self.i += 1;
-        (&self.toks[k].0, self.toks[k].1)
-    }
-
-    fn err(&self, pos: usize, expected: &str) -> Error {
-        let found: String = self.src[pos..].chars().take(20).collect();
-        let found = if found.is_empty() {
-            "end of input".to_string()
-        } else {
-            format!("'{found}'")
-        };
-        Error::Invalid(format!(
-            "genotype string {}: expected {expected}, found {found}",
-            where_(self.src, pos)
-        ))
-    }
-
-    fn punct(&mut self, c: char) -> Result<()> {
-        match self.next() {
-            (Tok::Punct(d), _) if *d == c => Ok(()),
-            (_, pos) => Err(self.err(pos, &format!("'{c}'"))),
-        }
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        let hit = *self.peek() == Tok::Punct(c);
-        if hit {
-            self.i += 1;
-        }
-        hit
-    }
-
-    /// After a list item: consumes `,` (more may follow: false) or `close` (done: true).
-    fn list_end(&mut self, close: char) -> Result<bool> {
-        match self.next() {
-            (Tok::Punct(','), _) => Ok(false),
-            (Tok::Punct(c), _) if *c == close => Ok(true),
-            (_, pos) => Err(self.err(pos, &format!("',' or '{close}'"))),
-        }
-    }
-
-    fn int(&mut self, what: &str) -> Result<usize> {
-        match self.next() {
-            (Tok::Int(n), _) => Ok(*n),
-            (_, pos) => Err(self.err(pos, what)),
-        }
-    }
-
-    fn genotype(mut self) -> Result<Genotype> {
-        match self.next() {
-            (Tok::Ident(s), _) if s == "Genotype" => {}
-            (_, pos) => return Err(self.err(pos, "'Genotype('")),
-        }
-        self.punct('(')?;
-        let (mut normal, mut normal_concat, mut reduce, mut reduce_concat) =
-            (None, None, None, None);
-        while !self.eat(')') {
-            let (name, pos) = match self.next() {
-                (Tok::Ident(s), pos) => (s.clone(), pos),
-                (_, pos) => return Err(self.err(
-                    pos,
-                    "a keyword argument (normal=, normal_concat=, reduce=, reduce_concat=) or ')'",
-                )),
-            };
-            self.punct('=')?;
-            let dup = match name.as_str() {
-                "normal" => normal.replace(self.genes()?).is_some(),
-                "reduce" => reduce.replace(self.genes()?).is_some(),
-                "normal_concat" => normal_concat.replace(self.concat()?).is_some(),
-                "reduce_concat" => reduce_concat.replace(self.concat()?).is_some(),
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "genotype string {}: unknown field '{name}'; the fields are normal, \
-                         normal_concat, reduce, reduce_concat",
-                        where_(self.src, pos)
-                    )))
-                }
-            };
-            if dup {
-                return Err(Error::Invalid(format!(
-                    "genotype string {}: field '{name}' given twice",
-                    where_(self.src, pos)
-                )));
-            }
-            if self.list_end(')')? {
-                break;
-            }
-        }
-        let (tok, pos) = self.next();
-        if *tok != Tok::End {
-            return Err(self.err(pos, "end of input after 'Genotype(...)'"));
-        }
-        Ok(Genotype {
-            normal: required(normal, "normal")?,
-            normal_concat: required(normal_concat, "normal_concat")?,
-            reduce: required(reduce, "reduce")?,
-            reduce_concat: required(reduce_concat, "reduce_concat")?,
-        })
-    }
-
-    /// `[('op', j), ...]`; tuples may also be written as lists.
-    fn genes(&mut self) -> Result<Vec<(String, usize)>> {
-        self.punct('[')?;
-        let mut out = Vec::new();
-        while !self.eat(']') {
-            let close = match self.next() {
-                (Tok::Punct('('), _) => ')',
-                (Tok::Punct('['), _) => ']',
-                (_, pos) => {
-                    return Err(self.err(pos, "an (op, input) pair like ('sep_conv_3x3', 0)"))
-                }
-            };
-            let op = match self.next() {
-                (Tok::Str(s), _) => s.clone(),
-                (_, pos) => return Err(self.err(pos, "a quoted op name like 'sep_conv_3x3'")),
-            };
-            self.punct(',')?;
-            let j = self.int("an input index (non-negative integer)")?;
-            self.eat(',');
-            self.punct(close)?;
-            out.push((op, j));
-            if self.list_end(']')? {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// `[2, 3, 4, 5]`, `(2, 3, 4, 5)` or `range(2, 6)` / `range(6)`.
-    fn concat(&mut self) -> Result<Vec<usize>> {
-        let close = match self.next() {
-            (Tok::Punct('['), _) => ']',
-            (Tok::Punct('('), _) => ')',
-            (Tok::Ident(s), _) if s == "range" => return self.range(),
-            (_, pos) => return Err(self.err(pos, "a list like [2, 3, 4, 5] or range(2, 6)")),
-        };
-        let mut out = Vec::new();
-        while !self.eat(close) {
-            out.push(self.int("a state index (non-negative integer)")?);
-            if self.list_end(close)? {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    fn range(&mut self) -> Result<Vec<usize>> {
-        let pos = self.toks[self.i.min(self.toks.len() - 1)].1;
-        self.punct('(')?;
-        let a = self.int("range bounds (non-negative integers)")?;
-        let (start, end) = if self.eat(',') {
-            (a, self.int("range bounds (non-negative integers)")?)
-        } else {
-            (0, a)
-        };
-        self.eat(',');
-        self.punct(')')?;
-        // Cells have a handful of nodes; refuse absurd ranges instead of allocating them.
-        if end.saturating_sub(start) > 1024 {
-            return Err(Error::Invalid(format!(
-                "genotype string {}: range({start}, {end}) is far longer than any cell",
-                where_(self.src, pos)
-            )));
-        }
-        Ok((start..end).collect())
-    }
-}
-
-fn required<T>(v: Option<T>, name: &str) -> Result<T> {
-    v.ok_or_else(|| {
-        Error::Invalid(format!(
-            "genotype string: field '{name}' is missing (need normal, normal_concat, reduce, \
-             reduce_concat)"
-        ))
-    })
-}
-
-/// "at line L, column C" for a byte offset (columns count characters).
-fn where_(src: &str, pos: usize) -> String {
-    let before = &src[..pos.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("at line {line}, column {col}")
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! Opening the device on the chosen adapter, and what the handle reports about it: limits,
+//! launch policy, dispatch/submission counters, memory.
+
+use super::adapter::{self, AdapterChoice, AdapterSummary};
+use super::pool::{self, MemoryStats};
+use super::{kernels, Gpu, GpuInner, LaunchPolicy, State, Strategy};
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+impl Gpu {
+    /// Opens the adapter `choice` selects (see [`AdapterChoice`]) with its own limits.
+    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let choice = choice.clone().with_env();
+        let (_inst, adapters, chosen) = adapter::candidates(&choice)?;
+        let Some(idx) = chosen else {
+            let detail = match (&choice.name, &choice.backend) {
+                (Some(n), _) if !adapters.is_empty() => format!(
+                    " whose name contains '{n}' (available: {})",
+                    adapters
+                        .iter()
+                        .map(|a| a.get_info().name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (_, Some(b)) => format!(" for backend '{b}'"),
+                _ => String::new(),
+            };
+            return Err(Error::NoAdapter { detail });
+        };
+        let adapter = &adapters[idx];
+        let summary = adapter::summarize(adapter, true);
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("darts-minus"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Device {
+                adapter: summary.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let kernels = kernels::Registry::new(&device);
+        let policy = LaunchPolicy::for_adapter(&summary);
+        Ok(Gpu {
+            inner: Rc::new(GpuInner {
+                pool: pool::Pool::new(),
+                device,
+                queue,
+                summary,
+                limits,
+                kernels,
+                state: RefCell::new(State::default()),
+                error,
+                policy: std::cell::Cell::new(policy),
+            }),
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.inner.summary
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The launch policy ops consult (see [`LaunchPolicy`]).
+    pub fn policy(&self) -> LaunchPolicy {
+        self.inner.policy.get()
+    }
+
+    /// Replaces the launch policy (tests run every path on any adapter; `bench --strategy`).
+    pub fn set_policy(&self, policy: LaunchPolicy) {
+        self.inner.policy.set(policy);
+    }
+
+    /// Switches to the `strategy` preset (None: the adapter's own), keeping a forced split.
+    pub fn set_strategy(&self, strategy: Option<Strategy>) {
+        let adapter = &self.inner.summary;
+        let mut p = match strategy {
+            Some(s) => LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage),
+            None => LaunchPolicy::for_adapter(adapter),
+        };
+        p.forced_split = self.policy().forced_split;
+        self.set_policy(p);
+    }
+
+    /// Forces the split of per-channel reductions to `parts` (tests run both paths on any
+    /// adapter); None restores the policy's rule.
+    pub fn set_channel_split(&self, parts: Option<usize>) {
+        let mut p = self.policy();
+        p.forced_split = parts;
+        self.set_policy(p);
+    }
+
+    /// Total dispatches issued so far (eager and replayed).
+    pub fn dispatch_count(&self) -> u64 {
+        self.inner.state.borrow().dispatches
+    }
+
+    /// Buffer-pool accounting: live, peak and reserved bytes.
+    pub fn memory(&self) -> MemoryStats {
+        self.inner.pool.usage()
+    }
+
+    /// Command submissions so far (each flush, readback or replay is one or two).
+    pub fn submission_count(&self) -> u64 {
+        self.inner.state.borrow().submissions
+    }
+
+    /// Restarts the peak of [`Gpu::memory`] from the bytes live now.
+    pub fn reset_peak_memory(&self) {
+        self.inner.pool.reset_peak();
+    }
+}
