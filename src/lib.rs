@@ -1,7 +1,8 @@
 //! darts-minus: differentiable architecture search (DARTS-) on any GPU through WebGPU.
 //!
 //! Layers, bottom up: [`gpu`] (adapter, kernels, buffers, command batching, replay) →
-//! [`autodiff`] (tensors, tape, ops with their gradients) → [`optim`] (SGD, Adam, clipping).
+//! [`autodiff`] (tensors, tape, ops with their gradients) → [`optim`] (SGD, Adam, clipping) → [`run`] (the epoch loop, step replay, metrics,
+//! run checkpoints) → [`search`] and [`train`].
 
 pub mod autodiff;
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod gpu;
 pub mod nn;
 pub mod optim;
 pub mod report;
+pub mod run;
 pub mod search;
 pub mod train;
 

@@ -36,7 +36,7 @@ enum Command {
     /// Search an architecture with DARTS- (default: the built-in CIFAR-10 mini set).
     Search(Box<cli::search::SearchArgs>),
     /// Print the genotype derived from a search checkpoint.
-    Genotype(cli::search::GenotypeArgs),
+    Genotype(cli::genotype::GenotypeArgs),
     /// Train a genotype from scratch (the evaluation stage) and report its test accuracy.
     Train(Box<cli::train::TrainArgs>),
     /// Evaluate a trained checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
@@ -67,8 +67,8 @@ impl Command {
     /// batch × C of the network this command runs, where the command line gives both.
     fn work(&self) -> Option<usize> {
         match self {
-            Command::Search(a) => Some(a.batch_size? * a.channels?),
-            Command::Train(a) => Some(a.batch_size? * a.channels?),
+            Command::Search(a) => Some(a.length.batch_size? * a.channels?),
+            Command::Train(a) => Some(a.length.batch_size? * a.channels?),
             Command::Bench(a) => {
                 let most = |v: &[usize]| v.iter().copied().max();
                 Some(most(&a.batch)? * most(&a.channels)?)
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     .with_env();
     let result = match cli.command {
         Command::Search(a) => cli::search::run(&a, &choice),
-        Command::Genotype(a) => cli::search::genotype(&a),
+        Command::Genotype(a) => cli::genotype::genotype(&a),
         Command::Train(a) => cli::train::train(&a, &choice),
         Command::Eval(a) => cli::train::eval(&a, &choice),
         Command::Bench(a) => cli::bench::bench(&a, &choice),

@@ -43,7 +43,7 @@ fn short_training_beats_chance() {
     let (train, test) = data(512, 400);
     let mut run = Retrain::new(&g, s).unwrap();
     while !run.finished() {
-        run.run_epoch(&train, &test, &mut |_, _, _| {}).unwrap();
+        run.run_epoch(&train, &test, &mut |_| {}).unwrap();
     }
     let first = &run.history[0];
     let last = run.history.last().unwrap();
@@ -61,16 +61,16 @@ fn resumed_training_equals_uninterrupted() {
     let (train, test) = data(64, 32);
     let mut full = Retrain::new(&g, tiny(2)).unwrap();
     while !full.finished() {
-        full.run_epoch(&train, &test, &mut |_, _, _| {}).unwrap();
+        full.run_epoch(&train, &test, &mut |_| {}).unwrap();
     }
     let dir = std::env::temp_dir().join(format!("darts-minus-train-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ckpt = dir.join("checkpoint.safetensors");
     let mut first = Retrain::new(&g, tiny(2)).unwrap();
-    first.run_epoch(&train, &test, &mut |_, _, _| {}).unwrap();
+    first.run_epoch(&train, &test, &mut |_| {}).unwrap();
     first.save(&ckpt).unwrap();
     let mut resumed = Retrain::resume(&g, &ckpt).unwrap();
-    resumed.run_epoch(&train, &test, &mut |_, _, _| {}).unwrap();
+    resumed.run_epoch(&train, &test, &mut |_| {}).unwrap();
     std::fs::remove_dir_all(&dir).ok();
     let a: Vec<_> = full
         .history

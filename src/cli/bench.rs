@@ -1,6 +1,6 @@
 //! `darts-minus bench`: times the search step for one configuration or a grid of them.
 
-use super::search::SpaceArg;
+use super::args::{SpaceArg, SpaceArgs};
 use darts_minus::gpu::{AdapterChoice, Gpu, Strategy as Preset};
 use darts_minus::search::bench::{
     bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
@@ -9,9 +9,8 @@ use darts_minus::{Error, Result};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Search space.
-    #[arg(long, value_enum, default_value = "darts")]
-    pub space: SpaceArg,
+    #[command(flatten)]
+    pub space: SpaceArgs,
     /// Batch size; a comma-separated list runs each (e.g. 16,32,64,128,256).
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub batch: Vec<usize>,
@@ -74,7 +73,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     for &c in &a.channels {
         for &b in &a.batch {
             configs.push(BenchConfig {
-                space: match a.space {
+                space: match a.space.space {
                     SpaceArg::Darts => darts_space(c, a.layers),
                     SpaceArg::Nb201 => nb201_space(c, a.cells_per_stage),
                 },

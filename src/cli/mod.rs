@@ -1,6 +1,9 @@
 //! Command implementations of the `darts-minus` binary.
 
+pub mod args;
 pub mod bench;
+pub mod genotype;
+pub mod progress;
 pub mod search;
 pub mod train;
 

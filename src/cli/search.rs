@@ -1,29 +1,20 @@
-//! `darts-minus search` and `darts-minus genotype`.
+//! `darts-minus search`.
 
+use super::args::{LengthArgs, MomentumArgs, SpaceArg, SpaceArgs};
 use super::checkpoint_path;
+use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::{Args, ValueEnum};
-use darts_minus::checkpoint;
-use darts_minus::data::{search_split, Dataset, Split, CIFAR10_MEAN, CIFAR10_STD};
+use darts_minus::data::{search_split, Dataset, CIFAR10_MEAN, CIFAR10_STD};
 use darts_minus::gpu::{AdapterChoice, Gpu};
 use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
 use darts_minus::search::outputs::RunDir;
 use darts_minus::search::schedule::{BetaDecay, BetaSchedule};
-use darts_minus::search::trainer::{
-    derive_from_alphas, softmax_rows, Derived, Progress, Search, SearchSettings, Space, StepOrder,
-};
+use darts_minus::search::trainer::{Derived, Search, SearchSettings, Space, StepOrder};
 use darts_minus::{Error, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum SpaceArg {
-    Darts,
-    Nb201,
-}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OrderArg {
@@ -57,19 +48,16 @@ pub struct SearchArgs {
     /// (<class>/*.png|jpg). Default: the built-in 1,000-image CIFAR-10 mini set.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Search space.
-    #[arg(long, value_enum, default_value = "darts")]
-    pub space: SpaceArg,
+    #[command(flatten)]
+    pub space: SpaceArgs,
     /// Output directory (default: runs/search-<space>-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Use the paper's settings even on the built-in mini set.
     #[arg(long)]
     pub paper: bool,
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub length: LengthArgs,
     /// Initial channels C.
     #[arg(long)]
     pub channels: Option<usize>,
@@ -86,10 +74,8 @@ pub struct SearchArgs {
     pub lr: Option<f64>,
     #[arg(long)]
     pub lr_min: Option<f64>,
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
+    #[command(flatten)]
+    pub sgd: MomentumArgs,
     /// Nesterov momentum (the NAS-Bench-201 baseline's default).
     #[arg(long)]
     pub nesterov: Option<bool>,
@@ -148,7 +134,7 @@ const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 /// The settings a new search runs with.
 fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSettings> {
     let quick = builtin && !a.paper;
-    let mut s = match a.space {
+    let mut s = match a.space.space {
         SpaceArg::Darts => SearchSettings::darts_paper(),
         SpaceArg::Nb201 => SearchSettings::nb201_benchmark(),
     };
@@ -187,12 +173,12 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
         }
     }
     s.space.set_classes(data.num_classes());
-    s.epochs = a.epochs.unwrap_or(s.epochs);
-    s.batch_size = a.batch_size.unwrap_or(s.batch_size);
+    s.epochs = a.length.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
     s.lr = a.lr.unwrap_or(s.lr);
     s.lr_min = a.lr_min.unwrap_or(s.lr_min);
-    s.momentum = a.momentum.unwrap_or(s.momentum);
-    s.weight_decay = a.weight_decay.unwrap_or(s.weight_decay);
+    s.momentum = a.sgd.momentum.unwrap_or(s.momentum);
+    s.weight_decay = a.sgd.weight_decay.unwrap_or(s.weight_decay);
     s.nesterov = a.nesterov.unwrap_or(s.nesterov);
     s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
     s.arch_lr = a.arch_lr.unwrap_or(s.arch_lr);
@@ -235,32 +221,14 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     Ok(s)
 }
 
-fn load_data(a: &SearchArgs) -> Result<(Dataset, bool)> {
-    match &a.data {
-        None => Ok((Dataset::builtin_train()?, true)),
-        Some(p) => Ok((Dataset::open(p, Split::Train)?, false)),
-    }
-}
-
-fn default_out(space: &str) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    PathBuf::from("runs").join(format!("search-{space}-{secs}"))
-}
-
 pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
-    let (data, builtin) = load_data(a)?;
+    let (data, builtin) = training_data(a.data.as_ref())?;
     let gpu = Gpu::new(choice)?;
     let (mut search, run_dir) = match &a.resume {
         Some(p) => {
             let ckpt = checkpoint_path(p);
             let search = Search::resume(&gpu, &ckpt)?;
-            let dir = a
-                .out
-                .clone()
-                .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+            let dir = resume_dir(a.out.as_ref(), &ckpt);
             (search, RunDir::create(&dir)?)
         }
         None => {
@@ -269,10 +237,9 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             if let Some(p) = &a.init_from {
                 search.init_from(&checkpoint_path(p))?;
             }
-            let dir = a
-                .out
-                .clone()
-                .unwrap_or_else(|| default_out(search.settings.space.name()));
+            let dir = a.out.clone().unwrap_or_else(|| {
+                timestamped(&format!("search-{}", search.settings.space.name()))
+            });
             (search, RunDir::create(&dir)?)
         }
     };
@@ -318,37 +285,24 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         );
     }
     let t_start = Instant::now();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} · {msg} · ETA {eta}")
-            .map_err(|e| Error::Invalid(e.to_string()))?
-            .progress_chars("=> "),
-    );
+    let bar = epoch_bar("{prefix} [{bar:30}] {pos}/{len} · {msg} · ETA {eta}")?;
     let epochs = search.settings.epochs;
+    let mut observe = follow(
+        &bar,
+        epochs,
+        |lr, beta| Some(format!("lr {lr:.4} β {:.3}", beta.unwrap_or(0.0))),
+        |stats, seconds| {
+            format!(
+                "loss {:.3} acc {:.0}% · {:.1} img/s",
+                stats.loss,
+                100.0 * stats.top1 as f64 / stats.n.max(1) as f64,
+                stats.n as f64 / seconds
+            )
+        },
+        Some("validating"),
+    );
     while !search.finished() {
-        let record = search.run_epoch(&data, &split, &mut |p| match p {
-            Progress::EpochStart {
-                epoch,
-                steps,
-                lr,
-                beta,
-            } => {
-                bar.reset();
-                bar.set_length(steps as u64);
-                bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));
-                bar.set_message(format!("lr {lr:.4} β {beta:.3}"));
-            }
-            Progress::Step { stats, seconds, .. } => {
-                bar.inc(1);
-                bar.set_message(format!(
-                    "loss {:.3} acc {:.0}% · {:.1} img/s",
-                    stats.loss,
-                    100.0 * stats.top1 as f64 / stats.n.max(1) as f64,
-                    stats.n as f64 / seconds
-                ));
-            }
-            Progress::Validating { .. } => bar.set_message("validating".to_string()),
-        })?;
+        let record = search.run_epoch(&data, &split, &mut observe)?;
         bar.finish_and_clear();
         run_dir.write_epoch(&search)?;
         println!(
@@ -417,68 +371,4 @@ fn summary(search: &Search, dir: &RunDir, secs: f64) {
         );
     }
     println!("Outputs in {}: genotype.json/.txt, metrics.jsonl, curves.svg, alpha charts, cell drawings, checkpoint.safetensors", dir.path.display());
-}
-
-/// Options of `darts-minus genotype`.
-#[derive(Args, Debug)]
-pub struct GenotypeArgs {
-    /// A search checkpoint (or its output directory), or a PyTorch export with α.
-    pub checkpoint: PathBuf,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub fn genotype(a: &GenotypeArgs) -> Result<()> {
-    let path = checkpoint_path(&a.checkpoint);
-    let (tensors, meta) = checkpoint::read_with_metadata(&path)?;
-    let space = match meta.get("settings") {
-        Some(s) => {
-            serde_json::from_str::<SearchSettings>(s)
-                .map_err(|e| Error::File {
-                    path: path.clone(),
-                    msg: format!("unreadable settings: {e}"),
-                })?
-                .space
-        }
-        None if tensors.contains_key("alphas_normal") => Space::Darts(DartsConfig::default()),
-        None if tensors.contains_key("arch_parameters") => Space::Nb201(Nb201Config::default()),
-        None => return Err(Error::File {
-            path,
-            msg:
-                "holds no architecture parameters (alphas_normal/alphas_reduce or arch_parameters)"
-                    .into(),
-        }),
-    };
-    let names: &[&str] = match space {
-        Space::Darts(_) => &["alphas_normal", "alphas_reduce"],
-        Space::Nb201(_) => &["arch_parameters"],
-    };
-    let mut alphas = BTreeMap::new();
-    for &n in names {
-        let t = tensors.get(n).ok_or_else(|| Error::File {
-            path: path.clone(),
-            msg: format!("missing '{n}'"),
-        })?;
-        let cols = *t.shape.last().unwrap_or(&1);
-        let vals: Vec<f32> = t.data.iter().map(|&v| v as f32).collect();
-        alphas.insert(n.to_string(), softmax_rows(&vals, cols));
-    }
-    let derived = derive_from_alphas(&space, &alphas)?;
-    if a.json {
-        let j = serde_json::json!({"space": space.name(), "genotype": derived, "text": derived.text(), "nb201": derived.nb201_entry()});
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&j).map_err(|e| Error::Invalid(e.to_string()))?
-        );
-    } else {
-        println!("{}", derived.text());
-        if let Some(nb) = derived.nb201_entry() {
-            println!(
-                "NAS-Bench-201 #{}: CIFAR-10 valid {:.2}% / test {:.2}% · CIFAR-100 valid {:.2}% / test {:.2}% · ImageNet16-120 valid {:.2}% / test {:.2}%",
-                nb.index, nb.cifar10_valid, nb.cifar10_test, nb.cifar100_valid, nb.cifar100_test, nb.imagenet16_valid, nb.imagenet16_test
-            );
-        }
-    }
-    Ok(())
 }

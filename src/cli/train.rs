@@ -1,18 +1,19 @@
 //! `darts-minus train` (retrain a genotype from scratch) and `darts-minus eval`.
 
+use super::args::{LengthArgs, MomentumArgs};
 use super::checkpoint_path;
+use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::Args;
 use darts_minus::data::{epoch_batches, Augment, Dataset, Split};
 use darts_minus::gpu::{AdapterChoice, Gpu};
 use darts_minus::report::{self, EpochPoint};
+use darts_minus::run::metrics::{create_dir, write_jsonl, write_text_atomic};
 use darts_minus::search::genotype::Genotype;
 use darts_minus::search::nb201::Nb201Arch;
-use darts_minus::search::outputs::write_text_atomic;
 use darts_minus::train::darts_eval::EvalConfig;
 use darts_minus::train::trainer::{Retrain, TrainSettings};
 use darts_minus::train::Arch;
 use darts_minus::{Error, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,10 +39,8 @@ pub struct TrainArgs {
     /// Use the paper's recipe even on the built-in mini set.
     #[arg(long)]
     pub paper: bool,
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub length: LengthArgs,
     #[arg(long)]
     pub channels: Option<usize>,
     /// Cells (DARTS), or cells per stage (NAS-Bench-201).
@@ -49,10 +48,8 @@ pub struct TrainArgs {
     pub layers: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
+    #[command(flatten)]
+    pub sgd: MomentumArgs,
     #[arg(long)]
     pub grad_clip: Option<f64>,
     /// No auxiliary head.
@@ -150,11 +147,11 @@ fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings>
     s.network.channels = a.channels.unwrap_or(s.network.channels);
     s.network.layers = a.layers.unwrap_or(s.network.layers);
     s.network.auxiliary &= !a.no_auxiliary;
-    s.epochs = a.epochs.unwrap_or(s.epochs);
-    s.batch_size = a.batch_size.unwrap_or(s.batch_size);
+    s.epochs = a.length.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
     s.lr = a.lr.unwrap_or(s.lr);
-    s.momentum = a.momentum.unwrap_or(s.momentum);
-    s.weight_decay = a.weight_decay.unwrap_or(s.weight_decay);
+    s.momentum = a.sgd.momentum.unwrap_or(s.momentum);
+    s.weight_decay = a.sgd.weight_decay.unwrap_or(s.weight_decay);
     s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
     s.auxiliary_weight = a.auxiliary_weight.unwrap_or(s.auxiliary_weight);
     s.drop_path = a.drop_path.unwrap_or(s.drop_path);
@@ -166,22 +163,15 @@ fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings>
     Ok(s)
 }
 
+/// The training data, the test data (beside it, or `--test-data`), and whether the training
+/// data is the built-in mini set.
 fn load(train: Option<&PathBuf>, test: Option<&PathBuf>) -> Result<(Dataset, Dataset, bool)> {
-    match train {
-        None => Ok((
-            Dataset::builtin_train()?,
-            match test {
-                Some(t) => Dataset::open(t, Split::Test)?,
-                None => Dataset::builtin_test()?,
-            },
-            true,
-        )),
-        Some(p) => {
-            let tr = Dataset::open(p, Split::Train)?;
-            let te = Dataset::open(test.unwrap_or(p), Split::Test)?;
-            Ok((tr, te, false))
-        }
-    }
+    let (tr, builtin) = training_data(train)?;
+    let te = match (test, train) {
+        (Some(t), _) | (None, Some(t)) => Dataset::open(t, Split::Test)?,
+        (None, None) => Dataset::builtin_test()?,
+    };
+    Ok((tr, te, builtin))
 }
 
 pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
@@ -202,32 +192,17 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
     let (mut run, dir) = match (&a.resume, fresh) {
         (Some(p), _) => {
             let ckpt = checkpoint_path(p);
-            let run = Retrain::resume(&gpu, &ckpt)?;
             (
-                run,
-                a.out
-                    .clone()
-                    .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default()),
+                Retrain::resume(&gpu, &ckpt)?,
+                resume_dir(a.out.as_ref(), &ckpt),
             )
         }
-        (None, fresh) => {
-            let run = Retrain::new(&gpu, fresh.expect("settings of a fresh run"))?;
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            (
-                run,
-                a.out
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("runs").join(format!("train-{secs}"))),
-            )
-        }
+        (None, fresh) => (
+            Retrain::new(&gpu, fresh.expect("settings of a fresh run"))?,
+            a.out.clone().unwrap_or_else(|| timestamped("train")),
+        ),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| Error::File {
-        path: dir.clone(),
-        msg: format!("cannot create the output directory: {e}"),
-    })?;
+    create_dir(&dir)?;
     run.set_image_size(train.height, train.width);
     let s = &run.settings;
     let params = run.net.count_without_aux();
@@ -250,30 +225,21 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         dir.display()
     );
     let (train, test) = (Arc::new(train), Arc::new(test));
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} · loss {msg} · ETA {eta}")
-            .map_err(|e| Error::Invalid(e.to_string()))?
-            .progress_chars("=> "),
-    );
+    let bar = epoch_bar("{prefix} [{bar:30}] {pos}/{len} · loss {msg} · ETA {eta}")?;
     let t0 = Instant::now();
     let epochs = run.settings.epochs;
+    let mut observe = follow(
+        &bar,
+        epochs,
+        |_, _| None,
+        |stats, _| format!("{:.3}", stats.loss),
+        None,
+    );
     while !run.finished() {
-        bar.reset();
-        bar.set_prefix(format!("epoch {}/{epochs}", run.epoch + 1));
-        let r = run.run_epoch(&train, &test, &mut |k, n, loss| {
-            bar.set_length(n as u64);
-            bar.set_position(k as u64);
-            bar.set_message(format!("{loss:.3}"));
-        })?;
+        let r = run.run_epoch(&train, &test, &mut observe)?;
         bar.finish_and_clear();
         run.save(&dir.join("checkpoint.safetensors"))?;
-        let mut lines = String::new();
-        for h in &run.history {
-            lines.push_str(&serde_json::to_string(h).map_err(|e| Error::Invalid(e.to_string()))?);
-            lines.push('\n');
-        }
-        write_text_atomic(&dir.join("metrics.jsonl"), &lines)?;
+        write_jsonl(&dir.join("metrics.jsonl"), &run.history)?;
         let points: Vec<EpochPoint> = run
             .history
             .iter()

@@ -12,32 +12,19 @@
 use super::trainer::{Derived, EpochRecord, Search};
 use crate::error::{Error, Result};
 use crate::report::{self, EpochPoint};
+use crate::run::metrics::{create_dir, write_jsonl};
 use std::path::{Path, PathBuf};
+
+pub use crate::run::metrics::write_text_atomic;
 
 /// The output directory of one search.
 pub struct RunDir {
     pub path: PathBuf,
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::File {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    }
-}
-
-/// Writes `text` to `path` through a temporary file and a rename.
-pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| file_err(path, format!("cannot write: {e}")))
-}
-
 impl RunDir {
     pub fn create(path: &Path) -> Result<RunDir> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| file_err(path, format!("cannot create the output directory: {e}")))?;
+        create_dir(path)?;
         Ok(RunDir {
             path: path.to_path_buf(),
         })
@@ -56,12 +43,7 @@ impl RunDir {
     /// metrics, genotype files and charts from the search's history.
     pub fn write_reports(&self, search: &Search) -> Result<()> {
         let history = &search.history;
-        let mut lines = String::new();
-        for r in history {
-            lines.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
-            lines.push('\n');
-        }
-        write_text_atomic(&self.path.join("metrics.jsonl"), &lines)?;
+        write_jsonl(&self.path.join("metrics.jsonl"), history)?;
         let Some(last) = history.last() else {
             return Ok(());
         };

@@ -1,8 +1,10 @@
 //! Retraining a searched architecture from scratch (SPEC §8): the discrete evaluation
-//! networks built from a genotype.
+//! networks built from a genotype, the run's settings, its epoch and the run itself.
 
 pub mod darts_eval;
+pub mod epoch;
 pub mod nb201_eval;
+pub mod settings;
 pub mod trainer;
 
 use crate::autodiff::{Tape, Tensor};

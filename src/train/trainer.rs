@@ -1,135 +1,33 @@
-//! Training a genotype from scratch (SPEC §8): SGD with momentum and cosine learning rate to
-//! zero, loss CE + w_aux·CE_aux, drop path rising linearly over the epochs, cutout, gradient
-//! clipping; test accuracy every epoch; checkpoints to continue exactly.
+//! A retraining run in progress (SPEC §8): the evaluation network, SGD with momentum, the
+//! training step (CE + w_aux·CE_aux, drop path, clipping folded into the update) and the
+//! test pass with its confusion matrix; checkpoints to continue exactly. The epoch is in
+//! [`super::epoch`]; the loop itself is [`crate::run`].
 
-use super::darts_eval::{DartsEvalNetwork, EvalConfig, EvalCtx};
+use super::darts_eval::{DartsEvalNetwork, EvalCtx};
+use super::drop_path_scales;
+use super::epoch::RetrainEpochs;
 use super::nb201_eval::Nb201EvalNetwork;
-use super::{drop_path_prob, drop_path_scales};
 use super::{Arch, EvalNet};
 use crate::autodiff::ops::softmax::rank_tensor;
 use crate::autodiff::{Labels, Tape, Tensor};
 use crate::checkpoint::{self, Entry};
-use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, Dataset};
+use crate::data::{sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{parameters, Ctx};
 use crate::optim::Sgd;
-use crate::search::schedule::cosine_lr;
+use crate::run::state::{self as run_state, momentum_entries, Saved};
+use crate::run::{self, read_stats, upload_batch, Progress, StepStats};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
-/// Every setting of a retraining run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainSettings {
-    pub arch: Arch,
-    pub network: EvalConfig,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub lr_min: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub grad_clip: f64,
-    pub auxiliary_weight: f64,
-    pub drop_path: f64,
-    /// Cutout side (0 = off).
-    pub cutout: usize,
-    pub augment: bool,
-    pub seed: u64,
-    pub max_steps: Option<usize>,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
+// Where the types of a retraining run used to live; callers keep their paths.
+pub use super::epoch::TrainRecord;
+pub use super::settings::TrainSettings;
 
-impl TrainSettings {
-    /// The DARTS paper's CIFAR-10 recipe (SPEC §8) for a DARTS genotype; the benchmark's
-    /// 200-epoch recipe (Nesterov SGD 0.1 → 0, weight decay 5e-4, batch 256, no auxiliary
-    /// head, drop path or cutout) for a NAS-Bench-201 cell.
-    pub fn paper(arch: Arch) -> Self {
-        let darts = TrainSettings {
-            arch: arch.clone(),
-            network: EvalConfig::default(),
-            epochs: 600,
-            batch_size: 96,
-            lr: 0.025,
-            lr_min: 0.0,
-            momentum: 0.9,
-            weight_decay: 3e-4,
-            nesterov: false,
-            grad_clip: 5.0,
-            auxiliary_weight: 0.4,
-            drop_path: 0.2,
-            cutout: 16,
-            augment: true,
-            seed: 0,
-            max_steps: None,
-            mean: crate::data::CIFAR10_MEAN,
-            std: crate::data::CIFAR10_STD,
-        };
-        match arch {
-            Arch::Darts(_) => darts,
-            Arch::Nb201(_) => TrainSettings {
-                network: EvalConfig {
-                    channels: 16,
-                    layers: 5,
-                    classes: 10,
-                    auxiliary: false,
-                },
-                epochs: 200,
-                batch_size: 256,
-                lr: 0.1,
-                weight_decay: 5e-4,
-                nesterov: true,
-                drop_path: 0.0,
-                cutout: 0,
-                ..darts
-            },
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size < 2 {
-            return Err(Error::Invalid(format!(
-                "need at least 1 epoch and a batch of 2 (got {} epochs, batch {})",
-                self.epochs, self.batch_size
-            )));
-        }
-        if !(0.0..1.0).contains(&self.drop_path) {
-            return Err(Error::Invalid(format!(
-                "--drop-path must be in [0, 1), got {}",
-                self.drop_path
-            )));
-        }
-        if !(self.lr > 0.0 && self.grad_clip > 0.0) {
-            return Err(Error::Invalid(
-                "--lr and --grad-clip must be positive".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// One epoch of a retraining run: a line of `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainRecord {
-    pub epoch: usize,
-    pub lr: f64,
-    pub drop_path: f64,
-    pub steps: usize,
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub test_loss: f64,
-    pub test_acc: f64,
-    pub test_top5: f64,
-    pub step_time_ms: f64,
-    pub images_per_sec: f64,
-    pub epoch_seconds: f64,
-}
+const FORMAT: &str = "darts-minus train checkpoint v1";
 
 /// Loss and accuracy over a set of images, with per-class counts.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,17 +108,22 @@ impl Retrain {
         self.image_size = (h, w);
     }
 
-    fn upload(&self, b: &Batch) -> Result<(Tensor, Labels)> {
-        crate::search::trainer::upload_batch(&self.gpu, b, self.image_size)
+    /// The learning rate of the coming steps.
+    pub(super) fn set_lr(&mut self, lr: f64) {
+        self.sgd.lr = lr as f32;
     }
 
-    /// One SGD step on a batch; returns (loss, top-1 correct).
+    fn upload(&self, b: &Batch) -> Result<(Tensor, Labels)> {
+        upload_batch(&self.gpu, b, self.image_size)
+    }
+
+    /// One SGD step on a batch; returns its loss and top-k counts.
     pub fn train_step(
         &mut self,
         b: &Batch,
         drop_p: f64,
         rng: &mut rand_chacha::ChaCha8Rng,
-    ) -> Result<(f32, usize)> {
+    ) -> Result<StepStats> {
         let (x, y) = self.upload(b)?;
         let n = b.y.len();
         let rng = RefCell::new(rng);
@@ -258,13 +161,12 @@ impl Retrain {
         self.sgd
             .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
         // Loss and ranks come back together: one wait per step.
-        let back = Tensor::read_all(&[&loss, &ranks])?;
-        let loss = back[0][0];
+        let stats = read_stats(&loss, &ranks)?;
         self.step += 1;
-        if !loss.is_finite() {
-            return Err(Error::Invalid(format!("training diverged: the loss is {loss} at step {}; lower --lr. Checkpoints of completed epochs are intact", self.step)));
+        if !stats.loss.is_finite() {
+            return Err(Error::Invalid(format!("training diverged: the loss is {} at step {}; lower --lr. Checkpoints of completed epochs are intact", stats.loss, self.step)));
         }
-        Ok((loss, back[1].iter().filter(|&&r| r < 1.0).count()))
+        Ok(stats)
     }
 
     /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode).
@@ -316,7 +218,7 @@ impl Retrain {
         })
     }
 
-    fn test_augment(&self) -> Augment {
+    pub(super) fn test_augment(&self) -> Augment {
         Augment::none(self.settings.mean, self.settings.std)
     }
 
@@ -325,140 +227,47 @@ impl Retrain {
         &mut self,
         train: &Arc<Dataset>,
         test: &Arc<Dataset>,
-        observe: &mut dyn FnMut(usize, usize, f32),
+        observe: &mut dyn FnMut(Progress),
     ) -> Result<TrainRecord> {
-        let e = self.epoch;
-        let start = Instant::now();
-        self.set_image_size(train.height, train.width);
-        let lr = cosine_lr(
-            self.settings.lr,
-            self.settings.lr_min,
-            e,
-            self.settings.epochs,
-        );
-        self.sgd.lr = lr as f32;
-        let drop_p = drop_path_prob(self.settings.drop_path, e, self.settings.epochs);
-        let seed = sub_seed(self.settings.seed, 1000 + e as u64);
-        let order = shuffled(&(0..train.len).collect::<Vec<_>>(), sub_seed(seed, 1));
-        let bs = self.settings.batch_size;
-        let total = order.len().div_ceil(bs);
-        let steps = self
-            .settings
-            .max_steps
-            .map_or(total, |m| total.min(m.saturating_sub(self.step)));
-        let mut aug = if self.settings.augment {
-            Augment {
-                mean: self.settings.mean,
-                std: self.settings.std,
-                ..Augment::cifar_search()
-            }
-        } else {
-            self.test_augment()
+        let mut epochs = RetrainEpochs {
+            run: self,
+            train,
+            test,
         };
-        if self.settings.cutout > 0 {
-            aug = aug.with_cutout(self.settings.cutout);
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(sub_seed(seed, 2));
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        let mut times = Vec::new();
-        for (k, b) in epoch_batches(train.clone(), order, bs, aug, sub_seed(seed, 3))?
-            .take(steps)
-            .enumerate()
-        {
-            let t0 = Instant::now();
-            let (loss, c) = self.train_step(&b, drop_p, &mut rng)?;
-            times.push(t0.elapsed().as_secs_f64());
-            loss_sum += loss as f64 * b.y.len() as f64;
-            correct += c;
-            seen += b.y.len();
-            observe(k + 1, steps, loss);
-        }
-        let test_order: Vec<usize> = (0..test.len).collect();
-        let ev = self.evaluate(
-            epoch_batches(test.clone(), test_order, bs, self.test_augment(), 0)?,
-            test.num_classes(),
-        )?;
-        times.sort_by(|a, b| a.total_cmp(b));
-        let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-        let r = TrainRecord {
-            epoch: e,
-            lr,
-            drop_path: drop_p,
-            steps: times.len(),
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            test_loss: ev.loss,
-            test_acc: ev.top1,
-            test_top5: ev.top5,
-            step_time_ms: median * 1e3,
-            images_per_sec: bs as f64 / median,
-            epoch_seconds: start.elapsed().as_secs_f64(),
-        };
-        self.epoch += 1;
-        self.history.push(r.clone());
-        Ok(r)
+        run::run_epoch(&mut epochs, observe)
     }
 
     pub fn finished(&self) -> bool {
-        self.epoch >= self.settings.epochs
-            || self.settings.max_steps.is_some_and(|m| self.step >= m)
+        run::finished(
+            self.settings.limits(),
+            run::Position {
+                epoch: self.epoch,
+                step: self.step,
+            },
+        )
     }
 
     /// Weights and BN statistics under the reference names, momentum buffers, progress and
     /// settings, written atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut entries = checkpoint::module_entries(self.net.as_ref(), "")?;
-        for ((name, _), buf) in self.weights.iter().zip(self.sgd.state()) {
-            entries.push((
-                format!("optimizer.momentum_buffer.{name}"),
-                Entry::tensor(buf)?,
-            ));
-        }
+        entries.extend(momentum_entries(&self.weights, &self.sgd)?);
         entries.push(("train.epoch".into(), Entry::scalar(self.epoch as u64)));
         entries.push(("train.step".into(), Entry::scalar(self.step as u64)));
-        let meta = checkpoint::run_metadata(
-            "darts-minus train checkpoint v1",
-            &self.settings,
-            &self.history,
-        )?;
-        checkpoint::write_atomic(path, &entries, Some(meta))
+        run_state::save(path, &entries, FORMAT, &self.settings, &self.history)
     }
 
     /// A run restored from [`Retrain::save`]'s checkpoint (weights, optimiser, progress).
     pub fn resume(gpu: &Gpu, path: &Path) -> Result<Retrain> {
-        let err = |m: String| Error::File {
-            path: path.to_path_buf(),
-            msg: m,
-        };
-        let (tensors, meta) = checkpoint::read_with_metadata(path)?;
-        let settings: TrainSettings = meta
-            .get("settings")
-            .ok_or_else(|| err("not a darts-minus train checkpoint (no settings)".into()))
-            .and_then(|s| {
-                serde_json::from_str(s).map_err(|e| err(format!("unreadable settings: {e}")))
-            })?;
+        let saved = Saved::read(path)?;
+        let settings: TrainSettings =
+            saved.settings("not a darts-minus train checkpoint (no settings)")?;
         let mut run = Retrain::new(gpu, settings)?;
-        checkpoint::load_module(run.net.as_ref(), "", &tensors, path)?;
-        for ((name, _), buf) in run.weights.iter().zip(run.sgd.state()) {
-            let key = format!("optimizer.momentum_buffer.{name}");
-            let t = tensors
-                .get(&key)
-                .ok_or_else(|| err(format!("missing '{key}'")))?;
-            buf.write(&t.data.iter().map(|&v| v as f32).collect::<Vec<_>>())?;
-        }
-        let int = |k: &str| {
-            tensors
-                .get(k)
-                .and_then(|t| t.data.first())
-                .map(|&v| v as usize)
-                .ok_or_else(|| err(format!("missing '{k}'")))
-        };
-        run.epoch = int("train.epoch")?;
-        run.step = int("train.step")?;
-        if let Some(h) = meta.get("history") {
-            run.history =
-                serde_json::from_str(h).map_err(|e| err(format!("unreadable history: {e}")))?;
-        }
+        checkpoint::load_module(run.net.as_ref(), "", &saved.tensors, path)?;
+        saved.load_momentum(&run.weights, &run.sgd)?;
+        run.epoch = saved.int("train.epoch")? as usize;
+        run.step = saved.int("train.step")? as usize;
+        run.history = saved.history()?;
         Ok(run)
     }
 }

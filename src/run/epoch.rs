@@ -1,0 +1,158 @@
+//! The epoch loop: a run says how an epoch starts, how one step runs and how the epoch ends;
+//! the loop cuts the epoch to the step budget, times each step (batch loading excluded, as
+//! the step time in metrics means the GPU work of a step), and reports progress.
+
+use super::metrics::{median_time, StepStats};
+use crate::error::Result;
+use std::time::Instant;
+
+/// Progress events for a front end.
+pub enum Progress<'a> {
+    EpochStart {
+        epoch: usize,
+        steps: usize,
+        lr: f64,
+        /// β of the auxiliary skip (searches only).
+        beta: Option<f64>,
+    },
+    Step {
+        step: usize,
+        steps: usize,
+        stats: &'a StepStats,
+        seconds: f64,
+    },
+    Validating {
+        batches: usize,
+    },
+}
+
+/// The settings that bound a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Stop after this many steps in total.
+    pub max_steps: Option<usize>,
+}
+
+/// How far a run has come: epochs and steps completed.
+#[derive(Clone, Copy, Debug)]
+pub struct Position {
+    pub epoch: usize,
+    pub step: usize,
+}
+
+/// What a run tells the loop when an epoch starts.
+pub struct EpochPlan<E> {
+    /// The run's per-epoch state: schedule values, batch queues, random streams.
+    pub state: E,
+    /// Steps of a whole epoch (batches of the training data).
+    pub steps: usize,
+    pub lr: f64,
+    pub beta: Option<f64>,
+}
+
+/// The steps of an epoch as the loop ran them.
+pub struct EpochSteps {
+    pub epoch: usize,
+    /// Steps of a whole epoch; more than `stats.len()` when the step budget cut it short.
+    pub steps_total: usize,
+    pub stats: Vec<StepStats>,
+    /// Median step time, seconds.
+    pub median_seconds: f64,
+    pub started: Instant,
+}
+
+impl EpochSteps {
+    pub fn step_time_ms(&self) -> f64 {
+        self.median_seconds * 1e3
+    }
+
+    pub fn images_per_sec(&self, batch_size: usize) -> f64 {
+        batch_size as f64 / self.median_seconds
+    }
+
+    /// Wall time since the epoch started.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// A run the loop drives.
+pub trait Trainer {
+    /// What one step consumes (a batch; a search: a training and a validation batch).
+    type Input;
+    /// The run's per-epoch state.
+    type Epoch;
+    /// One epoch's line of `metrics.jsonl`.
+    type Record: Clone;
+
+    fn limits(&self) -> Limits;
+    fn position(&self) -> Position;
+    /// Sets the epoch's schedule and prepares its batches.
+    fn start_epoch(&mut self, epoch: usize) -> Result<EpochPlan<Self::Epoch>>;
+    /// The next step's input (loaded outside the timed step); `None` when the data is spent.
+    fn next_input(&mut self, epoch: &mut Self::Epoch) -> Result<Option<Self::Input>>;
+    /// One training step; counts it and stops on a diverged loss.
+    fn step(&mut self, epoch: &mut Self::Epoch, input: Self::Input) -> Result<StepStats>;
+    /// Validates or tests, and returns the epoch's record.
+    fn finish_epoch(
+        &mut self,
+        epoch: Self::Epoch,
+        steps: EpochSteps,
+        observe: &mut dyn FnMut(Progress),
+    ) -> Result<Self::Record>;
+    /// Stores a completed epoch's record and counts the epoch.
+    fn completed(&mut self, record: Self::Record);
+}
+
+/// Whether the run has finished: all epochs, or the step budget spent.
+pub fn finished(limits: Limits, at: Position) -> bool {
+    at.epoch >= limits.epochs || limits.max_steps.is_some_and(|m| at.step >= m)
+}
+
+/// Runs the next epoch of `run`.
+pub fn run_epoch<T: Trainer>(run: &mut T, observe: &mut dyn FnMut(Progress)) -> Result<T::Record> {
+    let started = Instant::now();
+    let (limits, at) = (run.limits(), run.position());
+    let plan = run.start_epoch(at.epoch)?;
+    let steps = match limits.max_steps {
+        Some(m) => plan.steps.min(m.saturating_sub(at.step)),
+        None => plan.steps,
+    };
+    observe(Progress::EpochStart {
+        epoch: at.epoch,
+        steps,
+        lr: plan.lr,
+        beta: plan.beta,
+    });
+    let mut state = plan.state;
+    let mut stats = Vec::with_capacity(steps);
+    let mut times = Vec::with_capacity(steps);
+    for k in 0..steps {
+        let Some(input) = run.next_input(&mut state)? else {
+            break;
+        };
+        let t0 = Instant::now();
+        let s = run.step(&mut state, input)?;
+        let dt = t0.elapsed().as_secs_f64();
+        times.push(dt);
+        stats.push(s);
+        observe(Progress::Step {
+            step: k + 1,
+            steps,
+            stats: &s,
+            seconds: dt,
+        });
+    }
+    let done = EpochSteps {
+        epoch: at.epoch,
+        steps_total: plan.steps,
+        stats,
+        median_seconds: median_time(times),
+        started,
+    };
+    let record = run.finish_epoch(state, done, observe)?;
+    run.completed(record.clone());
+    Ok(record)
+}

@@ -1,0 +1,121 @@
+//! Run checkpoints: what search and retraining both keep (momentum buffers, progress
+//! counters, settings and history as metadata) and reading it back to continue exactly.
+
+use crate::autodiff::Tensor;
+use crate::checkpoint::{self, Entry, Named};
+use crate::error::{Error, Result};
+use crate::optim::Sgd;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub fn file_err(path: &Path, msg: &str) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+/// SGD's momentum buffers under the reference optimiser's names.
+pub fn momentum_entries(weights: &[(String, Tensor)], sgd: &Sgd) -> Result<Vec<(String, Entry)>> {
+    weights
+        .iter()
+        .zip(sgd.state())
+        .map(|((name, _), buf)| {
+            Ok((
+                format!("optimizer.momentum_buffer.{name}"),
+                Entry::tensor(buf)?,
+            ))
+        })
+        .collect()
+}
+
+/// Writes a run checkpoint atomically: `entries`, then `format`, settings and history as
+/// metadata.
+pub fn save(
+    path: &Path,
+    entries: &[(String, Entry)],
+    format: &str,
+    settings: &impl Serialize,
+    history: &impl Serialize,
+) -> Result<()> {
+    let meta = checkpoint::run_metadata(format, settings, history)?;
+    checkpoint::write_atomic(path, entries, Some(meta))
+}
+
+/// A run checkpoint read back.
+pub struct Saved {
+    pub path: PathBuf,
+    pub tensors: BTreeMap<String, Named>,
+    meta: HashMap<String, String>,
+}
+
+impl Saved {
+    pub fn read(path: &Path) -> Result<Saved> {
+        let (tensors, meta) = checkpoint::read_with_metadata(path)?;
+        Ok(Saved {
+            path: path.to_path_buf(),
+            tensors,
+            meta,
+        })
+    }
+
+    fn err(&self, msg: &str) -> Error {
+        file_err(&self.path, msg)
+    }
+
+    /// The run's settings; `missing` says what the file is when it has none.
+    pub fn settings<S: DeserializeOwned>(&self, missing: &str) -> Result<S> {
+        let s = self.meta.get("settings").ok_or_else(|| self.err(missing))?;
+        serde_json::from_str(s).map_err(|e| self.err(&format!("unreadable settings: {e}")))
+    }
+
+    /// The epoch records so far (none in a file without history).
+    pub fn history<R: DeserializeOwned>(&self) -> Result<Vec<R>> {
+        match self.meta.get("history") {
+            Some(h) => {
+                serde_json::from_str(h).map_err(|e| self.err(&format!("unreadable history: {e}")))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// An integer scalar (epoch, step, counters).
+    pub fn int(&self, key: &str) -> Result<u64> {
+        self.tensors
+            .get(key)
+            .and_then(|t| t.data.first())
+            .map(|&v| v as u64)
+            .ok_or_else(|| self.err(&format!("missing '{key}'")))
+    }
+
+    /// Writes the tensor `name` into `dst`.
+    pub fn write_into(&self, dst: &Tensor, name: &str) -> Result<()> {
+        write_named(dst, &self.tensors, name, &self.path)
+    }
+
+    /// Restores SGD's momentum buffers.
+    pub fn load_momentum(&self, weights: &[(String, Tensor)], sgd: &Sgd) -> Result<()> {
+        for ((name, _), buf) in weights.iter().zip(sgd.state()) {
+            self.write_into(buf, &format!("optimizer.momentum_buffer.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the tensor `name` of `tensors` (read from `path`) into `dst`.
+pub fn write_named(
+    dst: &Tensor,
+    tensors: &BTreeMap<String, Named>,
+    name: &str,
+    path: &Path,
+) -> Result<()> {
+    let t = tensors
+        .get(name)
+        .ok_or_else(|| file_err(path, &format!("missing '{name}'")))?;
+    if t.data.len() != dst.numel() {
+        return Err(file_err(path, &format!("'{name}' has shape {:?} but {:?} is needed: the checkpoint is from another search space or configuration", t.shape, dst.shape())));
+    }
+    dst.write(&t.data.iter().map(|&v| v as f32).collect::<Vec<_>>())
+}

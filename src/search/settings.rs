@@ -1,0 +1,166 @@
+//! What a search is configured by: the search space, the step order and every
+//! hyperparameter (SPEC §5, §7), with the paper's and the benchmark's presets.
+
+use super::darts_net::DartsConfig;
+use super::nb201_net::Nb201Config;
+use super::schedule::BetaSchedule;
+use crate::error::{Error, Result};
+use crate::run::Limits;
+use serde::{Deserialize, Serialize};
+
+/// The search space and its network shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    Darts(DartsConfig),
+    Nb201(Nb201Config),
+}
+
+impl Space {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Space::Darts(_) => "darts",
+            Space::Nb201(_) => "nb201",
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        match self {
+            Space::Darts(c) => c.classes,
+            Space::Nb201(c) => c.classes,
+        }
+    }
+
+    pub fn set_classes(&mut self, n: usize) {
+        match self {
+            Space::Darts(c) => c.classes = n,
+            Space::Nb201(c) => c.classes = n,
+        }
+    }
+
+    pub fn aux(&self) -> bool {
+        match self {
+            Space::Darts(c) => c.aux,
+            Space::Nb201(c) => c.aux,
+        }
+    }
+}
+
+/// Which of the two updates of a step runs first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOrder {
+    /// α step on a validation batch, then w step (the DARTS- paper's code).
+    ArchFirst,
+    /// w step, then α step (the NAS-Bench-201 DARTS baseline).
+    WeightsFirst,
+}
+
+/// Every hyperparameter of a search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchSettings {
+    pub space: Space,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub grad_clip: f64,
+    pub arch_lr: f64,
+    pub arch_betas: (f64, f64),
+    pub arch_eps: f64,
+    pub arch_weight_decay: f64,
+    pub beta: BetaSchedule,
+    pub order: StepOrder,
+    pub seed: u64,
+    pub augment: bool,
+    pub shuffle: bool,
+    /// Stop after this many steps in total (for step-by-step comparisons).
+    pub max_steps: Option<usize>,
+    /// Normalisation of the input images.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl SearchSettings {
+    /// The DARTS- paper's search settings (SPEC §5).
+    pub fn darts_paper() -> Self {
+        SearchSettings {
+            space: Space::Darts(DartsConfig::default()),
+            epochs: 50,
+            batch_size: 64,
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            weight_decay: 3e-4,
+            nesterov: false,
+            grad_clip: 5.0,
+            arch_lr: 3e-4,
+            arch_betas: (0.5, 0.999),
+            arch_eps: 1e-8,
+            arch_weight_decay: 1e-3,
+            beta: BetaSchedule::linear(50),
+            order: StepOrder::ArchFirst,
+            seed: 2,
+            augment: true,
+            shuffle: true,
+            max_steps: None,
+            mean: crate::data::CIFAR10_MEAN,
+            std: crate::data::CIFAR10_STD,
+        }
+    }
+
+    /// The NAS-Bench-201 DARTS baseline's settings (SPEC §7), with the DARTS- aux path.
+    pub fn nb201_benchmark() -> Self {
+        SearchSettings {
+            space: Space::Nb201(Nb201Config::default()),
+            weight_decay: 5e-4,
+            nesterov: true,
+            order: StepOrder::WeightsFirst,
+            ..Self::darts_paper()
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 {
+            return bad(format!(
+                "--batch-size must be at least 2 (batch norm needs two samples), got {}",
+                self.batch_size
+            ));
+        }
+        for (name, v) in [
+            ("lr", self.lr),
+            ("arch-lr", self.arch_lr),
+            ("grad-clip", self.grad_clip),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(format!("--{name} must be a positive number, got {v}"));
+            }
+        }
+        if self.beta.t_max <= self.beta.t_start {
+            return bad(format!(
+                "β schedule needs T_max > T_start (T_max = {}, T_start = {})",
+                self.beta.t_max, self.beta.t_start
+            ));
+        }
+        if self.std.iter().any(|&s| s <= 0.0) {
+            return bad("normalisation std must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The bounds the run loop keeps to.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            max_steps: self.max_steps,
+        }
+    }
+}

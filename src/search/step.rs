@@ -1,0 +1,112 @@
+//! One search step (SPEC §5): the α step (Adam on the validation loss, weights frozen) and
+//! the w step (SGD with momentum on the training loss, gradients clipped, α frozen), queued
+//! in the space's order. Queuing only, so that a step can be recorded and replayed.
+
+use super::settings::StepOrder;
+use super::trainer::Search;
+use crate::autodiff::ops::softmax::rank_tensor;
+use crate::autodiff::{Labels, Tape, Tensor};
+use crate::error::{Error, Result};
+use crate::nn::Ctx;
+use crate::run::{read_stats, StepStats};
+
+impl Search {
+    /// One Adam step on α from the loss on `(x, y)` (the model in train mode).
+    pub fn arch_step(&mut self, x: &Tensor, y: &Labels) -> Result<()> {
+        self.adam.prepare()?;
+        self.encode_arch_step(x, y)
+    }
+
+    /// Queues the α step; Adam's step terms must have been written ([`Adam::prepare`]).
+    fn encode_arch_step(&self, x: &Tensor, y: &Labels) -> Result<()> {
+        // Only α needs a gradient here: frozen weights skip their gradient kernels, and ops
+        // upstream of the first mixed edge are not even recorded.
+        self.weights
+            .iter()
+            .for_each(|(_, t)| t.set_requires_grad(false));
+        let result = (|| {
+            let mut tape = Tape::new(&self.gpu);
+            tape.set_recompute(self.recompute);
+            let logits = self
+                .net
+                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let loss = tape.cross_entropy(&logits, y)?;
+            tape.backward(&loss)
+        })();
+        self.weights
+            .iter()
+            .for_each(|(_, t)| t.set_requires_grad(true));
+        let grads = result?;
+        let alphas = self.alpha_tensors();
+        let gs = alphas
+            .iter()
+            .map(|a| {
+                grads
+                    .get(a)
+                    .ok_or_else(|| Error::Invalid("α received no gradient".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.adam.encode(&alphas, &gs)
+    }
+
+    /// One SGD step on the weights from the loss on `(x, y)`, gradients clipped; returns the
+    /// loss and top-k counts of this batch (one sync with the GPU).
+    pub fn weight_step(&mut self, x: &Tensor, y: &Labels) -> Result<StepStats> {
+        self.sgd.prepare()?;
+        let (loss, ranks) = self.encode_weight_step(x, y)?;
+        read_stats(&loss, &ranks)
+    }
+
+    /// Queues the w step (the learning rate must have been written, [`Sgd::prepare`]);
+    /// returns the loss and the label ranks, still on the GPU.
+    fn encode_weight_step(&self, x: &Tensor, y: &Labels) -> Result<(Tensor, Tensor)> {
+        // α is fixed in this step: freezing it skips the mixed edges' weight reductions.
+        let alphas = self.alpha_tensors();
+        alphas.iter().for_each(|a| a.set_requires_grad(false));
+        let result = (|| {
+            let mut tape = Tape::new(&self.gpu);
+            tape.set_recompute(self.recompute);
+            let logits = self
+                .net
+                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let loss = tape.cross_entropy(&logits, y)?;
+            let ranks = rank_tensor(&logits, y)?;
+            Ok::<_, Error>((tape.backward(&loss)?, loss, ranks))
+        })();
+        alphas.iter().for_each(|a| a.set_requires_grad(true));
+        let (grads, loss, ranks) = result?;
+        let params: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
+        let gs = self
+            .weights
+            .iter()
+            .map(|(n, t)| {
+                grads
+                    .get(t)
+                    .map(Some)
+                    .ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.sgd
+            .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
+        Ok((loss, ranks))
+    }
+
+    /// Queues a whole search step on uploaded batches, in the configured order.
+    pub(super) fn encode_step(
+        &self,
+        (xt, yt): (&Tensor, &Labels),
+        (xv, yv): (&Tensor, &Labels),
+    ) -> Result<(Tensor, Tensor)> {
+        match self.settings.order {
+            StepOrder::ArchFirst => {
+                self.encode_arch_step(xv, yv)?;
+                self.encode_weight_step(xt, yt)
+            }
+            StepOrder::WeightsFirst => {
+                let out = self.encode_weight_step(xt, yt)?;
+                self.encode_arch_step(xv, yv)?;
+                Ok(out)
+            }
+        }
+    }
+}

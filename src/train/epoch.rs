@@ -1,0 +1,149 @@
+//! A retraining epoch for the run loop (SPEC §8): the cosine learning rate and the drop-path
+//! probability set once, the training set reshuffled in augmented batches (cutout), then the
+//! test set in eval mode.
+
+use super::drop_path_prob;
+use super::trainer::Retrain;
+use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
+use crate::error::Result;
+use crate::run::{EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer};
+use crate::search::schedule::cosine_lr;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One epoch of a retraining run: a line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainRecord {
+    pub epoch: usize,
+    pub lr: f64,
+    pub drop_path: f64,
+    pub steps: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    pub test_top5: f64,
+    pub step_time_ms: f64,
+    pub images_per_sec: f64,
+    pub epoch_seconds: f64,
+}
+
+/// A retraining run and its data, as the run loop drives them.
+pub(super) struct RetrainEpochs<'a> {
+    pub(super) run: &'a mut Retrain,
+    pub(super) train: &'a Arc<Dataset>,
+    pub(super) test: &'a Arc<Dataset>,
+}
+
+/// What the steps of one retraining epoch share.
+pub(super) struct RetrainEpoch {
+    lr: f64,
+    drop_p: f64,
+    batches: BatchStream,
+    /// Drop path's per-step masks.
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Trainer for RetrainEpochs<'_> {
+    type Input = Batch;
+    type Epoch = RetrainEpoch;
+    type Record = TrainRecord;
+
+    fn limits(&self) -> Limits {
+        self.run.settings.limits()
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            epoch: self.run.epoch,
+            step: self.run.step,
+        }
+    }
+
+    fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<RetrainEpoch>> {
+        let train = self.train;
+        self.run.set_image_size(train.height, train.width);
+        let s = &self.run.settings;
+        let lr = cosine_lr(s.lr, s.lr_min, e, s.epochs);
+        let drop_p = drop_path_prob(s.drop_path, e, s.epochs);
+        let seed = sub_seed(s.seed, 1000 + e as u64);
+        let order = shuffled(&(0..train.len).collect::<Vec<_>>(), sub_seed(seed, 1));
+        let bs = s.batch_size;
+        let steps = order.len().div_ceil(bs);
+        let mut aug = if s.augment {
+            Augment {
+                mean: s.mean,
+                std: s.std,
+                ..Augment::cifar_search()
+            }
+        } else {
+            self.run.test_augment()
+        };
+        if s.cutout > 0 {
+            aug = aug.with_cutout(s.cutout);
+        }
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(sub_seed(seed, 2));
+        let batches = epoch_batches(train.clone(), order, bs, aug, sub_seed(seed, 3))?;
+        self.run.set_lr(lr);
+        Ok(EpochPlan {
+            state: RetrainEpoch {
+                lr,
+                drop_p,
+                batches,
+                rng,
+            },
+            steps,
+            lr,
+            beta: None,
+        })
+    }
+
+    fn next_input(&mut self, ep: &mut RetrainEpoch) -> Result<Option<Batch>> {
+        Ok(ep.batches.next())
+    }
+
+    fn step(&mut self, ep: &mut RetrainEpoch, b: Batch) -> Result<StepStats> {
+        self.run.train_step(&b, ep.drop_p, &mut ep.rng)
+    }
+
+    fn finish_epoch(
+        &mut self,
+        ep: RetrainEpoch,
+        steps: EpochSteps,
+        _: &mut dyn FnMut(Progress),
+    ) -> Result<TrainRecord> {
+        let test = self.test;
+        let bs = self.run.settings.batch_size;
+        let test_order: Vec<usize> = (0..test.len).collect();
+        let ev = self.run.evaluate(
+            epoch_batches(test.clone(), test_order, bs, self.run.test_augment(), 0)?,
+            test.num_classes(),
+        )?;
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        for s in &steps.stats {
+            loss_sum += s.loss as f64 * s.n as f64;
+            correct += s.top1;
+            seen += s.n;
+        }
+        Ok(TrainRecord {
+            epoch: steps.epoch,
+            lr: ep.lr,
+            drop_path: ep.drop_p,
+            steps: steps.stats.len(),
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            test_loss: ev.loss,
+            test_acc: ev.top1,
+            test_top5: ev.top5,
+            step_time_ms: steps.step_time_ms(),
+            images_per_sec: steps.images_per_sec(bs),
+            epoch_seconds: steps.seconds(),
+        })
+    }
+
+    fn completed(&mut self, record: TrainRecord) {
+        self.run.epoch += 1;
+        self.run.history.push(record);
+    }
+}
