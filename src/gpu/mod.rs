@@ -2,8 +2,10 @@
 //! batched command recording, readback, and step recording for replay.
 //!
 //! Nothing here knows about neural networks: callers launch named WGSL entry points on
-//! buffers with a small block of `u32` parameters. The handle's methods are grouped by job: `device` (opening, limits, counters),
-//! `buffers`, `launch`, `submit` (batching, sync), `readback`, `program` (record, replay).
+//! buffers with a small block of `u32` parameters.
+//!
+//! The [`Gpu`] handle's methods live by job: `device` (opening, limits, counters), `buffers`,
+//! `launch`, `submit` (batching, sync), `readback`, `program` (record, replay).
 
 mod adapter;
 mod buffers;

@@ -13,6 +13,7 @@ pub struct Program {
 }
 
 impl Program {
+    /// Kernel dispatches in the program (each replay issues them all).
     pub fn dispatches(&self) -> usize {
         self.commands
             .iter()
