@@ -1,9 +1,9 @@
 //! Every registered kernel-parameter struct (`darts_minus::gpu::params_layouts`) against the
-//! WGSL struct it mirrors, parsed with naga: same size, same field names at the same byte
-//! offsets, all u32, and bound as the file's uniform. A field renamed, reordered, added or
+//! WGSL struct it mirrors, parsed with naga: same size, same field names and scalar types at
+//! the same byte offsets, and bound as the file's uniform. A field renamed, reordered, added or
 //! removed on either side fails here instead of silently shifting the kernel's parameters.
 
-use darts_minus::gpu::{params_layouts, shader_sources, KernelParams, ParamsLayout};
+use darts_minus::gpu::{params_layouts, shader_sources, Field, KernelParams, ParamsLayout};
 
 fn module(shader: &str) -> naga::Module {
     let sources = shader_sources();
@@ -15,8 +15,11 @@ fn module(shader: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{shader}.wgsl: {}", e.emit_to_string(src)))
 }
 
-/// (size, members as (name, offset, is u32)) of the struct `name`.
-fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<(String, u32, bool)>)> {
+/// A WGSL struct member: name, byte offset, scalar type as Rust spells it.
+type Member = (String, usize, String);
+
+/// (size, members) of the struct `name`.
+fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<Member>)> {
     let (_, ty) = module
         .types
         .iter()
@@ -24,12 +27,17 @@ fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<(String, u
     let naga::TypeInner::Struct { members, span } = &ty.inner else {
         panic!("{name} is not a struct");
     };
-    let u32_ty = naga::TypeInner::Scalar(naga::Scalar::U32);
     let members = members
         .iter()
         .map(|m| {
             let name = m.name.clone().unwrap_or_default();
-            (name, m.offset, module.types[m.ty].inner == u32_ty)
+            let ty = match module.types[m.ty].inner {
+                naga::TypeInner::Scalar(naga::Scalar::U32) => "u32".to_string(),
+                naga::TypeInner::Scalar(naga::Scalar::I32) => "i32".to_string(),
+                naga::TypeInner::Scalar(naga::Scalar::F32) => "f32".to_string(),
+                ref other => format!("{other:?}"),
+            };
+            (name, m.offset as usize, ty)
         })
         .collect();
     Some((*span, members))
@@ -47,9 +55,9 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
     let Some((span, members)) = wgsl_struct(&module, strukt) else {
         return Err(format!("{rust}: no struct {strukt} in {shader}.wgsl"));
     };
-    let wgsl: Vec<(&str, usize)> = members
+    let wgsl: Vec<(&str, usize, &str)> = members
         .iter()
-        .map(|(n, o, _)| (n.as_str(), *o as usize))
+        .map(|(n, o, t)| (n.as_str(), *o, t.as_str()))
         .collect();
     if wgsl != fields {
         return Err(format!(
@@ -60,9 +68,6 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
         return Err(format!(
             "{rust} is {size} bytes, {shader}.wgsl {strukt} {span}"
         ));
-    }
-    if let Some((n, _, _)) = members.iter().find(|m| !m.2) {
-        return Err(format!("{shader}.wgsl {strukt}.{n} is not u32"));
     }
     // The struct is what the kernels read as their uniform.
     let bound = module.global_variables.iter().any(|(_, g)| {
@@ -116,10 +121,12 @@ fn a_drifted_layout_is_caught() {
     let (a, b) = (swapped[0].0, swapped[1].0);
     (swapped[0].0, swapped[1].0) = (b, a);
     let mut added = conv.fields.to_vec();
-    added.push(("extra", conv.size));
+    added.push(("extra", conv.size, "u32"));
+    let mut retyped = conv.fields.to_vec();
+    retyped[0].2 = "f32";
     let removed = &conv.fields[..conv.fields.len() - 1];
-    for fields in [renamed, swapped, added, removed.to_vec()] {
-        let fields: &'static [(&'static str, usize)] = Box::leak(fields.into_boxed_slice());
+    for fields in [renamed, swapped, added, retyped, removed.to_vec()] {
+        let fields: &'static [Field] = Box::leak(fields.into_boxed_slice());
         let drifted = ParamsLayout { fields, ..conv };
         assert!(check(&drifted).is_err(), "{fields:?} passed");
     }

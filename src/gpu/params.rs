@@ -1,7 +1,7 @@
 //! Kernel parameters as typed structs. Every kernel reads its shape through a uniform
 //! `struct P` in its WGSL file; the Rust mirror here is `#[repr(C)]` + `Pod` with the same
 //! field names in the same order, so host code fills fields by name and the launch passes the
-//! struct's bytes unchanged (all fields are u32: no implicit padding on either side, and
+//! struct's bytes unchanged (4-byte scalar fields: no implicit padding on either side, and
 //! [`Gpu`](super::Gpu) pads the uniform to 16 bytes as before).
 //!
 //! `kernel_params!` declares a struct and registers nothing else by hand but one line in
@@ -10,14 +10,17 @@
 
 use bytemuck::Pod;
 
+/// One field of a params struct: (name, byte offset, Rust type: `u32`, `i32` or `f32`).
+pub type Field = (&'static str, usize, &'static str);
+
 /// A kernel's uniform parameters: the Rust mirror of `STRUCT` in `shaders/{SHADER}.wgsl`.
 pub trait KernelParams: Pod {
     /// The shader file, as named in the kernel registry (`"conv"` for `shaders/conv.wgsl`).
     const SHADER: &'static str;
     /// The WGSL struct this mirrors.
     const STRUCT: &'static str;
-    /// (field name, byte offset) in declaration order.
-    const FIELDS: &'static [(&'static str, usize)];
+    /// The fields in declaration order.
+    const FIELDS: &'static [Field];
 
     /// The uniform's contents, for the `params` of the `Gpu::launch*` calls.
     fn words(&self) -> &[u32] {
@@ -34,7 +37,7 @@ pub struct ParamsLayout {
     pub strukt: &'static str,
     /// `size_of` the Rust struct.
     pub size: usize,
-    pub fields: &'static [(&'static str, usize)],
+    pub fields: &'static [Field],
 }
 
 impl ParamsLayout {
@@ -58,27 +61,30 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
     ]
 }
 
-/// Declares a `#[repr(C)]` `Pod` params struct of u32 fields mirroring `struct $strukt` of
-/// `shaders/$shader.wgsl`, with its [`KernelParams`] impl (field names and offsets).
+/// Declares a `#[repr(C)]` `Pod` params struct (fields u32, i32 or f32) mirroring
+/// `struct $strukt` of `shaders/$shader.wgsl`, with its [`KernelParams`] impl.
 macro_rules! kernel_params {
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident = $shader:literal :: $strukt:ident {
-            $($(#[$fmeta:meta])* $field:ident),* $(,)?
+            $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)?
         }
     ) => {
         $(#[$meta])*
         #[repr(C)]
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
         $vis struct $name {
-            $($(#[$fmeta])* pub $field: u32),*
+            $($(#[$fmeta])* pub $field: $ty),*
         }
 
-        impl $crate::gpu::KernelParams for $name {
+        impl KernelParams for $name {
             const SHADER: &'static str = $shader;
             const STRUCT: &'static str = stringify!($strukt);
-            const FIELDS: &'static [(&'static str, usize)] =
-                &[$((stringify!($field), ::std::mem::offset_of!($name, $field))),*];
+            const FIELDS: &'static [Field] = &[$((
+                stringify!($field),
+                ::std::mem::offset_of!($name, $field),
+                stringify!($ty),
+            )),*];
         }
     };
 }
@@ -87,16 +93,16 @@ kernel_params! {
     /// `conv.wgsl`: a convolution's shape (weight (cout, cin/groups, kh, kw)); `per` and
     /// `chunks` only for the dense weight gradient (`weight_partial4`, `weight_sum*`).
     pub struct ConvParams = "conv"::P {
-        n, cin, h, w,
-        cout, ho, wo, kh,
-        kw, sh, sw, ph,
-        pw, dh, dw, groups,
-        has_bias,
+        n: u32, cin: u32, h: u32, w: u32,
+        cout: u32, ho: u32, wo: u32, kh: u32,
+        kw: u32, sh: u32, sw: u32, ph: u32,
+        pw: u32, dh: u32, dw: u32, groups: u32,
+        has_bias: u32,
         /// Output rows per chunk of the weight gradient.
-        per,
+        per: u32,
         /// Chunks per weight block.
-        chunks,
-        _pad,
+        chunks: u32,
+        _pad: u32,
     }
 }
 
@@ -104,12 +110,12 @@ kernel_params! {
     /// `pointwise.wgsl`: y (n, m, hw) = a (m × k, strides a_rs, a_cs) · x (n, k, hw); `per`
     /// and `chunks` only for the weight gradient.
     pub struct PointwiseParams = "pointwise"::P {
-        n, m, k, hw,
-        a_rs, a_cs,
+        n: u32, m: u32, k: u32, hw: u32,
+        a_rs: u32, a_cs: u32,
         /// Positions per chunk of the weight gradient.
-        per,
+        per: u32,
         /// Chunks per 4×4 block of dw.
-        chunks,
+        chunks: u32,
     }
 }
 
@@ -117,9 +123,9 @@ kernel_params! {
     /// `depthwise.wgsl`: x (n, c, h, w) → y (n, c, ho, wo); kernel size, stride and dilation
     /// are pipeline constants. `per` only for the weight gradient.
     pub struct DepthwiseParams = "depthwise"::P {
-        n, c, h, w,
-        ho, wo, pad,
+        n: u32, c: u32, h: u32, w: u32,
+        ho: u32, wo: u32, pad: u32,
         /// Output rows per chunk of the weight gradient.
-        per,
+        per: u32,
     }
 }

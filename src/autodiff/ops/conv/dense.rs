@@ -17,42 +17,46 @@ pub(super) fn rows4(p: &ConvParams) -> bool {
 
 /// A dense convolution's input gradient as `forward4` (FLIP = 1) over dy: that convolution's
 /// parameters, and the original stride as the pipeline constant TS.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Flipped {
+struct Flipped {
     p: ConvParams,
     ts: u32,
 }
 
-/// The flipped input gradient where it applies: one group, equal strides, rows of dx of a
+/// Whether the input gradient runs flipped: one group, equal strides, rows of dx of a
 /// multiple of 4 and padding ≤ d·(k − 1).
-pub(super) fn flipped(p: &ConvParams) -> Option<Flipped> {
-    let ok = p.groups == 1
+pub(super) fn flipped_applies(p: &ConvParams) -> bool {
+    p.groups == 1
         && p.sh == p.sw
-        && p.w % 4 == 0
+        && p.w.is_multiple_of(4)
         && p.ph <= p.dh * (p.kh - 1)
-        && p.pw <= p.dw * (p.kw - 1);
-    ok.then(|| Flipped {
-        p: ConvParams {
-            n: p.n,
-            cin: p.cout,
-            h: p.ho,
-            w: p.wo,
-            cout: p.cin,
-            ho: p.h,
-            wo: p.w,
-            kh: p.kh,
-            kw: p.kw,
-            sh: 1,
-            sw: 1,
-            ph: p.dh * (p.kh - 1) - p.ph,
-            pw: p.dw * (p.kw - 1) - p.pw,
-            dh: p.dh,
-            dw: p.dw,
-            groups: 1,
-            ..ConvParams::default()
-        },
-        ts: p.sh,
-    })
+        && p.pw <= p.dw * (p.kw - 1)
+}
+
+impl Flipped {
+    fn of(p: &ConvParams) -> Self {
+        Flipped {
+            p: ConvParams {
+                n: p.n,
+                cin: p.cout,
+                h: p.ho,
+                w: p.wo,
+                cout: p.cin,
+                ho: p.h,
+                wo: p.w,
+                kh: p.kh,
+                kw: p.kw,
+                sh: 1,
+                sw: 1,
+                ph: p.dh * (p.kh - 1) - p.ph,
+                pw: p.dw * (p.kw - 1) - p.pw,
+                dh: p.dh,
+                dw: p.dw,
+                groups: 1,
+                ..ConvParams::default()
+            },
+            ts: p.sh,
+        }
+    }
 }
 
 /// y = conv(relu?(x), w) (+ b) by `forward4`; with `stats`, y's batch-norm statistics where
@@ -74,12 +78,13 @@ pub(super) fn forward(
 /// dx = dy (zero-dilated by the stride) convolved with the transposed, rotated weight, masked
 /// by the folded ReLU's `mask` (x > 0) where there is one.
 pub(super) fn input_grad(
-    f: &Flipped,
+    p: &ConvParams,
     gy: &Tensor,
     w: &Tensor,
     dx: &Tensor,
     mask: Option<&Tensor>,
 ) -> Result<()> {
+    let f = Flipped::of(p);
     // Without a folded ReLU the mask binding is a placeholder.
     let bufs = [gy, w, w, dx, mask.unwrap_or(gy)].map(|t| t.buffer());
     let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };

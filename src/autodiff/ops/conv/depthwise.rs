@@ -24,16 +24,16 @@ impl Taps {
 
 /// A depthwise convolution's parameters and taps.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Depthwise {
+struct Depthwise {
     p: DepthwiseParams,
     taps: Taps,
 }
 
-/// The plan when `p` is depthwise with a square kernel of at most 5×5, equal strides,
-/// dilations and paddings, and no bias.
-pub(super) fn plan(p: &ConvParams) -> Option<Depthwise> {
+/// Whether `p` is depthwise with a square kernel of at most 5×5, equal strides, dilations
+/// and paddings, and no bias.
+pub(super) fn applies(p: &ConvParams) -> bool {
     // The forward kernel keeps a row window of 3·s + (k−1)·d + 1 ≤ 16 values in registers.
-    let ok = p.groups == p.cin
+    p.groups == p.cin
         && p.groups == p.cout
         && p.kh == p.kw
         && p.kh <= 5
@@ -41,34 +41,40 @@ pub(super) fn plan(p: &ConvParams) -> Option<Depthwise> {
         && p.sh == p.sw
         && p.ph == p.pw
         && p.dh == p.dw
-        && p.has_bias == 0;
-    ok.then_some(Depthwise {
-        p: DepthwiseParams {
-            n: p.n,
-            c: p.cin,
-            h: p.h,
-            w: p.w,
-            ho: p.ho,
-            wo: p.wo,
-            pad: p.ph,
-            per: 0,
-        },
-        taps: Taps {
-            k: p.kh,
-            s: p.sh,
-            d: p.dh,
-        },
-    })
+        && p.has_bias == 0
+}
+
+impl Depthwise {
+    fn of(p: &ConvParams) -> Self {
+        Depthwise {
+            p: DepthwiseParams {
+                n: p.n,
+                c: p.cin,
+                h: p.h,
+                w: p.w,
+                ho: p.ho,
+                wo: p.wo,
+                pad: p.ph,
+                per: 0,
+            },
+            taps: Taps {
+                k: p.kh,
+                s: p.sh,
+                d: p.dh,
+            },
+        }
+    }
 }
 
 /// y = depthwise(relu?(x)).
 pub(super) fn forward(
-    plan: &Depthwise,
+    p: &ConvParams,
     x: &Tensor,
     w: &Tensor,
     y: &Tensor,
     relu: bool,
 ) -> Result<()> {
+    let plan = &Depthwise::of(p);
     let consts = [&plan.taps.consts()[..], relu_consts(relu)].concat();
     // Binding 4 (the mask) is unused without MASK: x stands in.
     let bufs = [x.buffer(), w.buffer(), y.buffer(), x.buffer()];
@@ -77,12 +83,13 @@ pub(super) fn forward(
 
 /// dx, written through the folded ReLU's `mask` (x > 0) where there is one.
 pub(super) fn input_grad(
-    plan: &Depthwise,
+    p: &ConvParams,
     gy: &Tensor,
     w: &Tensor,
     dx: &Tensor,
     mask: Option<&Tensor>,
 ) -> Result<()> {
+    let plan = &Depthwise::of(p);
     let gpu = gy.gpu();
     let groups = dx.numel().div_ceil(256);
     let DepthwiseParams {
@@ -139,12 +146,13 @@ pub(super) fn input_grad(
 /// dw = Σ dy ⋆ relu?(x) per channel: `weight_partial(4)` over chunks of output rows, then
 /// `weight_sum` unless one chunk writes dw directly.
 pub(super) fn weight_grad(
-    plan: &Depthwise,
+    p: &ConvParams,
     x: &Tensor,
     gy: &Tensor,
     dw: &Tensor,
     relu: bool,
 ) -> Result<()> {
+    let plan = &Depthwise::of(p);
     let gpu = gy.gpu();
     let mut dp = plan.p;
     let (c, rows, wo) = (dp.c as usize, (dp.n * dp.ho) as usize, dp.wo as usize);
@@ -243,9 +251,10 @@ pub(super) struct Fused {
     groups: usize,
 }
 
-/// The fused launch for the depthwise pass `plan` followed by the 1×1 weight `w_pw`, when it
+/// The fused launch for the depthwise pass `p` followed by the 1×1 weight `w_pw`, when it
 /// applies: `forward4`'s rows, at most 16 depthwise channels and 64 outputs.
-pub(super) fn fused(plan: &Depthwise, w_pw: &Tensor) -> Option<Fused> {
+pub(super) fn fused(p: &ConvParams, w_pw: &Tensor) -> Option<Fused> {
+    let plan = &Depthwise::of(p);
     let (extra, _) = forward4(&plan.p, plan.taps)?;
     let dp = plan.p;
     let [n, c, ho, wo] = [dp.n, dp.c, dp.ho, dp.wo].map(|v| v as usize);

@@ -65,8 +65,8 @@ impl Tape {
         let pw_cfg = Conv2dCfg::new(1, 0);
         let wants = self.wants(&[x, w_dw, w_pw]);
         let (dw, mid_shape) = ConvPlan::of(x, w_dw, cfg_dw, false)?;
-        let fused = match &dw.algo {
-            ConvAlgo::Depthwise(d) => depthwise::fused(d, w_pw),
+        let fused = match dw.algo {
+            ConvAlgo::Depthwise => depthwise::fused(&dw.p, w_pw),
             _ => None,
         };
         // The intermediate kept for the 1×1 weight's gradient, written by the fused kernel on
@@ -86,7 +86,7 @@ impl Tape {
             return self.conv2d_impl(&mid, w_pw, None, pw_cfg, stats);
         }
         let (pw, out_shape) = ConvPlan::new(mid_shape, w_pw, pw_cfg, false)?;
-        if !matches!(pw.algo, ConvAlgo::Pointwise(_)) {
+        if !matches!(pw.algo, ConvAlgo::Pointwise) {
             return Err(Error::shape(
                 "dw_pw",
                 format!("the second weight must be 1×1, got {:?}", w_pw.shape()),

@@ -71,14 +71,14 @@ pub fn out_size(h: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usiz
 #[derive(Clone, Copy, Debug)]
 enum ConvAlgo {
     /// 1×1, stride 1, no padding, one group, no bias.
-    Pointwise(pointwise::Gemm),
+    Pointwise,
     /// Depthwise, square kernel ≤ 5×5, equal strides, paddings and dilations, no bias.
-    Depthwise(depthwise::Depthwise),
+    Depthwise,
     /// One group, output rows of a multiple of 4: forward and weight gradient by `dense`.
     /// `flipped`: the input gradient by `dense` too where dx's rows allow (else `generic`).
-    DenseRows4 { flipped: Option<dense::Flipped> },
+    DenseRows4 { flipped: bool },
     /// Forward and weight gradient by `generic`; the input gradient as for `DenseRows4`.
-    Generic { flipped: Option<dense::Flipped> },
+    Generic { flipped: bool },
 }
 
 /// A convolution's kernel parameters and algorithm, fixed at forward.
@@ -97,18 +97,15 @@ impl ConvPlan {
         has_bias: bool,
     ) -> Result<(Self, [usize; 4])> {
         let p = params(xs, w, cfg, has_bias)?;
-        let algo = if let Some(g) = pointwise::plan(&p) {
-            ConvAlgo::Pointwise(g)
-        } else if let Some(d) = depthwise::plan(&p) {
-            ConvAlgo::Depthwise(d)
+        let flipped = dense::flipped_applies(&p);
+        let algo = if pointwise::applies(&p) {
+            ConvAlgo::Pointwise
+        } else if depthwise::applies(&p) {
+            ConvAlgo::Depthwise
         } else if dense::rows4(&p) {
-            ConvAlgo::DenseRows4 {
-                flipped: dense::flipped(&p),
-            }
+            ConvAlgo::DenseRows4 { flipped }
         } else {
-            ConvAlgo::Generic {
-                flipped: dense::flipped(&p),
-            }
+            ConvAlgo::Generic { flipped }
         };
         let out = [p.n, p.cout, p.ho, p.wo].map(|v| v as usize);
         Ok((ConvPlan { p, algo }, out))
@@ -133,9 +130,9 @@ impl ConvPlan {
     ) -> Result<(Tensor, Option<ChannelStats>)> {
         let y = Tensor::empty(x.gpu(), out_shape, "conv2d output")?;
         let channel_stats = match &self.algo {
-            ConvAlgo::Pointwise(g) => pointwise::forward(g, x, w, &y, relu, stats)?,
-            ConvAlgo::Depthwise(d) => {
-                depthwise::forward(d, x, w, &y, relu)?;
+            ConvAlgo::Pointwise => pointwise::forward(&self.p, x, w, &y, relu, stats)?,
+            ConvAlgo::Depthwise => {
+                depthwise::forward(&self.p, x, w, &y, relu)?;
                 None
             }
             ConvAlgo::DenseRows4 { .. } => dense::forward(&self.p, x, w, b, &y, relu, stats)?,
@@ -336,14 +333,13 @@ impl Conv2dNode {
                 None
             };
             let w = self.w.data()?;
-            let dx = match &self.plan.algo {
-                ConvAlgo::Pointwise(g) => pointwise::input_grad(g, gy, w, &dx, mask).map(|_| dx),
-                ConvAlgo::Depthwise(d) => depthwise::input_grad(d, gy, w, &dx, mask).map(|_| dx),
-                ConvAlgo::DenseRows4 { flipped: Some(f) }
-                | ConvAlgo::Generic { flipped: Some(f) } => {
-                    dense::input_grad(f, gy, w, &dx, mask).map(|_| dx)
+            let dx = match self.plan.algo {
+                ConvAlgo::Pointwise => pointwise::input_grad(p, gy, w, &dx, mask).map(|_| dx),
+                ConvAlgo::Depthwise => depthwise::input_grad(p, gy, w, &dx, mask).map(|_| dx),
+                ConvAlgo::DenseRows4 { flipped: true } | ConvAlgo::Generic { flipped: true } => {
+                    dense::input_grad(p, gy, w, &dx, mask).map(|_| dx)
                 }
-                ConvAlgo::DenseRows4 { flipped: None } | ConvAlgo::Generic { flipped: None } => {
+                ConvAlgo::DenseRows4 { flipped: false } | ConvAlgo::Generic { flipped: false } => {
                     generic::input_grad(p, gy, w, dx, mask)
                 }
             }?;
@@ -355,9 +351,9 @@ impl Conv2dNode {
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
             let x = self.x.data()?;
-            match &self.plan.algo {
-                ConvAlgo::Pointwise(g) => pointwise::weight_grad(g, gy, x, &dw, self.relu)?,
-                ConvAlgo::Depthwise(d) => depthwise::weight_grad(d, x, gy, &dw, self.relu)?,
+            match self.plan.algo {
+                ConvAlgo::Pointwise => pointwise::weight_grad(p, gy, x, &dw, self.relu)?,
+                ConvAlgo::Depthwise => depthwise::weight_grad(p, x, gy, &dw, self.relu)?,
                 ConvAlgo::DenseRows4 { .. } => {
                     // The bias gradient comes out of the same two launches.
                     if let Some(b) = b {

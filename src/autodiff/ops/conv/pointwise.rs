@@ -9,7 +9,7 @@ use crate::gpu::{ConvParams, KernelParams, PointwiseParams};
 
 /// The matrix shapes of a plain 1×1 convolution.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Gemm {
+struct Gemm {
     n: usize,
     cin: usize,
     /// Pixels per image plane.
@@ -17,41 +17,47 @@ pub(super) struct Gemm {
     cout: usize,
 }
 
-/// The plan when `p` is a plain 1×1 convolution.
-pub(super) fn plan(p: &ConvParams) -> Option<Gemm> {
+/// Whether `p` is a plain 1×1 convolution.
+pub(super) fn applies(p: &ConvParams) -> bool {
     let one = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
-    (one && p.groups == 1 && p.has_bias == 0).then(|| Gemm {
-        n: p.n as usize,
-        cin: p.cin as usize,
-        hw: (p.h * p.w) as usize,
-        cout: p.cout as usize,
-    })
+    one && p.groups == 1 && p.has_bias == 0
+}
+
+impl Gemm {
+    fn of(p: &ConvParams) -> Self {
+        Gemm {
+            n: p.n as usize,
+            cin: p.cin as usize,
+            hw: (p.h * p.w) as usize,
+            cout: p.cout as usize,
+        }
+    }
 }
 
 /// y = w·relu?(x) per image; with `stats`, y's batch-norm statistics where the policy wants
 /// them from the producer.
 pub(super) fn forward(
-    g: &Gemm,
+    p: &ConvParams,
     x: &Tensor,
     w: &Tensor,
     y: &Tensor,
     relu: bool,
     stats: bool,
 ) -> Result<Option<ChannelStats>> {
-    let Gemm { n, cin, hw, cout } = *g;
+    let Gemm { n, cin, hw, cout } = Gemm::of(p);
     let stats = stats && x.gpu().policy().stats_in_producer(cout, n * hw);
     gemm(x, w, y, [n, cout, cin, hw], [cin, 1], relu, None, stats)
 }
 
 /// dx = Wᵀ·dy per image, through the folded ReLU's `mask` (x > 0) where there is one.
 pub(super) fn input_grad(
-    g: &Gemm,
+    p: &ConvParams,
     gy: &Tensor,
     w: &Tensor,
     dx: &Tensor,
     mask: Option<&Tensor>,
 ) -> Result<()> {
-    let Gemm { n, cin, hw, cout } = *g;
+    let Gemm { n, cin, hw, cout } = Gemm::of(p);
     gemm(gy, w, dx, [n, cin, cout, hw], [1, cin], false, mask, false)?;
     Ok(())
 }
@@ -59,14 +65,14 @@ pub(super) fn input_grad(
 /// dw = Σ dy·relu?(x)ᵀ: `weight_grad_partial(4)` over chunks of positions, then
 /// `weight_grad_sum` unless one chunk writes dw directly.
 pub(super) fn weight_grad(
-    g: &Gemm,
+    p: &ConvParams,
     gy: &Tensor,
     x: &Tensor,
     dw: &Tensor,
     relu: bool,
 ) -> Result<()> {
     let gpu = gy.gpu();
-    let Gemm { n, cin, hw, cout } = *g;
+    let Gemm { n, cin, hw, cout } = Gemm::of(p);
     let blocks = cin.div_ceil(4) * cout.div_ceil(4);
     // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions and of a
     // multiple of 4 (the vec4 variant reads 4 at a time); or one chunk (no second pass) where
