@@ -40,7 +40,7 @@ enum Command {
     /// Train a genotype from scratch (the evaluation stage) and report its test accuracy.
     Train(Box<cli::train::TrainArgs>),
     /// Evaluate a trained checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
-    Eval(cli::train::EvalArgs),
+    Eval(cli::eval::EvalArgs),
     /// Time the search step (median, images/s, peak memory, dispatches) for one or more
     /// configurations.
     Bench(cli::bench::BenchArgs),
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cli::search::run(&a, &choice),
         Command::Genotype(a) => cli::genotype::genotype(&a),
         Command::Train(a) => cli::train::train(&a, &choice),
-        Command::Eval(a) => cli::train::eval(&a, &choice),
+        Command::Eval(a) => cli::eval::eval(&a, &choice),
         Command::Bench(a) => cli::bench::bench(&a, &choice),
         Command::Devices => devices(&choice),
     };

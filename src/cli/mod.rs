@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod eval;
 pub mod genotype;
 pub mod progress;
 pub mod search;

@@ -156,3 +156,107 @@ pub fn run_epoch<T: Trainer>(run: &mut T, observe: &mut dyn FnMut(Progress)) -> 
     run.completed(record.clone());
     Ok(record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `batches` steps per epoch whose step `k` (over the whole run) has loss `k`.
+    struct Fake {
+        limits: Limits,
+        at: Position,
+        batches: usize,
+        history: Vec<(usize, usize)>,
+    }
+
+    impl Trainer for Fake {
+        type Input = usize;
+        type Epoch = usize;
+        type Record = (usize, usize);
+
+        fn limits(&self) -> Limits {
+            self.limits
+        }
+        fn position(&self) -> Position {
+            self.at
+        }
+        fn start_epoch(&mut self, _: usize) -> Result<EpochPlan<usize>> {
+            Ok(EpochPlan {
+                state: self.batches,
+                steps: self.batches,
+                lr: 0.1,
+                beta: None,
+            })
+        }
+        fn next_input(&mut self, left: &mut usize) -> Result<Option<usize>> {
+            Ok(left.checked_sub(1).map(|l| {
+                *left = l;
+                self.at.step
+            }))
+        }
+        fn step(&mut self, _: &mut usize, k: usize) -> Result<StepStats> {
+            self.at.step += 1;
+            Ok(StepStats {
+                loss: k as f32,
+                top1: 1,
+                top5: 2,
+                n: 4,
+            })
+        }
+        fn finish_epoch(
+            &mut self,
+            _: usize,
+            steps: EpochSteps,
+            observe: &mut dyn FnMut(Progress),
+        ) -> Result<(usize, usize)> {
+            observe(Progress::Validating { batches: 1 });
+            Ok((steps.epoch, steps.stats.len()))
+        }
+        fn completed(&mut self, record: (usize, usize)) {
+            self.at.epoch += 1;
+            self.history.push(record);
+        }
+    }
+
+    #[test]
+    fn the_step_budget_cuts_the_last_epoch_short() {
+        let mut run = Fake {
+            limits: Limits {
+                epochs: 5,
+                batch_size: 4,
+                max_steps: Some(7),
+            },
+            at: Position { epoch: 0, step: 0 },
+            batches: 3,
+            history: Vec::new(),
+        };
+        let mut events = Vec::new();
+        while !finished(run.limits, run.at) {
+            run_epoch(&mut run, &mut |p| {
+                events.push(match p {
+                    Progress::EpochStart { steps, .. } => format!("start {steps}"),
+                    Progress::Step { step, stats, .. } => format!("{step}:{}", stats.loss),
+                    Progress::Validating { .. } => "val".into(),
+                })
+            })
+            .unwrap();
+        }
+        assert_eq!(run.history, vec![(0, 3), (1, 3), (2, 1)]);
+        assert_eq!(run.at.step, 7);
+        assert_eq!(
+            events.join(" "),
+            "start 3 1:0 2:1 3:2 val start 3 1:3 2:4 3:5 val start 1 1:6 val"
+        );
+    }
+
+    #[test]
+    fn without_a_budget_every_epoch_runs() {
+        let limits = Limits {
+            epochs: 2,
+            batch_size: 4,
+            max_steps: None,
+        };
+        assert!(!finished(limits, Position { epoch: 1, step: 99 }));
+        assert!(finished(limits, Position { epoch: 2, step: 0 }));
+    }
+}

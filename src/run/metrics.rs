@@ -79,3 +79,28 @@ pub fn create_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path)
         .map_err(|e| file_err(path, format!("cannot create the output directory: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn means_are_weighted_by_images() {
+        let s = |loss, top1, top5, n| StepStats {
+            loss,
+            top1,
+            top5,
+            n,
+        };
+        let (loss, t1, t5) = mean_stats(&[s(1.0, 2, 3, 4), s(4.0, 0, 2, 2)]);
+        assert_eq!((loss, t1, t5), (2.0, 2.0 / 6.0, 5.0 / 6.0));
+        assert!(mean_stats(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn the_median_is_the_upper_one() {
+        assert_eq!(median_time(vec![3.0, 1.0, 2.0, 9.0]), 3.0);
+        assert_eq!(median_time(vec![5.0]), 5.0);
+        assert!(median_time(Vec::new()).is_nan());
+    }
+}
