@@ -1,6 +1,6 @@
 //! Every registered kernel-parameter struct (`darts_minus::gpu::params_layouts`) against the
 //! WGSL struct it mirrors, parsed with naga: same size, same field names at the same byte
-//! offsets, all u32, and bound as the file's uniform. A field renamed, reordered, added or
+//! offsets, of the same WGSL types (u32, f32, vec4<u32>), and bound as the file's uniform. A field renamed, reordered, added or
 //! removed on either side fails here instead of silently shifting the kernel's parameters.
 
 use darts_minus::gpu::{params_layouts, shader_sources, KernelParams, ParamsLayout};
@@ -15,8 +15,26 @@ fn module(shader: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{shader}.wgsl: {}", e.emit_to_string(src)))
 }
 
-/// (size, members as (name, offset, is u32)) of the struct `name`.
-fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<(String, u32, bool)>)> {
+/// The WGSL spelling of a params member's type; None for any type params do not use.
+fn type_name(inner: &naga::TypeInner) -> Option<&'static str> {
+    use naga::{Scalar, TypeInner, VectorSize};
+    match *inner {
+        TypeInner::Scalar(Scalar::U32) => Some("u32"),
+        TypeInner::Scalar(Scalar::F32) => Some("f32"),
+        TypeInner::Vector {
+            size: VectorSize::Quad,
+            scalar: Scalar::U32,
+        } => Some("vec4<u32>"),
+        _ => None,
+    }
+}
+
+/// (size, members as (name, offset, type)) of the struct `name`.
+#[allow(clippy::type_complexity)]
+fn wgsl_struct(
+    module: &naga::Module,
+    name: &str,
+) -> Option<(u32, Vec<(String, u32, Option<&'static str>)>)> {
     let (_, ty) = module
         .types
         .iter()
@@ -24,12 +42,11 @@ fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<(String, u
     let naga::TypeInner::Struct { members, span } = &ty.inner else {
         panic!("{name} is not a struct");
     };
-    let u32_ty = naga::TypeInner::Scalar(naga::Scalar::U32);
     let members = members
         .iter()
         .map(|m| {
             let name = m.name.clone().unwrap_or_default();
-            (name, m.offset, module.types[m.ty].inner == u32_ty)
+            (name, m.offset, type_name(&module.types[m.ty].inner))
         })
         .collect();
     Some((*span, members))
@@ -42,6 +59,7 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
         strukt,
         size,
         fields,
+        types,
     } = *layout;
     let module = module(shader);
     let Some((span, members)) = wgsl_struct(&module, strukt) else {
@@ -61,8 +79,16 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
             "{rust} is {size} bytes, {shader}.wgsl {strukt} {span}"
         ));
     }
-    if let Some((n, _, _)) = members.iter().find(|m| !m.2) {
-        return Err(format!("{shader}.wgsl {strukt}.{n} is not u32"));
+    if let Some((n, _, _)) = members.iter().find(|m| m.2.is_none()) {
+        return Err(format!(
+            "{shader}.wgsl {strukt}.{n} is not u32, f32 or vec4<u32>"
+        ));
+    }
+    let wgsl_types: Vec<&str> = members.iter().filter_map(|m| m.2).collect();
+    if wgsl_types != types {
+        return Err(format!(
+            "{rust} field types {types:?} != {shader}.wgsl {strukt} {wgsl_types:?}"
+        ));
     }
     // The struct is what the kernels read as their uniform.
     let bound = module.global_variables.iter().any(|(_, g)| {
@@ -133,6 +159,25 @@ fn a_drifted_layout_is_caught() {
         ..conv
     };
     assert!(check(&elsewhere).is_err());
+}
+
+/// A field declared with the wrong WGSL type (same size and offset) is caught too.
+#[test]
+fn a_drifted_type_is_caught() {
+    for (shader, strukt) in [("reduce", "P"), ("optim", "S4")] {
+        let layout = params_layouts()
+            .into_iter()
+            .find(|l| (l.shader, l.strukt) == (shader, strukt))
+            .expect("registered");
+        assert!(check(&layout).is_ok());
+        let mut types = layout.types.to_vec();
+        let last = types.len() - 1;
+        types[0] = if types[0] == "u32" { "f32" } else { "u32" };
+        types[last] = "u32";
+        let types: &'static [&'static str] = Box::leak(types.into_boxed_slice());
+        let drifted = ParamsLayout { types, ..layout };
+        assert!(check(&drifted).is_err(), "{types:?} passed");
+    }
 }
 
 /// The words a launch passes are the fields in declaration order.
