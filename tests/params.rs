@@ -195,3 +195,26 @@ fn words_follow_the_fields() {
     };
     assert_eq!(p.words(), [1, 2, 3, 4, 5, 6, 7, 8]);
 }
+
+/// f32 fields pass their bits and a vec4 its four words in place, as the positional arrays
+/// did.
+#[test]
+fn words_of_f32_and_vec4_fields() {
+    let r = darts_minus::gpu::ReduceParams {
+        n: 1,
+        chunk: 2,
+        count: 3,
+        offset: 4,
+        accumulate: 5,
+        factor: 0.5,
+    };
+    assert_eq!(r.words(), [1, 2, 3, 4, 5, 0.5f32.to_bits()]);
+    let q = darts_minus::gpu::SumsqParams {
+        n: [1, 2, 3, 4],
+        chunk: 5,
+        count: 6,
+        base: 7,
+        _p1: 0,
+    };
+    assert_eq!(q.words(), [1, 2, 3, 4, 5, 6, 7, 0]);
+}
