@@ -6,7 +6,7 @@
 use crate::autodiff::ops::reduce::{finish_into, split};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, KernelParams, OptimParams, Sgd4Params, SumsqParams};
 use std::cell::RefCell;
 
 fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
@@ -47,19 +47,21 @@ fn check_some<'a>(params: &[Tensor], grads: &[Option<&'a Tensor>]) -> Result<Vec
     Ok(present)
 }
 
-fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) -> [u32; 10] {
-    [
-        n as u32,
-        0,
-        1,
-        0,
-        momentum.to_bits(),
-        wd.to_bits(),
-        b1.to_bits(),
-        b2.to_bits(),
-        eps.to_bits(),
-        0,
-    ]
+/// One parameter's update: the learning rate (or Adam's step size) at `hyper[0]`, Adam's
+/// √(1−β2ᵗ) at `hyper[1]`.
+fn params_block(n: usize, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32) -> OptimParams {
+    OptimParams {
+        n: n as u32,
+        lr_idx: 0,
+        step_idx: 1,
+        nesterov: 0,
+        momentum,
+        wd,
+        b1,
+        b2,
+        eps,
+        max_norm: 0.0,
+    }
 }
 
 /// SGD: d = g + wd·w; buf = momentum·buf + d; w −= lr·buf, or with Nesterov
@@ -162,7 +164,7 @@ impl Sgd {
         }
         for (p, g, b) in present {
             let mut pb = params_block(p.numel(), self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
-            pb[3] = self.nesterov as u32;
+            pb.nesterov = self.nesterov as u32;
             let mut bufs = vec![g.buffer(), self.hyper.buffer(), p.buffer(), b.buffer()];
             let entry = match coef {
                 Some(c) => {
@@ -171,7 +173,8 @@ impl Sgd {
                 }
                 None => "sgd",
             };
-            p.gpu().launch("optim", entry, &pb, &bufs, p.numel())?;
+            p.gpu()
+                .launch("optim", entry, pb.words(), &bufs, p.numel())?;
         }
         Ok(())
     }
@@ -184,19 +187,21 @@ impl Sgd {
         coef: &Tensor,
     ) -> Result<()> {
         let n = four.iter().map(|t| t.0.numel()).max().unwrap_or(0);
-        let mut s4 = [0u32; 8];
+        let mut s4 = Sgd4Params {
+            n: [0; 4],
+            lr_idx: 0,
+            nesterov: self.nesterov as u32,
+            momentum: self.momentum,
+            wd: self.weight_decay,
+        };
         for (k, t) in four.iter().enumerate() {
-            s4[k] = t.0.numel() as u32;
+            s4.n[k] = t.0.numel() as u32;
         }
-        // s4[4]: the learning rate's index in `hyper`, 0.
-        s4[5] = self.nesterov as u32;
-        s4[6] = self.momentum.to_bits();
-        s4[7] = self.weight_decay.to_bits();
         let mut bufs = vec![self.hyper.buffer(), coef.buffer()];
         bufs.extend(four.iter().map(|t| t.1.buffer()));
         bufs.extend(four.iter().map(|t| t.0.buffer()));
         bufs.extend(four.iter().map(|t| t.2.buffer()));
-        gpu.launch("optim", "sgd4_clipped", &s4, &bufs, n)
+        gpu.launch("optim", "sgd4_clipped", s4.words(), &bufs, n)
     }
 
     pub fn step(&self, params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
@@ -257,7 +262,7 @@ impl Sgd {
         let view = |t: &Tensor| Tensor::from_buffer(gpu, &[len], t.buffer().clone(), false);
         let (table, coef) = clip_coefficient(&[&view(fg)], max_norm)?;
         let mut pb = params_block(len, self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
-        pb[3] = self.nesterov as u32;
+        pb.nesterov = self.nesterov as u32;
         let bufs = [
             fg.buffer(),
             self.hyper.buffer(),
@@ -265,7 +270,7 @@ impl Sgd {
             fm.buffer(),
             coef.buffer(),
         ];
-        gpu.launch("optim", "sgd_clipped", &pb, &bufs, len)?;
+        gpu.launch("optim", "sgd_clipped", pb.words(), &bufs, len)?;
         for &(p, m, _, at) in &parts {
             gpu.copy_range(fw.buffer(), at, p.buffer(), 0, p.numel());
             gpu.copy_range(fm.buffer(), at, m.buffer(), 0, p.numel());
@@ -352,7 +357,7 @@ impl Adam {
             p.gpu().launch(
                 "optim",
                 "adam",
-                &pb,
+                pb.words(),
                 &[
                     g.buffer(),
                     self.hyper.buffer(),
@@ -393,28 +398,33 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
     let partial = gpu.alloc("gradient norm partials", total)?;
     let mut base = 0;
     for (four, &(chunk, groups)) in grads.chunks(4).zip(&splits) {
-        let mut q = [0u32; 8];
+        let mut q = SumsqParams {
+            chunk: chunk as u32,
+            count: groups as u32,
+            base: base as u32,
+            ..SumsqParams::default()
+        };
         for (k, g) in four.iter().enumerate() {
-            q[k] = g.numel() as u32;
+            q.n[k] = g.numel() as u32;
         }
-        q[4] = chunk as u32;
-        q[5] = groups as u32;
-        q[6] = base as u32;
         let g = |k: usize| four.get(k).unwrap_or(&four[0]).buffer();
         let bufs = [g(0), g(1), g(2), g(3), &partial];
-        gpu.launch_groups("optim", "sumsq4_partial", &q, &bufs, groups)?;
+        gpu.launch_groups("optim", "sumsq4_partial", q.words(), &bufs, groups)?;
         base += 4 * groups;
     }
     finish_into(gpu, &partial, total, table.buffer(), 0, false, 1.0)?;
-    let mut p = [0u32; 10];
-    p[9] = max_norm.to_bits();
+    // clip_coef reads only max_norm.
+    let p = OptimParams {
+        max_norm,
+        ..OptimParams::default()
+    };
     // coef goes to slot 1: bind the table once for reading (sumsq) and once, offset, for writing
     // would alias; a separate 1-element buffer keeps the bindings disjoint.
     let coef = Tensor::empty(gpu, &[1], "clip coef")?;
     gpu.launch_groups(
         "optim",
         "clip_coef",
-        &p,
+        p.words(),
         &[table.buffer(), coef.buffer()],
         1,
     )?;

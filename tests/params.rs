@@ -1,9 +1,9 @@
 //! Every registered kernel-parameter struct (`darts_minus::gpu::params_layouts`) against the
-//! WGSL struct it mirrors, parsed with naga: same size, same field names and scalar types at
-//! the same byte offsets, and bound as the file's uniform. A field renamed, reordered, added or
-//! removed on either side fails here instead of silently shifting the kernel's parameters.
+//! WGSL struct it mirrors, parsed with naga: same size, same field names at the same byte
+//! offsets, of the same WGSL types (u32, f32, vec4<u32>), and bound as the file's uniform. A
+//! field renamed, reordered, added, retyped or removed on either side fails here instead of silently shifting the kernel's parameters.
 
-use darts_minus::gpu::{params_layouts, shader_sources, Field, KernelParams, ParamsLayout};
+use darts_minus::gpu::{params_layouts, shader_sources, KernelParams, ParamsLayout};
 
 fn module(shader: &str) -> naga::Module {
     let sources = shader_sources();
@@ -15,11 +15,26 @@ fn module(shader: &str) -> naga::Module {
         .unwrap_or_else(|e| panic!("{shader}.wgsl: {}", e.emit_to_string(src)))
 }
 
-/// A WGSL struct member: name, byte offset, scalar type as Rust spells it.
-type Member = (String, usize, String);
+/// The WGSL spelling of a params member's type; None for any type params do not use.
+fn type_name(inner: &naga::TypeInner) -> Option<&'static str> {
+    use naga::{Scalar, TypeInner, VectorSize};
+    match *inner {
+        TypeInner::Scalar(Scalar::U32) => Some("u32"),
+        TypeInner::Scalar(Scalar::F32) => Some("f32"),
+        TypeInner::Vector {
+            size: VectorSize::Quad,
+            scalar: Scalar::U32,
+        } => Some("vec4<u32>"),
+        _ => None,
+    }
+}
 
-/// (size, members) of the struct `name`.
-fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<Member>)> {
+/// (size, members as (name, offset, type)) of the struct `name`.
+#[allow(clippy::type_complexity)]
+fn wgsl_struct(
+    module: &naga::Module,
+    name: &str,
+) -> Option<(u32, Vec<(String, u32, Option<&'static str>)>)> {
     let (_, ty) = module
         .types
         .iter()
@@ -31,13 +46,7 @@ fn wgsl_struct(module: &naga::Module, name: &str) -> Option<(u32, Vec<Member>)> 
         .iter()
         .map(|m| {
             let name = m.name.clone().unwrap_or_default();
-            let ty = match module.types[m.ty].inner {
-                naga::TypeInner::Scalar(naga::Scalar::U32) => "u32".to_string(),
-                naga::TypeInner::Scalar(naga::Scalar::I32) => "i32".to_string(),
-                naga::TypeInner::Scalar(naga::Scalar::F32) => "f32".to_string(),
-                ref other => format!("{other:?}"),
-            };
-            (name, m.offset as usize, ty)
+            (name, m.offset, type_name(&module.types[m.ty].inner))
         })
         .collect();
     Some((*span, members))
@@ -50,14 +59,15 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
         strukt,
         size,
         fields,
+        types,
     } = *layout;
     let module = module(shader);
     let Some((span, members)) = wgsl_struct(&module, strukt) else {
         return Err(format!("{rust}: no struct {strukt} in {shader}.wgsl"));
     };
-    let wgsl: Vec<(&str, usize, &str)> = members
+    let wgsl: Vec<(&str, usize)> = members
         .iter()
-        .map(|(n, o, t)| (n.as_str(), *o, t.as_str()))
+        .map(|(n, o, _)| (n.as_str(), *o as usize))
         .collect();
     if wgsl != fields {
         return Err(format!(
@@ -67,6 +77,17 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
     if span as usize != size {
         return Err(format!(
             "{rust} is {size} bytes, {shader}.wgsl {strukt} {span}"
+        ));
+    }
+    if let Some((n, _, _)) = members.iter().find(|m| m.2.is_none()) {
+        return Err(format!(
+            "{shader}.wgsl {strukt}.{n} is not u32, f32 or vec4<u32>"
+        ));
+    }
+    let wgsl_types: Vec<&str> = members.iter().filter_map(|m| m.2).collect();
+    if wgsl_types != types {
+        return Err(format!(
+            "{rust} field types {types:?} != {shader}.wgsl {strukt} {wgsl_types:?}"
         ));
     }
     // The struct is what the kernels read as their uniform.
@@ -121,12 +142,10 @@ fn a_drifted_layout_is_caught() {
     let (a, b) = (swapped[0].0, swapped[1].0);
     (swapped[0].0, swapped[1].0) = (b, a);
     let mut added = conv.fields.to_vec();
-    added.push(("extra", conv.size, "u32"));
-    let mut retyped = conv.fields.to_vec();
-    retyped[0].2 = "f32";
+    added.push(("extra", conv.size));
     let removed = &conv.fields[..conv.fields.len() - 1];
-    for fields in [renamed, swapped, added, retyped, removed.to_vec()] {
-        let fields: &'static [Field] = Box::leak(fields.into_boxed_slice());
+    for fields in [renamed, swapped, added, removed.to_vec()] {
+        let fields: &'static [(&'static str, usize)] = Box::leak(fields.into_boxed_slice());
         let drifted = ParamsLayout { fields, ..conv };
         assert!(check(&drifted).is_err(), "{fields:?} passed");
     }
@@ -140,6 +159,25 @@ fn a_drifted_layout_is_caught() {
         ..conv
     };
     assert!(check(&elsewhere).is_err());
+}
+
+/// A field declared with the wrong WGSL type (same size and offset) is caught too.
+#[test]
+fn a_drifted_type_is_caught() {
+    for (shader, strukt) in [("reduce", "P"), ("optim", "S4")] {
+        let layout = params_layouts()
+            .into_iter()
+            .find(|l| (l.shader, l.strukt) == (shader, strukt))
+            .expect("registered");
+        assert!(check(&layout).is_ok());
+        let mut types = layout.types.to_vec();
+        let last = types.len() - 1;
+        types[0] = if types[0] == "u32" { "f32" } else { "u32" };
+        types[last] = "u32";
+        let types: &'static [&'static str] = Box::leak(types.into_boxed_slice());
+        let drifted = ParamsLayout { types, ..layout };
+        assert!(check(&drifted).is_err(), "{types:?} passed");
+    }
 }
 
 /// The words a launch passes are the fields in declaration order.
@@ -156,4 +194,27 @@ fn words_follow_the_fields() {
         chunks: 8,
     };
     assert_eq!(p.words(), [1, 2, 3, 4, 5, 6, 7, 8]);
+}
+
+/// f32 fields pass their bits and a vec4 its four words in place, as the positional arrays
+/// did.
+#[test]
+fn words_of_f32_and_vec4_fields() {
+    let r = darts_minus::gpu::ReduceParams {
+        n: 1,
+        chunk: 2,
+        count: 3,
+        offset: 4,
+        accumulate: 5,
+        factor: 0.5,
+    };
+    assert_eq!(r.words(), [1, 2, 3, 4, 5, 0.5f32.to_bits()]);
+    let q = darts_minus::gpu::SumsqParams {
+        n: [1, 2, 3, 4],
+        chunk: 5,
+        count: 6,
+        base: 7,
+        _p1: 0,
+    };
+    assert_eq!(q.words(), [1, 2, 3, 4, 5, 6, 7, 0]);
 }

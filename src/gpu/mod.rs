@@ -22,7 +22,9 @@ mod submit;
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
 pub use params::{
-    params_layouts, ConvParams, DepthwiseParams, Field, KernelParams, ParamsLayout, PointwiseParams,
+    params_layouts, ConvParams, DepthwiseParams, KernelParams, LayoutBlockParams, LayoutParams,
+    MatmulParams, OptimParams, ParamsLayout, PointwiseParams, PoolParams, ReduceParams, Sgd4Params,
+    SoftmaxParams, SumsqParams, WgslField,
 };
 pub use policy::{LaunchPolicy, Strategy, SUBMITTING_THREAD_MAX_WORK};
 pub use pool::{BufId, GpuBuffer, MemoryStats};

@@ -1,8 +1,10 @@
 //! Kernel parameters as typed structs. Every kernel reads its shape through a uniform
 //! `struct P` in its WGSL file; the Rust mirror here is `#[repr(C)]` + `Pod` with the same
 //! field names in the same order, so host code fills fields by name and the launch passes the
-//! struct's bytes unchanged (4-byte scalar fields: no implicit padding on either side, and
-//! [`Gpu`](super::Gpu) pads the uniform to 16 bytes as before).
+//! struct's bytes unchanged. Fields are u32 unless declared `f32` or `[u32; 4]` (WGSL
+//! `vec4<u32>`); none leaves implicit padding on the Rust side, so a WGSL vec4's 16-byte
+//! alignment must be met by the declared order (the layout test checks the offsets), and
+//! [`Gpu`](super::Gpu) pads the uniform to 16 bytes as before.
 //!
 //! `kernel_params!` declares a struct and registers nothing else by hand but one line in
 //! [`params_layouts`]; `tests/params.rs` checks every registered layout against the shader
@@ -10,17 +12,16 @@
 
 use bytemuck::Pod;
 
-/// One field of a params struct: (name, byte offset, Rust type: `u32`, `i32` or `f32`).
-pub type Field = (&'static str, usize, &'static str);
-
 /// A kernel's uniform parameters: the Rust mirror of `STRUCT` in `shaders/{SHADER}.wgsl`.
 pub trait KernelParams: Pod {
     /// The shader file, as named in the kernel registry (`"conv"` for `shaders/conv.wgsl`).
     const SHADER: &'static str;
     /// The WGSL struct this mirrors.
     const STRUCT: &'static str;
-    /// The fields in declaration order.
-    const FIELDS: &'static [Field];
+    /// (field name, byte offset) in declaration order.
+    const FIELDS: &'static [(&'static str, usize)];
+    /// Each field's WGSL type (`"u32"`, `"f32"`, `"vec4<u32>"`), in `FIELDS` order.
+    const TYPES: &'static [&'static str];
 
     /// The uniform's contents, for the `params` of the `Gpu::launch*` calls.
     fn words(&self) -> &[u32] {
@@ -37,7 +38,9 @@ pub struct ParamsLayout {
     pub strukt: &'static str,
     /// `size_of` the Rust struct.
     pub size: usize,
-    pub fields: &'static [Field],
+    pub fields: &'static [(&'static str, usize)],
+    /// WGSL type of each field.
+    pub types: &'static [&'static str],
 }
 
 impl ParamsLayout {
@@ -48,6 +51,7 @@ impl ParamsLayout {
             strukt: P::STRUCT,
             size: std::mem::size_of::<P>(),
             fields: P::FIELDS,
+            types: P::TYPES,
         }
     }
 }
@@ -58,33 +62,63 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ParamsLayout::of::<ConvParams>(),
         ParamsLayout::of::<PointwiseParams>(),
         ParamsLayout::of::<DepthwiseParams>(),
+        ParamsLayout::of::<LayoutParams>(),
+        ParamsLayout::of::<LayoutBlockParams>(),
+        ParamsLayout::of::<PoolParams>(),
+        ParamsLayout::of::<SoftmaxParams>(),
+        ParamsLayout::of::<MatmulParams>(),
+        ParamsLayout::of::<ReduceParams>(),
+        ParamsLayout::of::<OptimParams>(),
+        ParamsLayout::of::<SumsqParams>(),
+        ParamsLayout::of::<Sgd4Params>(),
     ]
 }
 
-/// Declares a `#[repr(C)]` `Pod` params struct (fields u32, i32 or f32) mirroring
-/// `struct $strukt` of `shaders/$shader.wgsl`, with its [`KernelParams`] impl.
+/// The WGSL type a params field of this Rust type mirrors.
+pub trait WgslField: Pod + Default {
+    const WGSL: &'static str;
+}
+
+impl WgslField for u32 {
+    const WGSL: &'static str = "u32";
+}
+
+impl WgslField for f32 {
+    const WGSL: &'static str = "f32";
+}
+
+impl WgslField for [u32; 4] {
+    const WGSL: &'static str = "vec4<u32>";
+}
+
+/// Declares a `#[repr(C)]` `Pod` params struct mirroring `struct $strukt` of
+/// `shaders/$shader.wgsl`, with its [`KernelParams`] impl (field names, offsets and WGSL
+/// types). Fields are u32 unless given a type (`f32`, `[u32; 4]`: see [`WgslField`]). Not
+/// `Eq` by default (f32 fields); all-u32 structs may add `#[derive(Eq)]`.
 macro_rules! kernel_params {
+    (@ty) => { u32 };
+    (@ty $ty:ty) => { $ty };
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident = $shader:literal :: $strukt:ident {
-            $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)?
+            $($(#[$fmeta:meta])* $field:ident $(: $ty:ty)?),* $(,)?
         }
     ) => {
         $(#[$meta])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
         $vis struct $name {
-            $($(#[$fmeta])* pub $field: $ty),*
+            $($(#[$fmeta])* pub $field: kernel_params!(@ty $($ty)?)),*
         }
 
-        impl KernelParams for $name {
+        impl $crate::gpu::KernelParams for $name {
             const SHADER: &'static str = $shader;
             const STRUCT: &'static str = stringify!($strukt);
-            const FIELDS: &'static [Field] = &[$((
-                stringify!($field),
-                ::std::mem::offset_of!($name, $field),
-                stringify!($ty),
-            )),*];
+            const FIELDS: &'static [(&'static str, usize)] =
+                &[$((stringify!($field), ::std::mem::offset_of!($name, $field))),*];
+            const TYPES: &'static [&'static str] = &[$(
+                <kernel_params!(@ty $($ty)?) as $crate::gpu::WgslField>::WGSL
+            ),*];
         }
     };
 }
@@ -92,40 +126,132 @@ macro_rules! kernel_params {
 kernel_params! {
     /// `conv.wgsl`: a convolution's shape (weight (cout, cin/groups, kh, kw)); `per` and
     /// `chunks` only for the dense weight gradient (`weight_partial4`, `weight_sum*`).
+    #[derive(Eq)]
     pub struct ConvParams = "conv"::P {
-        n: u32, cin: u32, h: u32, w: u32,
-        cout: u32, ho: u32, wo: u32, kh: u32,
-        kw: u32, sh: u32, sw: u32, ph: u32,
-        pw: u32, dh: u32, dw: u32, groups: u32,
-        has_bias: u32,
+        n, cin, h, w,
+        cout, ho, wo, kh,
+        kw, sh, sw, ph,
+        pw, dh, dw, groups,
+        has_bias,
         /// Output rows per chunk of the weight gradient.
-        per: u32,
+        per,
         /// Chunks per weight block.
-        chunks: u32,
-        _pad: u32,
+        chunks,
+        _pad,
     }
 }
 
 kernel_params! {
     /// `pointwise.wgsl`: y (n, m, hw) = a (m × k, strides a_rs, a_cs) · x (n, k, hw); `per`
     /// and `chunks` only for the weight gradient.
+    #[derive(Eq)]
     pub struct PointwiseParams = "pointwise"::P {
-        n: u32, m: u32, k: u32, hw: u32,
-        a_rs: u32, a_cs: u32,
+        n, m, k, hw,
+        a_rs, a_cs,
         /// Positions per chunk of the weight gradient.
-        per: u32,
+        per,
         /// Chunks per 4×4 block of dw.
-        chunks: u32,
+        chunks,
     }
 }
 
 kernel_params! {
     /// `depthwise.wgsl`: x (n, c, h, w) → y (n, c, ho, wo); kernel size, stride and dilation
     /// are pipeline constants. `per` only for the weight gradient.
+    #[derive(Eq)]
     pub struct DepthwiseParams = "depthwise"::P {
-        n: u32, c: u32, h: u32, w: u32,
-        ho: u32, wo: u32, pad: u32,
+        n, c, h, w,
+        ho, wo, pad,
         /// Output rows per chunk of the weight gradient.
-        per: u32,
+        per,
+    }
+}
+
+kernel_params! {
+    /// `layout.wgsl` `p`: `channel_copy` reads the first seven words, the slices the last
+    /// eight (x (planes, h, w) → y (planes, ho, wo) at (oy + i·s, ox + j·s)).
+    #[derive(Eq)]
+    pub struct LayoutParams = "layout"::P {
+        n, hw, cs, cd,
+        s0, d0, cnt, _pad,
+        h, w, ho, wo,
+        oy, ox, s, planes,
+    }
+}
+
+kernel_params! {
+    /// `layout.wgsl` `pc` for `concat4` / `split4`: up to four channel blocks (`cnt[k]`
+    /// channels at `off[k]`, written by split4 where `want[k]` != 0) at channel `base` of a
+    /// tensor of `ctot` channels.
+    #[derive(Eq)]
+    pub struct LayoutBlockParams = "layout"::PC {
+        cnt: [u32; 4],
+        off: [u32; 4],
+        want: [u32; 4],
+        n, hw, ctot, base,
+        gc, _p0, _p1, _p2,
+    }
+}
+
+kernel_params! {
+    /// `pool.wgsl`: x (n, c, h, w) → y (n, c, ho, wo), window kh × kw, stride, padding.
+    #[derive(Eq)]
+    pub struct PoolParams = "pool"::P {
+        n, c, h, w,
+        ho, wo, kh, kw,
+        sh, sw, ph, pw,
+    }
+}
+
+kernel_params! {
+    /// `softmax.wgsl`: a row-major (rows, cols) matrix.
+    #[derive(Eq)]
+    pub struct SoftmaxParams = "softmax"::P { rows, cols }
+}
+
+kernel_params! {
+    /// `matmul.wgsl`: C (m × n) = A (m × k) · B (k × n) with strides; `col_sum` reads m, n.
+    #[derive(Eq)]
+    pub struct MatmulParams = "matmul"::P {
+        m, n, k, has_bias,
+        a_rs, a_cs, b_rs, b_cs,
+    }
+}
+
+kernel_params! {
+    /// `reduce.wgsl`: out[offset] = (accumulate ? out[offset] : 0) + factor · Σ, over n
+    /// values in chunks of `chunk` (`count` partials).
+    pub struct ReduceParams = "reduce"::P {
+        n, chunk, count, offset,
+        accumulate,
+        factor: f32,
+    }
+}
+
+kernel_params! {
+    /// `optim.wgsl` `p`: one parameter's update (`sgd*`, `adam`) or `clip_coef`; `lr_idx` and
+    /// `step_idx` index the per-step `hyper` table.
+    pub struct OptimParams = "optim"::P {
+        n, lr_idx, step_idx, nesterov,
+        momentum: f32, wd: f32, b1: f32, b2: f32,
+        eps: f32, max_norm: f32,
+    }
+}
+
+kernel_params! {
+    /// `optim.wgsl` `q` for `sumsq4_partial`: four gradients of `n[k]` values, `count`
+    /// workgroups of `chunk` each, partials from `base`.
+    #[derive(Eq)]
+    pub struct SumsqParams = "optim"::Q {
+        n: [u32; 4],
+        chunk, count, base, _p1,
+    }
+}
+
+kernel_params! {
+    /// `optim.wgsl` `s4` for `sgd4_clipped`: four parameters of `n[k]` values.
+    pub struct Sgd4Params = "optim"::S4 {
+        n: [u32; 4],
+        lr_idx, nesterov, momentum: f32, wd: f32,
     }
 }

@@ -4,6 +4,7 @@
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::{KernelParams, LayoutBlockParams, LayoutParams};
 
 /// dst[b, d0 + c, :] = src[b, s0 + c, :] for c < cnt, b < n, over `hw` values per channel.
 #[allow(clippy::too_many_arguments)]
@@ -28,12 +29,20 @@ pub(crate) fn copy_channels(
         }
         return Ok(());
     }
-    let mut p = [0u32; 16];
-    p[..7].copy_from_slice(&[n, hw, cs, cd, s0, d0, cnt].map(|v| v as u32));
+    let p = LayoutParams {
+        n: n as u32,
+        hw: hw as u32,
+        cs: cs as u32,
+        cd: cd as u32,
+        s0: s0 as u32,
+        d0: d0 as u32,
+        cnt: cnt as u32,
+        ..LayoutParams::default()
+    };
     gpu.launch(
         "layout",
         "channel_copy",
-        &p,
+        p.words(),
         &[src.buffer(), dst.buffer()],
         n * cnt * hw,
     )
@@ -48,17 +57,23 @@ fn block_params(
     hw: usize,
     ctot: usize,
     base: usize,
-) -> [u32; 20] {
-    let mut p = [0u32; 20];
-    let gc: usize = cnts.iter().sum();
+) -> LayoutBlockParams {
+    let mut p = LayoutBlockParams {
+        n: n as u32,
+        hw: hw as u32,
+        ctot: ctot as u32,
+        base: base as u32,
+        gc: cnts.iter().sum::<usize>() as u32,
+        ..LayoutBlockParams::default()
+    };
     let mut off = 0;
-    for k in 0..4 {
-        p[k] = cnts.get(k).copied().unwrap_or(0) as u32;
-        p[4 + k] = off as u32;
-        p[8 + k] = want[k] as u32;
-        off += cnts.get(k).copied().unwrap_or(0);
+    for (k, &wanted) in want.iter().enumerate() {
+        let cnt = cnts.get(k).copied().unwrap_or(0);
+        p.cnt[k] = cnt as u32;
+        p.off[k] = off as u32;
+        p.want[k] = wanted as u32;
+        off += cnt;
     }
-    p[12..17].copy_from_slice(&[n, hw, ctot, base, gc].map(|v| v as u32));
     p
 }
 
@@ -75,7 +90,7 @@ pub struct SliceCfg {
 
 pub(crate) struct SliceNode {
     x: Saved,
-    params: [u32; 16],
+    params: LayoutParams,
 }
 
 pub(crate) struct ReshapeNode {
@@ -84,9 +99,8 @@ pub(crate) struct ReshapeNode {
 
 /// Whether a slice is the ::2 subsample (offset 0 or 1) on rows of a multiple of 8, which the
 /// vec4 kernels `slice_forward2` / `slice_backward2` handle.
-fn vec4_subsample(p: &[u32; 16]) -> bool {
-    let [w, off, s] = [p[9], p[12], p[14]];
-    s == 2 && off <= 1 && p[13] == off && w.is_multiple_of(8)
+fn vec4_subsample(p: &LayoutParams) -> bool {
+    p.s == 2 && p.oy <= 1 && p.ox == p.oy && p.w.is_multiple_of(8)
 }
 
 impl Tape {
@@ -130,7 +144,7 @@ impl Tape {
                 let src = |k: usize| group.get(k).unwrap_or(&group[0]).buffer();
                 let bufs = [src(0), src(1), src(2), src(3), y.buffer()];
                 let gc: usize = cnts.iter().sum();
-                gpu.launch("layout", "concat4", &p, &bufs, n * gc * h * w)?;
+                gpu.launch("layout", "concat4", p.words(), &bufs, n * gc * h * w)?;
                 base += gc;
             }
         }
@@ -156,10 +170,17 @@ impl Tape {
         }
         let ho = (h - cfg.offset).div_ceil(cfg.stride);
         let wo = (w - cfg.offset).div_ceil(cfg.stride);
-        let mut p = [0u32; 16];
-        p[8..].copy_from_slice(
-            &[h, w, ho, wo, cfg.offset, cfg.offset, cfg.stride, n * c].map(|v| v as u32),
-        );
+        let p = LayoutParams {
+            h: h as u32,
+            w: w as u32,
+            ho: ho as u32,
+            wo: wo as u32,
+            oy: cfg.offset as u32,
+            ox: cfg.offset as u32,
+            s: cfg.stride as u32,
+            planes: (n * c) as u32,
+            ..LayoutParams::default()
+        };
         let y = Tensor::empty(self.gpu(), &[n, c, ho, wo], "slice output")?;
         let (entry, per) = if vec4_subsample(&p) {
             ("slice_forward2", 4)
@@ -168,7 +189,7 @@ impl Tape {
         };
         let bufs = [x.buffer(), y.buffer()];
         self.gpu()
-            .launch("layout", entry, &p, &bufs, y.numel() / per)?;
+            .launch("layout", entry, p.words(), &bufs, y.numel() / per)?;
         Ok(self.record(&[x], y, || {
             Op::Slice(SliceNode {
                 x: Saved::key_only(x),
@@ -219,7 +240,7 @@ impl ConcatNode {
                         dsts[2].buffer(),
                         dsts[3].buffer(),
                     ];
-                    gpu.launch("layout", "split4", &p, &bufs, n * gc * h * w)?;
+                    gpu.launch("layout", "split4", p.words(), &bufs, n * gc * h * w)?;
                 }
                 for ((x, dx), &wanted) in group.iter().zip(dsts).zip(&want) {
                     if wanted {
@@ -253,8 +274,13 @@ impl SliceNode {
             ("slice_backward", 1)
         };
         let bufs = [gy.buffer(), dx.buffer()];
-        gy.gpu()
-            .launch("layout", entry, &self.params, &bufs, dx.numel() / per)?;
+        gy.gpu().launch(
+            "layout",
+            entry,
+            self.params.words(),
+            &bufs,
+            dx.numel() / per,
+        )?;
         Ok(vec![(self.x.key(), dx)])
     }
 }

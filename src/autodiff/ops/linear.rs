@@ -4,7 +4,7 @@
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
-use crate::gpu::GpuBuffer;
+use crate::gpu::{GpuBuffer, KernelParams, MatmulParams};
 
 pub(crate) struct LinearNode {
     /// Values kept only when W needs its gradient.
@@ -25,22 +25,22 @@ fn matmul(
     k: usize,
     strides: [usize; 4],
 ) -> Result<()> {
-    let p = [
-        m,
-        n,
-        k,
-        bias.is_some() as usize,
-        strides[0],
-        strides[1],
-        strides[2],
-        strides[3],
-    ]
-    .map(|v| v as u32);
+    let [a_rs, a_cs, b_rs, b_cs] = strides.map(|v| v as u32);
+    let p = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        has_bias: bias.is_some() as u32,
+        a_rs,
+        a_cs,
+        b_rs,
+        b_cs,
+    };
     let bias = bias.unwrap_or(a.buffer());
     a.gpu().launch(
         "matmul",
         "matmul",
-        &p,
+        p.words(),
         &[a.buffer(), b.buffer(), bias, c.buffer()],
         m * n,
     )
@@ -136,7 +136,13 @@ impl LinearNode {
             gpu.launch(
                 "matmul",
                 "col_sum",
-                &[n as u32, fout as u32, 0, 0, 0, 0, 0, 0],
+                // col_sum of gy (n, out): m = n rows, n = out columns.
+                MatmulParams {
+                    m: n as u32,
+                    n: fout as u32,
+                    ..MatmulParams::default()
+                }
+                .words(),
                 &[gy.buffer(), db.buffer()],
                 fout,
             )?;

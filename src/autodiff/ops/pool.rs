@@ -6,7 +6,7 @@ use super::norm::ChannelStats;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuBuffer};
+use crate::gpu::{Gpu, GpuBuffer, KernelParams, PoolParams};
 
 /// Square pooling window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,15 +30,15 @@ pub(crate) struct PoolNode {
     /// Max pooling keeps x (usually alive anyway: the edge's convolutions read it too) and
     /// recomputes the argmax in backward instead of holding it between the passes.
     x: Saved,
-    params: [u32; 12],
+    params: PoolParams,
 }
 
 pub(crate) struct GlobalPoolNode {
     x: Saved,
-    params: [u32; 12],
+    params: PoolParams,
 }
 
-fn params(x: &Tensor, cfg: PoolCfg, op: &'static str) -> Result<([u32; 12], [usize; 4])> {
+fn params(x: &Tensor, cfg: PoolCfg, op: &'static str) -> Result<(PoolParams, [usize; 4])> {
     let (n, c, h, w) = x.nchw(op)?;
     if cfg.kernel == 0 || cfg.stride == 0 || 2 * cfg.padding > cfg.kernel {
         return Err(Error::shape(
@@ -55,46 +55,54 @@ fn params(x: &Tensor, cfg: PoolCfg, op: &'static str) -> Result<([u32; 12], [usi
             format!("window {} does not fit input {h}x{w}", cfg.kernel),
         ));
     };
-    let p = [
-        n,
-        c,
-        h,
-        w,
-        ho,
-        wo,
-        cfg.kernel,
-        cfg.kernel,
-        cfg.stride,
-        cfg.stride,
-        cfg.padding,
-        cfg.padding,
-    ]
-    .map(|v| v as u32);
+    let [k, s, pad] = [cfg.kernel, cfg.stride, cfg.padding].map(|v| v as u32);
+    let p = PoolParams {
+        n: n as u32,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        ho: ho as u32,
+        wo: wo as u32,
+        kh: k,
+        kw: k,
+        sh: s,
+        sw: s,
+        ph: pad,
+        pw: pad,
+    };
     Ok((p, [n, c, ho, wo]))
 }
 
 /// The stride when the 3×3, padding-1 vec4 kernels apply (stride 1 or 2, input and output rows
 /// of a multiple of 4): the pooling DARTS uses.
-fn pool3(p: &[u32; 12]) -> Option<u32> {
-    let [_, _, _, w, _, wo, k, _, s, _, pad, _] = *p;
+fn pool3(p: &PoolParams) -> Option<u32> {
+    let PoolParams {
+        w,
+        wo,
+        kh: k,
+        sh: s,
+        ph: pad,
+        ..
+    } = *p;
     (k == 3 && pad == 1 && (s == 1 || s == 2) && w % 4 == 0 && wo % 4 == 0).then_some(s)
 }
 
 /// Launches `general` over `threads`, or its 3×3 vec4 variant `fast` over a quarter of them.
 fn launch_pool(
     gpu: &Gpu,
-    params: &[u32; 12],
+    params: &PoolParams,
     general: &'static str,
     fast: &'static str,
     bufs: &[&GpuBuffer],
     threads: usize,
 ) -> Result<()> {
+    let p = params.words();
     match pool3(params) {
         Some(s) => {
             let groups = (threads / 4).div_ceil(256);
-            gpu.launch_specialized("pool", fast, &[("PS", s)], params, bufs, groups)
+            gpu.launch_specialized("pool", fast, &[("PS", s)], p, bufs, groups)
         }
-        None => gpu.launch("pool", general, params, bufs, threads),
+        None => gpu.launch("pool", general, p, bufs, threads),
     }
 }
 
@@ -190,13 +198,15 @@ impl Tape {
                 pa.buffer(),
             ];
             let e = "maxavg3_forward4_stats";
-            gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, c * parts)?;
+            let p = params.words();
+            gpu.launch_specialized("pool", e, &[("PS", s)], p, &bufs, c * parts)?;
             channel_stats = Some((pm, pa, parts));
         } else {
             let bufs = [x.buffer(), max.buffer(), avg.buffer()];
             let groups = (max.numel() / 4).div_ceil(256);
             let e = "maxavg3_forward4";
-            gpu.launch_specialized("pool", e, &[("PS", s)], &params, &bufs, groups)?;
+            let p = params.words();
+            gpu.launch_specialized("pool", e, &[("PS", s)], p, &bufs, groups)?;
         }
         let max = self.record(&[x], max, || {
             Op::MaxPool(PoolNode {
@@ -222,12 +232,27 @@ impl Tape {
     /// Mean over the spatial dimensions: (n, c, h, w) → (n, c).
     pub fn global_avg_pool(&mut self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.nchw("global_avg_pool")?;
-        let params = [n, c, h, w, 1, 1, h, w, 1, 1, 0, 0].map(|v| v as u32);
+        // One window of the whole plane per output.
+        let [n32, c32, h, w] = [n, c, h, w].map(|v| v as u32);
+        let params = PoolParams {
+            n: n32,
+            c: c32,
+            h,
+            w,
+            ho: 1,
+            wo: 1,
+            kh: h,
+            kw: w,
+            sh: 1,
+            sw: 1,
+            ph: 0,
+            pw: 0,
+        };
         let y = Tensor::empty(self.gpu(), &[n, c], "global_avg_pool output")?;
         self.gpu().launch(
             "pool",
             "global_forward",
-            &params,
+            params.words(),
             &[x.buffer(), y.buffer()],
             n * c,
         )?;
@@ -275,7 +300,7 @@ impl GlobalPoolNode {
         gy.gpu().launch(
             "pool",
             "global_backward",
-            &self.params,
+            self.params.words(),
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;

@@ -4,7 +4,7 @@
 
 use crate::autodiff::Tensor;
 use crate::error::Result;
-use crate::gpu::{Gpu, GpuBuffer};
+use crate::gpu::{Gpu, GpuBuffer, KernelParams, ReduceParams};
 
 /// (elements per first-pass workgroup, workgroups) for n values: enough work per group, at
 /// most ~1024 partials. Every two-pass reduction splits its input this way.
@@ -27,19 +27,20 @@ pub(crate) fn reduce_into(
 ) -> Result<()> {
     let (chunk, groups) = split(n);
     let partial = gpu.alloc("reduction partials", groups)?;
-    let p = [
-        n as u32,
-        chunk as u32,
-        groups as u32,
-        offset as u32,
-        accumulate as u32,
-        factor.to_bits(),
-    ];
+    let p = ReduceParams {
+        n: n as u32,
+        chunk: chunk as u32,
+        count: groups as u32,
+        offset: offset as u32,
+        accumulate: accumulate as u32,
+        factor,
+    };
+    let p = p.words();
     match b {
-        Some(b) => gpu.launch_groups("reduce", "dot_partial", &p, &[a, b, &partial], groups)?,
-        None => gpu.launch_groups("reduce", "sum_partial", &p, &[a, &partial], groups)?,
+        Some(b) => gpu.launch_groups("reduce", "dot_partial", p, &[a, b, &partial], groups)?,
+        None => gpu.launch_groups("reduce", "sum_partial", p, &[a, &partial], groups)?,
     }
-    gpu.launch_groups("reduce", "finish", &p, &[&partial, out], 1)
+    gpu.launch_groups("reduce", "finish", p, &[&partial, out], 1)
 }
 
 /// out[offset] = (accumulate ? out[offset] : 0) + factor · Σ partial[0..count): the second
@@ -53,15 +54,16 @@ pub(crate) fn finish_into(
     accumulate: bool,
     factor: f32,
 ) -> Result<()> {
-    let p = [
-        0,
-        0,
-        count as u32,
-        offset as u32,
-        accumulate as u32,
-        factor.to_bits(),
-    ];
-    gpu.launch_groups("reduce", "finish", &p, &[partial, out], 1)
+    // `finish` reads neither n nor chunk.
+    let p = ReduceParams {
+        n: 0,
+        chunk: 0,
+        count: count as u32,
+        offset: offset as u32,
+        accumulate: accumulate as u32,
+        factor,
+    };
+    gpu.launch_groups("reduce", "finish", p.words(), &[partial, out], 1)
 }
 
 /// Σ a·b as a new 1-element tensor.

@@ -6,6 +6,7 @@ use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::tensor::Labels;
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::{KernelParams, SoftmaxParams};
 
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
@@ -17,10 +18,17 @@ fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     }
 }
 
+fn params(rows: usize, cols: usize) -> SoftmaxParams {
+    SoftmaxParams {
+        rows: rows as u32,
+        cols: cols as u32,
+    }
+}
+
 pub(crate) struct SoftmaxNode {
     x: Saved,
     y: Tensor,
-    params: [u32; 2],
+    params: SoftmaxParams,
 }
 
 pub(crate) struct CrossEntropyNode {
@@ -28,19 +36,19 @@ pub(crate) struct CrossEntropyNode {
     labels: Labels,
     /// [per-row loss | per-row log-sum-exp].
     rows: Tensor,
-    params: [u32; 2],
+    params: SoftmaxParams,
 }
 
 impl Tape {
     /// Softmax over each row of a (rows, cols) matrix.
     pub fn softmax_rows(&mut self, x: &Tensor) -> Result<Tensor> {
         let (r, c) = rows_cols("softmax_rows", x)?;
-        let params = [r as u32, c as u32];
+        let params = params(r, c);
         let y = Tensor::empty(self.gpu(), x.shape(), "softmax output")?;
         self.gpu().launch(
             "softmax",
             "row_softmax_forward",
-            &params,
+            params.words(),
             &[x.buffer(), y.buffer()],
             r,
         )?;
@@ -63,13 +71,13 @@ impl Tape {
                 format!("{} labels for {r} rows of logits", labels.len()),
             ));
         }
-        let params = [r as u32, c as u32];
+        let params = params(r, c);
         let gpu = self.gpu().clone();
         let rows = Tensor::empty(&gpu, &[2 * r], "cross_entropy rows")?;
         gpu.launch(
             "softmax",
             "ce_forward",
-            &params,
+            params.words(),
             &[logits.buffer(), &labels.buf, rows.buffer()],
             r,
         )?;
@@ -109,7 +117,7 @@ pub fn rank_tensor(logits: &Tensor, labels: &Labels) -> Result<Tensor> {
     logits.gpu().launch(
         "softmax",
         "rank_of_label",
-        &[r as u32, c as u32],
+        params(r, c).words(),
         &[logits.buffer(), &labels.buf, out.buffer()],
         r,
     )?;
@@ -140,9 +148,9 @@ impl SoftmaxNode {
         gy.gpu().launch(
             "softmax",
             "row_softmax_backward",
-            &self.params,
+            self.params.words(),
             &[self.y.buffer(), gy.buffer(), dx.buffer()],
-            self.params[0] as usize,
+            self.params.rows as usize,
         )?;
         Ok(vec![(self.x.key(), dx)])
     }
@@ -154,7 +162,7 @@ impl CrossEntropyNode {
         gy.gpu().launch(
             "softmax",
             "ce_backward",
-            &self.params,
+            self.params.words(),
             &[
                 self.logits.data()?.buffer(),
                 &self.labels.buf,
