@@ -47,9 +47,9 @@ pub(crate) trait FusedNode {
 pub(crate) type InputGrads = Vec<(TensorKey, Tensor)>;
 
 /// A gradient contribution kept lazy: `t`, or `t`·table[idx] when scaled (a mixed edge's
-/// weight, from a [`FusedNode`]). Batch norm's backward folds the factor into its own kernel, and up to four
-/// contributions to one tensor add up in one launch, so neither the scaled copies nor the
-/// pairwise sums are written out.
+/// weight, from a [`FusedNode`]). Batch norm's backward folds the factor into its own kernel,
+/// and up to four contributions to one tensor add up in one launch, so neither the scaled
+/// copies nor the pairwise sums are written out.
 pub(crate) struct GradTerm {
     pub t: Tensor,
     pub scale: Option<(Tensor, usize)>,
