@@ -268,22 +268,111 @@ impl fmt::Display for LaunchPolicy {
             self.max_storage_buffers
         )?;
         writeln!(f, "  batch-norm split             {split}")?;
-        let rows: [(&str, usize); 11] = [
-            ("copy concat up to images", self.copy_images_max),
-            ("one-group dot up to", self.dot_one_group_max),
-            ("serial dot up to", self.dot_serial_max),
-            ("keep intermediates up to", self.keep_intermediate_max),
-            ("one-pass weight grad up to", self.one_pass_work_max),
-            ("weight-grad threads", self.weight_grad_threads),
-            ("weight-grad chunk", self.weight_grad_chunk),
-            ("min threads per launch", self.min_threads),
-            ("serial batch norm up to", self.bn_serial_max),
-            ("fused normalised sum up to", self.fused_sum_max),
-            ("weighted-sum terms/launch", self.weighted_sum_terms(4)),
+        // (name, value, the strategy it applies on: None = both).
+        use Strategy::{Cpu, Gpu};
+        let rows: [(&str, usize, Option<Strategy>); 11] = [
+            ("copy concat up to images", self.copy_images_max, Some(Cpu)),
+            ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
+            ("serial dot up to", self.dot_serial_max, Some(Cpu)),
+            (
+                "keep intermediates up to",
+                self.keep_intermediate_max,
+                Some(Cpu),
+            ),
+            (
+                "one-pass weight grad up to",
+                self.one_pass_work_max,
+                Some(Cpu),
+            ),
+            ("serial batch norm up to", self.bn_serial_max, Some(Cpu)),
+            ("fused normalised sum up to", self.fused_sum_max, Some(Cpu)),
+            ("min threads per launch", self.min_threads, Some(Gpu)),
+            ("weight-grad threads", self.weight_grad_threads, None),
+            ("weight-grad chunk", self.weight_grad_chunk, None),
+            (
+                "weighted-sum terms/launch",
+                self.weighted_sum_terms(4),
+                None,
+            ),
         ];
-        for (name, v) in rows {
-            writeln!(f, "  {name:<28} {v}")?;
+        for (name, v, on) in rows {
+            match on {
+                Some(s) if s != self.strategy => {
+                    writeln!(f, "  {name:<28} off ({} strategy only)", s.name())?
+                }
+                _ => writeln!(f, "  {name:<28} {v}")?,
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_thresholds_apply_on_the_cpu_strategy_only() {
+        let cpu = LaunchPolicy::preset(Strategy::Cpu, 32);
+        let gpu = LaunchPolicy::preset(Strategy::Gpu, 32);
+        assert!(cpu.copy_channels(64) && !cpu.copy_channels(65));
+        assert!(!gpu.copy_channels(1));
+        assert!(cpu.dot_serial(8192) && !cpu.dot_serial(8190) && !gpu.dot_serial(8192));
+        assert!(cpu.keep_intermediate(1 << 16) && !gpu.keep_intermediate(1));
+        assert!(cpu.weight_grad_one_pass(1 << 16) && !gpu.weight_grad_one_pass(0));
+        assert!(cpu.bn_serial(4096) && !cpu.bn_serial(4097) && !gpu.bn_serial(1));
+        assert!(cpu.concat_by_copy() && !gpu.concat_by_copy());
+        assert!(!cpu.split_four_per_launch() && gpu.split_four_per_launch());
+    }
+
+    #[test]
+    fn bn_split_rules_and_forced_split() {
+        let cpu = LaunchPolicy::preset(Strategy::Cpu, 32);
+        let gpu = LaunchPolicy::preset(Strategy::Gpu, 32);
+        assert_eq!(cpu.bn_split(16, 1 << 20), 1);
+        assert!(!cpu.stats_in_producer(16, 1 << 20));
+        // ~1,024 workgroups over 16 channels, chunks of at least 1,024 values.
+        assert_eq!(gpu.bn_split(16, 1 << 20), 64);
+        assert_eq!(gpu.bn_split(16, 2048), 2);
+        assert_eq!(gpu.bn_split(4096, 1 << 20), 1);
+        assert!(gpu.stats_in_producer(16, 1 << 20));
+        let forced = LaunchPolicy {
+            forced_split: Some(3),
+            ..cpu
+        };
+        assert_eq!(forced.bn_split(16, 1 << 20), 3);
+        assert_eq!(forced.bn_split(16, 2), 2);
+    }
+
+    #[test]
+    fn bindings_decide_the_wide_kernels() {
+        let wide = LaunchPolicy::preset(Strategy::Cpu, 32);
+        let webgpu = LaunchPolicy::preset(Strategy::Cpu, 8);
+        assert_eq!(wide.weighted_sum_terms(64), 8);
+        assert_eq!(wide.weighted_sum_terms(63), 4);
+        assert_eq!(webgpu.weighted_sum_terms(64), 4);
+        assert!(wide.sgd_four_per_launch() && !webgpu.sgd_four_per_launch());
+        assert!(wide.fuse_normalized_sum(2048) && !webgpu.fuse_normalized_sum(2048));
+        assert!(!LaunchPolicy::preset(Strategy::Gpu, 32).fuse_normalized_sum(2));
+    }
+
+    #[test]
+    fn channels_per_thread_leave_enough_threads_on_gpus() {
+        let cpu = LaunchPolicy::preset(Strategy::Cpu, 32);
+        let gpu = LaunchPolicy::preset(Strategy::Gpu, 32);
+        assert_eq!(cpu.channels_per_thread(16, 64), 16);
+        assert_eq!(gpu.channels_per_thread(1 << 16, 64), 16);
+        assert_eq!(gpu.channels_per_thread(1 << 13, 64), 8);
+        assert_eq!(gpu.channels_per_thread(1 << 12, 64), 4);
+        assert_eq!(gpu.channels_per_thread(1 << 12, 2), 4);
+    }
+
+    #[test]
+    fn display_names_the_strategy_and_inactive_rows() {
+        let text = LaunchPolicy::preset(Strategy::Gpu, 8).to_string();
+        assert!(text.starts_with("launch policy: gpu strategy"));
+        assert!(text.contains("serial batch norm up to      off (cpu strategy only)"));
+        assert!(text.contains("min threads per launch       65536"));
+        assert!(text.contains("storage buffers per stage    8"));
     }
 }
