@@ -6,7 +6,7 @@
 use crate::autodiff::ops::reduce::{finish_into, split};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, KernelParams, OptimParams, Sgd4Params, SumsqParams};
+use crate::gpu::{ElementwiseParams, Gpu, KernelParams, OptimParams, Sgd4Params, SumsqParams};
 use std::cell::RefCell;
 
 fn check(params: &[Tensor], grads: &[&Tensor]) -> Result<()> {
@@ -440,7 +440,11 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
         g.gpu().launch(
             "elementwise",
             "scale_inplace_by",
-            &[g.numel() as u32, 0, 0, 0],
+            ElementwiseParams {
+                n: g.numel() as u32,
+                ..Default::default()
+            }
+            .words(),
             &[coef.buffer(), g.buffer()],
             g.numel(),
         )?;

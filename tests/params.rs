@@ -1,6 +1,6 @@
 //! Every registered kernel-parameter struct (`darts_minus::gpu::params_layouts`) against the
 //! WGSL struct it mirrors, parsed with naga: same size, same field names at the same byte
-//! offsets, of the same WGSL types (u32, f32, vec4<u32>), and bound as the file's uniform. A
+//! offsets, of the same WGSL types (u32, f32, vec4<u32>, array<vec4<u32>, 2>), and bound as the file's uniform. A
 //! field renamed, reordered, added, retyped or removed on either side fails here instead of silently shifting the kernel's parameters.
 
 use darts_minus::gpu::{params_layouts, shader_sources, KernelParams, ParamsLayout};
@@ -16,8 +16,8 @@ fn module(shader: &str) -> naga::Module {
 }
 
 /// The WGSL spelling of a params member's type; None for any type params do not use.
-fn type_name(inner: &naga::TypeInner) -> Option<&'static str> {
-    use naga::{Scalar, TypeInner, VectorSize};
+fn type_name(module: &naga::Module, inner: &naga::TypeInner) -> Option<&'static str> {
+    use naga::{ArraySize, Scalar, TypeInner, VectorSize};
     match *inner {
         TypeInner::Scalar(Scalar::U32) => Some("u32"),
         TypeInner::Scalar(Scalar::F32) => Some("f32"),
@@ -25,6 +25,16 @@ fn type_name(inner: &naga::TypeInner) -> Option<&'static str> {
             size: VectorSize::Quad,
             scalar: Scalar::U32,
         } => Some("vec4<u32>"),
+        // Only the two-vec4 tables of mixed.wgsl MS, packed (stride 16) like [[u32; 4]; 2].
+        TypeInner::Array {
+            base,
+            size: ArraySize::Constant(len),
+            stride: 16,
+        } if len.get() == 2
+            && type_name(module, &module.types[base].inner) == Some("vec4<u32>") =>
+        {
+            Some("array<vec4<u32>, 2>")
+        }
         _ => None,
     }
 }
@@ -46,7 +56,7 @@ fn wgsl_struct(
         .iter()
         .map(|m| {
             let name = m.name.clone().unwrap_or_default();
-            (name, m.offset, type_name(&module.types[m.ty].inner))
+            (name, m.offset, type_name(module, &module.types[m.ty].inner))
         })
         .collect();
     Some((*span, members))
@@ -81,7 +91,7 @@ fn check(layout: &ParamsLayout) -> Result<(), String> {
     }
     if let Some((n, _, _)) = members.iter().find(|m| m.2.is_none()) {
         return Err(format!(
-            "{shader}.wgsl {strukt}.{n} is not u32, f32 or vec4<u32>"
+            "{shader}.wgsl {strukt}.{n} is not u32, f32, vec4<u32> or array<vec4<u32>, 2>"
         ));
     }
     let wgsl_types: Vec<&str> = members.iter().filter_map(|m| m.2).collect();
@@ -217,4 +227,28 @@ fn words_of_f32_and_vec4_fields() {
         _p1: 0,
     };
     assert_eq!(q.words(), [1, 2, 3, 4, 5, 6, 7, 0]);
+}
+
+/// A vec4-array field passes its words in place: term t of `kind` at word 12 + t, as the
+/// positional array of the normalised sum had it.
+#[test]
+fn words_of_vec4_array_fields() {
+    let mut ms = darts_minus::gpu::MixedSumParams {
+        eps: 1e-5,
+        ..Default::default()
+    };
+    ms.kind[1][0] = 7;
+    ms.sidx[1][1] = 9;
+    let w = ms.words();
+    assert_eq!(w.len(), 44);
+    assert_eq!((w[8], w[16], w[41]), (1e-5f32.to_bits(), 7, 9));
+    let drifted = params_layouts()
+        .into_iter()
+        .find(|l| (l.shader, l.strukt) == ("mixed", "MS"))
+        .expect("registered");
+    let mut types = drifted.types.to_vec();
+    let last = types.len() - 1;
+    types[last] = "vec4<u32>";
+    let types: &'static [&'static str] = Box::leak(types.into_boxed_slice());
+    assert!(check(&ParamsLayout { types, ..drifted }).is_err());
 }

@@ -1,7 +1,7 @@
 //! GPU tensors: f32, NCHW (or any row-major shape), shared handles to pooled buffers.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuBuffer};
+use crate::gpu::{ElementwiseParams, Gpu, GpuBuffer, KernelParams};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -111,7 +111,12 @@ impl Tensor {
         self.gpu().launch(
             "elementwise",
             "fill",
-            &[n as u32, 0, 0, value.to_bits()],
+            ElementwiseParams {
+                n: n as u32,
+                value,
+                ..Default::default()
+            }
+            .words(),
             &[self.buffer()],
             n,
         )

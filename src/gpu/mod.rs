@@ -22,9 +22,10 @@ mod submit;
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
 pub use params::{
-    params_layouts, ConvParams, DepthwiseParams, KernelParams, LayoutBlockParams, LayoutParams,
-    MatmulParams, OptimParams, ParamsLayout, PointwiseParams, PoolParams, ReduceParams, Sgd4Params,
-    SoftmaxParams, SumsqParams, WgslField,
+    params_layouts, BatchNormParams, ConvParams, DepthwiseParams, ElementwiseParams, KernelParams,
+    LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, OptimParams,
+    ParamsLayout, PointwiseParams, PoolParams, ReduceParams, Sgd4Params, SoftmaxParams,
+    SumsqParams, WgslField,
 };
 pub use policy::{LaunchPolicy, Strategy, SUBMITTING_THREAD_MAX_WORK};
 pub use pool::{BufId, GpuBuffer, MemoryStats};

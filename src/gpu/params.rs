@@ -1,8 +1,8 @@
 //! Kernel parameters as typed structs. Every kernel reads its shape through a uniform
 //! `struct P` in its WGSL file; the Rust mirror here is `#[repr(C)]` + `Pod` with the same
 //! field names in the same order, so host code fills fields by name and the launch passes the
-//! struct's bytes unchanged. Fields are u32 unless declared `f32` or `[u32; 4]` (WGSL
-//! `vec4<u32>`); none leaves implicit padding on the Rust side, so a WGSL vec4's 16-byte
+//! struct's bytes unchanged. Fields are u32 unless declared `f32`, `[u32; 4]` (WGSL
+//! `vec4<u32>`) or `[[u32; 4]; 2]` (`array<vec4<u32>, 2>`); none leaves implicit padding on the Rust side, so a WGSL vec4's 16-byte
 //! alignment must be met by the declared order (the layout test checks the offsets), and
 //! [`Gpu`](super::Gpu) pads the uniform to 16 bytes as before.
 //!
@@ -71,6 +71,10 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ParamsLayout::of::<OptimParams>(),
         ParamsLayout::of::<SumsqParams>(),
         ParamsLayout::of::<Sgd4Params>(),
+        ParamsLayout::of::<ElementwiseParams>(),
+        ParamsLayout::of::<BatchNormParams>(),
+        ParamsLayout::of::<MixedParams>(),
+        ParamsLayout::of::<MixedSumParams>(),
     ]
 }
 
@@ -89,6 +93,12 @@ impl WgslField for f32 {
 
 impl WgslField for [u32; 4] {
     const WGSL: &'static str = "vec4<u32>";
+}
+
+/// Per-term tables of up to eight terms (`mixed.wgsl` `MS`); a vec4 array's stride is its
+/// 16 bytes, so the Rust array lays out the same.
+impl WgslField for [[u32; 4]; 2] {
+    const WGSL: &'static str = "array<vec4<u32>, 2>";
 }
 
 /// Declares a `#[repr(C)]` `Pod` params struct mirroring `struct $strukt` of
@@ -253,5 +263,55 @@ kernel_params! {
     pub struct Sgd4Params = "optim"::S4 {
         n: [u32; 4],
         lr_idx, nesterov, momentum: f32, wd: f32,
+    }
+}
+
+kernel_params! {
+    /// `elementwise.wgsl`: n elements; `idx` into the scalar table `s`, `factor` for the
+    /// scaling maps, `value` for `fill`.
+    pub struct ElementwiseParams = "elementwise"::P {
+        n, idx, factor: f32, value: f32,
+    }
+}
+
+kernel_params! {
+    /// `batchnorm.wgsl`: x (n, c, hw); `parts` chunks of `len` values per channel for the
+    /// split reductions; `scaled` folds the output gradient's factor table[`sidx`] in.
+    pub struct BatchNormParams = "batchnorm"::P {
+        n, c, hw, affine,
+        eps: f32, momentum: f32, update_running, train,
+        x_is_xhat, parts, len, scaled,
+        sidx,
+    }
+}
+
+kernel_params! {
+    /// `mixed.wgsl` `p`: weighted sums (`m` terms of n values, coefficient table `tab[k]`
+    /// at `idx[k]`; terms 4..7 in `idx2`, `tab2`) and the dot products (`count` workgroups of
+    /// `chunk`).
+    #[derive(Eq)]
+    pub struct MixedParams = "mixed"::P {
+        n, m, accumulate, chunk,
+        count, _p0, _p1, _p2,
+        idx: [u32; 4],
+        tab: [u32; 4],
+        idx2: [u32; 4],
+        tab2: [u32; 4],
+    }
+}
+
+kernel_params! {
+    /// `mixed.wgsl` `ms`: the normalised sum of `g` batch-normed x (n, c, hw) and `z` plain
+    /// terms, `m` in all; per term t, `kind`, `tab`, `idx` at `[t / 4][t % 4]`; `need` has
+    /// bit k where normalised term k needs dx.
+    pub struct MixedSumParams = "mixed"::MS {
+        n, c, hw, g,
+        z, m, need, _p,
+        eps: f32, momentum: f32, _q, _r,
+        kind: [[u32; 4]; 2],
+        tab: [[u32; 4]; 2],
+        idx: [[u32; 4]; 2],
+        /// Per normalised slot: its weight's index in table A.
+        sidx: [[u32; 4]; 2],
     }
 }

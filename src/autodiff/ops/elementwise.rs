@@ -8,6 +8,7 @@ use super::reduce::reduce_into;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::{ElementwiseParams, KernelParams, MixedParams};
 
 fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {
@@ -19,8 +20,13 @@ fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn ew_params(n: usize, idx: usize, factor: f32) -> [u32; 4] {
-    [n as u32, idx as u32, factor.to_bits(), 0]
+fn ew_params(n: usize, idx: usize, factor: f32) -> ElementwiseParams {
+    ElementwiseParams {
+        n: n as u32,
+        idx: idx as u32,
+        factor,
+        value: 0.0,
+    }
 }
 
 /// a + b into a new tensor, outside the tape (gradient accumulation).
@@ -29,7 +35,7 @@ pub(crate) fn add_raw(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.gpu().launch(
         "elementwise",
         "add",
-        &ew_params(a.numel(), 0, 0.0),
+        ew_params(a.numel(), 0, 0.0).words(),
         &[a.buffer(), b.buffer(), out.buffer()],
         a.numel(),
     )?;
@@ -42,7 +48,7 @@ pub(crate) fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> R
     x.gpu().launch(
         "elementwise",
         "scale_by",
-        &ew_params(x.numel(), idx, factor),
+        ew_params(x.numel(), idx, factor).words(),
         &[x.buffer(), s.buffer(), out.buffer()],
         x.numel(),
     )?;
@@ -82,19 +88,22 @@ pub(crate) fn weighted_sum_into(
     let per = gpu.policy().weighted_sum_terms(n);
     let eight = per == 8;
     for (c, chunk) in terms.chunks(per).enumerate() {
-        let mut p = [0u32; 24];
-        p[0] = n as u32;
-        p[1] = chunk.len() as u32;
-        p[2] = (c > 0) as u32;
+        let mut p = MixedParams {
+            n: n as u32,
+            m: chunk.len() as u32,
+            accumulate: (c > 0) as u32,
+            ..Default::default()
+        };
         for (k, (_, s)) in chunk.iter().enumerate() {
             let (idx, tab) = match s {
                 Some((t, i)) => (*i as u32, (t.id() != table_a.id()) as u32),
                 None => (0, 2),
             };
-            // idx, tab of terms 0..3 at 8.., 12..; of terms 4..7 at 16.., 20...
-            let at = if k < 4 { 8 + k } else { 12 + k };
-            p[at] = idx;
-            p[at + 4] = tab;
+            if k < 4 {
+                (p.idx[k], p.tab[k]) = (idx, tab);
+            } else {
+                (p.idx2[k - 4], p.tab2[k - 4]) = (idx, tab);
+            }
         }
         let y = |k: usize| chunk.get(k).unwrap_or(&chunk[0]).0.buffer();
         let mut bufs = vec![y(0), y(1), y(2), y(3)];
@@ -107,7 +116,7 @@ pub(crate) fn weighted_sum_into(
         } else {
             ("weighted_sum4", n)
         };
-        gpu.launch("mixed", entry, &p, &bufs, threads)?;
+        gpu.launch("mixed", entry, p.words(), &bufs, threads)?;
     }
     Ok(())
 }
@@ -143,7 +152,7 @@ fn scale_rows_raw(x: &Tensor, s: &Tensor) -> Result<Tensor> {
     x.gpu().launch(
         "elementwise",
         "scale_rows",
-        &ew_params(x.numel(), row, 1.0),
+        ew_params(x.numel(), row, 1.0).words(),
         &[x.buffer(), s.buffer(), out.buffer()],
         x.numel(),
     )?;
@@ -160,7 +169,7 @@ impl Tape {
         self.gpu().launch(
             "elementwise",
             "relu_forward",
-            &ew_params(x.numel(), 0, 0.0),
+            ew_params(x.numel(), 0, 0.0).words(),
             &[x.buffer(), y.buffer()],
             x.numel(),
         )?;
@@ -202,7 +211,7 @@ impl Tape {
         self.gpu().launch(
             "elementwise",
             "mul",
-            &ew_params(a.numel(), 0, 0.0),
+            ew_params(a.numel(), 0, 0.0).words(),
             &[a.buffer(), b.buffer(), y.buffer()],
             a.numel(),
         )?;
@@ -220,7 +229,7 @@ impl Tape {
         self.gpu().launch(
             "elementwise",
             "scale_const",
-            &ew_params(x.numel(), 0, factor),
+            ew_params(x.numel(), 0, factor).words(),
             &[x.buffer(), y.buffer()],
             x.numel(),
         )?;
@@ -298,7 +307,7 @@ impl ReluNode {
         gy.gpu().launch(
             "elementwise",
             "relu_backward",
-            &ew_params(dx.numel(), 0, 0.0),
+            ew_params(dx.numel(), 0, 0.0).words(),
             &[self.x.data()?.buffer(), gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;
@@ -322,7 +331,7 @@ impl MulNode {
                 gy.gpu().launch(
                     "elementwise",
                     "mul",
-                    &ew_params(d.numel(), 0, 0.0),
+                    ew_params(d.numel(), 0, 0.0).words(),
                     &[gy.buffer(), other.data()?.buffer(), d.buffer()],
                     d.numel(),
                 )?;
@@ -339,7 +348,7 @@ impl ScaleNode {
         gy.gpu().launch(
             "elementwise",
             "scale_const",
-            &ew_params(dx.numel(), 0, self.factor),
+            ew_params(dx.numel(), 0, self.factor).words(),
             &[gy.buffer(), dx.buffer()],
             dx.numel(),
         )?;

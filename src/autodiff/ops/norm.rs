@@ -5,7 +5,7 @@
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{BatchNormParams, Gpu, KernelParams};
 
 /// Running statistics and hyperparameters of one batch-norm layer.
 #[derive(Clone)]
@@ -26,8 +26,8 @@ pub(crate) struct BatchNormNode {
     beta: Option<Saved>,
     /// [mean | invstd | sum dy | sum dy·xhat], 4·c floats.
     saved: Tensor,
-    /// The kernels' parameter block (see batchnorm.wgsl's P).
-    params: [u32; 13],
+    /// The kernels' parameter block.
+    params: BatchNormParams,
 }
 
 /// Batch-norm statistics of a tensor's channels, written by the kernel that produced it: per
@@ -126,21 +126,21 @@ impl Tape {
             None if train => gpu.policy().bn_split(c, n * hw),
             None => 1,
         };
-        let params = [
-            n as u32,
-            c as u32,
-            hw as u32,
-            affine.is_some() as u32,
-            state.eps.to_bits(),
-            state.momentum.to_bits(),
-            1,
-            train as u32,
-            0,
-            parts as u32,
-            (n * hw).div_ceil(parts) as u32,
-            0,
-            0,
-        ];
+        let params = BatchNormParams {
+            n: n as u32,
+            c: c as u32,
+            hw: hw as u32,
+            affine: affine.is_some() as u32,
+            eps: state.eps,
+            momentum: state.momentum,
+            update_running: 1,
+            train: train as u32,
+            x_is_xhat: 0,
+            parts: parts as u32,
+            len: (n * hw).div_ceil(parts) as u32,
+            scaled: 0,
+            sidx: 0,
+        };
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
         let running = [state.running_mean.buffer(), state.running_var.buffer()];
@@ -159,7 +159,7 @@ impl Tape {
             if parts == 1 && stats.is_none() {
                 // Statistics and normalisation in one launch: one workgroup per channel.
                 let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
-                gpu.launch_groups("batchnorm", entry, &params, &bufs, groups)?;
+                gpu.launch_groups("batchnorm", entry, params.words(), &bufs, groups)?;
             } else {
                 // Split reductions: the chunks' statistics (the producer's, or a pass of
                 // their own), combined per channel by every workgroup of the normalising
@@ -170,16 +170,28 @@ impl Tape {
                     None => {
                         own = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
                         let pb = [x.buffer(), &own];
-                        gpu.launch_groups("batchnorm", "stats_partial", &params, &pb, c * parts)?;
+                        gpu.launch_groups(
+                            "batchnorm",
+                            "stats_partial",
+                            params.words(),
+                            &pb,
+                            c * parts,
+                        )?;
                         &own
                     }
                 };
                 let bufs = [&bufs[..], &[part]].concat();
-                gpu.launch_groups("batchnorm", "normalize_split", &params, &bufs, c * parts)?;
+                gpu.launch_groups(
+                    "batchnorm",
+                    "normalize_split",
+                    params.words(),
+                    &bufs,
+                    c * parts,
+                )?;
             }
         } else {
             let bufs = [running[0], running[1], saved.buffer()];
-            gpu.launch("batchnorm", "eval_stats", &params, &bufs, c)?;
+            gpu.launch("batchnorm", "eval_stats", params.words(), &bufs, c)?;
             let (g, b) = affine.unwrap_or((&saved, &saved));
             let bufs = [
                 x.buffer(),
@@ -188,7 +200,7 @@ impl Tape {
                 b.buffer(),
                 y.buffer(),
             ];
-            gpu.launch("batchnorm", "normalize", &params, &bufs, y.numel())?;
+            gpu.launch("batchnorm", "normalize", params.words(), &bufs, y.numel())?;
         }
         let mut inputs = vec![x];
         if let Some((g, b)) = affine {
@@ -198,7 +210,7 @@ impl Tape {
         let from_output = train && affine.is_none();
         let xhat = from_output.then(|| y.clone());
         let mut params = params;
-        params[8] = from_output as u32;
+        params.x_is_xhat = from_output as u32;
         Ok(self.record(&inputs, y, || {
             Op::BatchNorm(BatchNormNode {
                 x: Saved::keep_if(x, !from_output),
@@ -247,9 +259,9 @@ impl BatchNormNode {
         scale: Option<(&Tensor, usize)>,
     ) -> Result<InputGrads> {
         let gpu = gy.gpu();
-        let c = self.params[1] as usize;
-        let train = self.params[7] != 0;
-        let parts = self.params[9] as usize;
+        let c = self.params.c as usize;
+        let train = self.params.train != 0;
+        let parts = self.params.parts as usize;
         let src = self.source()?.buffer();
         let mut out = Vec::new();
         let fused = train && parts == 1 && self.x.requires_grad();
@@ -266,8 +278,8 @@ impl BatchNormNode {
         let mut scaled_params = self.params;
         let table = match folded {
             Some((table, idx)) => {
-                scaled_params[11] = 1;
-                scaled_params[12] = idx as u32;
+                scaled_params.scaled = 1;
+                scaled_params.sidx = idx as u32;
                 table
             }
             None => gy,
@@ -280,11 +292,23 @@ impl BatchNormNode {
         } else if parts > 1 {
             let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
             let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
-            gpu.launch_groups("batchnorm", "grad_partial", &self.params, &bufs, c * parts)?;
+            gpu.launch_groups(
+                "batchnorm",
+                "grad_partial",
+                self.params.words(),
+                &bufs,
+                c * parts,
+            )?;
             Some(part)
         } else {
             let bufs = [src, gy.buffer(), self.saved.buffer()];
-            gpu.launch_groups("batchnorm", "backward_reduce", &self.params, &bufs, c)?;
+            gpu.launch_groups(
+                "batchnorm",
+                "backward_reduce",
+                self.params.words(),
+                &bufs,
+                c,
+            )?;
             None
         };
         if self.x.requires_grad() {
@@ -304,18 +328,18 @@ impl BatchNormNode {
             ];
             if fused {
                 // One workgroup per channel: the sums and dx in one launch.
-                let nch = [0, 1, 2].map(|i| self.params[i] as usize);
+                let nch = [self.params.n, self.params.c, self.params.hw].map(|v| v as usize);
                 let ([_, entry], groups) = fused_entries(gpu, nch);
-                gpu.launch_groups("batchnorm", entry, &scaled_params, &bufs, groups)?;
+                gpu.launch_groups("batchnorm", entry, scaled_params.words(), &bufs, groups)?;
             } else if let Some(part) = &part {
                 let bufs = [&bufs[..], &[part]].concat();
                 let e = "backward_dx_split";
-                gpu.launch_groups("batchnorm", e, &scaled_params, &bufs, c * parts)?;
+                gpu.launch_groups("batchnorm", e, scaled_params.words(), &bufs, c * parts)?;
             } else {
                 gpu.launch(
                     "batchnorm",
                     "backward_dx",
-                    &scaled_params,
+                    scaled_params.words(),
                     &bufs,
                     dx.numel(),
                 )?;
@@ -323,7 +347,7 @@ impl BatchNormNode {
             out.push((self.x.key(), dx));
         } else if let Some(part) = &part {
             let bufs = [part, self.saved.buffer(), table.buffer()];
-            gpu.launch("batchnorm", "grad_finish", &scaled_params, &bufs, c)?;
+            gpu.launch("batchnorm", "grad_finish", scaled_params.words(), &bufs, c)?;
         }
         // dγ = Σ dy·xhat and dβ = Σ dy sit in the saved block; copy them out.
         for (param, slot) in [(&self.gamma, 3usize), (&self.beta, 2usize)] {

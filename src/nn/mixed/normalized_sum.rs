@@ -7,7 +7,7 @@ use crate::autodiff::{
     BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
 };
 use crate::error::{Error, Result};
-use crate::gpu::GpuBuffer;
+use crate::gpu::{GpuBuffer, KernelParams, MixedSumParams};
 
 /// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
 /// times `x`, or times the train-mode batch norm (no affine) of `x` when `bn` gives its
@@ -32,7 +32,7 @@ pub(super) struct NormalizedSumNode {
     terms: Vec<(Saved, Saved, usize, bool)>,
     /// [mean | invstd | Σgy | Σgy·x̂] per normalised term, 4·c floats each.
     saved: Tensor,
-    params: [u32; 44],
+    params: MixedSumParams,
 }
 
 /// See [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum).
@@ -111,24 +111,33 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     let plain: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_none()).collect();
     let (g, z) = (norm.len(), plain.len());
     let state0 = norm[0].bn.as_ref().expect("normalised");
-    let mut p = [0u32; 44];
-    p[..8].copy_from_slice(&[n, c, h * w, g, z, terms.len(), 0, 0].map(|v| v as u32));
-    p[8] = state0.eps.to_bits();
-    p[9] = state0.momentum.to_bits();
+    let mut p = MixedSumParams {
+        n: n as u32,
+        c: c as u32,
+        hw: (h * w) as u32,
+        g: g as u32,
+        z: z as u32,
+        m: terms.len() as u32,
+        eps: state0.eps,
+        momentum: state0.momentum,
+        ..Default::default()
+    };
     let (mut k, mut j) = (0u32, 0u32);
     for (t, term) in terms.iter().enumerate() {
-        p[12 + t] = if term.bn.is_some() {
+        // Term t's entry of each per-term table.
+        let at = (t / 4, t % 4);
+        p.kind[at.0][at.1] = if term.bn.is_some() {
             k += 1;
             k - 1
         } else {
             j += 1;
             16 + j - 1
         };
-        p[20 + t] = (term.table.id() != table_a.id()) as u32;
-        p[28 + t] = term.idx as u32;
+        p.tab[at.0][at.1] = (term.table.id() != table_a.id()) as u32;
+        p.idx[at.0][at.1] = term.idx as u32;
     }
     for (k, term) in norm.iter().enumerate() {
-        p[36 + k] = term.idx as u32;
+        p.sidx[k / 4][k % 4] = term.idx as u32;
     }
     // The running statistics, gathered into one buffer for the launch and copied back.
     let running = Tensor::empty(&gpu, &[g * 2 * c], "normalized_sum running statistics")?;
@@ -162,7 +171,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         zb(0),
         zb(1),
     ];
-    gpu.launch_groups("mixed", "sum_forward4", &p, &bufs, c.div_ceil(8))?;
+    gpu.launch_groups("mixed", "sum_forward4", p.words(), &bufs, c.div_ceil(8))?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -257,7 +266,7 @@ impl FusedNode for NormalizedSumNode {
     fn backward(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
         let gpu = gy.gpu();
         let p = &self.params;
-        let c = p[1] as usize;
+        let c = p.c as usize;
         let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
         let table_a = &norm[0].1;
         let mut params = *p;
@@ -265,7 +274,7 @@ impl FusedNode for NormalizedSumNode {
         let mut dx = Vec::with_capacity(MAX_NORMALIZED);
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
-                params[6] |= 1 << k;
+                params.need |= 1 << k;
                 dx.push(Tensor::empty(gpu, t.0.shape(), "normalized_sum dx")?);
             } else {
                 // Never written (its `need` bit is clear): a minimal stand-in.
@@ -295,7 +304,13 @@ impl FusedNode for NormalizedSumNode {
             dx[4].buffer(),
             dx[5].buffer(),
         ];
-        gpu.launch_groups("mixed", "sum_backward4", &params, &bufs, c.div_ceil(8))?;
+        gpu.launch_groups(
+            "mixed",
+            "sum_backward4",
+            params.words(),
+            &bufs,
+            c.div_ceil(8),
+        )?;
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
@@ -318,7 +333,7 @@ impl FusedNode for NormalizedSumNode {
             |table, d| {
                 if table.key().id() == a {
                     let bufs = [self.saved.buffer(), d.buffer()];
-                    gpu.launch_groups("mixed", "sum_alpha", &params, &bufs, 1)?;
+                    gpu.launch_groups("mixed", "sum_alpha", params.words(), &bufs, 1)?;
                 }
                 Ok(())
             },

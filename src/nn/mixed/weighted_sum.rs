@@ -6,6 +6,7 @@ use crate::autodiff::ops::elementwise::weighted_sum_into;
 use crate::autodiff::ops::reduce;
 use crate::autodiff::{FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey};
 use crate::error::{Error, Result};
+use crate::gpu::{KernelParams, MixedParams};
 
 pub(super) struct WeightedSumNode {
     /// (y, its weight table, index in the table).
@@ -148,14 +149,16 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
     // Small vec4 products in one thread where barriers (and launches) are costly.
     let serial = policy.dot_serial(n);
     for four in terms.chunks(4) {
-        let mut p = [0u32; 24];
-        p[0] = n as u32;
-        p[1] = four.len() as u32;
-        p[2] = 1;
-        p[3] = chunk as u32;
-        p[4] = groups as u32;
+        let mut p = MixedParams {
+            n: n as u32,
+            m: four.len() as u32,
+            accumulate: 1,
+            chunk: chunk as u32,
+            count: groups as u32,
+            ..Default::default()
+        };
         for (k, &(_, i)) in four.iter().enumerate() {
-            p[8 + k] = i as u32;
+            p.idx[k] = i as u32;
         }
         let y = |k: usize| four.get(k).unwrap_or(&four[0]).0.buffer();
         let entry = if n.is_multiple_of(4) {
@@ -166,19 +169,19 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
         if groups == 1 {
             let bufs = [g.buffer(), y(0), y(1), y(2), y(3), out.buffer()];
             if serial {
-                gpu.launch_groups("mixed", "dot4_serial_vec4", &p, &bufs, 1)?;
+                gpu.launch_groups("mixed", "dot4_serial_vec4", p.words(), &bufs, 1)?;
             } else {
-                gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], &p, &bufs, 1)?;
+                gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], p.words(), &bufs, 1)?;
             }
             continue;
         }
         let partial = gpu.alloc("dot partials", 4 * groups)?;
         let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
-        gpu.launch_groups("mixed", entry, &p, &bufs, groups)?;
+        gpu.launch_groups("mixed", entry, p.words(), &bufs, groups)?;
         gpu.launch_groups(
             "mixed",
             "dot4_finish",
-            &p,
+            p.words(),
             &[&partial, out.buffer()],
             four.len(),
         )?;

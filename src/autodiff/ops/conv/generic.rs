@@ -6,7 +6,7 @@
 use super::relu_consts;
 use crate::autodiff::Tensor;
 use crate::error::Result;
-use crate::gpu::{ConvParams, KernelParams};
+use crate::gpu::{ConvParams, ElementwiseParams, KernelParams};
 
 /// y = conv(relu?(x), w) (+ b).
 pub(super) fn forward(
@@ -53,7 +53,11 @@ pub(super) fn input_grad(
     gpu.launch(
         "elementwise",
         "relu_backward",
-        &[dx.numel() as u32, 0, 0, 0],
+        ElementwiseParams {
+            n: dx.numel() as u32,
+            ..Default::default()
+        }
+        .words(),
         &[x.buffer(), dx.buffer(), masked.buffer()],
         dx.numel(),
     )?;
