@@ -114,6 +114,46 @@ impl Module for Conv2d {
     }
 }
 
+/// ReLU → depthwise k → 1×1 → BN: a dilated conv candidate is one, a separable conv two.
+/// The convs draw their weights in that order (dw, then pw).
+pub struct ReluDwPwBn {
+    pub dw: Conv2d,
+    pub pw: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl ReluDwPwBn {
+    /// `dw_cfg`: the depthwise conv's stride, padding and dilation (groups set here).
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        [cin, cout, k]: [usize; 3],
+        dw_cfg: Conv2dCfg,
+        affine: bool,
+    ) -> Result<ReluDwPwBn> {
+        Ok(ReluDwPwBn {
+            dw: Conv2d::new(gpu, rng, cin, cin, k, dw_cfg.groups(cin), false)?,
+            pw: Conv2d::new(gpu, rng, cin, cout, 1, Conv2dCfg::new(1, 0), false)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
+    /// Everything up to the batch norm, with its statistics where the 1×1 kernel wrote them.
+    pub fn before_bn(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        Conv2d::relu_dw_pw_stats(tape, x, &self.dw, &self.pw, ctx)
+    }
+
+    pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let (h, stats) = self.before_bn(tape, x, ctx)?;
+        self.bn.forward_with_stats(tape, &h, stats, ctx)
+    }
+}
+
 /// Batch normalisation (eps 1e-5, momentum 0.1), running statistics tracked.
 pub struct BatchNorm2d {
     pub affine: Option<(Tensor, Tensor)>,

@@ -6,7 +6,7 @@ pub mod darts_ops;
 mod layers;
 pub mod mixed;
 
-pub use layers::{BatchNorm2d, Conv2d, Linear};
+pub use layers::{BatchNorm2d, Conv2d, Linear, ReluDwPwBn};
 
 use crate::autodiff::Tensor;
 use std::cell::Cell;
@@ -42,6 +42,18 @@ pub fn join(prefix: &str, name: &str) -> String {
         prefix.to_string()
     } else {
         format!("{prefix}.{name}")
+    }
+}
+
+/// Visits each part under `prefix.name`: a composite op's state with the reference
+/// PyTorch names spelled out in one place (`op.1`, `conv_1`, …).
+pub fn visit_named<'a>(
+    prefix: &str,
+    parts: &[(&str, &'a dyn Module)],
+    f: &mut dyn FnMut(&str, Slot<'a>),
+) {
+    for (name, part) in parts {
+        part.visit(&join(prefix, name), f);
     }
 }
 

@@ -69,6 +69,47 @@ pub trait CandidateOp: Module {
     }
 }
 
+/// A candidate that ends in a batch norm (the conv candidates, FactorizedReduce): its whole
+/// output and its split both follow from the part before that batch norm.
+pub trait EndsInBn: Module {
+    fn final_bn(&self) -> &BatchNorm2d;
+
+    /// Everything up to the final batch norm, with that batch norm's statistics where the
+    /// producing kernel wrote them.
+    fn before_bn(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)>;
+}
+
+impl<T: EndsInBn> CandidateOp for T {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let (h, stats) = self.before_bn(tape, x, ctx)?;
+        self.final_bn().forward_with_stats(tape, &h, stats, ctx)
+    }
+
+    fn forward_split(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+        _: Option<&Pooled>,
+    ) -> Result<Split<'_>> {
+        let bn = self.final_bn();
+        if !Split::can_leave(bn, ctx) {
+            return Ok(Split::whole(CandidateOp::forward(self, tape, x, ctx)?));
+        }
+        let (y, stats) = self.before_bn(tape, x, ctx)?;
+        Ok(Split {
+            y,
+            bn: Some(bn),
+            stats,
+        })
+    }
+}
+
 /// One candidate operation on an edge. The variants other modules name (retraining builds
 /// `Conv` and tells `Identity` apart) stay an enum; a candidate added later is `Other`.
 pub enum Candidate {

@@ -1,11 +1,11 @@
 //! FactorizedReduce: the stride-2 `skip_connect`, a reduction cell's preprocessing and the
 //! DARTS- auxiliary skip at stride 2.
 
-use super::candidate::{CandidateOp, Pooled, Split};
-use crate::autodiff::{Conv2dCfg, SliceCfg, Tape, Tensor};
+use super::candidate::{CandidateOp, EndsInBn};
+use crate::autodiff::{ChannelStats, Conv2dCfg, SliceCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use crate::nn::{visit_named, BatchNorm2d, Conv2d, Ctx, Module, Slot};
 use rand::Rng;
 
 /// ReLU, then two stride-2 1×1 convs (on x and on x[:, :, 1:, 1:]) concatenated, then BN.
@@ -37,12 +37,22 @@ impl FactorizedReduce {
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let cat = self.before_bn(tape, x)?;
-        self.bn.forward(tape, &cat, ctx)
+        CandidateOp::forward(self, tape, x, ctx)
+    }
+}
+
+impl EndsInBn for FactorizedReduce {
+    fn final_bn(&self) -> &BatchNorm2d {
+        &self.bn
     }
 
-    /// Everything up to the final batch norm.
-    pub(super) fn before_bn(&self, tape: &mut Tape, x: &Tensor) -> Result<Tensor> {
+    /// No statistics: the concatenation writes none.
+    fn before_bn(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        _: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
         // The ReLU is folded into both convolutions (it commutes with the slicing).
         let a = self.conv_1.forward_relu(tape, x)?;
         // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].
@@ -55,37 +65,17 @@ impl FactorizedReduce {
         )?;
         let cfg = Conv2dCfg::new(1, 0).relu_input(true);
         let b = tape.conv2d(&shifted, &self.conv_2.weight, None, cfg)?;
-        tape.concat(&[&a, &b])
+        Ok((tape.concat(&[&a, &b])?, None))
     }
 }
 
 impl Module for FactorizedReduce {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.conv_1.visit(&join(prefix, "conv_1"), f);
-        self.conv_2.visit(&join(prefix, "conv_2"), f);
-        self.bn.visit(&join(prefix, "bn"), f);
-    }
-}
-
-impl CandidateOp for FactorizedReduce {
-    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        FactorizedReduce::forward(self, tape, x, ctx)
-    }
-
-    fn forward_split(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-        _: Option<&Pooled>,
-    ) -> Result<Split<'_>> {
-        if !Split::can_leave(&self.bn, ctx) {
-            return Ok(Split::whole(self.forward(tape, x, ctx)?));
-        }
-        Ok(Split {
-            y: self.before_bn(tape, x)?,
-            bn: Some(&self.bn),
-            stats: None,
-        })
+        let parts: [(&str, &dyn Module); 3] = [
+            ("conv_1", &self.conv_1),
+            ("conv_2", &self.conv_2),
+            ("bn", &self.bn),
+        ];
+        visit_named(prefix, &parts, f);
     }
 }

@@ -13,7 +13,7 @@ mod relu_conv_bn;
 mod sep_conv;
 mod trivial;
 
-pub use candidate::{Candidate, CandidateOp, Pooled, Split};
+pub use candidate::{Candidate, CandidateOp, EndsInBn, Pooled, Split};
 pub use dil_conv::DilConv;
 pub use factorized_reduce::FactorizedReduce;
 pub use pool::Pool;
@@ -86,100 +86,74 @@ fn pool(b: &Build, max: bool, bn: bool) -> Result<Candidate> {
     }))
 }
 
+/// `sep_conv_k×k` (padding keeps the spatial size).
+fn sep(b: &mut Build, k: usize) -> Result<Candidate> {
+    let (c, s) = (b.c, b.stride);
+    let op = SepConv::new(b.gpu, &mut b.rng, c, c, k, s, (k - 1) / 2, b.affine)?;
+    Ok(Candidate::Sep(op))
+}
+
+/// `dil_conv_k×k`: dilation 2, padding keeps the spatial size.
+fn dil(b: &mut Build, k: usize) -> Result<Candidate> {
+    let (c, s) = (b.c, b.stride);
+    let op = DilConv::new(b.gpu, &mut b.rng, c, c, k, s, k - 1, 2, b.affine)?;
+    Ok(Candidate::Dil(op))
+}
+
+/// NAS-Bench-201's `nor_conv_k×k` (padding keeps the spatial size).
+fn nor_conv(b: &mut Build, k: usize) -> Result<Candidate> {
+    let (c, s) = (b.c, b.stride);
+    let op = ReluConvBn::nb201(b.gpu, &mut b.rng, c, c, k, s, (k - 1) / 2, b.affine)?;
+    Ok(Candidate::Conv(op))
+}
+
+/// DARTS' `skip_connect`: the identity, FactorizedReduce at stride 2.
+fn skip(b: &mut Build) -> Result<Candidate> {
+    Ok(if b.stride == 1 {
+        Candidate::Identity
+    } else {
+        let fr = FactorizedReduce::new(b.gpu, &mut b.rng, b.c, b.c, b.affine)?;
+        Candidate::Reduce(fr)
+    })
+}
+
+/// One table row.
+const fn spec(
+    name: &'static str,
+    build: fn(&mut Build) -> Result<Candidate>,
+    colour: Rgb,
+) -> CandidateSpec {
+    CandidateSpec {
+        name,
+        build,
+        colour,
+    }
+}
+
+/// `none`, the same in every space.
+const NONE: CandidateSpec = spec(
+    "none",
+    |b| Ok(Candidate::Zero(Zero { stride: b.stride })),
+    (150, 150, 150),
+);
+
 const DARTS_TABLE: [CandidateSpec; 8] = [
-    CandidateSpec {
-        name: "none",
-        build: |b| Ok(Candidate::Zero(Zero { stride: b.stride })),
-        colour: (150, 150, 150),
-    },
-    CandidateSpec {
-        name: "max_pool_3x3",
-        build: |b| pool(b, true, b.search),
-        colour: (31, 119, 180),
-    },
-    CandidateSpec {
-        name: "avg_pool_3x3",
-        build: |b| pool(b, false, b.search),
-        colour: (14, 150, 165),
-    },
-    CandidateSpec {
-        name: "skip_connect",
-        build: |b| {
-            Ok(if b.stride == 1 {
-                Candidate::Identity
-            } else {
-                let fr = FactorizedReduce::new(b.gpu, &mut b.rng, b.c, b.c, b.affine)?;
-                Candidate::Reduce(fr)
-            })
-        },
-        colour: (214, 39, 40),
-    },
-    CandidateSpec {
-        name: "sep_conv_3x3",
-        build: |b| {
-            let op = SepConv::new(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 1, b.affine)?;
-            Ok(Candidate::Sep(op))
-        },
-        colour: (44, 160, 44),
-    },
-    CandidateSpec {
-        name: "sep_conv_5x5",
-        build: |b| {
-            let op = SepConv::new(b.gpu, &mut b.rng, b.c, b.c, 5, b.stride, 2, b.affine)?;
-            Ok(Candidate::Sep(op))
-        },
-        colour: (148, 103, 189),
-    },
-    CandidateSpec {
-        name: "dil_conv_3x3",
-        build: |b| {
-            let op = DilConv::new(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 2, 2, b.affine)?;
-            Ok(Candidate::Dil(op))
-        },
-        colour: (230, 115, 0),
-    },
-    CandidateSpec {
-        name: "dil_conv_5x5",
-        build: |b| {
-            let op = DilConv::new(b.gpu, &mut b.rng, b.c, b.c, 5, b.stride, 4, 2, b.affine)?;
-            Ok(Candidate::Dil(op))
-        },
-        colour: (140, 86, 75),
-    },
+    NONE,
+    spec("max_pool_3x3", |b| pool(b, true, b.search), (31, 119, 180)),
+    spec("avg_pool_3x3", |b| pool(b, false, b.search), (14, 150, 165)),
+    spec("skip_connect", skip, (214, 39, 40)),
+    spec("sep_conv_3x3", |b| sep(b, 3), (44, 160, 44)),
+    spec("sep_conv_5x5", |b| sep(b, 5), (148, 103, 189)),
+    spec("dil_conv_3x3", |b| dil(b, 3), (230, 115, 0)),
+    spec("dil_conv_5x5", |b| dil(b, 5), (140, 86, 75)),
 ];
 
 const NB201_TABLE: [CandidateSpec; 5] = [
-    CandidateSpec {
-        name: "none",
-        build: |b| Ok(Candidate::Zero(Zero { stride: b.stride })),
-        colour: (150, 150, 150),
-    },
-    CandidateSpec {
-        name: "skip_connect",
-        build: |_| Ok(Candidate::Identity),
-        colour: (214, 39, 40),
-    },
-    CandidateSpec {
-        name: "nor_conv_1x1",
-        build: |b| {
-            let op = ReluConvBn::nb201(b.gpu, &mut b.rng, b.c, b.c, 1, b.stride, 0, b.affine)?;
-            Ok(Candidate::Conv(op))
-        },
-        colour: (148, 103, 189),
-    },
-    CandidateSpec {
-        name: "nor_conv_3x3",
-        build: |b| {
-            let op = ReluConvBn::nb201(b.gpu, &mut b.rng, b.c, b.c, 3, b.stride, 1, b.affine)?;
-            Ok(Candidate::Conv(op))
-        },
-        colour: (44, 160, 44),
-    },
-    CandidateSpec {
-        name: "avg_pool_3x3",
-        build: |b| pool(b, false, false),
-        colour: (14, 150, 165),
-    },
+    NONE,
+    spec("skip_connect", |_| Ok(Candidate::Identity), (214, 39, 40)),
+    spec("nor_conv_1x1", |b| nor_conv(b, 1), (148, 103, 189)),
+    spec("nor_conv_3x3", |b| nor_conv(b, 3), (44, 160, 44)),
+    spec("avg_pool_3x3", |b| pool(b, false, false), (14, 150, 165)),
 ];
 
 /// The DARTS space.

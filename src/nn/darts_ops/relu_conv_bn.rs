@@ -1,10 +1,10 @@
 //! ReLU → conv → BN: a cell's 1×1 preprocessing, NAS-Bench-201's `nor_conv_k×k` candidates.
 
-use super::candidate::{CandidateOp, Pooled, Split};
-use crate::autodiff::{Conv2dCfg, Tape, Tensor};
+use super::candidate::{CandidateOp, EndsInBn};
+use crate::autodiff::{ChannelStats, Conv2dCfg, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use crate::nn::{visit_named, BatchNorm2d, Conv2d, Ctx, Module, Slot};
 use rand::Rng;
 
 /// ReLU → conv → BN.
@@ -14,6 +14,7 @@ pub struct ReluConvBn {
 }
 
 impl ReluConvBn {
+    /// The DARTS variant: no conv bias.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         gpu: &Gpu,
@@ -26,19 +27,6 @@ impl ReluConvBn {
         affine: bool,
     ) -> Result<Self> {
         Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, false)
-    }
-
-    fn build(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        [cin, cout, k, stride, pad]: [usize; 5],
-        affine: bool,
-        bias: bool,
-    ) -> Result<Self> {
-        Ok(ReluConvBn {
-            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), bias)?,
-            bn: BatchNorm2d::new(gpu, cout, affine)?,
-        })
     }
 
     /// NAS-Bench-201's variant: the conv has a bias exactly when the BN has no affine part.
@@ -56,39 +44,41 @@ impl ReluConvBn {
         Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, !affine)
     }
 
+    fn build(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        [cin, cout, k, stride, pad]: [usize; 5],
+        affine: bool,
+        bias: bool,
+    ) -> Result<Self> {
+        Ok(ReluConvBn {
+            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), bias)?,
+            bn: BatchNorm2d::new(gpu, cout, affine)?,
+        })
+    }
+
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        let (h, stats) = self.conv.forward_relu_stats(tape, x, ctx)?;
-        self.bn.forward_with_stats(tape, &h, stats, ctx)
+        CandidateOp::forward(self, tape, x, ctx)
+    }
+}
+
+impl EndsInBn for ReluConvBn {
+    fn final_bn(&self) -> &BatchNorm2d {
+        &self.bn
+    }
+
+    fn before_bn(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Option<ChannelStats>)> {
+        self.conv.forward_relu_stats(tape, x, ctx)
     }
 }
 
 impl Module for ReluConvBn {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.conv.visit(&join(prefix, "op.1"), f);
-        self.bn.visit(&join(prefix, "op.2"), f);
-    }
-}
-
-impl CandidateOp for ReluConvBn {
-    fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        ReluConvBn::forward(self, tape, x, ctx)
-    }
-
-    fn forward_split(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-        _: Option<&Pooled>,
-    ) -> Result<Split<'_>> {
-        if !Split::can_leave(&self.bn, ctx) {
-            return Ok(Split::whole(self.forward(tape, x, ctx)?));
-        }
-        let (y, stats) = self.conv.forward_relu_stats(tape, x, ctx)?;
-        Ok(Split {
-            y,
-            bn: Some(&self.bn),
-            stats,
-        })
+        visit_named(prefix, &[("op.1", &self.conv), ("op.2", &self.bn)], f);
     }
 }
