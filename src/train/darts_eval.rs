@@ -50,6 +50,16 @@ pub struct EvalCtx<'a> {
     pub drop: Option<&'a dyn Fn() -> Result<Tensor>>,
 }
 
+impl EvalCtx<'_> {
+    /// Eval mode without drop path: measuring the network, testing it.
+    pub fn inference() -> Self {
+        EvalCtx {
+            ctx: Ctx { train: false },
+            drop: None,
+        }
+    }
+}
+
 impl EvalCell {
     #[allow(clippy::too_many_arguments)]
     fn new(
