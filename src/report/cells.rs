@@ -390,32 +390,17 @@ mod tests {
         v.iter().map(|(o, j)| (o.to_string(), *j)).collect()
     }
 
-    /// The DARTS paper's normal cell.
-    fn normal() -> Vec<(String, usize)> {
-        genes(&[
-            ("sep_conv_3x3", 0),
-            ("sep_conv_5x5", 1),
-            ("sep_conv_3x3", 1),
-            ("dil_conv_3x3", 2),
-            ("skip_connect", 1),
-            ("sep_conv_3x3", 0),
-            ("skip_connect", 1),
-            ("sep_conv_3x3", 0),
-        ])
+    /// The DARTS- paper's cells, as the library names them.
+    fn darts_minus() -> crate::search::genotype::Genotype {
+        crate::search::genotype::named("DARTS_MINUS").unwrap()
     }
 
-    /// The DARTS paper's reduction cell.
+    fn normal() -> Vec<(String, usize)> {
+        darts_minus().normal
+    }
+
     fn reduce() -> Vec<(String, usize)> {
-        genes(&[
-            ("sep_conv_3x3", 0),
-            ("max_pool_3x3", 1),
-            ("skip_connect", 2),
-            ("max_pool_3x3", 0),
-            ("skip_connect", 2),
-            ("skip_connect", 3),
-            ("skip_connect", 2),
-            ("skip_connect", 3),
-        ])
+        darts_minus().reduce
     }
 
     #[test]
