@@ -4,12 +4,13 @@
 //! plotters is built without its `ttf`/`ab_glyph` features, so it lays text out from a crude
 //! width estimate and never opens a font file; the SVG backend writes `<text>` elements.
 
-use super::{op_colour, write_file, Rgb};
+use super::plotting::{
+    auto_range, draw_line, draw_text, finite_runs, fixed_or_auto, legend, render, rgb, FONT,
+};
+use super::{op_colour, Rgb};
 use crate::error::{Error, Result};
-use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
-use std::ops::Range;
+use plotters::style::text_anchor::HPos;
 use std::path::Path;
 
 /// One epoch of a search run, for [`curves_chart`].
@@ -88,7 +89,6 @@ pub fn grid_edge_panels(edges: usize, cols: usize) -> Vec<EdgePanel> {
         .collect()
 }
 
-const FONT: &str = "sans-serif";
 const PANEL_W: u32 = 270;
 const PANEL_H: u32 = 200;
 
@@ -349,173 +349,6 @@ pub fn curves_chart(path: &Path, epochs: &[EpochPoint]) -> Result<()> {
     })
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-type DrawResult = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
-
-/// Renders into a string with `draw`, then writes it to `path`; drawing errors name the path.
-///
-/// plotters has arithmetic that can panic on ranges it did not expect; a report must never take
-/// down a long search run, so a panic while drawing becomes an error too.
-fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> DrawResult) -> Result<()> {
-    let fail = |msg: String| Error::File {
-        path: path.to_path_buf(),
-        msg: format!("could not draw the chart: {msg}"),
-    };
-    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut buf = String::new();
-        {
-            let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
-            root.fill(&WHITE)
-                .and_then(|_| draw(&root))
-                .and_then(|_| root.present())
-                .map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(buf)
-    }));
-    match drawn {
-        Ok(Ok(buf)) => write_file(path, &buf),
-        Ok(Err(e)) => Err(fail(e)),
-        Err(_) => Err(fail("the plotting library panicked".into())),
-    }
-}
-
-fn draw_text(
-    area: &Area,
-    text: &str,
-    at: (i32, i32),
-    size: u32,
-    bold: bool,
-    h: HPos,
-) -> DrawResult {
-    let font = if bold {
-        (FONT, size as f64, FontStyle::Bold).into_font()
-    } else {
-        (FONT, size as f64).into_font()
-    };
-    let style = font.color(&BLACK).pos(Pos::new(h, VPos::Center));
-    area.draw(&Text::new(text.to_string(), at, style))
-}
-
-/// Draws `points` as a line broken at values that are non-finite or outside `y_range` (plotters
-/// would overflow mapping those); a point with no drawable neighbour gets a dot so it stays
-/// visible. `label` adds a legend entry even if there is nothing to draw.
-fn draw_line<'a, X, CT>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
-    points: impl IntoIterator<Item = (X, f64)>,
-    y_range: &Range<f64>,
-    colour: RGBColor,
-    label: Option<&str>,
-) -> DrawResult
-where
-    X: Clone + 'static,
-    CT: CoordTranslate<From = (X, f64)>,
-{
-    let style = ShapeStyle::from(colour).stroke_width(2);
-    let points: Vec<(X, f64)> = points.into_iter().collect();
-    for seg in finite_runs(&points, y_range) {
-        if seg.len() == 1 {
-            chart.draw_series(seg.into_iter().map(|p| Circle::new(p, 3, style.filled())))?;
-        } else {
-            chart.draw_series(LineSeries::new(seg, style))?;
-        }
-    }
-    if let Some(label) = label {
-        chart
-            .draw_series(LineSeries::new(Vec::<(X, f64)>::new(), style))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-    }
-    Ok(())
-}
-
-fn legend<'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
-    position: SeriesLabelPosition,
-) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
-}
-
-/// Maximal runs of consecutive points whose value is finite and within `range`.
-fn finite_runs<X: Clone>(points: &[(X, f64)], range: &Range<f64>) -> Vec<Vec<(X, f64)>> {
-    let mut runs = vec![];
-    let mut cur = vec![];
-    for p in points {
-        if p.1.is_finite() && p.1 >= range.start && p.1 <= range.end {
-            cur.push(p.clone());
-        } else if !cur.is_empty() {
-            runs.push(std::mem::take(&mut cur));
-        }
-    }
-    if !cur.is_empty() {
-        runs.push(cur);
-    }
-    runs
-}
-
-/// A y range from 0 (or the lowest value, if negative) to a round number above the highest
-/// finite value; `0..1` when there is none. Absurdly large values (|v| ≥ 1e300) are left out
-/// of the range rather than overflowing it.
-fn auto_range(values: impl Iterator<Item = f64>) -> Range<f64> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite() && v.abs() < 1e300)
-        .fold((0.0f64, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !hi.is_finite() || hi <= lo {
-        return lo..lo + 1.0;
-    }
-    let lo = if lo < 0.0 {
-        -nice_ceil(-lo * 1.05)
-    } else {
-        0.0
-    };
-    lo..nice_ceil(hi * 1.05)
-}
-
-/// `fixed`, or [`auto_range`] of `values` if a finite one falls outside it.
-fn fixed_or_auto(fixed: Range<f64>, values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
-    let outside = values
-        .clone()
-        .any(|v| v.is_finite() && (v < fixed.start || v > fixed.end));
-    if outside {
-        auto_range(values)
-    } else {
-        fixed
-    }
-}
-
-/// The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k that is ≥ `v` (1 for non-positive or
-/// non-finite `v`): round axis ends without wasting much of the panel.
-fn nice_ceil(v: f64) -> f64 {
-    if !(v.is_finite() && v > 0.0) {
-        return 1.0;
-    }
-    let e = v.log10().floor() as i32;
-    // Dividing by 10^-e for small values gives the nearest double to 0.6, not 6 × 0.1.
-    let scale = |m: f64| {
-        if e < 0 {
-            m / 10f64.powi(-e)
-        } else {
-            m * 10f64.powi(e)
-        }
-    };
-    [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
-        .into_iter()
-        .map(scale)
-        .find(|&c| c >= v * (1.0 - 1e-12))
-        .unwrap_or_else(|| scale(10.0))
-}
-
-fn rgb((r, g, b): Rgb) -> RGBColor {
-    RGBColor(r, g, b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_util::{assert_file_error, out_dir, svg_texts, unwritable};
@@ -704,18 +537,5 @@ mod tests {
         assert_file_error(curves_chart(&bad, &epochs(3)), &bad);
         let h = history(2, 6, 5);
         assert_file_error(alpha_chart(&bad, "t", &[], &[], &h), &bad);
-    }
-
-    #[test]
-    fn nice_numbers() {
-        assert_eq!(nice_ceil(0.29), 0.3);
-        assert_eq!(nice_ceil(0.51), 0.6);
-        assert_eq!(nice_ceil(2.3), 2.5);
-        assert_eq!(nice_ceil(1.0), 1.0);
-        assert_eq!(nice_ceil(f64::NAN), 1.0);
-        assert_eq!(auto_range([f64::NAN, 1e301].into_iter()), 0.0..1.0);
-        assert_eq!(fixed_or_auto(0.0..100.0, [50.0].into_iter()), 0.0..100.0);
-        assert_eq!(fixed_or_auto(0.0..100.0, [5000.0].into_iter()), 0.0..6000.0);
-        assert_eq!(auto_range([-0.5, 3.0].into_iter()), -0.6..4.0);
     }
 }

@@ -11,14 +11,17 @@
 mod cells;
 mod charts;
 mod confusion;
+mod nb201_cell;
+mod plotting;
 mod svg;
 
-pub use cells::{darts_cell_svg, nb201_cell_svg};
+pub use cells::darts_cell_svg;
 pub use charts::{
     alpha_chart, curves_chart, darts_edge_panels, grid_edge_panels, nb201_edge_panels, EdgePanel,
     EpochPoint,
 };
 pub use confusion::confusion_svg;
+pub use nb201_cell::nb201_cell_svg;
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -123,6 +126,28 @@ pub(crate) mod test_util {
                 assert!(msg.contains(&path.display().to_string()), "{msg}");
             }
             other => panic!("expected a file error, got {other:?}"),
+        }
+    }
+
+    /// Boxes (x, y, w, h) of the white label backgrounds: rects with rx=3.
+    pub fn label_boxes(svg: &str) -> Vec<(f64, f64, f64, f64)> {
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("rx") == Some("3"))
+            .map(|n| {
+                let f = |a| n.attribute(a).unwrap().parse::<f64>().unwrap();
+                (f("x"), f("y"), f("width"), f("height"))
+            })
+            .collect()
+    }
+
+    pub fn assert_no_overlap(boxes: &[(f64, f64, f64, f64)]) {
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                let apart =
+                    a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
+                assert!(apart, "labels overlap: {a:?} {b:?}");
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::autodiff::{Labels, Tensor};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::{parameters, Module};
+use crate::optim::Sgd;
 
 /// A batch of 3-channel images of `(h, w)` pixels and its labels, on the GPU.
 pub fn upload_batch(gpu: &Gpu, b: &Batch, (h, w): (usize, usize)) -> Result<(Tensor, Labels)> {
@@ -33,4 +35,21 @@ pub fn upload_batch(gpu: &Gpu, b: &Batch, (h, w): (usize, usize)) -> Result<(Ten
         Tensor::from_slice(gpu, &[n, 3, h, w], &b.x)?,
         Labels::new(gpu, &b.y)?,
     ))
+}
+
+/// The named weights of `net` and the SGD (momentum buffers in that order) that updates them,
+/// as both runs set them up.
+pub fn weights_and_sgd(
+    gpu: &Gpu,
+    net: &dyn Module,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+) -> Result<(Vec<(String, Tensor)>, Sgd)> {
+    let weights = parameters(net, "");
+    let ws: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
+    let mut sgd = Sgd::new(gpu, &ws, lr as f32, momentum as f32, weight_decay as f32)?;
+    sgd.nesterov = nesterov;
+    Ok((weights, sgd))
 }

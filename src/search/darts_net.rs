@@ -42,32 +42,150 @@ impl DartsConfig {
         (0..self.nodes).map(|i| i + 2).sum()
     }
     pub fn is_reduction(&self, cell: usize) -> bool {
-        cell == self.layers / 3 || cell == 2 * self.layers / 3
+        is_reduction(cell, self.layers)
+    }
+}
+
+/// Whether cell `i` of `layers` is a reduction cell (⌊L/3⌋, ⌊2L/3⌋), in both networks.
+fn is_reduction(i: usize, layers: usize) -> bool {
+    i == layers / 3 || i == 2 * layers / 3
+}
+
+/// The stem both DARTS networks (search and retraining) start with: 3×3 conv (3 → `c_stem`)
+/// and batch norm, whose output is both inputs of the first cell.
+pub(crate) struct Stem {
+    conv: Conv2d,
+    bn: BatchNorm2d,
+}
+
+impl Stem {
+    fn new(gpu: &Gpu, rng: &mut impl Rng, c_stem: usize) -> Result<Self> {
+        Ok(Stem {
+            conv: Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?,
+            bn: BatchNorm2d::new(gpu, c_stem, true)?,
+        })
+    }
+
+    /// The stem (3C channels) and `layers` cells of C channels, doubled at the reduction
+    /// cells ⌊L/3⌋ and ⌊2L/3⌋. `cell(rng, i, (c_pp, c_p, c), reduction, reduction_prev)` builds
+    /// cell `i` and says how many channels it puts out; the last cell's count is returned.
+    pub(crate) fn with_cells<R: Rng, C>(
+        gpu: &Gpu,
+        rng: &mut R,
+        c: usize,
+        layers: usize,
+        mut cell: impl FnMut(&mut R, usize, (usize, usize, usize), bool, bool) -> Result<(C, usize)>,
+    ) -> Result<(Stem, Vec<C>, usize)> {
+        let c_stem = 3 * c;
+        let stem = Stem::new(gpu, rng, c_stem)?;
+        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
+        let mut cells = Vec::new();
+        let mut reduction_prev = false;
+        for i in 0..layers {
+            let reduction = is_reduction(i, layers);
+            if reduction {
+                c_cur *= 2;
+            }
+            let (made, c_out) = cell(rng, i, (c_pp, c_p, c_cur), reduction, reduction_prev)?;
+            cells.push(made);
+            reduction_prev = reduction;
+            (c_pp, c_p) = (c_p, c_out);
+        }
+        Ok((stem, cells, c_p))
+    }
+
+    /// (s0, s1) for the first cell.
+    pub(crate) fn forward(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        ctx: Ctx,
+    ) -> Result<(Tensor, Tensor)> {
+        let h = self.conv.forward(tape, x)?;
+        let stem = self.bn.forward(tape, &h, ctx)?;
+        Ok((stem.clone(), stem))
+    }
+
+    /// The stem (`stem.0`, `stem.1`) and the cells (`cells.{i}`), as upstream names them.
+    pub(crate) fn visit_with_cells<'a, C: Module>(
+        &'a self,
+        prefix: &str,
+        cells: &'a [C],
+        f: &mut dyn FnMut(&str, Slot<'a>),
+    ) {
+        self.conv.visit(&join(prefix, "stem.0"), f);
+        self.bn.visit(&join(prefix, "stem.1"), f);
+        for (i, cell) in cells.iter().enumerate() {
+            cell.visit(&join(prefix, &format!("cells.{i}")), f);
+        }
+    }
+}
+
+/// A DARTS cell's preprocessing of its inputs c_{k-2} (halved after a reduction cell) and
+/// c_{k-1} to C channels, shared by the search and the retraining cells.
+pub(crate) struct CellInputs {
+    pre0: Preprocess,
+    pre1: ReluConvBn,
+}
+
+impl CellInputs {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        (c_pp, c_p, c): (usize, usize, usize),
+        reduction_prev: bool,
+        affine: bool,
+    ) -> Result<Self> {
+        let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, affine)?;
+        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, affine)?;
+        Ok(CellInputs { pre0, pre1 })
+    }
+
+    /// The cell's first two states.
+    pub(crate) fn forward(
+        &self,
+        tape: &mut Tape,
+        s0: &Tensor,
+        s1: &Tensor,
+        ctx: Ctx,
+    ) -> Result<Vec<Tensor>> {
+        let s0 = self.pre0.forward(tape, s0, ctx)?;
+        let s1 = self.pre1.forward(tape, s1, ctx)?;
+        Ok(vec![s0, s1])
+    }
+
+    /// The preprocessing and then the cell's `ops` (`_ops.{k}`), as upstream names them.
+    pub(crate) fn visit_with_ops<'a, M: Module>(
+        &'a self,
+        prefix: &str,
+        ops: &'a [M],
+        f: &mut dyn FnMut(&str, Slot<'a>),
+    ) {
+        self.pre0.visit(&join(prefix, "preprocess0"), f);
+        self.pre1.visit(&join(prefix, "preprocess1"), f);
+        for (k, op) in ops.iter().enumerate() {
+            op.visit(&join(prefix, &format!("_ops.{k}")), f);
+        }
     }
 }
 
 pub struct SearchCell {
     pub reduction: bool,
-    pre0: Preprocess,
-    pre1: ReluConvBn,
+    inputs: CellInputs,
     pub edges: Vec<MixedOp>,
     nodes: usize,
 }
 
 impl SearchCell {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         gpu: &Gpu,
         rng: &mut impl Rng,
         cfg: &DartsConfig,
-        c_pp: usize,
-        c_p: usize,
-        c: usize,
+        (c_pp, c_p, c): (usize, usize, usize),
         reduction: bool,
         reduction_prev: bool,
     ) -> Result<Self> {
-        let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, false)?;
-        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, false)?;
+        let inputs = CellInputs::new(gpu, rng, (c_pp, c_p, c), reduction_prev, false)?;
         let mut edges = Vec::new();
         for i in 0..cfg.nodes {
             for j in 0..i + 2 {
@@ -77,8 +195,7 @@ impl SearchCell {
         }
         Ok(SearchCell {
             reduction,
-            pre0,
-            pre1,
+            inputs,
             edges,
             nodes: cfg.nodes,
         })
@@ -93,9 +210,7 @@ impl SearchCell {
         beta: Option<(&Tensor, usize)>,
         ctx: Ctx,
     ) -> Result<Tensor> {
-        let s0 = self.pre0.forward(tape, s0, ctx)?;
-        let s1 = self.pre1.forward(tape, s1, ctx)?;
-        let mut states = vec![s0, s1];
+        let mut states = self.inputs.forward(tape, s0, s1, ctx)?;
         let mut offset = 0;
         for _ in 0..self.nodes {
             let mut terms = Vec::with_capacity(states.len());
@@ -113,19 +228,14 @@ impl SearchCell {
 
 impl Module for SearchCell {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.pre0.visit(&join(prefix, "preprocess0"), f);
-        self.pre1.visit(&join(prefix, "preprocess1"), f);
-        for (e, op) in self.edges.iter().enumerate() {
-            op.visit(&join(prefix, &format!("_ops.{e}")), f);
-        }
+        self.inputs.visit_with_ops(prefix, &self.edges, f);
     }
 }
 
 /// The DARTS supernet.
 pub struct DartsNetwork {
     pub config: DartsConfig,
-    stem_conv: Conv2d,
-    stem_bn: BatchNorm2d,
+    stem: Stem,
     pub cells: Vec<SearchCell>,
     classifier: Linear,
     pub alphas_normal: Tensor,
@@ -141,30 +251,16 @@ impl DartsNetwork {
             )));
         }
         let c = config.channels;
-        let c_stem = 3 * c;
-        let stem_conv = Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?;
-        let stem_bn = BatchNorm2d::new(gpu, c_stem, true)?;
-        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
-        let mut cells = Vec::new();
-        let mut reduction_prev = false;
-        for i in 0..config.layers {
-            let reduction = config.is_reduction(i);
-            if reduction {
-                c_cur *= 2;
-            }
-            cells.push(SearchCell::new(
-                gpu,
-                rng,
-                &config,
-                c_pp,
-                c_p,
-                c_cur,
-                reduction,
-                reduction_prev,
-            )?);
-            reduction_prev = reduction;
-            (c_pp, c_p) = (c_p, config.nodes * c_cur);
-        }
+        let (stem, cells, c_p) = Stem::with_cells(
+            gpu,
+            rng,
+            c,
+            config.layers,
+            |rng, _, chans, reduction, prev| {
+                let cell = SearchCell::new(gpu, rng, &config, chans, reduction, prev)?;
+                Ok((cell, config.nodes * chans.2))
+            },
+        )?;
         let classifier = Linear::new(gpu, rng, c_p, config.classes)?;
         let e = config.edges();
         let mut alpha = || -> Result<Tensor> {
@@ -177,8 +273,7 @@ impl DartsNetwork {
         let alphas_reduce = alpha()?;
         Ok(DartsNetwork {
             config,
-            stem_conv,
-            stem_bn,
+            stem,
             cells,
             classifier,
             alphas_normal,
@@ -189,11 +284,7 @@ impl DartsNetwork {
 
 impl Module for DartsNetwork {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.stem_conv.visit(&join(prefix, "stem.0"), f);
-        self.stem_bn.visit(&join(prefix, "stem.1"), f);
-        for (i, cell) in self.cells.iter().enumerate() {
-            cell.visit(&join(prefix, &format!("cells.{i}")), f);
-        }
+        self.stem.visit_with_cells(prefix, &self.cells, f);
         self.classifier.visit(&join(prefix, "classifier"), f);
     }
 }
@@ -216,9 +307,7 @@ impl Supernet for DartsNetwork {
         let beta = if self.config.aux { beta } else { None };
         let w_normal = tape.softmax_rows(&self.alphas_normal)?;
         let w_reduce = tape.softmax_rows(&self.alphas_reduce)?;
-        let h = self.stem_conv.forward(tape, x)?;
-        let stem = self.stem_bn.forward(tape, &h, ctx)?;
-        let (mut s0, mut s1) = (stem.clone(), stem);
+        let (mut s0, mut s1) = self.stem.forward(tape, x, ctx)?;
         for cell in &self.cells {
             let w = if cell.reduction { &w_reduce } else { &w_normal };
             let out = cell.forward(tape, &s0, &s1, w, beta, ctx)?;

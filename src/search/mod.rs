@@ -7,6 +7,7 @@ pub mod derived;
 pub mod epoch;
 pub mod genotype;
 pub mod nb201;
+pub(crate) mod nb201_body;
 pub mod nb201_net;
 pub mod outputs;
 pub mod schedule;

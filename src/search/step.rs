@@ -21,22 +21,8 @@ impl Search {
     fn encode_arch_step(&self, x: &Tensor, y: &Labels) -> Result<()> {
         // Only α needs a gradient here: frozen weights skip their gradient kernels, and ops
         // upstream of the first mixed edge are not even recorded.
-        self.weights
-            .iter()
-            .for_each(|(_, t)| t.set_requires_grad(false));
-        let result = (|| {
-            let mut tape = Tape::new(&self.gpu);
-            tape.set_recompute(self.recompute);
-            let logits = self
-                .net
-                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
-            let loss = tape.cross_entropy(&logits, y)?;
-            tape.backward(&loss)
-        })();
-        self.weights
-            .iter()
-            .for_each(|(_, t)| t.set_requires_grad(true));
-        let grads = result?;
+        let weights: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
+        let grads = self.frozen_pass(&weights, x, y, |tape, _, loss| tape.backward(&loss))?;
         let alphas = self.alpha_tensors();
         let gs = alphas
             .iter()
@@ -61,20 +47,11 @@ impl Search {
     /// returns the loss and the label ranks, still on the GPU.
     fn encode_weight_step(&self, x: &Tensor, y: &Labels) -> Result<(Tensor, Tensor)> {
         // α is fixed in this step: freezing it skips the mixed edges' weight reductions.
-        let alphas = self.alpha_tensors();
-        alphas.iter().for_each(|a| a.set_requires_grad(false));
-        let result = (|| {
-            let mut tape = Tape::new(&self.gpu);
-            tape.set_recompute(self.recompute);
-            let logits = self
-                .net
-                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
-            let loss = tape.cross_entropy(&logits, y)?;
-            let ranks = rank_tensor(&logits, y)?;
-            Ok::<_, Error>((tape.backward(&loss)?, loss, ranks))
-        })();
-        alphas.iter().for_each(|a| a.set_requires_grad(true));
-        let (grads, loss, ranks) = result?;
+        let (grads, loss, ranks) =
+            self.frozen_pass(&self.alpha_tensors(), x, y, |tape, logits, loss| {
+                let ranks = rank_tensor(logits, y)?;
+                Ok((tape.backward(&loss)?, loss, ranks))
+            })?;
         let params: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
         let gs = self
             .weights
@@ -89,6 +66,30 @@ impl Search {
         self.sgd
             .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
         Ok((loss, ranks))
+    }
+
+    /// Records a train-mode forward pass and its loss on `(x, y)` with `frozen` out of the
+    /// gradient, and `finish`es it (the backward pass) before `frozen` is thawed, even on an
+    /// error.
+    fn frozen_pass<T>(
+        &self,
+        frozen: &[Tensor],
+        x: &Tensor,
+        y: &Labels,
+        finish: impl FnOnce(Tape, &Tensor, Tensor) -> Result<T>,
+    ) -> Result<T> {
+        frozen.iter().for_each(|t| t.set_requires_grad(false));
+        let result = (|| {
+            let mut tape = Tape::new(&self.gpu);
+            tape.set_recompute(self.recompute);
+            let logits = self
+                .net
+                .forward(&mut tape, x, self.beta(), Ctx { train: true })?;
+            let loss = tape.cross_entropy(&logits, y)?;
+            finish(tape, &logits, loss)
+        })();
+        frozen.iter().for_each(|t| t.set_requires_grad(true));
+        result
     }
 
     /// Queues a whole search step on uploaded batches, in the configured order.

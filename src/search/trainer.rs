@@ -12,7 +12,7 @@ use crate::autodiff::{Labels, Tape, Tensor};
 use crate::data::{sub_seed, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{parameters, Ctx};
+use crate::nn::Ctx;
 use crate::optim::{Adam, Sgd};
 use crate::run::metrics::mean_stats;
 use crate::run::{self, read_stats, Recorder};
@@ -68,16 +68,14 @@ impl Search {
             Space::Darts(c) => Box::new(DartsNetwork::new(gpu, &mut rng, c)?),
             Space::Nb201(c) => Box::new(Nb201Network::new(gpu, &mut rng, c)?),
         };
-        let weights = parameters(net.as_ref(), "");
-        let wts: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
-        let mut sgd = Sgd::new(
+        let (weights, sgd) = run::weights_and_sgd(
             gpu,
-            &wts,
-            settings.lr as f32,
-            settings.momentum as f32,
-            settings.weight_decay as f32,
+            net.as_ref(),
+            settings.lr,
+            settings.momentum,
+            settings.weight_decay,
+            settings.nesterov,
         )?;
-        sgd.nesterov = settings.nesterov;
         // The learning rate's GPU table; `set_epoch` rewrites it for each epoch's schedule.
         sgd.prepare()?;
         let alphas: Vec<Tensor> = net.alphas().into_iter().map(|(_, t)| t.clone()).collect();

@@ -6,8 +6,9 @@
 use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Candidate, Preprocess, ReluConvBn};
+use crate::nn::darts_ops::Candidate;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
+use crate::search::darts_net::{CellInputs, Stem};
 use crate::search::genotype::Genotype;
 use rand::Rng;
 
@@ -34,8 +35,7 @@ impl Default for EvalConfig {
 
 struct EvalCell {
     reduction: bool,
-    pre0: Preprocess,
-    pre1: ReluConvBn,
+    inputs: CellInputs,
     ops: Vec<Candidate>,
     indices: Vec<usize>,
     concat: Vec<usize>,
@@ -50,21 +50,27 @@ pub struct EvalCtx<'a> {
     pub drop: Option<&'a dyn Fn() -> Result<Tensor>>,
 }
 
+impl EvalCtx<'_> {
+    /// Eval mode without drop path: measuring the network, testing it.
+    pub fn inference() -> Self {
+        EvalCtx {
+            ctx: Ctx { train: false },
+            drop: None,
+        }
+    }
+}
+
 impl EvalCell {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         gpu: &Gpu,
         rng: &mut impl Rng,
         genes: &[(String, usize)],
         concat: &[usize],
-        c_pp: usize,
-        c_p: usize,
-        c: usize,
+        (c_pp, c_p, c): (usize, usize, usize),
         reduction: bool,
         reduction_prev: bool,
     ) -> Result<Self> {
-        let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, true)?;
-        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, true)?;
+        let inputs = CellInputs::new(gpu, rng, (c_pp, c_p, c), reduction_prev, true)?;
         let mut ops = Vec::new();
         let mut indices = Vec::new();
         for (name, index) in genes {
@@ -74,8 +80,7 @@ impl EvalCell {
         }
         Ok(EvalCell {
             reduction,
-            pre0,
-            pre1,
+            inputs,
             ops,
             indices,
             concat: concat.to_vec(),
@@ -83,9 +88,7 @@ impl EvalCell {
     }
 
     fn forward(&self, tape: &mut Tape, s0: &Tensor, s1: &Tensor, ec: EvalCtx) -> Result<Tensor> {
-        let s0 = self.pre0.forward(tape, s0, ec.ctx)?;
-        let s1 = self.pre1.forward(tape, s1, ec.ctx)?;
-        let mut states = vec![s0, s1];
+        let mut states = self.inputs.forward(tape, s0, s1, ec.ctx)?;
         for i in 0..self.ops.len() / 2 {
             let mut h = Vec::with_capacity(2);
             for k in [2 * i, 2 * i + 1] {
@@ -105,11 +108,7 @@ impl EvalCell {
 
 impl Module for EvalCell {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.pre0.visit(&join(prefix, "preprocess0"), f);
-        self.pre1.visit(&join(prefix, "preprocess1"), f);
-        for (k, op) in self.ops.iter().enumerate() {
-            op.visit(&join(prefix, &format!("_ops.{k}")), f);
-        }
+        self.inputs.visit_with_ops(prefix, &self.ops, f);
     }
 }
 
@@ -157,8 +156,7 @@ impl Module for AuxHead {
 /// The discrete DARTS network for a genotype.
 pub struct DartsEvalNetwork {
     pub config: EvalConfig,
-    stem_conv: Conv2d,
-    stem_bn: BatchNorm2d,
+    stem: Stem,
     cells: Vec<EvalCell>,
     aux_head: Option<AuxHead>,
     aux_after: usize,
@@ -189,42 +187,27 @@ impl DartsEvalNetwork {
                 "invalid evaluation network {config:?}: need at least 3 cells, C ≥ 1, 2 classes"
             )));
         }
-        let c = config.channels;
-        let c_stem = 3 * c;
-        let stem_conv = Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?;
-        let stem_bn = BatchNorm2d::new(gpu, c_stem, true)?;
-        let (mut c_pp, mut c_p, mut c_cur) = (c_stem, c_stem, c);
-        let mut cells = Vec::new();
-        let mut reduction_prev = false;
         let aux_after = 2 * config.layers / 3;
         let mut c_aux = 0;
-        for i in 0..config.layers {
-            let reduction = i == config.layers / 3 || i == 2 * config.layers / 3;
-            if reduction {
-                c_cur *= 2;
-            }
-            let (genes, concat) = if reduction {
-                (&genotype.reduce, &genotype.reduce_concat)
-            } else {
-                (&genotype.normal, &genotype.normal_concat)
-            };
-            cells.push(EvalCell::new(
-                gpu,
-                rng,
-                genes,
-                concat,
-                c_pp,
-                c_p,
-                c_cur,
-                reduction,
-                reduction_prev,
-            )?);
-            reduction_prev = reduction;
-            (c_pp, c_p) = (c_p, concat.len() * c_cur);
-            if i == aux_after {
-                c_aux = c_p;
-            }
-        }
+        let (stem, cells, c_p) = Stem::with_cells(
+            gpu,
+            rng,
+            config.channels,
+            config.layers,
+            |rng, i, chans, reduction, prev| {
+                let (genes, concat) = if reduction {
+                    (&genotype.reduce, &genotype.reduce_concat)
+                } else {
+                    (&genotype.normal, &genotype.normal_concat)
+                };
+                let cell = EvalCell::new(gpu, rng, genes, concat, chans, reduction, prev)?;
+                let c_out = concat.len() * chans.2;
+                if i == aux_after {
+                    c_aux = c_out;
+                }
+                Ok((cell, c_out))
+            },
+        )?;
         let aux_head = if config.auxiliary {
             Some(AuxHead {
                 conv1: Conv2d::new(gpu, rng, c_aux, 128, 1, Conv2dCfg::new(1, 0), false)?,
@@ -239,8 +222,7 @@ impl DartsEvalNetwork {
         let classifier = Linear::new(gpu, rng, c_p, config.classes)?;
         Ok(DartsEvalNetwork {
             config,
-            stem_conv,
-            stem_bn,
+            stem,
             cells,
             aux_head,
             aux_after,
@@ -262,9 +244,7 @@ impl super::EvalNet for DartsEvalNetwork {
         x: &Tensor,
         ec: EvalCtx,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let h = self.stem_conv.forward(tape, x)?;
-        let stem = self.stem_bn.forward(tape, &h, ec.ctx)?;
-        let (mut s0, mut s1) = (stem.clone(), stem);
+        let (mut s0, mut s1) = self.stem.forward(tape, x, ec.ctx)?;
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {
             let out = cell.forward(tape, &s0, &s1, ec)?;
@@ -290,11 +270,7 @@ impl super::EvalNet for DartsEvalNetwork {
 
 impl Module for DartsEvalNetwork {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.stem_conv.visit(&join(prefix, "stem.0"), f);
-        self.stem_bn.visit(&join(prefix, "stem.1"), f);
-        for (i, cell) in self.cells.iter().enumerate() {
-            cell.visit(&join(prefix, &format!("cells.{i}")), f);
-        }
+        self.stem.visit_with_cells(prefix, &self.cells, f);
         if let Some(h) = &self.aux_head {
             h.visit(&join(prefix, "auxiliary_head"), f);
         }

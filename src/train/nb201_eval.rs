@@ -5,32 +5,18 @@
 
 use super::darts_eval::EvalCtx;
 use super::EvalNet;
-use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
+use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{Candidate, ReluConvBn};
-use crate::nn::{join, BatchNorm2d, Conv2d, Linear, Module, Slot};
+use crate::nn::{join, Module, Slot};
 use crate::search::nb201::{Nb201Arch, NB201_EDGES, NB201_OPS};
+use crate::search::nb201_body::Nb201Body;
 use rand::Rng;
-
-struct ResBlock {
-    conv_a: ReluConvBn,
-    conv_b: ReluConvBn,
-    shortcut: Conv2d,
-}
-
-enum Block {
-    Cell(Vec<Candidate>),
-    Res(Box<ResBlock>),
-}
 
 pub struct Nb201EvalNetwork {
     arch: Nb201Arch,
-    stem_conv: Conv2d,
-    stem_bn: BatchNorm2d,
-    blocks: Vec<Block>,
-    last_bn: BatchNorm2d,
-    classifier: Linear,
+    body: Nb201Body<Vec<Candidate>>,
 }
 
 /// One op of the trained cell: like the search ops but with affine batch norm (so convs have
@@ -55,35 +41,15 @@ impl Nb201EvalNetwork {
         if channels == 0 || cells_per_stage == 0 || classes < 2 {
             return Err(Error::Invalid(format!("invalid NAS-Bench-201 network: C = {channels}, {cells_per_stage} cells per stage, {classes} classes")));
         }
-        let stem_conv = Conv2d::new(gpu, rng, 3, channels, 3, Conv2dCfg::new(1, 1), false)?;
-        let stem_bn = BatchNorm2d::new(gpu, channels, true)?;
-        let mut blocks = Vec::new();
-        let mut c = channels;
-        for stage in 0..3 {
-            if stage > 0 {
-                blocks.push(Block::Res(Box::new(ResBlock {
-                    conv_a: ReluConvBn::nb201(gpu, rng, c, 2 * c, 3, 2, 1, true)?,
-                    conv_b: ReluConvBn::nb201(gpu, rng, 2 * c, 2 * c, 3, 1, 1, true)?,
-                    shortcut: Conv2d::new(gpu, rng, c, 2 * c, 1, Conv2dCfg::new(1, 0), false)?,
-                })));
-                c *= 2;
-            }
-            for _ in 0..cells_per_stage {
-                let ops = arch
-                    .ops
-                    .iter()
-                    .map(|&k| infer_op(gpu, rng, NB201_OPS[k], c))
-                    .collect::<Result<_>>()?;
-                blocks.push(Block::Cell(ops));
-            }
-        }
+        let body = Nb201Body::new(gpu, rng, channels, cells_per_stage, classes, |rng, c| {
+            arch.ops
+                .iter()
+                .map(|&k| infer_op(gpu, &mut *rng, NB201_OPS[k], c))
+                .collect()
+        })?;
         Ok(Nb201EvalNetwork {
             arch: arch.clone(),
-            stem_conv,
-            stem_bn,
-            blocks,
-            last_bn: BatchNorm2d::new(gpu, c, true)?,
-            classifier: Linear::new(gpu, rng, c, classes)?,
+            body,
         })
     }
 
@@ -99,43 +65,27 @@ impl EvalNet for Nb201EvalNetwork {
         x: &Tensor,
         ec: EvalCtx,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let h = self.stem_conv.forward(tape, x)?;
-        let mut h = self.stem_bn.forward(tape, &h, ec.ctx)?;
-        for b in &self.blocks {
-            h = match b {
-                Block::Cell(ops) => {
-                    let mut nodes = vec![h];
-                    for to in 1..4 {
-                        let mut terms = Vec::new();
-                        for (e, &(t, from)) in NB201_EDGES.iter().enumerate() {
-                            // A `none` edge adds nothing.
-                            if t == to && !ops[e].is_zero() {
-                                terms.push(ops[e].forward(tape, &nodes[from], ec.ctx)?);
-                            }
-                        }
-                        let node = if terms.is_empty() {
-                            Tensor::zeros(tape.gpu(), nodes[0].shape())?
-                        } else {
-                            let refs: Vec<&Tensor> = terms.iter().collect();
-                            tape.sum(&refs)?
-                        };
-                        nodes.push(node);
+        let logits = self.body.forward(tape, x, ec.ctx, |tape, ops, h| {
+            let mut nodes = vec![h];
+            for to in 1..4 {
+                let mut terms = Vec::new();
+                for (e, &(t, from)) in NB201_EDGES.iter().enumerate() {
+                    // A `none` edge adds nothing.
+                    if t == to && !ops[e].is_zero() {
+                        terms.push(ops[e].forward(tape, &nodes[from], ec.ctx)?);
                     }
-                    nodes.pop().expect("four nodes")
                 }
-                Block::Res(r) => {
-                    let a = r.conv_a.forward(tape, &h, ec.ctx)?;
-                    let b = r.conv_b.forward(tape, &a, ec.ctx)?;
-                    let pooled = tape.avg_pool2d(&h, PoolCfg::new(2, 2, 0))?;
-                    let sc = r.shortcut.forward(tape, &pooled)?;
-                    tape.sum(&[&sc, &b])?
-                }
-            };
-        }
-        let h = self.last_bn.forward(tape, &h, ec.ctx)?;
-        let h = tape.relu(&h)?;
-        let pooled = tape.global_avg_pool(&h)?;
-        Ok((self.classifier.forward(tape, &pooled)?, None))
+                let node = if terms.is_empty() {
+                    Tensor::zeros(tape.gpu(), nodes[0].shape())?
+                } else {
+                    let refs: Vec<&Tensor> = terms.iter().collect();
+                    tape.sum(&refs)?
+                };
+                nodes.push(node);
+            }
+            Ok(nodes.pop().expect("four nodes"))
+        })?;
+        Ok((logits, None))
     }
 
     fn count_without_aux(&self) -> usize {
@@ -145,24 +95,10 @@ impl EvalNet for Nb201EvalNetwork {
 
 impl Module for Nb201EvalNetwork {
     fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'a>)) {
-        self.stem_conv.visit(&join(prefix, "stem.0"), f);
-        self.stem_bn.visit(&join(prefix, "stem.1"), f);
-        for (k, b) in self.blocks.iter().enumerate() {
-            let p = join(prefix, &format!("cells.{k}"));
-            match b {
-                Block::Cell(ops) => {
-                    for (e, op) in ops.iter().enumerate() {
-                        op.visit(&join(&p, &format!("layers.{e}")), f);
-                    }
-                }
-                Block::Res(r) => {
-                    r.conv_a.visit(&join(&p, "conv_a"), f);
-                    r.conv_b.visit(&join(&p, "conv_b"), f);
-                    r.shortcut.visit(&join(&p, "downsample.1"), f);
-                }
+        self.body.visit(prefix, f, &|ops, p, f| {
+            for (e, op) in ops.iter().enumerate() {
+                op.visit(&join(p, &format!("layers.{e}")), f);
             }
-        }
-        self.last_bn.visit(&join(prefix, "lastact.0"), f);
-        self.classifier.visit(&join(prefix, "classifier"), f);
+        });
     }
 }

@@ -14,7 +14,7 @@ use crate::checkpoint::{self, Entry};
 use crate::data::{sub_seed, Augment, Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{parameters, Ctx};
+use crate::nn::Ctx;
 use crate::optim::Sgd;
 use crate::run::state::{self as run_state, momentum_entries, Saved};
 use crate::run::{self, read_stats, upload_batch, Progress, StepStats};
@@ -65,16 +65,14 @@ impl Retrain {
                 gpu, &mut rng, a, c.channels, c.layers, c.classes,
             )?),
         };
-        let weights = parameters(net.as_ref(), "");
-        let ws: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
-        let mut sgd = Sgd::new(
+        let (weights, sgd) = run::weights_and_sgd(
             gpu,
-            &ws,
-            settings.lr as f32,
-            settings.momentum as f32,
-            settings.weight_decay as f32,
+            net.as_ref(),
+            settings.lr,
+            settings.momentum,
+            settings.weight_decay,
+            settings.nesterov,
         )?;
-        sgd.nesterov = settings.nesterov;
         Ok(Retrain {
             gpu: gpu.clone(),
             settings,
@@ -93,14 +91,7 @@ impl Retrain {
         let (h, w) = self.image_size;
         let x = Tensor::zeros(&self.gpu, &[1, 3, h, w])?;
         let mut tape = Tape::inference(&self.gpu);
-        self.net.forward(
-            &mut tape,
-            &x,
-            EvalCtx {
-                ctx: Ctx { train: false },
-                drop: None,
-            },
-        )?;
+        self.net.forward(&mut tape, &x, EvalCtx::inference())?;
         Ok(tape.macs())
     }
 
@@ -180,14 +171,7 @@ impl Retrain {
         for b in batches {
             let (x, y) = self.upload(&b)?;
             let mut tape = Tape::inference(&self.gpu);
-            let (logits, _) = self.net.forward(
-                &mut tape,
-                &x,
-                EvalCtx {
-                    ctx: Ctx { train: false },
-                    drop: None,
-                },
-            )?;
+            let (logits, _) = self.net.forward(&mut tape, &x, EvalCtx::inference())?;
             let loss = tape.cross_entropy(&logits, &y)?;
             // One readback of the loss and logits gives the prediction and the label's rank
             // (ties in the label's favour, as the GPU rank kernel counts them).
