@@ -144,15 +144,11 @@ pub(super) fn weight_grad(
     let rows = n * ho;
     // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
     // serial work costs about a launch.
-    let per = if gpu.policy().weight_grad_one_pass(rows * wo * 16) {
+    let policy = gpu.policy();
+    let per = if policy.weight_grad_one_pass(rows * wo * 16) {
         rows
     } else {
-        rows.div_ceil(
-            gpu.policy()
-                .weight_grad_threads
-                .div_ceil(blocks)
-                .clamp(1, rows),
-        )
+        rows.div_ceil(policy.weight_grad_threads.div_ceil(blocks).clamp(1, rows))
     };
     let chunks = rows.div_ceil(per);
     let pp = ConvParams {

@@ -160,10 +160,11 @@ pub(super) fn weight_grad(
     let taps = (k * k) as usize;
     // Chunks of output rows so that channels × chunks fills the device; or one chunk, whose
     // partials are dw itself, where that costs less than a launch.
-    let per = if gpu.policy().weight_grad_one_pass(rows * wo * taps) {
+    let policy = gpu.policy();
+    let per = if policy.weight_grad_one_pass(rows * wo * taps) {
         rows
     } else {
-        (rows * c).div_ceil(gpu.policy().weight_grad_chunk).max(1)
+        (rows * c).div_ceil(policy.weight_grad_chunk).max(1)
     };
     let chunks = rows.div_ceil(per);
     dp.per = per as u32;

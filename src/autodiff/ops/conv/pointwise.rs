@@ -77,11 +77,12 @@ pub(super) fn weight_grad(
     // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions and of a
     // multiple of 4 (the vec4 variant reads 4 at a time); or one chunk (no second pass) where
     // that serial work costs less than a launch.
-    let chunk = if gpu.policy().weight_grad_one_pass(n * hw * 16) {
+    let policy = gpu.policy();
+    let chunk = if policy.weight_grad_one_pass(n * hw * 16) {
         (n * hw).next_multiple_of(4)
     } else {
         (n * hw * blocks)
-            .div_ceil(gpu.policy().weight_grad_threads)
+            .div_ceil(policy.weight_grad_threads)
             .max(64)
             .next_multiple_of(4)
     };
