@@ -10,7 +10,7 @@ use darts_minus::checkpoint::{load_module, read, Named};
 use darts_minus::gpu::Gpu;
 use darts_minus::nn::darts_ops::{SepConv, DARTS_OPS};
 use darts_minus::nn::mixed::MixedOp;
-use darts_minus::nn::{parameters, Ctx, Module, Slot};
+use darts_minus::nn::{parameters, ConvShape, Ctx, Module, Slot};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,8 +162,8 @@ fn sep_conv_stack_train_then_eval() {
     let (path, m) = fixture("sep_conv_stack.safetensors");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let net = Stack(
-        SepConv::new(&g, &mut rng, 3, 3, 5, 2, 2, true).unwrap(),
-        SepConv::new(&g, &mut rng, 3, 3, 3, 1, 1, true).unwrap(),
+        SepConv::new(&g, &mut rng, ConvShape::new([3, 3, 5], 2, 2), true).unwrap(),
+        SepConv::new(&g, &mut rng, ConvShape::new([3, 3, 3], 1, 1), true).unwrap(),
     );
     load_module(&net, "", &m, &path).unwrap();
     let x = tensor(&g, get(&m, "x")).with_grad();

@@ -14,6 +14,28 @@ fn uniform(gpu: &Gpu, rng: &mut impl Rng, shape: &[usize], bound: f32) -> Result
     Tensor::parameter(gpu, shape, &data)
 }
 
+/// What a convolution layer is built from: channels, kernel side and configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub cfg: Conv2dCfg,
+}
+
+impl ConvShape {
+    /// `[cin, cout, k]` at `stride` with `pad` zeros each side.
+    pub fn new([cin, cout, k]: [usize; 3], stride: usize, pad: usize) -> Self {
+        let cfg = Conv2dCfg::new(stride, pad);
+        ConvShape { cin, cout, k, cfg }
+    }
+
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.cfg = self.cfg.dilation(d);
+        self
+    }
+}
+
 /// 2-D convolution layer; weight (cout, cin/groups, k, k).
 pub struct Conv2d {
     pub weight: Tensor,
@@ -22,15 +44,8 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn new(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        cfg: Conv2dCfg,
-        bias: bool,
-    ) -> Result<Conv2d> {
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, bias: bool) -> Result<Conv2d> {
+        let ConvShape { cin, cout, k, cfg } = shape;
         let fan_in = cin / cfg.groups * k * k;
         let bound = 1.0 / (fan_in as f32).sqrt();
         let weight = uniform(gpu, rng, &[cout, cin / cfg.groups, k, k], bound)?;
@@ -114,6 +129,10 @@ impl Module for Conv2d {
     }
 }
 
+/// A tensor before a batch norm, with that batch norm's statistics where the producing kernel
+/// wrote them.
+pub type BeforeBn = (Tensor, Option<ChannelStats>);
+
 /// ReLU → depthwise k → 1×1 → BN: a dilated conv candidate is one, a separable conv two.
 /// The convs draw their weights in that order (dw, then pw).
 pub struct ReluDwPwBn {
@@ -123,28 +142,24 @@ pub struct ReluDwPwBn {
 }
 
 impl ReluDwPwBn {
-    /// `dw_cfg`: the depthwise conv's stride, padding and dilation (groups set here).
-    pub fn new(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        [cin, cout, k]: [usize; 3],
-        dw_cfg: Conv2dCfg,
-        affine: bool,
-    ) -> Result<ReluDwPwBn> {
+    /// `shape`: the channels and the depthwise conv's kernel, stride, padding and dilation
+    /// (groups set here).
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, affine: bool) -> Result<Self> {
+        let ConvShape { cin, cout, cfg, .. } = shape;
+        let dw = ConvShape {
+            cout: cin,
+            cfg: cfg.groups(cin),
+            ..shape
+        };
         Ok(ReluDwPwBn {
-            dw: Conv2d::new(gpu, rng, cin, cin, k, dw_cfg.groups(cin), false)?,
-            pw: Conv2d::new(gpu, rng, cin, cout, 1, Conv2dCfg::new(1, 0), false)?,
+            dw: Conv2d::new(gpu, rng, dw, false)?,
+            pw: Conv2d::new(gpu, rng, ConvShape::new([cin, cout, 1], 1, 0), false)?,
             bn: BatchNorm2d::new(gpu, cout, affine)?,
         })
     }
 
     /// Everything up to the batch norm, with its statistics where the 1×1 kernel wrote them.
-    pub fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)> {
+    pub fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<BeforeBn> {
         Conv2d::relu_dw_pw_stats(tape, x, &self.dw, &self.pw, ctx)
     }
 

@@ -6,7 +6,7 @@ pub mod darts_ops;
 mod layers;
 pub mod mixed;
 
-pub use layers::{BatchNorm2d, Conv2d, Linear, ReluDwPwBn};
+pub use layers::{BatchNorm2d, BeforeBn, Conv2d, ConvShape, Linear, ReluDwPwBn};
 
 use crate::autodiff::Tensor;
 use std::cell::Cell;

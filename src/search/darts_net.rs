@@ -1,12 +1,13 @@
 //! The DARTS search network (SPEC §3): stem, cells with mixed edges shared α per cell type,
 //! global pooling and classifier; DARTS- adds β·aux on every edge.
 
-use super::supernet::Supernet;
-use crate::autodiff::{Conv2dCfg, Tape, Tensor};
+use super::supernet::{Beta, Supernet};
+use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{Preprocess, ReluConvBn, DARTS_OPS};
 use crate::nn::mixed::MixedOp;
+use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -61,7 +62,7 @@ pub(crate) struct Stem {
 impl Stem {
     fn new(gpu: &Gpu, rng: &mut impl Rng, c_stem: usize) -> Result<Self> {
         Ok(Stem {
-            conv: Conv2d::new(gpu, rng, 3, c_stem, 3, Conv2dCfg::new(1, 1), false)?,
+            conv: Conv2d::new(gpu, rng, ConvShape::new([3, c_stem, 3], 1, 1), false)?,
             bn: BatchNorm2d::new(gpu, c_stem, true)?,
         })
     }
@@ -137,7 +138,7 @@ impl CellInputs {
         affine: bool,
     ) -> Result<Self> {
         let pre0 = Preprocess::new(gpu, rng, c_pp, c, reduction_prev, affine)?;
-        let pre1 = ReluConvBn::new(gpu, rng, c_p, c, 1, 1, 0, affine)?;
+        let pre1 = ReluConvBn::new(gpu, rng, ConvShape::new([c_p, c, 1], 1, 0), affine)?;
         Ok(CellInputs { pre0, pre1 })
     }
 
@@ -207,7 +208,7 @@ impl SearchCell {
         s0: &Tensor,
         s1: &Tensor,
         w: &Tensor,
-        beta: Option<(&Tensor, usize)>,
+        beta: Beta,
         ctx: Ctx,
     ) -> Result<Tensor> {
         let mut states = self.inputs.forward(tape, s0, s1, ctx)?;
@@ -290,13 +291,7 @@ impl Module for DartsNetwork {
 }
 
 impl Supernet for DartsNetwork {
-    fn forward(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        beta: Option<(&Tensor, usize)>,
-        ctx: Ctx,
-    ) -> Result<Tensor> {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, beta: Beta, ctx: Ctx) -> Result<Tensor> {
         let (_, ch, _, _) = x.nchw("DARTS network input")?;
         if ch != 3 {
             return Err(Error::shape(

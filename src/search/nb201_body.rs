@@ -3,10 +3,11 @@
 //! blocks, BN → ReLU, pooling, classifier. Both keep upstream's state names (`stem.0`,
 //! `cells.{k}`, `lastact.0`, `classifier`) and draw weights from the RNG in the same order.
 
-use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
+use crate::autodiff::{PoolCfg, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::ReluConvBn;
+use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
 
@@ -44,16 +45,21 @@ impl<C> Nb201Body<C> {
         classes: usize,
         mut cell: impl FnMut(&mut R, usize) -> Result<C>,
     ) -> Result<Self> {
-        let stem_conv = Conv2d::new(gpu, rng, 3, channels, 3, Conv2dCfg::new(1, 1), false)?;
+        let stem_conv = Conv2d::new(gpu, rng, ConvShape::new([3, channels, 3], 1, 1), false)?;
         let stem_bn = BatchNorm2d::new(gpu, channels, true)?;
         let mut blocks = Vec::new();
         let mut c = channels;
         for stage in 0..3 {
             if stage > 0 {
                 blocks.push(Block::Res(Box::new(ResBlock {
-                    conv_a: ReluConvBn::nb201(gpu, rng, c, 2 * c, 3, 2, 1, true)?,
-                    conv_b: ReluConvBn::nb201(gpu, rng, 2 * c, 2 * c, 3, 1, 1, true)?,
-                    shortcut: Conv2d::new(gpu, rng, c, 2 * c, 1, Conv2dCfg::new(1, 0), false)?,
+                    conv_a: ReluConvBn::nb201(gpu, rng, ConvShape::new([c, 2 * c, 3], 2, 1), true)?,
+                    conv_b: ReluConvBn::nb201(
+                        gpu,
+                        rng,
+                        ConvShape::new([2 * c, 2 * c, 3], 1, 1),
+                        true,
+                    )?,
+                    shortcut: Conv2d::new(gpu, rng, ConvShape::new([c, 2 * c, 1], 1, 0), false)?,
                 })));
                 c *= 2;
             }

@@ -3,7 +3,7 @@
 //! State names follow the benchmark's reference code (`cells.k.edges.1<-0.2.op.1.weight`).
 
 use super::nb201_body::Nb201Body;
-use super::supernet::Supernet;
+use super::supernet::{Beta, Supernet};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -87,13 +87,7 @@ impl Module for Nb201Network {
 }
 
 impl Supernet for Nb201Network {
-    fn forward(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        beta: Option<(&Tensor, usize)>,
-        ctx: Ctx,
-    ) -> Result<Tensor> {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, beta: Beta, ctx: Ctx) -> Result<Tensor> {
         let beta = if self.config.aux { beta } else { None };
         let w = tape.softmax_rows(&self.alphas)?;
         self.body.forward(tape, x, ctx, |tape, cell, h| {

@@ -3,10 +3,11 @@
 //! head after cell 2L/3, global pooling and classifier. State names follow the reference's
 //! `NetworkCIFAR` (`cells.i._ops.k.op.1.weight`, `auxiliary_head.features.2.weight`, …).
 
-use crate::autodiff::{Conv2dCfg, PoolCfg, Tape, Tensor};
+use crate::autodiff::{PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::Candidate;
+use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use crate::search::darts_net::{CellInputs, Stem};
 use crate::search::genotype::Genotype;
@@ -210,9 +211,9 @@ impl DartsEvalNetwork {
         )?;
         let aux_head = if config.auxiliary {
             Some(AuxHead {
-                conv1: Conv2d::new(gpu, rng, c_aux, 128, 1, Conv2dCfg::new(1, 0), false)?,
+                conv1: Conv2d::new(gpu, rng, ConvShape::new([c_aux, 128, 1], 1, 0), false)?,
                 bn1: BatchNorm2d::new(gpu, 128, true)?,
-                conv2: Conv2d::new(gpu, rng, 128, 768, 2, Conv2dCfg::new(1, 0), false)?,
+                conv2: Conv2d::new(gpu, rng, ConvShape::new([128, 768, 2], 1, 0), false)?,
                 bn2: BatchNorm2d::new(gpu, 768, true)?,
                 classifier: Linear::new(gpu, rng, 768, config.classes)?,
             })
@@ -238,12 +239,7 @@ impl DartsEvalNetwork {
 
 impl super::EvalNet for DartsEvalNetwork {
     /// Logits, and the auxiliary head's logits when it exists and `ec.ctx.train`.
-    fn forward(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ec: EvalCtx,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx) -> Result<super::Logits> {
         let (mut s0, mut s1) = self.stem.forward(tape, x, ec.ctx)?;
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {

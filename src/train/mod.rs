@@ -34,11 +34,13 @@ impl Arch {
     }
 }
 
+/// A network's logits and, while training with an auxiliary head, the head's logits.
+pub type Logits = (Tensor, Option<Tensor>);
+
 /// A discrete network trained from scratch.
 pub trait EvalNet: Module {
     /// Logits, and the auxiliary head's logits when the network has one and is training.
-    fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx)
-        -> Result<(Tensor, Option<Tensor>)>;
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx) -> Result<Logits>;
     /// Weights without the auxiliary head (the paper's parameter count).
     fn count_without_aux(&self) -> usize;
 }

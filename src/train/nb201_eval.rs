@@ -9,6 +9,7 @@ use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{Candidate, ReluConvBn};
+use crate::nn::ConvShape;
 use crate::nn::{join, Module, Slot};
 use crate::search::nb201::{Nb201Arch, NB201_EDGES, NB201_OPS};
 use crate::search::nb201_body::Nb201Body;
@@ -23,8 +24,18 @@ pub struct Nb201EvalNetwork {
 /// no bias).
 fn infer_op(gpu: &Gpu, rng: &mut impl Rng, name: &str, c: usize) -> Result<Candidate> {
     Ok(match name {
-        "nor_conv_1x1" => Candidate::Conv(ReluConvBn::nb201(gpu, rng, c, c, 1, 1, 0, true)?),
-        "nor_conv_3x3" => Candidate::Conv(ReluConvBn::nb201(gpu, rng, c, c, 3, 1, 1, true)?),
+        "nor_conv_1x1" => Candidate::Conv(ReluConvBn::nb201(
+            gpu,
+            rng,
+            ConvShape::new([c, c, 1], 1, 0),
+            true,
+        )?),
+        "nor_conv_3x3" => Candidate::Conv(ReluConvBn::nb201(
+            gpu,
+            rng,
+            ConvShape::new([c, c, 3], 1, 1),
+            true,
+        )?),
         other => Candidate::nb201(gpu, rng, other, c)?,
     })
 }
@@ -59,12 +70,7 @@ impl Nb201EvalNetwork {
 }
 
 impl EvalNet for Nb201EvalNetwork {
-    fn forward(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ec: EvalCtx,
-    ) -> Result<(Tensor, Option<Tensor>)> {
+    fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx) -> Result<super::Logits> {
         let logits = self.body.forward(tape, x, ec.ctx, |tape, ops, h| {
             let mut nodes = vec![h];
             for to in 1..4 {

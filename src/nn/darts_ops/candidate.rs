@@ -5,7 +5,7 @@ use super::{DilConv, FactorizedReduce, Identity, Pool, ReluConvBn, SepConv, Zero
 use crate::autodiff::{ChannelStats, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::{BatchNorm2d, Ctx, Module, Slot};
+use crate::nn::{BatchNorm2d, BeforeBn, Ctx, Module, Slot};
 use rand::Rng;
 
 /// A mixed edge's max and avg pooling of its input, done once for both pooling candidates,
@@ -76,12 +76,7 @@ pub trait EndsInBn: Module {
 
     /// Everything up to the final batch norm, with that batch norm's statistics where the
     /// producing kernel wrote them.
-    fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)>;
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<BeforeBn>;
 }
 
 impl<T: EndsInBn> CandidateOp for T {

@@ -1,36 +1,19 @@
 //! The dilated convolution candidates (`dil_conv_3x3`, `dil_conv_5x5`).
 
 use super::candidate::{CandidateOp, EndsInBn};
-use crate::autodiff::{ChannelStats, Conv2dCfg, Tape, Tensor};
+use crate::autodiff::{Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::{visit_named, BatchNorm2d, Ctx, Module, ReluDwPwBn, Slot};
+use crate::nn::{visit_named, BatchNorm2d, BeforeBn, ConvShape, Ctx, Module, ReluDwPwBn, Slot};
 use rand::Rng;
 
 /// ReLU → dilated depthwise k (stride s, dilation d) → 1×1 → BN.
 pub struct DilConv(pub ReluDwPwBn);
 
 impl DilConv {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        dil: usize,
-        affine: bool,
-    ) -> Result<Self> {
-        let cfg = Conv2dCfg::new(stride, pad).dilation(dil);
-        Ok(DilConv(ReluDwPwBn::new(
-            gpu,
-            rng,
-            [cin, cout, k],
-            cfg,
-            affine,
-        )?))
+    /// `shape`: the depthwise conv's kernel, stride, padding and dilation.
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, affine: bool) -> Result<Self> {
+        Ok(DilConv(ReluDwPwBn::new(gpu, rng, shape, affine)?))
     }
 
     pub fn forward(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
@@ -43,12 +26,7 @@ impl EndsInBn for DilConv {
         &self.0.bn
     }
 
-    fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)> {
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<BeforeBn> {
         self.0.before_bn(tape, x, ctx)
     }
 }

@@ -2,10 +2,11 @@
 //! DARTS- auxiliary skip at stride 2.
 
 use super::candidate::{CandidateOp, EndsInBn};
-use crate::autodiff::{ChannelStats, Conv2dCfg, SliceCfg, Tape, Tensor};
+use crate::autodiff::{Conv2dCfg, SliceCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::{visit_named, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use crate::nn::ConvShape;
+use crate::nn::{visit_named, BatchNorm2d, BeforeBn, Conv2d, Ctx, Module, Slot};
 use rand::Rng;
 
 /// ReLU, then two stride-2 1×1 convs (on x and on x[:, :, 1:, 1:]) concatenated, then BN.
@@ -28,10 +29,10 @@ impl FactorizedReduce {
                 "FactorizedReduce needs an even output channel count, got {cout}"
             )));
         }
-        let cfg = Conv2dCfg::new(2, 0);
+        let half = ConvShape::new([cin, cout / 2, 1], 2, 0);
         Ok(FactorizedReduce {
-            conv_1: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
-            conv_2: Conv2d::new(gpu, rng, cin, cout / 2, 1, cfg, false)?,
+            conv_1: Conv2d::new(gpu, rng, half, false)?,
+            conv_2: Conv2d::new(gpu, rng, half, false)?,
             bn: BatchNorm2d::new(gpu, cout, affine)?,
         })
     }
@@ -47,12 +48,7 @@ impl EndsInBn for FactorizedReduce {
     }
 
     /// No statistics: the concatenation writes none.
-    fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        _: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)> {
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, _: Ctx) -> Result<BeforeBn> {
         // The ReLU is folded into both convolutions (it commutes with the slicing).
         let a = self.conv_1.forward_relu(tape, x)?;
         // conv_2 (1×1, stride 2) on x[:, :, 1:, 1:] reads exactly x[:, :, 1::2, 1::2].

@@ -24,6 +24,7 @@ pub use trivial::{Identity, Zero};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::ConvShape;
 use rand::RngCore;
 
 /// An sRGB colour (report::Rgb).
@@ -89,21 +90,28 @@ fn pool(b: &Build, max: bool, bn: bool) -> Result<Candidate> {
 /// `sep_conv_k×k` (padding keeps the spatial size).
 fn sep(b: &mut Build, k: usize) -> Result<Candidate> {
     let (c, s) = (b.c, b.stride);
-    let op = SepConv::new(b.gpu, &mut b.rng, c, c, k, s, (k - 1) / 2, b.affine)?;
+    let op = SepConv::new(
+        b.gpu,
+        &mut b.rng,
+        ConvShape::new([c, c, k], s, (k - 1) / 2),
+        b.affine,
+    )?;
     Ok(Candidate::Sep(op))
 }
 
 /// `dil_conv_k×k`: dilation 2, padding keeps the spatial size.
 fn dil(b: &mut Build, k: usize) -> Result<Candidate> {
     let (c, s) = (b.c, b.stride);
-    let op = DilConv::new(b.gpu, &mut b.rng, c, c, k, s, k - 1, 2, b.affine)?;
+    let shape = ConvShape::new([c, c, k], s, k - 1).dilation(2);
+    let op = DilConv::new(b.gpu, &mut b.rng, shape, b.affine)?;
     Ok(Candidate::Dil(op))
 }
 
 /// NAS-Bench-201's `nor_conv_k×k` (padding keeps the spatial size).
 fn nor_conv(b: &mut Build, k: usize) -> Result<Candidate> {
     let (c, s) = (b.c, b.stride);
-    let op = ReluConvBn::nb201(b.gpu, &mut b.rng, c, c, k, s, (k - 1) / 2, b.affine)?;
+    let shape = ConvShape::new([c, c, k], s, (k - 1) / 2);
+    let op = ReluConvBn::nb201(b.gpu, &mut b.rng, shape, b.affine)?;
     Ok(Candidate::Conv(op))
 }
 

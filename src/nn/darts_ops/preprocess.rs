@@ -4,6 +4,7 @@ use super::{FactorizedReduce, ReluConvBn};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::nn::ConvShape;
 use crate::nn::{Ctx, Module, Slot};
 use rand::Rng;
 
@@ -25,7 +26,12 @@ impl Preprocess {
         Ok(if reduction_prev {
             Preprocess::Reduce(FactorizedReduce::new(gpu, rng, c_in, c, affine)?)
         } else {
-            Preprocess::Relu(ReluConvBn::new(gpu, rng, c_in, c, 1, 1, 0, affine)?)
+            Preprocess::Relu(ReluConvBn::new(
+                gpu,
+                rng,
+                ConvShape::new([c_in, c, 1], 1, 0),
+                affine,
+            )?)
         })
     }
 

@@ -1,10 +1,10 @@
 //! ReLU → conv → BN: a cell's 1×1 preprocessing, NAS-Bench-201's `nor_conv_k×k` candidates.
 
 use super::candidate::{CandidateOp, EndsInBn};
-use crate::autodiff::{ChannelStats, Conv2dCfg, Tape, Tensor};
+use crate::autodiff::{Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::{visit_named, BatchNorm2d, Conv2d, Ctx, Module, Slot};
+use crate::nn::{visit_named, BatchNorm2d, BeforeBn, Conv2d, ConvShape, Ctx, Module, Slot};
 use rand::Rng;
 
 /// ReLU → conv → BN.
@@ -15,45 +15,25 @@ pub struct ReluConvBn {
 
 impl ReluConvBn {
     /// The DARTS variant: no conv bias.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        affine: bool,
-    ) -> Result<Self> {
-        Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, false)
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, affine: bool) -> Result<Self> {
+        Self::build(gpu, rng, shape, affine, false)
     }
 
     /// NAS-Bench-201's variant: the conv has a bias exactly when the BN has no affine part.
-    #[allow(clippy::too_many_arguments)]
-    pub fn nb201(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        affine: bool,
-    ) -> Result<Self> {
-        Self::build(gpu, rng, [cin, cout, k, stride, pad], affine, !affine)
+    pub fn nb201(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, affine: bool) -> Result<Self> {
+        Self::build(gpu, rng, shape, affine, !affine)
     }
 
     fn build(
         gpu: &Gpu,
         rng: &mut impl Rng,
-        [cin, cout, k, stride, pad]: [usize; 5],
+        s: ConvShape,
         affine: bool,
         bias: bool,
     ) -> Result<Self> {
         Ok(ReluConvBn {
-            conv: Conv2d::new(gpu, rng, cin, cout, k, Conv2dCfg::new(stride, pad), bias)?,
-            bn: BatchNorm2d::new(gpu, cout, affine)?,
+            conv: Conv2d::new(gpu, rng, s, bias)?,
+            bn: BatchNorm2d::new(gpu, s.cout, affine)?,
         })
     }
 
@@ -67,12 +47,7 @@ impl EndsInBn for ReluConvBn {
         &self.bn
     }
 
-    fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)> {
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<BeforeBn> {
         self.conv.forward_relu_stats(tape, x, ctx)
     }
 }

@@ -1,10 +1,10 @@
 //! The separable convolution candidates (`sep_conv_3x3`, `sep_conv_5x5`).
 
 use super::candidate::{CandidateOp, EndsInBn};
-use crate::autodiff::{ChannelStats, Conv2dCfg, Tape, Tensor};
+use crate::autodiff::{Conv2dCfg, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::{visit_named, BatchNorm2d, Ctx, Module, ReluDwPwBn, Slot};
+use crate::nn::{visit_named, BatchNorm2d, BeforeBn, ConvShape, Ctx, Module, ReluDwPwBn, Slot};
 use rand::Rng;
 
 /// ReLU → depthwise k (stride s) → 1×1 → BN → ReLU → depthwise k → 1×1 → BN: two
@@ -15,21 +15,22 @@ pub struct SepConv {
 }
 
 impl SepConv {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-        affine: bool,
-    ) -> Result<Self> {
-        let cfg = |s| Conv2dCfg::new(s, pad);
+    /// `shape`: the first block's stride; the second keeps the size (stride 1).
+    pub fn new(gpu: &Gpu, rng: &mut impl Rng, shape: ConvShape, affine: bool) -> Result<Self> {
+        let first = ConvShape {
+            cout: shape.cin,
+            ..shape
+        };
+        let second = ConvShape {
+            cfg: Conv2dCfg {
+                stride: 1,
+                ..shape.cfg
+            },
+            ..shape
+        };
         Ok(SepConv {
-            first: ReluDwPwBn::new(gpu, rng, [cin, cin, k], cfg(stride), affine)?,
-            second: ReluDwPwBn::new(gpu, rng, [cin, cout, k], cfg(1), affine)?,
+            first: ReluDwPwBn::new(gpu, rng, first, affine)?,
+            second: ReluDwPwBn::new(gpu, rng, second, affine)?,
         })
     }
 
@@ -43,12 +44,7 @@ impl EndsInBn for SepConv {
         &self.second.bn
     }
 
-    fn before_bn(
-        &self,
-        tape: &mut Tape,
-        x: &Tensor,
-        ctx: Ctx,
-    ) -> Result<(Tensor, Option<ChannelStats>)> {
+    fn before_bn(&self, tape: &mut Tape, x: &Tensor, ctx: Ctx) -> Result<BeforeBn> {
         let h = self.first.forward(tape, x, ctx)?;
         self.second.before_bn(tape, &h, ctx)
     }
