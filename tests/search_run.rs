@@ -65,7 +65,7 @@ fn training_loss_falls_on_the_mini_set() {
     let g = gpu();
     let mut s = tiny_darts(6);
     s.augment = false;
-    s.lr = 0.05;
+    s.sgd.lr = 0.05;
     let (data, split) = subset(64);
     let mut search = Search::new(&g, s).unwrap();
     let mut losses = Vec::new();
@@ -283,8 +283,8 @@ fn invalid_settings_are_refused() {
 fn diverging_loss_stops_with_a_clear_error() {
     let g = gpu();
     let mut s = tiny_darts(1);
-    s.lr = 1e30;
-    s.grad_clip = 1e30;
+    s.sgd.lr = 1e30;
+    s.sgd.grad_clip = 1e30;
     s.max_steps = Some(4);
     s.batch_size = 8;
     let (data, split) = subset(32);

@@ -37,7 +37,7 @@ fn data(n_train: usize, n_test: usize) -> (Arc<Dataset>, Arc<Dataset>) {
 fn short_training_beats_chance() {
     let g = gpu();
     let mut s = tiny(4);
-    s.lr = 0.05;
+    s.sgd.lr = 0.05;
     s.cutout = 0;
     s.drop_path = 0.0;
     let (train, test) = data(512, 400);

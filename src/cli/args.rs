@@ -3,6 +3,7 @@
 //! command had: a group's flags sit where the command lists them.
 
 use clap::{Args, ValueEnum};
+use darts_minus::run::SgdRecipe;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SpaceArg {
@@ -27,11 +28,27 @@ pub struct LengthArgs {
     pub batch_size: Option<usize>,
 }
 
-/// SGD's momentum and weight decay (search, train); unset: the preset's.
+/// The weights' SGD (search, train); unset: the preset's.
 #[derive(Args, Debug)]
-pub struct MomentumArgs {
+pub struct SgdArgs {
+    /// Initial learning rate of the weights (cosine-annealed over the run).
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[arg(long)]
     pub momentum: Option<f64>,
     #[arg(long)]
     pub weight_decay: Option<f64>,
+    /// Clip the weights' gradient norm to this.
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+}
+
+impl SgdArgs {
+    /// The preset `r` with the flags given.
+    pub fn apply(&self, r: &mut SgdRecipe) {
+        r.lr = self.lr.unwrap_or(r.lr);
+        r.momentum = self.momentum.unwrap_or(r.momentum);
+        r.weight_decay = self.weight_decay.unwrap_or(r.weight_decay);
+        r.grad_clip = self.grad_clip.unwrap_or(r.grad_clip);
+    }
 }

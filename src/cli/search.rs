@@ -1,6 +1,6 @@
 //! `darts-minus search`.
 
-use super::args::{LengthArgs, MomentumArgs, SpaceArg, SpaceArgs};
+use super::args::{LengthArgs, SgdArgs, SpaceArg, SpaceArgs};
 use super::checkpoint_path;
 use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::{Args, ValueEnum};
@@ -70,17 +70,14 @@ pub struct SearchArgs {
     /// Cells per stage of the NAS-Bench-201 network.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
-    #[arg(long)]
-    pub lr: Option<f64>,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
+    /// Final learning rate of the weights' cosine annealing.
     #[arg(long)]
     pub lr_min: Option<f64>,
-    #[command(flatten)]
-    pub sgd: MomentumArgs,
     /// Nesterov momentum (the NAS-Bench-201 baseline's default).
     #[arg(long)]
     pub nesterov: Option<bool>,
-    #[arg(long)]
-    pub grad_clip: Option<f64>,
     #[arg(long)]
     pub arch_lr: Option<f64>,
     #[arg(long)]
@@ -175,12 +172,9 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     s.space.set_classes(data.num_classes());
     s.epochs = a.length.epochs.unwrap_or(s.epochs);
     s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
-    s.lr = a.lr.unwrap_or(s.lr);
-    s.lr_min = a.lr_min.unwrap_or(s.lr_min);
-    s.momentum = a.sgd.momentum.unwrap_or(s.momentum);
-    s.weight_decay = a.sgd.weight_decay.unwrap_or(s.weight_decay);
-    s.nesterov = a.nesterov.unwrap_or(s.nesterov);
-    s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
+    a.sgd.apply(&mut s.sgd);
+    s.sgd.lr_min = a.lr_min.unwrap_or(s.sgd.lr_min);
+    s.sgd.nesterov = a.nesterov.unwrap_or(s.sgd.nesterov);
     s.arch_lr = a.arch_lr.unwrap_or(s.arch_lr);
     s.arch_weight_decay = a.arch_weight_decay.unwrap_or(s.arch_weight_decay);
     let decay = match a.beta_schedule {

@@ -1,6 +1,6 @@
 //! `darts-minus train`: retrain a genotype from scratch.
 
-use super::args::{LengthArgs, MomentumArgs};
+use super::args::{LengthArgs, SgdArgs};
 use super::checkpoint_path;
 use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::Args;
@@ -46,12 +46,8 @@ pub struct TrainArgs {
     /// Cells (DARTS), or cells per stage (NAS-Bench-201).
     #[arg(long)]
     pub layers: Option<usize>,
-    #[arg(long)]
-    pub lr: Option<f64>,
     #[command(flatten)]
-    pub sgd: MomentumArgs,
-    #[arg(long)]
-    pub grad_clip: Option<f64>,
+    pub sgd: SgdArgs,
     /// No auxiliary head.
     #[arg(long)]
     pub no_auxiliary: bool,
@@ -149,10 +145,7 @@ fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings>
     s.network.auxiliary &= !a.no_auxiliary;
     s.epochs = a.length.epochs.unwrap_or(s.epochs);
     s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
-    s.lr = a.lr.unwrap_or(s.lr);
-    s.momentum = a.sgd.momentum.unwrap_or(s.momentum);
-    s.weight_decay = a.sgd.weight_decay.unwrap_or(s.weight_decay);
-    s.grad_clip = a.grad_clip.unwrap_or(s.grad_clip);
+    a.sgd.apply(&mut s.sgd);
     s.auxiliary_weight = a.auxiliary_weight.unwrap_or(s.auxiliary_weight);
     s.drop_path = a.drop_path.unwrap_or(s.drop_path);
     s.cutout = a.cutout.unwrap_or(s.cutout);

@@ -42,6 +42,12 @@ pub struct Position {
     pub step: usize,
 }
 
+impl Position {
+    pub fn new(epoch: usize, step: usize) -> Self {
+        Position { epoch, step }
+    }
+}
+
 /// What a run tells the loop when an epoch starts.
 pub struct EpochPlan<E> {
     /// The run's per-epoch state: schedule values, batch queues, random streams.

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{parameters, Module};
 use crate::optim::Sgd;
+use serde::{Deserialize, Serialize};
 
 /// A batch of 3-channel images of `(h, w)` pixels and its labels, on the GPU.
 pub fn upload_batch(gpu: &Gpu, b: &Batch, (h, w): (usize, usize)) -> Result<(Tensor, Labels)> {
@@ -37,19 +38,49 @@ pub fn upload_batch(gpu: &Gpu, b: &Batch, (h, w): (usize, usize)) -> Result<(Ten
     ))
 }
 
-/// The named weights of `net` and the SGD (momentum buffers in that order) that updates them,
-/// as both runs set them up.
-pub fn weights_and_sgd(
-    gpu: &Gpu,
-    net: &dyn Module,
-    lr: f64,
-    momentum: f64,
-    weight_decay: f64,
-    nesterov: bool,
-) -> Result<(Vec<(String, Tensor)>, Sgd)> {
-    let weights = parameters(net, "");
-    let ws: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
-    let mut sgd = Sgd::new(gpu, &ws, lr as f32, momentum as f32, weight_decay as f32)?;
-    sgd.nesterov = nesterov;
-    Ok((weights, sgd))
+/// How both runs train the weights: SGD with momentum (optionally Nesterov), weight decay and
+/// gradient-norm clipping, the learning rate cosine-annealed from `lr` to `lr_min` over the
+/// run. Flattened into each run's settings, so their JSON keeps these keys at the top level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SgdRecipe {
+    pub lr: f64,
+    pub lr_min: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub grad_clip: f64,
 }
+
+impl SgdRecipe {
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("lr", self.lr), ("grad-clip", self.grad_clip)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "--{name} must be a positive number, got {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate of epoch `e` of `epochs`, cosine-annealed (SPEC §4):
+    /// lr_e = lr_min + (lr − lr_min)(1 + cos(π e / epochs))/2.
+    pub fn lr_at(&self, e: usize, epochs: usize) -> f64 {
+        let cos = (std::f64::consts::PI * e as f64 / epochs as f64).cos();
+        self.lr_min + (self.lr - self.lr_min) * (1.0 + cos) / 2.0
+    }
+
+    /// The named weights of `net` and the SGD (momentum buffers in that order) that updates
+    /// them.
+    pub fn weights_and_sgd(&self, gpu: &Gpu, net: &dyn Module) -> Result<NamedWeightsSgd> {
+        let weights = parameters(net, "");
+        let ws: Vec<Tensor> = weights.iter().map(|(_, t)| t.clone()).collect();
+        let (lr, momentum, decay) = (self.lr as f32, self.momentum as f32, self.weight_decay);
+        let mut sgd = Sgd::new(gpu, &ws, lr, momentum, decay as f32)?;
+        sgd.nesterov = self.nesterov;
+        Ok((weights, sgd))
+    }
+}
+
+/// A network's weights with their checkpoint names, and the SGD that updates them.
+pub type NamedWeightsSgd = (Vec<(String, Tensor)>, Sgd);

@@ -117,10 +117,7 @@ impl Trainer for SearchEpochs<'_> {
     }
 
     fn position(&self) -> Position {
-        Position {
-            epoch: self.search.epoch,
-            step: self.search.step,
-        }
+        Position::new(self.search.epoch, self.search.step)
     }
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<SearchEpoch>> {

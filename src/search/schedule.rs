@@ -79,11 +79,6 @@ impl BetaSchedule {
     }
 }
 
-/// Cosine annealing per epoch: lr_e = lr_min + (lr0 − lr_min)(1 + cos(π e / T))/2.
-pub fn cosine_lr(lr0: f64, lr_min: f64, epoch: usize, t: usize) -> f64 {
-    lr_min + (lr0 - lr_min) * (1.0 + (PI * epoch as f64 / t as f64).cos()) / 2.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,9 +128,10 @@ mod tests {
 
     #[test]
     fn cosine_learning_rate() {
-        close(cosine_lr(0.025, 0.001, 0, 50), 0.025);
-        close(cosine_lr(0.025, 0.001, 25, 50), 0.013);
-        close(cosine_lr(0.025, 0.001, 50, 50), 0.001);
+        let paper = crate::search::settings::SearchSettings::darts_paper().sgd;
+        close(paper.lr_at(0, 50), 0.025);
+        close(paper.lr_at(25, 50), 0.013);
+        close(paper.lr_at(50, 50), 0.001);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::darts_net::DartsConfig;
 use super::nb201_net::Nb201Config;
 use super::schedule::BetaSchedule;
 use crate::error::{Error, Result};
-use crate::run::Limits;
+use crate::run::{Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
 
 /// The search space and its network shape.
@@ -62,12 +62,8 @@ pub struct SearchSettings {
     pub space: Space,
     pub epochs: usize,
     pub batch_size: usize,
-    pub lr: f64,
-    pub lr_min: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub grad_clip: f64,
+    #[serde(flatten)]
+    pub sgd: SgdRecipe,
     pub arch_lr: f64,
     pub arch_betas: (f64, f64),
     pub arch_eps: f64,
@@ -91,12 +87,14 @@ impl SearchSettings {
             space: Space::Darts(DartsConfig::default()),
             epochs: 50,
             batch_size: 64,
-            lr: 0.025,
-            lr_min: 0.001,
-            momentum: 0.9,
-            weight_decay: 3e-4,
-            nesterov: false,
-            grad_clip: 5.0,
+            sgd: SgdRecipe {
+                lr: 0.025,
+                lr_min: 0.001,
+                momentum: 0.9,
+                weight_decay: 3e-4,
+                nesterov: false,
+                grad_clip: 5.0,
+            },
             arch_lr: 3e-4,
             arch_betas: (0.5, 0.999),
             arch_eps: 1e-8,
@@ -114,12 +112,16 @@ impl SearchSettings {
 
     /// The NAS-Bench-201 DARTS baseline's settings (SPEC §7), with the DARTS- aux path.
     pub fn nb201_benchmark() -> Self {
+        let darts = Self::darts_paper();
         SearchSettings {
             space: Space::Nb201(Nb201Config::default()),
-            weight_decay: 5e-4,
-            nesterov: true,
+            sgd: SgdRecipe {
+                weight_decay: 5e-4,
+                nesterov: true,
+                ..darts.sgd
+            },
             order: StepOrder::WeightsFirst,
-            ..Self::darts_paper()
+            ..darts
         }
     }
 
@@ -134,14 +136,10 @@ impl SearchSettings {
                 self.batch_size
             ));
         }
-        for (name, v) in [
-            ("lr", self.lr),
-            ("arch-lr", self.arch_lr),
-            ("grad-clip", self.grad_clip),
-        ] {
-            if !(v > 0.0 && v.is_finite()) {
-                return bad(format!("--{name} must be a positive number, got {v}"));
-            }
+        self.sgd.validate()?;
+        let v = self.arch_lr;
+        if !(v > 0.0 && v.is_finite()) {
+            return bad(format!("--arch-lr must be a positive number, got {v}"));
         }
         if self.beta.t_max <= self.beta.t_start {
             return bad(format!(

@@ -64,7 +64,7 @@ impl Search {
             })
             .collect::<Result<Vec<_>>>()?;
         self.sgd
-            .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
+            .encode_clipped_norm(&params, &gs, self.settings.sgd.grad_clip as f32)?;
         Ok((loss, ranks))
     }
 

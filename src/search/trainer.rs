@@ -5,7 +5,6 @@
 
 use super::darts_net::DartsNetwork;
 use super::nb201_net::Nb201Network;
-use super::schedule::cosine_lr;
 use super::supernet::Supernet;
 use crate::autodiff::ops::softmax::rank_tensor;
 use crate::autodiff::{Labels, Tape, Tensor};
@@ -68,14 +67,7 @@ impl Search {
             Space::Darts(c) => Box::new(DartsNetwork::new(gpu, &mut rng, c)?),
             Space::Nb201(c) => Box::new(Nb201Network::new(gpu, &mut rng, c)?),
         };
-        let (weights, sgd) = run::weights_and_sgd(
-            gpu,
-            net.as_ref(),
-            settings.lr,
-            settings.momentum,
-            settings.weight_decay,
-            settings.nesterov,
-        )?;
+        let (weights, sgd) = settings.sgd.weights_and_sgd(gpu, net.as_ref())?;
         // The learning rate's GPU table; `set_epoch` rewrites it for each epoch's schedule.
         sgd.prepare()?;
         let alphas: Vec<Tensor> = net.alphas().into_iter().map(|(_, t)| t.clone()).collect();
@@ -125,12 +117,7 @@ impl Search {
 
     /// Sets the learning rate and β for epoch `e` (SPEC §4, §5).
     pub fn set_epoch(&mut self, e: usize) -> Result<(f64, f64)> {
-        let lr = cosine_lr(
-            self.settings.lr,
-            self.settings.lr_min,
-            e,
-            self.settings.epochs,
-        );
+        let lr = self.settings.sgd.lr_at(e, self.settings.epochs);
         let beta = if self.settings.space.aux() {
             self.settings.beta.at(e)
         } else {
@@ -260,10 +247,7 @@ impl Search {
     pub fn finished(&self) -> bool {
         run::finished(
             self.settings.limits(),
-            run::Position {
-                epoch: self.epoch,
-                step: self.step,
-            },
+            run::Position::new(self.epoch, self.step),
         )
     }
 }

@@ -7,7 +7,6 @@ use super::trainer::Retrain;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::Result;
 use crate::run::{EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer};
-use crate::search::schedule::cosine_lr;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,17 +54,14 @@ impl Trainer for RetrainEpochs<'_> {
     }
 
     fn position(&self) -> Position {
-        Position {
-            epoch: self.run.epoch,
-            step: self.run.step,
-        }
+        Position::new(self.run.epoch, self.run.step)
     }
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<RetrainEpoch>> {
         let train = self.train;
         self.run.set_image_size(train.height, train.width);
         let s = &self.run.settings;
-        let lr = cosine_lr(s.lr, s.lr_min, e, s.epochs);
+        let lr = s.sgd.lr_at(e, s.epochs);
         let drop_p = drop_path_prob(s.drop_path, e, s.epochs);
         let seed = sub_seed(s.seed, 1000 + e as u64);
         let order = shuffled(&(0..train.len).collect::<Vec<_>>(), sub_seed(seed, 1));

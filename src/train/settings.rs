@@ -4,7 +4,7 @@
 use super::darts_eval::EvalConfig;
 use super::Arch;
 use crate::error::{Error, Result};
-use crate::run::Limits;
+use crate::run::{Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of a retraining run.
@@ -14,12 +14,8 @@ pub struct TrainSettings {
     pub network: EvalConfig,
     pub epochs: usize,
     pub batch_size: usize,
-    pub lr: f64,
-    pub lr_min: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-    pub grad_clip: f64,
+    #[serde(flatten)]
+    pub sgd: SgdRecipe,
     pub auxiliary_weight: f64,
     pub drop_path: f64,
     /// Cutout side (0 = off).
@@ -41,12 +37,14 @@ impl TrainSettings {
             network: EvalConfig::default(),
             epochs: 600,
             batch_size: 96,
-            lr: 0.025,
-            lr_min: 0.0,
-            momentum: 0.9,
-            weight_decay: 3e-4,
-            nesterov: false,
-            grad_clip: 5.0,
+            sgd: SgdRecipe {
+                lr: 0.025,
+                lr_min: 0.0,
+                momentum: 0.9,
+                weight_decay: 3e-4,
+                nesterov: false,
+                grad_clip: 5.0,
+            },
             auxiliary_weight: 0.4,
             drop_path: 0.2,
             cutout: 16,
@@ -67,9 +65,12 @@ impl TrainSettings {
                 },
                 epochs: 200,
                 batch_size: 256,
-                lr: 0.1,
-                weight_decay: 5e-4,
-                nesterov: true,
+                sgd: SgdRecipe {
+                    lr: 0.1,
+                    weight_decay: 5e-4,
+                    nesterov: true,
+                    ..darts.sgd.clone()
+                },
                 drop_path: 0.0,
                 cutout: 0,
                 ..darts
@@ -90,12 +91,7 @@ impl TrainSettings {
                 self.drop_path
             )));
         }
-        if !(self.lr > 0.0 && self.grad_clip > 0.0) {
-            return Err(Error::Invalid(
-                "--lr and --grad-clip must be positive".into(),
-            ));
-        }
-        Ok(())
+        self.sgd.validate()
     }
 
     /// The bounds the run loop keeps to.

@@ -65,14 +65,7 @@ impl Retrain {
                 gpu, &mut rng, a, c.channels, c.layers, c.classes,
             )?),
         };
-        let (weights, sgd) = run::weights_and_sgd(
-            gpu,
-            net.as_ref(),
-            settings.lr,
-            settings.momentum,
-            settings.weight_decay,
-            settings.nesterov,
-        )?;
+        let (weights, sgd) = settings.sgd.weights_and_sgd(gpu, net.as_ref())?;
         Ok(Retrain {
             gpu: gpu.clone(),
             settings,
@@ -150,7 +143,7 @@ impl Retrain {
         // Clipping is folded into the update: the clipped gradients are never written out.
         self.sgd.prepare()?;
         self.sgd
-            .encode_clipped_norm(&params, &gs, self.settings.grad_clip as f32)?;
+            .encode_clipped_norm(&params, &gs, self.settings.sgd.grad_clip as f32)?;
         // Loss and ranks come back together: one wait per step.
         let stats = read_stats(&loss, &ranks)?;
         self.step += 1;
@@ -224,10 +217,7 @@ impl Retrain {
     pub fn finished(&self) -> bool {
         run::finished(
             self.settings.limits(),
-            run::Position {
-                epoch: self.epoch,
-                step: self.step,
-            },
+            run::Position::new(self.epoch, self.step),
         )
     }
 

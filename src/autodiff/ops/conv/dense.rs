@@ -3,7 +3,7 @@
 //! and the weight (and bias) gradient `weight_partial4` + `weight_sum(_bias)`.
 //! Kernels: `shaders/conv.wgsl`.
 
-use super::relu_consts;
+use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
 use crate::autodiff::Tensor;
 use crate::error::Result;
@@ -61,29 +61,17 @@ impl Flipped {
 
 /// y = conv(relu?(x), w) (+ b) by `forward4`; with `stats`, y's batch-norm statistics where
 /// the policy wants them from the producer.
-pub(super) fn forward(
-    p: &ConvParams,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    relu: bool,
-    stats: bool,
-) -> Result<Option<ChannelStats>> {
+pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<Option<ChannelStats>> {
+    let Fwd { x, w, b, y, .. } = *f;
     // The bias binding is a placeholder (w) without a bias, and so is the mask (x).
     let bufs = [x, w, b.unwrap_or(w), y, x].map(|t| t.buffer());
-    forward4(x.gpu(), p, relu_consts(relu), &bufs, stats.then_some(y))
+    forward4(x.gpu(), p, relu_consts(f.relu), &bufs, f.stats.then_some(y))
 }
 
 /// dx = dy (zero-dilated by the stride) convolved with the transposed, rotated weight, masked
 /// by the folded ReLU's `mask` (x > 0) where there is one.
-pub(super) fn input_grad(
-    p: &ConvParams,
-    gy: &Tensor,
-    w: &Tensor,
-    dx: &Tensor,
-    mask: Option<&Tensor>,
-) -> Result<()> {
+pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
+    let InGrad { gy, w, dx, mask } = *g;
     let f = Flipped::of(p);
     // Without a folded ReLU the mask binding is a placeholder.
     let bufs = [gy, w, w, dx, mask.unwrap_or(gy)].map(|t| t.buffer());
@@ -130,14 +118,8 @@ fn forward4(
 /// The weight gradient (`weight_partial4`, then `weight_sum` over the chunks of output rows
 /// unless one chunk does it), with `db` the bias gradient too (partials and `weight_sum_bias`
 /// always).
-pub(super) fn weight_grad(
-    p: &ConvParams,
-    relu: bool,
-    x: &Tensor,
-    gy: &Tensor,
-    dw: &Tensor,
-    db: Option<&Tensor>,
-) -> Result<()> {
+pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Result<()> {
+    let WGrad { x, gy, dw, relu } = *g;
     let gpu = gy.gpu();
     let [n, cin, cout, ho, wo] = [p.n, p.cin, p.cout, p.ho, p.wo].map(|v| v as usize);
     let blocks = cout.div_ceil(4) * cin.div_ceil(4) * (p.kh * p.kw) as usize;

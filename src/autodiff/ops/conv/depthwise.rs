@@ -2,7 +2,7 @@
 //! gradient and weight gradient, and the fused depthwise + 1×1 forward of `Tape::dw_pw`.
 //! Kernels: `shaders/depthwise.wgsl`.
 
-use super::relu_consts;
+use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::Tensor;
 use crate::error::Result;
 use crate::gpu::{ConvParams, DepthwiseParams, Gpu, GpuBuffer, KernelParams};
@@ -67,28 +67,18 @@ impl Depthwise {
 }
 
 /// y = depthwise(relu?(x)).
-pub(super) fn forward(
-    p: &ConvParams,
-    x: &Tensor,
-    w: &Tensor,
-    y: &Tensor,
-    relu: bool,
-) -> Result<()> {
+pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<()> {
+    let Fwd { x, w, y, .. } = *f;
     let plan = &Depthwise::of(p);
-    let consts = [&plan.taps.consts()[..], relu_consts(relu)].concat();
+    let consts = [&plan.taps.consts()[..], relu_consts(f.relu)].concat();
     // Binding 4 (the mask) is unused without MASK: x stands in.
     let bufs = [x.buffer(), w.buffer(), y.buffer(), x.buffer()];
     launch_forward(x.gpu(), &plan.p, plan.taps, &consts, &bufs)
 }
 
 /// dx, written through the folded ReLU's `mask` (x > 0) where there is one.
-pub(super) fn input_grad(
-    p: &ConvParams,
-    gy: &Tensor,
-    w: &Tensor,
-    dx: &Tensor,
-    mask: Option<&Tensor>,
-) -> Result<()> {
+pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
+    let InGrad { gy, w, dx, mask } = *g;
     let plan = &Depthwise::of(p);
     let gpu = gy.gpu();
     let groups = dx.numel().div_ceil(256);
@@ -145,13 +135,8 @@ pub(super) fn input_grad(
 
 /// dw = Σ dy ⋆ relu?(x) per channel: `weight_partial(4)` over chunks of output rows, then
 /// `weight_sum` unless one chunk writes dw directly.
-pub(super) fn weight_grad(
-    p: &ConvParams,
-    x: &Tensor,
-    gy: &Tensor,
-    dw: &Tensor,
-    relu: bool,
-) -> Result<()> {
+pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
+    let WGrad { x, gy, dw, relu } = *g;
     let plan = &Depthwise::of(p);
     let gpu = gy.gpu();
     let mut dp = plan.p;

@@ -3,26 +3,20 @@
 //! per weight element or output channel (weight and bias gradients). Kernels:
 //! `shaders/conv.wgsl`.
 
-use super::relu_consts;
+use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::Tensor;
 use crate::error::Result;
 use crate::gpu::{ConvParams, ElementwiseParams, KernelParams};
 
 /// y = conv(relu?(x), w) (+ b).
-pub(super) fn forward(
-    p: &ConvParams,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    relu: bool,
-) -> Result<()> {
+pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<()> {
+    let Fwd { x, w, b, y, .. } = *f;
     // Without a bias its binding is a placeholder (w).
     let bias = b.unwrap_or(w);
     x.gpu().launch_specialized(
         "conv",
         "forward",
-        relu_consts(relu),
+        relu_consts(f.relu),
         p.words(),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         y.numel().div_ceil(256),
@@ -31,13 +25,8 @@ pub(super) fn forward(
 
 /// dx by gathering over dy, then through the folded ReLU's `mask` (x > 0) where there is one
 /// (a `relu_backward` pass: these kernels do not mask).
-pub(super) fn input_grad(
-    p: &ConvParams,
-    gy: &Tensor,
-    w: &Tensor,
-    dx: Tensor,
-    mask: Option<&Tensor>,
-) -> Result<Tensor> {
+pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<Tensor> {
+    let InGrad { gy, w, dx, mask } = *g;
     let gpu = gy.gpu();
     let entry = if p.sh == 1 && p.sw == 1 {
         "backward_input_s1"
@@ -47,7 +36,7 @@ pub(super) fn input_grad(
     let bufs = [gy.buffer(), w.buffer(), dx.buffer()];
     gpu.launch("conv", entry, p.words(), &bufs, dx.numel())?;
     let Some(x) = mask else {
-        return Ok(dx);
+        return Ok(dx.clone());
     };
     let masked = Tensor::empty(gpu, dx.shape(), "conv2d dx")?;
     gpu.launch(
@@ -65,13 +54,8 @@ pub(super) fn input_grad(
 }
 
 /// dw: one workgroup per weight element reduces over batch × output rows.
-pub(super) fn weight_grad(
-    p: &ConvParams,
-    x: &Tensor,
-    gy: &Tensor,
-    dw: &Tensor,
-    relu: bool,
-) -> Result<()> {
+pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
+    let WGrad { x, gy, dw, relu } = *g;
     let bufs = [x.buffer(), gy.buffer(), dw.buffer()];
     gy.gpu().launch_specialized(
         "conv",

@@ -129,15 +129,23 @@ impl ConvPlan {
         stats: bool,
     ) -> Result<(Tensor, Option<ChannelStats>)> {
         let y = Tensor::empty(x.gpu(), out_shape, "conv2d output")?;
+        let f = &Fwd {
+            x,
+            w,
+            b,
+            y: &y,
+            relu,
+            stats,
+        };
         let channel_stats = match &self.algo {
-            ConvAlgo::Pointwise => pointwise::forward(&self.p, x, w, &y, relu, stats)?,
+            ConvAlgo::Pointwise => pointwise::forward(&self.p, f)?,
             ConvAlgo::Depthwise => {
-                depthwise::forward(&self.p, x, w, &y, relu)?;
+                depthwise::forward(&self.p, f)?;
                 None
             }
-            ConvAlgo::DenseRows4 { .. } => dense::forward(&self.p, x, w, b, &y, relu, stats)?,
+            ConvAlgo::DenseRows4 { .. } => dense::forward(&self.p, f)?,
             ConvAlgo::Generic { .. } => {
-                generic::forward(&self.p, x, w, b, &y, relu)?;
+                generic::forward(&self.p, f)?;
                 None
             }
         };
@@ -219,6 +227,34 @@ fn relu_consts(relu: bool) -> &'static [(&'static str, u32)] {
     } else {
         &[]
     }
+}
+
+/// The tensors of a forward launch: y = conv(relu?(x), w) (+ b); `stats` asks for y's
+/// batch-norm statistics where the algorithm can write them.
+pub(super) struct Fwd<'a> {
+    x: &'a Tensor,
+    w: &'a Tensor,
+    b: Option<&'a Tensor>,
+    y: &'a Tensor,
+    relu: bool,
+    stats: bool,
+}
+
+/// The tensors of the input gradient: dy, the weight, dx, and the folded ReLU's mask (x, where
+/// there is one: the gradient passes only where x > 0).
+pub(super) struct InGrad<'a> {
+    gy: &'a Tensor,
+    w: &'a Tensor,
+    dx: &'a Tensor,
+    mask: Option<&'a Tensor>,
+}
+
+/// The tensors of the weight gradient: x (read through a ReLU with `relu`), dy and dw.
+pub(super) struct WGrad<'a> {
+    x: &'a Tensor,
+    gy: &'a Tensor,
+    dw: &'a Tensor,
+    relu: bool,
 }
 
 pub(crate) struct Conv2dNode {
@@ -332,15 +368,20 @@ impl Conv2dNode {
             } else {
                 None
             };
-            let w = self.w.data()?;
+            let g = &InGrad {
+                gy,
+                w: self.w.data()?,
+                dx: &dx,
+                mask,
+            };
             let dx = match self.plan.algo {
-                ConvAlgo::Pointwise => pointwise::input_grad(p, gy, w, &dx, mask).map(|_| dx),
-                ConvAlgo::Depthwise => depthwise::input_grad(p, gy, w, &dx, mask).map(|_| dx),
+                ConvAlgo::Pointwise => pointwise::input_grad(p, g).map(|_| dx.clone()),
+                ConvAlgo::Depthwise => depthwise::input_grad(p, g).map(|_| dx.clone()),
                 ConvAlgo::DenseRows4 { flipped: true } | ConvAlgo::Generic { flipped: true } => {
-                    dense::input_grad(p, gy, w, &dx, mask).map(|_| dx)
+                    dense::input_grad(p, g).map(|_| dx.clone())
                 }
                 ConvAlgo::DenseRows4 { flipped: false } | ConvAlgo::Generic { flipped: false } => {
-                    generic::input_grad(p, gy, w, dx, mask)
+                    generic::input_grad(p, g)
                 }
             }?;
             out.push((self.x.key(), dx));
@@ -350,18 +391,23 @@ impl Conv2dNode {
         let mut db = None;
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
-            let x = self.x.data()?;
+            let g = &WGrad {
+                x: self.x.data()?,
+                gy,
+                dw: &dw,
+                relu: self.relu,
+            };
             match self.plan.algo {
-                ConvAlgo::Pointwise => pointwise::weight_grad(p, gy, x, &dw, self.relu)?,
-                ConvAlgo::Depthwise => depthwise::weight_grad(p, x, gy, &dw, self.relu)?,
+                ConvAlgo::Pointwise => pointwise::weight_grad(p, g)?,
+                ConvAlgo::Depthwise => depthwise::weight_grad(p, g)?,
                 ConvAlgo::DenseRows4 { .. } => {
                     // The bias gradient comes out of the same two launches.
                     if let Some(b) = b {
                         db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
                     }
-                    dense::weight_grad(p, self.relu, x, gy, &dw, db.as_ref())?;
+                    dense::weight_grad(p, g, db.as_ref())?;
                 }
-                ConvAlgo::Generic { .. } => generic::weight_grad(p, x, gy, &dw, self.relu)?,
+                ConvAlgo::Generic { .. } => generic::weight_grad(p, g)?,
             }
             out.push((self.w.key(), dw));
         }

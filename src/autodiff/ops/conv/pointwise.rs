@@ -1,7 +1,7 @@
 //! Plain 1×1 convolutions (stride 1, no padding, one group, no bias) as batched matrix
 //! products: forward, input gradient and weight gradient. Kernels: `shaders/pointwise.wgsl`.
 
-use super::relu_consts;
+use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
 use crate::autodiff::Tensor;
 use crate::error::Result;
@@ -36,41 +36,33 @@ impl Gemm {
 
 /// y = w·relu?(x) per image; with `stats`, y's batch-norm statistics where the policy wants
 /// them from the producer.
-pub(super) fn forward(
-    p: &ConvParams,
-    x: &Tensor,
-    w: &Tensor,
-    y: &Tensor,
-    relu: bool,
-    stats: bool,
-) -> Result<Option<ChannelStats>> {
+pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<Option<ChannelStats>> {
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
-    let stats = stats && x.gpu().policy().stats_in_producer(cout, n * hw);
-    gemm(x, w, y, [n, cout, cin, hw], [cin, 1], relu, None, stats)
+    let stats = f.stats && f.x.gpu().policy().stats_in_producer(cout, n * hw);
+    gemm(
+        f.x,
+        f.w,
+        f.y,
+        [n, cout, cin, hw],
+        [cin, 1],
+        f.relu,
+        None,
+        stats,
+    )
 }
 
 /// dx = Wᵀ·dy per image, through the folded ReLU's `mask` (x > 0) where there is one.
-pub(super) fn input_grad(
-    p: &ConvParams,
-    gy: &Tensor,
-    w: &Tensor,
-    dx: &Tensor,
-    mask: Option<&Tensor>,
-) -> Result<()> {
+pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
-    gemm(gy, w, dx, [n, cin, cout, hw], [1, cin], false, mask, false)?;
+    let shape = [n, cin, cout, hw];
+    gemm(g.gy, g.w, g.dx, shape, [1, cin], false, g.mask, false)?;
     Ok(())
 }
 
 /// dw = Σ dy·relu?(x)ᵀ: `weight_grad_partial(4)` over chunks of positions, then
 /// `weight_grad_sum` unless one chunk writes dw directly.
-pub(super) fn weight_grad(
-    p: &ConvParams,
-    gy: &Tensor,
-    x: &Tensor,
-    dw: &Tensor,
-    relu: bool,
-) -> Result<()> {
+pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
+    let WGrad { x, gy, dw, relu } = *g;
     let gpu = gy.gpu();
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
     let blocks = cin.div_ceil(4) * cout.div_ceil(4);
