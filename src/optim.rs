@@ -6,6 +6,7 @@
 use crate::autodiff::ops::reduce::{finish_into, split};
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
+use crate::gpu::Work;
 use crate::gpu::{ElementwiseParams, Gpu, KernelParams, OptimParams, Sgd4Params, SumsqParams};
 use std::cell::RefCell;
 
@@ -409,7 +410,13 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
         }
         let g = |k: usize| four.get(k).unwrap_or(&four[0]).buffer();
         let bufs = [g(0), g(1), g(2), g(3), &partial];
-        gpu.launch_groups("optim", "sumsq4_partial", q.words(), &bufs, groups)?;
+        gpu.launch(
+            "optim",
+            "sumsq4_partial",
+            q.words(),
+            &bufs,
+            Work::Groups(groups),
+        )?;
         base += 4 * groups;
     }
     finish_into(gpu, &partial, total, table.buffer(), 0, false, 1.0)?;
@@ -421,12 +428,12 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
     // coef goes to slot 1: bind the table once for reading (sumsq) and once, offset, for writing
     // would alias; a separate 1-element buffer keeps the bindings disjoint.
     let coef = Tensor::empty(gpu, &[1], "clip coef")?;
-    gpu.launch_groups(
+    gpu.launch(
         "optim",
         "clip_coef",
         p.words(),
         &[table.buffer(), coef.buffer()],
-        1,
+        Work::Groups(1),
     )?;
     gpu.copy_range(coef.buffer(), 0, table.buffer(), 1, 1);
     Ok((table, coef))

@@ -7,67 +7,50 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How much work a launch covers: invocations, in workgroups of [`WORKGROUP`] (a plain count
+/// converts to this), or whole workgroups, for kernels with one workgroup per reduction (both
+/// 1-D, spread over the grid limits: kernels recover their linear id from the grid), or an
+/// explicit grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    Threads(usize),
+    Groups(usize),
+    /// An explicit 3-D grid of workgroups (kernels that index by grid axis).
+    Grid([usize; 3]),
+}
+
+impl From<[usize; 3]> for Work {
+    fn from(grid: [usize; 3]) -> Work {
+        Work::Grid(grid)
+    }
+}
+
+/// `groups` workgroups as a grid within `max` per dimension.
+fn spread(groups: usize, max: usize) -> [usize; 3] {
+    let x = groups.clamp(1, max);
+    let rest = groups.div_ceil(x);
+    let y = rest.min(max);
+    [x, y, rest.div_ceil(y.max(1))]
+}
+
+impl From<usize> for Work {
+    fn from(threads: usize) -> Work {
+        Work::Threads(threads)
+    }
+}
+
 impl Gpu {
-    /// Launches `entry` of shader `file` over `threads` invocations (1-D, spread over the grid
-    /// limits). `params` become the uniform at binding 0; `buffers` bind 1, 2, ….
+    /// Launches `entry` of shader `file` over `work` (1-D, spread over the grid limits).
+    /// `params` become the uniform at binding 0; `buffers` bind 1, 2, ….
     pub fn launch(
         &self,
         file: &'static str,
         entry: &'static str,
         params: &[u32],
         buffers: &[&GpuBuffer],
-        threads: usize,
+        work: impl Into<Work>,
     ) -> Result<()> {
-        let groups = threads.div_ceil(WORKGROUP as usize).max(1);
-        self.launch_groups(file, entry, params, buffers, groups)
-    }
-
-    /// Like [`Gpu::launch`] but with an explicit number of workgroups (for kernels with one
-    /// workgroup per reduction); the kernel recovers its linear workgroup id from the grid.
-    pub fn launch_groups(
-        &self,
-        file: &'static str,
-        entry: &'static str,
-        params: &[u32],
-        buffers: &[&GpuBuffer],
-        groups: usize,
-    ) -> Result<()> {
-        let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
-        let x = groups.min(max);
-        let rest = groups.div_ceil(x);
-        let y = rest.min(max);
-        let z = rest.div_ceil(y);
-        self.launch_grid(file, entry, params, buffers, [x, y, z])
-    }
-
-    /// Launches `entry` on an explicit 3-D grid of workgroups (kernels that index by grid axis).
-    pub fn launch_grid(
-        &self,
-        file: &'static str,
-        entry: &'static str,
-        params: &[u32],
-        buffers: &[&GpuBuffer],
-        grid: [usize; 3],
-    ) -> Result<()> {
-        self.launch_spec(file, entry, &[], params, buffers, grid)
-    }
-
-    /// 1-D launch of a kernel specialised with pipeline constants (see [`Gpu::launch`]).
-    pub fn launch_specialized(
-        &self,
-        file: &'static str,
-        entry: &'static str,
-        consts: &[(&'static str, u32)],
-        params: &[u32],
-        buffers: &[&GpuBuffer],
-        groups: usize,
-    ) -> Result<()> {
-        let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
-        let x = groups.clamp(1, max);
-        let rest = groups.div_ceil(x);
-        let y = rest.min(max);
-        let z = rest.div_ceil(y.max(1));
-        self.launch_spec(file, entry, consts, params, buffers, [x, y, z])
+        self.launch_spec(file, entry, &[], params, buffers, work)
     }
 
     /// The general launch: `entry` of `file` specialised with `consts`, on `grid` workgroups.
@@ -78,9 +61,14 @@ impl Gpu {
         consts: &[(&'static str, u32)],
         params: &[u32],
         buffers: &[&GpuBuffer],
-        grid: [usize; 3],
+        work: impl Into<Work>,
     ) -> Result<()> {
         let max = self.inner.limits.max_compute_workgroups_per_dimension as usize;
+        let grid = match work.into() {
+            Work::Grid(grid) => grid,
+            Work::Threads(t) => spread(t.div_ceil(WORKGROUP as usize), max),
+            Work::Groups(g) => spread(g, max),
+        };
         if grid.iter().any(|&g| g > max) {
             return Err(Error::Gpu(format!(
                 "{file}:{entry} needs a grid of {grid:?} workgroups; this adapter allows {max} per dimension. Use a smaller batch or channel count"

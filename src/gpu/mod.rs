@@ -21,6 +21,7 @@ mod submit;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
+pub use launch::Work;
 pub use params::{
     params_layouts, BatchNormParams, ConvParams, DepthwiseParams, ElementwiseParams, KernelParams,
     LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, OptimParams,

@@ -108,12 +108,12 @@ impl WgslField for [[u32; 4]; 2] {
 macro_rules! kernel_params {
     (@ty) => { u32 };
     (@ty $ty:ty) => { $ty };
-    (
+    ($(
         $(#[$meta:meta])*
         $vis:vis struct $name:ident = $shader:literal :: $strukt:ident {
             $($(#[$fmeta:meta])* $field:ident $(: $ty:ty)?),* $(,)?
         }
-    ) => {
+    )*) => {$(
         $(#[$meta])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -130,188 +130,121 @@ macro_rules! kernel_params {
                 <kernel_params!(@ty $($ty)?) as $crate::gpu::WgslField>::WGSL
             ),*];
         }
-    };
+    )*};
 }
 
 kernel_params! {
     /// `conv.wgsl`: a convolution's shape (weight (cout, cin/groups, kh, kw)); `per` and
     /// `chunks` only for the dense weight gradient (`weight_partial4`, `weight_sum*`).
+    /// `per`: output rows per chunk of the weight gradient.
+    /// `chunks`: chunks per weight block.
     #[derive(Eq)]
     pub struct ConvParams = "conv"::P {
-        n, cin, h, w,
-        cout, ho, wo, kh,
-        kw, sh, sw, ph,
-        pw, dh, dw, groups,
-        has_bias,
-        /// Output rows per chunk of the weight gradient.
-        per,
-        /// Chunks per weight block.
-        chunks,
+        n, cin, h, w, cout, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups, has_bias, per, chunks,
         _pad,
     }
-}
 
-kernel_params! {
     /// `pointwise.wgsl`: y (n, m, hw) = a (m × k, strides a_rs, a_cs) · x (n, k, hw); `per`
     /// and `chunks` only for the weight gradient.
+    /// `per`: positions per chunk of the weight gradient.
+    /// `chunks`: chunks per 4×4 block of dw.
     #[derive(Eq)]
     pub struct PointwiseParams = "pointwise"::P {
-        n, m, k, hw,
-        a_rs, a_cs,
-        /// Positions per chunk of the weight gradient.
-        per,
-        /// Chunks per 4×4 block of dw.
-        chunks,
+        n, m, k, hw, a_rs, a_cs, per, chunks,
     }
-}
 
-kernel_params! {
     /// `depthwise.wgsl`: x (n, c, h, w) → y (n, c, ho, wo); kernel size, stride and dilation
     /// are pipeline constants. `per` only for the weight gradient.
+    /// `per`: output rows per chunk of the weight gradient.
     #[derive(Eq)]
     pub struct DepthwiseParams = "depthwise"::P {
-        n, c, h, w,
-        ho, wo, pad,
-        /// Output rows per chunk of the weight gradient.
-        per,
+        n, c, h, w, ho, wo, pad, per,
     }
-}
 
-kernel_params! {
     /// `layout.wgsl` `p`: `channel_copy` reads the first seven words, the slices the last
     /// eight (x (planes, h, w) → y (planes, ho, wo) at (oy + i·s, ox + j·s)).
     #[derive(Eq)]
     pub struct LayoutParams = "layout"::P {
-        n, hw, cs, cd,
-        s0, d0, cnt, _pad,
-        h, w, ho, wo,
-        oy, ox, s, planes,
+        n, hw, cs, cd, s0, d0, cnt, _pad, h, w, ho, wo, oy, ox, s, planes,
     }
-}
 
-kernel_params! {
     /// `layout.wgsl` `pc` for `concat4` / `split4`: up to four channel blocks (`cnt[k]`
     /// channels at `off[k]`, written by split4 where `want[k]` != 0) at channel `base` of a
     /// tensor of `ctot` channels.
     #[derive(Eq)]
     pub struct LayoutBlockParams = "layout"::PC {
-        cnt: [u32; 4],
-        off: [u32; 4],
-        want: [u32; 4],
-        n, hw, ctot, base,
-        gc, _p0, _p1, _p2,
+        cnt: [u32; 4], off: [u32; 4], want: [u32; 4], n, hw, ctot, base, gc, _p0, _p1, _p2,
     }
-}
 
-kernel_params! {
     /// `pool.wgsl`: x (n, c, h, w) → y (n, c, ho, wo), window kh × kw, stride, padding.
     #[derive(Eq)]
     pub struct PoolParams = "pool"::P {
-        n, c, h, w,
-        ho, wo, kh, kw,
-        sh, sw, ph, pw,
+        n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw,
     }
-}
 
-kernel_params! {
     /// `softmax.wgsl`: a row-major (rows, cols) matrix.
     #[derive(Eq)]
     pub struct SoftmaxParams = "softmax"::P { rows, cols }
-}
 
-kernel_params! {
     /// `matmul.wgsl`: C (m × n) = A (m × k) · B (k × n) with strides; `col_sum` reads m, n.
     #[derive(Eq)]
     pub struct MatmulParams = "matmul"::P {
-        m, n, k, has_bias,
-        a_rs, a_cs, b_rs, b_cs,
+        m, n, k, has_bias, a_rs, a_cs, b_rs, b_cs,
     }
-}
 
-kernel_params! {
     /// `reduce.wgsl`: out[offset] = (accumulate ? out[offset] : 0) + factor · Σ, over n
     /// values in chunks of `chunk` (`count` partials).
     pub struct ReduceParams = "reduce"::P {
-        n, chunk, count, offset,
-        accumulate,
-        factor: f32,
+        n, chunk, count, offset, accumulate, factor: f32,
     }
-}
 
-kernel_params! {
     /// `optim.wgsl` `p`: one parameter's update (`sgd*`, `adam`) or `clip_coef`; `lr_idx` and
     /// `step_idx` index the per-step `hyper` table.
     pub struct OptimParams = "optim"::P {
-        n, lr_idx, step_idx, nesterov,
-        momentum: f32, wd: f32, b1: f32, b2: f32,
-        eps: f32, max_norm: f32,
+        n, lr_idx, step_idx, nesterov, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32,
+        max_norm: f32,
     }
-}
 
-kernel_params! {
     /// `optim.wgsl` `q` for `sumsq4_partial`: four gradients of `n[k]` values, `count`
     /// workgroups of `chunk` each, partials from `base`.
     #[derive(Eq)]
     pub struct SumsqParams = "optim"::Q {
-        n: [u32; 4],
-        chunk, count, base, _p1,
+        n: [u32; 4], chunk, count, base, _p1,
     }
-}
 
-kernel_params! {
     /// `optim.wgsl` `s4` for `sgd4_clipped`: four parameters of `n[k]` values.
     pub struct Sgd4Params = "optim"::S4 {
-        n: [u32; 4],
-        lr_idx, nesterov, momentum: f32, wd: f32,
+        n: [u32; 4], lr_idx, nesterov, momentum: f32, wd: f32,
     }
-}
 
-kernel_params! {
     /// `elementwise.wgsl`: n elements; `idx` into the scalar table `s`, `factor` for the
     /// scaling maps, `value` for `fill`.
     pub struct ElementwiseParams = "elementwise"::P {
         n, idx, factor: f32, value: f32,
     }
-}
 
-kernel_params! {
     /// `batchnorm.wgsl`: x (n, c, hw); `parts` chunks of `len` values per channel for the
     /// split reductions; `scaled` folds the output gradient's factor table[`sidx`] in.
     pub struct BatchNormParams = "batchnorm"::P {
-        n, c, hw, affine,
-        eps: f32, momentum: f32, update_running, train,
-        x_is_xhat, parts, len, scaled,
-        sidx,
+        n, c, hw, affine, eps: f32, momentum: f32, update_running, train, x_is_xhat, parts, len,
+        scaled, sidx,
     }
-}
 
-kernel_params! {
     /// `mixed.wgsl` `p`: weighted sums (`m` terms of n values, coefficient table `tab[k]`
     /// at `idx[k]`; terms 4..7 in `idx2`, `tab2`) and the dot products (`count` workgroups of
     /// `chunk`).
     #[derive(Eq)]
     pub struct MixedParams = "mixed"::P {
-        n, m, accumulate, chunk,
-        count, _p0, _p1, _p2,
-        idx: [u32; 4],
-        tab: [u32; 4],
-        idx2: [u32; 4],
+        n, m, accumulate, chunk, count, _p0, _p1, _p2, idx: [u32; 4], tab: [u32; 4], idx2: [u32; 4],
         tab2: [u32; 4],
     }
-}
 
-kernel_params! {
     /// `mixed.wgsl` `ms`: the normalised sum of `g` batch-normed x (n, c, hw) and `z` plain
     /// terms, `m` in all; per term t, `kind`, `tab`, `idx` at `[t / 4][t % 4]`; `need` has
     /// bit k where normalised term k needs dx.
+    /// `sidx`: each normalised slot's weight index in table A.
     pub struct MixedSumParams = "mixed"::MS {
-        n, c, hw, g,
-        z, m, need, _p,
-        eps: f32, momentum: f32, _q, _r,
-        kind: [[u32; 4]; 2],
-        tab: [[u32; 4]; 2],
-        idx: [[u32; 4]; 2],
-        /// Per normalised slot: its weight's index in table A.
-        sidx: [[u32; 4]; 2],
+        n, c, hw, g, z, m, need, _p, eps: f32, momentum: f32, _q, _r, kind: [[u32; 4]; 2],
+        tab: [[u32; 4]; 2], idx: [[u32; 4]; 2], sidx: [[u32; 4]; 2],
     }
 }

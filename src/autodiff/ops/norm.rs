@@ -5,6 +5,7 @@
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor, TensorId};
 use crate::error::{Error, Result};
+use crate::gpu::Work;
 use crate::gpu::{BatchNormParams, Gpu, KernelParams};
 
 /// Running statistics and hyperparameters of one batch-norm layer.
@@ -159,7 +160,13 @@ impl Tape {
             if parts == 1 && stats.is_none() {
                 // Statistics and normalisation in one launch: one workgroup per channel.
                 let ([entry, _], groups) = fused_entries(&gpu, [n, c, hw]);
-                gpu.launch_groups("batchnorm", entry, params.words(), &bufs, groups)?;
+                gpu.launch(
+                    "batchnorm",
+                    entry,
+                    params.words(),
+                    &bufs,
+                    Work::Groups(groups),
+                )?;
             } else {
                 // Split reductions: the chunks' statistics (the producer's, or a pass of
                 // their own), combined per channel by every workgroup of the normalising
@@ -170,23 +177,23 @@ impl Tape {
                     None => {
                         own = gpu.alloc("batch_norm partial statistics", 3 * c * parts)?;
                         let pb = [x.buffer(), &own];
-                        gpu.launch_groups(
+                        gpu.launch(
                             "batchnorm",
                             "stats_partial",
                             params.words(),
                             &pb,
-                            c * parts,
+                            Work::Groups(c * parts),
                         )?;
                         &own
                     }
                 };
                 let bufs = [&bufs[..], &[part]].concat();
-                gpu.launch_groups(
+                gpu.launch(
                     "batchnorm",
                     "normalize_split",
                     params.words(),
                     &bufs,
-                    c * parts,
+                    Work::Groups(c * parts),
                 )?;
             }
         } else {
@@ -292,22 +299,22 @@ impl BatchNormNode {
         } else if parts > 1 {
             let part = gpu.alloc("batch_norm partial gradient sums", 2 * c * parts)?;
             let bufs = [src, gy.buffer(), self.saved.buffer(), &part];
-            gpu.launch_groups(
+            gpu.launch(
                 "batchnorm",
                 "grad_partial",
                 self.params.words(),
                 &bufs,
-                c * parts,
+                Work::Groups(c * parts),
             )?;
             Some(part)
         } else {
             let bufs = [src, gy.buffer(), self.saved.buffer()];
-            gpu.launch_groups(
+            gpu.launch(
                 "batchnorm",
                 "backward_reduce",
                 self.params.words(),
                 &bufs,
-                c,
+                Work::Groups(c),
             )?;
             None
         };
@@ -330,11 +337,23 @@ impl BatchNormNode {
                 // One workgroup per channel: the sums and dx in one launch.
                 let nch = [self.params.n, self.params.c, self.params.hw].map(|v| v as usize);
                 let ([_, entry], groups) = fused_entries(gpu, nch);
-                gpu.launch_groups("batchnorm", entry, scaled_params.words(), &bufs, groups)?;
+                gpu.launch(
+                    "batchnorm",
+                    entry,
+                    scaled_params.words(),
+                    &bufs,
+                    Work::Groups(groups),
+                )?;
             } else if let Some(part) = &part {
                 let bufs = [&bufs[..], &[part]].concat();
                 let e = "backward_dx_split";
-                gpu.launch_groups("batchnorm", e, scaled_params.words(), &bufs, c * parts)?;
+                gpu.launch(
+                    "batchnorm",
+                    e,
+                    scaled_params.words(),
+                    &bufs,
+                    Work::Groups(c * parts),
+                )?;
             } else {
                 gpu.launch(
                     "batchnorm",

@@ -6,6 +6,7 @@ use super::norm::ChannelStats;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::Work;
 use crate::gpu::{Gpu, GpuBuffer, KernelParams, PoolParams};
 
 /// Square pooling window.
@@ -100,7 +101,7 @@ fn launch_pool(
     match pool3(params) {
         Some(s) => {
             let groups = (threads / 4).div_ceil(256);
-            gpu.launch_specialized("pool", fast, &[("PS", s)], p, bufs, groups)
+            gpu.launch_spec("pool", fast, &[("PS", s)], p, bufs, Work::Groups(groups))
         }
         None => gpu.launch("pool", general, p, bufs, threads),
     }
@@ -199,14 +200,14 @@ impl Tape {
             ];
             let e = "maxavg3_forward4_stats";
             let p = params.words();
-            gpu.launch_specialized("pool", e, &[("PS", s)], p, &bufs, c * parts)?;
+            gpu.launch_spec("pool", e, &[("PS", s)], p, &bufs, Work::Groups(c * parts))?;
             channel_stats = Some((pm, pa, parts));
         } else {
             let bufs = [x.buffer(), max.buffer(), avg.buffer()];
             let groups = (max.numel() / 4).div_ceil(256);
             let e = "maxavg3_forward4";
             let p = params.words();
-            gpu.launch_specialized("pool", e, &[("PS", s)], p, &bufs, groups)?;
+            gpu.launch_spec("pool", e, &[("PS", s)], p, &bufs, Work::Groups(groups))?;
         }
         let max = self.record(&[x], max, || {
             Op::MaxPool(PoolNode {

@@ -4,6 +4,7 @@
 
 use crate::autodiff::Tensor;
 use crate::error::Result;
+use crate::gpu::Work;
 use crate::gpu::{Gpu, GpuBuffer, KernelParams, ReduceParams};
 
 /// (elements per first-pass workgroup, workgroups) for n values: enough work per group, at
@@ -37,10 +38,22 @@ pub(crate) fn reduce_into(
     };
     let p = p.words();
     match b {
-        Some(b) => gpu.launch_groups("reduce", "dot_partial", p, &[a, b, &partial], groups)?,
-        None => gpu.launch_groups("reduce", "sum_partial", p, &[a, &partial], groups)?,
+        Some(b) => gpu.launch(
+            "reduce",
+            "dot_partial",
+            p,
+            &[a, b, &partial],
+            Work::Groups(groups),
+        )?,
+        None => gpu.launch(
+            "reduce",
+            "sum_partial",
+            p,
+            &[a, &partial],
+            Work::Groups(groups),
+        )?,
     }
-    gpu.launch_groups("reduce", "finish", p, &[&partial, out], 1)
+    gpu.launch("reduce", "finish", p, &[&partial, out], Work::Groups(1))
 }
 
 /// out[offset] = (accumulate ? out[offset] : 0) + factor · Σ partial[0..count): the second
@@ -63,7 +76,13 @@ pub(crate) fn finish_into(
         accumulate: accumulate as u32,
         factor,
     };
-    gpu.launch_groups("reduce", "finish", p.words(), &[partial, out], 1)
+    gpu.launch(
+        "reduce",
+        "finish",
+        p.words(),
+        &[partial, out],
+        Work::Groups(1),
+    )
 }
 
 /// Σ a·b as a new 1-element tensor.

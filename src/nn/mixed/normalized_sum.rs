@@ -7,6 +7,7 @@ use crate::autodiff::{
     BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
 };
 use crate::error::{Error, Result};
+use crate::gpu::Work;
 use crate::gpu::{GpuBuffer, KernelParams, MixedSumParams};
 
 /// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
@@ -171,7 +172,13 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         zb(0),
         zb(1),
     ];
-    gpu.launch_groups("mixed", "sum_forward4", p.words(), &bufs, c.div_ceil(8))?;
+    gpu.launch(
+        "mixed",
+        "sum_forward4",
+        p.words(),
+        &bufs,
+        Work::Groups(c.div_ceil(8)),
+    )?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -304,12 +311,12 @@ impl FusedNode for NormalizedSumNode {
             dx[4].buffer(),
             dx[5].buffer(),
         ];
-        gpu.launch_groups(
+        gpu.launch(
             "mixed",
             "sum_backward4",
             params.words(),
             &bufs,
-            c.div_ceil(8),
+            Work::Groups(c.div_ceil(8)),
         )?;
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
@@ -333,7 +340,7 @@ impl FusedNode for NormalizedSumNode {
             |table, d| {
                 if table.key().id() == a {
                     let bufs = [self.saved.buffer(), d.buffer()];
-                    gpu.launch_groups("mixed", "sum_alpha", params.words(), &bufs, 1)?;
+                    gpu.launch("mixed", "sum_alpha", params.words(), &bufs, Work::Groups(1))?;
                 }
                 Ok(())
             },

@@ -6,6 +6,7 @@ use crate::autodiff::ops::elementwise::weighted_sum_into;
 use crate::autodiff::ops::reduce;
 use crate::autodiff::{FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey};
 use crate::error::{Error, Result};
+use crate::gpu::Work;
 use crate::gpu::{KernelParams, MixedParams};
 
 pub(super) struct WeightedSumNode {
@@ -169,21 +170,34 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
         if groups == 1 {
             let bufs = [g.buffer(), y(0), y(1), y(2), y(3), out.buffer()];
             if serial {
-                gpu.launch_groups("mixed", "dot4_serial_vec4", p.words(), &bufs, 1)?;
+                gpu.launch(
+                    "mixed",
+                    "dot4_serial_vec4",
+                    p.words(),
+                    &bufs,
+                    Work::Groups(1),
+                )?;
             } else {
-                gpu.launch_specialized("mixed", entry, &[("DIRECT", 1)], p.words(), &bufs, 1)?;
+                gpu.launch_spec(
+                    "mixed",
+                    entry,
+                    &[("DIRECT", 1)],
+                    p.words(),
+                    &bufs,
+                    Work::Groups(1),
+                )?;
             }
             continue;
         }
         let partial = gpu.alloc("dot partials", 4 * groups)?;
         let bufs = [g.buffer(), y(0), y(1), y(2), y(3), &partial];
-        gpu.launch_groups("mixed", entry, p.words(), &bufs, groups)?;
-        gpu.launch_groups(
+        gpu.launch("mixed", entry, p.words(), &bufs, Work::Groups(groups))?;
+        gpu.launch(
             "mixed",
             "dot4_finish",
             p.words(),
             &[&partial, out.buffer()],
-            four.len(),
+            Work::Groups(four.len()),
         )?;
     }
     Ok(())

@@ -496,121 +496,66 @@ mod tests {
         );
     }
 
+    /// Edits of DARTS_V2_PY, `from | to | error`: the first `from` replaced by `to` must fail
+    /// to parse with an error containing `error`.
+    const BAD_EDITS: &str = "
+'dil_conv_3x3', 2 | 'dil_conv_3x3', 5 | normal[7] ('dil_conv_3x3', 5): node 3 can only take inputs 0..=4
+('sep_conv_3x3', 1) | ('sep_conv_3x3', 2) | normal[1] ('sep_conv_3x3', 2): node 0 can only take inputs 0..=1
+'skip_connect', 2 | 'sep_conv_7x7', 2 | reduce[2] ('sep_conv_7x7', 2): unknown op 'sep_conv_7x7'; known ops: max_pool_3x3
+'max_pool_3x3', 0 | 'none', 0 | reduce[0] ('none', 0): 'none' is a search candidate only
+, ('dil_conv_3x3', 2) |  | normal has 7 (op, input) pairs
+normal_concat=[2, 3, 4, 5] | normal_concat=[2, 3, 4, 6] | normal_concat[3] = 6: a 4-node cell has states 0..=5 only
+reduce_concat=[2, 3, 4, 5] | reduce_concat=[2, 3, 3] | reduce_concat[2] = 3: state 3 is listed twice
+reduce_concat=[2, 3, 4, 5] | reduce_concat=[] | reduce_concat is empty
+reduce=[ | reduce=[] | expected ',' or ')', found '('max_pool_3x3', 0)
+normal_concat | normal_cat | unknown field 'normal_cat'
+, reduce_concat=[2, 3, 4, 5] |  | field 'reduce_concat' is missing
+4, 5]) | 4, 5] | expected ',' or ')', found end of input
+4, 5]) | 4, 5]) extra | expected end of input after 'Genotype(...)', found 'extra'
+'sep_conv_3x3', 0 | 'sep_conv_3x3', -1 | unexpected character '-'
+'sep_conv_3x3', 0 | sep_conv_3x3, 0 | expected a quoted op name
+('sep_conv_3x3', 0) | ('sep_conv_3x3', 0 | expected ')'
+normal_concat=[2, 3, 4, 5] | normal_concat=rnge(2, 6) | expected a list like [2, 3, 4, 5] or range(2, 6)
+[2, 3, 4, 5] | range(0, 99999999) | far longer than any cell
+[2, 3, 4, 5] | [99999999999999999999999] | is too large
+normal= | normal=[], normal= | field 'normal' given twice
+";
+
+    fn check_rejected(s: &str, want: &str) {
+        let e = err_text(Genotype::parse(s));
+        assert!(e.contains(want), "for {s}\n got: {e}\nwant: {want}");
+    }
+
     #[test]
-    fn parse_rejects_bad_content() {
-        let v2 = DARTS_V2_PY;
-        let cases = [
-            (
-                v2.replacen("'dil_conv_3x3', 2", "'dil_conv_3x3', 5", 1),
-                "normal[7] ('dil_conv_3x3', 5): node 3 can only take inputs 0..=4",
-            ),
-            (
-                v2.replacen("('sep_conv_3x3', 1)", "('sep_conv_3x3', 2)", 1),
-                "normal[1] ('sep_conv_3x3', 2): node 0 can only take inputs 0..=1",
-            ),
-            (
-                v2.replacen("'skip_connect', 2", "'sep_conv_7x7', 2", 1),
-                "reduce[2] ('sep_conv_7x7', 2): unknown op 'sep_conv_7x7'; known ops: max_pool_3x3",
-            ),
-            (
-                v2.replacen("'max_pool_3x3', 0", "'none', 0", 1),
-                "reduce[0] ('none', 0): 'none' is a search candidate only",
-            ),
-            (
-                v2.replacen("('dil_conv_3x3', 2)", "", 1)
-                    .replacen(", ]", "]", 1),
-                "normal has 7 (op, input) pairs",
-            ),
-            (
-                v2.replacen(
-                    "normal_concat=[2, 3, 4, 5]",
-                    "normal_concat=[2, 3, 4, 6]",
-                    1,
-                ),
-                "normal_concat[3] = 6: a 4-node cell has states 0..=5 only",
-            ),
-            (
-                v2.replacen("reduce_concat=[2, 3, 4, 5]", "reduce_concat=[2, 3, 3]", 1),
-                "reduce_concat[2] = 3: state 3 is listed twice",
-            ),
-            (
-                v2.replacen("reduce_concat=[2, 3, 4, 5]", "reduce_concat=[]", 1),
-                "reduce_concat is empty",
-            ),
-            (
-                v2.replacen("reduce=[", "reduce=[]", 1),
-                "expected ',' or ')', found '('max_pool_3x3', 0)",
-            ),
-        ];
-        for (s, want) in &cases {
-            let e = err_text(Genotype::parse(s));
-            assert!(e.contains(want), "for {s}\n got: {e}\nwant: {want}");
+    fn parse_rejects_bad_edits() {
+        for line in BAD_EDITS.lines().filter(|l| !l.is_empty()) {
+            let &[from, to, want] = &line.split(" | ").collect::<Vec<_>>()[..] else {
+                panic!("table line {line:?} is not 'from | to | error'");
+            };
+            assert!(DARTS_V2_PY.contains(from), "{from:?} is not in DARTS_V2_PY");
+            check_rejected(&DARTS_V2_PY.replacen(from, to, 1), want);
         }
     }
 
     #[test]
-    fn parse_rejects_bad_syntax() {
-        let v2 = DARTS_V2_PY;
-        let check = |s: &str, want: &str| {
-            let e = err_text(Genotype::parse(s));
-            assert!(e.contains(want), "for {s}\n got: {e}\nwant: {want}");
-        };
-        check(
-            &v2.replacen("normal_concat", "normal_cat", 1),
-            "unknown field 'normal_cat'",
-        );
-        check(
-            &v2.replacen(", reduce_concat=[2, 3, 4, 5]", "", 1),
-            "field 'reduce_concat' is missing",
-        );
-        check(
-            &v2[..v2.len() - 1],
-            "expected ',' or ')', found end of input",
-        );
-        check(
-            &format!("{v2} extra"),
-            "expected end of input after 'Genotype(...)', found 'extra'",
-        );
-        check(
-            &v2.replacen("'sep_conv_3x3', 0", "'sep_conv_3x3', -1", 1),
-            "unexpected character '-'",
-        );
-        check(
-            &v2.replacen("'sep_conv_3x3', 0", "sep_conv_3x3, 0", 1),
-            "expected a quoted op name",
-        );
-        check(
-            &v2.replacen("('sep_conv_3x3', 0)", "('sep_conv_3x3', 0", 1),
-            "expected ')'",
-        );
-        check(
-            "Genotype(normal=[('sep_conv_3x3, 0)])",
-            "unterminated string",
-        );
-        check(
-            &v2.replacen("range", "rnge", 1)
-                .replacen("[2, 3, 4, 5]", "rnge(2, 6)", 1),
-            "expected a list like [2, 3, 4, 5] or range(2, 6)",
-        );
-        check(
-            &v2.replacen("[2, 3, 4, 5]", "range(0, 99999999)", 1),
-            "far longer than any cell",
-        );
-        check(
-            &v2.replacen("[2, 3, 4, 5]", "[99999999999999999999999]", 1),
-            "is too large",
-        );
-        check(
-            "Genotype(\n  normal=[('sep_conv_3x3', x)],",
-            "at line 2, column 28",
-        );
-        check(
-            &v2.replacen("normal=", "normal=[], normal=", 1),
-            "field 'normal' given twice",
-        );
-        check("Genotype", "expected '('");
-        check("", "cannot read genotype ''");
-        check("{\"normal\": [[\"sep_conv_3x3\", 0]], \"normal_concat\": [2], \"reduce\": [[\"skip_connect\", 0]], \"reduce_concat\": [2], \"x\": 1}", "unknown field `x`");
+    fn parse_rejects_bad_text() {
+        let json = "{\"normal\": [[\"sep_conv_3x3\", 0]], \"normal_concat\": [2], \"reduce\": [[\"skip_connect\", 0]], \"reduce_concat\": [2], \"x\": 1}";
+        let cases = [
+            (
+                "Genotype(normal=[('sep_conv_3x3, 0)])",
+                "unterminated string",
+            ),
+            (
+                "Genotype(\n  normal=[('sep_conv_3x3', x)],",
+                "at line 2, column 28",
+            ),
+            ("Genotype", "expected '('"),
+            ("", "cannot read genotype ''"),
+            (json, "unknown field `x`"),
+        ];
+        for (s, want) in cases {
+            check_rejected(s, want);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
 use crate::autodiff::Tensor;
 use crate::error::Result;
+use crate::gpu::Work;
 use crate::gpu::{ConvParams, Gpu, GpuBuffer, KernelParams};
 
 /// Whether forward and weight gradient run on `forward4` / `weight_partial4`: one group,
@@ -159,7 +160,14 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     let consts = [relu_consts(relu), mode].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
     let groups = (blocks * chunks).div_ceil(256);
-    gpu.launch_specialized("conv", "weight_partial4", &consts, pp, &bufs, groups)?;
+    gpu.launch_spec(
+        "conv",
+        "weight_partial4",
+        &consts,
+        pp,
+        &bufs,
+        Work::Groups(groups),
+    )?;
     match db {
         Some(db) => {
             let bufs = [&part, dw.buffer(), db.buffer()];

@@ -5,6 +5,7 @@
 use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::Tensor;
 use crate::error::Result;
+use crate::gpu::Work;
 use crate::gpu::{ConvParams, DepthwiseParams, Gpu, GpuBuffer, KernelParams};
 
 /// Kernel size, stride and dilation: the kernels' pipeline constants K, S, D (the tap loops
@@ -127,9 +128,23 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
     if s == 2 && wd % 4 == 0 && window <= 8 {
         let bc = [&bc[..], &[("PAD", pad)]].concat();
         let groups = (c * (n * h * wd / 4).div_ceil(64)) as usize;
-        gpu.launch_specialized("depthwise", "backward_input2", &bc, p, &bufs, groups)
+        gpu.launch_spec(
+            "depthwise",
+            "backward_input2",
+            &bc,
+            p,
+            &bufs,
+            Work::Groups(groups),
+        )
     } else {
-        gpu.launch_specialized("depthwise", "backward_input", &bc, p, &bufs, groups)
+        gpu.launch_spec(
+            "depthwise",
+            "backward_input",
+            &bc,
+            p,
+            &bufs,
+            Work::Groups(groups),
+        )
     }
 }
 
@@ -164,21 +179,26 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     // Rows of a multiple of 4: strips of 4 outputs against vec4 input windows.
     let (k, s, d, pad) = (k as usize, s as usize, d as usize, dp.pad as usize);
     let rows_of_4 = dp.w.is_multiple_of(4) && dp.wo.is_multiple_of(4);
-    if rows_of_4 && vec4_window(pad, 4, k, s, d) <= 32 {
-        let wconsts = [&wconsts[..], &[("PAD", pad as u32), ("OUT", 4)]].concat();
-        let groups = (c * chunks).div_ceil(64);
-        let e = "weight_partial4";
-        gpu.launch_specialized("depthwise", e, &wconsts, dp.words(), &bufs, groups)?;
+    let (entry, wconsts, threads) = if rows_of_4 && vec4_window(pad, 4, k, s, d) <= 32 {
+        let strips = [&wconsts[..], &[("PAD", pad as u32), ("OUT", 4)]].concat();
+        ("weight_partial4", strips, 64)
     } else {
-        let groups = (c * chunks).div_ceil(256);
-        let e = "weight_partial";
-        gpu.launch_specialized("depthwise", e, &wconsts, dp.words(), &bufs, groups)?;
-    }
+        ("weight_partial", wconsts, 256)
+    };
+    let groups = Work::Groups((c * chunks).div_ceil(threads));
+    gpu.launch_spec("depthwise", entry, &wconsts, dp.words(), &bufs, groups)?;
     if chunks > 1 {
         let groups = dw.numel().div_ceil(256);
         let bufs = [&part, dw.buffer()];
         let e = "weight_sum";
-        gpu.launch_specialized("depthwise", e, &consts, dp.words(), &bufs, groups)?;
+        gpu.launch_spec(
+            "depthwise",
+            e,
+            &consts,
+            dp.words(),
+            &bufs,
+            Work::Groups(groups),
+        )?;
     }
     Ok(())
 }
@@ -220,11 +240,25 @@ fn launch_forward(
     match forward4(dp, taps) {
         Some((extra, groups)) => {
             let consts = [consts, &extra[..]].concat();
-            gpu.launch_specialized("depthwise", "forward4", &consts, dp.words(), bufs, groups)
+            gpu.launch_spec(
+                "depthwise",
+                "forward4",
+                &consts,
+                dp.words(),
+                bufs,
+                Work::Groups(groups),
+            )
         }
         None => {
             let groups = forward_groups(dp);
-            gpu.launch_specialized("depthwise", "forward", consts, dp.words(), bufs, groups)
+            gpu.launch_spec(
+                "depthwise",
+                "forward",
+                consts,
+                dp.words(),
+                bufs,
+                Work::Groups(groups),
+            )
         }
     }
 }
@@ -296,7 +330,13 @@ impl Fused {
             "dw_pw4"
         };
         let p = self.p.words();
-        x.gpu()
-            .launch_specialized("depthwise", entry, &consts, p, &bufs, self.groups)
+        x.gpu().launch_spec(
+            "depthwise",
+            entry,
+            &consts,
+            p,
+            &bufs,
+            Work::Groups(self.groups),
+        )
     }
 }

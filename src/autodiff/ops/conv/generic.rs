@@ -6,6 +6,7 @@
 use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::Tensor;
 use crate::error::Result;
+use crate::gpu::Work;
 use crate::gpu::{ConvParams, ElementwiseParams, KernelParams};
 
 /// y = conv(relu?(x), w) (+ b).
@@ -13,13 +14,13 @@ pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<()> {
     let Fwd { x, w, b, y, .. } = *f;
     // Without a bias its binding is a placeholder (w).
     let bias = b.unwrap_or(w);
-    x.gpu().launch_specialized(
+    x.gpu().launch_spec(
         "conv",
         "forward",
         relu_consts(f.relu),
         p.words(),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-        y.numel().div_ceil(256),
+        Work::Groups(y.numel().div_ceil(256)),
     )
 }
 
@@ -57,13 +58,13 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<Tensor> {
 pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let WGrad { x, gy, dw, relu } = *g;
     let bufs = [x.buffer(), gy.buffer(), dw.buffer()];
-    gy.gpu().launch_specialized(
+    gy.gpu().launch_spec(
         "conv",
         "backward_weight",
         relu_consts(relu),
         p.words(),
         &bufs,
-        dw.numel(),
+        Work::Groups(dw.numel()),
     )
 }
 
@@ -71,7 +72,12 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
 pub(super) fn bias_grad(p: &ConvParams, gy: &Tensor, shape: &[usize]) -> Result<Tensor> {
     let db = Tensor::empty(gy.gpu(), shape, "conv2d db")?;
     let bufs = [gy.buffer(), db.buffer()];
-    gy.gpu()
-        .launch_groups("conv", "backward_bias", p.words(), &bufs, db.numel())?;
+    gy.gpu().launch(
+        "conv",
+        "backward_bias",
+        p.words(),
+        &bufs,
+        Work::Groups(db.numel()),
+    )?;
     Ok(db)
 }

@@ -5,6 +5,7 @@ use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
 use crate::autodiff::Tensor;
 use crate::error::Result;
+use crate::gpu::Work;
 use crate::gpu::{ConvParams, KernelParams, PointwiseParams};
 
 /// The matrix shapes of a plain 1×1 convolution.
@@ -103,7 +104,14 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
     let consts = [relu_consts(relu), direct].concat();
     let groups = (blocks * chunks).div_ceil(256);
-    gpu.launch_specialized("pointwise", entry, &consts, pp.words(), &bufs, groups)?;
+    gpu.launch_spec(
+        "pointwise",
+        entry,
+        &consts,
+        pp.words(),
+        &bufs,
+        Work::Groups(groups),
+    )?;
     if chunks > 1 {
         let bufs = [&part, dw.buffer()];
         gpu.launch(
