@@ -19,13 +19,26 @@ pub struct SpaceArgs {
     pub space: SpaceArg,
 }
 
-/// How long a run is and how large its batches (search, train); unset: the preset's.
+/// Which preset a run starts from, how long it is, its batches and its randomness (search,
+/// train); unset: the preset's.
 #[derive(Args, Debug)]
-pub struct LengthArgs {
+pub struct RunArgs {
+    /// Use the paper's settings even on the built-in mini set.
+    #[arg(long)]
+    pub paper: bool,
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Seed of the initial weights, the batch order and the augmentation.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No random crop / flip (normalisation only).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Stop after this many steps in total.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
 }
 
 /// The weights' SGD (search, train); unset: the preset's.

@@ -1,6 +1,6 @@
 //! `darts-minus search`.
 
-use super::args::{LengthArgs, SgdArgs, SpaceArg, SpaceArgs};
+use super::args::{RunArgs, SgdArgs, SpaceArg, SpaceArgs};
 use super::checkpoint_path;
 use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::{Args, ValueEnum};
@@ -53,11 +53,8 @@ pub struct SearchArgs {
     /// Output directory (default: runs/search-<space>-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Use the paper's settings even on the built-in mini set.
-    #[arg(long)]
-    pub paper: bool,
     #[command(flatten)]
-    pub length: LengthArgs,
+    pub run: RunArgs,
     /// Initial channels C.
     #[arg(long)]
     pub channels: Option<usize>,
@@ -103,17 +100,9 @@ pub struct SearchArgs {
     /// Which update of a step comes first.
     #[arg(long, value_enum)]
     pub order: Option<OrderArg>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// No random crop / flip (normalisation only).
-    #[arg(long)]
-    pub no_augment: bool,
     /// Batches in index order, no reshuffling.
     #[arg(long)]
     pub no_shuffle: bool,
-    /// Stop after this many steps in total.
-    #[arg(long)]
-    pub max_steps: Option<usize>,
     /// Input normalisation.
     #[arg(long, value_enum, default_value = "auto")]
     pub normalize: NormArg,
@@ -130,7 +119,7 @@ const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 
 /// The settings a new search runs with.
 fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSettings> {
-    let quick = builtin && !a.paper;
+    let quick = builtin && !a.run.paper;
     let mut s = match a.space.space {
         SpaceArg::Darts => SearchSettings::darts_paper(),
         SpaceArg::Nb201 => SearchSettings::nb201_benchmark(),
@@ -170,8 +159,8 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
         }
     }
     s.space.set_classes(data.num_classes());
-    s.epochs = a.length.epochs.unwrap_or(s.epochs);
-    s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
+    s.epochs = a.run.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.run.batch_size.unwrap_or(s.batch_size);
     a.sgd.apply(&mut s.sgd);
     s.sgd.lr_min = a.lr_min.unwrap_or(s.sgd.lr_min);
     s.sgd.nesterov = a.nesterov.unwrap_or(s.sgd.nesterov);
@@ -196,10 +185,10 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
             OrderArg::WeightsFirst => StepOrder::WeightsFirst,
         };
     }
-    s.seed = a.seed.unwrap_or(s.seed);
-    s.augment = !a.no_augment;
+    s.seed = a.run.seed.unwrap_or(s.seed);
+    s.augment = !a.run.no_augment;
     s.shuffle = !a.no_shuffle;
-    s.max_steps = a.max_steps;
+    s.max_steps = a.run.max_steps;
     let auto_cifar = data.height == 32 && data.width == 32;
     (s.mean, s.std) = match a.normalize {
         NormArg::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),

@@ -1,6 +1,6 @@
 //! `darts-minus train`: retrain a genotype from scratch.
 
-use super::args::{LengthArgs, SgdArgs};
+use super::args::{RunArgs, SgdArgs};
 use super::checkpoint_path;
 use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
 use clap::Args;
@@ -36,11 +36,8 @@ pub struct TrainArgs {
     /// Output directory (default: runs/train-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Use the paper's recipe even on the built-in mini set.
-    #[arg(long)]
-    pub paper: bool,
     #[command(flatten)]
-    pub length: LengthArgs,
+    pub run: RunArgs,
     #[arg(long)]
     pub channels: Option<usize>,
     /// Cells (DARTS), or cells per stage (NAS-Bench-201).
@@ -59,12 +56,6 @@ pub struct TrainArgs {
     /// Cutout side in pixels (0 = off).
     #[arg(long)]
     pub cutout: Option<usize>,
-    #[arg(long)]
-    pub no_augment: bool,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    #[arg(long)]
-    pub max_steps: Option<usize>,
     /// Continue from a train checkpoint (or its output directory).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -143,15 +134,15 @@ fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings>
     s.network.channels = a.channels.unwrap_or(s.network.channels);
     s.network.layers = a.layers.unwrap_or(s.network.layers);
     s.network.auxiliary &= !a.no_auxiliary;
-    s.epochs = a.length.epochs.unwrap_or(s.epochs);
-    s.batch_size = a.length.batch_size.unwrap_or(s.batch_size);
+    s.epochs = a.run.epochs.unwrap_or(s.epochs);
+    s.batch_size = a.run.batch_size.unwrap_or(s.batch_size);
     a.sgd.apply(&mut s.sgd);
     s.auxiliary_weight = a.auxiliary_weight.unwrap_or(s.auxiliary_weight);
     s.drop_path = a.drop_path.unwrap_or(s.drop_path);
     s.cutout = a.cutout.unwrap_or(s.cutout);
-    s.augment = !a.no_augment;
-    s.seed = a.seed.unwrap_or(s.seed);
-    s.max_steps = a.max_steps;
+    s.augment = !a.run.no_augment;
+    s.seed = a.run.seed.unwrap_or(s.seed);
+    s.max_steps = a.run.max_steps;
     s.validate()?;
     Ok(s)
 }
@@ -179,7 +170,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
     // Settings (and so the genotype) are checked before the GPU is opened.
     let fresh = match &a.resume {
         Some(_) => None,
-        None => Some(settings(a, builtin && !a.paper, train.num_classes())?),
+        None => Some(settings(a, builtin && !a.run.paper, train.num_classes())?),
     };
     let gpu = Gpu::new(choice)?;
     let (mut run, dir) = match (&a.resume, fresh) {
