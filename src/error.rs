@@ -13,12 +13,21 @@ pub enum Error {
     #[error("unknown backend '{0}': use one of vulkan, metal, dx12, gl")]
     UnknownBackend(String),
 
-    #[error("tensor '{name}' needs {bytes} bytes but the adapter allows at most {limit} bytes per storage binding ({what}); use a smaller batch or channel count, or a GPU with larger limits")]
+    #[error("tensor '{name}' needs {bytes} bytes but the device allows at most {limit} bytes ({what}); use a smaller batch or channel count, or a GPU (and --limits) with larger limits")]
     TooLarge {
         name: String,
         bytes: u64,
         limit: u64,
         what: &'static str,
+    },
+
+    #[error("kernel {kernel} needs {need} {what} but the device allows {have} (limits: {limits}). This device or limit setting cannot run it: use --limits adapter (DARTS_MINUS_LIMITS=adapter) on an adapter that grants more, or another adapter")]
+    KernelLimit {
+        kernel: String,
+        what: &'static str,
+        need: u32,
+        have: u32,
+        limits: &'static str,
     },
 
     #[error("shape error in {op}: {msg}")]

@@ -19,6 +19,12 @@ struct Cli {
     /// Pick the adapter whose name contains this text (also WGPU_ADAPTER_NAME).
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// Open the device with the adapter's own limits, or clamped to WebGPU's guaranteed ones
+    /// (8 storage buffers per stage, 16 KiB workgroup memory, 128 MiB per binding, 256 MiB
+    /// per buffer) or to the downlevel (GLES 3.1-class) ones, to check a run fits stricter
+    /// hardware (default: adapter; also DARTS_MINUS_LIMITS).
+    #[arg(long, global = true, value_enum)]
+    limits: Option<LimitsArg>,
     /// Threads of a CPU adapter (Mesa's lavapipe / llvmpipe; sets LP_NUM_THREADS). 0 runs
     /// every launch on the submitting thread, which skips the driver's ~30 µs thread-pool
     /// hand-off per launch: the fastest choice for tiny networks, slower for larger ones.
@@ -46,6 +52,13 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LimitsArg {
+    Adapter,
+    Webgpu,
+    Downlevel,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -94,9 +107,18 @@ fn main() -> ExitCode {
         // Read by Mesa when the adapter opens, below; nothing else runs yet (one thread).
         std::env::set_var("LP_NUM_THREADS", n.to_string());
     }
+    let limits = cli.limits.map(|l| {
+        match l {
+            LimitsArg::Adapter => "adapter",
+            LimitsArg::Webgpu => "webgpu",
+            LimitsArg::Downlevel => "downlevel",
+        }
+        .to_string()
+    });
     let choice = AdapterChoice {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
+        limits,
     }
     .with_env();
     let result = match cli.command {
@@ -138,6 +160,13 @@ fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
         );
     }
     println!("(* = the adapter darts-minus would use; change with --backend / --adapter)");
+    if let Some(a) = list.first() {
+        let l = a.limits_choice;
+        println!(
+            "limits: {} (change with --limits adapter|webgpu|downlevel)",
+            l.name()
+        );
+    }
     if let Some(a) = list.iter().find(|a| a.chosen) {
         print!("{}", LaunchPolicy::for_adapter(a));
     }

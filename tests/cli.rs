@@ -120,6 +120,58 @@ fn devices_lists_the_adapter_in_use() {
 }
 
 #[test]
+fn limits_clamp_the_device_or_stop_with_a_clear_error() {
+    let run = bin()
+        .args(["devices", "--limits", "webgpu"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}");
+    assert!(out.contains("limits: webgpu"), "{out}");
+    let per_stage: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.split("storage buffers per stage: ").nth(1))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert!(
+        !per_stage.is_empty() && per_stage.iter().all(|&n| n <= 8),
+        "{out}"
+    );
+    // Under the downlevel limits (4 storage buffers) a search stops at its first wider
+    // kernel, naming it, without a panic.
+    let out_dir = tmp("downlevel");
+    let run = bin()
+        .args([
+            "search",
+            "--limits",
+            "downlevel",
+            "--max-steps",
+            "1",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("storage buffers per shader stage")
+            && err.contains("limits: downlevel")
+            && err.contains(".wgsl:")
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&out_dir).ok();
+    let run = bin()
+        .arg("devices")
+        .env("DARTS_MINUS_LIMITS", "strict")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("'strict'"), "{err}");
+}
+
+#[test]
 fn train_a_searched_genotype_then_evaluate_it() {
     let search = tmp("train-src");
     let run = bin()

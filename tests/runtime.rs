@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{f32s, gpu, strategy_of, Rng, Tolerance};
+use common::{f32s, gpu, gpu_with_limits, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{Conv2dCfg, Labels, Tape, Tensor};
 use darts_minus::gpu::{validate_all_shaders, AdapterChoice, Gpu};
 use darts_minus::optim::Sgd;
@@ -175,8 +175,8 @@ fn tensor_beyond_binding_limit_is_a_clear_error() {
 #[test]
 fn missing_adapter_is_a_clear_error() {
     let choice = AdapterChoice {
-        backend: None,
         name: Some("no-such-gpu-xyz".into()),
+        ..AdapterChoice::default()
     };
     let msg = Gpu::new(&choice).err().expect("must fail").to_string();
     assert!(
@@ -185,7 +185,7 @@ fn missing_adapter_is_a_clear_error() {
     );
     let bad = AdapterChoice {
         backend: Some("directx9".into()),
-        name: None,
+        ..AdapterChoice::default()
     };
     assert!(Gpu::new(&bad)
         .err()
@@ -253,4 +253,64 @@ fn zeros_clear_a_reused_buffer_by_launch_or_clear_command_also_in_replay() {
         z.fill(1.5).unwrap();
         assert_eq!(z.to_vec().unwrap(), vec![1.5; 300]);
     }
+}
+
+#[test]
+fn webgpu_limits_clamp_the_device_and_the_policy_takes_narrow_kernels() {
+    let g = gpu_with_limits("webgpu").unwrap();
+    let webgpu = wgpu::Limits::default();
+    let l = g.limits();
+    assert!(l.max_storage_buffers_per_shader_stage <= 8);
+    assert!(l.max_storage_buffer_binding_size <= webgpu.max_storage_buffer_binding_size);
+    assert!(l.max_buffer_size <= webgpu.max_buffer_size);
+    assert!(l.max_compute_workgroup_storage_size <= webgpu.max_compute_workgroup_storage_size);
+    let p = g.policy();
+    assert!(!p.sgd_four_per_launch() && p.weighted_sum_terms(64) == 4);
+    // A tensor over WebGPU's 128 MiB per binding is refused by name, before any launch.
+    let e = Tensor::zeros(&g, &[33, 1024, 1024])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
+    // A clipped SGD update of five parameters (four per launch, 14 storage buffers, where
+    // bindable) runs one launch per parameter within 8.
+    g.set_strategy(Some(strategy_of(false)));
+    let w: Vec<Tensor> = (1..=5)
+        .map(|n| Tensor::parameter(&g, &[n], &vec![1.0; n]).unwrap())
+        .collect();
+    let grads: Vec<Tensor> = (1..=5)
+        .map(|n| Tensor::from_slice(&g, &[n], &vec![1.0; n]).unwrap())
+        .collect();
+    let sgd = Sgd::new(&g, &w, 0.1, 0.9, 0.0).unwrap();
+    sgd.prepare().unwrap();
+    let gs: Vec<Option<&Tensor>> = grads.iter().map(Some).collect();
+    sgd.encode_clipped_norm(&w, &gs, 1e6).unwrap();
+    for t in &w {
+        let got = t.to_vec().unwrap();
+        assert!(got.iter().all(|&v| (v - 0.9).abs() < 1e-5), "{got:?}");
+    }
+}
+
+#[test]
+fn downlevel_limits_stop_a_wide_kernel_with_an_error_naming_it() {
+    let g = gpu_with_limits("downlevel").unwrap();
+    assert!(g.limits().max_storage_buffers_per_shader_stage <= 4);
+    // A dense 3×3 convolution on rows of 4 binds five storage buffers.
+    let x = Tensor::zeros(&g, &[1, 2, 8, 8]).unwrap();
+    let w = Tensor::zeros(&g, &[2, 2, 3, 3]).unwrap();
+    let mut tape = Tape::new(&g);
+    let e = tape
+        .conv2d(&x, &w, None, Conv2dCfg::new(1, 1))
+        .and_then(|y| y.to_vec())
+        .expect_err("a 5-buffer kernel cannot run under downlevel limits");
+    let msg = e.to_string();
+    assert!(matches!(e, Error::KernelLimit { .. }), "{msg}");
+    assert!(
+        msg.contains("conv.wgsl:forward4")
+            && msg.contains("storage buffers per shader stage")
+            && msg.contains("limits: downlevel"),
+        "{msg}"
+    );
+    let e = gpu_with_limits("strict").err().unwrap().to_string();
+    assert!(e.contains("'strict'") && e.contains("webgpu"), "{e}");
 }

@@ -2,8 +2,10 @@
 //!
 //! Default order: a real discrete GPU, then an integrated one, then a software Vulkan adapter
 //! (lavapipe), then anything else (llvmpipe through GL last). `--backend` / `WGPU_BACKEND`
-//! restrict the backends searched; `--adapter` / `WGPU_ADAPTER_NAME` pick by name substring.
+//! restrict the backends searched; `--adapter` / `WGPU_ADAPTER_NAME` pick by name substring;
+//! `--limits` / `DARTS_MINUS_LIMITS` clamp the limits the device is opened with.
 
+use super::LimitsChoice;
 use crate::error::{Error, Result};
 
 /// What the user asked for. Empty fields mean "choose for me".
@@ -13,11 +15,18 @@ pub struct AdapterChoice {
     pub backend: Option<String>,
     /// Case-insensitive substring of the adapter name.
     pub name: Option<String>,
+    /// adapter, webgpu or downlevel (see [`LimitsChoice`]); None: the adapter's.
+    pub limits: Option<String>,
 }
 
 impl AdapterChoice {
-    /// Fills unset fields from `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`.
+    /// Fills unset fields from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `DARTS_MINUS_LIMITS`.
     pub fn with_env(mut self) -> Self {
+        if self.limits.is_none() {
+            self.limits = std::env::var("DARTS_MINUS_LIMITS")
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
         if self.backend.is_none() {
             self.backend = std::env::var("WGPU_BACKEND").ok().filter(|s| !s.is_empty());
         }
@@ -27,6 +36,13 @@ impl AdapterChoice {
                 .filter(|s| !s.is_empty());
         }
         self
+    }
+
+    /// The limits asked for (the adapter's when none).
+    pub fn limits_choice(&self) -> Result<LimitsChoice> {
+        self.limits
+            .as_deref()
+            .map_or(Ok(LimitsChoice::Adapter), LimitsChoice::parse)
     }
 
     pub fn backends(&self) -> Result<wgpu::Backends> {
@@ -50,13 +66,15 @@ impl AdapterChoice {
     }
 }
 
-/// Facts about one adapter, as `darts-minus devices` prints them.
+/// Facts about one adapter, as `darts-minus devices` prints them; the limits are those a device
+/// opened under the chosen [`LimitsChoice`] gets.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    pub limits_choice: LimitsChoice,
     pub max_storage_binding: u64,
     pub max_buffer: u64,
     pub max_workgroups_per_dim: u32,
@@ -115,10 +133,12 @@ pub(crate) fn enumerate(
     Ok((inst, adapters, chosen))
 }
 
-pub fn summarize(a: &wgpu::Adapter, chosen: bool) -> AdapterSummary {
+/// The facts of `a` with its limits under `choice`.
+pub fn summarize(a: &wgpu::Adapter, chosen: bool, choice: LimitsChoice) -> AdapterSummary {
     let info = a.get_info();
-    let lim = a.limits();
+    let lim = choice.apply(a.limits());
     AdapterSummary {
+        limits_choice: choice,
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
@@ -143,7 +163,7 @@ pub(crate) fn candidates(
     }
     let primary = AdapterChoice {
         backend: Some("vulkan,metal,dx12".into()),
-        name: choice.name.clone(),
+        ..choice.clone()
     };
     let found = enumerate(&primary)?;
     if found.2.is_some() {
@@ -154,6 +174,7 @@ pub(crate) fn candidates(
 
 /// Every adapter visible under `choice`, marking the one that would be used.
 pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
+    let limits = choice.limits_choice()?;
     let (_inst, adapters, _) = enumerate(choice)?;
     let (_, cands, idx) = candidates(choice)?;
     let chosen = idx.map(|i| cands[i].get_info());
@@ -167,7 +188,7 @@ pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
                     .as_ref()
                     .is_some_and(|c| c.name == info.name && c.backend == info.backend);
             marked |= is;
-            summarize(a, is)
+            summarize(a, is, limits)
         })
         .collect())
 }

@@ -10,7 +10,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 impl Gpu {
-    /// Opens the adapter `choice` selects (see [`AdapterChoice`]) with its own limits.
+    /// Opens the adapter `choice` selects (see [`AdapterChoice`]) with the limits it asks for
+    /// (the adapter's own unless `choice.limits` clamps them).
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let choice = choice.clone().with_env();
         let (_inst, adapters, chosen) = adapter::candidates(&choice)?;
@@ -30,8 +31,9 @@ impl Gpu {
             return Err(Error::NoAdapter { detail });
         };
         let adapter = &adapters[idx];
-        let summary = adapter::summarize(adapter, true);
-        let limits = adapter.limits();
+        let limits_choice = choice.limits_choice()?;
+        let summary = adapter::summarize(adapter, true, limits_choice);
+        let limits = limits_choice.apply(adapter.limits());
         let desc = wgpu::DeviceDescriptor {
             label: Some("darts-minus"),
             required_features: wgpu::Features::empty(),
@@ -53,7 +55,7 @@ impl Gpu {
                 *slot = Some(e.to_string());
             }
         }));
-        let kernels = kernels::Registry::new(&device);
+        let kernels = kernels::Registry::new(&limits, limits_choice);
         let policy = LaunchPolicy::for_adapter(&summary);
         Ok(Gpu {
             inner: Rc::new(GpuInner {

@@ -1,6 +1,9 @@
 //! Kernel registry: WGSL files from `shaders/` embedded in the binary, compiled once per
-//! (file, entry point) and cached.
+//! (file, entry point) and cached. Before a pipeline is created its entry point's needs
+//! (storage buffers per stage, workgroup memory) are checked against the device's limits, so
+//! a kernel that does not fit stops the run with an error naming it, not a driver failure.
 
+use super::LimitsChoice;
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -64,17 +67,126 @@ type CachedPipeline = (usize, Arc<wgpu::ComputePipeline>);
 /// (file, entry point, pipeline constants).
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u32)>);
 
+/// What one entry point needs from the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryNeeds {
+    /// Storage buffers it binds (in its one shader stage).
+    pub storage_buffers: u32,
+    /// Bytes of workgroup memory.
+    pub workgroup_bytes: u32,
+    /// Invocations per workgroup.
+    pub invocations: u32,
+}
+
+/// The needs of every compute entry point of shader `file` (by name), from naga's analysis:
+/// only the globals an entry point (or a function it calls) uses count, as in the pipeline
+/// layout wgpu derives.
+pub fn entry_needs(file: &str) -> Result<Vec<(String, EntryNeeds)>> {
+    let src = FILES
+        .iter()
+        .find(|(n, _)| *n == file)
+        .ok_or_else(|| Error::Gpu(format!("no shader file '{file}'")))?
+        .1;
+    let src = format!("{PRELUDE}\n{src}");
+    let shader_err = |msg: String| Error::Shader {
+        file: format!("{file}.wgsl"),
+        msg,
+    };
+    let module =
+        naga::front::wgsl::parse_str(&src).map_err(|e| shader_err(e.emit_to_string(&src)))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .map_err(|e| shader_err(e.emit_to_string(&src)))?;
+    let mut out = Vec::new();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let fi = info.get_entry_point(i);
+        let mut needs = EntryNeeds {
+            storage_buffers: 0,
+            workgroup_bytes: 0,
+            invocations: ep.workgroup_size.iter().product(),
+        };
+        for (h, var) in module.global_variables.iter() {
+            if fi[h].is_empty() {
+                continue;
+            }
+            match var.space {
+                naga::AddressSpace::Storage { .. } => needs.storage_buffers += 1,
+                naga::AddressSpace::WorkGroup => {
+                    needs.workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
+                }
+                _ => {}
+            }
+        }
+        out.push((ep.name.clone(), needs));
+    }
+    Ok(out)
+}
+
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, CachedPipeline>>,
+    /// Per file, its entry points' needs (computed when the file is first used).
+    needs: RefCell<HashMap<&'static str, Vec<(String, EntryNeeds)>>>,
+    limits: wgpu::Limits,
+    limits_choice: LimitsChoice,
 }
 
 impl Registry {
-    pub fn new(_device: &wgpu::Device) -> Self {
+    pub fn new(limits: &wgpu::Limits, limits_choice: LimitsChoice) -> Self {
         Registry {
             modules: RefCell::new(HashMap::new()),
             pipelines: RefCell::new(HashMap::new()),
+            needs: RefCell::new(HashMap::new()),
+            limits: limits.clone(),
+            limits_choice,
         }
+    }
+
+    /// Whether `file:entry` fits the device's limits; the error names the kernel, the limit
+    /// and what to do.
+    fn check_fits(&self, file: &'static str, entry: &'static str) -> Result<()> {
+        let mut all = self.needs.borrow_mut();
+        if !all.contains_key(file) {
+            all.insert(file, entry_needs(file)?);
+        }
+        let Some((_, needs)) = all[file].iter().find(|(n, _)| n == entry) else {
+            return Err(Error::Gpu(format!(
+                "no entry point '{entry}' in {file}.wgsl"
+            )));
+        };
+        let l = &self.limits;
+        let checks = [
+            (
+                "storage buffers per shader stage",
+                needs.storage_buffers,
+                l.max_storage_buffers_per_shader_stage,
+            ),
+            (
+                "bytes of workgroup memory",
+                needs.workgroup_bytes,
+                l.max_compute_workgroup_storage_size,
+            ),
+            (
+                "invocations per workgroup",
+                needs.invocations,
+                l.max_compute_invocations_per_workgroup,
+            ),
+        ];
+        for (what, need, have) in checks {
+            if need > have {
+                return Err(Error::KernelLimit {
+                    kernel: format!("{file}.wgsl:{entry}"),
+                    what,
+                    need,
+                    have,
+                    limits: self.limits_choice.name(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The pipeline for `file:entry` specialised with `consts`, and a small id for cache keys.
@@ -89,6 +201,7 @@ impl Registry {
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return Ok(p.clone());
         }
+        self.check_fits(file, entry)?;
         let mut modules = self.modules.borrow_mut();
         if !modules.contains_key(file) {
             let src = FILES
@@ -120,5 +233,45 @@ impl Registry {
         let val = (id, Arc::new(pipeline));
         pipelines.insert(key, val.clone());
         Ok(val)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{entry_needs, FILES};
+    use crate::gpu::policy::WIDE_KERNELS;
+
+    /// Every kernel fits WebGPU's guaranteed limits, except the wide ones the launch policy
+    /// chooses only where the device binds what they need.
+    #[test]
+    fn every_kernel_fits_webgpu_limits_or_is_gated() {
+        let webgpu = wgpu::Limits::default();
+        let mut wide_seen = 0;
+        for (file, _) in FILES {
+            for (entry, n) in entry_needs(file).unwrap() {
+                let at = format!("{file}:{entry} {n:?}");
+                assert!(
+                    n.workgroup_bytes <= webgpu.max_compute_workgroup_storage_size,
+                    "{at}"
+                );
+                assert!(
+                    n.invocations <= webgpu.max_compute_invocations_per_workgroup,
+                    "{at}"
+                );
+                let gate = WIDE_KERNELS.iter().find(|w| w.0 == *file && w.1 == entry);
+                match gate {
+                    Some(&(_, _, binds)) => {
+                        assert_eq!(n.storage_buffers, binds, "{at}: WIDE_KERNELS is stale");
+                        wide_seen += 1;
+                    }
+                    None => assert!(
+                        n.storage_buffers <= webgpu.max_storage_buffers_per_shader_stage,
+                        "{at}: wider than WebGPU allows; give it a narrow path chosen by the \
+                         launch policy and list it in WIDE_KERNELS"
+                    ),
+                }
+            }
+        }
+        assert_eq!(wide_seen, WIDE_KERNELS.len());
     }
 }

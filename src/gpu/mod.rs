@@ -12,6 +12,7 @@ mod buffers;
 mod device;
 mod kernels;
 mod launch;
+mod limits;
 mod params;
 mod policy;
 mod pool;
@@ -22,6 +23,7 @@ mod submit;
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
 pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
 pub use launch::Work;
+pub use limits::LimitsChoice;
 pub use params::{
     params_layouts, BatchNormParams, ConvParams, DepthwiseParams, ElementwiseParams, KernelParams,
     LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, OptimParams,

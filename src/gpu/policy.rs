@@ -93,6 +93,16 @@ pub struct LaunchPolicy {
     pub bn_target_groups: usize,
 }
 
+/// The kernels that bind more storage buffers than WebGPU guarantees (8 per stage): (shader,
+/// entry point, storage buffers). The policy chooses each only where the device binds that
+/// many, else a narrower path; every other kernel fits WebGPU's limits (checked by a test).
+pub const WIDE_KERNELS: [(&str, &str, u32); 4] = [
+    ("optim", "sgd4_clipped", 14),
+    ("mixed", "weighted_sum8_vec4", 11),
+    ("mixed", "sum_forward4", 13),
+    ("mixed", "sum_backward4", 15),
+];
+
 impl LaunchPolicy {
     /// The preset for `strategy` on a device with `max_storage_buffers` storage bindings per
     /// stage.
@@ -165,9 +175,9 @@ impl LaunchPolicy {
         self.launches_are_costly()
     }
 
-    /// SGD with folded clipping, four parameters per launch (14 storage bindings)?
+    /// SGD with folded clipping, four parameters per launch (`sgd4_clipped`)?
     pub fn sgd_four_per_launch(&self) -> bool {
-        self.binds(14)
+        self.binds(WIDE_KERNELS[0].2)
     }
 
     // ---- sums and reductions -------------------------------------------------------------
@@ -175,7 +185,7 @@ impl LaunchPolicy {
     /// Terms per weighted-sum launch over `n` values: eight (a mixed edge's seven candidates
     /// in one, eleven bindings, vec4) where the adapter binds them, else four.
     pub fn weighted_sum_terms(&self, n: usize) -> usize {
-        if n.is_multiple_of(4) && self.binds(11) {
+        if n.is_multiple_of(4) && self.binds(WIDE_KERNELS[1].2) {
             8
         } else {
             4
@@ -221,10 +231,11 @@ impl LaunchPolicy {
         self.launches_are_costly() && per_channel <= self.bn_serial_max
     }
 
-    /// A mixed edge's normalised sum over `per_channel` values as one fused launch (15
-    /// storage bindings)? The op adds its own structural conditions.
+    /// A mixed edge's normalised sum over `per_channel` values as one fused launch
+    /// (`sum_forward4`, `sum_backward4`)? The op adds its own structural conditions.
     pub fn fuse_normalized_sum(&self, per_channel: usize) -> bool {
-        self.launches_are_costly() && self.binds(15) && per_channel <= self.fused_sum_max
+        let fits = self.binds(WIDE_KERNELS[2].2) && self.binds(WIDE_KERNELS[3].2);
+        self.launches_are_costly() && fits && per_channel <= self.fused_sum_max
     }
 
     // ---- convolutions --------------------------------------------------------------------

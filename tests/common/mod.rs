@@ -15,9 +15,18 @@ pub fn strategy_of(costly_launches: bool) -> Strategy {
     }
 }
 
-/// The adapter the environment selects (WGPU_BACKEND / WGPU_ADAPTER_NAME), else the best.
+/// The adapter the environment selects (WGPU_BACKEND / WGPU_ADAPTER_NAME), else the best,
+/// under the limits DARTS_MINUS_LIMITS asks for (CI runs the suite once under WebGPU's).
 pub fn gpu() -> Gpu {
     Gpu::new(&AdapterChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers)")
+}
+
+/// The environment's adapter under `limits` (adapter, webgpu or downlevel).
+pub fn gpu_with_limits(limits: &str) -> darts_minus::Result<Gpu> {
+    Gpu::new(&AdapterChoice {
+        limits: Some(limits.into()),
+        ..AdapterChoice::default()
+    })
 }
 
 /// Deterministic xorshift generator; tests never depend on global state.
