@@ -32,12 +32,20 @@ pub fn read_with_metadata(
     path: &Path,
 ) -> Result<(BTreeMap<String, Named>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    read_bytes(&bytes, path)
+}
+
+/// [`read_with_metadata`] of a file's contents already in memory (`path` names it in errors).
+pub fn read_bytes(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(BTreeMap<String, Named>, HashMap<String, String>)> {
     let invalid = |e: safetensors::SafeTensorError| {
         file_err(path, format!("not a valid safetensors file: {e}"))
     };
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(&bytes).map_err(invalid)?;
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let raw = view.data();

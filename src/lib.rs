@@ -5,6 +5,7 @@
 //! run checkpoints) → [`search`] and [`train`].
 
 pub mod autodiff;
+pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

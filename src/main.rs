@@ -52,6 +52,9 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
+    /// Check that the adapter computes right: every op against a CPU f64 reference and
+    /// finite differences, and PyTorch's values for a mixed edge and a search step.
+    Check(cli::check::CheckArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cli::eval::eval(&a, &choice),
         Command::Bench(a) => cli::bench::bench(&a, &choice),
         Command::Devices => devices(&choice),
+        Command::Check(a) => cli::check::check(&a, &choice),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

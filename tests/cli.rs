@@ -172,6 +172,44 @@ fn limits_clamp_the_device_or_stop_with_a_clear_error() {
 }
 
 #[test]
+fn check_proves_this_adapter_against_the_references() {
+    let run = bin().args(["check", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let lines = doc["lines"].as_array().unwrap();
+    assert_eq!(doc["failed"].as_u64(), Some(0));
+    assert!(lines.len() > 150, "{} lines", lines.len());
+    let checks: Vec<&str> = lines.iter().map(|l| l["check"].as_str().unwrap()).collect();
+    for part in [
+        "conv2d",
+        "depthwise",
+        "dw_pw",
+        "batch norm",
+        "pool",
+        "normalised sum",
+    ] {
+        assert!(checks.iter().any(|c| c.contains(part)), "no {part} check");
+    }
+    assert!(checks
+        .iter()
+        .any(|c| c.starts_with("torch: DARTS- search step")));
+    assert!(lines
+        .iter()
+        .all(|l| l["pass"] == true && l["max_err"].as_f64().is_some()));
+    let run = bin()
+        .args(["check", "--only", "no-such-check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("--list"), "{err}");
+}
+
+#[test]
 fn train_a_searched_genotype_then_evaluate_it() {
     let search = tmp("train-src");
     let run = bin()

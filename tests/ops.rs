@@ -8,32 +8,20 @@
 mod common;
 
 use common::reference::{self as cpu, Shape4};
-use common::{f32s, finite_diff, gpu, strategy_of, Rng, Tolerance};
+use common::{f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
+use darts_minus::check::{op_check, Input};
 use darts_minus::gpu::Strategy;
 use darts_minus::nn::mixed::{MixedSums, SumTerm};
 use darts_minus::Result;
 
-/// Scale applied to every differentiable input before the op (the "upstream" part of the graph).
-const PRE: f64 = 0.75;
-
-struct Input {
-    shape: Vec<usize>,
-    data: Vec<f64>,
-    /// Differentiable (gets a gradient and is pre-scaled); otherwise a constant.
-    diff: bool,
-}
-
 fn input(rng: &mut Rng, shape: &[usize], diff: bool) -> Input {
-    let n = shape.iter().product();
-    Input {
-        shape: shape.to_vec(),
-        data: rng.vec(n),
-        diff,
-    }
+    Input::random(rng, shape, diff)
 }
 
-/// Checks forward and gradients of one op. `cpu_op` and `gpu_op` receive the inputs in order.
+/// Checks forward and gradients of one op with the library's harness (the one `darts-minus
+/// check` runs); `cpu_op` and `gpu_op` receive the inputs in order.
+#[track_caller]
 fn check(
     name: &str,
     inputs: Vec<Input>,
@@ -42,82 +30,14 @@ fn check(
     fwd_tol: Tolerance,
     grad_tol: Tolerance,
 ) {
-    let g = gpu();
-    let raw: Vec<Vec<f64>> = inputs.iter().map(|i| i.data.clone()).collect();
-
-    // Forward, no tape.
-    let ts: Vec<Tensor> = inputs
-        .iter()
-        .map(|i| Tensor::from_slice(&g, &i.shape, &f32s(&i.data)).unwrap())
-        .collect();
-    let mut tape = Tape::inference(&g);
-    let y = gpu_op(&mut tape, &ts).unwrap();
-    let expected = cpu_op(&raw);
-    fwd_tol.assert_close(&format!("{name} forward"), &y.to_vec().unwrap(), &expected);
-
-    // Mid-graph gradient: loss = Σ c ⊙ op(PRE · x) for differentiable x.
-    let mut rng = Rng::new(99);
-    let c = rng.vec(expected.len());
-    let mut tape = Tape::new(&g);
-    let leaves: Vec<Tensor> = inputs
-        .iter()
-        .map(|i| {
-            let t = Tensor::from_slice(&g, &i.shape, &f32s(&i.data)).unwrap();
-            if i.diff {
-                t.with_grad()
-            } else {
-                t
-            }
-        })
-        .collect();
-    let fed: Vec<Tensor> = leaves
-        .iter()
-        .zip(&inputs)
-        .map(|(t, i)| {
-            if i.diff {
-                tape.scale(t, PRE as f32).unwrap()
-            } else {
-                t.clone()
-            }
-        })
-        .collect();
-    let y = gpu_op(&mut tape, &fed).unwrap();
-    let ct = Tensor::from_slice(&g, y.shape(), &f32s(&c)).unwrap();
-    let weighted = tape.mul(&y, &ct).unwrap();
-    let loss = tape.sum_all(&weighted).unwrap();
-    let grads = tape.backward(&loss).unwrap();
-
-    let loss_cpu = |vals: &[Vec<f64>]| -> f64 {
-        let scaled: Vec<Vec<f64>> = vals
-            .iter()
-            .zip(&inputs)
-            .map(|(v, i)| {
-                if i.diff {
-                    v.iter().map(|x| x * PRE).collect()
-                } else {
-                    v.clone()
-                }
-            })
-            .collect();
-        cpu_op(&scaled).iter().zip(&c).map(|(a, b)| a * b).sum()
-    };
-    for (k, inp) in inputs.iter().enumerate() {
-        if !inp.diff {
-            continue;
-        }
-        let fd = finite_diff(&raw[k], 1e-6, |xk| {
-            let mut vals = raw.clone();
-            vals[k] = xk.to_vec();
-            loss_cpu(&vals)
-        });
-        let got = grads
-            .get(&leaves[k])
-            .unwrap_or_else(|| panic!("{name}: no gradient for input {k}"))
-            .to_vec()
-            .unwrap();
-        grad_tol
-            .scaled(&fd)
-            .assert_close(&format!("{name} gradient of input {k}"), &got, &fd);
+    let lines = op_check(&gpu(), name, &inputs, &cpu_op, &gpu_op, (fwd_tol, grad_tol)).unwrap();
+    for l in lines {
+        assert!(
+            l.pass,
+            "{name} {}: {}",
+            l.what,
+            l.detail.unwrap_or_default()
+        );
     }
 }
 
@@ -173,14 +93,7 @@ fn conv_case(
 }
 
 fn inputs_again(inputs: &[Input]) -> Vec<Input> {
-    inputs
-        .iter()
-        .map(|i| Input {
-            shape: i.shape.clone(),
-            data: i.data.clone(),
-            diff: i.diff,
-        })
-        .collect()
+    inputs.to_vec()
 }
 
 #[test]

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{gpu, strategy_of, Tolerance};
+use common::{gpu, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, Tape, Tensor};
+use darts_minus::check::torch;
 use darts_minus::checkpoint::{load_module, read, Named};
 use darts_minus::gpu::Gpu;
-use darts_minus::nn::darts_ops::{SepConv, DARTS_OPS};
-use darts_minus::nn::mixed::MixedOp;
+use darts_minus::nn::darts_ops::SepConv;
 use darts_minus::nn::{parameters, ConvShape, Ctx, Module, Slot};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -89,52 +89,22 @@ fn check_state(
     });
 }
 
+/// The DARTS- mixed edge against torch: the library's check (`darts-minus check` runs the
+/// same), with fused tails where launches are costly and split batch norms elsewhere, both
+/// on any adapter.
 fn mixed_edge(stride: usize) {
-    // Fused tails where launches are costly, separate batch norms elsewhere (their reductions
-    // split over workgroups, statistics from the producing 1×1 kernels): both anywhere.
-    for costly in [true, false] {
-        mixed_edge_with(stride, costly);
-    }
-}
-
-fn mixed_edge_with(stride: usize, costly: bool) {
     let g = gpu();
-    g.set_strategy(Some(strategy_of(costly)));
-    g.set_channel_split(if costly { Some(1) } else { Some(4) });
-    let (path, m) = fixture(&format!("mixed_edge_s{stride}.safetensors"));
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let op = MixedOp::new(&g, &mut rng, &DARTS_OPS, 4, stride, true).unwrap();
-    load_module(&op, "", &m, &path).unwrap();
-    let x = tensor(&g, get(&m, "x")).with_grad();
-    let alphas = tensor(&g, get(&m, "alphas")).with_grad();
-    let beta = tensor(&g, get(&m, "beta"));
-    let c = tensor(&g, get(&m, "c"));
-    let edge = get(&m, "edge").data[0] as usize;
-
-    let mut tape = Tape::new(&g);
-    let w = tape.softmax_rows(&alphas).unwrap();
-    let out = op
-        .forward(
-            &mut tape,
-            &x,
-            &w,
-            edge,
-            Some((&beta, 0)),
-            Ctx { train: true },
-        )
-        .unwrap();
-    close(FWD, "mixed edge output", &out, get(&m, "out"));
-    let weighted = tape.mul(&out, &c).unwrap();
-    let loss = tape.sum_all(&weighted).unwrap();
-    let grads = tape.backward(&loss).unwrap();
-    close(GRAD, "grad of x", grads.get(&x).unwrap(), get(&m, "grad.x"));
-    close(
-        GRAD,
-        "grad of alphas",
-        grads.get(&alphas).unwrap(),
-        get(&m, "grad.alphas"),
-    );
-    check_state(&op, &grads, &m);
+    for strategy in torch::strategies() {
+        for l in torch::mixed_edge(&g, stride, strategy).unwrap() {
+            assert!(
+                l.pass,
+                "{} {}: {}",
+                l.check,
+                l.what,
+                l.detail.unwrap_or_default()
+            );
+        }
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod check;
 pub mod eval;
 pub mod genotype;
 pub mod progress;

@@ -98,4 +98,13 @@ impl Search {
         let tensors = checkpoint::read(path)?;
         self.load_weights(&tensors, path, false)
     }
+
+    /// [`Search::init_from`] with the tensors already read (`source` names them in errors).
+    pub fn init_from_tensors(
+        &mut self,
+        tensors: &BTreeMap<String, Named>,
+        source: &Path,
+    ) -> Result<()> {
+        self.load_weights(tensors, source, false)
+    }
 }
