@@ -1,7 +1,7 @@
 //! `darts-minus bench`: times the search step for one configuration or a grid of them.
 
 use super::args::{SpaceArg, SpaceArgs};
-use darts_minus::gpu::{AdapterChoice, Gpu, Strategy as Preset};
+use darts_minus::gpu::{AdapterChoice, Gpu, LimitsChoice, Strategy as Preset};
 use darts_minus::search::bench::{
     bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
 };
@@ -109,6 +109,10 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             }
             let policy = gpu.policy();
             adapter = format!("{adapter}, {} launch strategy", policy.strategy.name());
+            let limits = gpu.adapter().limits_choice;
+            if limits != LimitsChoice::Adapter {
+                adapter = format!("{adapter}, limits: {}", limits.name());
+            }
             eprintln!("adapter: {adapter}");
             eprint!("{policy}");
         }
