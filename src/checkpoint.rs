@@ -236,5 +236,9 @@ pub fn write_atomic(
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| file_err(path, format!("cannot write checkpoint: {e}")))
+    write().map_err(|e| {
+        // A full disk must not leave a partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+        file_err(path, format!("cannot write checkpoint: {e}"))
+    })
 }

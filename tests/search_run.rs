@@ -280,6 +280,35 @@ fn invalid_settings_are_refused() {
 }
 
 #[test]
+fn a_diverged_validation_stops_the_run_and_never_counts_as_correct() {
+    // One step with an absurd learning rate: its own loss (before the update) is finite, the
+    // validation after it is not. It used to report "val acc 100 %" (NaN logits rank first)
+    // and complete the epoch.
+    let g = gpu();
+    let mut s = tiny_darts(2);
+    s.sgd.lr = 1e30;
+    s.sgd.grad_clip = 1e30;
+    s.max_steps = Some(1);
+    s.batch_size = 8;
+    let (data, split) = subset(32);
+    let mut search = Search::new(&g, s).unwrap();
+    let err = search
+        .run_epoch(&data, &split, &mut |_| {})
+        .expect_err("a NaN validation loss must stop the run");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("diverged")
+            && msg.contains("validation loss")
+            && msg.contains("No epoch completed"),
+        "{msg}"
+    );
+    assert!(
+        search.history.is_empty(),
+        "the diverged epoch must not be recorded"
+    );
+}
+
+#[test]
 fn diverging_loss_stops_with_a_clear_error() {
     let g = gpu();
     let mut s = tiny_darts(1);

@@ -84,3 +84,27 @@ fn resumed_training_equals_uninterrupted() {
         .collect();
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_diverged_test_pass_stops_the_run() {
+    // One step with an absurd learning rate: finite training loss, NaN test loss. It used to
+    // report "test accuracy 100 %" (NaN logits scored as right) and complete the epoch.
+    let g = gpu();
+    let mut s = tiny(2);
+    s.sgd.lr = 1e30;
+    s.sgd.grad_clip = 1e30;
+    s.max_steps = Some(1);
+    s.batch_size = 8;
+    s.network.layers = 3;
+    let (train, test) = data(16, 16);
+    let mut run = Retrain::new(&g, s).unwrap();
+    let err = run
+        .run_epoch(&train, &test, &mut |_| {})
+        .expect_err("a NaN test loss must stop the run");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("diverged") && msg.contains("test loss") && msg.contains("No epoch completed"),
+        "{msg}"
+    );
+    assert!(run.history.is_empty());
+}

@@ -74,8 +74,12 @@ impl EpochSteps {
         self.median_seconds * 1e3
     }
 
-    pub fn images_per_sec(&self, batch_size: usize) -> f64 {
-        batch_size as f64 / self.median_seconds
+    /// Images per second of a step: the images a step really saw (the whole data set where
+    /// it is smaller than a batch), over the median step time.
+    pub fn images_per_sec(&self) -> f64 {
+        let steps = self.stats.len().max(1) as f64;
+        let images = self.stats.iter().map(|s| s.n).sum::<usize>() as f64 / steps;
+        images / self.median_seconds
     }
 
     /// Wall time since the epoch started.

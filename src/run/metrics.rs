@@ -14,16 +14,50 @@ pub struct StepStats {
     pub n: usize,
 }
 
-/// Reads a step's loss and top-1/top-5 counts back from the GPU (one wait for both).
+/// Reads a step's loss and top-1/top-5 counts back from the GPU (one wait for both). With a
+/// non-finite loss nothing counts as correct: the ranks of NaN logits (no logit compares
+/// above a NaN) would otherwise say every image is.
 pub fn read_stats(loss: &Tensor, ranks: &Tensor) -> Result<StepStats> {
     let mut both = Tensor::read_all(&[loss, ranks])?;
     let ranks = both.pop().unwrap_or_default();
+    let loss = both[0][0];
+    let counted = |k: f32| match loss.is_finite() {
+        true => ranks.iter().filter(|&&r| r < k).count(),
+        false => 0,
+    };
     Ok(StepStats {
-        loss: both[0][0],
-        top1: ranks.iter().filter(|&&r| r < 1.0).count(),
-        top5: ranks.iter().filter(|&&r| r < 5.0).count(),
+        loss,
+        top1: counted(1.0),
+        top5: counted(5.0),
         n: ranks.len(),
     })
+}
+
+/// The error that stops a run whose `what` loss (training, validation, test) is not finite,
+/// at step `step` of epoch `epoch` (1-based) with `completed` epochs checkpointed; `hint`
+/// says what to change.
+pub fn diverged(
+    what: &str,
+    loss: f64,
+    step: usize,
+    epoch: usize,
+    completed: usize,
+    hint: &str,
+) -> Error {
+    let kept = match completed {
+        0 => "No epoch completed, so no checkpoint was written".to_string(),
+        k => format!("The checkpoint of epoch {k}, the last completed, is intact"),
+    };
+    Error::Invalid(format!(
+        "training diverged: the {what} loss is {loss} at step {step} of epoch {epoch}; {hint}. {kept}"
+    ))
+}
+
+/// Deserializes a metric written as JSON `null` (serde_json writes NaN so) back as NaN, so a
+/// run reads every history it wrote.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Mean loss, top-1 and top-5 accuracy over steps, weighted by their images (NaN for none).
@@ -56,12 +90,16 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
+/// Writes `text` to `path` through a temporary file and a rename; a failed write (a full
+/// disk) leaves no temporary file behind.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| file_err(path, format!("cannot write: {e}")))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            file_err(path, format!("cannot write: {e}"))
+        })
 }
 
 /// `metrics.jsonl`: one JSON line per epoch record, rewritten whole (atomically) each epoch.
@@ -95,6 +133,22 @@ mod tests {
         let (loss, t1, t5) = mean_stats(&[s(1.0, 2, 3, 4), s(4.0, 0, 2, 2)]);
         assert_eq!((loss, t1, t5), (2.0, 2.0 / 6.0, 5.0 / 6.0));
         assert!(mean_stats(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn a_nan_metric_reads_back_from_its_json_null() {
+        #[derive(serde::Deserialize)]
+        struct R {
+            #[serde(deserialize_with = "nan_if_null")]
+            loss: f64,
+        }
+        let text = serde_json::to_string(&serde_json::json!({ "loss": f64::NAN })).unwrap();
+        assert_eq!(text, r#"{"loss":null}"#);
+        assert!(serde_json::from_str::<R>(&text).unwrap().loss.is_nan());
+        assert_eq!(
+            serde_json::from_str::<R>(r#"{"loss":1.5}"#).unwrap().loss,
+            1.5
+        );
     }
 
     #[test]

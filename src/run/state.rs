@@ -40,6 +40,17 @@ pub fn save(
     settings: &impl Serialize,
     history: &impl Serialize,
 ) -> Result<()> {
+    // A diverged run must not replace the last good checkpoint with infinite weights.
+    for (name, e) in entries {
+        if let Entry::F32 { data, .. } = e {
+            if let Some(v) = data.iter().find(|v| !v.is_finite()) {
+                return Err(file_err(
+                    path,
+                    &format!("not written: tensor '{name}' holds {v} (the run diverged); the previous checkpoint is kept"),
+                ));
+            }
+        }
+    }
     let meta = checkpoint::run_metadata(format, settings, history)?;
     checkpoint::write_atomic(path, entries, Some(meta))
 }
@@ -118,4 +129,37 @@ pub fn write_named(
         return Err(file_err(path, &format!("'{name}' has shape {:?} but {:?} is needed: the checkpoint is from another search space or configuration", t.shape, dst.shape())));
     }
     dst.write(&t.data.iter().map(|&v| v as f32).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::save;
+    use crate::checkpoint::Entry;
+
+    #[test]
+    fn a_checkpoint_with_non_finite_weights_is_not_written() {
+        let dir = std::env::temp_dir().join(format!("dm-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("search.safetensors");
+        let entry = |v: f32| {
+            vec![(
+                "w".to_string(),
+                Entry::F32 {
+                    shape: vec![2],
+                    data: vec![1.0, v],
+                },
+            )]
+        };
+        save(&path, &entry(2.0), "test", &1, &[0.5]).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let e = save(&path, &entry(f32::INFINITY), "test", &1, &[0.5]).unwrap_err();
+        assert!(e.to_string().contains("'w' holds inf"), "{e}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the previous checkpoint is kept"
+        );
+        assert!(!path.with_extension("safetensors.tmp").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -8,7 +8,9 @@ use super::trainer::Search;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::{Error, Result};
 use crate::run::metrics::mean_stats;
-use crate::run::{EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer};
+use crate::run::{
+    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,19 +21,30 @@ const TAG_EPOCH: u64 = 1000;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub beta: f64,
     pub steps: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_acc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_top5: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_acc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_top5: f64,
     /// Median wall time of one search step (α step + w step), milliseconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub step_time_ms: f64,
     /// Training images per second of search step (batch / step time).
+    #[serde(deserialize_with = "nan_if_null")]
     pub images_per_sec: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub epoch_seconds: f64,
     /// softmax(α) of every edge, per α table.
     pub alphas: BTreeMap<String, Vec<Vec<f32>>>,
@@ -204,6 +217,18 @@ impl Trainer for SearchEpochs<'_> {
             self.augment(),
             sub_seed(ep.seed, 6),
         )?)?;
+        if !v.loss.is_finite() {
+            let (s, e) = (&self.search, self.search.epoch);
+            let hint = super::trainer::SEARCH_HINT;
+            return Err(run::diverged(
+                "validation",
+                v.loss as f64,
+                s.step,
+                e + 1,
+                e,
+                hint,
+            ));
+        }
         let (train_loss, train_acc, train_top5) = mean_stats(&steps.stats);
         let alphas = self.search.alphas_softmax()?;
         let genotype = derive_from_alphas(&self.search.settings.space, &alphas)?;
@@ -219,7 +244,7 @@ impl Trainer for SearchEpochs<'_> {
             val_acc: v.top1 as f64 / v.n.max(1) as f64,
             val_top5: v.top5 as f64 / v.n.max(1) as f64,
             step_time_ms: steps.step_time_ms(),
-            images_per_sec: steps.images_per_sec(bs),
+            images_per_sec: steps.images_per_sec(),
             epoch_seconds: steps.seconds(),
             alphas,
             genotype_text: genotype.text(),

@@ -9,7 +9,7 @@ use super::supernet::Supernet;
 use crate::autodiff::ops::softmax::rank_tensor;
 use crate::autodiff::{Labels, Tape, Tensor};
 use crate::data::{sub_seed, Batch, Dataset};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::Ctx;
 use crate::optim::{Adam, Sgd};
@@ -57,6 +57,9 @@ pub struct Search {
 }
 
 const TAG_INIT: u64 = 1;
+
+/// What to change when a search diverges.
+pub(super) const SEARCH_HINT: &str = "lower --lr or --arch-lr, or check the data";
 
 impl Search {
     /// A fresh search: network initialised from the seed.
@@ -184,12 +187,15 @@ impl Search {
         let stats = self.run_step(train, val)?;
         self.step += 1;
         if !stats.loss.is_finite() {
-            return Err(Error::Invalid(format!(
-                "training diverged: the loss is {} at step {} of epoch {}; lower --lr or --arch-lr, or check the data. Checkpoints of completed epochs are intact",
-                stats.loss,
+            let (loss, e) = (stats.loss as f64, self.epoch);
+            return Err(run::diverged(
+                "training",
+                loss,
                 self.step,
-                self.epoch + 1
-            )));
+                e + 1,
+                e,
+                SEARCH_HINT,
+            ));
         }
         Ok(stats)
     }

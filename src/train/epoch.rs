@@ -6,7 +6,9 @@ use super::drop_path_prob;
 use super::trainer::Retrain;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::Result;
-use crate::run::{EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer};
+use crate::run::{
+    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
+};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -15,16 +17,26 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainRecord {
     pub epoch: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub lr: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub drop_path: f64,
     pub steps: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_acc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_acc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_top5: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub step_time_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub images_per_sec: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub epoch_seconds: f64,
 }
 
@@ -116,6 +128,17 @@ impl Trainer for RetrainEpochs<'_> {
             epoch_batches(test.clone(), test_order, bs, self.run.test_augment(), 0)?,
             test.num_classes(),
         )?;
+        if !ev.loss.is_finite() {
+            let (r, e) = (&self.run, self.run.epoch);
+            return Err(run::diverged(
+                "test",
+                ev.loss,
+                r.step,
+                e + 1,
+                e,
+                "lower --lr",
+            ));
+        }
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         for s in &steps.stats {
             loss_sum += s.loss as f64 * s.n as f64;
@@ -133,7 +156,7 @@ impl Trainer for RetrainEpochs<'_> {
             test_acc: ev.top1,
             test_top5: ev.top5,
             step_time_ms: steps.step_time_ms(),
-            images_per_sec: steps.images_per_sec(bs),
+            images_per_sec: steps.images_per_sec(),
             epoch_seconds: steps.seconds(),
         })
     }

@@ -148,7 +148,15 @@ impl Retrain {
         let stats = read_stats(&loss, &ranks)?;
         self.step += 1;
         if !stats.loss.is_finite() {
-            return Err(Error::Invalid(format!("training diverged: the loss is {} at step {}; lower --lr. Checkpoints of completed epochs are intact", stats.loss, self.step)));
+            let (loss, e) = (stats.loss as f64, self.epoch);
+            return Err(run::diverged(
+                "training",
+                loss,
+                self.step,
+                e + 1,
+                e,
+                "lower --lr",
+            ));
         }
         Ok(stats)
     }
@@ -178,7 +186,11 @@ impl Retrain {
                     .enumerate()
                     .fold(0, |best, (j, &v)| if v > row[best] { j } else { best });
                 confusion[label as usize][pred] += 1;
-                let rank = row.iter().filter(|&&v| v > row[label as usize]).count();
+                // Non-finite scores are never right (no score compares above a NaN).
+                let rank = match row.iter().all(|v| v.is_finite()) {
+                    true => row.iter().filter(|&&v| v > row[label as usize]).count(),
+                    false => classes,
+                };
                 t1 += (rank < 1) as usize;
                 t5 += (rank < 5) as usize;
             }
