@@ -209,6 +209,140 @@ fn check_proves_this_adapter_against_the_references() {
     assert!(!run.status.success() && err.contains("--list"), "{err}");
 }
 
+/// A CIFAR-10 binary directory of `n` random 32×32 images (data_batch_1.bin, test_batch.bin).
+fn tiny_cifar(tag: &str, n: usize) -> PathBuf {
+    let dir = tmp(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut x: u32 = 12345;
+    let mut records = Vec::new();
+    for i in 0..n {
+        records.push((i % 10) as u8);
+        for _ in 0..3072 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            records.push((x >> 24) as u8);
+        }
+    }
+    std::fs::write(dir.join("data_batch_1.bin"), &records).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), &records).unwrap();
+    dir
+}
+
+#[test]
+fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
+    let data = tiny_cifar("resume-data", 32);
+    let out = tmp("resume-run");
+    let search = |extra: &[&str]| {
+        bin()
+            .args([
+                "search",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--epochs",
+                "1",
+            ])
+            .args(["--batch-size", "8", "--data"])
+            .arg(&data)
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let run = search(&[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // A second new run into the same --out is refused, naming the ways on.
+    let run = search(&[]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("not empty") && err.contains("--resume"),
+        "{err}"
+    );
+    // Settings cannot change on resume.
+    let run = bin()
+        .args(["search", "--resume"])
+        .arg(&out)
+        .args(["--channels", "4", "--lr", "0.1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("--channels, --lr cannot be given with --resume"),
+        "{err}"
+    );
+    // Resuming the finished run into a new directory, without --data: the run's own data,
+    // and its outputs are written there.
+    let moved = tmp("resume-moved");
+    let run = bin()
+        .args(["search", "--resume"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&moved)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("resume-data") && stdout.contains("already finished"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("built-in"), "{stdout}");
+    for f in ["checkpoint.safetensors", "metrics.jsonl", "genotype.txt"] {
+        assert!(moved.join(f).is_file(), "{f} missing in the new --out");
+    }
+    // Without its data the resumed run stops, naming the data it was started on.
+    std::fs::remove_dir_all(&data).unwrap();
+    let run = bin()
+        .args(["search", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("resume-data"),
+        "{err}"
+    );
+    for d in [&out, &moved] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
+fn a_resumed_training_refuses_new_settings_and_a_taken_out() {
+    let out = tmp("train-taken");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "another run").unwrap();
+    let run = bin().args(["train", "--out"]).arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("not empty") && err.contains("--overwrite"),
+        "{err}"
+    );
+    let run = bin()
+        .args(["train", "--resume"])
+        .arg(&out)
+        .args(["--genotype", "DARTS_V1", "--epochs", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("--genotype, --epochs cannot be given with --resume"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn train_a_searched_genotype_then_evaluate_it() {
     let search = tmp("train-src");

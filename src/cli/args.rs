@@ -14,9 +14,15 @@ pub enum SpaceArg {
 /// `--space` (search, bench).
 #[derive(Args, Debug)]
 pub struct SpaceArgs {
-    /// Search space.
-    #[arg(long, value_enum, default_value = "darts")]
-    pub space: SpaceArg,
+    /// Search space [default: darts].
+    #[arg(long, value_enum)]
+    pub space: Option<SpaceArg>,
+}
+
+impl SpaceArgs {
+    pub fn space(&self) -> SpaceArg {
+        self.space.unwrap_or(SpaceArg::Darts)
+    }
 }
 
 /// Which preset a run starts from, how long it is, its batches and its randomness (search,
@@ -39,6 +45,23 @@ pub struct RunArgs {
     /// Stop after this many steps in total.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Replace the run in a non-empty --out (by default a new run refuses one).
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl RunArgs {
+    /// (flag, given) of the flags a resumed run cannot take.
+    pub fn settings_given(&self) -> [(&'static str, bool); 6] {
+        [
+            ("--paper", self.paper),
+            ("--epochs", self.epochs.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--no-augment", self.no_augment),
+            ("--max-steps", self.max_steps.is_some()),
+        ]
+    }
 }
 
 /// The weights' SGD (search, train); unset: the preset's.
@@ -57,6 +80,16 @@ pub struct SgdArgs {
 }
 
 impl SgdArgs {
+    /// (flag, given) of its flags, for refusing them on `--resume`.
+    pub fn given(&self) -> [(&'static str, bool); 4] {
+        [
+            ("--lr", self.lr.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--grad-clip", self.grad_clip.is_some()),
+        ]
+    }
+
     /// The preset `r` with the flags given.
     pub fn apply(&self, r: &mut SgdRecipe) {
         r.lr = self.lr.unwrap_or(r.lr);

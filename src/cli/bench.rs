@@ -73,7 +73,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     for &c in &a.channels {
         for &b in &a.batch {
             configs.push(BenchConfig {
-                space: match a.space.space {
+                space: match a.space.space() {
                     SpaceArg::Darts => darts_space(c, a.layers),
                     SpaceArg::Nb201 => nb201_space(c, a.cells_per_stage),
                 },

@@ -2,6 +2,7 @@
 //! training data a run reads.
 
 use darts_minus::data::{Dataset, Split};
+use darts_minus::run::outdir::Claim;
 use darts_minus::run::{Progress, StepStats};
 use darts_minus::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,10 +63,63 @@ pub fn timestamped(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
-/// A resumed run writes to `--out`, or beside its checkpoint.
-pub fn resume_dir(out: Option<&PathBuf>, ckpt: &Path) -> PathBuf {
-    out.cloned()
-        .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default())
+/// A resumed run writes to `--out`, or beside its checkpoint: there it continues the run
+/// ([`Claim::Resume`]); a different directory is a new one (empty, unless `overwrite`).
+pub fn resume_dir(out: Option<&PathBuf>, ckpt: &Path, overwrite: bool) -> (PathBuf, Claim) {
+    let home = ckpt.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = out.cloned().unwrap_or_else(|| home.clone());
+    let same = match (dir.canonicalize(), home.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => dir == home,
+    };
+    let claim = if same {
+        Claim::Resume
+    } else {
+        Claim::New { overwrite }
+    };
+    (dir, claim)
+}
+
+/// The data a resumed run reads: `--data` where given (saying so when it differs from the
+/// run's own), else the data the run was started on (`recorded`; None: the built-in set).
+pub fn resumed_data(
+    given: Option<&PathBuf>,
+    recorded: Option<&PathBuf>,
+    what: &str,
+) -> Option<PathBuf> {
+    match (given, recorded) {
+        (Some(g), r) => {
+            let same = r.is_some_and(|r| absolute(g) == *r);
+            if !same {
+                let was = r.map_or("the built-in set".to_string(), |r| r.display().to_string());
+                println!(
+                    "note: resuming on {what} {} instead of the run's {was}",
+                    g.display()
+                );
+            }
+            Some(g.clone())
+        }
+        (None, r) => r.cloned(),
+    }
+}
+
+/// `p` as an absolute path (so a run resumed from another directory finds its data again).
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The flags of `given` that are set: on `--resume` they would change what the checkpoint
+/// fixes, so they are refused rather than silently ignored.
+pub fn refuse_on_resume(given: &[(&str, bool)]) -> Result<()> {
+    let set: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{} cannot be given with --resume: a resumed run continues with the settings it was          started with (in its checkpoint). Drop {}, or start a new run",
+        set.join(", "),
+        if set.len() == 1 { "it" } else { "them" }
+    )))
 }
 
 /// The training images of `--data`, or the built-in mini set (then `true`).

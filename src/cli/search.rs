@@ -2,10 +2,14 @@
 
 use super::args::{RunArgs, SgdArgs, SpaceArg, SpaceArgs};
 use super::checkpoint_path;
-use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
+use super::progress::{
+    absolute, epoch_bar, follow, refuse_on_resume, resume_dir, resumed_data, timestamped,
+    training_data,
+};
 use clap::{Args, ValueEnum};
 use darts_minus::data::{search_split, Dataset, CIFAR10_MEAN, CIFAR10_STD};
 use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::run::outdir::Claim;
 use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
 use darts_minus::search::outputs::RunDir;
@@ -103,9 +107,9 @@ pub struct SearchArgs {
     /// Batches in index order, no reshuffling.
     #[arg(long)]
     pub no_shuffle: bool,
-    /// Input normalisation.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub normalize: NormArg,
+    /// Input normalisation [default: auto].
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormArg>,
     /// Continue a search from its checkpoint (or its output directory).
     #[arg(long, conflicts_with = "init_from")]
     pub resume: Option<PathBuf>,
@@ -120,7 +124,7 @@ const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 /// The settings a new search runs with.
 fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSettings> {
     let quick = builtin && !a.run.paper;
-    let mut s = match a.space.space {
+    let mut s = match a.space.space() {
         SpaceArg::Darts => SearchSettings::darts_paper(),
         SpaceArg::Nb201 => SearchSettings::nb201_benchmark(),
     };
@@ -190,7 +194,7 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     s.shuffle = !a.no_shuffle;
     s.max_steps = a.run.max_steps;
     let auto_cifar = data.height == 32 && data.width == 32;
-    (s.mean, s.std) = match a.normalize {
+    (s.mean, s.std) = match a.normalize.unwrap_or(NormArg::Auto) {
         NormArg::Cifar10 => (CIFAR10_MEAN, CIFAR10_STD),
         NormArg::Cifar100 => (CIFAR100_MEAN, CIFAR100_STD),
         NormArg::Dataset => data.channel_mean_std()?,
@@ -204,28 +208,72 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     Ok(s)
 }
 
+/// (flag, given) of every flag a resumed search cannot take: they would change what its
+/// checkpoint fixes.
+fn settings_given(a: &SearchArgs) -> Vec<(&'static str, bool)> {
+    let mut given = vec![
+        ("--space", a.space.space.is_some()),
+        ("--channels", a.channels.is_some()),
+        ("--layers", a.layers.is_some()),
+        ("--nodes", a.nodes.is_some()),
+        ("--cells-per-stage", a.cells_per_stage.is_some()),
+        ("--lr-min", a.lr_min.is_some()),
+        ("--nesterov", a.nesterov.is_some()),
+        ("--arch-lr", a.arch_lr.is_some()),
+        ("--arch-weight-decay", a.arch_weight_decay.is_some()),
+        ("--no-aux", a.no_aux),
+        ("--beta-schedule", a.beta_schedule.is_some()),
+        ("--beta0", a.beta0.is_some()),
+        ("--beta-start", a.beta_start.is_some()),
+        ("--beta-stop", a.beta_stop.is_some()),
+        ("--beta-max", a.beta_max.is_some()),
+        ("--order", a.order.is_some()),
+        ("--no-shuffle", a.no_shuffle),
+        ("--normalize", a.normalize.is_some()),
+    ];
+    given.extend(a.run.settings_given());
+    given.extend(a.sgd.given());
+    given
+}
+
 pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
-    let (data, builtin) = training_data(a.data.as_ref())?;
-    let gpu = Gpu::new(choice)?;
-    let (mut search, run_dir) = match &a.resume {
+    let (search, run_dir, data, gpu) = match &a.resume {
         Some(p) => {
+            refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
+            let gpu = Gpu::new(choice)?;
             let search = Search::resume(&gpu, &ckpt)?;
-            let dir = resume_dir(a.out.as_ref(), &ckpt);
-            (search, RunDir::create(&dir)?)
+            // The data the run was started on, unless --data says otherwise.
+            let recorded = search.settings.data.as_ref();
+            let data_path = resumed_data(a.data.as_ref(), recorded, "--data");
+            let (data, _) = training_data(data_path.as_ref())?;
+            let (dir, claim) = resume_dir(a.out.as_ref(), &ckpt, a.run.overwrite);
+            (search, RunDir::claim(&dir, claim)?, data, gpu)
         }
         None => {
-            let s = settings(a, builtin, &data)?;
+            let (data, builtin) = training_data(a.data.as_ref())?;
+            let mut s = settings(a, builtin, &data)?;
+            s.data = a.data.as_deref().map(absolute);
+            let dir = a
+                .out
+                .clone()
+                .unwrap_or_else(|| timestamped(&format!("search-{}", s.space.name())));
+            // Claimed before the GPU opens: a taken --out stops the run before any work.
+            let run_dir = RunDir::claim(
+                &dir,
+                Claim::New {
+                    overwrite: a.run.overwrite,
+                },
+            )?;
+            let gpu = Gpu::new(choice)?;
             let mut search = Search::new(&gpu, s)?;
             if let Some(p) = &a.init_from {
                 search.init_from(&checkpoint_path(p))?;
             }
-            let dir = a.out.clone().unwrap_or_else(|| {
-                timestamped(&format!("search-{}", search.settings.space.name()))
-            });
-            (search, RunDir::create(&dir)?)
+            (search, run_dir, data, gpu)
         }
     };
+    let mut search = search;
     if data.num_classes() != search.settings.space.classes() {
         return Err(Error::Invalid(format!(
             "the data has {} classes but the checkpoint's network has {}",
@@ -245,8 +293,9 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         } else {
             " (plain DARTS)"
         },
-        match &a.data {
+        match &search.settings.data {
             Some(p) => p.display().to_string(),
+            None if a.data.is_some() => a.data.iter().map(|p| p.display().to_string()).collect(),
             None => "built-in CIFAR-10 mini set".into(),
         },
         ad.name,
@@ -261,7 +310,15 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         s.epochs,
         run_dir.path.display()
     );
-    if search.epoch > 0 {
+    if search.finished() && !search.history.is_empty() {
+        println!(
+            "  the run already finished ({} epochs, step {}): its outputs are written to {}",
+            search.epoch,
+            search.step,
+            run_dir.path.display()
+        );
+        run_dir.write_epoch(&search)?;
+    } else if search.epoch > 0 {
         println!(
             "  resuming after epoch {} (step {})",
             search.epoch, search.step

@@ -2,12 +2,16 @@
 
 use super::args::{RunArgs, SgdArgs};
 use super::checkpoint_path;
-use super::progress::{epoch_bar, follow, resume_dir, timestamped, training_data};
+use super::progress::{
+    absolute, epoch_bar, follow, refuse_on_resume, resume_dir, resumed_data, timestamped,
+    training_data,
+};
 use clap::Args;
 use darts_minus::data::{Dataset, Split};
 use darts_minus::gpu::{AdapterChoice, Gpu};
 use darts_minus::report::{self, EpochPoint};
-use darts_minus::run::metrics::{create_dir, write_jsonl};
+use darts_minus::run::metrics::write_jsonl;
+use darts_minus::run::outdir::{Claim, OutDir};
 use darts_minus::search::genotype::Genotype;
 use darts_minus::search::nb201::Nb201Arch;
 use darts_minus::train::darts_eval::EvalConfig;
@@ -158,8 +162,43 @@ fn load(train: Option<&PathBuf>, test: Option<&PathBuf>) -> Result<(Dataset, Dat
     Ok((tr, te, builtin))
 }
 
-pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
-    let (train, test, builtin) = load(a.data.as_ref(), a.test_data.as_ref())?;
+/// The checkpoint (first, so metrics never run ahead of it), metrics.jsonl and curves.svg.
+fn write_outputs(run: &Retrain, dir: &Path) -> Result<()> {
+    run.save(&dir.join("checkpoint.safetensors"))?;
+    write_jsonl(&dir.join("metrics.jsonl"), &run.history)?;
+    let points: Vec<EpochPoint> = run
+        .history
+        .iter()
+        .map(|h| EpochPoint {
+            epoch: h.epoch,
+            train_loss: h.train_loss,
+            val_loss: h.test_loss,
+            train_acc: h.train_acc,
+            val_acc: h.test_acc,
+            beta: None,
+        })
+        .collect();
+    report::curves_chart(&dir.join("curves.svg"), &points)
+}
+
+/// (flag, given) of every flag a resumed retraining cannot take.
+fn settings_given(a: &TrainArgs) -> Vec<(&'static str, bool)> {
+    let mut given = vec![
+        ("--genotype", a.genotype.is_some()),
+        ("--channels", a.channels.is_some()),
+        ("--layers", a.layers.is_some()),
+        ("--no-auxiliary", a.no_auxiliary),
+        ("--auxiliary-weight", a.auxiliary_weight.is_some()),
+        ("--drop-path", a.drop_path.is_some()),
+        ("--cutout", a.cutout.is_some()),
+    ];
+    given.extend(a.run.settings_given());
+    given.extend(a.sgd.given());
+    given
+}
+
+/// Training and test data must agree on their classes.
+fn check_classes(train: &Dataset, test: &Dataset) -> Result<()> {
     if train.num_classes() != test.num_classes() {
         return Err(Error::Invalid(format!(
             "the training data has {} classes but the test data {}",
@@ -167,26 +206,48 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
             test.num_classes()
         )));
     }
-    // Settings (and so the genotype) are checked before the GPU is opened.
-    let fresh = match &a.resume {
-        Some(_) => None,
-        None => Some(settings(a, builtin && !a.run.paper, train.num_classes())?),
-    };
-    let gpu = Gpu::new(choice)?;
-    let (mut run, dir) = match (&a.resume, fresh) {
-        (Some(p), _) => {
+    Ok(())
+}
+
+pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
+    let (mut run, train, test, out) = match &a.resume {
+        Some(p) => {
+            refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
-            (
-                Retrain::resume(&gpu, &ckpt)?,
-                resume_dir(a.out.as_ref(), &ckpt),
-            )
+            let gpu = Gpu::new(choice)?;
+            let run = Retrain::resume(&gpu, &ckpt)?;
+            // The data the run was started on, unless --data / --test-data say otherwise.
+            let s = &run.settings;
+            let data = resumed_data(a.data.as_ref(), s.data.as_ref(), "--data");
+            let test_data = match (&a.test_data, &a.data) {
+                (Some(t), _) => resumed_data(Some(t), s.test_data.as_ref(), "--test-data"),
+                (None, Some(_)) => None,
+                (None, None) => s.test_data.clone(),
+            };
+            let (train, test, _) = load(data.as_ref(), test_data.as_ref())?;
+            check_classes(&train, &test)?;
+            let (dir, claim) = resume_dir(a.out.as_ref(), &ckpt, a.run.overwrite);
+            (run, train, test, OutDir::claim(&dir, claim)?)
         }
-        (None, fresh) => (
-            Retrain::new(&gpu, fresh.expect("settings of a fresh run"))?,
-            a.out.clone().unwrap_or_else(|| timestamped("train")),
-        ),
+        None => {
+            let (train, test, builtin) = load(a.data.as_ref(), a.test_data.as_ref())?;
+            check_classes(&train, &test)?;
+            // Settings (and so the genotype) are checked before the GPU is opened.
+            let mut s = settings(a, builtin && !a.run.paper, train.num_classes())?;
+            s.data = a.data.as_deref().map(absolute);
+            s.test_data = a.test_data.as_deref().map(absolute);
+            let dir = a.out.clone().unwrap_or_else(|| timestamped("train"));
+            let out = OutDir::claim(
+                &dir,
+                Claim::New {
+                    overwrite: a.run.overwrite,
+                },
+            )?;
+            let gpu = Gpu::new(choice)?;
+            (Retrain::new(&gpu, s)?, train, test, out)
+        }
     };
-    create_dir(&dir)?;
+    let dir = out.path.clone();
     run.set_image_size(train.height, train.width);
     let s = &run.settings;
     let params = run.net.count_without_aux();
@@ -219,24 +280,19 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         |stats, _| format!("{:.3}", stats.loss),
         None,
     );
+    if run.finished() && !run.history.is_empty() {
+        println!(
+            "  the run already finished ({} epochs, step {}): its outputs are written to {}",
+            run.epoch,
+            run.step,
+            dir.display()
+        );
+        write_outputs(&run, &dir)?;
+    }
     while !run.finished() {
         let r = run.run_epoch(&train, &test, &mut observe)?;
         bar.finish_and_clear();
-        run.save(&dir.join("checkpoint.safetensors"))?;
-        write_jsonl(&dir.join("metrics.jsonl"), &run.history)?;
-        let points: Vec<EpochPoint> = run
-            .history
-            .iter()
-            .map(|h| EpochPoint {
-                epoch: h.epoch,
-                train_loss: h.train_loss,
-                val_loss: h.test_loss,
-                train_acc: h.train_acc,
-                val_acc: h.test_acc,
-                beta: None,
-            })
-            .collect();
-        report::curves_chart(&dir.join("curves.svg"), &points)?;
+        write_outputs(&run, &dir)?;
         println!(
             "epoch {:>3}/{epochs} · train loss {:.4} acc {:5.1}% · test loss {:.4} acc {:5.1}% (top-5 {:5.1}%) · lr {:.4} · drop path {:.3} · {:.1} img/s",
             r.epoch + 1,

@@ -8,6 +8,7 @@
 
 pub mod epoch;
 pub mod metrics;
+pub mod outdir;
 pub mod replay;
 pub mod state;
 

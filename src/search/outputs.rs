@@ -12,21 +12,24 @@
 use super::trainer::{Derived, EpochRecord, Search};
 use crate::error::{Error, Result};
 use crate::report::{self, EpochPoint};
-use crate::run::metrics::{create_dir, write_jsonl};
+use crate::run::metrics::write_jsonl;
+use crate::run::outdir::{Claim, OutDir};
 use std::path::{Path, PathBuf};
 
 pub use crate::run::metrics::write_text_atomic;
 
-/// The output directory of one search.
+/// The output directory of one search, claimed (and locked) while the search runs.
 pub struct RunDir {
     pub path: PathBuf,
+    _claim: OutDir,
 }
 
 impl RunDir {
-    pub fn create(path: &Path) -> Result<RunDir> {
-        create_dir(path)?;
+    /// Claims `path` (see [`OutDir::claim`]).
+    pub fn claim(path: &Path, claim: Claim) -> Result<RunDir> {
         Ok(RunDir {
             path: path.to_path_buf(),
+            _claim: OutDir::claim(path, claim)?,
         })
     }
 

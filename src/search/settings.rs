@@ -7,6 +7,7 @@ use super::schedule::BetaSchedule;
 use crate::error::{Error, Result};
 use crate::run::{Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The search space and its network shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,10 @@ pub struct SearchSettings {
     /// Normalisation of the input images.
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// The training data the run was started on (None: the built-in mini set); a resumed run
+    /// reads it again unless told otherwise.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
 }
 
 impl SearchSettings {
@@ -107,6 +112,7 @@ impl SearchSettings {
             max_steps: None,
             mean: crate::data::CIFAR10_MEAN,
             std: crate::data::CIFAR10_STD,
+            data: None,
         }
     }
 

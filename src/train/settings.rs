@@ -6,6 +6,7 @@ use super::Arch;
 use crate::error::{Error, Result};
 use crate::run::{Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Every setting of a retraining run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,12 @@ pub struct TrainSettings {
     pub max_steps: Option<usize>,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// The training and test data the run was started on (None: the built-in sets, or the
+    /// test split beside `data`); a resumed run reads them again unless told otherwise.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    #[serde(default)]
+    pub test_data: Option<PathBuf>,
 }
 
 impl TrainSettings {
@@ -53,6 +60,8 @@ impl TrainSettings {
             max_steps: None,
             mean: crate::data::CIFAR10_MEAN,
             std: crate::data::CIFAR10_STD,
+            data: None,
+            test_data: None,
         };
         match arch {
             Arch::Darts(_) => darts,
