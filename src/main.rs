@@ -40,10 +40,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Search an architecture with DARTS- (default: the built-in CIFAR-10 mini set).
+    #[command(allow_negative_numbers = true)]
     Search(Box<cli::search::SearchArgs>),
     /// Print the genotype derived from a search checkpoint.
     Genotype(cli::genotype::GenotypeArgs),
     /// Train a genotype from scratch (the evaluation stage) and report its test accuracy.
+    #[command(allow_negative_numbers = true)]
     Train(Box<cli::train::TrainArgs>),
     /// Evaluate a trained checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
     Eval(cli::eval::EvalArgs),
@@ -147,6 +149,15 @@ fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
     if list.is_empty() {
         return Err(darts_minus::Error::NoAdapter {
             detail: String::new(),
+        });
+    }
+    if let (Some(name), false) = (&choice.name, list.iter().any(|a| a.chosen)) {
+        let names: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+        return Err(darts_minus::Error::NoAdapter {
+            detail: format!(
+                " whose name contains '{name}' (available: {})",
+                names.join(", ")
+            ),
         });
     }
     for a in &list {

@@ -301,6 +301,19 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
     for f in ["checkpoint.safetensors", "metrics.jsonl", "genotype.txt"] {
         assert!(moved.join(f).is_file(), "{f} missing in the new --out");
     }
+    // A search checkpoint given to the other command says what it is and who reads it.
+    let run = bin()
+        .args(["train", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success()
+            && err.contains("search checkpoint")
+            && err.contains("search --resume"),
+        "{err}"
+    );
     // Without its data the resumed run stops, naming the data it was started on.
     std::fs::remove_dir_all(&data).unwrap();
     let run = bin()
@@ -341,6 +354,60 @@ fn a_resumed_training_refuses_new_settings_and_a_taken_out() {
         "{err}"
     );
     std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn nonsense_settings_are_refused_by_name() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["search", "--momentum", "NaN"],
+            "--momentum must be in [0, 1), got NaN",
+        ),
+        (&["search", "--beta0=-1"], "--beta0 must be ≥ 0"),
+        (
+            &["search", "--lr", "-0.1"],
+            "--lr must be a positive number, got -0.1",
+        ),
+        (
+            &["search", "--max-steps", "0"],
+            "--max-steps must be at least 1",
+        ),
+        (
+            &["search", "--space", "nb201", "--layers", "5"],
+            "--layers does not apply to the NAS-Bench-201 space",
+        ),
+        (
+            &["search", "--space", "nb201", "--cells-per-stage", "0"],
+            "--cells-per-stage ≥ 1",
+        ),
+        (
+            &["search", "--channels", "100000", "--max-steps", "1"],
+            "max_storage_buffer_binding_size",
+        ),
+        (
+            &["train", "--auxiliary-weight", "NaN"],
+            "--auxiliary-weight must be ≥ 0, got NaN",
+        ),
+        (
+            &["--adapter", "no-such-gpu-xyz", "devices"],
+            "no-such-gpu-xyz",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = tmp("nonsense");
+        let mut cmd = bin();
+        cmd.args(*args);
+        if args[0] != "--adapter" {
+            cmd.arg("--out").arg(&out);
+        }
+        let run = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+        std::fs::remove_dir_all(&out).ok();
+    }
 }
 
 #[test]

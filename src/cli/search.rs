@@ -149,6 +149,23 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
             }
         }
     }
+    // A flag of the other space would be ignored: say so instead.
+    let foreign: &[(&str, bool)] = match s.space {
+        Space::Darts(_) => &[("--cells-per-stage", a.cells_per_stage.is_some())],
+        Space::Nb201(_) => &[
+            ("--layers", a.layers.is_some()),
+            ("--nodes", a.nodes.is_some()),
+        ],
+    };
+    if let Some((flag, _)) = foreign.iter().find(|f| f.1) {
+        let (space, sizes) = match s.space {
+            Space::Darts(_) => ("DARTS", "--layers (cells) and --nodes"),
+            Space::Nb201(_) => ("NAS-Bench-201", "--cells-per-stage"),
+        };
+        return Err(Error::Invalid(format!(
+            "{flag} does not apply to the {space} space, whose network size is set by {sizes}"
+        )));
+    }
     match &mut s.space {
         Space::Darts(c) => {
             c.channels = a.channels.unwrap_or(c.channels);

@@ -3,13 +3,24 @@
 
 use super::{join, Ctx, Module, Slot};
 use crate::autodiff::{BnState, ChannelStats, Conv2dCfg, Tape, Tensor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use rand::Rng;
 use std::cell::Cell;
 
 fn uniform(gpu: &Gpu, rng: &mut impl Rng, shape: &[usize], bound: f32) -> Result<Tensor> {
     let n: usize = shape.iter().product();
+    // Refused before the values are drawn: an absurd size (--channels 100000) must not try
+    // to allocate tens of GB on the host first.
+    let (bytes, limit) = (n as u64 * 4, gpu.limits().max_storage_buffer_binding_size);
+    if bytes > limit {
+        return Err(Error::TooLarge {
+            name: format!("a weight of shape {shape:?}"),
+            bytes,
+            limit,
+            what: "max_storage_buffer_binding_size",
+        });
+    }
     let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
     Tensor::parameter(gpu, shape, &data)
 }

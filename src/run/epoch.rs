@@ -35,6 +35,25 @@ pub struct Limits {
     pub max_steps: Option<usize>,
 }
 
+impl Limits {
+    pub fn validate(&self) -> crate::error::Result<()> {
+        let bad = |m: String| Err(crate::error::Error::Invalid(m));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 {
+            return bad(format!(
+                "--batch-size must be at least 2 (batch norm needs two samples), got {}",
+                self.batch_size
+            ));
+        }
+        if self.max_steps == Some(0) {
+            return bad("--max-steps must be at least 1 (0 would do nothing)".into());
+        }
+        Ok(())
+    }
+}
+
 /// How far a run has come: epochs and steps completed.
 #[derive(Clone, Copy, Debug)]
 pub struct Position {

@@ -52,16 +52,30 @@ pub struct SgdRecipe {
     pub grad_clip: f64,
 }
 
+/// `v`, given as `flag`, must be a finite number with `ok(v)`; `want` says which (NaN and
+/// infinities are refused everywhere: they never make a meaningful setting).
+pub fn check_number(flag: &str, v: f64, ok: bool, want: &str) -> Result<()> {
+    if v.is_finite() && ok {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!("{flag} must be {want}, got {v}")))
+}
+
 impl SgdRecipe {
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("lr", self.lr), ("grad-clip", self.grad_clip)] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::Invalid(format!(
-                    "--{name} must be a positive number, got {v}"
-                )));
-            }
-        }
-        Ok(())
+        let positive = "a positive number";
+        check_number("--lr", self.lr, self.lr > 0.0, positive)?;
+        check_number(
+            "--grad-clip",
+            self.grad_clip,
+            self.grad_clip > 0.0,
+            positive,
+        )?;
+        check_number("--lr-min", self.lr_min, self.lr_min >= 0.0, "≥ 0")?;
+        let m = self.momentum;
+        check_number("--momentum", m, (0.0..1.0).contains(&m), "in [0, 1)")?;
+        let wd = self.weight_decay;
+        check_number("--weight-decay", wd, wd >= 0.0, "≥ 0")
     }
 
     /// The learning rate of epoch `e` of `epochs`, cosine-annealed (SPEC §4):

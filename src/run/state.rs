@@ -76,6 +76,25 @@ impl Saved {
         file_err(&self.path, msg)
     }
 
+    /// Checks the file is a checkpoint of `format`; one of the other run's kind names the
+    /// command that reads it.
+    pub fn expect_format(&self, format: &str) -> Result<()> {
+        let Some(found) = self.meta.get("format") else {
+            return Ok(()); // older files, and exports: the settings check decides
+        };
+        if found == format {
+            return Ok(());
+        }
+        let reader = match found.split_whitespace().nth(1) {
+            Some("search") => "`darts-minus search --resume` (or `darts-minus genotype`)",
+            Some("train") => "`darts-minus train --resume` or `darts-minus eval`",
+            _ => "another tool or version",
+        };
+        Err(self.err(&format!(
+            "this is a {found} (wanted a {format}): {reader} reads it"
+        )))
+    }
+
     /// The run's settings; `missing` says what the file is when it has none.
     pub fn settings<S: DeserializeOwned>(&self, missing: &str) -> Result<S> {
         let s = self.meta.get("settings").ok_or_else(|| self.err(missing))?;

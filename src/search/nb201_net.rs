@@ -47,7 +47,8 @@ impl Nb201Network {
     pub fn new(gpu: &Gpu, rng: &mut impl Rng, config: Nb201Config) -> Result<Self> {
         if config.channels == 0 || config.cells_per_stage == 0 || config.classes < 2 {
             return Err(Error::Invalid(format!(
-                "invalid NAS-Bench-201 network: {config:?}"
+                "invalid NAS-Bench-201 network: C = {}, {} cells per stage, {} classes (need C ≥ 1, --cells-per-stage ≥ 1, ≥ 2 classes)",
+                config.channels, config.cells_per_stage, config.classes
             )));
         }
         let body = Nb201Body::new(

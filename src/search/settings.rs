@@ -5,7 +5,7 @@ use super::darts_net::DartsConfig;
 use super::nb201_net::Nb201Config;
 use super::schedule::BetaSchedule;
 use crate::error::{Error, Result};
-use crate::run::{Limits, SgdRecipe};
+use crate::run::{check_number, Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -133,20 +133,17 @@ impl SearchSettings {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(m));
-        if self.epochs == 0 {
-            return bad("--epochs must be at least 1".into());
-        }
-        if self.batch_size < 2 {
-            return bad(format!(
-                "--batch-size must be at least 2 (batch norm needs two samples), got {}",
-                self.batch_size
-            ));
-        }
+        self.limits().validate()?;
         self.sgd.validate()?;
-        let v = self.arch_lr;
-        if !(v > 0.0 && v.is_finite()) {
-            return bad(format!("--arch-lr must be a positive number, got {v}"));
-        }
+        let (lr, wd, b0) = (self.arch_lr, self.arch_weight_decay, self.beta.beta0);
+        check_number("--arch-lr", lr, lr > 0.0, "a positive number")?;
+        check_number("--arch-weight-decay", wd, wd >= 0.0, "≥ 0")?;
+        check_number(
+            "--beta0",
+            b0,
+            b0 >= 0.0,
+            "≥ 0 (the auxiliary skip's weight)",
+        )?;
         if self.beta.t_max <= self.beta.t_start {
             return bad(format!(
                 "β schedule needs T_max > T_start (T_max = {}, T_start = {})",

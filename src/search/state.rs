@@ -40,6 +40,7 @@ impl Search {
     /// Continues a search from a checkpoint written by [`Search::save`].
     pub fn resume(gpu: &Gpu, path: &Path) -> Result<Search> {
         let saved = Saved::read(path)?;
+        saved.expect_format(FORMAT)?;
         let settings: SearchSettings = saved.settings("not a darts-minus search checkpoint (no settings); use --init-from to start a new search from its weights")?;
         let mut search = Search::new(gpu, settings)?;
         search.load_weights(&saved.tensors, path, true)?;

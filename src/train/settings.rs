@@ -4,7 +4,7 @@
 use super::darts_eval::EvalConfig;
 use super::Arch;
 use crate::error::{Error, Result};
-use crate::run::{Limits, SgdRecipe};
+use crate::run::{check_number, Limits, SgdRecipe};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -88,12 +88,9 @@ impl TrainSettings {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size < 2 {
-            return Err(Error::Invalid(format!(
-                "need at least 1 epoch and a batch of 2 (got {} epochs, batch {})",
-                self.epochs, self.batch_size
-            )));
-        }
+        self.limits().validate()?;
+        let aw = self.auxiliary_weight;
+        check_number("--auxiliary-weight", aw, aw >= 0.0, "≥ 0")?;
         if !(0.0..1.0).contains(&self.drop_path) {
             return Err(Error::Invalid(format!(
                 "--drop-path must be in [0, 1), got {}",

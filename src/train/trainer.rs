@@ -246,6 +246,7 @@ impl Retrain {
     /// A run restored from [`Retrain::save`]'s checkpoint (weights, optimiser, progress).
     pub fn resume(gpu: &Gpu, path: &Path) -> Result<Retrain> {
         let saved = Saved::read(path)?;
+        saved.expect_format(FORMAT)?;
         let settings: TrainSettings =
             saved.settings("not a darts-minus train checkpoint (no settings)")?;
         let mut run = Retrain::new(gpu, settings)?;
