@@ -269,16 +269,27 @@ pub(super) fn open_file(path: &Path) -> Result<Dataset> {
     let beside_names = path
         .parent()
         .is_some_and(|d| d.join(Format::Cifar100.names_file()).is_file());
-    // The length decides when only one record size fits; otherwise the names do (CIFAR-100's
-    // train.bin / test.bin, or its names file beside it), so a bad length is reported against
-    // the intended record size.
-    let format = match (fits(Format::Cifar10), fits(Format::Cifar100)) {
-        (true, false) => Format::Cifar10,
-        (false, true) => Format::Cifar100,
-        _ if name == "train.bin" || name == "test.bin" || beside_names => Format::Cifar100,
-        _ => Format::Cifar10,
+    // The names decide first (CIFAR-10's data_batch_*.bin / test_batch.bin; CIFAR-100's
+    // train.bin / test.bin, or its names file beside it), so a truncated file is reported
+    // against its own record size rather than read as the other format; only a file named
+    // neither way is told by its length.
+    let cifar10_name = is_cifar10_train_batch(&name) || name == "test_batch.bin";
+    let cifar100_name = name == "train.bin" || name == "test.bin" || beside_names;
+    let (format, why) = match (cifar10_name, cifar100_name) {
+        (true, _) => (Format::Cifar10, "by its name"),
+        (false, true) => (Format::Cifar100, "by its name"),
+        _ => match (fits(Format::Cifar10), fits(Format::Cifar100)) {
+            (false, true) => (Format::Cifar100, "by its length"),
+            _ => (Format::Cifar10, "by its length"),
+        },
     };
-    read_files(&[path.to_path_buf()], format)
+    read_files(&[path.to_path_buf()], format).map_err(|e| match e {
+        Error::File { path, msg } => Error::File {
+            path,
+            msg: format!("{msg} (read as {} binary, told {why})", format.name()),
+        },
+        other => other,
+    })
 }
 
 pub(super) fn open_cifar10_dir(dir: &Path, split: Split) -> Result<Dataset> {
@@ -406,6 +417,21 @@ mod tests {
         write(&p, &[rec100(0, 55, 0)]);
         let d = Dataset::open(&p, Split::Train).unwrap();
         assert_eq!((d.labels[0], d.classes.len()), (55, 100));
+    }
+
+    #[test]
+    fn a_truncated_cifar10_batch_is_not_read_as_cifar100() {
+        // 3,074 CIFAR-10 records' worth of bytes cut to a multiple of 3,074 (a CIFAR-100
+        // record): the name says CIFAR-10, and the error says so.
+        let t = TempDir::new("c10as100");
+        let p = t.path().join("data_batch_1.bin");
+        let bytes: Vec<u8> = (0..3).flat_map(|i| rec10(i, 0)).collect();
+        std::fs::write(&p, &bytes[..3074 * 2]).unwrap();
+        let e = err_text(Dataset::open(&p, Split::Train));
+        assert!(
+            e.contains("3073") && e.contains("CIFAR-10 binary, told by its name"),
+            "{e}"
+        );
     }
 
     #[test]
