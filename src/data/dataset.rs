@@ -180,6 +180,14 @@ impl Dataset {
             let m = s / n;
             mean[c] = m as f32;
             std[c] = (s2 / n - m * m).max(0.0).sqrt() as f32;
+            if std[c] < 1e-6 {
+                return Err(Error::Invalid(format!(
+                    "the {} images have no variation in channel {c} (every pixel {:.3}), so they \
+                     cannot be normalised by their own statistics: pass --normalize cifar10 (or \
+                     cifar100) to use fixed ones",
+                    self.len, m
+                )));
+            }
         }
         Ok((mean, std))
     }
@@ -187,8 +195,9 @@ impl Dataset {
     /// Loads the `split` of the dataset at `path`, recognising:
     ///
     /// - a file: CIFAR binary records (CIFAR-100 when the file is named `train.bin` /
-    ///   `test.bin`, sits next to `fine_label_names.txt`, or only its length fits 3074-byte
-    ///   records; CIFAR-10 otherwise). `split` is ignored: the file is the data.
+    ///   `test.bin` or sits next to `fine_label_names.txt`, CIFAR-10 when named
+    ///   `data_batch_*.bin` / `test_batch.bin`, else by which record length fits). `split` is
+    ///   ignored: the file is the data.
     /// - a CIFAR-10 binary directory (`data_batch_*.bin` for train, `test_batch.bin` for test,
     ///   class names from `batches.meta.txt`), or its parent holding `cifar-10-batches-bin/`;
     /// - a CIFAR-100 binary directory (`train.bin`, `test.bin`, fine labels, names from
@@ -331,16 +340,22 @@ mod tests {
     }
 
     #[test]
-    fn mean_std_of_constant_planes() {
+    fn mean_std_of_planes_and_constant_ones_refused() {
         let mut d = tiny();
         for img in d.images.chunks_exact_mut(12) {
-            img[..4].fill(0);
-            img[4..8].fill(255);
+            img[..4].copy_from_slice(&[0, 0, 255, 255]);
+            img[4..8].copy_from_slice(&[255, 255, 255, 0]);
             img[8..].copy_from_slice(&[0, 255, 0, 255]);
         }
         let (m, s) = d.channel_mean_std().unwrap();
-        assert_eq!(m, [0.0, 1.0, 0.5]);
-        assert_eq!(s, [0.0, 0.0, 0.5]);
+        assert_eq!(m, [0.5, 0.75, 0.5]);
+        assert_eq!(s[0], 0.5);
+        // A constant channel cannot be normalised by its own statistics: name the fix.
+        for img in d.images.chunks_exact_mut(12) {
+            img[4..8].fill(255);
+        }
+        let e = d.channel_mean_std().unwrap_err().to_string();
+        assert!(e.contains("channel 1") && e.contains("--normalize cifar10"), "{e}");
     }
 
     #[test]
