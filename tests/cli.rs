@@ -411,6 +411,46 @@ fn nonsense_settings_are_refused_by_name() {
 }
 
 #[test]
+fn images_too_small_for_the_network_are_refused_up_front() {
+    // An image folder of 7×7 PNGs, two classes.
+    let data = tmp("small-images");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..4u8 {
+            let img = image::RgbImage::from_fn(7, 7, |x, y| {
+                image::Rgb([x as u8 * 30, y as u8 * 30, i * 50])
+            });
+            img.save(data.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let out = tmp("small-images-out");
+    let run = bin()
+        .args([
+            "search",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+            "--batch-size",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("7×7") && err.contains("multiples of 4"),
+        "{err}"
+    );
+    for d in [&data, &out] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
 fn train_a_searched_genotype_then_evaluate_it() {
     let search = tmp("train-src");
     let run = bin()

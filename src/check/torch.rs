@@ -199,7 +199,7 @@ pub fn search_step(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<Vec<C
         });
         let mut search = Search::new(gpu, settings)?;
         search.init_from_tensors(&init, Path::new("search_step_init.safetensors"))?;
-        search.set_image_size(16, 16);
+        search.set_image_size(16, 16)?;
         search.set_epoch(0)?;
         let batch = |x: &str, y: &str| -> Result<Batch> {
             Ok(Batch {

@@ -41,7 +41,7 @@ pub fn eval(a: &EvalArgs, choice: &AdapterChoice) -> Result<()> {
             run.settings.network.classes
         )));
     }
-    run.set_image_size(test.height, test.width);
+    run.set_image_size(test.height, test.width)?;
     let aug = Augment::none(run.settings.mean, run.settings.std);
     let classes = test.num_classes();
     let names = test.classes.clone();

@@ -248,7 +248,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         }
     };
     let dir = out.path.clone();
-    run.set_image_size(train.height, train.width);
+    run.set_image_size(train.height, train.width)?;
     let s = &run.settings;
     let params = run.net.count_without_aux();
     let macs = run.multiply_adds()?;

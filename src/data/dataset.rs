@@ -355,7 +355,10 @@ mod tests {
             img[4..8].fill(255);
         }
         let e = d.channel_mean_std().unwrap_err().to_string();
-        assert!(e.contains("channel 1") && e.contains("--normalize cifar10"), "{e}");
+        assert!(
+            e.contains("channel 1") && e.contains("--normalize cifar10"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -52,6 +52,19 @@ pub struct SgdRecipe {
     pub grad_clip: f64,
 }
 
+/// Images of `h`×`w` pixels fit a network that halves them twice (two reduction cells, or
+/// NAS-Bench-201's two residual blocks): both sides multiples of 4, so every halving is exact
+/// and the parallel paths of a reduction meet at one size.
+pub fn check_image_size(h: usize, w: usize, network: &str) -> Result<()> {
+    if h >= 4 && w >= 4 && h.is_multiple_of(4) && w.is_multiple_of(4) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "images of {h}×{w} pixels do not fit the {network}: it halves them twice, so height \
+         and width must be multiples of 4 (at least 4; CIFAR's 32×32 fits). Resize the images"
+    )))
+}
+
 /// `v`, given as `flag`, must be a finite number with `ok(v)`; `want` says which (NaN and
 /// infinities are refused everywhere: they never make a meaningful setting).
 pub fn check_number(flag: &str, v: f64, ok: bool, want: &str) -> Result<()> {
@@ -99,3 +112,24 @@ impl SgdRecipe {
 
 /// A network's weights with their checkpoint names, and the SGD that updates them.
 pub type NamedWeightsSgd = (Vec<(String, Tensor)>, Sgd);
+
+#[cfg(test)]
+mod tests {
+    use super::check_image_size;
+
+    #[test]
+    fn image_sides_must_halve_twice_exactly() {
+        for ok in [(4, 4), (32, 32), (8, 12), (64, 32)] {
+            check_image_size(ok.0, ok.1, "search network").unwrap();
+        }
+        for bad in [(1, 1), (7, 7), (6, 8), (30, 32), (0, 4)] {
+            let e = check_image_size(bad.0, bad.1, "search network")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("multiples of 4") && e.contains("search network"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -135,7 +135,7 @@ impl Trainer for SearchEpochs<'_> {
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<SearchEpoch>> {
         let data = self.data;
-        self.search.set_image_size(data.height, data.width);
+        self.search.set_image_size(data.height, data.width)?;
         let classes = self.search.settings.space.classes();
         if data.num_classes() != classes {
             return Err(Error::Invalid(format!(

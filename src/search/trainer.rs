@@ -137,9 +137,12 @@ impl Search {
         self.settings.space.aux().then_some((&self.beta_table, 0))
     }
 
-    /// Sets the (height, width) of the images that batches hold.
-    pub fn set_image_size(&mut self, h: usize, w: usize) {
+    /// Sets the (height, width) of the images that batches hold; refuses a size the network
+    /// cannot take.
+    pub fn set_image_size(&mut self, h: usize, w: usize) -> Result<()> {
+        run::check_image_size(h, w, "search network")?;
         self.image_size = (h, w);
+        Ok(())
     }
 
     pub(super) fn upload(&self, b: &Batch) -> Result<(Tensor, Labels)> {

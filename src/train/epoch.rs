@@ -71,7 +71,7 @@ impl Trainer for RetrainEpochs<'_> {
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<RetrainEpoch>> {
         let train = self.train;
-        self.run.set_image_size(train.height, train.width);
+        self.run.set_image_size(train.height, train.width)?;
         let s = &self.run.settings;
         let lr = s.sgd.lr_at(e, s.epochs);
         let drop_p = drop_path_prob(s.drop_path, e, s.epochs);

@@ -88,8 +88,21 @@ impl Retrain {
         Ok(tape.macs())
     }
 
-    pub fn set_image_size(&mut self, h: usize, w: usize) {
+    /// Sets the (height, width) of the images that batches hold; refuses a size the network
+    /// cannot take.
+    pub fn set_image_size(&mut self, h: usize, w: usize) -> Result<()> {
+        run::check_image_size(h, w, "network")?;
+        let aux = self.settings.network.auxiliary && matches!(self.settings.arch, Arch::Darts(_));
+        // DARTS' auxiliary head pools the 2/3-depth features (a quarter of the image) 5×5 at
+        // stride 3 to 2×2, then a 2×2 convolution to 1×1 × 768: quarters of 8 to 10 pixels.
+        if aux && !((32..=40).contains(&h) && (32..=40).contains(&w)) {
+            return Err(Error::Invalid(format!(
+                "images of {h}×{w} pixels do not fit DARTS' auxiliary head, which needs 32 to 40 \
+                 pixels a side (as CIFAR's 32×32); pass --no-auxiliary for other sizes"
+            )));
+        }
         self.image_size = (h, w);
+        Ok(())
     }
 
     /// The learning rate of the coming steps.
