@@ -242,3 +242,21 @@ pub fn write_atomic(
         file_err(path, format!("cannot write checkpoint: {e}"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{write_atomic, Entry};
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        // The destination is a directory: the rename fails, as a full disk's write would.
+        let dir = std::env::temp_dir().join(format!("dm-ckpt-tmp-{}", std::process::id()));
+        let path = dir.join("checkpoint.safetensors");
+        std::fs::create_dir_all(&path).unwrap();
+        let entries = vec![("n".to_string(), Entry::scalar(1))];
+        let e = write_atomic(&path, &entries, None).unwrap_err().to_string();
+        assert!(e.contains("cannot write checkpoint"), "{e}");
+        assert!(!path.with_extension("safetensors.tmp").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -332,6 +332,62 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
 }
 
 #[test]
+fn a_resumed_training_keeps_its_data() {
+    let data = tiny_cifar("train-resume-data", 16);
+    let out = tmp("train-resume-run");
+    let run = bin()
+        .args([
+            "train",
+            "--genotype",
+            "DARTS_V2",
+            "--channels",
+            "2",
+            "--layers",
+            "3",
+        ])
+        .args([
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-auxiliary",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let moved = tmp("train-resume-moved");
+    let run = bin()
+        .args(["train", "--resume"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&moved)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("train-resume-data") && stdout.contains("already finished"),
+        "{stdout}"
+    );
+    assert!(moved.join("checkpoint.safetensors").is_file());
+    for d in [&data, &out, &moved] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
 fn a_resumed_training_refuses_new_settings_and_a_taken_out() {
     let out = tmp("train-taken");
     std::fs::create_dir_all(&out).unwrap();

@@ -262,11 +262,14 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         s.epochs,
         s.batch_size
     );
+    let named = |p: &Option<PathBuf>| p.as_ref().map(|p| format!(" from {}", p.display()));
     println!(
-        "  {}\n  {} training / {} test images · output {}",
+        "  {}\n  {} training images{} / {} test images{} · output {}",
         s.arch.text(),
         train.len,
+        named(&s.data).unwrap_or_else(|| " (built-in)".into()),
         test.len,
+        named(&s.test_data).unwrap_or_default(),
         dir.display()
     );
     let (train, test) = (Arc::new(train), Arc::new(test));
