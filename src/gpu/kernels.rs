@@ -64,6 +64,17 @@ type CachedPipeline = (usize, Arc<wgpu::ComputePipeline>);
 /// (file, entry point, pipeline constants).
 type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u32)>);
 
+/// One pipeline the registry has created: a kernel and the pipeline constants it was
+/// specialised with (see [`crate::gpu::Gpu::pipeline_variants`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineVariant {
+    /// Shader file name without `.wgsl` (a name in [`shader_sources`]).
+    pub file: &'static str,
+    pub entry: &'static str,
+    /// (override name, value) as passed to the pipeline; overrides not listed keep defaults.
+    pub constants: Vec<(&'static str, u32)>,
+}
+
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, CachedPipeline>>,
@@ -120,5 +131,21 @@ impl Registry {
         let val = (id, Arc::new(pipeline));
         pipelines.insert(key, val.clone());
         Ok(val)
+    }
+
+    /// Every pipeline created so far, sorted.
+    pub fn variants(&self) -> Vec<PipelineVariant> {
+        let mut v: Vec<PipelineVariant> = self
+            .pipelines
+            .borrow()
+            .keys()
+            .map(|(file, entry, constants)| PipelineVariant {
+                file,
+                entry,
+                constants: constants.clone(),
+            })
+            .collect();
+        v.sort();
+        v
     }
 }

@@ -20,7 +20,7 @@ mod readback;
 mod submit;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
-pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
+pub use kernels::{shader_sources, validate_all_shaders, PipelineVariant, WORKGROUP};
 pub use params::{
     params_layouts, BatchNormParams, ConvParams, DepthwiseParams, ElementwiseParams, KernelParams,
     LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, OptimParams,
