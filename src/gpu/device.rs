@@ -109,6 +109,14 @@ impl Gpu {
         self.set_policy(p);
     }
 
+    /// Every (file, entry point, pipeline constants) combination this device has compiled a
+    /// pipeline for, sorted. The runtime specialises kernels by shape and launch policy, so
+    /// this is the set to check on other targets: `tests/translate.rs` translates each to
+    /// SPIR-V, MSL, HLSL and GLSL ES.
+    pub fn pipeline_variants(&self) -> Vec<super::PipelineVariant> {
+        self.inner.kernels.variants()
+    }
+
     /// Total dispatches issued so far (eager and replayed).
     pub fn dispatch_count(&self) -> u64 {
         self.inner.state.borrow().dispatches

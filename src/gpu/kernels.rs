@@ -125,6 +125,17 @@ pub fn entry_needs(file: &str) -> Result<Vec<(String, EntryNeeds)>> {
     Ok(out)
 }
 
+/// One pipeline the registry has created: a kernel and the pipeline constants it was
+/// specialised with (see [`crate::gpu::Gpu::pipeline_variants`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineVariant {
+    /// Shader file name without `.wgsl` (a name in [`shader_sources`]).
+    pub file: &'static str,
+    pub entry: &'static str,
+    /// (override name, value) as passed to the pipeline; overrides not listed keep defaults.
+    pub constants: Vec<(&'static str, u32)>,
+}
+
 pub(crate) struct Registry {
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, CachedPipeline>>,
@@ -233,6 +244,22 @@ impl Registry {
         let val = (id, Arc::new(pipeline));
         pipelines.insert(key, val.clone());
         Ok(val)
+    }
+
+    /// Every pipeline created so far, sorted.
+    pub fn variants(&self) -> Vec<PipelineVariant> {
+        let mut v: Vec<PipelineVariant> = self
+            .pipelines
+            .borrow()
+            .keys()
+            .map(|(file, entry, constants)| PipelineVariant {
+                file,
+                entry,
+                constants: constants.clone(),
+            })
+            .collect();
+        v.sort();
+        v
     }
 }
 

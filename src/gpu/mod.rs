@@ -21,7 +21,7 @@ mod readback;
 mod submit;
 
 pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
-pub use kernels::{shader_sources, validate_all_shaders, WORKGROUP};
+pub use kernels::{shader_sources, validate_all_shaders, PipelineVariant, WORKGROUP};
 pub use launch::Work;
 pub use limits::LimitsChoice;
 pub use params::{
