@@ -116,8 +116,8 @@ pub trait Trainer {
     /// One epoch's line of `metrics.jsonl`.
     type Record: Clone;
 
-    fn limits(&self) -> Limits;
-    fn position(&self) -> Position;
+    /// The run's bounds (epochs, step budget) and how far it has come.
+    fn bounds(&self) -> (Limits, Position);
     /// Sets the epoch's schedule and prepares its batches.
     fn start_epoch(&mut self, epoch: usize) -> Result<EpochPlan<Self::Epoch>>;
     /// The next step's input (loaded outside the timed step); `None` when the data is spent.
@@ -143,7 +143,7 @@ pub fn finished(limits: Limits, at: Position) -> bool {
 /// Runs the next epoch of `run`.
 pub fn run_epoch<T: Trainer>(run: &mut T, observe: &mut dyn FnMut(Progress)) -> Result<T::Record> {
     let started = Instant::now();
-    let (limits, at) = (run.limits(), run.position());
+    let (limits, at) = run.bounds();
     let plan = run.start_epoch(at.epoch)?;
     let steps = match limits.max_steps {
         Some(m) => plan.steps.min(m.saturating_sub(at.step)),
@@ -203,11 +203,8 @@ mod tests {
         type Epoch = usize;
         type Record = (usize, usize);
 
-        fn limits(&self) -> Limits {
-            self.limits
-        }
-        fn position(&self) -> Position {
-            self.at
+        fn bounds(&self) -> (Limits, Position) {
+            (self.limits, self.at)
         }
         fn start_epoch(&mut self, _: usize) -> Result<EpochPlan<usize>> {
             Ok(EpochPlan {

@@ -1,5 +1,6 @@
 //! What a step reports, and the files a run's metrics go to.
 
+use super::Position;
 use crate::autodiff::Tensor;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -33,24 +34,20 @@ pub fn read_stats(loss: &Tensor, ranks: &Tensor) -> Result<StepStats> {
     })
 }
 
-/// The error that stops a run whose `what` loss (training, validation, test) is not finite,
-/// at step `step` of epoch `epoch` (1-based) with `completed` epochs checkpointed; `hint`
-/// says what to change.
-pub fn diverged(
-    what: &str,
-    loss: f64,
-    step: usize,
-    epoch: usize,
-    completed: usize,
-    hint: &str,
-) -> Error {
-    let kept = match completed {
+/// Stops a run whose `what` loss (training, validation, test) is not finite: `at` counts the
+/// completed epochs (checkpointed) and the steps so far; `hint` says what to change.
+pub fn check_loss(what: &str, loss: f64, at: Position, hint: &str) -> Result<()> {
+    if loss.is_finite() {
+        return Ok(());
+    }
+    let kept = match at.epoch {
         0 => "No epoch completed, so no checkpoint was written".to_string(),
         k => format!("The checkpoint of epoch {k}, the last completed, is intact"),
     };
-    Error::Invalid(format!(
+    let (step, epoch) = (at.step, at.epoch + 1);
+    Err(Error::Invalid(format!(
         "training diverged: the {what} loss is {loss} at step {step} of epoch {epoch}; {hint}. {kept}"
-    ))
+    )))
 }
 
 /// Deserializes a metric written as JSON `null` (serde_json writes NaN so) back as NaN, so a

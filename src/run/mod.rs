@@ -13,7 +13,7 @@ pub mod replay;
 pub mod state;
 
 pub use epoch::{finished, run_epoch, EpochPlan, EpochSteps, Limits, Position, Progress, Trainer};
-pub use metrics::{diverged, nan_if_null, read_stats, StepStats};
+pub use metrics::{check_loss, nan_if_null, read_stats, StepStats};
 pub use replay::Recorder;
 
 use crate::autodiff::{Labels, Tensor};

@@ -125,17 +125,13 @@ impl Trainer for SearchEpochs<'_> {
     type Epoch = SearchEpoch;
     type Record = EpochRecord;
 
-    fn limits(&self) -> Limits {
-        self.search.settings.limits()
-    }
-
-    fn position(&self) -> Position {
-        Position::new(self.search.epoch, self.search.step)
+    fn bounds(&self) -> (Limits, Position) {
+        let s = &self.search;
+        (s.settings.limits(), Position::new(s.epoch, s.step))
     }
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<SearchEpoch>> {
         let data = self.data;
-        self.search.set_image_size(data.height, data.width)?;
         let classes = self.search.settings.space.classes();
         if data.num_classes() != classes {
             return Err(Error::Invalid(format!(
@@ -143,6 +139,7 @@ impl Trainer for SearchEpochs<'_> {
                 data.num_classes(),
             )));
         }
+        self.search.set_image_size(data.height, data.width)?;
         let (lr, beta) = self.search.set_epoch(e)?;
         let seed = sub_seed(self.search.settings.seed, TAG_EPOCH + e as u64);
         let bs = self.search.settings.batch_size;
@@ -217,18 +214,8 @@ impl Trainer for SearchEpochs<'_> {
             self.augment(),
             sub_seed(ep.seed, 6),
         )?)?;
-        if !v.loss.is_finite() {
-            let (s, e) = (&self.search, self.search.epoch);
-            let hint = super::trainer::SEARCH_HINT;
-            return Err(run::diverged(
-                "validation",
-                v.loss as f64,
-                s.step,
-                e + 1,
-                e,
-                hint,
-            ));
-        }
+        let at = Position::new(self.search.epoch, self.search.step);
+        run::check_loss("validation", v.loss as f64, at, super::trainer::SEARCH_HINT)?;
         let (train_loss, train_acc, train_top5) = mean_stats(&steps.stats);
         let alphas = self.search.alphas_softmax()?;
         let genotype = derive_from_alphas(&self.search.settings.space, &alphas)?;

@@ -189,17 +189,8 @@ impl Search {
     pub fn step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
         let stats = self.run_step(train, val)?;
         self.step += 1;
-        if !stats.loss.is_finite() {
-            let (loss, e) = (stats.loss as f64, self.epoch);
-            return Err(run::diverged(
-                "training",
-                loss,
-                self.step,
-                e + 1,
-                e,
-                SEARCH_HINT,
-            ));
-        }
+        let at = run::Position::new(self.epoch, self.step);
+        run::check_loss("training", stats.loss as f64, at, SEARCH_HINT)?;
         Ok(stats)
     }
 

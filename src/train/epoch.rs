@@ -61,12 +61,11 @@ impl Trainer for RetrainEpochs<'_> {
     type Epoch = RetrainEpoch;
     type Record = TrainRecord;
 
-    fn limits(&self) -> Limits {
-        self.run.settings.limits()
-    }
-
-    fn position(&self) -> Position {
-        Position::new(self.run.epoch, self.run.step)
+    fn bounds(&self) -> (Limits, Position) {
+        (
+            self.run.settings.limits(),
+            Position::new(self.run.epoch, self.run.step),
+        )
     }
 
     fn start_epoch(&mut self, e: usize) -> Result<EpochPlan<RetrainEpoch>> {
@@ -128,17 +127,8 @@ impl Trainer for RetrainEpochs<'_> {
             epoch_batches(test.clone(), test_order, bs, self.run.test_augment(), 0)?,
             test.num_classes(),
         )?;
-        if !ev.loss.is_finite() {
-            let (r, e) = (&self.run, self.run.epoch);
-            return Err(run::diverged(
-                "test",
-                ev.loss,
-                r.step,
-                e + 1,
-                e,
-                "lower --lr",
-            ));
-        }
+        let at = Position::new(self.run.epoch, self.run.step);
+        run::check_loss("test", ev.loss, at, "lower --lr")?;
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         for s in &steps.stats {
             loss_sum += s.loss as f64 * s.n as f64;

@@ -160,17 +160,8 @@ impl Retrain {
         // Loss and ranks come back together: one wait per step.
         let stats = read_stats(&loss, &ranks)?;
         self.step += 1;
-        if !stats.loss.is_finite() {
-            let (loss, e) = (stats.loss as f64, self.epoch);
-            return Err(run::diverged(
-                "training",
-                loss,
-                self.step,
-                e + 1,
-                e,
-                "lower --lr",
-            ));
-        }
+        let at = run::Position::new(self.epoch, self.step);
+        run::check_loss("training", stats.loss as f64, at, "lower --lr")?;
         Ok(stats)
     }
 
