@@ -9,6 +9,9 @@
 //   backward_input_s1  the same for stride 1 (no divisibility tests per tap)
 //   backward_weight  1 x, 2 dy, 3 dw                     one workgroup per weight element,
 //                    reducing over batch x output rows (no per-channel launches)
+//   backward_weight_serial  the same bindings, one thread per weight element doing its
+//                    whole (short) reduction: where each weight sees few outputs, a
+//                    workgroup's 256 threads and tree sum would mostly idle
 //   (1×1 and depthwise convolutions have faster kernels: pointwise.wgsl, depthwise.wgsl)
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
 // Dense convolutions (groups = 1) with output rows of a multiple of 4 take faster kernels:
@@ -187,6 +190,34 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     }
     let s = tree_sum(li, acc);
     if (li == 0u && co < p.cout) { bw_dw[idx] = s; }
+}
+
+@compute @workgroup_size(256)
+fn backward_weight_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = gid(wg, nwg, li);
+    let cinpg = p.cin / p.groups;
+    if (idx >= p.cout * cinpg * p.kh * p.kw) { return; }
+    let kx = idx % p.kw;
+    let ky = (idx / p.kw) % p.kh;
+    let cil = (idx / (p.kw * p.kh)) % cinpg;
+    let co = idx / (p.kw * p.kh * cinpg);
+    let ci = (co / (p.cout / p.groups)) * cinpg + cil;
+    var acc = 0.0;
+    for (var r = 0u; r < p.n * p.ho; r = r + 1u) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
+        if (iy < 0 || iy >= i32(p.h)) { continue; }
+        let xrow = ((b * p.cin + ci) * p.h + u32(iy)) * p.w;
+        let dyrow = ((b * p.cout + co) * p.ho + oy) * p.wo;
+        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
+            let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
+            if (ix >= 0 && ix < i32(p.w)) {
+                acc = acc + relu_in(bw_x[xrow + u32(ix)]) * bw_dy[dyrow + ox];
+            }
+        }
+    }
+    bw_dw[idx] = acc;
 }
 
 @group(0) @binding(1) var<storage, read> bb_dy: array<f32>;

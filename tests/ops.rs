@@ -63,10 +63,11 @@ fn conv_case(
     }
     let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
     // Both weight-gradient strategies on any adapter: partials and a second pass (GPUs), and
-    // one pass straight into dw (small shapes where launches are costly).
-    for costly in [false, true] {
+    // one pass straight into dw (small shapes where launches are costly); and the generic
+    // kernel's workgroup per weight, which these short reductions would otherwise skip.
+    for (costly, serial) in [(false, true), (true, true), (false, false)] {
         check(
-            &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias} costly launches={costly}"),
+            &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias} costly launches={costly} serial dw={serial}"),
             inputs_again(&inputs),
             |v| {
                 cpu::conv2d(
@@ -84,6 +85,11 @@ fn conv_case(
             },
             |t, v| {
                 t.gpu().set_strategy(Some(strategy_of(costly)));
+                let mut policy = t.gpu().policy();
+                if !serial {
+                    policy.serial_weight_grad_max = 0;
+                }
+                t.gpu().set_policy(policy);
                 t.conv2d(&v[0], &v[1], v.get(2), cfg)
             },
             Tolerance::FORWARD,

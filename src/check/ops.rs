@@ -7,7 +7,7 @@ use super::reference::{self as cpu, Shape4};
 use super::{f32s, op_check, Check, CheckLine, CpuOp, GpuOp, Input, Rng, Tolerance};
 use crate::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use crate::error::Result;
-use crate::gpu::{Gpu, Strategy};
+use crate::gpu::{Gpu, LaunchPolicy, Strategy};
 use crate::nn::mixed::{MixedSums, SumTerm};
 
 type Lines = Result<Vec<CheckLine>>;
@@ -124,6 +124,23 @@ fn convolutions(gpu: &Gpu) -> Lines {
         };
         let op = |t: &mut Tape, v: &[Tensor]| t.conv2d(&v[0], &v[1], v.get(2), cfg);
         cases.both(name, &inputs(10 + i as u64, shapes), &cpu_op, &op)?;
+        if i == 0 {
+            // The generic kernel's weight gradient by a workgroup per weight (these short
+            // reductions take a thread per weight).
+            let policy = gpu.policy();
+            gpu.set_policy(LaunchPolicy {
+                serial_weight_grad_max: 0,
+                ..policy
+            });
+            let r = cases.one(
+                &format!("{name}, dw by workgroups"),
+                &inputs(10, shapes),
+                &cpu_op,
+                &op,
+            );
+            gpu.set_policy(policy);
+            r?;
+        }
     }
     cases.done()
 }

@@ -76,6 +76,11 @@ pub struct LaunchPolicy {
     pub weight_grad_threads: usize,
     /// Rows × channels per chunk of a dense weight gradient's rows when it is split.
     pub weight_grad_chunk: usize,
+    /// Multiply-adds per weight up to which the generic convolution's weight gradient takes
+    /// one thread per weight instead of a workgroup (256 threads and a tree sum) per weight:
+    /// DARTS' auxiliary head (768×128×2×2 weights, one output position per image) spent
+    /// seconds per step on lavapipe in 393,216 mostly idle workgroups.
+    pub serial_weight_grad_max: usize,
     /// GPU: threads a large launch must keep; a dense convolution takes as many output
     /// channels per thread as still leave this many (2^16 fills an H200's 132 SMs).
     pub min_threads: usize,
@@ -118,6 +123,7 @@ impl LaunchPolicy {
             one_pass_work_max: 1 << 16,
             weight_grad_threads: 16384,
             weight_grad_chunk: 8192,
+            serial_weight_grad_max: 2048,
             min_threads: 1 << 16,
             bn_serial_max: 4096,
             fused_sum_max: 2048,
@@ -246,6 +252,12 @@ impl LaunchPolicy {
     }
 
     /// A weight gradient of `work` multiply-adds per thread done by one pass of one chunk?
+    /// A generic convolution's weight gradient with `per_weight` multiply-adds per weight: one
+    /// thread per weight (else a workgroup per weight)?
+    pub fn weight_grad_serial(&self, per_weight: usize) -> bool {
+        per_weight <= self.serial_weight_grad_max
+    }
+
     pub fn weight_grad_one_pass(&self, work: usize) -> bool {
         self.launches_are_costly() && work <= self.one_pass_work_max
     }
@@ -281,7 +293,7 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 11] = [
+        let rows: [(&str, usize, Option<Strategy>); 12] = [
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
             ("serial dot up to", self.dot_serial_max, Some(Cpu)),
@@ -300,6 +312,11 @@ impl fmt::Display for LaunchPolicy {
             ("min threads per launch", self.min_threads, Some(Gpu)),
             ("weight-grad threads", self.weight_grad_threads, None),
             ("weight-grad chunk", self.weight_grad_chunk, None),
+            (
+                "serial weight grad up to",
+                self.serial_weight_grad_max,
+                None,
+            ),
             (
                 "weighted-sum terms/launch",
                 self.weighted_sum_terms(4),

@@ -54,18 +54,19 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<Tensor> {
     Ok(masked)
 }
 
-/// dw: one workgroup per weight element reduces over batch × output rows.
+/// dw: each weight element reduces over batch × output positions, in one thread where that
+/// is short (the policy's `weight_grad_serial`), else in a workgroup.
 pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let WGrad { x, gy, dw, relu } = *g;
     let bufs = [x.buffer(), gy.buffer(), dw.buffer()];
-    gy.gpu().launch_spec(
-        "conv",
-        "backward_weight",
-        relu_consts(relu),
-        p.words(),
-        &bufs,
-        Work::Groups(dw.numel()),
-    )
+    let per_weight = (p.n * p.ho * p.wo) as usize;
+    let (entry, work) = match gy.gpu().policy().weight_grad_serial(per_weight) {
+        true => ("backward_weight_serial", Work::Threads(dw.numel())),
+        false => ("backward_weight", Work::Groups(dw.numel())),
+    };
+    let consts = relu_consts(relu);
+    gy.gpu()
+        .launch_spec("conv", entry, consts, p.words(), &bufs, work)
 }
 
 /// db: one workgroup per output channel (every path without its own bias gradient).
