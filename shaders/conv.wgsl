@@ -163,9 +163,9 @@ fn backward_input_s1(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 @group(0) @binding(1) var<storage, read> bw_x: array<f32>;
 @group(0) @binding(2) var<storage, read> bw_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bw_dw: array<f32>;
-@compute @workgroup_size(256)
-fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let idx = group_index(wg, nwg);
+// Weight element `idx`'s gradient summed over output rows first, first + step, … of the
+// batch (all of them with first = 0, step = 1).
+fn weight_rows(idx: u32, first: u32, step: u32) -> f32 {
     let cinpg = p.cin / p.groups;
     let kx = idx % p.kw;
     let ky = (idx / p.kw) % p.kh;
@@ -174,7 +174,7 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let ci = (co / (p.cout / p.groups)) * cinpg + cil;
     var acc = 0.0;
     // One output row per iteration: a division per row, not per element.
-    for (var r = li; r < p.n * p.ho; r = r + WG) {
+    for (var r = first; r < p.n * p.ho; r = r + step) {
         let b = r / p.ho;
         let oy = r % p.ho;
         let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
@@ -188,36 +188,21 @@ fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    let s = tree_sum(li, acc);
-    if (li == 0u && co < p.cout) { bw_dw[idx] = s; }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let idx = group_index(wg, nwg);
+    let s = tree_sum(li, weight_rows(idx, li, WG));
+    if (li == 0u && idx < p.cout * (p.cin / p.groups) * p.kh * p.kw) { bw_dw[idx] = s; }
 }
 
 @compute @workgroup_size(256)
 fn backward_weight_serial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let idx = gid(wg, nwg, li);
-    let cinpg = p.cin / p.groups;
-    if (idx >= p.cout * cinpg * p.kh * p.kw) { return; }
-    let kx = idx % p.kw;
-    let ky = (idx / p.kw) % p.kh;
-    let cil = (idx / (p.kw * p.kh)) % cinpg;
-    let co = idx / (p.kw * p.kh * cinpg);
-    let ci = (co / (p.cout / p.groups)) * cinpg + cil;
-    var acc = 0.0;
-    for (var r = 0u; r < p.n * p.ho; r = r + 1u) {
-        let b = r / p.ho;
-        let oy = r % p.ho;
-        let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let xrow = ((b * p.cin + ci) * p.h + u32(iy)) * p.w;
-        let dyrow = ((b * p.cout + co) * p.ho + oy) * p.wo;
-        for (var ox = 0u; ox < p.wo; ox = ox + 1u) {
-            let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
-            if (ix >= 0 && ix < i32(p.w)) {
-                acc = acc + relu_in(bw_x[xrow + u32(ix)]) * bw_dy[dyrow + ox];
-            }
-        }
-    }
-    bw_dw[idx] = acc;
+    if (idx >= p.cout * (p.cin / p.groups) * p.kh * p.kw) { return; }
+    bw_dw[idx] = weight_rows(idx, 0u, 1u);
 }
 
 @group(0) @binding(1) var<storage, read> bb_dy: array<f32>;

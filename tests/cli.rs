@@ -7,6 +7,15 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_darts-minus"))
 }
 
+/// Runs `cmd`, which must fail with every one of `wants` in its error output.
+#[track_caller]
+fn fails_with(cmd: &mut Command, wants: &[&str]) {
+    let run = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    let named = wants.iter().all(|w| err.contains(w));
+    assert!(!run.status.success() && named, "{err}");
+}
+
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("darts-minus-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -162,13 +171,10 @@ fn limits_clamp_the_device_or_stop_with_a_clear_error() {
         "{err}"
     );
     std::fs::remove_dir_all(&out_dir).ok();
-    let run = bin()
-        .arg("devices")
-        .env("DARTS_MINUS_LIMITS", "strict")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("'strict'"), "{err}");
+    fails_with(
+        bin().arg("devices").env("DARTS_MINUS_LIMITS", "strict"),
+        &["'strict'"],
+    );
 }
 
 #[test]
@@ -201,12 +207,10 @@ fn check_proves_this_adapter_against_the_references() {
     assert!(lines
         .iter()
         .all(|l| l["pass"] == true && l["max_err"].as_f64().is_some()));
-    let run = bin()
-        .args(["check", "--only", "no-such-check"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("--list"), "{err}");
+    fails_with(
+        bin().args(["check", "--only", "no-such-check"]),
+        &["--list"],
+    );
 }
 
 /// A CIFAR-10 binary directory of `n` random 32×32 images (data_batch_1.bin, test_batch.bin).
@@ -261,21 +265,15 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
     // A second new run into the same --out is refused, naming the ways on.
     let run = search(&[]);
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && err.contains("not empty") && err.contains("--resume"),
-        "{err}"
-    );
+    let refused = err.contains("not empty") && err.contains("--resume");
+    assert!(!run.status.success() && refused, "{err}");
     // Settings cannot change on resume.
-    let run = bin()
-        .args(["search", "--resume"])
-        .arg(&out)
-        .args(["--channels", "4", "--lr", "0.1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && err.contains("--channels, --lr cannot be given with --resume"),
-        "{err}"
+    fails_with(
+        bin()
+            .args(["search", "--resume"])
+            .arg(&out)
+            .args(["--channels", "4", "--lr", "0.1"]),
+        &["--channels, --lr cannot be given with --resume"],
     );
     // Resuming the finished run into a new directory, without --data: the run's own data,
     // and its outputs are written there.
@@ -302,29 +300,15 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
         assert!(moved.join(f).is_file(), "{f} missing in the new --out");
     }
     // A search checkpoint given to the other command says what it is and who reads it.
-    let run = bin()
-        .args(["train", "--resume"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success()
-            && err.contains("search checkpoint")
-            && err.contains("search --resume"),
-        "{err}"
+    fails_with(
+        bin().args(["train", "--resume"]).arg(&out),
+        &["search checkpoint", "search --resume"],
     );
     // Without its data the resumed run stops, naming the data it was started on.
     std::fs::remove_dir_all(&data).unwrap();
-    let run = bin()
-        .args(["search", "--resume"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && err.contains("resume-data"),
-        "{err}"
+    fails_with(
+        bin().args(["search", "--resume"]).arg(&out),
+        &["resume-data"],
     );
     for d in [&out, &moved] {
         std::fs::remove_dir_all(d).ok();
@@ -392,22 +376,15 @@ fn a_resumed_training_refuses_new_settings_and_a_taken_out() {
     let out = tmp("train-taken");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "another run").unwrap();
-    let run = bin().args(["train", "--out"]).arg(&out).output().unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && err.contains("not empty") && err.contains("--overwrite"),
-        "{err}"
+    fails_with(
+        bin().args(["train", "--out"]).arg(&out),
+        &["not empty", "--overwrite"],
     );
-    let run = bin()
-        .args(["train", "--resume"])
-        .arg(&out)
-        .args(["--genotype", "DARTS_V1", "--epochs", "3"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        err.contains("--genotype, --epochs cannot be given with --resume"),
-        "{err}"
+    let resume = ["train", "--resume"];
+    let given = ["--genotype", "DARTS_V1", "--epochs", "3"];
+    fails_with(
+        bin().args(resume).arg(&out).args(given),
+        &["--genotype, --epochs cannot be given with --resume"],
     );
     std::fs::remove_dir_all(&out).ok();
 }
@@ -480,26 +457,22 @@ fn images_too_small_for_the_network_are_refused_up_front() {
         }
     }
     let out = tmp("small-images-out");
-    let run = bin()
-        .args([
-            "search",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--batch-size",
-            "2",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && err.contains("7×7") && err.contains("multiples of 4"),
-        "{err}"
+    fails_with(
+        bin()
+            .args([
+                "search",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--batch-size",
+                "2",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
+        &["7×7", "multiples of 4"],
     );
     for d in [&data, &out] {
         std::fs::remove_dir_all(d).ok();

@@ -8,16 +8,12 @@
 mod common;
 
 use common::reference::{self as cpu, Shape4};
-use common::{f32s, gpu, strategy_of, Rng, Tolerance};
+use common::{assert_passes, f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use darts_minus::check::{op_check, Input};
 use darts_minus::gpu::Strategy;
 use darts_minus::nn::mixed::{MixedSums, SumTerm};
 use darts_minus::Result;
-
-fn input(rng: &mut Rng, shape: &[usize], diff: bool) -> Input {
-    Input::random(rng, shape, diff)
-}
 
 /// Checks forward and gradients of one op with the library's harness (the one `darts-minus
 /// check` runs); `cpu_op` and `gpu_op` receive the inputs in order.
@@ -30,15 +26,7 @@ fn check(
     fwd_tol: Tolerance,
     grad_tol: Tolerance,
 ) {
-    let lines = op_check(&gpu(), name, &inputs, &cpu_op, &gpu_op, (fwd_tol, grad_tol)).unwrap();
-    for l in lines {
-        assert!(
-            l.pass,
-            "{name} {}: {}",
-            l.what,
-            l.detail.unwrap_or_default()
-        );
-    }
+    assert_passes(&op_check(&gpu(), name, &inputs, &cpu_op, &gpu_op, (fwd_tol, grad_tol)).unwrap());
 }
 
 fn s4(s: &[usize]) -> Shape4 {
@@ -57,9 +45,12 @@ fn conv_case(
     groups: usize,
 ) {
     let mut rng = Rng::new(seed);
-    let mut inputs = vec![input(&mut rng, &xs, true), input(&mut rng, &ws, true)];
+    let mut inputs = vec![
+        Input::random(&mut rng, &xs, true),
+        Input::random(&mut rng, &ws, true),
+    ];
     if bias {
-        inputs.push(input(&mut rng, &[ws[0]], true));
+        inputs.push(Input::random(&mut rng, &[ws[0]], true));
     }
     let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
     // Both weight-gradient strategies on any adapter: partials and a second pass (GPUs), and
@@ -68,7 +59,7 @@ fn conv_case(
     for (costly, serial) in [(false, true), (true, true), (false, false)] {
         check(
             &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias} costly launches={costly} serial dw={serial}"),
-            inputs_again(&inputs),
+            inputs.clone(),
             |v| {
                 cpu::conv2d(
                     &v[0],
@@ -96,10 +87,6 @@ fn conv_case(
             Tolerance::GRADIENT,
         );
     }
-}
-
-fn inputs_again(inputs: &[Input]) -> Vec<Input> {
-    inputs.to_vec()
 }
 
 #[test]
@@ -260,7 +247,10 @@ fn relu_conv_case(
     w_diff: bool,
 ) {
     let mut rng = Rng::new(seed);
-    let inputs = vec![input(&mut rng, &xs, true), input(&mut rng, &ws, w_diff)];
+    let inputs = vec![
+        Input::random(&mut rng, &xs, true),
+        Input::random(&mut rng, &ws, w_diff),
+    ];
     let cfg = Conv2dCfg::new(stride, pad)
         .dilation(dil)
         .groups(groups)
@@ -268,7 +258,7 @@ fn relu_conv_case(
     for costly in [false, true] {
         check(
             &format!("conv2d(relu x) x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} costly launches={costly}"),
-            inputs_again(&inputs),
+            inputs.clone(),
             |v| {
                 let r: Vec<f64> = v[0].iter().map(|&a| a.max(0.0)).collect();
                 cpu::conv2d(&r, s4(&xs), &v[1], s4(&ws), None, stride, pad, dil, groups).0
@@ -345,9 +335,9 @@ fn dw_pw_case(seed: u64, xs: [usize; 4], k: usize, stride: usize, pad: usize, di
     for (train_weights, recompute, costly) in cases {
         let mut rng = Rng::new(seed);
         let inputs = vec![
-            input(&mut rng, &xs, true),
-            input(&mut rng, &[c, 1, k, k], train_weights),
-            input(&mut rng, &[cout, c, 1, 1], train_weights),
+            Input::random(&mut rng, &xs, true),
+            Input::random(&mut rng, &[c, 1, k, k], train_weights),
+            Input::random(&mut rng, &[cout, c, 1, 1], train_weights),
         ];
         let cfg = Conv2dCfg::new(stride, pad)
             .dilation(dil)
@@ -439,16 +429,16 @@ fn bn_after_producer_case(
 ) {
     let c = xs[1];
     let mut rng = Rng::new(seed);
-    let mut inputs = vec![input(&mut rng, &xs, x_diff)];
+    let mut inputs = vec![Input::random(&mut rng, &xs, x_diff)];
     match producer {
-        Producer::Pointwise => inputs.push(input(&mut rng, &[cout, c, 1, 1], true)),
+        Producer::Pointwise => inputs.push(Input::random(&mut rng, &[cout, c, 1, 1], true)),
         Producer::DwPw(k) => {
-            inputs.push(input(&mut rng, &[c, 1, k, k], true));
-            inputs.push(input(&mut rng, &[cout, c, 1, 1], true));
+            inputs.push(Input::random(&mut rng, &[c, 1, k, k], true));
+            inputs.push(Input::random(&mut rng, &[cout, c, 1, 1], true));
         }
         Producer::Dense(k) => {
-            inputs.push(input(&mut rng, &[cout, c, k, k], true));
-            inputs.push(input(&mut rng, &[cout], true));
+            inputs.push(Input::random(&mut rng, &[cout, c, k, k], true));
+            inputs.push(Input::random(&mut rng, &[cout], true));
         }
     }
     let cpu_op = |v: &[Vec<f64>]| {
@@ -518,7 +508,7 @@ fn bn_after_producer_case(
     };
     check(
         &name,
-        inputs_again(&inputs),
+        inputs.clone(),
         |v| cpu_op(v).0,
         |t, v| {
             let rs = [
@@ -644,7 +634,7 @@ fn pool_case(seed: u64, xs: [usize; 4], k: usize, s: usize, p: usize, is_max: bo
             "{} pool x{xs:?} k{k} s{s} p{p}",
             if is_max { "max" } else { "avg" }
         ),
-        vec![input(&mut rng, &xs, true)],
+        vec![Input::random(&mut rng, &xs, true)],
         |v| cpu::pool2d(&v[0], s4(&xs), k, s, p, is_max).0,
         |t, v| {
             let cfg = PoolCfg::new(k, s, p);
@@ -665,7 +655,7 @@ fn max_avg_case(seed: u64, xs: [usize; 4], s: usize) {
     let mut rng = Rng::new(seed);
     check(
         &format!("max and avg pool x{xs:?} s{s}"),
-        vec![input(&mut rng, &xs, true)],
+        vec![Input::random(&mut rng, &xs, true)],
         |v| {
             let m = cpu::pool2d(&v[0], s4(&xs), 3, s, 1, true).0;
             let a = cpu::pool2d(&v[0], s4(&xs), 3, s, 1, false).0;
@@ -715,10 +705,10 @@ fn pool_bn_stats_case(seed: u64, xs: [usize; 4], s: usize) {
             .map(|k| Tensor::full(g, &[c], if k % 2 == 0 { 0.0 } else { 1.0 }).unwrap())
             .collect()
     };
-    let inputs = vec![input(&mut rng, &xs, true)];
+    let inputs = vec![Input::random(&mut rng, &xs, true)];
     check(
         &format!("batch norms after max and avg pool x{xs:?} s{s}"),
-        inputs_again(&inputs),
+        inputs.clone(),
         |v| {
             let [(m, _, _), (a, _, _)] = cpu_parts(v);
             m.iter().zip(&a).map(|(m, a)| m + 2.0 * a).collect()
@@ -873,7 +863,7 @@ fn global_avg_pool() {
     let mut rng = Rng::new(26);
     check(
         "global avg pool",
-        vec![input(&mut rng, &xs, true)],
+        vec![Input::random(&mut rng, &xs, true)],
         |v| cpu::global_avg(&v[0], s4(&xs)),
         |t, v| t.global_avg_pool(&v[0]),
         Tolerance::FORWARD,
@@ -905,7 +895,7 @@ fn bn_case_with(
 ) {
     let mut rng = Rng::new(seed);
     let c = xs[1];
-    let mut inputs = vec![input(&mut rng, &xs, true)];
+    let mut inputs = vec![Input::random(&mut rng, &xs, true)];
     // Running statistics: constants (mean anywhere, variance positive).
     inputs.push(Input {
         shape: vec![c],
@@ -927,7 +917,7 @@ fn bn_case_with(
                 .collect(),
             diff: true,
         });
-        inputs.push(input(&mut rng, &[c], true));
+        inputs.push(Input::random(&mut rng, &[c], true));
     }
     check(
         &format!(
@@ -1069,7 +1059,7 @@ fn relu() {
     let mut rng = Rng::new(40);
     check(
         "relu",
-        vec![input(&mut rng, &[3, 5, 7], true)],
+        vec![Input::random(&mut rng, &[3, 5, 7], true)],
         |v| v[0].iter().map(|x| x.max(0.0)).collect(),
         |t, v| t.relu(&v[0]),
         Tolerance::FORWARD,
@@ -1084,9 +1074,9 @@ fn sum_of_three() {
     check(
         "sum of 3",
         vec![
-            input(&mut rng, &s, true),
-            input(&mut rng, &s, true),
-            input(&mut rng, &s, true),
+            Input::random(&mut rng, &s, true),
+            Input::random(&mut rng, &s, true),
+            Input::random(&mut rng, &s, true),
         ],
         |v| {
             (0..v[0].len())
@@ -1106,7 +1096,7 @@ fn sum_of_ten() {
         let mut rng = Rng::new(43);
         check(
             &format!("sum of 10 x{s:?}"),
-            (0..10).map(|_| input(&mut rng, &s, true)).collect(),
+            (0..10).map(|_| Input::random(&mut rng, &s, true)).collect(),
             |v| {
                 (0..v[0].len())
                     .map(|i| v.iter().map(|x| x[i]).sum())
@@ -1125,7 +1115,7 @@ fn sum_of_one_input_twice() {
     let mut rng = Rng::new(42);
     check(
         "x + x",
-        vec![input(&mut rng, &[7, 3], true)],
+        vec![Input::random(&mut rng, &[7, 3], true)],
         |v| v[0].iter().map(|x| 2.0 * x).collect(),
         |t, v| t.sum(&[&v[0], &v[0]]),
         Tolerance::FORWARD,
@@ -1139,8 +1129,8 @@ fn mul_and_scale() {
     check(
         "mul then scale",
         vec![
-            input(&mut rng, &[5, 61], true),
-            input(&mut rng, &[5, 61], true),
+            Input::random(&mut rng, &[5, 61], true),
+            Input::random(&mut rng, &[5, 61], true),
         ],
         |v| v[0].iter().zip(&v[1]).map(|(a, b)| -2.5 * a * b).collect(),
         |t, v| {
@@ -1159,7 +1149,7 @@ fn scale_by_gpu_scalar() {
     check(
         "scale by s[1]",
         vec![
-            input(&mut rng, &[3, 2, 5, 5], true),
+            Input::random(&mut rng, &[3, 2, 5, 5], true),
             Input {
                 shape: vec![3],
                 data: table,
@@ -1180,7 +1170,7 @@ fn scale_rows_per_sample() {
     check(
         "drop-path scaling",
         vec![
-            input(&mut rng, &[3, 2, 3, 5], true),
+            Input::random(&mut rng, &[3, 2, 3, 5], true),
             Input {
                 shape: vec![3],
                 data: s,
@@ -1205,13 +1195,13 @@ fn weighted_sum_with_weight_gradient() {
     // first slot is left out (as the `none` op is) and gets a zero gradient.
     let mut rng = Rng::new(45);
     let s = [2, 3, 5, 4];
-    let mut inputs: Vec<Input> = (0..3).map(|_| input(&mut rng, &s, true)).collect();
-    inputs.push(input(&mut rng, &[2, 4], true));
+    let mut inputs: Vec<Input> = (0..3).map(|_| Input::random(&mut rng, &s, true)).collect();
+    inputs.push(Input::random(&mut rng, &[2, 4], true));
     // α's gradient by partials and a finishing launch, and in one launch (costly launches).
     for costly in [false, true] {
         check(
             &format!("weighted sum, costly launches={costly}"),
-            inputs_again(&inputs),
+            inputs.clone(),
             |v| {
                 (0..v[0].len())
                     .map(|i| (0..3).map(|k| v[3][5 + k] * v[k][i]).sum())
@@ -1245,8 +1235,8 @@ fn weighted_sum_of_ten_terms_over_two_launches() {
     // last two to the first's sum.
     let mut rng = Rng::new(62);
     let s = [2, 2, 4, 4];
-    let mut inputs: Vec<Input> = (0..10).map(|_| input(&mut rng, &s, true)).collect();
-    inputs.push(input(&mut rng, &[12], true));
+    let mut inputs: Vec<Input> = (0..10).map(|_| Input::random(&mut rng, &s, true)).collect();
+    inputs.push(Input::random(&mut rng, &[12], true));
     check(
         "weighted sum of ten terms",
         inputs,
@@ -1269,9 +1259,9 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
     // A DARTS- edge: five candidates weighted from α (two launches of up to four terms) and
     // β·x from a second, constant table; α and every y get gradients, β none.
     let mut rng = Rng::new(47);
-    let mut inputs: Vec<Input> = (0..6).map(|_| input(&mut rng, &s, true)).collect();
-    inputs.push(input(&mut rng, &[2, 5], true));
-    inputs.push(input(&mut rng, &[3], false));
+    let mut inputs: Vec<Input> = (0..6).map(|_| Input::random(&mut rng, &s, true)).collect();
+    inputs.push(Input::random(&mut rng, &[2, 5], true));
+    inputs.push(Input::random(&mut rng, &[3], false));
     check(
         &format!("weighted sum over two tables x{s:?} costly launches={costly}"),
         inputs,
@@ -1316,9 +1306,9 @@ fn normalized_sum_plan(
 ) {
     let k = plan.len();
     let mut rng = Rng::new(seed);
-    let mut inputs: Vec<Input> = (0..k).map(|_| input(&mut rng, &s, true)).collect();
-    inputs.push(input(&mut rng, &[2, 5], true));
-    inputs.push(input(&mut rng, &[3], true));
+    let mut inputs: Vec<Input> = (0..k).map(|_| Input::random(&mut rng, &s, true)).collect();
+    inputs.push(Input::random(&mut rng, &[2, 5], true));
+    inputs.push(Input::random(&mut rng, &[3], true));
     // The plan names the tables 5 (α, 2×5) and 6 (β); they are inputs k and k + 1.
     let plan: Vec<(usize, bool, usize, usize)> = plan
         .iter()
@@ -1472,9 +1462,9 @@ fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
 fn mixed_edge_case_with(seed: u64, s: [usize; 4], split: Option<usize>, costly: bool) {
     let mut rng = Rng::new(seed);
     let inputs = vec![
-        input(&mut rng, &s, true),
-        input(&mut rng, &[2, 4], true),
-        input(&mut rng, &[3], false),
+        Input::random(&mut rng, &s, true),
+        Input::random(&mut rng, &[2, 4], true),
+        Input::random(&mut rng, &[3], false),
     ];
     check(
         &format!("mixed-edge gradients x{s:?} split {split:?} costly launches={costly}"),
@@ -1546,7 +1536,7 @@ fn sum_all_large() {
     let mut rng = Rng::new(46);
     check(
         "sum_all",
-        vec![input(&mut rng, &[3001], true)],
+        vec![Input::random(&mut rng, &[3001], true)],
         |v| vec![v[0].iter().sum()],
         |t, v| t.sum_all(&v[0]),
         Tolerance::FORWARD,
@@ -1559,15 +1549,15 @@ fn concat_channels() {
     let mut rng = Rng::new(47);
     let (a, b, c) = ([2, 1, 3, 4], [2, 3, 3, 4], [2, 2, 3, 4]);
     let inputs = vec![
-        input(&mut rng, &a, true),
-        input(&mut rng, &b, true),
-        input(&mut rng, &c, true),
+        Input::random(&mut rng, &a, true),
+        Input::random(&mut rng, &b, true),
+        Input::random(&mut rng, &c, true),
     ];
     // The kernel, and copy commands (one per image) where launches are costly.
     for costly in [false, true] {
         check(
             &format!("concat, costly launches={costly}"),
-            inputs_again(&inputs),
+            inputs.clone(),
             |v| cpu::concat(&[(&v[0], s4(&a)), (&v[1], s4(&b)), (&v[2], s4(&c))]).0,
             |t, v| {
                 t.gpu().set_strategy(Some(strategy_of(costly)));
@@ -1595,12 +1585,12 @@ fn concat_six_inputs_one_constant() {
     let inputs: Vec<Input> = shapes
         .iter()
         .enumerate()
-        .map(|(k, sh)| input(&mut rng, sh, k != 2))
+        .map(|(k, sh)| Input::random(&mut rng, sh, k != 2))
         .collect();
     for costly in [false, true] {
         check(
             &format!("concat of six, costly launches={costly}"),
-            inputs_again(&inputs),
+            inputs.clone(),
             |v| {
                 let parts: Vec<(&[f64], Shape4)> = v
                     .iter()
@@ -1626,7 +1616,7 @@ fn crop_1_1() {
     let s = [2, 2, 7, 6];
     check(
         "x[:, :, 1:, 1:]",
-        vec![input(&mut rng, &s, true)],
+        vec![Input::random(&mut rng, &s, true)],
         |v| cpu::slice2d(&v[0], s4(&s), 1, 1).0,
         |t, v| {
             t.slice2d(
@@ -1648,7 +1638,7 @@ fn subsample_stride2_odd() {
     let s = [1, 3, 7, 9];
     check(
         "x[:, :, ::2, ::2]",
-        vec![input(&mut rng, &s, true)],
+        vec![Input::random(&mut rng, &s, true)],
         |v| cpu::slice2d(&v[0], s4(&s), 0, 2).0,
         |t, v| {
             t.slice2d(
@@ -1676,7 +1666,7 @@ fn subsample_stride2_rows_of_8() {
         let mut rng = Rng::new(seed);
         check(
             &format!("x[:, :, {offset}::2, {offset}::2] of {s:?}"),
-            vec![input(&mut rng, &s, true)],
+            vec![Input::random(&mut rng, &s, true)],
             |v| cpu::slice2d(&v[0], s4(&s), offset, 2).0,
             |t, v| t.slice2d(&v[0], SliceCfg { offset, stride: 2 }),
             Tolerance::FORWARD,
@@ -1690,7 +1680,7 @@ fn reshape_passes_gradient() {
     let mut rng = Rng::new(50);
     check(
         "reshape",
-        vec![input(&mut rng, &[2, 3, 1, 1], true)],
+        vec![Input::random(&mut rng, &[2, 3, 1, 1], true)],
         |v| v[0].clone(),
         |t, v| t.reshape(&v[0], &[2, 3]),
         Tolerance::FORWARD,
@@ -1721,9 +1711,9 @@ fn linear_with_bias() {
     check(
         "linear",
         vec![
-            input(&mut rng, &[5, 7], true),
-            input(&mut rng, &[3, 7], true),
-            input(&mut rng, &[3], true),
+            Input::random(&mut rng, &[5, 7], true),
+            Input::random(&mut rng, &[3, 7], true),
+            Input::random(&mut rng, &[3], true),
         ],
         |v| cpu::linear(&v[0], 5, 7, &v[1], 3, Some(&v[2])),
         |t, v| t.linear(&v[0], &v[1], Some(&v[2])),

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{assert_passes, gpu};
 use darts_minus::check::torch;
 
 #[test]
@@ -15,17 +15,9 @@ fn one_darts_minus_step_matches_pytorch() {
     // and of GPUs (batch-norm reductions split over workgroups, statistics written by the
     // producing 1×1 kernels), whatever this adapter is.
     let g = gpu();
-    for strategy in torch::strategies() {
+    for strategy in torch::STRATEGIES {
         let lines = torch::search_step(&g, strategy).unwrap();
         assert!(lines.len() >= 3, "{lines:?}");
-        for l in lines {
-            assert!(
-                l.pass,
-                "{} {}: {}",
-                l.check,
-                l.what,
-                l.detail.unwrap_or_default()
-            );
-        }
+        assert_passes(&lines);
     }
 }

@@ -14,6 +14,13 @@ impl Shape4 {
     }
 }
 
+/// The tensor of shape `ys` whose element (n, c, i, j) is `f(n, c, i, j)`, in NCHW order.
+fn per_output(ys: Shape4, f: impl Fn(usize, usize, usize, usize) -> f64) -> Vec<f64> {
+    let Shape4(_, c, h, w) = ys;
+    let at = |q: usize| f(q / (c * h * w), q / (h * w) % c, q / w % h, q % w);
+    (0..ys.numel()).map(at).collect()
+}
+
 pub fn out_size(h: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
     (h + 2 * p - d * (k - 1) - 1) / s + 1
 }
@@ -75,31 +82,28 @@ pub fn pool2d(
     let ho = out_size(xs.2, k, s, p, 1);
     let wo = out_size(xs.3, k, s, p, 1);
     let ys = Shape4(xs.0, xs.1, ho, wo);
-    let mut y = vec![0.0; ys.numel()];
-    for n in 0..xs.0 {
-        for c in 0..xs.1 {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut best = f64::NEG_INFINITY;
-                    let (mut sum, mut cnt) = (0.0, 0.0);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let iy = (oy * s + ky) as isize - p as isize;
-                            let ix = (ox * s + kx) as isize - p as isize;
-                            if iy < 0 || ix < 0 || iy >= xs.2 as isize || ix >= xs.3 as isize {
-                                continue;
-                            }
-                            let v = x[xs.at(n, c, iy as usize, ix as usize)];
-                            best = best.max(v);
-                            sum += v;
-                            cnt += 1.0;
-                        }
-                    }
-                    y[ys.at(n, c, oy, ox)] = if is_max { best } else { sum / cnt };
+    let y = per_output(ys, |n, c, oy, ox| {
+        let mut best = f64::NEG_INFINITY;
+        let (mut sum, mut cnt) = (0.0, 0.0);
+        for ky in 0..k {
+            for kx in 0..k {
+                let iy = (oy * s + ky) as isize - p as isize;
+                let ix = (ox * s + kx) as isize - p as isize;
+                if iy < 0 || ix < 0 || iy >= xs.2 as isize || ix >= xs.3 as isize {
+                    continue;
                 }
+                let v = x[xs.at(n, c, iy as usize, ix as usize)];
+                best = best.max(v);
+                sum += v;
+                cnt += 1.0;
             }
         }
-    }
+        if is_max {
+            best
+        } else {
+            sum / cnt
+        }
+    });
     (y, ys)
 }
 
@@ -179,16 +183,7 @@ pub fn slice2d(x: &[f64], xs: Shape4, off: usize, s: usize) -> (Vec<f64>, Shape4
     let ho = (xs.2 - off).div_ceil(s);
     let wo = (xs.3 - off).div_ceil(s);
     let ys = Shape4(xs.0, xs.1, ho, wo);
-    let mut y = vec![0.0; ys.numel()];
-    for n in 0..xs.0 {
-        for c in 0..xs.1 {
-            for i in 0..ho {
-                for j in 0..wo {
-                    y[ys.at(n, c, i, j)] = x[xs.at(n, c, off + i * s, off + j * s)];
-                }
-            }
-        }
-    }
+    let y = per_output(ys, |n, c, i, j| x[xs.at(n, c, off + i * s, off + j * s)]);
     (y, ys)
 }
 

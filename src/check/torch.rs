@@ -65,7 +65,7 @@ fn close(check: &str, what: &str, tol: Tolerance, t: &Tensor, want: &Named) -> R
 
 /// The launch strategies a fixture check runs under, with the per-channel reductions in one
 /// workgroup (fused tails) or split over four (statistics from the producing kernels).
-const STRATEGIES: [(Strategy, usize, &str); 2] =
+pub const STRATEGIES: [(Strategy, usize, &str); 2] =
     [(Strategy::Cpu, 1, "cpu"), (Strategy::Gpu, 4, "gpu")];
 
 fn with_strategy(
@@ -273,11 +273,6 @@ fn search_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
         l.extend(search_step(gpu, s)?);
     }
     Ok(l)
-}
-
-/// The strategies, for tests that run one fixture check at a time.
-pub fn strategies() -> [(Strategy, usize, &'static str); 2] {
-    STRATEGIES
 }
 
 pub(super) fn checks() -> Vec<Check> {

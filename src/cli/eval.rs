@@ -80,7 +80,7 @@ pub fn eval(a: &EvalArgs, choice: &AdapterChoice) -> Result<()> {
         per_class
             .push(serde_json::json!({"class": names.get(c), "accuracy": acc, "images": total}));
     }
-    let (dir, _) = resume_dir(a.out.as_ref(), &ckpt, true);
+    let dir = resume_dir(a.out.as_ref(), &ckpt);
     std::fs::create_dir_all(&dir).map_err(|e| Error::File {
         path: dir.clone(),
         msg: e.to_string(),

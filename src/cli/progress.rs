@@ -63,21 +63,25 @@ pub fn timestamped(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
-/// A resumed run writes to `--out`, or beside its checkpoint: there it continues the run
-/// ([`Claim::Resume`]); a different directory is a new one (empty, unless `overwrite`).
-pub fn resume_dir(out: Option<&PathBuf>, ckpt: &Path, overwrite: bool) -> (PathBuf, Claim) {
-    let home = ckpt.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = out.cloned().unwrap_or_else(|| home.clone());
+/// A resumed run writes to `--out`, or beside its checkpoint.
+pub fn resume_dir(out: Option<&PathBuf>, ckpt: &Path) -> PathBuf {
+    out.cloned()
+        .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// How a resumed run claims `dir`: beside its checkpoint it continues the run
+/// ([`Claim::Resume`]); elsewhere the directory is a new one (empty, unless `overwrite`).
+pub fn resume_claim(dir: &Path, ckpt: &Path, overwrite: bool) -> Claim {
+    let home = ckpt.parent().unwrap_or(Path::new(""));
     let same = match (dir.canonicalize(), home.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => dir == home,
     };
-    let claim = if same {
+    if same {
         Claim::Resume
     } else {
         Claim::New { overwrite }
-    };
-    (dir, claim)
+    }
 }
 
 /// The data a resumed run reads: `--data` where given (saying so when it differs from the

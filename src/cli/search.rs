@@ -3,8 +3,8 @@
 use super::args::{RunArgs, SgdArgs, SpaceArg, SpaceArgs};
 use super::checkpoint_path;
 use super::progress::{
-    absolute, epoch_bar, follow, refuse_on_resume, resume_dir, resumed_data, timestamped,
-    training_data,
+    absolute, epoch_bar, follow, refuse_on_resume, resume_claim, resume_dir, resumed_data,
+    timestamped, training_data,
 };
 use clap::{Args, ValueEnum};
 use darts_minus::data::{search_split, Dataset, CIFAR10_MEAN, CIFAR10_STD};
@@ -254,7 +254,7 @@ fn settings_given(a: &SearchArgs) -> Vec<(&'static str, bool)> {
 }
 
 pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
-    let (search, run_dir, data, gpu) = match &a.resume {
+    let (mut search, run_dir, data, gpu) = match &a.resume {
         Some(p) => {
             refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
@@ -264,7 +264,8 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             let recorded = search.settings.data.as_ref();
             let data_path = resumed_data(a.data.as_ref(), recorded, "--data");
             let (data, _) = training_data(data_path.as_ref())?;
-            let (dir, claim) = resume_dir(a.out.as_ref(), &ckpt, a.run.overwrite);
+            let dir = resume_dir(a.out.as_ref(), &ckpt);
+            let claim = resume_claim(&dir, &ckpt, a.run.overwrite);
             (search, RunDir::claim(&dir, claim)?, data, gpu)
         }
         None => {
@@ -290,7 +291,6 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             (search, run_dir, data, gpu)
         }
     };
-    let mut search = search;
     if data.num_classes() != search.settings.space.classes() {
         return Err(Error::Invalid(format!(
             "the data has {} classes but the checkpoint's network has {}",

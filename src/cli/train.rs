@@ -3,8 +3,8 @@
 use super::args::{RunArgs, SgdArgs};
 use super::checkpoint_path;
 use super::progress::{
-    absolute, epoch_bar, follow, refuse_on_resume, resume_dir, resumed_data, timestamped,
-    training_data,
+    absolute, epoch_bar, follow, refuse_on_resume, resume_claim, resume_dir, resumed_data,
+    timestamped, training_data,
 };
 use clap::Args;
 use darts_minus::data::{Dataset, Split};
@@ -226,7 +226,8 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
             };
             let (train, test, _) = load(data.as_ref(), test_data.as_ref())?;
             check_classes(&train, &test)?;
-            let (dir, claim) = resume_dir(a.out.as_ref(), &ckpt, a.run.overwrite);
+            let dir = resume_dir(a.out.as_ref(), &ckpt);
+            let claim = resume_claim(&dir, &ckpt, a.run.overwrite);
             (run, train, test, OutDir::claim(&dir, claim)?)
         }
         None => {

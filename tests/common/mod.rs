@@ -6,7 +6,17 @@
 #[allow(unused_imports)]
 pub use darts_minus::check::{f32s, finite_diff, reference, Rng, Tolerance};
 
+use darts_minus::check::CheckLine;
 use darts_minus::gpu::{AdapterChoice, Gpu, Strategy};
+
+/// Every line of a check must pass; a failing one is named with the reason.
+#[track_caller]
+pub fn assert_passes(lines: &[CheckLine]) {
+    for l in lines {
+        let why = l.detail.as_deref().unwrap_or_default();
+        assert!(l.pass, "{} — {}: {why}", l.check, l.what);
+    }
+}
 
 /// The launch-policy preset a test forces: the CPU one (launches costly) or the GPU one.
 pub fn strategy_of(costly_launches: bool) -> Strategy {
