@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use darts_minus::gpu::{list_adapters, AdapterChoice, LaunchPolicy, SUBMITTING_THREAD_MAX_WORK};
 use std::process::ExitCode;
 
@@ -42,6 +42,13 @@ enum Command {
     /// Search an architecture with DARTS- (default: the built-in CIFAR-10 mini set).
     #[command(allow_negative_numbers = true)]
     Search(Box<cli::search::SearchArgs>),
+    /// Many searches at once: spaces × methods × settings × seeds, here (--jobs N) or as a
+    /// Slurm job array; running it again skips finished runs and resumes interrupted ones.
+    #[command(allow_negative_numbers = true)]
+    Sweep(Box<cli::sweep::SweepArgs>),
+    /// Tables (md, csv, json) and figures of finished runs: per method mean ± std, per seed,
+    /// the derived cells, NAS-Bench-201 accuracies, the skip weight over epochs.
+    Report(cli::report::ReportArgs),
     /// Print the genotype derived from a search checkpoint.
     Genotype(cli::genotype::GenotypeArgs),
     /// Train a genotype from scratch (the evaluation stage) and report its test accuracy.
@@ -79,6 +86,27 @@ fn parse_threads(s: &str) -> Result<CpuThreads, String> {
     s.parse()
         .map(CpuThreads::Threads)
         .map_err(|_| format!("expected a thread count or `auto`, got `{s}`"))
+}
+
+impl Cli {
+    /// The global flags given, for the commands a sweep starts.
+    fn global_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(b) = &self.backend {
+            args.extend(["--backend".to_string(), b.clone()]);
+        }
+        if let Some(a) = &self.adapter {
+            args.extend(["--adapter".to_string(), a.clone()]);
+        }
+        if let Some(l) = self.limits {
+            let v = l.to_possible_value().map(|v| v.get_name().to_string());
+            args.extend(["--limits".to_string(), v.unwrap_or_default()]);
+        }
+        if let CpuThreads::Threads(n) = self.cpu_threads {
+            args.extend(["--cpu-threads".to_string(), n.to_string()]);
+        }
+        args
+    }
 }
 
 impl Command {
@@ -126,8 +154,11 @@ fn main() -> ExitCode {
         limits,
     }
     .with_env();
+    let globals = cli.global_args();
     let result = match cli.command {
         Command::Search(a) => cli::search::run(&a, &choice),
+        Command::Sweep(a) => cli::sweep::sweep(&a, globals),
+        Command::Report(a) => cli::report::report(&a),
         Command::Genotype(a) => cli::genotype::genotype(&a),
         Command::Train(a) => cli::train::train(&a, &choice),
         Command::Eval(a) => cli::eval::eval(&a, &choice),

@@ -6,7 +6,9 @@ pub mod check;
 pub mod eval;
 pub mod genotype;
 pub mod progress;
+pub mod report;
 pub mod search;
+pub mod sweep;
 pub mod train;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! Ops keep one colour everywhere ([`op_colour`]), so `sep_conv_3x3` in an α chart has the
 //! colour of its edges in the cell drawing.
 
+mod bands;
 mod cells;
 mod charts;
 mod confusion;
@@ -15,6 +16,7 @@ mod nb201_cell;
 mod plotting;
 mod svg;
 
+pub use bands::{band_chart, band_of, Band, BandPoint};
 pub use cells::darts_cell_svg;
 pub use charts::{
     alpha_chart, curves_chart, darts_edge_panels, grid_edge_panels, nb201_edge_panels, EdgePanel,

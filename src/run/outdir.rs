@@ -94,9 +94,17 @@ impl OutDir {
     }
 }
 
+/// Whether a live run holds `dir` now (a sweep must not start a second search on it).
+pub fn is_locked(dir: &Path) -> bool {
+    let Ok(f) = File::options().write(true).open(dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    matches!(f.try_lock(), Err(TryLockError::WouldBlock))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Claim, OutDir};
+    use super::{is_locked, Claim, OutDir};
 
     #[test]
     fn a_directory_is_claimed_once_and_never_overwritten_silently() {
@@ -110,8 +118,10 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("another darts-minus run"), "{e}");
+        assert!(is_locked(&dir));
         std::fs::write(dir.join("checkpoint.safetensors"), b"x").unwrap();
         drop(first);
+        assert!(!is_locked(&dir));
         let e = OutDir::claim(&dir, new).err().unwrap().to_string();
         assert!(e.contains("not empty") && e.contains("--overwrite"), "{e}");
         OutDir::claim(&dir, Claim::New { overwrite: true }).unwrap();

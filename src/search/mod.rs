@@ -17,4 +17,5 @@ mod step;
 pub mod supernet;
 pub mod trainer;
 
+pub use state::SearchRecord;
 pub use supernet::Supernet;

@@ -3,15 +3,45 @@
 //! exactly; and starting a new search from another checkpoint's weights.
 
 use super::settings::{SearchSettings, Space};
-use super::trainer::Search;
+use super::trainer::{EpochRecord, Search};
 use crate::checkpoint::{self, Entry, Named};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::run::state::{self as run_state, file_err, momentum_entries, write_named, Saved};
+use crate::run::{self, Position};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 const FORMAT: &str = "darts-minus search checkpoint v1";
+const NO_SETTINGS: &str = "not a darts-minus search checkpoint (no settings); use --init-from to start a new search from its weights";
+
+/// What a search checkpoint says of its run, read without a GPU: enough for a sweep to decide
+/// whether a run is finished and for a report to summarise it.
+#[derive(Debug)]
+pub struct SearchRecord {
+    pub settings: SearchSettings,
+    pub history: Vec<EpochRecord>,
+    pub epoch: usize,
+    pub step: usize,
+}
+
+impl SearchRecord {
+    pub fn read(path: &Path) -> Result<SearchRecord> {
+        let saved = Saved::read(path)?;
+        saved.expect_format(FORMAT)?;
+        Ok(SearchRecord {
+            settings: saved.settings(NO_SETTINGS)?,
+            history: saved.history()?,
+            epoch: saved.int("search.epoch")? as usize,
+            step: saved.int("search.step")? as usize,
+        })
+    }
+
+    /// Whether the run has done all its epochs (or steps).
+    pub fn finished(&self) -> bool {
+        run::finished(self.settings.limits(), Position::new(self.epoch, self.step))
+    }
+}
 
 impl Search {
     /// Writes a checkpoint: weights and BN statistics under the reference names, α, both
@@ -41,7 +71,7 @@ impl Search {
     pub fn resume(gpu: &Gpu, path: &Path) -> Result<Search> {
         let saved = Saved::read(path)?;
         saved.expect_format(FORMAT)?;
-        let settings: SearchSettings = saved.settings("not a darts-minus search checkpoint (no settings); use --init-from to start a new search from its weights")?;
+        let settings: SearchSettings = saved.settings(NO_SETTINGS)?;
         let mut search = Search::new(gpu, settings)?;
         search.load_weights(&saved.tensors, path, true)?;
         saved.load_momentum(&search.weights, &search.sgd)?;

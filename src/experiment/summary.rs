@@ -1,0 +1,304 @@
+//! `darts-minus report`: the runs of sweeps (or single search directories) gathered per
+//! (space, method, setting), each metric as mean ± std over the finished runs and per seed,
+//! with the runs that did not finish counted and named.
+
+use super::grid::{setting_label, Method};
+use super::manifest::{Manifest, RunPaths, RunState, MANIFEST};
+use crate::error::{Error, Result};
+use crate::nn::darts_ops::{DARTS_OPS, NB201_OPS};
+use crate::run::outdir;
+use crate::search::derived::Derived;
+use crate::search::nb201::Nb201Entry;
+use crate::search::settings::Space;
+use crate::search::SearchRecord;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Operations without weights: a cell made of them is the collapse DARTS- prevents.
+pub const PARAMETER_FREE: [&str; 5] = [
+    "none",
+    "skip_connect",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "noise",
+];
+
+/// The derived cell in numbers (the normal cell in the DARTS space).
+#[derive(Clone, Debug, Serialize)]
+pub struct CellCounts {
+    pub edges: usize,
+    pub skip: usize,
+    pub none: usize,
+    pub parameter_free: usize,
+}
+
+impl CellCounts {
+    fn of<'a>(ops: impl Iterator<Item = &'a str>) -> CellCounts {
+        let ops: Vec<&str> = ops.collect();
+        let count = |f: &dyn Fn(&str) -> bool| ops.iter().filter(|o| f(o)).count();
+        CellCounts {
+            edges: ops.len(),
+            skip: count(&|o| o == "skip_connect"),
+            none: count(&|o| o == "none"),
+            parameter_free: count(&|o| PARAMETER_FREE.contains(&o)),
+        }
+    }
+}
+
+/// One run as the report sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub name: String,
+    /// Its search directory.
+    pub dir: PathBuf,
+    pub space: String,
+    pub method: Method,
+    pub setting: String,
+    pub seed: u64,
+    /// finished, interrupted, failed, running or pending.
+    pub state: String,
+    /// Why a run failed, with its log.
+    pub why: Option<String>,
+    pub log: Option<PathBuf>,
+    pub epochs_done: usize,
+    pub epochs: Option<usize>,
+    pub best_val_acc: Option<f64>,
+    pub final_val_acc: Option<f64>,
+    pub genotype: Option<String>,
+    pub cell: Option<CellCounts>,
+    /// The benchmark's accuracies of the final derived cell (NAS-Bench-201 runs).
+    pub nb201: Option<Nb201Entry>,
+    /// Per epoch: softmax(α) of skip_connect averaged over the edges that have it (the
+    /// normal cell in the DARTS space).
+    pub skip_weight: Vec<f64>,
+    /// Per epoch: the benchmark's CIFAR-10 test accuracy of the cell derived then.
+    pub nb201_test: Vec<f64>,
+}
+
+impl RunResult {
+    pub fn finished(&self) -> bool {
+        self.state == "finished"
+    }
+}
+
+/// The candidates of each row of α table `table` (`cols` wide).
+fn row_ops(space: &Space, cols: usize) -> Option<&'static [&'static str]> {
+    let ops: &[&str] = match space {
+        Space::Darts(_) => &DARTS_OPS,
+        Space::Nb201(_) => &NB201_OPS,
+    };
+    (ops.len() == cols).then_some(ops)
+}
+
+/// The α table whose skip weight tells collapse: the normal cell's, or the only one.
+fn collapse_table(r: &SearchRecord) -> Option<&str> {
+    let first = r.history.first()?;
+    if first.alphas.contains_key("alphas_normal") {
+        return Some("alphas_normal");
+    }
+    first.alphas.keys().next().map(String::as_str)
+}
+
+fn skip_weights(r: &SearchRecord) -> Vec<f64> {
+    let Some(table) = collapse_table(r) else {
+        return vec![];
+    };
+    r.history
+        .iter()
+        .map(|e| {
+            let mut sum = 0.0;
+            let mut n = 0;
+            for row in e.alphas.get(table).into_iter().flatten() {
+                let col = row_ops(&r.settings.space, row.len())
+                    .and_then(|ops| ops.iter().position(|&o| o == "skip_connect"));
+                if let Some(c) = col {
+                    sum += row[c] as f64;
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                f64::NAN
+            } else {
+                sum / n as f64
+            }
+        })
+        .collect()
+}
+
+fn from_record(mut res: RunResult, r: &SearchRecord) -> RunResult {
+    res.epochs_done = r.history.len();
+    res.epochs = Some(r.settings.epochs);
+    res.best_val_acc = r.history.iter().map(|e| e.val_acc).reduce(f64::max);
+    if let Some(last) = r.history.last() {
+        res.final_val_acc = Some(last.val_acc);
+        res.genotype = Some(last.genotype_text.clone());
+        res.cell = Some(match &last.genotype {
+            Derived::Darts(g) => CellCounts::of(g.normal.iter().map(|(o, _)| o.as_str())),
+            Derived::Nb201(a) => CellCounts::of(a.op_names().into_iter()),
+        });
+        res.nb201 = last.nb201.clone();
+    }
+    res.skip_weight = skip_weights(r);
+    res.nb201_test = r
+        .history
+        .iter()
+        .map(|e| e.nb201.as_ref().map_or(f64::NAN, |n| n.cifar10_test))
+        .collect();
+    res
+}
+
+fn blank(
+    name: String,
+    dir: PathBuf,
+    space: String,
+    method: Method,
+    setting: String,
+    seed: u64,
+) -> RunResult {
+    RunResult {
+        name,
+        dir,
+        space,
+        method,
+        setting,
+        seed,
+        state: String::new(),
+        why: None,
+        log: None,
+        epochs_done: 0,
+        epochs: None,
+        best_val_acc: None,
+        final_val_acc: None,
+        genotype: None,
+        cell: None,
+        nb201: None,
+        skip_weight: vec![],
+        nb201_test: vec![],
+    }
+}
+
+/// Every run of the sweep in `dir`, in its manifest's order.
+fn sweep_runs(dir: &Path, m: &Manifest) -> Vec<RunResult> {
+    m.runs
+        .iter()
+        .map(|spec| {
+            let paths = RunPaths::new(dir, &spec.name);
+            let state = RunState::of(&paths);
+            let mut res = blank(
+                spec.name.clone(),
+                paths.dir.clone(),
+                spec.space.clone(),
+                spec.method,
+                spec.setting_label(),
+                spec.seed,
+            );
+            res.log = paths.log.exists().then(|| paths.log.clone());
+            res.state = state.label().into();
+            match state {
+                RunState::Finished(r) => res = from_record(res, &r),
+                RunState::Failed { exit_code, why } => {
+                    let code = exit_code.map_or("killed".into(), |c| format!("exit {c}"));
+                    res.why = Some(format!("{code}: {why}"));
+                }
+                RunState::Interrupted { epochs_done } => res.epochs_done = epochs_done,
+                RunState::Pending | RunState::Running => {}
+            }
+            res
+        })
+        .collect()
+}
+
+/// A single search directory.
+fn search_run(dir: &Path) -> Result<RunResult> {
+    let r = SearchRecord::read(&dir.join("checkpoint.safetensors"))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    let res = blank(
+        name,
+        dir.to_path_buf(),
+        r.settings.space.name().into(),
+        Method::of_aux(r.settings.space.aux()),
+        setting_label(&[]),
+        r.settings.seed,
+    );
+    let mut res = from_record(res, &r);
+    res.state = if r.finished() {
+        "finished"
+    } else if outdir::is_locked(dir) {
+        "running"
+    } else {
+        "interrupted"
+    }
+    .into();
+    Ok(res)
+}
+
+/// The runs in `dirs`: each a sweep directory, a search directory, or a directory holding
+/// either (one level down).
+pub fn collect(dirs: &[PathBuf]) -> Result<Vec<RunResult>> {
+    let mut runs = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(Error::File {
+                path: dir.clone(),
+                msg: "not a directory: give sweep directories (with sweep.json) or search run directories".into(),
+            });
+        }
+        let found = gather(dir, true, &mut runs)?;
+        if !found {
+            return Err(Error::File {
+                path: dir.clone(),
+                msg: "holds no sweep (sweep.json) and no search run (checkpoint.safetensors), nor do its subdirectories".into(),
+            });
+        }
+    }
+    Ok(runs)
+}
+
+fn gather(dir: &Path, descend: bool, runs: &mut Vec<RunResult>) -> Result<bool> {
+    if let Some(m) = Manifest::read(dir)? {
+        runs.extend(sweep_runs(dir, &m));
+        return Ok(true);
+    }
+    if dir.join(MANIFEST).exists() {
+        return Ok(false);
+    }
+    if dir.join("checkpoint.safetensors").exists() {
+        match search_run(dir) {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                let mut r = blank(
+                    dir.display().to_string(),
+                    dir.to_path_buf(),
+                    "?".into(),
+                    Method::DartsMinus,
+                    setting_label(&[]),
+                    0,
+                );
+                r.state = "failed".into();
+                r.why = Some(format!("unreadable checkpoint: {e}"));
+                runs.push(r);
+            }
+        }
+        return Ok(true);
+    }
+    if !descend {
+        return Ok(false);
+    }
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::File {
+            path: dir.to_path_buf(),
+            msg: format!("cannot list: {e}"),
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    let mut found = false;
+    for d in subdirs {
+        found |= gather(&d, false, runs)?;
+    }
+    Ok(found)
+}
