@@ -461,7 +461,7 @@ pub fn write(out: &Path, sources: &[PathBuf], runs: &[RunResult]) -> Result<Writ
         let path = out.join("skip_weight.svg");
         band_chart(
             &path,
-            "softmax(α) of skip_connect, mean over edges (normal cell)",
+            "skip_connect's softmax(α), mean over the cell's edges (DARTS space: normal cell)",
             "softmax(α) skip_connect",
             Some(0.0..1.0),
             &skip,

@@ -107,11 +107,13 @@ pub fn run_task(
     };
     match action {
         Action::Skip => return Ok(outcome(Attempt::Finished, Some(0), 0.0)),
-        Action::Busy => return Err(Error::Invalid(format!(
+        Action::Busy => {
+            return Err(Error::Invalid(format!(
             "run {} is being written by another darts-minus process (its directory {} is locked)",
             run.name,
             paths.dir.display()
-        ))),
+        )))
+        }
         Action::Resume | Action::Start => {}
     }
     let log_err = |e: std::io::Error| Error::File {

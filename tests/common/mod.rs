@@ -3,6 +3,8 @@
 //! f64 reference implementations of every op, and central finite differences.
 #![allow(dead_code)]
 
+pub mod cli;
+
 #[allow(unused_imports)]
 pub use darts_minus::check::{f32s, finite_diff, reference, Rng, Tolerance};
 
