@@ -47,7 +47,8 @@ pub struct SweepArgs {
     /// Where the runs run.
     #[arg(long, value_enum, default_value = "local")]
     pub executor: Executor,
-    /// Runs at once (local executor).
+    /// Runs at once (local executor). On a CPU adapter each run's driver then gets
+    /// cores / jobs threads (unless --cpu-threads or LP_NUM_THREADS says otherwise).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// Write sweep.json (and for Slurm sweep.sbatch) and list what would run, without running
@@ -378,6 +379,14 @@ fn last_line(log: &Path) -> String {
 }
 
 fn local(dir: &Path, m: &Manifest, todo: &[usize], jobs: usize) -> Result<()> {
+    // Parallel runs on a CPU adapter share the cores instead of each spawning one driver
+    // thread per core (read by Mesa's lavapipe/llvmpipe only; GPUs ignore it).
+    let told = m.global_args.iter().any(|a| a == "--cpu-threads");
+    if jobs > 1 && !told && std::env::var_os("LP_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // One thread here, before any run starts.
+        std::env::set_var("LP_NUM_THREADS", (cores / jobs).max(1).to_string());
+    }
     let tty = std::io::stderr().is_terminal();
     let mp = MultiProgress::new();
     let total = mp.add(ProgressBar::new(todo.len() as u64));
