@@ -52,9 +52,7 @@ fn untimed(s: &Search) -> Vec<EpochRecord> {
     s.history
         .iter()
         .map(|r| EpochRecord {
-            epoch_seconds: 0.0,
-            step_time_ms: 0.0,
-            images_per_sec: 0.0,
+            timing: Default::default(),
             ..r.clone()
         })
         .collect()

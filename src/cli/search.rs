@@ -370,8 +370,8 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             record.val_loss,
             100.0 * record.val_acc,
             record.beta,
-            record.step_time_ms,
-            record.images_per_sec,
+            record.timing.step_time_ms,
+            record.timing.images_per_sec,
             short(&record.genotype)
         );
         if let Some(nb) = &record.nb201 {

@@ -307,7 +307,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
             100.0 * r.test_top5,
             r.lr,
             r.drop_path,
-            r.images_per_sec
+            r.timing.images_per_sec
         );
     }
     if let Some(last) = run.history.last() {

@@ -2,7 +2,7 @@
 //! the loop cuts the epoch to the step budget, times each step (batch loading excluded, as
 //! the step time in metrics means the GPU work of a step), and reports progress.
 
-use super::metrics::{median_time, StepStats};
+use super::metrics::{median_time, nan_if_null, StepStats};
 use crate::error::Result;
 use std::time::Instant;
 
@@ -77,6 +77,20 @@ pub struct EpochPlan<E> {
     pub beta: Option<f64>,
 }
 
+/// How long an epoch's steps took: the same numbers in the metrics of every kind of run
+/// (flattened into its epoch record, so each is a top-level JSON field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    /// Median wall time of one step, milliseconds.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub step_time_ms: f64,
+    /// Training images per second of step (images of a step / median step time).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub images_per_sec: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub epoch_seconds: f64,
+}
+
 /// The steps of an epoch as the loop ran them.
 pub struct EpochSteps {
     pub epoch: usize,
@@ -104,6 +118,15 @@ impl EpochSteps {
     /// Wall time since the epoch started.
     pub fn seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    /// The epoch's [`Timing`], taken now.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            step_time_ms: self.step_time_ms(),
+            images_per_sec: self.images_per_sec(),
+            epoch_seconds: self.seconds(),
+        }
     }
 }
 

@@ -12,7 +12,9 @@ pub mod outdir;
 pub mod replay;
 pub mod state;
 
-pub use epoch::{finished, run_epoch, EpochPlan, EpochSteps, Limits, Position, Progress, Trainer};
+pub use epoch::{
+    finished, run_epoch, EpochPlan, EpochSteps, Limits, Position, Progress, Timing, Trainer,
+};
 pub use metrics::{check_loss, nan_if_null, read_stats, StepStats};
 pub use replay::Recorder;
 

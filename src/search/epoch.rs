@@ -8,6 +8,7 @@ use super::trainer::Search;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::{Error, Result};
 use crate::run::metrics::mean_stats;
+use crate::run::Timing;
 use crate::run::{
     self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
 };
@@ -38,14 +39,9 @@ pub struct EpochRecord {
     pub val_acc: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub val_top5: f64,
-    /// Median wall time of one search step (α step + w step), milliseconds.
-    #[serde(deserialize_with = "nan_if_null")]
-    pub step_time_ms: f64,
-    /// Training images per second of search step (batch / step time).
-    #[serde(deserialize_with = "nan_if_null")]
-    pub images_per_sec: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub epoch_seconds: f64,
+    /// The median step's time (a search step: α step + w step), images/s, the epoch's time.
+    #[serde(flatten)]
+    pub timing: Timing,
     /// softmax(α) of every edge, per α table.
     pub alphas: BTreeMap<String, Vec<Vec<f32>>>,
     pub genotype: Derived,
@@ -230,9 +226,7 @@ impl Trainer for SearchEpochs<'_> {
             val_loss: v.loss as f64,
             val_acc: v.top1 as f64 / v.n.max(1) as f64,
             val_top5: v.top5 as f64 / v.n.max(1) as f64,
-            step_time_ms: steps.step_time_ms(),
-            images_per_sec: steps.images_per_sec(),
-            epoch_seconds: steps.seconds(),
+            timing: steps.timing(),
             alphas,
             genotype_text: genotype.text(),
             nb201: genotype.nb201_entry(),

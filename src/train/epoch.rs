@@ -6,6 +6,7 @@ use super::drop_path_prob;
 use super::trainer::Retrain;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::Result;
+use crate::run::Timing;
 use crate::run::{
     self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
 };
@@ -32,12 +33,8 @@ pub struct TrainRecord {
     pub test_acc: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub test_top5: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub step_time_ms: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub images_per_sec: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub epoch_seconds: f64,
+    #[serde(flatten)]
+    pub timing: Timing,
 }
 
 /// A retraining run and its data, as the run loop drives them.
@@ -145,9 +142,7 @@ impl Trainer for RetrainEpochs<'_> {
             test_loss: ev.loss,
             test_acc: ev.top1,
             test_top5: ev.top5,
-            step_time_ms: steps.step_time_ms(),
-            images_per_sec: steps.images_per_sec(),
-            epoch_seconds: steps.seconds(),
+            timing: steps.timing(),
         })
     }
 
