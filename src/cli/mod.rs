@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod check;
 pub mod eval;
+pub mod executors;
 pub mod genotype;
 pub mod progress;
 pub mod report;

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use darts_minus::experiment::summary::collect;
-use darts_minus::experiment::tables;
+use darts_minus::experiment::{files, tables};
 use darts_minus::Result;
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
         [one] => one.clone(),
         _ => PathBuf::from("report"),
     });
-    let written = tables::write(&out, &a.dirs, &runs)?;
+    let written = files::write(&out, &a.dirs, &runs)?;
     let groups = tables::groups(&runs);
     for g in &groups {
         let acc = g

@@ -3,6 +3,7 @@
 //! figures. Above [`crate::search`] and [`crate::report`]: it reads search checkpoints and
 //! draws with the report's charts; nothing below depends on it.
 
+pub mod files;
 pub mod grid;
 pub mod local;
 pub mod manifest;
