@@ -134,7 +134,8 @@ fn tiny_nb201(epochs: usize) -> SearchSettings {
 fn replayed_steps_equal_eager_steps() {
     let g = gpu();
     // 80 images in batches of 32: two full steps (recorded, then replayed) and a smaller
-    // last one (a new shape: recorded afresh) per epoch, in both spaces and step orders; the
+    // last one (a second shape: recorded once, replayed in later epochs) per epoch, in both
+    // spaces and step orders; the
     // DARTS space also with the GPU launch strategy (split batch norms, statistics from the
     // producing kernels, four-parameter SGD), whatever this adapter is.
     let cases = [
@@ -157,6 +158,8 @@ fn replayed_steps_equal_eager_steps() {
         let replayed = run(true);
         assert_eq!(eager.recorded_dispatches(), 0);
         assert!(replayed.recorded_dispatches() > 100);
+        // One program per batch shape, not one per shape per epoch.
+        assert_eq!(replayed.programs_recorded(), 2);
         assert_eq!(untimed(&replayed), untimed(&eager));
         for ((name, a), (_, b)) in state(&eager).iter().zip(state(&replayed).iter()) {
             assert_eq!(a, b, "{name} differs between replayed and eager steps");

@@ -1,7 +1,9 @@
 //! Recording and replay of a step: the first step of a batch shape is recorded as a GPU
 //! program; later steps of that shape only write their batches into the recorded inputs and
-//! replay it, skipping the graph building (the same kernels, grids and parameters). One
-//! program is kept: a new shape (an epoch's smaller last batch) records afresh.
+//! replay it, skipping the graph building (the same kernels, grids and parameters). The
+//! programs of the two latest shapes are kept: an epoch's smaller last batch is recorded once
+//! and replayed every epoch after, instead of both shapes being recorded afresh each epoch.
+//! The price is the second program's buffers (sized by its batch: at most the first's).
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Program};
@@ -13,24 +15,35 @@ struct Recording<K, I, O> {
     outputs: O,
 }
 
-/// The recorded step of the latest batch shape `K`, with its input tensors `I` and output
-/// tensors `O`.
+/// Programs kept: a run's full batch and its last, smaller one.
+const KEPT: usize = 2;
+
+/// The recorded steps of the latest batch shapes `K`, with their input tensors `I` and
+/// output tensors `O`.
 pub struct Recorder<K, I, O> {
-    recording: Option<Recording<K, I, O>>,
+    /// Least recently used first.
+    recordings: Vec<Recording<K, I, O>>,
+    recorded: usize,
 }
 
 impl<K, I, O> Default for Recorder<K, I, O> {
     fn default() -> Self {
-        Recorder { recording: None }
+        Recorder {
+            recordings: Vec::new(),
+            recorded: 0,
+        }
     }
 }
 
 impl<K: PartialEq, I, O> Recorder<K, I, O> {
-    /// Dispatches in the recorded program (0 before the first step or without replay).
+    /// Dispatches in the latest step's program (0 before the first step or without replay).
     pub fn dispatches(&self) -> usize {
-        self.recording
-            .as_ref()
-            .map_or(0, |r| r.program.dispatches())
+        self.recordings.last().map_or(0, |r| r.program.dispatches())
+    }
+
+    /// Programs recorded so far (a step of a shape whose program was kept records none).
+    pub fn recorded(&self) -> usize {
+        self.recorded
     }
 
     /// Runs one step of batch shape `key` (`None`: eager, nothing recorded). With a program
@@ -46,17 +59,24 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
         encode: impl FnOnce(&I) -> Result<O>,
         read: impl FnOnce(&O) -> Result<R>,
     ) -> Result<R> {
-        if let Some(r) = self
-            .recording
-            .as_ref()
-            .filter(|r| key.as_ref() == Some(&r.key))
+        if let Some(i) = self
+            .recordings
+            .iter()
+            .position(|r| key.as_ref() == Some(&r.key))
         {
+            let r = self.recordings.remove(i);
+            self.recordings.push(r);
+            let r = self.recordings.last().expect("just pushed");
             write(&r.inputs)?;
             gpu.replay(&r.program);
             return read(&r.outputs);
         }
-        // Release the old program's buffers before building the new step.
-        self.recording = None;
+        // Release the least recent program's buffers before building the new step (all of
+        // them for an eager step).
+        let keep = if key.is_some() { KEPT - 1 } else { 0 };
+        while self.recordings.len() > keep {
+            self.recordings.remove(0);
+        }
         let inputs = upload()?;
         let Some(key) = key else {
             return read(&encode(&inputs)?);
@@ -66,7 +86,8 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
         let program = gpu.end_recording();
         let outputs = out?;
         let result = read(&outputs)?;
-        self.recording = Some(Recording {
+        self.recorded += 1;
+        self.recordings.push(Recording {
             key,
             program,
             inputs,

@@ -185,6 +185,12 @@ impl Search {
         self.recorder.dispatches()
     }
 
+    /// Step programs recorded so far: one per batch shape (the full batch and an epoch's
+    /// smaller last one), however many epochs ran.
+    pub fn programs_recorded(&self) -> usize {
+        self.recorder.recorded()
+    }
+
     /// One search step: α step on `val`, w step on `train`, in the configured order.
     pub fn step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
         let stats = self.run_step(train, val)?;
