@@ -82,6 +82,7 @@ fn search_steps(g: &Gpu, data: &Arc<Dataset>) {
             classes: 10,
             nodes: 4,
             aux: true,
+            ..DartsConfig::default()
         }),
         ..SearchSettings::darts_paper()
     };

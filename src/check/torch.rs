@@ -11,7 +11,7 @@ use crate::checkpoint::{self, load_module, module_entries, Entry, Named};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Strategy};
-use crate::nn::darts_ops::DARTS_OPS;
+use crate::nn::darts_ops::{DartsSpace, DARTS_OPS};
 use crate::nn::mixed::MixedOp;
 use crate::nn::{parameters, Ctx, Module, Slot};
 use crate::search::darts_net::DartsConfig;
@@ -147,7 +147,7 @@ pub fn mixed_edge(
     with_strategy(gpu, strategy, || {
         let m = fixture(name, bytes)?;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let op = MixedOp::new(gpu, &mut rng, &DARTS_OPS, 4, stride, true)?;
+        let op = MixedOp::new(gpu, &mut rng, &DARTS_OPS, 4, stride, true, None)?;
         load_module(&op, "", &m, Path::new(name))?;
         let x = tensor(gpu, get(&m, "x")?)?.with_grad();
         let alphas = tensor(gpu, get(&m, "alphas")?)?.with_grad();
@@ -196,6 +196,7 @@ pub fn search_step(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<Vec<C
             classes: 10,
             nodes: 4,
             aux: true,
+            candidates: DartsSpace::Darts,
         });
         let mut search = Search::new(gpu, settings)?;
         search.init_from_tensors(&init, Path::new("search_step_init.safetensors"))?;

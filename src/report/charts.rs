@@ -96,13 +96,16 @@ const PANEL_H: u32 = 200;
 /// line (x = position in `history`, from 0; y = weight on a scale shared by all panels), one
 /// colour per op and a single legend.
 ///
-/// `history[epoch][edge][op]`; `op_names` names the α columns. `panels` places and titles the
-/// edges ([`darts_edge_panels`], [`nb201_edge_panels`]); if it has fewer entries than there are
-/// edges, a plain grid is used instead. Missing and non-finite weights are gaps in the lines.
+/// `history[epoch][edge][op]`; `edge_ops[edge]` names that edge's α columns (an edge beyond
+/// the list takes the last one, so one list serves a space whose edges all have the same
+/// candidates). An op keeps one colour and one legend entry across edges. `panels` places
+/// and titles the edges ([`darts_edge_panels`], [`nb201_edge_panels`]); if it has fewer
+/// entries than there are edges, a plain grid is used instead. Missing and non-finite weights
+/// are gaps in the lines.
 pub fn alpha_chart(
     path: &Path,
     title: &str,
-    op_names: &[&str],
+    edge_ops: &[&[&str]],
     panels: &[EdgePanel],
     history: &[Vec<Vec<f32>>],
 ) -> Result<()> {
@@ -113,17 +116,23 @@ pub fn alpha_chart(
             path.display()
         )));
     }
-    let ops = history
-        .iter()
-        .flatten()
-        .map(Vec::len)
-        .max()
-        .unwrap_or(0)
-        .max(op_names.len());
-    let names: Vec<String> = (0..ops)
-        .map(|k| match op_names.get(k) {
-            Some(n) => n.to_string(),
-            None => format!("op {k}"),
+    let ops = history.iter().flatten().map(Vec::len).max().unwrap_or(0);
+    // Column k of edge e is the legend entry line_of[e][k]; unnamed columns are "op k".
+    let mut names: Vec<String> = Vec::new();
+    let line_of: Vec<Vec<usize>> = (0..edges)
+        .map(|e| {
+            let own = edge_ops.get(e).or(edge_ops.last()).copied().unwrap_or(&[]);
+            (0..ops.max(own.len()))
+                .map(|k| {
+                    let name = own
+                        .get(k)
+                        .map_or_else(|| format!("op {k}"), |n| n.to_string());
+                    names.iter().position(|n| *n == name).unwrap_or_else(|| {
+                        names.push(name);
+                        names.len() - 1
+                    })
+                })
+                .collect()
         })
         .collect();
     let colours: Vec<Rgb> = names
@@ -233,9 +242,9 @@ pub fn alpha_chart(
                 .bold_line_style(RGBColor(225, 225, 225))
                 .y_label_formatter(&|v| format!("{v:.2}"))
                 .draw()?;
-            for (op, &c) in colours.iter().enumerate() {
+            for (op, &line) in line_of[edge].iter().enumerate() {
                 let points = (0..history.len()).map(|e| (e as i32, value(e, edge, op)));
-                draw_line(&mut chart, points, &y_range, rgb(c), None)?;
+                draw_line(&mut chart, points, &y_range, rgb(colours[line]), None)?;
             }
         }
         Ok(())
@@ -406,7 +415,7 @@ mod tests {
         alpha_chart(
             &path,
             "normal cell α",
-            &DARTS_OPS,
+            &[&DARTS_OPS],
             &darts_edge_panels(4),
             &h,
         )
@@ -428,7 +437,7 @@ mod tests {
         alpha_chart(
             &path,
             "NB201 α",
-            &ops,
+            &[&ops],
             &nb201_edge_panels(),
             &history(1, 6, 5),
         )
@@ -441,6 +450,31 @@ mod tests {
     }
 
     #[test]
+    fn alpha_chart_per_edge_candidates() {
+        let dir = out_dir("alpha_s1");
+        let path = dir.join("alpha.svg");
+        let lists = crate::nn::darts_ops::DartsSpace::S1
+            .cell_ops(false, 14)
+            .unwrap();
+        let h = history(3, 14, 2);
+        alpha_chart(&path, "S1", &lists, &darts_edge_panels(4), &h).unwrap();
+        let text = svg_texts(&path);
+        for op in [
+            "skip_connect",
+            "dil_conv_3x3",
+            "dil_conv_5x5",
+            "sep_conv_3x3",
+        ] {
+            assert_eq!(text.matches(op).count(), 1, "legend names {op} once");
+        }
+        assert!(text.contains("max_pool_3x3") && !text.contains("avg_pool_3x3"));
+        assert!(!text.contains("op 1"), "every column is named");
+        // max_pool_3x3 is drawn in its own colour: in the legend and on edges 5 and 10.
+        let svg = std::fs::read_to_string(&path).unwrap().to_ascii_uppercase();
+        assert!(svg.matches("#1F77B4").count() >= 3, "max_pool's colour");
+    }
+
+    #[test]
     fn alpha_chart_survives_bad_data() {
         let dir = out_dir("alpha_bad");
         let path = dir.join("alpha.svg");
@@ -449,13 +483,13 @@ mod tests {
         h[2][1] = vec![f32::INFINITY];
         h[3].clear();
         // Fewer names than ops, and too few panels: both fall back.
-        alpha_chart(&path, "", &["a"], &darts_edge_panels(1)[..1], &h).unwrap();
+        alpha_chart(&path, "", &[&["a"]], &darts_edge_panels(1)[..1], &h).unwrap();
         let text = svg_texts(&path);
         assert!(text.contains("op 3") && text.contains("edge 2"));
         let all_nan = vec![vec![vec![f32::NAN; 2]; 2]; 3];
-        alpha_chart(&path, "nan", &["a", "b"], &[], &all_nan).unwrap();
-        assert!(alpha_chart(&path, "empty", &["a"], &[], &[]).is_err());
-        assert!(alpha_chart(&path, "no edges", &["a"], &[], &[vec![]]).is_err());
+        alpha_chart(&path, "nan", &[&["a", "b"]], &[], &all_nan).unwrap();
+        assert!(alpha_chart(&path, "empty", &[&["a"]], &[], &[]).is_err());
+        assert!(alpha_chart(&path, "no edges", &[&["a"]], &[], &[vec![]]).is_err());
     }
 
     #[test]
@@ -526,7 +560,7 @@ mod tests {
                 .collect();
             curves_chart(&path, &e).unwrap();
             let h = vec![vec![vec![v as f32, 0.5, -(v as f32)]; 2]; 3];
-            alpha_chart(&path, "x", &["a", "b", "c"], &[], &h).unwrap();
+            alpha_chart(&path, "x", &[&["a", "b", "c"]], &[], &h).unwrap();
         }
     }
 

@@ -48,6 +48,10 @@ pub struct EpochRecord {
     pub epoch_seconds: f64,
     /// softmax(α) of every edge, per α table.
     pub alphas: BTreeMap<String, Vec<Vec<f32>>>,
+    /// The candidate names of every edge (α's columns), per α table; edges of RobustDARTS'
+    /// S1 each have their own. Absent from lines written before it existed.
+    #[serde(default)]
+    pub edge_ops: BTreeMap<String, Vec<Vec<String>>>,
     pub genotype: Derived,
     /// The Python `Genotype(...)` string or the NAS-Bench-201 arch string.
     pub genotype_text: String,
@@ -234,6 +238,7 @@ impl Trainer for SearchEpochs<'_> {
             images_per_sec: steps.images_per_sec(),
             epoch_seconds: steps.seconds(),
             alphas,
+            edge_ops: self.search.edge_op_names()?,
             genotype_text: genotype.text(),
             nb201: genotype.nb201_entry(),
             genotype,
