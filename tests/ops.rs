@@ -1792,6 +1792,10 @@ fn noise_is_a_function_of_key_stream_and_index() {
     assert!(a.iter().zip(&b).all(|(x, y)| x != y));
     let want = normal_noise_cpu(6, 1, a.len());
     let tol = darts_minus::check::noise::NOISE_TOL;
-    assert!(tol.compare(&b, &want).pass(), "{:?}", tol.compare(&b, &want));
+    assert!(
+        tol.compare(&b, &want).pass(),
+        "{:?}",
+        tol.compare(&b, &want)
+    );
     assert_ne!(b[a.len() - 1], 0.0);
 }

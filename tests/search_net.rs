@@ -97,7 +97,10 @@ fn s1_names_each_candidate_by_its_index_in_the_edges_own_list() {
     let mut want: Vec<String> = bn.iter().map(|s| format!("_ops.0.1.{s}")).collect();
     want.extend(["_ops.1.op.1.weight".into(), "_ops.1.op.2.weight".into()]);
     want.extend(bn.iter().map(|s| format!("_ops.1.op.3.{s}")));
-    want.extend(["auxiliary_op.conv_1.weight".into(), "auxiliary_op.conv_2.weight".into()]);
+    want.extend([
+        "auxiliary_op.conv_1.weight".into(),
+        "auxiliary_op.conv_2.weight".into(),
+    ]);
     want.extend(bn.iter().map(|s| format!("auxiliary_op.bn.{s}")));
     assert_eq!(under("cells.1._ops.1."), want);
 }

@@ -33,7 +33,13 @@ fn moments(what: &str, v: &[f32]) -> Vec<CheckLine> {
             rel: 0.0,
             abs: 6.0 * se,
         };
-        CheckLine::compare(CHECK, &format!("{what}: {name}"), tol, &[got as f32], &[0.0])
+        CheckLine::compare(
+            CHECK,
+            &format!("{what}: {name}"),
+            tol,
+            &[got as f32],
+            &[0.0],
+        )
     };
     vec![
         within("mean", mean, 1.0 / n.sqrt()),
@@ -100,7 +106,11 @@ pub fn noise(gpu: &Gpu) -> Result<Vec<CheckLine>> {
         &draws[0],
         &want,
     ));
-    let same = draws[0].iter().zip(&draws[1]).filter(|(a, b)| a == b).count();
+    let same = draws[0]
+        .iter()
+        .zip(&draws[1])
+        .filter(|(a, b)| a == b)
+        .count();
     lines.push(CheckLine::compare(
         CHECK,
         "values equal under a new key",

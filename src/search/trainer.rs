@@ -284,6 +284,11 @@ impl Search {
         Ok(())
     }
 
+    /// Fed noise values not drawn yet (None when none were fed).
+    pub fn noise_fed_left(&self) -> Option<usize> {
+        self.net.noise().and_then(|n| n.fed_left())
+    }
+
     pub fn derive(&self) -> Result<Derived> {
         derive_from_alphas(&self.settings.space, &self.alphas_softmax()?)
     }
