@@ -180,12 +180,16 @@ fn check_proves_this_adapter_against_the_references() {
         "batch norm",
         "pool",
         "normalised sum",
+        "noise",
     ] {
         assert!(checks.iter().any(|c| c.contains(part)), "no {part} check");
     }
     assert!(checks
         .iter()
         .any(|c| c.starts_with("torch: DARTS- search step")));
+    assert!(checks
+        .iter()
+        .any(|c| c.starts_with("torch: DARTS- search step, RobustDARTS S4")));
     assert!(lines
         .iter()
         .all(|l| l["pass"] == true && l["max_err"].as_f64().is_some()));

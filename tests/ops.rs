@@ -1762,3 +1762,40 @@ fn topk_accuracy() {
     assert_eq!(t1, (0..rows).filter(|&r| rank(r) < 1).count());
     assert_eq!(t5, (0..rows).filter(|&r| rank(r) < 5).count());
 }
+
+/// RobustDARTS' `noise`: values against the CPU recomputation of its generator, N(0, 1)
+/// moments, fresh values under a new key, no gradient to its input (the library's check).
+#[test]
+fn noise_values_moments_and_no_gradient() {
+    let lines = darts_minus::check::noise::noise(&gpu()).unwrap();
+    assert!(lines.len() >= 8, "{lines:?}");
+    assert_passes(&lines);
+}
+
+/// The generator is seeded: the same key and stream give the same values, another stream or
+/// key others, and a tensor off any workgroup multiple is filled to its last element.
+#[test]
+fn noise_is_a_function_of_key_stream_and_index() {
+    use darts_minus::autodiff::ops::noise::{
+        noise_key_table, normal_noise, normal_noise_cpu, write_noise_keys,
+    };
+    let g = gpu();
+    let table = noise_key_table(&g).unwrap();
+    write_noise_keys(&g, &table, &[5, 5]).unwrap();
+    let draw = |slot, stream| normal_noise(&g, &[3, 1, 7, 11], &table, slot, stream).unwrap();
+    let a = draw(0, 1).to_vec().unwrap();
+    assert_eq!(a, draw(0, 1).to_vec().unwrap());
+    assert_eq!(a, draw(1, 1).to_vec().unwrap(), "equal keys in both slots");
+    assert_ne!(a, draw(0, 2).to_vec().unwrap());
+    write_noise_keys(&g, &table, &[6, 5]).unwrap();
+    let b = draw(0, 1).to_vec().unwrap();
+    assert!(a.iter().zip(&b).all(|(x, y)| x != y));
+    let want = normal_noise_cpu(6, 1, a.len());
+    let tol = darts_minus::check::noise::NOISE_TOL;
+    assert!(
+        tol.compare(&b, &want).pass(),
+        "{:?}",
+        tol.compare(&b, &want)
+    );
+    assert_ne!(b[a.len() - 1], 0.0);
+}

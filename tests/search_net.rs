@@ -3,7 +3,8 @@
 mod common;
 
 use common::gpu;
-use darts_minus::nn::count_parameters;
+use darts_minus::nn::darts_ops::DartsSpace;
+use darts_minus::nn::{count_parameters, Module};
 use darts_minus::search::darts_net::{DartsConfig, DartsNetwork};
 use darts_minus::search::nb201_net::{Nb201Config, Nb201Network};
 use rand::SeedableRng;
@@ -35,4 +36,85 @@ fn nb201_search_network_has_1_692_826_weights() {
     let g = gpu();
     let net = Nb201Network::new(&g, &mut rng(), Nb201Config::default()).unwrap();
     assert_eq!(count_parameters(&net), 1_692_826);
+}
+
+/// Weights of the DARTS- reference's search network (C=16, 8 cells, CIFAR-10) in each of its
+/// spaces, with and without the auxiliary skip: counted by running the reference's own
+/// `src/search/model_search.py` with `src/spaces.py` (PyTorch, CPU), `s5` being DARTS'.
+const REFERENCE_COUNTS: [(DartsSpace, usize, usize); 5] = [
+    (DartsSpace::Darts, 1_971_578, 1_930_618),
+    (DartsSpace::S1, 446_106, 405_146),
+    (DartsSpace::S2, 706_426, 665_466),
+    (DartsSpace::S3, 706_426, 665_466),
+    (DartsSpace::S4, 665_466, 624_506),
+];
+
+#[test]
+fn every_darts_cell_space_has_the_references_weight_count() {
+    let g = gpu();
+    for (candidates, with_aux, without) in REFERENCE_COUNTS {
+        for (aux, want) in [(true, with_aux), (false, without)] {
+            let cfg = DartsConfig {
+                aux,
+                candidates,
+                ..DartsConfig::default()
+            };
+            let net = DartsNetwork::new(&g, &mut rng(), cfg).unwrap();
+            let name = candidates.name();
+            assert_eq!(count_parameters(&net), want, "{name}, aux {aux}");
+            let width = candidates.width();
+            assert_eq!(net.alphas_normal.shape(), [14, width], "{name}");
+            assert_eq!(net.alphas_reduce.shape(), [14, width], "{name}");
+        }
+    }
+}
+
+#[test]
+fn s1_names_each_candidate_by_its_index_in_the_edges_own_list() {
+    // As the reference's state_dict (C=4, 5 cells: cell 1 reduces). Normal edge 5 is
+    // [max_pool_3x3, skip_connect]: a pooling BN at index 0, nothing at 1. Reduction edge 1
+    // is [max_pool_3x3, dil_conv_3x3] at stride 2, with its auxiliary FactorizedReduce.
+    let g = gpu();
+    let cfg = DartsConfig {
+        channels: 4,
+        layers: 5,
+        candidates: DartsSpace::S1,
+        ..DartsConfig::default()
+    };
+    let net = DartsNetwork::new(&g, &mut rng(), cfg).unwrap();
+    let mut names = Vec::new();
+    net.visit("", &mut |n, _| names.push(n.to_string()));
+    let under = |p: &str| -> Vec<&str> {
+        names
+            .iter()
+            .filter(|n| n.starts_with(p))
+            .map(|n| &n[p.len()..])
+            .collect()
+    };
+    let bn = ["running_mean", "running_var", "num_batches_tracked"];
+    let want: Vec<String> = bn.iter().map(|s| format!("_ops.0.1.{s}")).collect();
+    assert_eq!(under("cells.0._ops.5."), want);
+    let mut want: Vec<String> = bn.iter().map(|s| format!("_ops.0.1.{s}")).collect();
+    want.extend(["_ops.1.op.1.weight".into(), "_ops.1.op.2.weight".into()]);
+    want.extend(bn.iter().map(|s| format!("_ops.1.op.3.{s}")));
+    want.extend([
+        "auxiliary_op.conv_1.weight".into(),
+        "auxiliary_op.conv_2.weight".into(),
+    ]);
+    want.extend(bn.iter().map(|s| format!("auxiliary_op.bn.{s}")));
+    assert_eq!(under("cells.1._ops.1."), want);
+}
+
+#[test]
+fn s1_with_other_than_four_nodes_is_refused_by_name() {
+    let g = gpu();
+    let cfg = DartsConfig {
+        nodes: 5,
+        candidates: DartsSpace::S1,
+        ..DartsConfig::default()
+    };
+    let Err(e) = DartsNetwork::new(&g, &mut rng(), cfg) else {
+        panic!("S1 has lists for 14 edges only")
+    };
+    assert!(e.to_string().contains("--nodes 4"), "{e}");
 }

@@ -8,6 +8,7 @@ mod common;
 
 use common::{assert_passes, gpu};
 use darts_minus::check::torch;
+use darts_minus::nn::darts_ops::DartsSpace;
 
 #[test]
 fn one_darts_minus_step_matches_pytorch() {
@@ -19,5 +20,18 @@ fn one_darts_minus_step_matches_pytorch() {
         let lines = torch::search_step(&g, strategy).unwrap();
         assert!(lines.len() >= 3, "{lines:?}");
         assert_passes(&lines);
+    }
+}
+
+#[test]
+fn one_step_in_robustdarts_s1_and_s4_matches_pytorch() {
+    // S1: every edge its own pair of candidates. S4: noise on every edge, fed PyTorch's draws.
+    let g = gpu();
+    for space in [DartsSpace::S1, DartsSpace::S4] {
+        for strategy in torch::STRATEGIES {
+            let lines = torch::search_step_space(&g, space, strategy).unwrap();
+            assert!(lines.len() >= 3, "{lines:?}");
+            assert_passes(&lines);
+        }
     }
 }

@@ -19,6 +19,7 @@ fn tiny_darts(epochs: usize) -> SearchSettings {
         classes: 10,
         nodes: 4,
         aux: true,
+        ..DartsConfig::default()
     });
     s.epochs = epochs;
     s.batch_size = 32;

@@ -18,6 +18,7 @@ mod common;
 use common::gpu;
 use darts_minus::data::Dataset;
 use darts_minus::gpu::{shader_sources, Gpu, LaunchPolicy, Strategy};
+use darts_minus::nn::darts_ops::DartsSpace;
 use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::genotype::Genotype;
 use darts_minus::search::nb201::Nb201Arch;
@@ -71,8 +72,8 @@ fn every_op_genotype() -> Genotype {
     g
 }
 
-/// One search step (α and w) and the validation pass, in both spaces; DARTS with the DARTS-
-/// auxiliary skip, NAS-Bench-201 without it.
+/// One search step (α and w) and the validation pass, in the DARTS space with the DARTS-
+/// auxiliary skip, in RobustDARTS' S4 (its `noise`), and in NAS-Bench-201 without it.
 fn search_steps(g: &Gpu, data: &Arc<Dataset>) {
     let split = ((0..2).collect::<Vec<_>>(), (2..4).collect::<Vec<_>>());
     let darts = SearchSettings {
@@ -82,6 +83,7 @@ fn search_steps(g: &Gpu, data: &Arc<Dataset>) {
             classes: 10,
             nodes: 4,
             aux: true,
+            ..DartsConfig::default()
         }),
         ..SearchSettings::darts_paper()
     };
@@ -94,7 +96,11 @@ fn search_steps(g: &Gpu, data: &Arc<Dataset>) {
         }),
         ..SearchSettings::nb201_benchmark()
     };
-    for mut s in [darts, nb201] {
+    let mut s4 = darts.clone();
+    if let Space::Darts(c) = &mut s4.space {
+        c.candidates = DartsSpace::S4;
+    }
+    for mut s in [darts, s4, nb201] {
         s.epochs = 1;
         s.batch_size = 2;
         s.max_steps = Some(1);

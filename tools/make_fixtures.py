@@ -80,13 +80,47 @@ class Identity(nn.Module):
         return x
 
 
+class Noise(nn.Module):
+    """RobustDARTS' `noise` (SPEC §10): fresh N(0, 1) values of x[:, :, ::s, ::s]'s shape, no
+    gradient to x. Each draw is float32 (then cast to x's dtype) and kept in DRAWS, in draw
+    order, so the Rust side can be fed exactly these values."""
+    DRAWS = []
+
+    def __init__(self, s):
+        super().__init__()
+        self.s = s
+
+    def forward(self, x):
+        n = torch.randn(x[:, :, ::self.s, ::self.s].shape, dtype=torch.float32)
+        Noise.DRAWS.append(n)
+        return n.to(x.dtype)
+
+
 PRIMITIVES = ['none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect',
               'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5']
+
+# RobustDARTS' spaces (SPEC §10): the candidates of each edge 0..13, normal and reduction.
+SKIP, MAX, AVG, SEP3, DIL3, DIL5 = ('skip_connect', 'max_pool_3x3', 'avg_pool_3x3', 'sep_conv_3x3',
+                                   'dil_conv_3x3', 'dil_conv_5x5')
+SPACES = {
+    's1': dict(
+        normal=[[SKIP, DIL3], [SKIP, DIL5], [SKIP, DIL5], [SKIP, SEP3], [SKIP, DIL3], [MAX, SKIP],
+                [SKIP, SEP3], [SKIP, SEP3], [SKIP, DIL3], [SKIP, SEP3], [MAX, SKIP], [SKIP, DIL3],
+                [DIL3, DIL5], [DIL3, DIL5]],
+        reduce=[[MAX, AVG], [MAX, DIL3], [MAX, AVG], [MAX, AVG], [SKIP, DIL5], [MAX, AVG],
+                [MAX, SEP3], [SKIP, DIL3], [SKIP, DIL5], [MAX, AVG], [MAX, AVG], [SKIP, DIL5],
+                [SKIP, DIL5], [SKIP, DIL5]]),
+    's2': dict(normal=[[SKIP, SEP3]] * 14, reduce=[[SKIP, SEP3]] * 14),
+    's3': dict(normal=[['none', SKIP, SEP3]] * 14, reduce=[['none', SKIP, SEP3]] * 14),
+    's4': dict(normal=[['noise', SEP3]] * 14, reduce=[['noise', SEP3]] * 14),
+}
 
 
 def make_op(name, c, s):
     if name == 'none':
         return Zero(s)
+    if name == 'noise':
+        return Noise(s)
     if name == 'max_pool_3x3':
         return nn.Sequential(nn.MaxPool2d(3, s, 1), nn.BatchNorm2d(c, affine=False))
     if name == 'avg_pool_3x3':
@@ -107,9 +141,9 @@ def make_op(name, c, s):
 class MixedOp(nn.Module):
     """DARTS- edge: sum_k w_k op_k(x) + beta * aux(x) (SPEC §4)."""
 
-    def __init__(self, c, s):
+    def __init__(self, c, s, names=PRIMITIVES):
         super().__init__()
-        self._ops = nn.ModuleList([make_op(n, c, s) for n in PRIMITIVES])
+        self._ops = nn.ModuleList([make_op(n, c, s) for n in names])
         self.auxiliary_op = FactorizedReduce(c, c, False) if s == 2 else Identity()
 
     def forward(self, x, w, beta):
@@ -119,7 +153,7 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """SPEC §3: preprocess, 4 nodes of mixed edges, concat of the nodes."""
 
-    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, nodes=4):
+    def __init__(self, c_pp, c_p, c, reduction, reduction_prev, nodes=4, lists=None):
         super().__init__()
         self.reduction = reduction
         self.preprocess0 = FactorizedReduce(c_pp, c, False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, False)
@@ -128,7 +162,8 @@ class SearchCell(nn.Module):
         self._ops = nn.ModuleList()
         for i in range(nodes):
             for j in range(2 + i):
-                self._ops.append(MixedOp(c, 2 if reduction and j < 2 else 1))
+                names = lists[len(self._ops)] if lists else PRIMITIVES
+                self._ops.append(MixedOp(c, 2 if reduction and j < 2 else 1, names))
 
     def forward(self, s0, s1, w, beta):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -140,9 +175,10 @@ class SearchCell(nn.Module):
 
 
 class SearchNetwork(nn.Module):
-    """SPEC §3: stem, cells (reductions at L//3 and 2L//3), global pool, classifier."""
+    """SPEC §3: stem, cells (reductions at L//3 and 2L//3), global pool, classifier; `space`
+    gives each edge its own candidates (SPEC §10), DARTS' eight by default."""
 
-    def __init__(self, c, layers, classes, nodes=4):
+    def __init__(self, c, layers, classes, nodes=4, space=None):
         super().__init__()
         c_cur = 3 * c
         self.stem = nn.Sequential(nn.Conv2d(3, c_cur, 3, padding=1, bias=False), nn.BatchNorm2d(c_cur))
@@ -153,13 +189,15 @@ class SearchNetwork(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_cur *= 2
-            self.cells.append(SearchCell(c_pp, c_p, c_cur, reduction, reduction_prev, nodes))
+            lists = space and space['reduce' if reduction else 'normal']
+            self.cells.append(SearchCell(c_pp, c_p, c_cur, reduction, reduction_prev, nodes, lists))
             reduction_prev = reduction
             c_pp, c_p = c_p, nodes * c_cur
         self.classifier = nn.Linear(c_p, classes)
         k = sum(2 + i for i in range(nodes))
-        self.alphas_normal = 1e-3 * torch.randn(k, len(PRIMITIVES))
-        self.alphas_reduce = 1e-3 * torch.randn(k, len(PRIMITIVES))
+        width = len(space['normal'][0]) if space else len(PRIMITIVES)
+        self.alphas_normal = 1e-3 * torch.randn(k, width)
+        self.alphas_reduce = 1e-3 * torch.randn(k, width)
 
     def forward(self, x, beta):
         s0 = s1 = self.stem(x)
@@ -487,16 +525,35 @@ def search_step(out_dir):
     """One first-order DARTS- step (SPEC §5): Adam on α from a validation batch, then SGD
     with momentum, weight decay and clipping on w from a training batch."""
     torch.manual_seed(5)
-    net = SearchNetwork(4, 5, 10)
+    init, t = one_search_step(SearchNetwork(4, 5, 10), 6)
+    save(os.path.join(out_dir, 'search_step_init.safetensors'), init)
+    save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
+
+
+def search_step_space(name, batch, out_dir):
+    """The same step in a RobustDARTS space (one file: initial state by the reference names,
+    `after.*`, the batches, and for S4 every noise draw in order as `noise.<i>`)."""
+    torch.manual_seed(7)
+    Noise.DRAWS.clear()
+    init, t = one_search_step(SearchNetwork(4, 5, 10, space=SPACES[name]), batch)
+    # float32 afterwards halves the file; its rounding is far below the check's tolerances.
+    t = {k: v.float() if k.startswith('after.') and v.is_floating_point() else v for k, v in t.items()}
+    t.update(init)
+    for i, n in enumerate(Noise.DRAWS):
+        t[f'noise.{i}'] = n
+    save(os.path.join(out_dir, f'search_step_{name}.safetensors'), t)
+
+
+def one_search_step(net, batch):
+    """(initial state, results) of one α step and one w step of `net` on random batches."""
     # Large enough α that the softmax is not uniform, so its gradient matters.
-    net.alphas_normal = torch.randn(14, 8) * 0.5
-    net.alphas_reduce = torch.randn(14, 8) * 0.5
+    net.alphas_normal = torch.randn(*net.alphas_normal.shape) * 0.5
+    net.alphas_reduce = torch.randn(*net.alphas_reduce.shape) * 0.5
     init = state(net)
     init['alphas_normal'] = net.alphas_normal.clone()
     init['alphas_reduce'] = net.alphas_reduce.clone()
-    save(os.path.join(out_dir, 'search_step_init.safetensors'), init)
-    xt, xv = randn(6, 3, 16, 16), randn(6, 3, 16, 16)
-    yt, yv = torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,))
+    xt, xv = randn(batch, 3, 16, 16), randn(batch, 3, 16, 16)
+    yt, yv = torch.randint(0, 10, (batch,)), torch.randint(0, 10, (batch,))
     net = net.double().train()
     alphas = [net.alphas_normal.double().requires_grad_(), net.alphas_reduce.double().requires_grad_()]
     net.alphas_normal, net.alphas_reduce = alphas
@@ -520,7 +577,7 @@ def search_step(out_dir):
     t = {'after.' + k: v for k, v in after.items()}
     t.update({'x_train': xt, 'y_train': yt, 'x_val': xv, 'y_val': yv,
               'loss_arch': loss_a.detach().reshape(1), 'loss_weights': loss_w.detach().reshape(1)})
-    save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
+    return init, t
 
 
 def multiply_adds(net):
@@ -581,19 +638,31 @@ def eval_network(out_dir):
     save(os.path.join(out_dir, 'eval_step.safetensors'), t)
 
 
+FIXTURES = ['mixed_edge', 'sep_conv_stack', 'primitive_ops', 'search_step', 'search_step_s1',
+            'search_step_s4', 'eval_network']
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument('--out', default=os.path.join(here, '..', 'tests', 'fixtures'))
+    ap.add_argument('--only', nargs='+', choices=FIXTURES, default=FIXTURES,
+                    help='write these fixtures only (default: all)')
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.use_deterministic_algorithms(True)
-    mixed_edge(1, args.out)
-    mixed_edge(2, args.out)
-    sep_conv_stack(args.out)
-    primitive_ops(args.out)
-    search_step(args.out)
-    eval_network(args.out)
+    make = {
+        'mixed_edge': lambda: (mixed_edge(1, args.out), mixed_edge(2, args.out)),
+        'sep_conv_stack': lambda: sep_conv_stack(args.out),
+        'primitive_ops': lambda: primitive_ops(args.out),
+        'search_step': lambda: search_step(args.out),
+        'search_step_s1': lambda: search_step_space('s1', 6, args.out),
+        # Batch 2: the fixture holds every noise draw of both forwards.
+        'search_step_s4': lambda: search_step_space('s4', 2, args.out),
+        'eval_network': lambda: eval_network(args.out),
+    }
+    for name in args.only:
+        make[name]()
 
 
 if __name__ == '__main__':

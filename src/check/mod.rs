@@ -5,6 +5,7 @@
 //! its exhaustive op tests on the same harness, references and tolerances).
 
 mod harness;
+pub mod noise;
 mod numeric;
 mod ops;
 pub mod reference;
@@ -103,6 +104,7 @@ pub struct Check {
 /// Every check, in the order they run.
 pub fn checks() -> Vec<Check> {
     let mut all = ops::checks();
+    all.extend(noise::checks());
     all.extend(torch::checks());
     all
 }

@@ -3,15 +3,40 @@
 //! command had: a group's flags sit where the command lists them.
 
 use clap::{Args, ValueEnum};
+use darts_minus::nn::darts_ops::DartsSpace;
 use darts_minus::run::SgdRecipe;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SpaceArg {
+    /// The DARTS space: every edge all eight candidates.
     Darts,
+    /// NAS-Bench-201's cell and network.
     Nb201,
+    /// RobustDARTS S1: the DARTS cell, a different pair of candidates on every edge.
+    S1,
+    /// RobustDARTS S2: {skip_connect, sep_conv_3x3} on every edge.
+    S2,
+    /// RobustDARTS S3: {none, skip_connect, sep_conv_3x3} on every edge.
+    S3,
+    /// RobustDARTS S4: {noise, sep_conv_3x3} on every edge.
+    S4,
 }
 
-/// `--space` (search, bench).
+impl SpaceArg {
+    /// The candidate lists of a DARTS-cell space (None: NAS-Bench-201).
+    pub fn darts_cell(self) -> Option<DartsSpace> {
+        match self {
+            SpaceArg::Nb201 => None,
+            SpaceArg::Darts => Some(DartsSpace::Darts),
+            SpaceArg::S1 => Some(DartsSpace::S1),
+            SpaceArg::S2 => Some(DartsSpace::S2),
+            SpaceArg::S3 => Some(DartsSpace::S3),
+            SpaceArg::S4 => Some(DartsSpace::S4),
+        }
+    }
+}
+
+/// `--space` (search, bench, genotype).
 #[derive(Args, Debug)]
 pub struct SpaceArgs {
     /// Search space [default: darts].

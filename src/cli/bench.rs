@@ -1,6 +1,6 @@
 //! `darts-minus bench`: times the search step for one configuration or a grid of them.
 
-use super::args::{SpaceArg, SpaceArgs};
+use super::args::SpaceArgs;
 use darts_minus::gpu::{AdapterChoice, Gpu, LimitsChoice, Strategy as Preset};
 use darts_minus::search::bench::{
     bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
@@ -73,9 +73,9 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     for &c in &a.channels {
         for &b in &a.batch {
             configs.push(BenchConfig {
-                space: match a.space.space() {
-                    SpaceArg::Darts => darts_space(c, a.layers),
-                    SpaceArg::Nb201 => nb201_space(c, a.cells_per_stage),
+                space: match a.space.space().darts_cell() {
+                    Some(cells) => darts_space(c, a.layers, cells),
+                    None => nb201_space(c, a.cells_per_stage),
                 },
                 batch: b,
                 steps: a.steps,

@@ -1,6 +1,6 @@
 //! `darts-minus search`.
 
-use super::args::{RunArgs, SgdArgs, SpaceArg, SpaceArgs};
+use super::args::{RunArgs, SgdArgs, SpaceArgs};
 use super::checkpoint_path;
 use super::progress::{
     absolute, epoch_bar, follow, refuse_on_resume, resume_claim, resume_dir, resumed_data,
@@ -124,9 +124,16 @@ const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 /// The settings a new search runs with.
 fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSettings> {
     let quick = builtin && !a.run.paper;
-    let mut s = match a.space.space() {
-        SpaceArg::Darts => SearchSettings::darts_paper(),
-        SpaceArg::Nb201 => SearchSettings::nb201_benchmark(),
+    // RobustDARTS' spaces search with the DARTS- settings, on their own candidate lists.
+    let mut s = match a.space.space().darts_cell() {
+        Some(cells) => {
+            let mut s = SearchSettings::darts_paper();
+            if let Space::Darts(c) = &mut s.space {
+                c.candidates = cells;
+            }
+            s
+        }
+        None => SearchSettings::nb201_benchmark(),
     };
     if quick {
         // Small enough that the built-in search finishes in minutes on a CPU adapter.
@@ -158,10 +165,11 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
         ],
     };
     if let Some((flag, _)) = foreign.iter().find(|f| f.1) {
-        let (space, sizes) = match s.space {
-            Space::Darts(_) => ("DARTS", "--layers (cells) and --nodes"),
-            Space::Nb201(_) => ("NAS-Bench-201", "--cells-per-stage"),
+        let sizes = match s.space {
+            Space::Darts(_) => "--layers (cells) and --nodes",
+            Space::Nb201(_) => "--cells-per-stage",
         };
+        let space = s.space.label();
         return Err(Error::Invalid(format!(
             "{flag} does not apply to the {space} space, whose network size is set by {sizes}"
         )));

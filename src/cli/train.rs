@@ -9,6 +9,7 @@ use super::progress::{
 use clap::Args;
 use darts_minus::data::{Dataset, Split};
 use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::nn::darts_ops::DartsSpace;
 use darts_minus::report::{self, EpochPoint};
 use darts_minus::run::metrics::write_jsonl;
 use darts_minus::run::outdir::{Claim, OutDir};
@@ -86,13 +87,21 @@ pub fn resolve_arch(spec: &str) -> Result<Arch> {
     // A search's genotype.json wraps the architecture: {"genotype": {"darts": {...}}, ...}.
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
         if let Some(g) = v.get("genotype") {
-            return serde_json::from_value::<Arch>(g.clone())
+            let arch = serde_json::from_value::<Arch>(g.clone())
                 .or_else(|_| serde_json::from_value::<Genotype>(g.clone()).map(Arch::Darts))
                 .map_err(|e| {
                     Error::Invalid(format!(
                         "{spec}: no DARTS genotype or NAS-Bench-201 cell in it: {e}"
                     ))
-                });
+                })?;
+            // A search's genotype names its space: every op must be its edge's candidate.
+            let space = v.get("space").and_then(|s| s.as_str());
+            if let (Arch::Darts(g), Some(space)) = (&arch, space.and_then(DartsSpace::from_name)) {
+                g.validate()
+                    .and_then(|_| g.check_space(space))
+                    .map_err(|e| Error::Invalid(format!("{spec}: {e}")))?;
+            }
+            return Ok(arch);
         }
     }
     let parsed = if text.starts_with('|') {

@@ -31,6 +31,7 @@ const FILES: &[(&str, &str)] = &[
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("mixed", include_str!("../../shaders/mixed.wgsl")),
+    ("noise", include_str!("../../shaders/noise.wgsl")),
 ];
 
 /// (file name, full source with prelude) of every kernel family.

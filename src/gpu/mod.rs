@@ -26,9 +26,9 @@ pub use launch::Work;
 pub use limits::LimitsChoice;
 pub use params::{
     params_layouts, BatchNormParams, ConvParams, DepthwiseParams, ElementwiseParams, KernelParams,
-    LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, OptimParams,
-    ParamsLayout, PointwiseParams, PoolParams, ReduceParams, Sgd4Params, SoftmaxParams,
-    SumsqParams, WgslField,
+    LayoutBlockParams, LayoutParams, MatmulParams, MixedParams, MixedSumParams, NoiseParams,
+    OptimParams, ParamsLayout, PointwiseParams, PoolParams, ReduceParams, Sgd4Params,
+    SoftmaxParams, SumsqParams, WgslField,
 };
 pub use policy::{LaunchPolicy, Strategy, SUBMITTING_THREAD_MAX_WORK};
 pub use pool::{BufId, GpuBuffer, MemoryStats};

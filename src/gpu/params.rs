@@ -75,6 +75,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         ParamsLayout::of::<BatchNormParams>(),
         ParamsLayout::of::<MixedParams>(),
         ParamsLayout::of::<MixedSumParams>(),
+        ParamsLayout::of::<NoiseParams>(),
     ]
 }
 
@@ -221,6 +222,12 @@ kernel_params! {
     /// scaling maps, `value` for `fill`.
     pub struct ElementwiseParams = "elementwise"::P {
         n, idx, factor: f32, value: f32,
+    }
+
+    /// `noise.wgsl`: n values of stream `stream` under the key pair at `slot` of the key table.
+    #[derive(Eq)]
+    pub struct NoiseParams = "noise"::P {
+        n, slot, stream,
     }
 
     /// `batchnorm.wgsl`: x (n, c, hw); `parts` chunks of `len` values per channel for the

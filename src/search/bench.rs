@@ -12,6 +12,7 @@ use super::trainer::{Search, SearchSettings, Space};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::nn::darts_ops::DartsSpace;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -54,9 +55,13 @@ impl BenchConfig {
     /// "darts C=16 L=8 batch=64" or "nb201 C=16 N=5 batch=64".
     pub fn label(&self) -> String {
         match self.space {
-            Space::Darts(c) => {
-                format!("darts C={} L={} batch={}", c.channels, c.layers, self.batch)
-            }
+            Space::Darts(c) => format!(
+                "{} C={} L={} batch={}",
+                c.candidates.name(),
+                c.channels,
+                c.layers,
+                self.batch
+            ),
             Space::Nb201(c) => format!(
                 "nb201 C={} N={} batch={}",
                 c.channels, c.cells_per_stage, self.batch
@@ -226,11 +231,13 @@ pub fn nb201_space(channels: usize, cells_per_stage: usize) -> Space {
     })
 }
 
-/// A DARTS space of `channels` and `layers` (10 classes, 4 nodes, with the aux skip).
-pub fn darts_space(channels: usize, layers: usize) -> Space {
+/// A DARTS-cell space (`candidates`: DARTS' or RobustDARTS' S1–S4) of `channels` and
+/// `layers` (10 classes, 4 nodes, with the aux skip).
+pub fn darts_space(channels: usize, layers: usize, candidates: DartsSpace) -> Space {
     Space::Darts(DartsConfig {
         channels,
         layers,
+        candidates,
         ..DartsConfig::default()
     })
 }

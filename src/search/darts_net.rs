@@ -1,16 +1,17 @@
 //! The DARTS search network (SPEC §3): stem, cells with mixed edges shared α per cell type,
 //! global pooling and classifier; DARTS- adds β·aux on every edge.
 
-use super::supernet::{Beta, Supernet};
+use super::supernet::{Beta, EdgeOps, Supernet};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Preprocess, ReluConvBn, DARTS_OPS};
+use crate::nn::darts_ops::{DartsSpace, NoiseSource, Preprocess, ReluConvBn};
 use crate::nn::mixed::MixedOp;
 use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use std::rc::Rc;
 
 /// Shape of a DARTS search network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +25,9 @@ pub struct DartsConfig {
     pub nodes: usize,
     /// The DARTS- auxiliary skip on every edge.
     pub aux: bool,
+    /// The candidates of each edge: DARTS' eight, or RobustDARTS' S1–S4 lists.
+    #[serde(default)]
+    pub candidates: DartsSpace,
 }
 
 impl Default for DartsConfig {
@@ -34,6 +38,7 @@ impl Default for DartsConfig {
             classes: 10,
             nodes: 4,
             aux: true,
+            candidates: DartsSpace::Darts,
         }
     }
 }
@@ -44,6 +49,11 @@ impl DartsConfig {
     }
     pub fn is_reduction(&self, cell: usize) -> bool {
         is_reduction(cell, self.layers)
+    }
+
+    /// Every edge's candidates in a normal (`reduction` false) or reduction cell.
+    pub fn edge_ops(&self, reduction: bool) -> Result<Vec<&'static [&'static str]>> {
+        self.candidates.cell_ops(reduction, self.edges())
     }
 }
 
@@ -183,15 +193,17 @@ impl SearchCell {
         rng: &mut impl Rng,
         cfg: &DartsConfig,
         (c_pp, c_p, c): (usize, usize, usize),
-        reduction: bool,
-        reduction_prev: bool,
+        (reduction, reduction_prev): (bool, bool),
+        noise: Option<&Rc<NoiseSource>>,
     ) -> Result<Self> {
         let inputs = CellInputs::new(gpu, rng, (c_pp, c_p, c), reduction_prev, false)?;
+        let lists = cfg.edge_ops(reduction)?;
         let mut edges = Vec::new();
         for i in 0..cfg.nodes {
             for j in 0..i + 2 {
                 let stride = if reduction && j < 2 { 2 } else { 1 };
-                edges.push(MixedOp::new(gpu, rng, &DARTS_OPS, c, stride, cfg.aux)?);
+                let ops = lists[edges.len()];
+                edges.push(MixedOp::new(gpu, rng, ops, c, stride, cfg.aux, noise)?);
             }
         }
         Ok(SearchCell {
@@ -241,6 +253,8 @@ pub struct DartsNetwork {
     classifier: Linear,
     pub alphas_normal: Tensor,
     pub alphas_reduce: Tensor,
+    /// Where the `noise` candidates draw from (spaces that have them).
+    noise: Option<Rc<NoiseSource>>,
 }
 
 impl DartsNetwork {
@@ -251,6 +265,12 @@ impl DartsNetwork {
                 config.channels, config.layers, config.nodes, config.classes
             )));
         }
+        // Every list is known before any weight is drawn: a bad space stops here.
+        config.edge_ops(false)?;
+        let noise = match config.candidates.has_noise() {
+            true => Some(NoiseSource::new(gpu)?),
+            false => None,
+        };
         let c = config.channels;
         let (stem, cells, c_p) = Stem::with_cells(
             gpu,
@@ -258,17 +278,18 @@ impl DartsNetwork {
             c,
             config.layers,
             |rng, _, chans, reduction, prev| {
-                let cell = SearchCell::new(gpu, rng, &config, chans, reduction, prev)?;
+                let cell =
+                    SearchCell::new(gpu, rng, &config, chans, (reduction, prev), noise.as_ref())?;
                 Ok((cell, config.nodes * chans.2))
             },
         )?;
         let classifier = Linear::new(gpu, rng, c_p, config.classes)?;
-        let e = config.edges();
+        let (e, k) = (config.edges(), config.candidates.width());
         let mut alpha = || -> Result<Tensor> {
-            let data: Vec<f32> = (0..e * DARTS_OPS.len())
+            let data: Vec<f32> = (0..e * k)
                 .map(|_| 1e-3 * Distribution::<f64>::sample(&StandardNormal, &mut *rng) as f32)
                 .collect();
-            Tensor::parameter(gpu, &[e, DARTS_OPS.len()], &data)
+            Tensor::parameter(gpu, &[e, k], &data)
         };
         let alphas_normal = alpha()?;
         let alphas_reduce = alpha()?;
@@ -279,6 +300,7 @@ impl DartsNetwork {
             classifier,
             alphas_normal,
             alphas_reduce,
+            noise,
         })
     }
 }
@@ -320,7 +342,14 @@ impl Supernet for DartsNetwork {
         ]
     }
 
-    fn op_names(&self) -> &'static [&'static str] {
-        &DARTS_OPS
+    fn edge_ops(&self) -> Result<Vec<EdgeOps>> {
+        Ok(vec![
+            ("alphas_normal", self.config.edge_ops(false)?),
+            ("alphas_reduce", self.config.edge_ops(true)?),
+        ])
+    }
+
+    fn noise(&self) -> Option<&NoiseSource> {
+        self.noise.as_deref()
     }
 }

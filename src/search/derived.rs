@@ -57,12 +57,16 @@ pub fn derive_from_alphas(
             .ok_or_else(|| Error::Invalid(format!("no '{name}' among the architecture parameters")))
     };
     match space {
-        Space::Darts(_) => {
-            let ops: Vec<&str> = crate::nn::darts_ops::DARTS_OPS.to_vec();
-            Ok(Derived::Darts(Genotype::derive(
-                get("alphas_normal")?,
-                get("alphas_reduce")?,
-                &ops,
+        Space::Darts(c) => {
+            let (normal, reduce) = (get("alphas_normal")?, get("alphas_reduce")?);
+            // Lists for as many rows as α has: a wrong row count is the genotype's to report.
+            let lists =
+                |reduction: bool, rows: &[Vec<f32>]| c.candidates.cell_ops(reduction, rows.len());
+            Ok(Derived::Darts(Genotype::derive_per_edge(
+                normal,
+                reduce,
+                &lists(false, normal)?,
+                &lists(true, reduce)?,
             )?))
         }
         Space::Nb201(_) => Ok(Derived::Nb201(Nb201Arch::derive(get("arch_parameters")?)?)),

@@ -44,6 +44,10 @@ pub struct EpochRecord {
     pub timing: Timing,
     /// softmax(α) of every edge, per α table.
     pub alphas: BTreeMap<String, Vec<Vec<f32>>>,
+    /// The candidate names of every edge (α's columns), per α table; edges of RobustDARTS'
+    /// S1 each have their own. Absent from lines written before it existed.
+    #[serde(default)]
+    pub edge_ops: BTreeMap<String, Vec<Vec<String>>>,
     pub genotype: Derived,
     /// The Python `Genotype(...)` string or the NAS-Bench-201 arch string.
     pub genotype_text: String,
@@ -228,6 +232,7 @@ impl Trainer for SearchEpochs<'_> {
             val_top5: v.top5 as f64 / v.n.max(1) as f64,
             timing: steps.timing(),
             alphas,
+            edge_ops: self.search.edge_op_names()?,
             genotype_text: genotype.text(),
             nb201: genotype.nb201_entry(),
             genotype,

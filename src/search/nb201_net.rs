@@ -3,7 +3,7 @@
 //! State names follow the benchmark's reference code (`cells.k.edges.1<-0.2.op.1.weight`).
 
 use super::nb201_body::Nb201Body;
-use super::supernet::{Beta, Supernet};
+use super::supernet::{Beta, EdgeOps, Supernet};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -111,7 +111,10 @@ impl Supernet for Nb201Network {
         vec![("arch_parameters", &self.alphas)]
     }
 
-    fn op_names(&self) -> &'static [&'static str] {
-        &NB201_OPS
+    fn edge_ops(&self) -> Result<Vec<EdgeOps>> {
+        Ok(vec![(
+            "arch_parameters",
+            vec![&NB201_OPS[..]; NB201_EDGES.len()],
+        )])
     }
 }

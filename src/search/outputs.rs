@@ -53,6 +53,7 @@ impl RunDir {
         let json = serde_json::json!({
             "epoch": last.epoch,
             "space": search.settings.space.name(),
+            "edge_ops": search.edge_op_names()?,
             "genotype": last.genotype,
             "text": last.genotype_text,
             "nb201": last.nb201,
@@ -69,9 +70,13 @@ impl RunDir {
     }
 
     fn charts(&self, search: &Search, history: &[EpochRecord]) -> Result<()> {
-        let ops = search.network().op_names();
+        let edge_ops = search.edge_ops()?;
         let names: Vec<String> = history[0].alphas.keys().cloned().collect();
         for name in &names {
+            let ops: &[&[&str]] = edge_ops
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(&[], |(_, l)| &l[..]);
             let series: Vec<Vec<Vec<f32>>> = history
                 .iter()
                 .filter_map(|r| r.alphas.get(name).cloned())

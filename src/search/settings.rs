@@ -18,10 +18,19 @@ pub enum Space {
 }
 
 impl Space {
+    /// The `--space` value: `darts`, `s1`…`s4` (RobustDARTS) or `nb201`.
     pub fn name(&self) -> &'static str {
         match self {
-            Space::Darts(_) => "darts",
+            Space::Darts(c) => c.candidates.name(),
             Space::Nb201(_) => "nb201",
+        }
+    }
+
+    /// How messages name the space.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Space::Darts(c) => c.candidates.label(),
+            Space::Nb201(_) => "NAS-Bench-201",
         }
     }
 
@@ -149,6 +158,10 @@ impl SearchSettings {
                 "β schedule needs T_max > T_start (T_max = {}, T_start = {})",
                 self.beta.t_max, self.beta.t_start
             ));
+        }
+        if let Space::Darts(c) = &self.space {
+            // S1's lists exist for 14 edges only.
+            c.edge_ops(false)?;
         }
         if self.std.iter().any(|&s| s <= 0.0) {
             return bad("normalisation std must be positive".into());

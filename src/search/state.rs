@@ -106,9 +106,10 @@ impl Search {
         if let Some(other) = other {
             return Err(file_err(
                 path,
-                &format!("the checkpoint is from another search space ({other}) but this search uses the {} space; pass --space to match it", self.settings.space.name()),
+                &format!("the checkpoint is from another search space ({other}) but this search uses the {} space; pass --space to match it", self.settings.space.label()),
             ));
         }
+        self.refuse_foreign_candidates(tensors, path)?;
         checkpoint::load_module(self.net.as_ref(), "", tensors, path)?;
         for (name, t) in self.net.alphas() {
             match tensors.get(name) {
@@ -123,10 +124,47 @@ impl Search {
         Ok(())
     }
 
+    /// A candidate's weights or statistics that this network lacks (`cells.i._ops.e._ops.k…`)
+    /// mean another space: RobustDARTS' spaces share names (S4's network has a subset of
+    /// S2's), so a missing name alone would not tell.
+    fn refuse_foreign_candidates(
+        &self,
+        tensors: &BTreeMap<String, Named>,
+        path: &Path,
+    ) -> Result<()> {
+        let mut own = std::collections::BTreeSet::new();
+        self.net.visit("", &mut |name, _| {
+            own.insert(name.to_string());
+        });
+        let candidate = |n: &str| n.starts_with("cells.") && n.matches("._ops.").count() == 2;
+        match tensors.keys().find(|n| candidate(n) && !own.contains(n.as_str())) {
+            Some(n) => Err(file_err(
+                path,
+                &format!("tensor '{n}' is no candidate's in this {} search network: the checkpoint is from another search space or configuration; pass --space to match it", self.settings.space.label()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Starts from the weights and α of a checkpoint (ours, or exported from the PyTorch
     /// reference with its state_dict names).
     pub fn init_from(&mut self, path: &Path) -> Result<()> {
-        let tensors = checkpoint::read(path)?;
+        let (tensors, meta) = checkpoint::read_with_metadata(path)?;
+        // Our own checkpoints name their space.
+        let theirs = meta
+            .get("settings")
+            .and_then(|s| serde_json::from_str::<SearchSettings>(s).ok());
+        if let Some(theirs) = theirs.filter(|t| t.space.name() != self.settings.space.name()) {
+            return Err(file_err(
+                path,
+                &format!(
+                    "the checkpoint is from a search in the {} space but this search uses the {} space; pass --space {} to match it",
+                    theirs.space.label(),
+                    self.settings.space.label(),
+                    theirs.space.name()
+                ),
+            ));
+        }
         self.load_weights(&tensors, path, false)
     }
 

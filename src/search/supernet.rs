@@ -2,6 +2,7 @@
 
 use crate::autodiff::{Tape, Tensor};
 use crate::error::Result;
+use crate::nn::darts_ops::NoiseSource;
 use crate::nn::{Ctx, Module};
 
 /// β of the auxiliary skip: the GPU scalar table holding it and its index (None for plain
@@ -15,6 +16,14 @@ pub trait Supernet: Module {
     /// Architecture parameters with their checkpoint names (not part of the weights w).
     fn alphas(&self) -> Vec<(&'static str, &Tensor)>;
 
-    /// Names of the candidate operations, in α column order.
-    fn op_names(&self) -> &'static [&'static str];
+    /// Each α table's candidate names per edge (row), in α column order.
+    fn edge_ops(&self) -> Result<Vec<EdgeOps>>;
+
+    /// The source the `noise` candidates draw from, in spaces that have them.
+    fn noise(&self) -> Option<&NoiseSource> {
+        None
+    }
 }
+
+/// An α table's name and the candidates of each of its rows.
+pub type EdgeOps = (&'static str, Vec<&'static [&'static str]>);

@@ -9,7 +9,7 @@ use super::supernet::Supernet;
 use crate::autodiff::ops::softmax::rank_tensor;
 use crate::autodiff::{Labels, Tape, Tensor};
 use crate::data::{sub_seed, Batch, Dataset};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::Ctx;
 use crate::optim::{Adam, Sgd};
@@ -57,6 +57,7 @@ pub struct Search {
 }
 
 const TAG_INIT: u64 = 1;
+const TAG_NOISE: u64 = 2;
 
 /// What to change when a search diverges.
 pub(super) const SEARCH_HINT: &str = "lower --lr or --arch-lr, or check the data";
@@ -152,8 +153,10 @@ impl Search {
     /// Runs one step: replays the recorded step when the batch shapes match, otherwise
     /// records (or, with replay off, just runs) a new one.
     fn run_step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
-        // Adam's step terms change every step; the learning rate is set by `set_epoch`.
+        // Adam's step terms and the noise key change every step; the learning rate is set by
+        // `set_epoch`.
         self.adam.prepare()?;
+        self.start_noise(true, 0)?;
         let (h, w) = self.image_size;
         let key = (train.y.len(), val.y.len(), h, w);
         // The recorder's closures borrow the search; it is put back afterwards.
@@ -203,7 +206,8 @@ impl Search {
     /// Loss and accuracy over `batches` in eval mode (running statistics, β still applied).
     pub fn evaluate(&self, batches: impl Iterator<Item = Batch>) -> Result<StepStats> {
         let mut all = Vec::new();
-        for b in batches {
+        for (i, b) in batches.enumerate() {
+            self.start_noise(false, i)?;
             let (x, y) = self.upload(&b)?;
             let mut tape = Tape::inference(&self.gpu);
             let logits = self
@@ -224,12 +228,71 @@ impl Search {
 
     /// softmax(α) of every table, read from the GPU.
     pub fn alphas_softmax(&self) -> Result<BTreeMap<String, Vec<Vec<f32>>>> {
-        let cols = self.net.op_names().len();
         self.net
             .alphas()
             .into_iter()
-            .map(|(name, t)| Ok((name.to_string(), softmax_rows(&t.to_vec()?, cols))))
+            .map(|(name, t)| {
+                let cols = t.shape().last().copied().unwrap_or(1);
+                Ok((name.to_string(), softmax_rows(&t.to_vec()?, cols)))
+            })
             .collect()
+    }
+
+    /// Each α table's candidate names per edge (row).
+    pub fn edge_ops(&self) -> Result<Vec<super::supernet::EdgeOps>> {
+        self.net.edge_ops()
+    }
+
+    /// [`Search::edge_ops`] as owned names by α table (for metrics and genotype.json).
+    pub fn edge_op_names(&self) -> Result<BTreeMap<String, Vec<Vec<String>>>> {
+        Ok(self
+            .net
+            .edge_ops()?
+            .into_iter()
+            .map(|(name, lists)| {
+                let lists = lists
+                    .iter()
+                    .map(|l| l.iter().map(|s| s.to_string()).collect())
+                    .collect();
+                (name.to_string(), lists)
+            })
+            .collect())
+    }
+
+    /// Sets the noise key of the coming train-mode forwards (`train`: the step `self.step`)
+    /// or of evaluation batch `batch` of epoch `self.epoch`, from the run's seed: the values
+    /// follow from the seed and the position alone, so a resumed run draws what an
+    /// uninterrupted one would.
+    pub(super) fn start_noise(&self, train: bool, batch: usize) -> Result<()> {
+        let Some(noise) = self.net.noise() else {
+            return Ok(());
+        };
+        let stream = sub_seed(self.settings.seed, TAG_NOISE);
+        let key = if train {
+            sub_seed(stream, self.step as u64)
+        } else {
+            sub_seed(sub_seed(stream, u64::MAX - self.epoch as u64), batch as u64)
+        };
+        noise.start(train, key)
+    }
+
+    /// Makes the `noise` candidates hand out `values` in draw order instead of drawing
+    /// (comparisons with PyTorch's draws); the step is then built eagerly, never replayed.
+    pub fn feed_noise(&mut self, values: Vec<Vec<f32>>) -> Result<()> {
+        let noise = self.net.noise().ok_or_else(|| {
+            Error::Invalid(format!(
+                "the {} space has no noise candidate",
+                self.settings.space.label()
+            ))
+        })?;
+        noise.feed(values);
+        self.replay = false;
+        Ok(())
+    }
+
+    /// Fed noise values not drawn yet (None when none were fed).
+    pub fn noise_fed_left(&self) -> Option<usize> {
+        self.net.noise().and_then(|n| n.fed_left())
     }
 
     pub fn derive(&self) -> Result<Derived> {

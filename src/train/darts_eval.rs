@@ -172,6 +172,7 @@ impl DartsEvalNetwork {
         config: EvalConfig,
     ) -> Result<Self> {
         genotype.validate()?;
+        genotype.check_retrainable()?;
         let nodes = genotype.normal.len() / 2;
         for (kind, concat, n) in [
             ("normal", &genotype.normal_concat, nodes),

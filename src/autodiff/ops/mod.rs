@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod layout;
 pub mod linear;
+pub mod noise;
 pub mod norm;
 pub mod pool;
 pub mod reduce;

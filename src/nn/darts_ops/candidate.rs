@@ -1,12 +1,13 @@
 //! What every candidate operation provides ([`CandidateOp`]) and the handle networks hold
 //! ([`Candidate`]).
 
-use super::{DilConv, FactorizedReduce, Identity, Pool, ReluConvBn, SepConv, Zero};
+use super::{DilConv, FactorizedReduce, Identity, NoiseSource, Pool, ReluConvBn, SepConv, Zero};
 use crate::autodiff::{ChannelStats, Tape, Tensor};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::{BatchNorm2d, BeforeBn, Ctx, Module, Slot};
 use rand::Rng;
+use std::rc::Rc;
 
 /// A mixed edge's max and avg pooling of its input, done once for both pooling candidates,
 /// with their batch norms' statistics where the pooling kernel wrote them.
@@ -120,7 +121,9 @@ pub enum Candidate {
 }
 
 impl Candidate {
-    /// The DARTS operation `name` on `c` channels; `search` adds the BN after pooling.
+    /// The DARTS-cell operation `name` (any of [`super::DARTS_FAMILY`]) on `c` channels;
+    /// `search` adds the BN after pooling. `noise` needs the search network's source (see
+    /// [`Candidate::darts_search`]).
     pub fn darts(
         gpu: &Gpu,
         rng: &mut impl Rng,
@@ -137,8 +140,31 @@ impl Candidate {
             stride,
             affine,
             search,
+            noise: None,
         };
-        super::DARTS.build(name, &mut b)
+        super::DARTS_FAMILY.build(name, &mut b)
+    }
+
+    /// A search network's candidate `name` (batch norms without affine parameters), drawing
+    /// `noise` from `noise`.
+    pub fn darts_search(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        noise: Option<&Rc<NoiseSource>>,
+    ) -> Result<Candidate> {
+        let mut b = super::Build {
+            gpu,
+            rng,
+            c,
+            stride,
+            affine: false,
+            search: true,
+            noise,
+        };
+        super::DARTS_FAMILY.build(name, &mut b)
     }
 
     /// The NAS-Bench-201 operation `name` on `c` channels (stride 1, search: BN affine=False).
@@ -150,6 +176,7 @@ impl Candidate {
             stride: 1,
             affine: false,
             search: true,
+            noise: None,
         };
         super::NB201.build(name, &mut b)
     }

@@ -7,31 +7,37 @@
 mod candidate;
 mod dil_conv;
 mod factorized_reduce;
+mod noise;
 mod pool;
 mod preprocess;
 mod relu_conv_bn;
 mod sep_conv;
+mod spaces;
 mod trivial;
 
 pub use candidate::{Candidate, CandidateOp, EndsInBn, Pooled, Split};
 pub use dil_conv::DilConv;
 pub use factorized_reduce::FactorizedReduce;
+pub use noise::{Noise, NoiseSource};
 pub use pool::Pool;
 pub use preprocess::Preprocess;
 pub use relu_conv_bn::ReluConvBn;
 pub use sep_conv::SepConv;
+pub use spaces::DartsSpace;
 pub use trivial::{Identity, Zero};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::ConvShape;
 use rand::RngCore;
+use std::rc::Rc;
 
 /// An sRGB colour (report::Rgb).
 pub type Rgb = (u8, u8, u8);
 
 /// What a constructor gets: channels (in = out), stride, whether batch norms have affine
-/// parameters, and whether the op is built for a search (DARTS adds a BN after pooling).
+/// parameters, whether the op is built for a search (DARTS adds a BN after pooling), and the
+/// search network's noise source (`noise` draws from it; none outside a search).
 pub struct Build<'a> {
     pub gpu: &'a Gpu,
     pub rng: &'a mut dyn RngCore,
@@ -39,9 +45,11 @@ pub struct Build<'a> {
     pub stride: usize,
     pub affine: bool,
     pub search: bool,
+    pub noise: Option<&'a Rc<NoiseSource>>,
 }
 
 /// One row of a space's table.
+#[derive(Clone, Copy)]
 pub struct CandidateSpec {
     pub name: &'static str,
     pub build: fn(&mut Build) -> Result<Candidate>,
@@ -125,6 +133,21 @@ fn skip(b: &mut Build) -> Result<Candidate> {
     })
 }
 
+/// RobustDARTS' `noise`: it draws from the search network's source.
+fn noise(b: &mut Build) -> Result<Candidate> {
+    let source = b.noise.ok_or_else(|| {
+        Error::Invalid(
+            "'noise' (RobustDARTS S4's candidate, pure N(0, 1) output) exists in the search \
+             network only; a retrained network has no noise operation"
+                .into(),
+        )
+    })?;
+    Ok(Candidate::Other(Box::new(Noise {
+        stride: b.stride,
+        source: source.clone(),
+    })))
+}
+
 /// One table row.
 const fn spec(
     name: &'static str,
@@ -156,6 +179,23 @@ const DARTS_TABLE: [CandidateSpec; 8] = [
     spec("dil_conv_5x5", |b| dil(b, 5), (140, 86, 75)),
 ];
 
+/// The DARTS candidates and RobustDARTS' `noise`: every op a DARTS-cell space (SPEC §10) may
+/// put on an edge.
+const DARTS_FAMILY_TABLE: [CandidateSpec; 9] = {
+    let d = DARTS_TABLE;
+    [
+        d[0],
+        d[1],
+        d[2],
+        d[3],
+        d[4],
+        d[5],
+        d[6],
+        d[7],
+        spec("noise", noise, (227, 119, 194)),
+    ]
+};
+
 const NB201_TABLE: [CandidateSpec; 5] = [
     NONE,
     spec("skip_connect", |_| Ok(Candidate::Identity), (214, 39, 40)),
@@ -170,6 +210,12 @@ pub const DARTS: Space = Space {
     ops: &DARTS_TABLE,
 };
 
+/// Every candidate of the DARTS-cell spaces (DARTS, RobustDARTS S1–S4).
+pub const DARTS_FAMILY: Space = Space {
+    label: "DARTS-cell",
+    ops: &DARTS_FAMILY_TABLE,
+};
+
 /// The NAS-Bench-201 space.
 pub const NB201: Space = Space {
     label: "NAS-Bench-201",
@@ -177,7 +223,7 @@ pub const NB201: Space = Space {
 };
 
 /// Every space, for lookups by name alone (colours).
-pub const SPACES: [&Space; 2] = [&DARTS, &NB201];
+pub const SPACES: [&Space; 3] = [&DARTS, &DARTS_FAMILY, &NB201];
 
 const fn names<const N: usize>(table: &[CandidateSpec; N]) -> [&'static str; N] {
     let mut out = [""; N];
@@ -191,6 +237,9 @@ const fn names<const N: usize>(table: &[CandidateSpec; N]) -> [&'static str; N] 
 
 /// Candidate operations of the DARTS space, in α column order.
 pub const DARTS_OPS: [&str; 8] = names(&DARTS_TABLE);
+
+/// Every op a DARTS-cell space may put on an edge.
+pub const DARTS_FAMILY_OPS: [&str; 9] = names(&DARTS_FAMILY_TABLE);
 
 /// Candidate operations of the NAS-Bench-201 space, in α column order.
 pub const NB201_OPS: [&str; 5] = names(&NB201_TABLE);

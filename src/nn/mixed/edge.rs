@@ -5,9 +5,10 @@ use super::normalized_sum::{normalized_sum, SumTerm};
 use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Candidate, FactorizedReduce, Pooled};
+use crate::nn::darts_ops::{Candidate, FactorizedReduce, NoiseSource, Pooled};
 use crate::nn::{join, BatchNorm2d, Ctx, Module, Slot};
 use rand::Rng;
+use std::rc::Rc;
 
 /// A DARTS- mixed edge: Σ_k softmax(α_e)_k · op_k(x) + β · aux(x).
 pub struct MixedOp {
@@ -22,7 +23,8 @@ pub struct MixedOp {
 }
 
 impl MixedOp {
-    /// All candidates of `names` on `c` channels; `aux` adds the DARTS- auxiliary skip.
+    /// All candidates of `names` on `c` channels (`noise` draws from `noise`); `aux` adds
+    /// the DARTS- auxiliary skip.
     pub fn new(
         gpu: &Gpu,
         rng: &mut impl Rng,
@@ -30,6 +32,7 @@ impl MixedOp {
         c: usize,
         stride: usize,
         aux: bool,
+        noise: Option<&Rc<NoiseSource>>,
     ) -> Result<MixedOp> {
         // Built before the candidates, in the reference's construction order.
         let aux_op = if aux && stride == 2 {
@@ -39,7 +42,7 @@ impl MixedOp {
         };
         let ops = names
             .iter()
-            .map(|n| Candidate::darts(gpu, rng, n, c, stride, false, true))
+            .map(|n| Candidate::darts_search(gpu, rng, n, c, stride, noise))
             .collect::<Result<_>>()?;
         Ok(MixedOp {
             ops,

@@ -2,6 +2,7 @@
 //! the upstream Python form (so the PyTorch repositories can retrain it), and reading it back
 //! from that form, from JSON, or by the name of a published cell.
 
+mod derive;
 mod pyliteral;
 mod python;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::nn::darts_ops::DARTS_FAMILY_OPS;
 pub use crate::nn::darts_ops::DARTS_OPS;
 
 /// Names accepted by [`named`] (case-insensitive; `DARTS-` and `DARTS` are aliases of
@@ -29,23 +31,6 @@ pub struct Genotype {
 }
 
 impl Genotype {
-    /// Derives the genotype from the softmax(α) rows of the normal and reduction cells
-    /// (edges in node order, `Σ_i (i + 2)` rows of `ops.len()` weights; 14 × 8 for 4 nodes).
-    ///
-    /// Same rule as the reference code: per node, the two inputs with the largest non-`none`
-    /// weight (ties → lower input), each with its best non-`none` op (ties → lower op index).
-    /// If `ops` has no `none`, nothing is excluded.
-    pub fn derive(normal: &[Vec<f32>], reduce: &[Vec<f32>], ops: &[&str]) -> Result<Genotype> {
-        let (normal, n_nodes) = derive_cell("normal", normal, ops)?;
-        let (reduce, r_nodes) = derive_cell("reduce", reduce, ops)?;
-        Ok(Genotype {
-            normal,
-            normal_concat: (2..2 + n_nodes).collect(),
-            reduce,
-            reduce_concat: (2..2 + r_nodes).collect(),
-        })
-    }
-
     /// Number of intermediate nodes in the normal cell (two genes per node).
     pub fn nodes(&self) -> usize {
         self.normal.len() / 2
@@ -77,12 +62,28 @@ impl Genotype {
         Ok(g)
     }
 
-    /// Checks that the genotype describes a buildable DARTS cell pair: two genes per node,
-    /// every op a DARTS candidate other than `none`, every input an earlier state, and concat
-    /// lists of distinct existing states.
+    /// Checks that the genotype describes a DARTS cell pair: two genes per node, every op a
+    /// candidate of a DARTS-cell space other than `none` (RobustDARTS S4's `noise` included),
+    /// every input an earlier state, and concat lists of distinct existing states.
     pub fn validate(&self) -> Result<()> {
         validate_cell("normal", &self.normal, &self.normal_concat)?;
         validate_cell("reduce", &self.reduce, &self.reduce_concat)
+    }
+
+    /// Checks that a retrained network can be built: no `noise` (an S4 search may derive it;
+    /// the reference would retrain it as pure noise on that edge, which darts-minus refuses).
+    pub fn check_retrainable(&self) -> Result<()> {
+        for (cell, genes) in [("normal", &self.normal), ("reduce", &self.reduce)] {
+            if let Some(p) = genes.iter().position(|(op, _)| op == "noise") {
+                return Err(Error::Invalid(format!(
+                    "{cell}[{p}] ('noise', {}): 'noise' is RobustDARTS S4's pure N(0, 1) \
+                     candidate; darts-minus does not retrain a cell with it (its output would \
+                     be noise at test time too): replace it, e.g. with 'sep_conv_3x3'",
+                    genes[p].1
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -185,77 +186,6 @@ const DARTS_MINUS_REDUCE: [(&str, usize); 8] = [
     ("skip_connect", 3),
 ];
 
-/// Derives one cell's genes; returns them with the node count.
-fn derive_cell(cell: &str, w: &[Vec<f32>], ops: &[&str]) -> Result<(Vec<(String, usize)>, usize)> {
-    let none = ops.iter().position(|&o| o == "none");
-    if ops.len() == usize::from(none.is_some()) {
-        return Err(Error::Invalid(format!(
-            "cannot derive a genotype: the op list {ops:?} has no candidate other than 'none'"
-        )));
-    }
-    // Edge count for n nodes is Σ_{i<n} (i + 2) = n(n + 3)/2; find the n that fits.
-    let mut nodes = 0;
-    while nodes * (nodes + 3) / 2 < w.len() {
-        nodes += 1;
-    }
-    if nodes == 0 || nodes * (nodes + 3) / 2 != w.len() {
-        return Err(Error::Invalid(format!(
-            "{cell} weights have {} rows; a cell with n nodes has n(n+3)/2 edges \
-             (2, 5, 9, 14, 20, …; 14 for the 4-node DARTS cell)",
-            w.len()
-        )));
-    }
-    for (e, row) in w.iter().enumerate() {
-        if row.len() != ops.len() {
-            return Err(Error::Invalid(format!(
-                "{cell} weights row {e} has {} entries, expected {} (one per op: {})",
-                row.len(),
-                ops.len(),
-                ops.join(", ")
-            )));
-        }
-        if let Some(k) = row.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "{cell} weights row {e} op '{}' is {} (the search diverged?)",
-                ops[k], row[k]
-            )));
-        }
-    }
-
-    // Best non-none op of a row: strictly-greater scan, so ties go to the lower index.
-    let best = |row: &[f32]| -> (usize, f32) {
-        let mut best: Option<(usize, f32)> = None;
-        for (k, &v) in row.iter().enumerate() {
-            if Some(k) != none && best.is_none_or(|(_, b)| v > b) {
-                best = Some((k, v));
-            }
-        }
-        // At least one non-none op exists (checked above).
-        best.unwrap_or((0, f32::NEG_INFINITY))
-    };
-
-    let mut genes = Vec::with_capacity(2 * nodes);
-    let mut start = 0;
-    for i in 0..nodes {
-        let rows = &w[start..start + i + 2];
-        let picks: Vec<(usize, f32)> = rows.iter().map(|r| best(r)).collect();
-        let mut inputs: Vec<usize> = (0..rows.len()).collect();
-        // Stable sort, descending strength: equal strengths keep the lower input first.
-        // partial_cmp (not total_cmp) so -0.0 == 0.0 as in Python; values are finite here.
-        inputs.sort_by(|&a, &b| {
-            picks[b]
-                .1
-                .partial_cmp(&picks[a].1)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        for &j in &inputs[..2] {
-            genes.push((ops[picks[j].0].to_string(), j));
-        }
-        start += i + 2;
-    }
-    Ok((genes, nodes))
-}
-
 fn validate_cell(cell: &str, genes: &[(String, usize)], concat: &[usize]) -> Result<()> {
     if genes.is_empty() || !genes.len().is_multiple_of(2) {
         return Err(Error::Invalid(format!(
@@ -265,7 +195,7 @@ fn validate_cell(cell: &str, genes: &[(String, usize)], concat: &[usize]) -> Res
         )));
     }
     let nodes = genes.len() / 2;
-    let known = || DARTS_OPS[1..].join(", ");
+    let known = || DARTS_FAMILY_OPS[1..].join(", ");
     for (p, (op, j)) in genes.iter().enumerate() {
         if op == "none" {
             return Err(Error::Invalid(format!(
@@ -274,7 +204,7 @@ fn validate_cell(cell: &str, genes: &[(String, usize)], concat: &[usize]) -> Res
                 known()
             )));
         }
-        if !DARTS_OPS.contains(&op.as_str()) {
+        if !DARTS_FAMILY_OPS.contains(&op.as_str()) {
             return Err(Error::Invalid(format!(
                 "{cell}[{p}] ('{op}', {j}): unknown op '{op}'; known ops: {}",
                 known()
@@ -319,15 +249,6 @@ mod tests {
 
     const DARTS_V2_PY: &str = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])";
 
-    /// A row with `v` at op `k`, and `rest` elsewhere.
-    fn row(k: usize, v: f32, rest: f32) -> Vec<f32> {
-        (0..8).map(|i| if i == k { v } else { rest }).collect()
-    }
-
-    fn uniform(edges: usize) -> Vec<Vec<f32>> {
-        vec![vec![0.125; 8]; edges]
-    }
-
     fn err_text(r: Result<Genotype>) -> String {
         match r {
             Ok(g) => panic!("expected an error, got {g:?}"),
@@ -336,101 +257,16 @@ mod tests {
     }
 
     #[test]
-    fn derive_picks_strongest_inputs_and_ops() {
-        let mut w = uniform(14);
-        // Node 0 (rows 0, 1): input 1 stronger than input 0.
-        w[0] = row(4, 0.3, 0.1); // sep3 on input 0
-        w[1] = row(5, 0.6, 0.05); // sep5 on input 1
-                                  // Node 1 (rows 2..5): inputs 2 and 0 are strongest, 2 first.
-        w[2] = row(6, 0.4, 0.05);
-        w[3] = row(3, 0.2, 0.1);
-        w[4] = row(7, 0.5, 0.05);
-        let g = Genotype::derive(&w, &uniform(14), &DARTS_OPS).unwrap();
-        assert_eq!(g.normal[0], ("sep_conv_5x5".to_string(), 1));
-        assert_eq!(g.normal[1], ("sep_conv_3x3".to_string(), 0));
-        assert_eq!(g.normal[2], ("dil_conv_5x5".to_string(), 2));
-        assert_eq!(g.normal[3], ("dil_conv_3x3".to_string(), 0));
-        assert_eq!(g.normal_concat, vec![2, 3, 4, 5]);
-        assert_eq!(g.reduce_concat, vec![2, 3, 4, 5]);
-        assert_eq!(g.normal.len(), 8);
-    }
-
-    #[test]
-    fn derive_ties_go_to_lower_input_and_lower_op() {
-        // Uniform weights: every input ties, every op ties → inputs 0, 1 and the first
-        // non-none op (max_pool_3x3) everywhere.
-        let g = Genotype::derive(&uniform(14), &uniform(14), &DARTS_OPS).unwrap();
-        for (p, (op, j)) in g.normal.iter().enumerate() {
-            assert_eq!(op, "max_pool_3x3");
-            assert_eq!(*j, p % 2);
-        }
-        // Node 2 (rows 5..9): inputs 1 and 3 tie at the top; 1 comes first. Ops 4 and 6 tie in
-        // row 8; 4 wins.
-        let mut w = uniform(14);
-        w[6] = row(5, 0.5, 0.0);
-        w[8] = {
-            let mut r = row(4, 0.5, 0.0);
-            r[6] = 0.5;
-            r
-        };
-        let g = Genotype::derive(&w, &uniform(14), &DARTS_OPS).unwrap();
-        assert_eq!(g.normal[4], ("sep_conv_5x5".to_string(), 1));
-        assert_eq!(g.normal[5], ("sep_conv_3x3".to_string(), 3));
-    }
-
-    #[test]
-    fn derive_ignores_none() {
-        let mut w = uniform(14);
-        // Input 0's biggest weight is 'none', but its best real op (0.2) is weaker than
-        // input 1's (0.3); without the exclusion input 0 would rank first.
-        w[0] = vec![0.9, 0.01, 0.01, 0.01, 0.2, 0.01, 0.01, 0.01];
-        w[1] = vec![0.1, 0.01, 0.01, 0.3, 0.01, 0.01, 0.01, 0.01];
-        let g = Genotype::derive(&w, &uniform(14), &DARTS_OPS).unwrap();
-        assert_eq!(g.normal[0], ("skip_connect".to_string(), 1));
-        assert_eq!(g.normal[1], ("sep_conv_3x3".to_string(), 0));
-        assert!(g.normal.iter().all(|(op, _)| op != "none"));
-    }
-
-    #[test]
-    fn derive_without_none_excludes_nothing() {
-        let ops = ["a", "b"];
-        let w = vec![vec![0.9, 0.1], vec![0.2, 0.8]];
-        let g = Genotype::derive(&w, &w, &ops).unwrap();
-        assert_eq!(g.normal, vec![("a".to_string(), 0), ("b".to_string(), 1)]);
-        assert_eq!(g.normal_concat, vec![2]);
-    }
-
-    #[test]
-    fn derive_other_node_counts() {
-        // 5 nodes: 2+3+4+5+6 = 20 edges.
-        let g = Genotype::derive(&uniform(20), &uniform(20), &DARTS_OPS).unwrap();
-        assert_eq!(g.normal.len(), 10);
-        assert_eq!(g.normal_concat, vec![2, 3, 4, 5, 6]);
-        assert_eq!(g.nodes(), 5);
-    }
-
-    #[test]
-    fn derive_rejects_bad_shapes() {
-        let e = err_text(Genotype::derive(&uniform(13), &uniform(14), &DARTS_OPS));
-        assert!(e.contains("normal weights have 13 rows"), "{e}");
-        let mut w = uniform(14);
-        w[3].pop();
-        let e = err_text(Genotype::derive(&uniform(14), &w, &DARTS_OPS));
+    fn noise_parses_but_is_not_retrainable() {
+        let s = DARTS_V2_PY.replacen("'dil_conv_3x3', 2", "'noise', 2", 1);
+        let g = Genotype::parse(&s).unwrap();
+        assert_eq!(g.to_python(), s);
+        let e = g.check_retrainable().unwrap_err().to_string();
         assert!(
-            e.contains("reduce weights row 3 has 7 entries, expected 8"),
+            e.contains("normal[7] ('noise', 2): 'noise' is RobustDARTS S4's"),
             "{e}"
         );
-        w[3].push(f32::NAN);
-        let e = err_text(Genotype::derive(&uniform(14), &w, &DARTS_OPS));
-        assert!(e.contains("row 3 op 'dil_conv_5x5' is NaN"), "{e}");
-        let e = err_text(Genotype::derive(&[], &[], &DARTS_OPS));
-        assert!(e.contains("0 rows"), "{e}");
-        let e = err_text(Genotype::derive(
-            &vec![vec![1.0]; 2],
-            &vec![vec![1.0]; 2],
-            &["none"],
-        ));
-        assert!(e.contains("no candidate other than 'none'"), "{e}");
+        named("DARTS_V2").unwrap().check_retrainable().unwrap();
     }
 
     #[test]
