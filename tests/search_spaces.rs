@@ -54,7 +54,7 @@ fn outcome(s: &Search) -> Outcome {
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            (r.epoch_seconds, r.step_time_ms, r.images_per_sec) = (0.0, 0.0, 0.0);
+            r.timing = Default::default();
             serde_json::to_string(&r).unwrap()
         })
         .collect();

@@ -26,9 +26,14 @@ pub fn report(a: &ReportArgs) -> Result<()> {
     let written = files::write(&out, &a.dirs, &runs)?;
     let groups = tables::groups(&runs);
     for g in &groups {
-        let acc = g
-            .stat("final_val_acc")
-            .map_or("–".into(), |s| format!("{:.2} ± {:.2}", s.mean, s.std));
+        let spread = |s: &tables::Stat| {
+            if s.n > 1 {
+                format!("{:.2} ± {:.2}", s.mean, s.std)
+            } else {
+                format!("{:.2}", s.mean)
+            }
+        };
+        let acc = g.stat("final_val_acc").map_or("–".into(), spread);
         let mut line = format!(
             "{:<40} {}/{} finished · final val acc {acc}%",
             g.label(),
@@ -39,7 +44,7 @@ pub fn report(a: &ReportArgs) -> Result<()> {
             line.push_str(&format!(" · skip in cell {:.1}", s.mean));
         }
         if let Some(s) = g.stat("cifar10_test") {
-            line.push_str(&format!(" · NB201 C10 test {:.2} ± {:.2}", s.mean, s.std));
+            line.push_str(&format!(" · NB201 C10 test {}", spread(s)));
         }
         println!("{line}");
         for n in &g.not_counted {

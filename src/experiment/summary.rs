@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::nn::darts_ops::{DARTS_OPS, NB201_OPS};
 use crate::run::outdir;
 use crate::search::derived::Derived;
+use crate::search::epoch::EpochRecord;
 use crate::search::nb201::Nb201Entry;
-use crate::search::settings::Space;
 use crate::search::SearchRecord;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -81,13 +81,17 @@ impl RunResult {
     }
 }
 
-/// The candidates of each row of α table `table` (`cols` wide).
-fn row_ops(space: &Space, cols: usize) -> Option<&'static [&'static str]> {
-    let ops: &[&str] = match space {
-        Space::Darts(_) => &DARTS_OPS,
-        Space::Nb201(_) => &NB201_OPS,
-    };
-    (ops.len() == cols).then_some(ops)
+/// The candidates of row `edge` of α table `table` in epoch record `e`: its recorded
+/// `edge_ops`, or for records written before those existed the space's one list (DARTS and
+/// NAS-Bench-201, the only spaces then), if the row has its width.
+fn row_ops<'a>(e: &'a EpochRecord, table: &str, edge: usize, cols: usize) -> Option<Vec<&'a str>> {
+    if let Some(ops) = e.edge_ops.get(table).and_then(|t| t.get(edge)) {
+        return Some(ops.iter().map(String::as_str).collect());
+    }
+    [&DARTS_OPS[..], &NB201_OPS[..]]
+        .into_iter()
+        .find(|ops| ops.len() == cols)
+        .map(|ops| ops.to_vec())
 }
 
 /// The α table whose skip weight tells collapse: the normal cell's, or the only one.
@@ -108,8 +112,8 @@ fn skip_weights(r: &SearchRecord) -> Vec<f64> {
         .map(|e| {
             let mut sum = 0.0;
             let mut n = 0;
-            for row in e.alphas.get(table).into_iter().flatten() {
-                let col = row_ops(&r.settings.space, row.len())
+            for (edge, row) in e.alphas.get(table).into_iter().flatten().enumerate() {
+                let col = row_ops(e, table, edge, row.len())
                     .and_then(|ops| ops.iter().position(|&o| o == "skip_connect"));
                 if let Some(c) = col {
                     sum += row[c] as f64;
