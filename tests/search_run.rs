@@ -36,9 +36,12 @@ fn state(search: &Search) -> Vec<(String, Vec<f32>)> {
     let mut v: Vec<(String, Vec<f32>)> = module_entries(search.network(), "")
         .unwrap()
         .into_iter()
-        .filter_map(|(n, e)| match e {
-            darts_minus::checkpoint::Entry::F32 { data, .. } => Some((n, data)),
-            _ => None,
+        .map(|(n, e)| match e {
+            darts_minus::checkpoint::Entry::F32 { data, .. } => (n, data),
+            // Batch-norm counters too: a replayed step must advance them as a recorded one.
+            darts_minus::checkpoint::Entry::I64 { data, .. } => {
+                (n, data.iter().map(|&c| c as f32).collect())
+            }
         })
         .collect();
     for (n, t) in search.network().alphas() {

@@ -161,6 +161,7 @@ impl Search {
         let this = &*self;
         let stats = recorder.run(
             &this.gpu,
+            this.net.as_ref(),
             this.replay.then_some(key),
             |(xt, yt, xv, yv)| {
                 xt.write(&train.x)?;
