@@ -38,6 +38,9 @@ pub struct Search {
     pub(super) weights: Vec<(String, Tensor)>,
     pub(super) sgd: Sgd,
     pub(super) adam: Adam,
+    /// α's gradient from the latest α step, kept for the w step's clipping norm where
+    /// `clip_alpha` is set (empty otherwise).
+    pub(super) arch_grads: Vec<Tensor>,
     beta_table: Tensor,
     /// Height and width of the input images.
     image_size: (usize, usize),
@@ -82,6 +85,13 @@ impl Search {
             settings.arch_eps as f32,
             settings.arch_weight_decay as f32,
         )?;
+        let arch_grads = match settings.clip_alpha {
+            true => alphas
+                .iter()
+                .map(|a| Tensor::zeros(gpu, a.shape()))
+                .collect::<Result<_>>()?,
+            false => Vec::new(),
+        };
         let beta_table = Tensor::full(gpu, &[1], settings.beta.at(0) as f32)?;
         Ok(Search {
             gpu: gpu.clone(),
@@ -90,6 +100,7 @@ impl Search {
             weights,
             sgd,
             adam,
+            arch_grads,
             beta_table,
             image_size: (32, 32),
             epoch: 0,
