@@ -201,9 +201,12 @@ fn check_proves_this_adapter_against_the_references() {
     ] {
         assert!(checks.iter().any(|c| c.contains(part)), "no {part} check");
     }
-    assert!(checks
-        .iter()
-        .any(|c| c.starts_with("torch: DARTS- search step")));
+    for fixture in ["torch: DARTS- search steps"] {
+        assert!(
+            checks.iter().any(|c| c.starts_with(fixture)),
+            "no {fixture}"
+        );
+    }
     assert!(lines
         .iter()
         .all(|l| l["pass"] == true && l["max_err"].as_f64().is_some()));

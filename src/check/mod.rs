@@ -8,6 +8,8 @@ mod harness;
 mod numeric;
 mod ops;
 pub mod reference;
+mod search_steps;
+pub mod step_change;
 mod tolerance;
 pub mod torch;
 

@@ -121,6 +121,11 @@ impl Search {
         self.weights.iter().map(|(_, t)| t.numel()).sum()
     }
 
+    /// Adam's first and second moments of each α, in [`Supernet::alphas`] order.
+    pub fn arch_optimizer_state(&self) -> (&[Tensor], &[Tensor]) {
+        self.adam.state()
+    }
+
     pub(super) fn alpha_tensors(&self) -> Vec<Tensor> {
         self.net
             .alphas()
