@@ -201,7 +201,10 @@ fn check_proves_this_adapter_against_the_references() {
     ] {
         assert!(checks.iter().any(|c| c.contains(part)), "no {part} check");
     }
-    for fixture in ["torch: DARTS- search steps"] {
+    for fixture in [
+        "torch: DARTS- search steps",
+        "torch: NAS-Bench-201 search steps",
+    ] {
         assert!(
             checks.iter().any(|c| c.starts_with(fixture)),
             "no {fixture}"

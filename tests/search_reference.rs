@@ -1,9 +1,9 @@
 //! Two search steps against the references: the same initial weights and α (loaded by the
 //! reference's state_dict names, as `--init-from` does), the same batches, then what each
 //! step changed in every weight, α and batch-norm statistic, and Adam's moments of α, for
-//! DARTS- (the project's PyTorch model). The checks are the library's, the ones
-//! `darts-minus check` runs on a user's adapter; here they must also fail when any one
-//! tensor's gradient is 10% off.
+//! DARTS- (the project's PyTorch model) and NAS-Bench-201 (the benchmark's own xautodl
+//! network and step). The checks are the library's, the ones `darts-minus check` runs on a
+//! user's adapter; here they must also fail when any one tensor's gradient is 10% off.
 
 mod common;
 
@@ -117,4 +117,38 @@ fn two_darts_minus_steps_match_pytorch() {
         assert_passes(&lines);
         a_tenth_off_fails(&run);
     }
+}
+
+#[test]
+fn two_nb201_steps_match_the_benchmarks_code() {
+    let g = gpu();
+    for strategy in torch::STRATEGIES {
+        let run = torch::nb201_steps(&g, strategy).unwrap();
+        let lines = run.lines();
+        assert_eq!(lines.len(), 5 * torch::STEPS, "{lines:?}");
+        assert_passes(&lines);
+        a_tenth_off_fails(&run);
+    }
+}
+
+#[test]
+fn the_nb201_comparison_sees_alpha_in_the_clipping_norm() {
+    // xautodl clips network.parameters(), α included; step 2 clips (norm 7.51 > 5), and α's
+    // gradient moves that norm by 0.3%. Leaving α out must fail step 2's weights.
+    let mut settings = torch::nb201_settings();
+    settings.clip_alpha = false;
+    let run = torch::nb201_steps_with(&gpu(), torch::STRATEGIES[0], settings).unwrap();
+    let failed: Vec<String> = run
+        .lines()
+        .into_iter()
+        .filter(|l| !l.pass)
+        .map(|l| l.what)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|w| w.starts_with("step 2: change of every weight")),
+        "{failed:?}"
+    );
+    assert!(failed.iter().all(|w| w.starts_with("step 2")), "{failed:?}");
 }

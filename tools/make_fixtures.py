@@ -2,7 +2,8 @@
 """Generate PyTorch reference fixtures for `cargo test` (tests/torch_reference.rs).
 
 Usage: python3 tools/make_fixtures.py [--out tests/fixtures]
-Needs: torch, safetensors (pip install torch safetensors numpy).
+Needs: torch, safetensors (pip install torch safetensors numpy) and, for the NAS-Bench-201
+step, the benchmark's own code (pip install --no-deps xautodl).
 
 The modules below are written from ../shared/SPEC.md with plain torch.nn layers; tensor
 names follow the reference state_dict. Inputs and weights are float32 values; everything is
@@ -605,6 +606,56 @@ def search_step(out_dir):
     save(os.path.join(out_dir, 'search_step_changes.safetensors'), t)
 
 
+def nb201_step(out_dir):
+    """Two steps of NAS-Bench-201's first-order DARTS on the benchmark's own search network
+    (xautodl's TinyNetworkDarts: pip install --no-deps xautodl), stepped as the benchmark's
+    exps/NAS-Bench-201-algos/DARTS-V1.py does: w step (Nesterov SGD, wd 5e-4, then
+    clip_grad_norm_ over network.parameters(), which include alpha), then the alpha step
+    (Adam). alpha.grad is cleared only by the alpha optimiser, so the clipping norm of step 2
+    also holds the previous alpha step's gradient. Clipping at DARTS-V1's default 5 acts on
+    step 2 here."""
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+    torch.manual_seed(7)
+    net0 = TinyNetworkDarts(2, 1, 4, 10, NB201_OPS, False, True)
+    with torch.no_grad():
+        net0.arch_parameters.normal_(0, 0.5)
+    save(os.path.join(out_dir, 'nb201_step_init.safetensors'), state(net0))
+
+    def draw():
+        return [(randn(4, 3, 8, 8), torch.randint(0, 10, (4,)), randn(4, 3, 8, 8),
+                 torch.randint(0, 10, (4,))) for _ in range(2)]
+
+    def run(batches):
+        net = copy.deepcopy(net0).double().train()
+        w_opt = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, weight_decay=5e-4,
+                                nesterov=True)
+        a_opt = torch.optim.Adam(net.get_alphas(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+        t = {}
+        for k, (xt, yt, xv, yv) in enumerate(batches, 1):
+            before = snapshot(net, {})
+            w_opt.zero_grad()
+            _, logits = net(xt.double())
+            loss_w = F.cross_entropy(logits, yt)
+            loss_w.backward()
+            norm = nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            w_opt.step()
+            a_opt.zero_grad()
+            _, logits = net(xv.double())
+            loss_a = F.cross_entropy(logits, yv)
+            loss_a.backward()
+            a_opt.step()
+            step_record(t, k, before, snapshot(net, {}), a_opt,
+                        {'arch_parameters': net.arch_parameters})
+            t.update({f'step{k}.x_train': xt, f'step{k}.y_train': yt, f'step{k}.x_val': xv,
+                      f'step{k}.y_val': yv, f'step{k}.loss_arch': loss_a.detach().reshape(1),
+                      f'step{k}.loss_weights': loss_w.detach().reshape(1),
+                      f'step{k}.clip_norm': norm.detach().reshape(1)})
+        return t
+
+    t = clear_steps(run, draw, 'nb201_step')
+    save(os.path.join(out_dir, 'nb201_step_changes.safetensors'), t)
+
+
 def multiply_adds(net):
     """Multiply-adds of one 32x32 image through the eval-mode network (convs and linears)."""
     total = [0]
@@ -675,6 +726,7 @@ def main():
     sep_conv_stack(args.out)
     primitive_ops(args.out)
     search_step(args.out)
+    nb201_step(args.out)
     eval_network(args.out)
 
 

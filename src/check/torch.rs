@@ -2,8 +2,8 @@
 //! and embedded in the binary, so `darts-minus check` needs no files. A DARTS- mixed edge
 //! (all eight candidates plus β·aux, stride 1 and 2: output, input and α gradients, every
 //! weight gradient and running statistic), and two whole search steps of a small DARTS-
-//! network ([`super::search_steps`]: what each step changed), each under both launch
-//! strategies.
+//! network and of a small NAS-Bench-201 network ([`super::search_steps`]: what each step
+//! changed), each under both launch strategies.
 
 use super::search_steps;
 use super::{Check, CheckLine, Tolerance};
@@ -18,7 +18,10 @@ use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use super::search_steps::{darts_steps, search_step, StepRun, CHANGE, STEPS};
+pub use super::search_steps::{
+    darts_steps, nb201_settings, nb201_step, nb201_steps, nb201_steps_with, search_step, StepRun,
+    CHANGE, STEPS,
+};
 
 pub(super) type Fixture = BTreeMap<String, Named>;
 
@@ -198,6 +201,14 @@ fn search_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
     Ok(l)
 }
 
+fn nb201_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
+    let mut l = Vec::new();
+    for s in STRATEGIES {
+        l.extend(search_steps::nb201_step(gpu, s)?);
+    }
+    Ok(l)
+}
+
 pub(super) fn checks() -> Vec<Check> {
     vec![
         Check {
@@ -209,6 +220,11 @@ pub(super) fn checks() -> Vec<Check> {
             name: "torch: search step",
             kind: "torch",
             run: search_step_checks,
+        },
+        Check {
+            name: "torch: NAS-Bench-201 search step",
+            kind: "torch",
+            run: nb201_step_checks,
         },
     ]
 }
