@@ -62,7 +62,7 @@ enum Command {
     /// List every GPU adapter with its limits, marking the one that would be used.
     Devices,
     /// Check that the adapter computes right: every op against a CPU f64 reference and
-    /// finite differences, and PyTorch's values for a mixed edge and a search step.
+    /// finite differences, and the references' values for a mixed edge and two search steps.
     Check(cli::check::CheckArgs),
 }
 

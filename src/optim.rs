@@ -224,13 +224,26 @@ impl Sgd {
         grads: &[Option<&Tensor>],
         max_norm: f32,
     ) -> Result<Tensor> {
+        self.encode_clipped_norm_with(params, grads, &[], max_norm)
+    }
+
+    /// [`Sgd::encode_clipped_norm`] with `norm_only` gradients counted in the clipping norm
+    /// but neither clipped nor applied (α's in NAS-Bench-201's DARTS).
+    pub fn encode_clipped_norm_with(
+        &self,
+        params: &[Tensor],
+        grads: &[Option<&Tensor>],
+        norm_only: &[&Tensor],
+        max_norm: f32,
+    ) -> Result<Tensor> {
         let present = check_some(params, grads)?;
         let Some(first) = present.first() else {
             return Err(Error::Invalid("no parameter received a gradient".into()));
         };
         let gpu = first.gpu();
         if !gpu.policy().gather_optimizer() {
-            let (table, coef) = clip_coefficient(&present, max_norm)?;
+            let counted: Vec<&Tensor> = present.iter().chain(norm_only).copied().collect();
+            let (table, coef) = clip_coefficient(&counted, max_norm)?;
             self.encode_checked(params, grads, Some(&coef))?;
             return Ok(table);
         }
@@ -261,7 +274,11 @@ impl Sgd {
         }
         let len = at;
         let view = |t: &Tensor| Tensor::from_buffer(gpu, &[len], t.buffer().clone(), false);
-        let (table, coef) = clip_coefficient(&[&view(fg)], max_norm)?;
+        let flat_grads = view(fg);
+        let counted: Vec<&Tensor> = std::iter::once(&flat_grads)
+            .chain(norm_only.iter().copied())
+            .collect();
+        let (table, coef) = clip_coefficient(&counted, max_norm)?;
         let mut pb = params_block(len, self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
         pb.nesterov = self.nesterov as u32;
         let bufs = [

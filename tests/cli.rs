@@ -184,12 +184,16 @@ fn check_proves_this_adapter_against_the_references() {
     ] {
         assert!(checks.iter().any(|c| c.contains(part)), "no {part} check");
     }
-    assert!(checks
-        .iter()
-        .any(|c| c.starts_with("torch: DARTS- search step")));
-    assert!(checks
-        .iter()
-        .any(|c| c.starts_with("torch: DARTS- search step, RobustDARTS S4")));
+    for fixture in [
+        "torch: DARTS- search steps",
+        "torch: NAS-Bench-201 search steps",
+        "torch: DARTS- search step, RobustDARTS S4",
+    ] {
+        assert!(
+            checks.iter().any(|c| c.starts_with(fixture)),
+            "no {fixture}"
+        );
+    }
     assert!(lines
         .iter()
         .all(|l| l["pass"] == true && l["max_err"].as_f64().is_some()));

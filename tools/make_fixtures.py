@@ -2,16 +2,20 @@
 """Generate PyTorch reference fixtures for `cargo test` (tests/torch_reference.rs).
 
 Usage: python3 tools/make_fixtures.py [--out tests/fixtures]
-Needs: torch, safetensors (pip install torch safetensors numpy).
+Needs: torch, safetensors (pip install torch safetensors numpy) and, for the NAS-Bench-201
+step, the benchmark's own code (pip install --no-deps xautodl).
 
 The modules below are written from ../shared/SPEC.md with plain torch.nn layers; tensor
 names follow the reference state_dict. Inputs and weights are float32 values; everything is
 computed in float64 so the fixtures are exact references for the f32 GPU results.
 Each fixture holds: inputs, the module state before the pass (reference names), the output,
 an upstream weighting `c` (loss = sum(out * c)), gradients (`grad.<name>`) and running
-statistics after the pass (`after.<name>`).
+statistics after the pass (`after.<name>`). The search-step fixtures hold each step's batches
+and losses, the change of every state entry (`step<k>.change.<name>`) and Adam's moments of
+alpha (`step<k>.exp_avg.<name>`, `step<k>.exp_avg_sq.<name>`).
 """
 import argparse
+import copy
 import os
 
 import torch
@@ -521,13 +525,173 @@ def primitive_ops(out_dir):
     save(os.path.join(out_dir, 'primitive_ops.safetensors'), t)
 
 
+def step_record(t, k, before, after, adam, alphas):
+    """Step k's record: the change of every state entry (after - before, in float64, stored as
+    float32: the change keeps its own digits, which the weights' float32 would round away),
+    counters as int64, and Adam's moments of each alpha (its gradients, not just their signs)."""
+    for name, a in after.items():
+        d = a - before[name]
+        t[f'step{k}.change.{name}'] = d if not d.is_floating_point() else d.float()
+    for name, p in alphas.items():
+        st = adam.state[p]
+        t[f'step{k}.exp_avg.{name}'] = st['exp_avg'].float()
+        t[f'step{k}.exp_avg_sq.{name}'] = st['exp_avg_sq'].float()
+
+
+def snapshot(net, alphas):
+    s = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    s.update({k: v.detach().clone() for k, v in alphas.items()})
+    return s
+
+
+# A ReLU input this close to 0, or a max-pool runner-up this close to its window's maximum,
+# is a decision that float32 may take the other way: one flipped ReLU at 1.8e-8 moved a
+# DARTS- alpha gradient by 4e-4 of its largest value. Step fixtures draw their batches anew
+# until every decision clears this margin (exact ties excluded: both sides compute them alike).
+DECISION_MARGIN = 2e-7
+
+
+class Decisions:
+    """The smallest decision margin of the forwards run inside it (F.relu, which nn.ReLU
+    calls, and F.max_pool2d)."""
+
+    def __enter__(self):
+        self.margin = float('inf')
+        self.relu, self.max_pool2d = F.relu, F.max_pool2d
+
+        def relu(x, *a, **k):
+            self.margin = min(self.margin, x.detach().abs().min().item())
+            return self.relu(x, *a, **k)
+
+        def max_pool2d(x, kernel_size, stride=None, padding=0, *a, **k):
+            s = stride or kernel_size
+            u = F.pad(x.detach(), (padding,) * 4, value=float('-inf'))
+            u = u.unfold(2, kernel_size, s).unfold(3, kernel_size, s).flatten(-2)
+            top = u.topk(2, dim=-1).values
+            gap = top[..., 0] - top[..., 1]
+            gap = gap[gap > 0]
+            if gap.numel():
+                self.margin = min(self.margin, gap.min().item())
+            return self.max_pool2d(x, kernel_size, stride, padding, *a, **k)
+
+        F.relu, F.max_pool2d = relu, max_pool2d
+        return self
+
+    def __exit__(self, *exc):
+        F.relu, F.max_pool2d = self.relu, self.max_pool2d
+
+
+def clear_steps(run, draw, what):
+    """run(draw()) with batches drawn until no decision of the steps is within the margin."""
+    for _ in range(100):
+        batches = draw()
+        with Decisions() as d:
+            t = run(batches)
+        if d.margin >= DECISION_MARGIN:
+            return t
+        print(f'{what}: a decision within {d.margin:.1e}; drawing new batches')
+    raise SystemExit(f'{what}: no batches clear the decision margin')
+
+
 def search_step(out_dir):
-    """One first-order DARTS- step (SPEC §5): Adam on α from a validation batch, then SGD
-    with momentum, weight decay and clipping on w from a training batch."""
+    """Two first-order DARTS- steps (SPEC §5), each an Adam step on alpha from a validation
+    batch, then SGD with momentum, weight decay and clipping on w from a training batch. The
+    second step makes Adam's alpha update depend on gradient magnitudes, not only signs."""
     torch.manual_seed(5)
-    init, t = one_search_step(SearchNetwork(4, 5, 10), 6)
+    net0 = SearchNetwork(4, 5, 10)
+    # Large enough alpha that the softmax is not uniform, so its gradient matters.
+    net0.alphas_normal = torch.randn(14, 8) * 0.5
+    net0.alphas_reduce = torch.randn(14, 8) * 0.5
+    init = state(net0)
+    init['alphas_normal'] = net0.alphas_normal.clone()
+    init['alphas_reduce'] = net0.alphas_reduce.clone()
     save(os.path.join(out_dir, 'search_step_init.safetensors'), init)
-    save(os.path.join(out_dir, 'search_step_after.safetensors'), t)
+
+    def draw():
+        return [(randn(6, 3, 16, 16), torch.randint(0, 10, (6,)), randn(6, 3, 16, 16),
+                 torch.randint(0, 10, (6,))) for _ in range(2)]
+
+    def run(batches):
+        net = copy.deepcopy(net0).double().train()
+        alphas = {'alphas_normal': net.alphas_normal.double().requires_grad_(),
+                  'alphas_reduce': net.alphas_reduce.double().requires_grad_()}
+        net.alphas_normal, net.alphas_reduce = alphas.values()
+        beta, lr = 1.0, 0.025
+        w_opt = torch.optim.SGD(net.parameters(), lr, momentum=0.9, weight_decay=3e-4)
+        a_opt = torch.optim.Adam(alphas.values(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+        t = {}
+        for k, (xt, yt, xv, yv) in enumerate(batches, 1):
+            before = snapshot(net, alphas)
+            # alpha step on the validation batch (model in train mode).
+            a_opt.zero_grad()
+            loss_a = F.cross_entropy(net(xv.double(), beta), yv)
+            loss_a.backward()
+            a_opt.step()
+            # w step on the training batch; alpha is not a parameter of the network, so
+            # neither in the optimiser nor in the clipping norm.
+            w_opt.zero_grad()
+            loss_w = F.cross_entropy(net(xt.double(), beta), yt)
+            loss_w.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            w_opt.step()
+            step_record(t, k, before, snapshot(net, alphas), a_opt, alphas)
+            t.update({f'step{k}.x_train': xt, f'step{k}.y_train': yt, f'step{k}.x_val': xv,
+                      f'step{k}.y_val': yv, f'step{k}.loss_arch': loss_a.detach().reshape(1),
+                      f'step{k}.loss_weights': loss_w.detach().reshape(1)})
+        return t
+
+    t = clear_steps(run, draw, 'search_step')
+    save(os.path.join(out_dir, 'search_step_changes.safetensors'), t)
+
+
+def nb201_step(out_dir):
+    """Two steps of NAS-Bench-201's first-order DARTS on the benchmark's own search network
+    (xautodl's TinyNetworkDarts: pip install --no-deps xautodl), stepped as the benchmark's
+    exps/NAS-Bench-201-algos/DARTS-V1.py does: w step (Nesterov SGD, wd 5e-4, then
+    clip_grad_norm_ over network.parameters(), which include alpha), then the alpha step
+    (Adam). alpha.grad is cleared only by the alpha optimiser, so the clipping norm of step 2
+    also holds the previous alpha step's gradient. Clipping at DARTS-V1's default 5 acts on
+    step 2 here."""
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+    torch.manual_seed(7)
+    net0 = TinyNetworkDarts(2, 1, 4, 10, NB201_OPS, False, True)
+    with torch.no_grad():
+        net0.arch_parameters.normal_(0, 0.5)
+    save(os.path.join(out_dir, 'nb201_step_init.safetensors'), state(net0))
+
+    def draw():
+        return [(randn(4, 3, 8, 8), torch.randint(0, 10, (4,)), randn(4, 3, 8, 8),
+                 torch.randint(0, 10, (4,))) for _ in range(2)]
+
+    def run(batches):
+        net = copy.deepcopy(net0).double().train()
+        w_opt = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, weight_decay=5e-4,
+                                nesterov=True)
+        a_opt = torch.optim.Adam(net.get_alphas(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+        t = {}
+        for k, (xt, yt, xv, yv) in enumerate(batches, 1):
+            before = snapshot(net, {})
+            w_opt.zero_grad()
+            _, logits = net(xt.double())
+            loss_w = F.cross_entropy(logits, yt)
+            loss_w.backward()
+            norm = nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            w_opt.step()
+            a_opt.zero_grad()
+            _, logits = net(xv.double())
+            loss_a = F.cross_entropy(logits, yv)
+            loss_a.backward()
+            a_opt.step()
+            step_record(t, k, before, snapshot(net, {}), a_opt,
+                        {'arch_parameters': net.arch_parameters})
+            t.update({f'step{k}.x_train': xt, f'step{k}.y_train': yt, f'step{k}.x_val': xv,
+                      f'step{k}.y_val': yv, f'step{k}.loss_arch': loss_a.detach().reshape(1),
+                      f'step{k}.loss_weights': loss_w.detach().reshape(1),
+                      f'step{k}.clip_norm': norm.detach().reshape(1)})
+        return t
+
+    t = clear_steps(run, draw, 'nb201_step')
+    save(os.path.join(out_dir, 'nb201_step_changes.safetensors'), t)
 
 
 def search_step_space(name, batch, out_dir):
@@ -638,7 +802,7 @@ def eval_network(out_dir):
     save(os.path.join(out_dir, 'eval_step.safetensors'), t)
 
 
-FIXTURES = ['mixed_edge', 'sep_conv_stack', 'primitive_ops', 'search_step', 'search_step_s1',
+FIXTURES = ['mixed_edge', 'sep_conv_stack', 'primitive_ops', 'search_step', 'nb201_step', 'search_step_s1',
             'search_step_s4', 'eval_network']
 
 
@@ -656,6 +820,7 @@ def main():
         'sep_conv_stack': lambda: sep_conv_stack(args.out),
         'primitive_ops': lambda: primitive_ops(args.out),
         'search_step': lambda: search_step(args.out),
+        'nb201_step': lambda: nb201_step(args.out),
         'search_step_s1': lambda: search_step_space('s1', 6, args.out),
         # Batch 2: the fixture holds every noise draw of both forwards.
         'search_step_s4': lambda: search_step_space('s4', 2, args.out),

@@ -9,6 +9,9 @@ pub mod noise;
 mod numeric;
 mod ops;
 pub mod reference;
+mod robust_steps;
+mod search_steps;
+pub mod step_change;
 mod tolerance;
 pub mod torch;
 

@@ -1,44 +1,45 @@
 //! Agreement with PyTorch: fixtures written by `tools/make_fixtures.py` (torch in float64)
 //! and embedded in the binary, so `darts-minus check` needs no files. A DARTS- mixed edge
 //! (all eight candidates plus β·aux, stride 1 and 2: output, input and α gradients, every
-//! weight gradient and running statistic) and one whole search step of a small DARTS-
-//! network (α step, then w step: every weight, α and statistic afterwards), each under both
-//! launch strategies; and that step in RobustDARTS' S1 and S4 (PyTorch's noise fed in).
+//! weight gradient and running statistic), and two whole search steps of a small DARTS-
+//! network and of a small NAS-Bench-201 network ([`super::search_steps`]: what each step
+//! changed), each under both launch strategies; and one step in RobustDARTS' S1 and S4
+//! ([`super::robust_steps`], PyTorch's noise fed in).
 
+use super::{robust_steps, search_steps};
 use super::{Check, CheckLine, Tolerance};
 use crate::autodiff::{Grads, Tape, Tensor};
-use crate::checkpoint::{self, load_module, module_entries, Entry, Named};
-use crate::data::Batch;
+use crate::checkpoint::{self, load_module, Named};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Strategy};
 use crate::nn::darts_ops::{DartsSpace, DARTS_OPS};
 use crate::nn::mixed::MixedOp;
 use crate::nn::{parameters, Ctx, Module, Slot};
-use crate::search::darts_net::DartsConfig;
-use crate::search::trainer::{Search, SearchSettings, Space};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-type Fixture = BTreeMap<String, Named>;
+pub use super::robust_steps::search_step_space;
+pub use super::search_steps::{
+    darts_steps, nb201_settings, nb201_step, nb201_steps, nb201_steps_with, search_step, StepRun,
+    CHANGE, STEPS,
+};
+
+pub(super) type Fixture = BTreeMap<String, Named>;
 
 const MIXED_EDGE_S1: &[u8] = include_bytes!("../../tests/fixtures/mixed_edge_s1.safetensors");
 const MIXED_EDGE_S2: &[u8] = include_bytes!("../../tests/fixtures/mixed_edge_s2.safetensors");
-const STEP_INIT: &[u8] = include_bytes!("../../tests/fixtures/search_step_init.safetensors");
-const STEP_AFTER: &[u8] = include_bytes!("../../tests/fixtures/search_step_after.safetensors");
-const STEP_S1: &[u8] = include_bytes!("../../tests/fixtures/search_step_s1.safetensors");
-const STEP_S4: &[u8] = include_bytes!("../../tests/fixtures/search_step_s4.safetensors");
 
 /// Forward values: f32 against torch's float64.
-const FWD: Tolerance = Tolerance::FORWARD;
+pub(super) const FWD: Tolerance = Tolerance::FORWARD;
 /// Gradients pass through several batch norms and reductions of f32 sums.
 const GRAD: Tolerance = Tolerance::GRADIENT;
 
-fn fixture(name: &str, bytes: &[u8]) -> Result<Fixture> {
+pub(super) fn fixture(name: &str, bytes: &[u8]) -> Result<Fixture> {
     Ok(checkpoint::read_bytes(bytes, Path::new(name))?.0)
 }
 
-fn get<'a>(m: &'a Fixture, k: &str) -> Result<&'a Named> {
+pub(super) fn get<'a>(m: &'a Fixture, k: &str) -> Result<&'a Named> {
     m.get(k)
         .ok_or_else(|| Error::Invalid(format!("the fixture lacks '{k}'")))
 }
@@ -70,11 +71,11 @@ fn close(check: &str, what: &str, tol: Tolerance, t: &Tensor, want: &Named) -> R
 pub const STRATEGIES: [(Strategy, usize, &str); 2] =
     [(Strategy::Cpu, 1, "cpu"), (Strategy::Gpu, 4, "gpu")];
 
-fn with_strategy(
+pub(super) fn with_strategy<T>(
     gpu: &Gpu,
     s: (Strategy, usize, &str),
-    f: impl FnOnce() -> Result<Vec<CheckLine>>,
-) -> Result<Vec<CheckLine>> {
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     gpu.set_strategy(Some(s.0));
     gpu.set_channel_split(Some(s.1));
     let out = f();
@@ -184,145 +185,6 @@ pub fn mixed_edge(
     })
 }
 
-/// One α step and one w step of a small DARTS- network (C=4, 5 cells, 16×16 images) from the
-/// reference's initial weights and α: the loss, then every weight, α and statistic.
-pub fn search_step(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<Vec<CheckLine>> {
-    let check = format!("torch: DARTS- search step [{} strategy]", strategy.2);
-    with_strategy(gpu, strategy, || {
-        let fx = fixture("search_step_after.safetensors", STEP_AFTER)?;
-        let init = fixture("search_step_init.safetensors", STEP_INIT)?;
-        let source = Path::new("search_step_init.safetensors");
-        step_lines(gpu, &check, DartsSpace::Darts, (&init, source), &fx)
-    })
-}
-
-/// [`search_step`] in RobustDARTS' S1 (each edge its own pair) or S4 (`noise`, fed the values
-/// PyTorch drew, in draw order).
-pub fn search_step_space(
-    gpu: &Gpu,
-    space: DartsSpace,
-    strategy: (Strategy, usize, &str),
-) -> Result<Vec<CheckLine>> {
-    let (name, bytes) = match space {
-        DartsSpace::S1 => ("search_step_s1.safetensors", STEP_S1),
-        DartsSpace::S4 => ("search_step_s4.safetensors", STEP_S4),
-        other => {
-            return Err(Error::Invalid(format!(
-                "no PyTorch search-step fixture for the {} space",
-                other.label()
-            )))
-        }
-    };
-    let check = format!(
-        "torch: DARTS- search step, {} [{} strategy]",
-        space.label(),
-        strategy.2
-    );
-    with_strategy(gpu, strategy, || {
-        let fx = fixture(name, bytes)?;
-        step_lines(gpu, &check, space, (&fx, Path::new(name)), &fx)
-    })
-}
-
-/// Loads `init` into a small network of `space`, runs one step on the fixture's batches (fed
-/// its `noise.<i>` draws, if any), and compares with its `after.*`.
-fn step_lines(
-    gpu: &Gpu,
-    check: &str,
-    space: DartsSpace,
-    (init, source): (&Fixture, &Path),
-    fx: &Fixture,
-) -> Result<Vec<CheckLine>> {
-    let mut settings = SearchSettings::darts_paper();
-    settings.space = Space::Darts(DartsConfig {
-        channels: 4,
-        layers: 5,
-        classes: 10,
-        nodes: 4,
-        aux: true,
-        candidates: space,
-    });
-    let mut search = Search::new(gpu, settings)?;
-    search.init_from_tensors(init, source)?;
-    search.set_image_size(16, 16)?;
-    search.set_epoch(0)?;
-    let noise: Vec<Vec<f32>> = (0..)
-        .map_while(|i| fx.get(&format!("noise.{i}")))
-        .map(|n| n.data.iter().map(|&v| v as f32).collect())
-        .collect();
-    let draws = noise.len();
-    if draws > 0 {
-        search.feed_noise(noise)?;
-    }
-    let batch = |x: &str, y: &str| -> Result<Batch> {
-        Ok(Batch {
-            x: get(fx, x)?.data.iter().map(|&v| v as f32).collect(),
-            y: get(fx, y)?.data.iter().map(|&v| v as u32).collect(),
-            indices: Vec::new(),
-        })
-    };
-    let stats = search.step(&batch("x_train", "y_train")?, &batch("x_val", "y_val")?)?;
-    let want_loss = get(fx, "loss_weights")?.data[0];
-    let loss_tol = Tolerance {
-        rel: 1e-4,
-        abs: 0.0,
-    };
-    let mut lines = vec![CheckLine::compare(
-        check,
-        "w-step loss",
-        loss_tol,
-        &[stats.loss],
-        &[want_loss],
-    )];
-    if draws > 0 {
-        // Every draw PyTorch made was taken, in the same shapes (a shape differing fails the
-        // step itself).
-        let left = search.noise_fed_left().unwrap_or(draws);
-        let exact = Tolerance { rel: 0.0, abs: 0.0 };
-        let what = format!("noise draws left of {draws}");
-        lines.push(CheckLine::compare(
-            check,
-            &what,
-            exact,
-            &[left as f32],
-            &[0.0],
-        ));
-    }
-    // Weights move by lr·(momentum buffer): an absolute part scaled to each tensor, since
-    // f32 gradients through 5 cells agree with float64 to about 1e-4.
-    let mut wl = Vec::new();
-    for (name, entry) in module_entries(search.network(), "")? {
-        let want = get(fx, &format!("after.{name}"))?;
-        wl.push(match entry {
-            Entry::F32 { data, .. } => {
-                CheckLine::compare(check, &name, FWD.scaled(&want.data), &data, &want.data)
-            }
-            Entry::I64 { data, .. } => {
-                let exact = Tolerance { rel: 0.0, abs: 0.0 };
-                CheckLine::compare(check, &name, exact, &[data[0] as f32], &want.data)
-            }
-        });
-    }
-    lines.push(CheckLine::merge(
-        check,
-        "weights and statistics after the step",
-        wl,
-    ));
-    let mut al = Vec::new();
-    for (name, t) in search.network().alphas() {
-        let want = get(fx, &format!("after.{name}"))?;
-        al.push(CheckLine::compare(
-            check,
-            name,
-            FWD,
-            &t.to_vec()?,
-            &want.data,
-        ));
-    }
-    lines.push(CheckLine::merge(check, "α after the step", al));
-    Ok(lines)
-}
-
 fn mixed_edge_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
     let mut l = Vec::new();
     for stride in [1, 2] {
@@ -336,7 +198,15 @@ fn mixed_edge_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
 fn search_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
     let mut l = Vec::new();
     for s in STRATEGIES {
-        l.extend(search_step(gpu, s)?);
+        l.extend(search_steps::search_step(gpu, s)?);
+    }
+    Ok(l)
+}
+
+fn nb201_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
+    let mut l = Vec::new();
+    for s in STRATEGIES {
+        l.extend(search_steps::nb201_step(gpu, s)?);
     }
     Ok(l)
 }
@@ -345,7 +215,7 @@ fn robust_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
     let mut l = Vec::new();
     for space in [DartsSpace::S1, DartsSpace::S4] {
         for s in STRATEGIES {
-            l.extend(search_step_space(gpu, space, s)?);
+            l.extend(robust_steps::search_step_space(gpu, space, s)?);
         }
     }
     Ok(l)
@@ -362,6 +232,11 @@ pub(super) fn checks() -> Vec<Check> {
             name: "torch: search step",
             kind: "torch",
             run: search_step_checks,
+        },
+        Check {
+            name: "torch: NAS-Bench-201 search step",
+            kind: "torch",
+            run: nb201_step_checks,
         },
         Check {
             name: "torch: RobustDARTS S1, S4 search steps",

@@ -1,7 +1,7 @@
 //! `darts-minus check`: proof that the chosen adapter computes right, before a long search
-//! on it. Every op against the CPU f64 reference and finite differences, and PyTorch's values
-//! for a mixed edge and a whole search step; one line per comparison, a summary, and a
-//! non-zero exit status if anything fails.
+//! on it. Every op against the CPU f64 reference and finite differences, and the references'
+//! values for a mixed edge and two whole search steps (DARTS- and NAS-Bench-201); one line per
+//! comparison, a summary, and a non-zero exit status if anything fails.
 
 use clap::Args;
 use darts_minus::check::{self, CheckLine};

@@ -120,7 +120,21 @@ pub fn band_chart(
                 Some(&b.label),
             )?;
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        // The legend goes in the corner the lines' ends leave free.
+        let ends: Vec<f64> = bands
+            .iter()
+            .filter_map(|b| b.points.last())
+            .map(|p| p.mid)
+            .filter(|v| v.is_finite())
+            .collect();
+        let high = !ends.is_empty()
+            && ends.iter().sum::<f64>() / ends.len() as f64 > (y_range.start + y_range.end) / 2.0;
+        let corner = if high {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
+        };
+        legend(&mut chart, corner)
     })
 }
 

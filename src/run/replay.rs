@@ -7,12 +7,37 @@
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Program};
+use crate::nn::{Module, Slot};
 
 struct Recording<K, I, O> {
     key: K,
     program: Program,
     inputs: I,
     outputs: O,
+    /// How much the recorded step advanced each batch-norm counter: host-side state that a
+    /// replayed program does not touch, so a replay adds it.
+    counted: Vec<i64>,
+}
+
+/// The module's counters (`num_batches_tracked`), in visit order.
+fn counters(m: &dyn Module) -> Vec<i64> {
+    let mut v = Vec::new();
+    m.visit("", &mut |_, s| {
+        if let Slot::Counter(c) = s {
+            v.push(c.get());
+        }
+    });
+    v
+}
+
+fn add_counts(m: &dyn Module, counted: &[i64]) {
+    let mut i = 0;
+    m.visit("", &mut |_, s| {
+        if let Slot::Counter(c) = s {
+            c.set(c.get() + counted.get(i).copied().unwrap_or(0));
+            i += 1;
+        }
+    });
 }
 
 /// Programs kept: a run's full batch and its last, smaller one.
@@ -49,10 +74,13 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
     /// Runs one step of batch shape `key` (`None`: eager, nothing recorded). With a program
     /// of that shape, `write` fills its inputs and the program is replayed; otherwise `upload`
     /// makes the inputs and `encode` queues the step on them, recorded when there is a key.
-    /// `read` reads the outputs back either way.
+    /// `read` reads the outputs back either way. `module` is the network the step trains:
+    /// a replay advances its batch-norm counters as the recorded step did.
+    #[allow(clippy::too_many_arguments)]
     pub fn run<R>(
         &mut self,
         gpu: &Gpu,
+        module: &dyn Module,
         key: Option<K>,
         write: impl FnOnce(&I) -> Result<()>,
         upload: impl FnOnce() -> Result<I>,
@@ -69,6 +97,7 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
             let r = self.recordings.last().expect("just pushed");
             write(&r.inputs)?;
             gpu.replay(&r.program);
+            add_counts(module, &r.counted);
             return read(&r.outputs);
         }
         // Release the least recent program's buffers before building the new step (all of
@@ -81,17 +110,24 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
         let Some(key) = key else {
             return read(&encode(&inputs)?);
         };
+        let before = counters(module);
         gpu.begin_recording();
         let out = encode(&inputs);
         let program = gpu.end_recording();
         let outputs = out?;
         let result = read(&outputs)?;
+        let counted = counters(module)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
         self.recorded += 1;
         self.recordings.push(Recording {
             key,
             program,
             inputs,
             outputs,
+            counted,
         });
         Ok(result)
     }

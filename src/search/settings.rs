@@ -80,6 +80,12 @@ pub struct SearchSettings {
     pub arch_weight_decay: f64,
     pub beta: BetaSchedule,
     pub order: StepOrder,
+    /// The w step's clipping norm also counts α's gradient as PyTorch leaves it in `α.grad`:
+    /// the w step's own plus the latest α step's (NAS-Bench-201's DARTS clips
+    /// `network.parameters()`, α included, and only the α optimiser clears α's gradient). α
+    /// itself is never clipped or moved by the w step.
+    #[serde(default)]
+    pub clip_alpha: bool,
     pub seed: u64,
     pub augment: bool,
     pub shuffle: bool,
@@ -115,6 +121,7 @@ impl SearchSettings {
             arch_weight_decay: 1e-3,
             beta: BetaSchedule::linear(50),
             order: StepOrder::ArchFirst,
+            clip_alpha: false,
             seed: 2,
             augment: true,
             shuffle: true,
@@ -136,6 +143,7 @@ impl SearchSettings {
                 ..darts.sgd
             },
             order: StepOrder::WeightsFirst,
+            clip_alpha: true,
             ..darts
         }
     }

@@ -61,6 +61,9 @@ impl Search {
             ));
         }
         entries.push(("arch_optimizer.step".into(), Entry::scalar(self.adam.t)));
+        for ((name, _), g) in self.net.alphas().iter().zip(&self.arch_grads) {
+            entries.push((format!("search.alpha_grad.{name}"), Entry::tensor(g)?));
+        }
         entries.push(("search.epoch".into(), Entry::scalar(self.epoch as u64)));
         entries.push(("search.step".into(), Entry::scalar(self.step as u64)));
         entries.push(("search.seed".into(), Entry::scalar(self.settings.seed)));
@@ -81,6 +84,9 @@ impl Search {
             saved.write_into(v, &format!("arch_optimizer.exp_avg_sq.{name}"))?;
         }
         search.adam.t = saved.int("arch_optimizer.step")?;
+        for ((name, _), g) in search.net.alphas().iter().zip(&search.arch_grads) {
+            saved.write_into(g, &format!("search.alpha_grad.{name}"))?;
+        }
         search.epoch = saved.int("search.epoch")? as usize;
         search.step = saved.int("search.step")? as usize;
         search.history = saved.history()?;

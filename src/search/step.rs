@@ -4,8 +4,9 @@
 
 use super::settings::StepOrder;
 use super::trainer::Search;
+use crate::autodiff::ops::elementwise::add_raw;
 use crate::autodiff::ops::softmax::rank_tensor;
-use crate::autodiff::{Labels, Tape, Tensor};
+use crate::autodiff::{Grads, Labels, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::nn::Ctx;
 use crate::run::{read_stats, StepStats};
@@ -24,14 +25,12 @@ impl Search {
         let weights: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
         let grads = self.frozen_pass(&weights, x, y, |tape, _, loss| tape.backward(&loss))?;
         let alphas = self.alpha_tensors();
-        let gs = alphas
-            .iter()
-            .map(|a| {
-                grads
-                    .get(a)
-                    .ok_or_else(|| Error::Invalid("α received no gradient".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let gs = alpha_grads(&alphas, &grads)?;
+        // What PyTorch leaves in α.grad until the next α step (see `clip_alpha`).
+        for (g, kept) in gs.iter().zip(&self.arch_grads) {
+            self.gpu
+                .copy_range(g.buffer(), 0, kept.buffer(), 0, g.numel());
+        }
         self.adam.encode(&alphas, &gs)
     }
 
@@ -46,12 +45,18 @@ impl Search {
     /// Queues the w step (the learning rate must have been written, [`Sgd::prepare`]);
     /// returns the loss and the label ranks, still on the GPU.
     fn encode_weight_step(&self, x: &Tensor, y: &Labels) -> Result<(Tensor, Tensor)> {
-        // α is fixed in this step: freezing it skips the mixed edges' weight reductions.
-        let (grads, loss, ranks) =
-            self.frozen_pass(&self.alpha_tensors(), x, y, |tape, logits, loss| {
-                let ranks = rank_tensor(logits, y)?;
-                Ok((tape.backward(&loss)?, loss, ranks))
-            })?;
+        // α is fixed in this step: freezing it skips the mixed edges' weight reductions,
+        // unless its gradient counts in the clipping norm.
+        let alphas = self.alpha_tensors();
+        let frozen = if self.settings.clip_alpha {
+            &[][..]
+        } else {
+            &alphas[..]
+        };
+        let (grads, loss, ranks) = self.frozen_pass(frozen, x, y, |tape, logits, loss| {
+            let ranks = rank_tensor(logits, y)?;
+            Ok((tape.backward(&loss)?, loss, ranks))
+        })?;
         let params: Vec<Tensor> = self.weights.iter().map(|(_, t)| t.clone()).collect();
         let gs = self
             .weights
@@ -63,8 +68,23 @@ impl Search {
                     .ok_or_else(|| Error::Invalid(format!("weight '{n}' received no gradient")))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.sgd
-            .encode_clipped_norm(&params, &gs, self.settings.sgd.grad_clip as f32)?;
+        // α.grad as PyTorch has it at the clip: this step's gradient added to the last α step's.
+        let alpha_sums = if self.settings.clip_alpha {
+            alpha_grads(&alphas, &grads)?
+                .into_iter()
+                .zip(&self.arch_grads)
+                .map(|(g, kept)| add_raw(g, kept))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let norm_only: Vec<&Tensor> = alpha_sums.iter().collect();
+        self.sgd.encode_clipped_norm_with(
+            &params,
+            &gs,
+            &norm_only,
+            self.settings.sgd.grad_clip as f32,
+        )?;
         Ok((loss, ranks))
     }
 
@@ -110,4 +130,16 @@ impl Search {
             }
         }
     }
+}
+
+/// The gradient of each α in `grads`.
+fn alpha_grads<'a>(alphas: &[Tensor], grads: &'a Grads) -> Result<Vec<&'a Tensor>> {
+    alphas
+        .iter()
+        .map(|a| {
+            grads
+                .get(a)
+                .ok_or_else(|| Error::Invalid("α received no gradient".into()))
+        })
+        .collect()
 }

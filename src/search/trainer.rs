@@ -38,6 +38,9 @@ pub struct Search {
     pub(super) weights: Vec<(String, Tensor)>,
     pub(super) sgd: Sgd,
     pub(super) adam: Adam,
+    /// α's gradient from the latest α step, kept for the w step's clipping norm where
+    /// `clip_alpha` is set (empty otherwise).
+    pub(super) arch_grads: Vec<Tensor>,
     beta_table: Tensor,
     /// Height and width of the input images.
     image_size: (usize, usize),
@@ -83,6 +86,13 @@ impl Search {
             settings.arch_eps as f32,
             settings.arch_weight_decay as f32,
         )?;
+        let arch_grads = match settings.clip_alpha {
+            true => alphas
+                .iter()
+                .map(|a| Tensor::zeros(gpu, a.shape()))
+                .collect::<Result<_>>()?,
+            false => Vec::new(),
+        };
         let beta_table = Tensor::full(gpu, &[1], settings.beta.at(0) as f32)?;
         Ok(Search {
             gpu: gpu.clone(),
@@ -91,6 +101,7 @@ impl Search {
             weights,
             sgd,
             adam,
+            arch_grads,
             beta_table,
             image_size: (32, 32),
             epoch: 0,
@@ -109,6 +120,11 @@ impl Search {
     /// Number of trainable weights (α excluded).
     pub fn weight_count(&self) -> usize {
         self.weights.iter().map(|(_, t)| t.numel()).sum()
+    }
+
+    /// Adam's first and second moments of each α, in [`Supernet::alphas`] order.
+    pub fn arch_optimizer_state(&self) -> (&[Tensor], &[Tensor]) {
+        self.adam.state()
     }
 
     pub(super) fn alpha_tensors(&self) -> Vec<Tensor> {
@@ -164,6 +180,7 @@ impl Search {
         let this = &*self;
         let stats = recorder.run(
             &this.gpu,
+            this.net.as_ref(),
             this.replay.then_some(key),
             |(xt, yt, xv, yv)| {
                 xt.write(&train.x)?;
