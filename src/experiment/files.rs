@@ -2,6 +2,7 @@
 //! report.csv (one row per run), report.json (groups and runs), and the two band figures.
 
 use super::grid::Method;
+use super::manifest::Manifest;
 use super::summary::RunResult;
 use super::tables::{groups, Group, Metric, Stat, METRICS};
 use crate::error::{Error, Result};
@@ -66,6 +67,24 @@ pub fn markdown(
         count("running"),
         count("pending")
     ));
+    let sweeps: Vec<String> = sources
+        .iter()
+        .filter_map(|d| Some((d, Manifest::read(d).ok()??)))
+        .map(|(d, m)| {
+            let g = &m.grid;
+            format!(
+                "- `{}`: `{} --out {}`\n",
+                d.display(),
+                g.command(),
+                d.display()
+            )
+        })
+        .collect();
+    if !sweeps.is_empty() {
+        md.push_str("Made by:\n\n");
+        md.push_str(&sweeps.concat());
+        md.push('\n');
+    }
     md.push_str("## Per method (mean ± std over finished runs)\n\n");
     md.push_str("Cell columns count the derived cell's operations (the normal cell in the DARTS space); C10/C100/IN16 are NAS-Bench-201's accuracies (CIFAR-10, CIFAR-100, ImageNet16-120, 200-epoch training) of the final derived cell.\n\n");
     let mut head = vec!["space", "method", "setting", "finished"];

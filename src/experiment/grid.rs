@@ -149,6 +149,25 @@ fn name_part(s: &str) -> String {
 }
 
 impl Grid {
+    /// The `darts-minus sweep` flags that make this grid (without `--out` and executor
+    /// options), for reports to say how their runs were made.
+    pub fn command(&self) -> String {
+        let join = |v: Vec<String>| v.join(",");
+        let mut c = format!(
+            "darts-minus sweep --space {} --methods {} --seeds {}",
+            self.spaces.join(","),
+            join(self.methods.iter().map(|m| m.name().to_string()).collect()),
+            join(self.seeds.iter().map(u64::to_string).collect())
+        );
+        for s in &self.sets {
+            c.push_str(&format!(" --set {}={}", s.key, s.values.join(",")));
+        }
+        if !self.common.is_empty() {
+            c.push_str(&format!(" -- {}", self.common.join(" ")));
+        }
+        c
+    }
+
     /// Checks the lists, then expands them: spaces, methods, settings, seeds (seeds vary
     /// fastest, so a partly run sweep has whole seed groups).
     pub fn runs(&self) -> Result<Vec<RunSpec>> {
@@ -282,6 +301,11 @@ mod tests {
             ]
         );
         assert_eq!(runs[5].setting_label(), "beta-schedule=linear");
+        assert_eq!(
+            grid().command(),
+            "darts-minus sweep --space nb201 --methods darts-minus,darts --seeds 0,1 \
+             --set beta-schedule=linear,cosine -- --epochs 2"
+        );
     }
 
     #[test]
