@@ -168,8 +168,9 @@ impl Grid {
         c
     }
 
-    /// Checks the lists, then expands them: spaces, methods, settings, seeds (seeds vary
-    /// fastest, so a partly run sweep has whole seed groups).
+    /// Checks the lists, then expands them: spaces, seeds, methods, settings (seeds vary
+    /// slowest, so a sweep run here part-way has every method and setting of its first seeds
+    /// to compare, pair by pair).
     pub fn runs(&self) -> Result<Vec<RunSpec>> {
         let empty = |what: &str| Error::Invalid(format!("the sweep has no {what}"));
         if self.spaces.is_empty() {
@@ -223,9 +224,9 @@ impl Grid {
         }
         let mut runs = Vec::new();
         for space in &self.spaces {
-            for &method in &self.methods {
-                for setting in &settings {
-                    for &seed in &self.seeds {
+            for &seed in &self.seeds {
+                for &method in &self.methods {
+                    for setting in &settings {
                         let mut name = format!("{}-{}", name_part(space), method.name());
                         for (k, v) in setting {
                             name.push_str(&format!("-{}_{}", name_part(k), name_part(v)));
@@ -279,15 +280,15 @@ mod tests {
     }
 
     #[test]
-    fn the_grid_is_the_product_with_seeds_fastest() {
+    fn the_grid_is_the_product_with_seeds_slowest() {
         let runs = grid().runs().unwrap();
         assert_eq!(runs.len(), 8);
         assert_eq!(runs[0].name, "nb201-darts-minus-beta-schedule_linear-seed0");
-        assert_eq!(runs[1].name, "nb201-darts-minus-beta-schedule_linear-seed1");
-        assert_eq!(runs[2].name, "nb201-darts-minus-beta-schedule_cosine-seed0");
-        assert_eq!(runs[4].method, Method::Darts);
+        assert_eq!(runs[1].name, "nb201-darts-minus-beta-schedule_cosine-seed0");
+        assert_eq!(runs[2].method, Method::Darts);
+        assert_eq!(runs[4].name, "nb201-darts-minus-beta-schedule_linear-seed1");
         assert_eq!(
-            runs[5].args,
+            runs[6].args,
             [
                 "--space",
                 "nb201",
@@ -300,7 +301,7 @@ mod tests {
                 "2"
             ]
         );
-        assert_eq!(runs[5].setting_label(), "beta-schedule=linear");
+        assert_eq!(runs[6].setting_label(), "beta-schedule=linear");
         assert_eq!(
             grid().command(),
             "darts-minus sweep --space nb201 --methods darts-minus,darts --seeds 0,1 \
@@ -314,7 +315,7 @@ mod tests {
         g.sets = vec![SetList::parse("--no-shuffle=on,off").unwrap()];
         let runs = g.runs().unwrap();
         assert!(runs[0].args.contains(&"--no-shuffle".to_string()));
-        assert!(!runs[2].args.iter().any(|a| a.contains("shuffle")));
+        assert!(!runs[1].args.iter().any(|a| a.contains("shuffle")));
     }
 
     #[test]
