@@ -2,6 +2,7 @@
 //! fixture holds the initial weights and α, the batches, for S4 every noise draw PyTorch made,
 //! and the state after one α step and one w step of DARTS-.
 
+use super::search_steps::fixture_settings;
 use super::torch::{fixture, get, with_strategy, Fixture, FWD};
 use super::{CheckLine, Tolerance};
 use crate::checkpoint::{module_entries, Entry};
@@ -9,8 +10,7 @@ use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Strategy};
 use crate::nn::darts_ops::DartsSpace;
-use crate::search::darts_net::DartsConfig;
-use crate::search::trainer::{Search, SearchSettings, Space};
+use crate::search::trainer::Search;
 use std::path::Path;
 
 const STEP_S1: &[u8] = include_bytes!("../../tests/fixtures/search_step_s1.safetensors");
@@ -54,16 +54,7 @@ fn step_lines(
     (init, source): (&Fixture, &Path),
     fx: &Fixture,
 ) -> Result<Vec<CheckLine>> {
-    let mut settings = SearchSettings::darts_paper();
-    settings.space = Space::Darts(DartsConfig {
-        channels: 4,
-        layers: 5,
-        classes: 10,
-        nodes: 4,
-        aux: true,
-        candidates: space,
-    });
-    let mut search = Search::new(gpu, settings)?;
+    let mut search = Search::new(gpu, fixture_settings(space))?;
     search.init_from_tensors(init, source)?;
     search.set_image_size(16, 16)?;
     search.set_epoch(0)?;

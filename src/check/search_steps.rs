@@ -180,9 +180,9 @@ fn run_steps(
     })
 }
 
-/// Two DARTS- steps (C=4, 5 cells, 16×16 images, batch 6), α step then w step, against the
-/// project's PyTorch model.
-pub fn darts_steps(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<StepRun> {
+/// The small DARTS- network of the PyTorch search-step fixtures (C=4, 5 cells, 4 nodes, 10
+/// classes) with `space`'s candidates, under the paper's search settings.
+pub(super) fn fixture_settings(space: DartsSpace) -> SearchSettings {
     let mut settings = SearchSettings::darts_paper();
     settings.space = Space::Darts(DartsConfig {
         channels: 4,
@@ -190,8 +190,15 @@ pub fn darts_steps(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<StepR
         classes: 10,
         nodes: 4,
         aux: true,
-        candidates: DartsSpace::Darts,
+        candidates: space,
     });
+    settings
+}
+
+/// Two DARTS- steps (C=4, 5 cells, 16×16 images, batch 6), α step then w step, against the
+/// project's PyTorch model.
+pub fn darts_steps(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<StepRun> {
+    let settings = fixture_settings(DartsSpace::Darts);
     let check = format!("torch: DARTS- search steps [{} strategy]", strategy.2);
     with_strategy(gpu, strategy, || {
         run_steps(
