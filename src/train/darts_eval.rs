@@ -6,12 +6,13 @@
 use crate::autodiff::{PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::Candidate;
+use crate::nn::darts_ops::{Candidate, NoiseSource};
 use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use crate::search::darts_net::{CellInputs, Stem};
 use crate::search::genotype::Genotype;
 use rand::Rng;
+use std::rc::Rc;
 
 /// Shape of an evaluation network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,18 +66,17 @@ impl EvalCell {
     fn new(
         gpu: &Gpu,
         rng: &mut impl Rng,
-        genes: &[(String, usize)],
-        concat: &[usize],
+        (genes, concat): (&[(String, usize)], &[usize]),
         (c_pp, c_p, c): (usize, usize, usize),
-        reduction: bool,
-        reduction_prev: bool,
+        (reduction, reduction_prev): (bool, bool),
+        noise: Option<&Rc<NoiseSource>>,
     ) -> Result<Self> {
         let inputs = CellInputs::new(gpu, rng, (c_pp, c_p, c), reduction_prev, true)?;
         let mut ops = Vec::new();
         let mut indices = Vec::new();
         for (name, index) in genes {
             let stride = if reduction && *index < 2 { 2 } else { 1 };
-            ops.push(Candidate::darts(gpu, rng, name, c, stride, true, false)?);
+            ops.push(Candidate::darts_eval(gpu, rng, name, c, stride, noise)?);
             indices.push(*index);
         }
         Ok(EvalCell {
@@ -162,6 +162,8 @@ pub struct DartsEvalNetwork {
     aux_head: Option<AuxHead>,
     aux_after: usize,
     classifier: Linear,
+    /// Where `noise` genes draw from (a genotype of RobustDARTS' S4 may have them).
+    noise: Option<Rc<NoiseSource>>,
 }
 
 impl DartsEvalNetwork {
@@ -172,7 +174,11 @@ impl DartsEvalNetwork {
         config: EvalConfig,
     ) -> Result<Self> {
         genotype.validate()?;
-        genotype.check_retrainable()?;
+        let genes = genotype.normal.iter().chain(&genotype.reduce);
+        let noise = match genes.clone().any(|(op, _)| op == "noise") {
+            true => Some(NoiseSource::new(gpu)?),
+            false => None,
+        };
         let nodes = genotype.normal.len() / 2;
         for (kind, concat, n) in [
             ("normal", &genotype.normal_concat, nodes),
@@ -202,7 +208,8 @@ impl DartsEvalNetwork {
                 } else {
                     (&genotype.normal, &genotype.normal_concat)
                 };
-                let cell = EvalCell::new(gpu, rng, genes, concat, chans, reduction, prev)?;
+                let kind = (reduction, prev);
+                let cell = EvalCell::new(gpu, rng, (genes, concat), chans, kind, noise.as_ref())?;
                 let c_out = concat.len() * chans.2;
                 if i == aux_after {
                     c_aux = c_out;
@@ -229,6 +236,7 @@ impl DartsEvalNetwork {
             aux_head,
             aux_after,
             classifier,
+            noise,
         })
     }
 
@@ -262,6 +270,10 @@ impl super::EvalNet for DartsEvalNetwork {
             .filter(|(n, _)| !n.starts_with("auxiliary_head"))
             .map(|(_, t)| t.numel())
             .sum()
+    }
+
+    fn noise(&self) -> Option<&NoiseSource> {
+        self.noise.as_deref()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod trainer;
 
 use crate::autodiff::{Tape, Tensor};
 use crate::error::Result;
+use crate::nn::darts_ops::NoiseSource;
 use crate::nn::Module;
 use crate::search::genotype::Genotype;
 use crate::search::nb201::Nb201Arch;
@@ -43,6 +44,10 @@ pub trait EvalNet: Module {
     fn forward(&self, tape: &mut Tape, x: &Tensor, ec: EvalCtx) -> Result<Logits>;
     /// Weights without the auxiliary head (the paper's parameter count).
     fn count_without_aux(&self) -> usize;
+    /// Where the network's `noise` operations draw from (a cell with RobustDARTS S4's noise).
+    fn noise(&self) -> Option<&NoiseSource> {
+        None
+    }
 }
 
 /// Drop path's per-sample scales for a batch of `n`: each sample is kept with probability

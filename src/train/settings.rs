@@ -89,9 +89,6 @@ impl TrainSettings {
 
     pub fn validate(&self) -> Result<()> {
         self.limits().validate()?;
-        if let Arch::Darts(g) = &self.arch {
-            g.check_retrainable()?;
-        }
         let aw = self.auxiliary_weight;
         check_number("--auxiliary-weight", aw, aw >= 0.0, "≥ 0")?;
         if !(0.0..1.0).contains(&self.drop_path) {

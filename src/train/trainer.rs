@@ -28,6 +28,8 @@ pub use super::epoch::TrainRecord;
 pub use super::settings::TrainSettings;
 
 const FORMAT: &str = "darts-minus train checkpoint v1";
+/// Seed stream of the `noise` genes' draws (apart from the weights' 1).
+const TAG_NOISE: u64 = 2;
 
 /// Loss and accuracy over a set of images, with per-class counts.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +138,7 @@ impl Retrain {
             ctx: Ctx { train: true },
             drop: (drop_p > 0.0).then_some(&drop as &dyn Fn() -> Result<Tensor>),
         };
+        self.start_noise(true, 0)?;
         let mut tape = Tape::new(&self.gpu);
         let (logits, aux) = self.net.forward(&mut tape, &x, ec)?;
         let mut loss = tape.cross_entropy(&logits, &y)?;
@@ -165,6 +168,22 @@ impl Retrain {
         Ok(stats)
     }
 
+    /// Keys the `noise` genes' next draws (networks without them: nothing): a training step by
+    /// the step number, evaluation batch `batch` by the epoch, so a resumed run draws what an
+    /// uninterrupted one would.
+    fn start_noise(&self, train: bool, batch: usize) -> Result<()> {
+        let Some(noise) = self.net.noise() else {
+            return Ok(());
+        };
+        let stream = sub_seed(self.settings.seed, TAG_NOISE);
+        let key = if train {
+            sub_seed(stream, self.step as u64)
+        } else {
+            sub_seed(sub_seed(stream, u64::MAX - self.epoch as u64), batch as u64)
+        };
+        noise.start(train, key)
+    }
+
     /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode).
     pub fn evaluate(
         &self,
@@ -173,7 +192,8 @@ impl Retrain {
     ) -> Result<Evaluation> {
         let mut confusion = vec![vec![0u64; classes]; classes];
         let (mut loss_sum, mut n, mut t1, mut t5) = (0.0, 0usize, 0usize, 0usize);
-        for b in batches {
+        for (i, b) in batches.enumerate() {
+            self.start_noise(false, i)?;
             let (x, y) = self.upload(&b)?;
             let mut tape = Tape::inference(&self.gpu);
             let (logits, _) = self.net.forward(&mut tape, &x, EvalCtx::inference())?;

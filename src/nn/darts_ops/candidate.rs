@@ -145,6 +145,28 @@ impl Candidate {
         super::DARTS_FAMILY.build(name, &mut b)
     }
 
+    /// A retrained network's operation `name` (affine batch norms), drawing `noise` (RobustDARTS
+    /// S4's candidate, which the reference retrains as pure noise too) from `noise`.
+    pub fn darts_eval(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        noise: Option<&Rc<NoiseSource>>,
+    ) -> Result<Candidate> {
+        let mut b = super::Build {
+            gpu,
+            rng,
+            c,
+            stride,
+            affine: true,
+            search: false,
+            noise,
+        };
+        super::DARTS_FAMILY.build(name, &mut b)
+    }
+
     /// A search network's candidate `name` (batch norms without affine parameters), drawing
     /// `noise` from `noise`.
     pub fn darts_search(

@@ -133,12 +133,12 @@ fn skip(b: &mut Build) -> Result<Candidate> {
     })
 }
 
-/// RobustDARTS' `noise`: it draws from the search network's source.
+/// RobustDARTS' `noise`: it draws from its network's source.
 fn noise(b: &mut Build) -> Result<Candidate> {
     let source = b.noise.ok_or_else(|| {
         Error::Invalid(
-            "'noise' (RobustDARTS S4's candidate, pure N(0, 1) output) exists in the search \
-             network only; a retrained network has no noise operation"
+            "'noise' (RobustDARTS S4's candidate, pure N(0, 1) output) needs its network's \
+             noise source, and this network was built without one"
                 .into(),
         )
     })?;
