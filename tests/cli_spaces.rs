@@ -3,6 +3,9 @@
 //! does, and the errors a user meets (an unknown space, a checkpoint of another space, a
 //! genotype with an op its edge does not have); a genotype with `noise` retrains.
 
+mod common;
+
+use common::cli::{bin, fails_with, tmp};
 use darts_minus::data::{search_split, Dataset, Split};
 use darts_minus::search::outputs::RunDir;
 use darts_minus::search::trainer::{Search, SearchSettings};
@@ -10,14 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_darts-minus"))
-}
-
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("darts-minus-spaces-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A CIFAR-10 binary folder of 32 random images: 16 train the weights, 16 the α (two steps
+/// of 8 each per epoch).
+fn tiny_cifar(tag: &str) -> PathBuf {
+    common::cli::tiny_cifar(tag, 32)
 }
 
 #[track_caller]
@@ -26,38 +25,6 @@ fn ok(run: Output) -> String {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{out}\n{err}");
     out
-}
-
-/// Runs `cmd`, which must fail with every one of `wants` in its error output.
-#[track_caller]
-fn fails_with(cmd: &mut Command, wants: &[&str]) {
-    let run = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        !run.status.success() && wants.iter().all(|w| err.contains(w)),
-        "{err}"
-    );
-}
-
-/// A CIFAR-10 binary folder of 32 random images: 16 train the weights, 16 the α (two steps
-/// of 8 each per epoch).
-fn tiny_cifar(tag: &str) -> PathBuf {
-    let dir = tmp(tag);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut x: u32 = 2024;
-    let mut records = Vec::new();
-    for i in 0..32 {
-        records.push((i % 10) as u8);
-        for _ in 0..3072 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            records.push((x >> 24) as u8);
-        }
-    }
-    std::fs::write(dir.join("data_batch_1.bin"), &records).unwrap();
-    std::fs::write(dir.join("test_batch.bin"), &records).unwrap();
-    dir
 }
 
 /// `search --space <space>` on `data`, C=2, 3 cells, batch 8, into `out`.
