@@ -49,10 +49,19 @@ pub fn outcome_line(o: &Outcome, paths: &RunPaths) -> String {
 
 /// The last line a run printed (its latest epoch), for the progress display.
 fn last_line(log: &Path) -> String {
-    std::fs::read(log)
+    use std::io::{Read, Seek, SeekFrom};
+    // Polled twice a second per live run: read the log's tail, not the whole log.
+    let tail = || -> std::io::Result<String> {
+        let mut f = std::fs::File::open(log)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    };
+    tail()
         .ok()
-        .and_then(|b| {
-            let text = String::from_utf8_lossy(&b[b.len().saturating_sub(4096)..]).into_owned();
+        .and_then(|text| {
             text.lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())

@@ -59,8 +59,8 @@ pub struct Search {
     recorder: Recorder<StepShape, StepInputs, (Tensor, Tensor)>,
 }
 
+/// Seed stream of the initial weights (noise draws take 2: `NoiseSource::start_at`).
 const TAG_INIT: u64 = 1;
-const TAG_NOISE: u64 = 2;
 
 /// What to change when a search diverges.
 pub(super) const SEARCH_HINT: &str = "lower --lr or --arch-lr, or check the data";
@@ -281,16 +281,10 @@ impl Search {
     /// follow from the seed and the position alone, so a resumed run draws what an
     /// uninterrupted one would.
     pub(super) fn start_noise(&self, train: bool, batch: usize) -> Result<()> {
-        let Some(noise) = self.net.noise() else {
-            return Ok(());
-        };
-        let stream = sub_seed(self.settings.seed, TAG_NOISE);
-        let key = if train {
-            sub_seed(stream, self.step as u64)
-        } else {
-            sub_seed(sub_seed(stream, u64::MAX - self.epoch as u64), batch as u64)
-        };
-        noise.start(train, key)
+        match self.net.noise() {
+            Some(n) => n.start_at(self.settings.seed, train, (self.epoch, self.step), batch),
+            None => Ok(()),
+        }
     }
 
     /// Makes the `noise` candidates hand out `values` in draw order instead of drawing

@@ -28,8 +28,6 @@ pub use super::epoch::TrainRecord;
 pub use super::settings::TrainSettings;
 
 const FORMAT: &str = "darts-minus train checkpoint v1";
-/// Seed stream of the `noise` genes' draws (apart from the weights' 1).
-const TAG_NOISE: u64 = 2;
 
 /// Loss and accuracy over a set of images, with per-class counts.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,16 +170,10 @@ impl Retrain {
     /// the step number, evaluation batch `batch` by the epoch, so a resumed run draws what an
     /// uninterrupted one would.
     fn start_noise(&self, train: bool, batch: usize) -> Result<()> {
-        let Some(noise) = self.net.noise() else {
-            return Ok(());
-        };
-        let stream = sub_seed(self.settings.seed, TAG_NOISE);
-        let key = if train {
-            sub_seed(stream, self.step as u64)
-        } else {
-            sub_seed(sub_seed(stream, u64::MAX - self.epoch as u64), batch as u64)
-        };
-        noise.start(train, key)
+        match self.net.noise() {
+            Some(n) => n.start_at(self.settings.seed, train, (self.epoch, self.step), batch),
+            None => Ok(()),
+        }
     }
 
     /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode).

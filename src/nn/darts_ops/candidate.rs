@@ -122,8 +122,32 @@ pub enum Candidate {
 
 impl Candidate {
     /// The DARTS-cell operation `name` (any of [`super::DARTS_FAMILY`]) on `c` channels;
-    /// `search` adds the BN after pooling. `noise` needs the search network's source (see
-    /// [`Candidate::darts_search`]).
+    /// `search` adds the BN after pooling; `noise` is where a `noise` candidate draws from
+    /// (without one, `noise` is refused by name).
+    #[allow(clippy::too_many_arguments)]
+    fn darts_with(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        c: usize,
+        stride: usize,
+        affine: bool,
+        search: bool,
+        noise: Option<&Rc<NoiseSource>>,
+    ) -> Result<Candidate> {
+        let mut b = super::Build {
+            gpu,
+            rng,
+            c,
+            stride,
+            affine,
+            search,
+            noise,
+        };
+        super::DARTS_FAMILY.build(name, &mut b)
+    }
+
+    /// [`Candidate::darts_with`] without a noise source.
     pub fn darts(
         gpu: &Gpu,
         rng: &mut impl Rng,
@@ -133,16 +157,7 @@ impl Candidate {
         affine: bool,
         search: bool,
     ) -> Result<Candidate> {
-        let mut b = super::Build {
-            gpu,
-            rng,
-            c,
-            stride,
-            affine,
-            search,
-            noise: None,
-        };
-        super::DARTS_FAMILY.build(name, &mut b)
+        Self::darts_with(gpu, rng, name, c, stride, affine, search, None)
     }
 
     /// A retrained network's operation `name` (affine batch norms), drawing `noise` (RobustDARTS
@@ -155,16 +170,7 @@ impl Candidate {
         stride: usize,
         noise: Option<&Rc<NoiseSource>>,
     ) -> Result<Candidate> {
-        let mut b = super::Build {
-            gpu,
-            rng,
-            c,
-            stride,
-            affine: true,
-            search: false,
-            noise,
-        };
-        super::DARTS_FAMILY.build(name, &mut b)
+        Self::darts_with(gpu, rng, name, c, stride, true, false, noise)
     }
 
     /// A search network's candidate `name` (batch norms without affine parameters), drawing
@@ -177,16 +183,7 @@ impl Candidate {
         stride: usize,
         noise: Option<&Rc<NoiseSource>>,
     ) -> Result<Candidate> {
-        let mut b = super::Build {
-            gpu,
-            rng,
-            c,
-            stride,
-            affine: false,
-            search: true,
-            noise,
-        };
-        super::DARTS_FAMILY.build(name, &mut b)
+        Self::darts_with(gpu, rng, name, c, stride, false, true, noise)
     }
 
     /// The NAS-Bench-201 operation `name` on `c` channels (stride 1, search: BN affine=False).

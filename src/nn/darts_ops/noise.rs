@@ -9,12 +9,16 @@
 use super::candidate::CandidateOp;
 use crate::autodiff::ops::noise::{noise_key_table, normal_noise, write_noise_keys, NOISE_SLOTS};
 use crate::autodiff::{Tape, Tensor};
+use crate::data::sub_seed;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::{Ctx, Module, Slot};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+
+/// Seed stream of every run's noise draws (apart from its weights' and data's).
+const TAG_NOISE: u64 = 2;
 
 /// Which key a draw uses: train-mode forwards (the search step) or eval-mode ones.
 fn slot(ctx: Ctx) -> usize {
@@ -45,6 +49,25 @@ impl NoiseSource {
             next: Cell::new(0),
             fed: RefCell::new(None),
         }))
+    }
+
+    /// Keys the coming draws from a run's `seed` and position: train-mode forwards by the
+    /// step `step`, evaluation batch `batch` by the epoch `epoch`. The values follow from the
+    /// seed and the position alone, so a resumed run draws what an uninterrupted one would.
+    pub fn start_at(
+        &self,
+        seed: u64,
+        train: bool,
+        (epoch, step): (usize, usize),
+        batch: usize,
+    ) -> Result<()> {
+        let stream = sub_seed(seed, TAG_NOISE);
+        let key = if train {
+            sub_seed(stream, step as u64)
+        } else {
+            sub_seed(sub_seed(stream, u64::MAX - epoch as u64), batch as u64)
+        };
+        self.start(train, key)
     }
 
     /// Sets the key of train-mode (`train`) or eval-mode draws and restarts the stream
