@@ -152,6 +152,7 @@ fn main() -> ExitCode {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
         limits,
+        pipeline_cache: None,
     }
     .with_env();
     let globals = cli.global_args();

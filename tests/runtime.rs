@@ -314,3 +314,61 @@ fn downlevel_limits_stop_a_wide_kernel_with_an_error_naming_it() {
     let e = gpu_with_limits("strict").err().unwrap().to_string();
     assert!(e.contains("'strict'") && e.contains("webgpu"), "{e}");
 }
+
+/// Compiled pipelines are kept across runs where the adapter has a pipeline cache: written
+/// when the device closes, read by the next one; a damaged file is ignored (the same results)
+/// and replaced; `off` keeps none.
+#[test]
+fn pipeline_cache_is_kept_across_runs_and_a_damaged_one_ignored() {
+    let dir = std::env::temp_dir().join(format!("dm-pipeline-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let choice = AdapterChoice {
+        pipeline_cache: Some(dir.display().to_string()),
+        ..AdapterChoice::default()
+    };
+    let run = || {
+        let g = Gpu::new(&choice).unwrap();
+        let mut rng = Rng::new(3);
+        let net = make_net(&g, &mut rng);
+        let params = [net.w.clone(), net.fc.clone(), net.fb.clone()];
+        let sgd = Sgd::new(&g, &params, 0.1, 0.9, 1e-3).unwrap();
+        sgd.prepare().unwrap();
+        let x = Tensor::from_slice(&g, &[2, 3, 6, 6], &f32s(&rng.vec(216))).unwrap();
+        let labels = Labels::new(&g, &[1, 4]).unwrap();
+        let loss = step(&g, &net, &x, &labels, &sgd).to_vec().unwrap();
+        let w = net.w.to_vec().unwrap();
+        (g.pipeline_cache(), loss, w)
+    };
+    let (first, loss, w) = run();
+    let Some((path, read)) = first else {
+        // No pipeline cache on this adapter (GL): nothing is written.
+        assert!(!dir.exists(), "{dir:?}");
+        return;
+    };
+    assert_eq!(read, 0, "no file yet");
+    assert!(path.starts_with(&dir), "{path:?}");
+    let saved = std::fs::read(&path).expect("written when the device closed");
+    assert!(!saved.is_empty());
+
+    let (second, loss2, w2) = run();
+    assert_eq!(second.unwrap().1, saved.len(), "read back");
+    assert_eq!((&loss2, &w2), (&loss, &w));
+
+    let junk = b"not a pipeline cache".to_vec();
+    std::fs::write(&path, &junk).unwrap();
+    let (third, loss3, w3) = run();
+    assert_eq!(third.unwrap().1, junk.len());
+    assert_eq!(
+        (&loss3, &w3),
+        (&loss, &w),
+        "a damaged cache changes nothing"
+    );
+    assert_ne!(std::fs::read(&path).unwrap(), junk, "and is replaced");
+
+    let off = AdapterChoice {
+        pipeline_cache: Some("off".into()),
+        ..AdapterChoice::default()
+    };
+    assert!(Gpu::new(&off).unwrap().pipeline_cache().is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

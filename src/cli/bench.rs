@@ -115,6 +115,13 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             }
             eprintln!("adapter: {adapter}");
             eprint!("{policy}");
+            match gpu.pipeline_cache() {
+                Some((path, read)) => eprintln!(
+                    "pipeline cache: {} ({read} bytes read; DARTS_MINUS_PIPELINE_CACHE=off to compile everything)",
+                    path.display()
+                ),
+                None => eprintln!("pipeline cache: none (the adapter has none, or it is off)"),
+            }
         }
         eprintln!(
             "{}: {} warm-up + {} timed steps ({}, {})…",
@@ -139,17 +146,19 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     }
     println!("search step (α step + w step), median over timed steps; adapter: {adapter}");
     println!(
-        "| configuration | step ms | images/s | first step ms | peak MiB | reserved MiB | dispatches/step | submissions/step |"
+        "| configuration | step ms | images/s | first step ms | compiling ms (pipelines) | peak MiB | reserved MiB | dispatches/step | submissions/step |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     for r in &results {
         println!(
-            "| {} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {:.1} | {:.1} | {:.0} | {:.0} ({}) | {:.0} | {:.0} | {:.0} | {:.1} |",
             r.label,
             r.step_ms,
             r.images_per_sec,
             r.first_step_ms,
+            r.pipeline_build_ms,
+            r.pipelines_built,
             mib(r.peak_bytes),
             mib(r.reserved_bytes),
             r.dispatches_per_step,
@@ -157,7 +166,7 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         );
     }
     for (label, e) in &failures {
-        println!("| {label} | failed: {e} | | | | | | |");
+        println!("| {label} | failed: {e} | | | | | | | |");
     }
     for r in results.iter().filter(|r| !r.kernels.is_empty()) {
         let total: f64 = r.kernels.iter().map(|k| k.ms).sum();

@@ -17,11 +17,20 @@ pub struct AdapterChoice {
     pub name: Option<String>,
     /// adapter, webgpu or downlevel (see [`LimitsChoice`]); None: the adapter's.
     pub limits: Option<String>,
+    /// Where compiled pipelines are kept across runs: a directory, or `off`; None: the user's
+    /// cache directory (see `gpu::pipeline_cache`).
+    pub pipeline_cache: Option<String>,
 }
 
 impl AdapterChoice {
-    /// Fills unset fields from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `DARTS_MINUS_LIMITS`.
+    /// Fills unset fields from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, `DARTS_MINUS_LIMITS` and
+    /// `DARTS_MINUS_PIPELINE_CACHE`.
     pub fn with_env(mut self) -> Self {
+        if self.pipeline_cache.is_none() {
+            self.pipeline_cache = std::env::var("DARTS_MINUS_PIPELINE_CACHE")
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
         if self.limits.is_none() {
             self.limits = std::env::var("DARTS_MINUS_LIMITS")
                 .ok()

@@ -3,7 +3,7 @@
 
 use super::adapter::{self, AdapterChoice, AdapterSummary};
 use super::pool::{self, MemoryStats};
-use super::{kernels, Gpu, GpuInner, LaunchPolicy, State, Strategy};
+use super::{kernels, pipeline_cache, Gpu, GpuInner, LaunchPolicy, State, Strategy};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -34,9 +34,14 @@ impl Gpu {
         let limits_choice = choice.limits_choice()?;
         let summary = adapter::summarize(adapter, true, limits_choice);
         let limits = limits_choice.apply(adapter.limits());
+        let cache_file = pipeline_cache::file_for(adapter, choice.pipeline_cache.as_deref());
         let desc = wgpu::DeviceDescriptor {
             label: Some("darts-minus"),
-            required_features: wgpu::Features::empty(),
+            required_features: if cache_file.is_some() {
+                wgpu::Features::PIPELINE_CACHE
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -55,7 +60,8 @@ impl Gpu {
                 *slot = Some(e.to_string());
             }
         }));
-        let kernels = kernels::Registry::new(&limits, limits_choice);
+        let disk = cache_file.map(|path| pipeline_cache::DiskCache::open(&device, path));
+        let kernels = kernels::Registry::new(&limits, limits_choice, disk);
         let policy = LaunchPolicy::for_adapter(&summary);
         Ok(Gpu {
             inner: Rc::new(GpuInner {
@@ -115,6 +121,24 @@ impl Gpu {
     /// SPIR-V, MSL, HLSL and GLSL ES.
     pub fn pipeline_variants(&self) -> Vec<super::PipelineVariant> {
         self.inner.kernels.variants()
+    }
+
+    /// (pipelines created so far, the time creating them and their shader modules took): the
+    /// compilation share of a run's start-up.
+    pub fn pipeline_build_time(&self) -> (usize, std::time::Duration) {
+        self.inner.kernels.build_time()
+    }
+
+    /// The file compiled pipelines are kept in across runs and the bytes read from it at start
+    /// (None: the adapter has no pipeline cache, or it is `off`).
+    pub fn pipeline_cache(&self) -> Option<(std::path::PathBuf, usize)> {
+        self.inner.kernels.disk_cache()
+    }
+
+    /// Writes the pipeline cache to its file now (it is also written when the device closes);
+    /// the bytes written, 0 where the driver keeps nothing or there is no cache.
+    pub fn save_pipeline_cache(&self) -> Result<usize> {
+        self.inner.kernels.save_cache()
     }
 
     /// Total dispatches issued so far (eager and replayed).

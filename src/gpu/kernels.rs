@@ -3,11 +3,13 @@
 //! (storage buffers per stage, workgroup memory) are checked against the device's limits, so
 //! a kernel that does not fit stops the run with an error naming it, not a driver failure.
 
+use super::pipeline_cache::DiskCache;
 use super::LimitsChoice;
 use crate::error::{Error, Result};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Threads per workgroup of every 1-D kernel (WebGPU's guaranteed minimum maximum).
 pub const WORKGROUP: u32 = 256;
@@ -133,17 +135,44 @@ pub(crate) struct Registry {
     needs: RefCell<HashMap<&'static str, Vec<(String, EntryNeeds)>>>,
     limits: wgpu::Limits,
     limits_choice: LimitsChoice,
+    /// Pipelines created so far and the time their creation took (shader modules included).
+    built: Cell<(usize, Duration)>,
+    /// Compiled pipelines kept across runs, where the adapter supports it.
+    disk: Option<DiskCache>,
 }
 
 impl Registry {
-    pub fn new(limits: &wgpu::Limits, limits_choice: LimitsChoice) -> Self {
+    pub fn new(
+        limits: &wgpu::Limits,
+        limits_choice: LimitsChoice,
+        disk: Option<DiskCache>,
+    ) -> Self {
         Registry {
             modules: RefCell::new(HashMap::new()),
             pipelines: RefCell::new(HashMap::new()),
             needs: RefCell::new(HashMap::new()),
             limits: limits.clone(),
             limits_choice,
+            built: Cell::new((0, Duration::ZERO)),
+            disk,
         }
+    }
+
+    pub fn disk_cache(&self) -> Option<(std::path::PathBuf, usize)> {
+        self.disk.as_ref().map(|d| (d.path.clone(), d.loaded))
+    }
+
+    pub fn save_cache(&self) -> Result<usize> {
+        let Some(d) = &self.disk else { return Ok(0) };
+        d.save().map_err(|e| Error::File {
+            path: d.path.clone(),
+            msg: format!("cannot write the pipeline cache: {e}"),
+        })
+    }
+
+    /// (pipelines created, time spent creating them and their shader modules).
+    pub fn build_time(&self) -> (usize, Duration) {
+        self.built.get()
     }
 
     /// Whether `file:entry` fits the device's limits; the error names the kernel, the limit
@@ -203,6 +232,7 @@ impl Registry {
             return Ok(p.clone());
         }
         self.check_fits(file, entry)?;
+        let started = Instant::now();
         let mut modules = self.modules.borrow_mut();
         if !modules.contains_key(file) {
             let src = FILES
@@ -227,8 +257,10 @@ impl Registry {
                 // Every kernel writes its workgroup memory before reading it.
                 zero_initialize_workgroup_memory: false,
             },
-            cache: None,
+            cache: self.disk.as_ref().map(|d| &d.cache),
         });
+        let (n, t) = self.built.get();
+        self.built.set((n + 1, t + started.elapsed()));
         let mut pipelines = self.pipelines.borrow_mut();
         let id = pipelines.len();
         let val = (id, Arc::new(pipeline));
@@ -250,6 +282,16 @@ impl Registry {
             .collect();
         v.sort();
         v
+    }
+}
+
+impl Drop for Registry {
+    /// Keeps what this run compiled for the next one. Best effort: a cache that cannot be
+    /// written costs the next run its compile time, nothing else.
+    fn drop(&mut self) {
+        if self.built.get().0 > 0 {
+            let _ = self.save_cache();
+        }
     }
 }
 

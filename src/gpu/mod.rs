@@ -14,6 +14,7 @@ mod kernels;
 mod launch;
 mod limits;
 mod params;
+mod pipeline_cache;
 mod policy;
 mod pool;
 mod program;

@@ -83,8 +83,13 @@ pub struct BenchResult {
     pub step_ms_max: f64,
     /// Training images per second (batch / median step time).
     pub images_per_sec: f64,
-    /// The first step: building the graph and recording it (pipelines compiled earlier).
+    /// The first step: building the graph, compiling the pipelines it is the first to use, and
+    /// recording it.
     pub first_step_ms: f64,
+    /// Pipelines this configuration created (building the network and the warm-up steps) and
+    /// the milliseconds their creation took: the compilation share of start-up.
+    pub pipelines_built: usize,
+    pub pipeline_build_ms: f64,
     /// The most bytes held by live buffers at once, weights and optimiser state included.
     pub peak_bytes: u64,
     /// Bytes of device buffers created (the pool's footprint on the device).
@@ -135,6 +140,7 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
         seed: cfg.seed,
         ..base
     };
+    let built_before = gpu.pipeline_build_time();
     let mut search = Search::new(gpu, settings)?;
     search.replay = cfg.replay;
     search.recompute = cfg.recompute;
@@ -161,6 +167,7 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
             first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
         }
     }
+    let built = gpu.pipeline_build_time();
     let (d0, s0) = (gpu.dispatch_count(), gpu.submission_count());
     let mut times = Vec::with_capacity(cfg.steps);
     for i in 0..cfg.steps {
@@ -203,6 +210,8 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
         step_ms_max: times[times.len() - 1],
         images_per_sec: cfg.batch as f64 / (step_ms / 1e3),
         first_step_ms,
+        pipelines_built: built.0 - built_before.0,
+        pipeline_build_ms: (built.1 - built_before.1).as_secs_f64() * 1e3,
         peak_bytes: mem.peak,
         reserved_bytes: mem.reserved,
         dispatches_per_step,

@@ -6,7 +6,7 @@
 use crate::autodiff::{PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Candidate, NoiseSource};
+use crate::nn::darts_ops::{Candidate, NoiseSource, Role};
 use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use crate::search::darts_net::{CellInputs, Stem};
@@ -76,7 +76,14 @@ impl EvalCell {
         let mut indices = Vec::new();
         for (name, index) in genes {
             let stride = if reduction && *index < 2 { 2 } else { 1 };
-            ops.push(Candidate::darts_eval(gpu, rng, name, c, stride, noise)?);
+            ops.push(Candidate::darts(
+                gpu,
+                rng,
+                name,
+                (c, stride),
+                Role::Retrain,
+                noise,
+            )?);
             indices.push(*index);
         }
         Ok(EvalCell {

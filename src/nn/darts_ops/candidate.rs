@@ -106,6 +106,17 @@ impl<T: EndsInBn> CandidateOp for T {
     }
 }
 
+/// Which network a DARTS candidate is built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A search network's mixed edge: batch norms without affine parameters, and a batch norm
+    /// after each pooling.
+    Search,
+    /// A retrained network (and RobustDARTS S4's `noise`, which the reference retrains as pure
+    /// noise too): affine batch norms.
+    Retrain,
+}
+
 /// One candidate operation on an edge. The variants other modules name (retraining builds
 /// `Conv` and tells `Identity` apart) stay an enum; a candidate added later is `Other`.
 pub enum Candidate {
@@ -121,69 +132,28 @@ pub enum Candidate {
 }
 
 impl Candidate {
-    /// The DARTS-cell operation `name` (any of [`super::DARTS_FAMILY`]) on `c` channels;
-    /// `search` adds the BN after pooling; `noise` is where a `noise` candidate draws from
-    /// (without one, `noise` is refused by name).
-    #[allow(clippy::too_many_arguments)]
-    fn darts_with(
+    /// The DARTS-cell operation `name` (any of [`super::DARTS_FAMILY`]) on `c` channels, built
+    /// for `role`; `noise` is where a `noise` candidate draws from (without one, `noise` is
+    /// refused by name).
+    pub fn darts(
         gpu: &Gpu,
         rng: &mut impl Rng,
         name: &str,
-        c: usize,
-        stride: usize,
-        affine: bool,
-        search: bool,
+        (c, stride): (usize, usize),
+        role: Role,
         noise: Option<&Rc<NoiseSource>>,
     ) -> Result<Candidate> {
+        let search = role == Role::Search;
         let mut b = super::Build {
             gpu,
             rng,
             c,
             stride,
-            affine,
+            affine: !search,
             search,
             noise,
         };
         super::DARTS_FAMILY.build(name, &mut b)
-    }
-
-    /// [`Candidate::darts_with`] without a noise source.
-    pub fn darts(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        name: &str,
-        c: usize,
-        stride: usize,
-        affine: bool,
-        search: bool,
-    ) -> Result<Candidate> {
-        Self::darts_with(gpu, rng, name, c, stride, affine, search, None)
-    }
-
-    /// A retrained network's operation `name` (affine batch norms), drawing `noise` (RobustDARTS
-    /// S4's candidate, which the reference retrains as pure noise too) from `noise`.
-    pub fn darts_eval(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        name: &str,
-        c: usize,
-        stride: usize,
-        noise: Option<&Rc<NoiseSource>>,
-    ) -> Result<Candidate> {
-        Self::darts_with(gpu, rng, name, c, stride, true, false, noise)
-    }
-
-    /// A search network's candidate `name` (batch norms without affine parameters), drawing
-    /// `noise` from `noise`.
-    pub fn darts_search(
-        gpu: &Gpu,
-        rng: &mut impl Rng,
-        name: &str,
-        c: usize,
-        stride: usize,
-        noise: Option<&Rc<NoiseSource>>,
-    ) -> Result<Candidate> {
-        Self::darts_with(gpu, rng, name, c, stride, false, true, noise)
     }
 
     /// The NAS-Bench-201 operation `name` on `c` channels (stride 1, search: BN affine=False).

@@ -15,7 +15,7 @@ mod sep_conv;
 mod spaces;
 mod trivial;
 
-pub use candidate::{Candidate, CandidateOp, EndsInBn, Pooled, Split};
+pub use candidate::{Candidate, CandidateOp, EndsInBn, Pooled, Role, Split};
 pub use dil_conv::DilConv;
 pub use factorized_reduce::FactorizedReduce;
 pub use noise::{Noise, NoiseSource};

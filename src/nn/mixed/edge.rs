@@ -5,7 +5,7 @@ use super::normalized_sum::{normalized_sum, SumTerm};
 use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::darts_ops::{Candidate, FactorizedReduce, NoiseSource, Pooled};
+use crate::nn::darts_ops::{Candidate, FactorizedReduce, NoiseSource, Pooled, Role};
 use crate::nn::{join, BatchNorm2d, Ctx, Module, Slot};
 use rand::Rng;
 use std::rc::Rc;
@@ -42,7 +42,7 @@ impl MixedOp {
         };
         let ops = names
             .iter()
-            .map(|n| Candidate::darts_search(gpu, rng, n, c, stride, noise))
+            .map(|n| Candidate::darts(gpu, rng, n, (c, stride), Role::Search, noise))
             .collect::<Result<_>>()?;
         Ok(MixedOp {
             ops,
