@@ -604,7 +604,17 @@ fn tiny_bench(extra: &[&str]) -> (String, serde_json::Value) {
 
 #[test]
 fn bench_reports_step_time_memory_and_dispatches() {
-    let (stdout, doc) = tiny_bench(&["--batch", "2,4", "--steps", "2"]);
+    let dir = tmp("bench-chart");
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("batch.svg");
+    let (stdout, doc) = tiny_bench(&[
+        "--batch",
+        "2,4",
+        "--steps",
+        "2",
+        "--chart",
+        svg.to_str().unwrap(),
+    ]);
     assert!(stdout.contains("| darts C=2 L=3 batch=4 |"), "{stdout}");
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
@@ -618,6 +628,65 @@ fn bench_reports_step_time_memory_and_dispatches() {
     // Twice the batch needs more activation memory, not twice the weights.
     let peak = |i: usize| results[i]["peak_bytes"].as_u64().unwrap();
     assert!(peak(1) > peak(0), "peak memory must grow with the batch");
+    // The first configuration compiles the network's pipelines; the second, on a fresh
+    // device, compiles them again (the per-process registry starts empty).
+    for r in results {
+        assert!(r["pipelines_built"].as_u64().unwrap() > 20, "{r}");
+        assert!(r["pipeline_build_ms"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.contains("<svg") && chart.contains("darts-minus"),
+        "{chart}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `bench --chart --pairs` draws PyTorch's and darts-minus' paired times without running
+/// anything, with their ratios; a file that is not pairs is named.
+#[test]
+fn bench_charts_paired_times_from_bench_torch() {
+    let dir = tmp("bench-pairs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pairs = dir.join("pairs.jsonl");
+    let line = |c: usize, torch: f64, ours: f64| {
+        format!(
+            r#"{{"space":"nb201","channels":{c},"layers":8,"cells_per_stage":5,"batch":16,"device":"cpu","torch_version":"2.15.0","torch_threads":2,"torch_ms":{torch},"ours":{{"adapter":"llvmpipe (LLVM 15.0.6, 256 bits)","step_ms":{ours}}}}}"#
+        )
+    };
+    let text = [line(8, 400.0, 1600.0), line(16, 700.0, 6300.0)].join("\n");
+    std::fs::write(&pairs, text).unwrap();
+    let svg = dir.join("channels.svg");
+    let run = bin()
+        .args(["bench", "--chart", svg.to_str().unwrap(), "--pairs"])
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("| nb201 N=5 | 16 | 16 | 6300 | 700 | 9.00 |"),
+        "{stdout}"
+    );
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.contains("initial channels C") && chart.contains("llvmpipe"),
+        "{chart}"
+    );
+
+    std::fs::write(&pairs, "not json\n").unwrap();
+    fails_with(
+        bin()
+            .args(["bench", "--chart", svg.to_str().unwrap(), "--pairs"])
+            .arg(&pairs),
+        &["pairs.jsonl", "line 1"],
+    );
+    fails_with(bin().args(["bench", "--pairs"]).arg(&pairs), &["--chart"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

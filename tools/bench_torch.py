@@ -4,7 +4,7 @@
 Usage:
   python3 tools/bench_torch.py [--space darts|nb201] [--batch 64] [--channels 16] [--layers 8]
                                [--cells-per-stage 5] [--steps 10] [--warmup 3]
-                               [--device cpu|cuda] [--darts-minus PATH]
+                               [--device cpu|cuda] [--darts-minus PATH] [--json-out FILE]
 
 The step is the one `darts-minus bench` times (SPEC §5, first order): an Adam step on α from
 the loss of a validation batch, then an SGD step (momentum 0.9, weight decay 3e-4, clipped at
@@ -16,7 +16,10 @@ PyTorch models of the search networks (tools/make_fixtures.py, written from
 
 Prints the median step time, images/s and (on CUDA) the peak allocated memory. With
 --darts-minus (the path of the release binary) it also runs `darts-minus bench` with the same
-configuration on the same machine and prints the ratio of the two.
+configuration on the same machine and prints the ratio of the two. --batch and --channels take
+comma-separated lists: each configuration is timed on both sides back to back (only paired
+ratios mean anything on a machine whose speed drifts), and --json-out appends one JSON line
+per configuration, which `darts-minus bench --chart OUT.svg --pairs FILE` draws.
 Needs: torch (pip install torch).
 """
 import argparse
@@ -95,11 +98,56 @@ def torch_step_times(args):
     return times, peak
 
 
+def ints(text):
+    return [int(v) for v in str(text).split(',') if v.strip()]
+
+
+def one_config(args, record):
+    """Times one configuration in PyTorch, then (with --darts-minus) in darts-minus, back to
+    back; appends a JSON line to --json-out when given."""
+    times, peak = torch_step_times(args)
+    med = statistics.median(times)
+    depth = f'N={args.cells_per_stage}' if args.space == 'nb201' else f'L={args.layers}'
+    config = f'{args.space} C={args.channels} {depth} batch={args.batch}'
+    print(f'pytorch {torch.__version__} on {args.device} ({torch.get_num_threads()} threads): '
+          f'{config}, median of {args.steps} steps '
+          f'after {args.warmup} warm-up: {med * 1e3:.1f} ms/step, {args.batch / med:.1f} images/s'
+          + (f', peak {peak / 2**20:.0f} MiB allocated' if peak is not None else ''),
+          flush=True)
+    ours = None
+    if args.darts_minus:
+        cmd = [args.darts_minus, 'bench', '--space', args.space, '--batch', str(args.batch),
+               '--channels', str(args.channels), '--layers', str(args.layers),
+               '--cells-per-stage', str(args.cells_per_stage), '--steps', str(args.steps),
+               '--warmup', str(args.warmup), '--json'] + args.extra.split()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        ours = json.loads(out.strip().splitlines()[-1])['results'][0]
+        ratio = ours['step_ms'] / (med * 1e3)
+        print(f"darts-minus on {ours['adapter']}: {ours['step_ms']:.1f} ms/step, "
+              f"{ours['images_per_sec']:.1f} images/s, peak {ours['peak_bytes'] / 2**20:.0f} MiB, "
+              f"{ours['dispatches_per_step']} dispatches/step")
+        print(f'step time ratio darts-minus / pytorch: {ratio:.3f}'
+              + (f"; peak memory ratio: {ours['peak_bytes'] / peak:.3f}" if peak else ''),
+              flush=True)
+    if record:
+        line = {
+            'space': args.space, 'channels': args.channels, 'layers': args.layers,
+            'cells_per_stage': args.cells_per_stage, 'batch': args.batch,
+            'steps': args.steps, 'warmup': args.warmup, 'device': args.device,
+            'torch_version': torch.__version__, 'torch_threads': torch.get_num_threads(),
+            'torch_ms': med * 1e3, 'torch_times_ms': [t * 1e3 for t in times],
+            'torch_peak_bytes': peak, 'ours': ours,
+        }
+        with open(record, 'a') as f:
+            f.write(json.dumps(line) + '\n')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--space', choices=['darts', 'nb201'], default='darts')
-    ap.add_argument('--batch', type=int, default=64)
-    ap.add_argument('--channels', type=int, default=16)
+    ap.add_argument('--batch', default='64', help='batch size; a comma-separated list runs each')
+    ap.add_argument('--channels', default='16',
+                    help='initial channels C; a comma-separated list runs each')
     ap.add_argument('--layers', type=int, default=8, help='cells of the DARTS network')
     ap.add_argument('--cells-per-stage', type=int, default=5,
                     help='cells per stage of the NAS-Bench-201 network')
@@ -110,32 +158,17 @@ def main():
                     help='CPU threads for PyTorch (torch.set_num_threads; default: its own)')
     ap.add_argument('--darts-minus', help='path of the darts-minus binary to compare with')
     ap.add_argument('--extra', default='', help='extra arguments for darts-minus bench')
+    ap.add_argument('--json-out', help='append one JSON line per configuration (both sides) to '
+                    'this file: the input of `darts-minus bench --chart OUT.svg --pairs FILE`')
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    times, peak = torch_step_times(args)
-    med = statistics.median(times)
-    depth = f'N={args.cells_per_stage}' if args.space == 'nb201' else f'L={args.layers}'
-    config = f'{args.space} C={args.channels} {depth} batch={args.batch}'
-    print(f'pytorch {torch.__version__} on {args.device} ({torch.get_num_threads()} threads): '
-          f'{config}, median of {args.steps} steps '
-          f'after {args.warmup} warm-up: {med * 1e3:.1f} ms/step, {args.batch / med:.1f} images/s'
-          + (f', peak {peak / 2**20:.0f} MiB allocated' if peak is not None else ''))
-    if not args.darts_minus:
-        return
-    cmd = [args.darts_minus, 'bench', '--space', args.space, '--batch', str(args.batch),
-           '--channels', str(args.channels), '--layers', str(args.layers), '--cells-per-stage',
-           str(args.cells_per_stage), '--steps', str(args.steps), '--warmup', str(args.warmup),
-           '--json'] + args.extra.split()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    ours = json.loads(out.strip().splitlines()[-1])['results'][0]
-    ratio = ours['step_ms'] / (med * 1e3)
-    print(f"darts-minus on {ours['adapter']}: {ours['step_ms']:.1f} ms/step, "
-          f"{ours['images_per_sec']:.1f} images/s, peak {ours['peak_bytes'] / 2**20:.0f} MiB, "
-          f"{ours['dispatches_per_step']} dispatches/step")
-    print(f'step time ratio darts-minus / pytorch: {ratio:.3f}'
-          + (f"; peak memory ratio: {ours['peak_bytes'] / peak:.3f}" if peak else ''))
+    batches, channels = ints(args.batch), ints(args.channels)
+    for c in channels:
+        for b in batches:
+            one = argparse.Namespace(**vars(args))
+            one.channels, one.batch = c, b
+            one_config(one, args.json_out)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ use darts_minus::search::bench::{
     bench_search_step, darts_space, nb201_space, BenchConfig, BenchResult,
 };
 use darts_minus::{Error, Result};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -54,6 +55,14 @@ pub struct BenchArgs {
     /// synced and timed alone (slow; for finding the hot kernels).
     #[arg(long)]
     pub profile: bool,
+    /// Draw the step time against the batch (or C, when only C varies) into this SVG, log–log.
+    #[arg(long, value_name = "OUT.svg")]
+    pub chart: Option<PathBuf>,
+    /// With --chart: draw these pairs instead of running anything, PyTorch's times beside
+    /// ours (the JSON lines of `tools/bench_torch.py --json-out`, each configuration timed on
+    /// both sides back to back).
+    #[arg(long, requires = "chart", value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +73,13 @@ pub enum Strategy {
 }
 
 pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
+    if let (Some(out), Some(pairs)) = (&a.chart, &a.pairs) {
+        let points = super::bench_chart::read_pairs(pairs)?;
+        let adapter = pairs_adapter(pairs);
+        print!("{}", super::bench_chart::chart(out, &points, &adapter)?);
+        println!("wrote {}", out.display());
+        return Ok(());
+    }
     if a.batch.iter().chain(&a.channels).any(|&v| v == 0) {
         return Err(Error::Invalid(
             "--batch and --channels must be positive".into(),
@@ -195,5 +211,26 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             "every configuration failed (see above)".into(),
         ));
     }
+    if let Some(out) = &a.chart {
+        let full = &results[0].adapter;
+        let name = full.split(" (").next().unwrap_or(full);
+        super::bench_chart::chart(out, &super::bench_chart::from_results(&results), name)?;
+        eprintln!("wrote {}", out.display());
+    }
     Ok(())
+}
+
+/// The adapter named in a pairs file's darts-minus results ("darts-minus" when none).
+fn pairs_adapter(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                let name = v.get("ours")?.get("adapter")?.as_str()?;
+                // "llvmpipe (LLVM 15.0.6, 256 bits)" → "llvmpipe".
+                Some(name.split(" (").next().unwrap_or(name).to_string())
+            })
+        })
+        .unwrap_or_else(|| "darts-minus".into())
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod bench_chart;
 pub mod check;
 pub mod eval;
 pub mod executors;

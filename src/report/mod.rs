@@ -14,6 +14,7 @@ mod charts;
 mod confusion;
 mod nb201_cell;
 mod plotting;
+mod scaling;
 mod svg;
 
 pub use bands::{band_chart, band_of, Band, BandPoint};
@@ -24,6 +25,7 @@ pub use charts::{
 };
 pub use confusion::confusion_svg;
 pub use nb201_cell::nb201_cell_svg;
+pub use scaling::{scaling_chart, ScalingSeries};
 
 use crate::error::{Error, Result};
 use std::path::Path;
