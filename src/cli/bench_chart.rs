@@ -127,12 +127,12 @@ pub fn chart(path: &Path, points: &[Point], adapter: &str) -> Result<String> {
         v.len()
     };
     let by_batch = distinct(|p| p.batch) > 1 || distinct(|p| p.channels) == 1;
-    let (x_of, other_of, x_desc, other): (fn(&Point) -> usize, fn(&Point) -> usize, _, _) =
-        if by_batch {
-            (|p| p.batch, |p| p.channels, "batch", "C")
-        } else {
-            (|p| p.channels, |p| p.batch, "initial channels C", "batch")
-        };
+    type Size = fn(&Point) -> usize;
+    let (x_of, other_of, x_desc, other): (Size, Size, _, _) = if by_batch {
+        (|p| p.batch, |p| p.channels, "batch", "C")
+    } else {
+        (|p| p.channels, |p| p.batch, "initial channels C", "batch")
+    };
     let mut groups: BTreeMap<(String, usize), Vec<&Point>> = BTreeMap::new();
     for p in points {
         groups
