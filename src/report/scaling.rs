@@ -71,7 +71,16 @@ pub fn scaling_chart(
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc("step time (ms, log scale)")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            // Only the powers of two: the sizes a scaling run takes.
+            .x_labels(24)
+            .x_label_formatter(&|x| {
+                let l = x.log2();
+                if (l - l.round()).abs() < 1e-6 {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .y_label_formatter(&|y| format!("{y:.0}"))
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 15))
