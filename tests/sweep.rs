@@ -197,6 +197,8 @@ fn a_local_sweep_runs_each_run_once_continues_and_reports_failures() {
         out.contains("1 to resume") && out.contains(&format!("✗ {bad} failed")),
         "{out}"
     );
+    // A re-run without --jobs takes the first invocation's.
+    assert!(out.contains("· 2 at a time"), "{out}");
     assert!(out.contains(&format!("logs/{bad}.log")), "{out}");
     check_report(&dir, Some(bad));
     let _ = std::fs::remove_dir_all(&dir);

@@ -45,8 +45,9 @@ pub struct SweepArgs {
     pub executor: Executor,
     /// Runs at once (local executor). On a CPU adapter each run's driver then gets
     /// cores / jobs threads (unless --cpu-threads or LP_NUM_THREADS says otherwise).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
+    /// Default: the last invocation's on this --out, else 1.
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Write sweep.json (and for Slurm sweep.sbatch) and list what would run, without running
     /// or submitting anything.
     #[arg(long)]
@@ -189,7 +190,10 @@ fn manifest(a: &SweepArgs, dir: &Path, globals: Vec<String>) -> Result<Manifest>
                     ),
                 });
             }
-            new
+            Manifest {
+                jobs: old.jobs,
+                ..new
+            }
         }
         None if !grid_given(a) && a.out.is_some() && dir.exists() => {
             return Err(Error::File {
@@ -214,12 +218,16 @@ pub fn sweep(a: &SweepArgs, globals: Vec<String>) -> Result<()> {
     if let Some(i) = a.task {
         return run_one(a, i);
     }
-    if a.jobs == 0 {
+    if a.jobs == Some(0) {
         return Err(Error::Invalid("--jobs must be at least 1".into()));
     }
     let dir = a.out.clone().unwrap_or_else(|| timestamped("sweep"));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
-    let m = manifest(a, &dir, globals)?;
+    let mut m = manifest(a, &dir, globals)?;
+    let jobs = a.jobs.or(m.jobs).unwrap_or(1);
+    if a.executor == Executor::Local {
+        m.jobs = Some(jobs);
+    }
     m.write(&dir)?;
     let plan: Vec<(usize, Action, RunState)> = m
         .runs
@@ -233,7 +241,7 @@ pub fn sweep(a: &SweepArgs, globals: Vec<String>) -> Result<()> {
         .collect();
     let n = |act: Action| plan.iter().filter(|p| p.1 == act).count();
     println!(
-        "darts-minus sweep · {} runs in {} · {} finished, {} to resume, {} to start{}",
+        "darts-minus sweep · {} runs in {} · {} finished, {} to resume, {} to start{}{}",
         m.runs.len(),
         dir.display(),
         n(Action::Skip),
@@ -242,6 +250,10 @@ pub fn sweep(a: &SweepArgs, globals: Vec<String>) -> Result<()> {
         match n(Action::Busy) {
             0 => String::new(),
             b => format!(", {b} running in another process (left alone)"),
+        },
+        match a.executor {
+            Executor::Local => format!(" · {jobs} at a time"),
+            Executor::Slurm => String::new(),
         }
     );
     let todo: Vec<usize> = plan
@@ -294,7 +306,7 @@ pub fn sweep(a: &SweepArgs, globals: Vec<String>) -> Result<()> {
         return Ok(());
     }
     match a.executor {
-        Executor::Local => executors::local(&dir, &m, &todo, a.jobs),
+        Executor::Local => executors::local(&dir, &m, &todo, jobs),
         Executor::Slurm => executors::submit(&dir, &m, &todo, &script, a.slurm.wait),
     }
 }

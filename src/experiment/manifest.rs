@@ -26,6 +26,9 @@ pub struct Manifest {
     pub grid: Grid,
     /// Global flags (`--backend`, `--limits`, …) every run's command gets.
     pub global_args: Vec<String>,
+    /// Runs at once of the last local invocation: what a re-run without `--jobs` takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<usize>,
     pub runs: Vec<RunSpec>,
 }
 
@@ -47,6 +50,7 @@ impl Manifest {
             runs: grid.runs()?,
             grid,
             global_args,
+            jobs: None,
         })
     }
 
