@@ -124,10 +124,13 @@ fn check_report(dir: &Path, failed: Option<&str>) {
     assert_eq!(csv.lines().count(), 5, "{csv}");
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("| nb201 | darts-minus | default |"), "{md}");
-    // How the runs were made, so the table can be reproduced.
-    let made =
-        "darts-minus sweep --space nb201 --methods darts-minus,darts --seeds 0,1 -- --channels 2";
-    assert!(md.contains(made), "{md}");
+    // How the runs were made, so the table can be reproduced (--out before the `--` that
+    // starts the searches' flags).
+    let made = format!(
+        "darts-minus sweep --space nb201 --methods darts-minus,darts --seeds 0,1 --out {} -- --channels 2",
+        dir.display()
+    );
+    assert!(md.contains(&made), "{md}");
     if let Some(f) = failed {
         assert!(md.contains(&format!("**{f}**: failed")), "{md}");
     }

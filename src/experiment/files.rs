@@ -72,12 +72,7 @@ pub fn markdown(
         .filter_map(|d| Some((d, Manifest::read(d).ok()??)))
         .map(|(d, m)| {
             let g = &m.grid;
-            format!(
-                "- `{}`: `{} --out {}`\n",
-                d.display(),
-                g.command(),
-                d.display()
-            )
+            format!("- `{}`: `{}`\n", d.display(), g.command(Some(d)))
         })
         .collect();
     if !sweeps.is_empty() {

@@ -149,9 +149,9 @@ fn name_part(s: &str) -> String {
 }
 
 impl Grid {
-    /// The `darts-minus sweep` flags that make this grid (without `--out` and executor
+    /// The `darts-minus sweep` command that makes this grid in `out` (without executor
     /// options), for reports to say how their runs were made.
-    pub fn command(&self) -> String {
+    pub fn command(&self, out: Option<&std::path::Path>) -> String {
         let join = |v: Vec<String>| v.join(",");
         let mut c = format!(
             "darts-minus sweep --space {} --methods {} --seeds {}",
@@ -161,6 +161,10 @@ impl Grid {
         );
         for s in &self.sets {
             c.push_str(&format!(" --set {}={}", s.key, s.values.join(",")));
+        }
+        // Before `--`: what follows it goes to every search.
+        if let Some(out) = out {
+            c.push_str(&format!(" --out {}", out.display()));
         }
         if !self.common.is_empty() {
             c.push_str(&format!(" -- {}", self.common.join(" ")));
@@ -303,9 +307,9 @@ mod tests {
         );
         assert_eq!(runs[6].setting_label(), "beta-schedule=linear");
         assert_eq!(
-            grid().command(),
+            grid().command(Some(std::path::Path::new("runs/b"))),
             "darts-minus sweep --space nb201 --methods darts-minus,darts --seeds 0,1 \
-             --set beta-schedule=linear,cosine -- --epochs 2"
+             --set beta-schedule=linear,cosine --out runs/b -- --epochs 2"
         );
     }
 
