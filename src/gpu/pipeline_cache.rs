@@ -73,9 +73,13 @@ impl DiskCache {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // Unique per process and per save: devices of one process (tests run them in
+        // parallel threads) may close at the same moment.
+        static SAVES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .path
-            .with_extension(format!("tmp{}", std::process::id()));
+            .with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, &data)?;
         std::fs::rename(&tmp, &self.path)?;
         Ok(data.len())
