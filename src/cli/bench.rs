@@ -75,8 +75,7 @@ pub enum Strategy {
 pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     if let (Some(out), Some(pairs)) = (&a.chart, &a.pairs) {
         let points = super::bench_chart::read_pairs(pairs)?;
-        let adapter = pairs_adapter(pairs);
-        print!("{}", super::bench_chart::chart(out, &points, &adapter)?);
+        print!("{}", super::bench_chart::chart(out, &points)?);
         println!("wrote {}", out.display());
         return Ok(());
     }
@@ -212,25 +211,8 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         ));
     }
     if let Some(out) = &a.chart {
-        let full = &results[0].adapter;
-        let name = full.split(" (").next().unwrap_or(full);
-        super::bench_chart::chart(out, &super::bench_chart::from_results(&results), name)?;
+        super::bench_chart::chart(out, &super::bench_chart::from_results(&results))?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())
-}
-
-/// The adapter named in a pairs file's darts-minus results ("darts-minus" when none).
-fn pairs_adapter(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                let name = v.get("ours")?.get("adapter")?.as_str()?;
-                // "llvmpipe (LLVM 15.0.6, 256 bits)" → "llvmpipe".
-                Some(name.split(" (").next().unwrap_or(name).to_string())
-            })
-        })
-        .unwrap_or_else(|| "darts-minus".into())
 }

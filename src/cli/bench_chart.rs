@@ -18,6 +18,8 @@ pub struct Point {
     pub channels: usize,
     pub batch: usize,
     pub ours_ms: Option<f64>,
+    /// The adapter darts-minus ran on, short ("llvmpipe").
+    pub adapter: Option<String>,
     pub torch_ms: Option<f64>,
     /// "PyTorch 2.15 cpu, 2 threads".
     pub torch_label: Option<String>,
@@ -41,6 +43,13 @@ struct PairLine {
 #[derive(Deserialize)]
 struct OursPart {
     step_ms: f64,
+    #[serde(default)]
+    adapter: Option<String>,
+}
+
+/// "llvmpipe (LLVM 15.0.6, 256 bits)" → "llvmpipe".
+fn short(adapter: &str) -> String {
+    adapter.split(" (").next().unwrap_or(adapter).to_string()
 }
 
 /// The points of a pairs file; a line that does not parse is an error naming it.
@@ -71,7 +80,8 @@ pub fn read_pairs(path: &Path) -> Result<Vec<Point>> {
             network: format!("{} {depth}", p.space),
             channels: p.channels,
             batch: p.batch,
-            ours_ms: p.ours.map(|o| o.step_ms),
+            ours_ms: p.ours.as_ref().map(|o| o.step_ms),
+            adapter: p.ours.and_then(|o| o.adapter).map(|a| short(&a)),
             torch_ms: Some(p.torch_ms),
             torch_label: Some(format!(
                 "PyTorch {} {}, {} threads",
@@ -107,6 +117,7 @@ pub fn from_results(results: &[BenchResult]) -> Vec<Point> {
                 channels,
                 batch: r.config.batch,
                 ours_ms: Some(r.step_ms),
+                adapter: Some(short(&r.adapter)),
                 torch_ms: None,
                 torch_label: None,
             }
@@ -118,8 +129,12 @@ const OURS: [Rgb; 3] = [(200, 40, 40), (230, 120, 20), (150, 40, 150)];
 const TORCH: [Rgb; 3] = [(30, 90, 200), (20, 150, 150), (90, 90, 90)];
 
 /// Draws `points` against the batch (when it varies) or the channels, one pair of lines per
-/// value of the other; prints the table of times and ratios. Returns the table.
-pub fn chart(path: &Path, points: &[Point], adapter: &str) -> Result<String> {
+/// value of the other. Returns the table of times and ratios.
+pub fn chart(path: &Path, points: &[Point]) -> Result<String> {
+    let adapter = points
+        .iter()
+        .find_map(|p| p.adapter.clone())
+        .unwrap_or_else(|| "its adapter".into());
     let distinct = |f: fn(&Point) -> usize| {
         let mut v: Vec<usize> = points.iter().map(f).collect();
         v.sort_unstable();
@@ -218,7 +233,7 @@ mod tests {
         .unwrap();
         let points = read_pairs(&pairs).unwrap();
         let svg = dir.join("c.svg");
-        let table = chart(&svg, &points, "llvmpipe").unwrap();
+        let table = chart(&svg, &points).unwrap();
         assert!(
             table.contains("| darts L=5 | 8 | 16 | 3000 | 1000 | 3.00 |"),
             "{table}"
