@@ -135,12 +135,6 @@ impl Gpu {
         self.inner.kernels.disk_cache()
     }
 
-    /// Writes the pipeline cache to its file now (it is also written when the device closes);
-    /// the bytes written, 0 where the driver keeps nothing or there is no cache.
-    pub fn save_pipeline_cache(&self) -> Result<usize> {
-        self.inner.kernels.save_cache()
-    }
-
     /// Total dispatches issued so far (eager and replayed).
     pub fn dispatch_count(&self) -> u64 {
         self.inner.state.borrow().dispatches
