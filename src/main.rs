@@ -113,8 +113,8 @@ impl Command {
     /// batch × C of the network this command runs, where the command line gives both.
     fn work(&self) -> Option<usize> {
         match self {
-            Command::Search(a) => Some(a.run.batch_size? * a.channels?),
-            Command::Train(a) => Some(a.run.batch_size? * a.channels?),
+            Command::Search(a) => Some(a.run.batch_size? * a.run.channels?),
+            Command::Train(a) => Some(a.run.batch_size? * a.run.channels?),
             Command::Bench(a) => {
                 let most = |v: &[usize]| v.iter().copied().max();
                 Some(most(&a.batch)? * most(&a.channels)?)

@@ -73,8 +73,8 @@ fn training_loss_falls_on_the_mini_set() {
     let mut losses = Vec::new();
     while !search.finished() {
         let r = search.run_epoch(&data, &split, &mut |_| {}).unwrap();
-        assert!(r.val_loss.is_finite() && r.train_loss.is_finite());
-        losses.push(r.train_loss);
+        assert!(r.val.loss.is_finite() && r.train.loss.is_finite());
+        losses.push(r.train.loss);
     }
     assert_eq!(losses.len(), 6);
     assert!(

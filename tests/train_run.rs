@@ -47,11 +47,11 @@ fn short_training_beats_chance() {
     }
     let first = &run.history[0];
     let last = run.history.last().unwrap();
-    assert!(last.train_loss < first.train_loss, "{:?}", run.history);
+    assert!(last.train.loss < first.train.loss, "{:?}", run.history);
     assert!(
-        last.test_acc > 0.15,
+        last.test.acc > 0.15,
         "test accuracy {} is not above chance (0.10)",
-        last.test_acc
+        last.test.acc
     );
 }
 
@@ -75,12 +75,12 @@ fn resumed_training_equals_uninterrupted() {
     let a: Vec<_> = full
         .history
         .iter()
-        .map(|r| (r.train_loss, r.test_loss, r.test_acc))
+        .map(|r| (r.train.loss, r.test.loss, r.test.acc))
         .collect();
     let b: Vec<_> = resumed
         .history
         .iter()
-        .map(|r| (r.train_loss, r.test_loss, r.test_acc))
+        .map(|r| (r.train.loss, r.test.loss, r.test.acc))
         .collect();
     assert_eq!(a, b);
 }

@@ -5,6 +5,7 @@
 use clap::{Args, ValueEnum};
 use darts_minus::nn::darts_ops::DartsSpace;
 use darts_minus::run::SgdRecipe;
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SpaceArg {
@@ -50,8 +51,23 @@ impl SpaceArgs {
     }
 }
 
-/// Which preset a run starts from, how long it is, its batches and its randomness (search,
-/// train); unset: the preset's.
+/// Where a run reads its training data, writes its output and resumes from (search, train).
+#[derive(Args, Debug)]
+pub struct RunFiles {
+    /// Training data: a CIFAR-10/100 binary file or folder, or an image folder
+    /// (<class>/*.png|jpg). Default: the built-in 1,000-image CIFAR-10 mini set.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory (default: a new one under runs/, named after the command and the time).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue a run from its checkpoint (or its output directory).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// Which preset a run starts from, how long it is, its batches, its randomness, its width
+/// and its weights' SGD (search, train); unset: the preset's.
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Use the paper's settings even on the built-in mini set.
@@ -73,19 +89,27 @@ pub struct RunArgs {
     /// Replace the run in a non-empty --out (by default a new run refuses one).
     #[arg(long)]
     pub overwrite: bool,
+    /// Initial channels C of the network.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    #[command(flatten)]
+    pub sgd: SgdArgs,
 }
 
 impl RunArgs {
     /// (flag, given) of the flags a resumed run cannot take.
-    pub fn settings_given(&self) -> [(&'static str, bool); 6] {
-        [
+    pub fn settings_given(&self) -> Vec<(&'static str, bool)> {
+        let mut given = vec![
             ("--paper", self.paper),
             ("--epochs", self.epochs.is_some()),
             ("--batch-size", self.batch_size.is_some()),
             ("--seed", self.seed.is_some()),
             ("--no-augment", self.no_augment),
             ("--max-steps", self.max_steps.is_some()),
-        ]
+            ("--channels", self.channels.is_some()),
+        ];
+        given.extend(self.sgd.given());
+        given
     }
 }
 

@@ -1,6 +1,6 @@
 //! `darts-minus search`.
 
-use super::args::{RunArgs, SgdArgs, SpaceArgs};
+use super::args::{RunArgs, RunFiles, SpaceArgs};
 use super::checkpoint_path;
 use super::progress::{
     absolute, epoch_bar, follow, refuse_on_resume, resume_claim, resume_dir, resumed_data,
@@ -48,20 +48,12 @@ pub enum NormArg {
 /// a small quick setting on the built-in mini set.
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// Training data: a CIFAR-10/100 binary file or folder, or an image folder
-    /// (<class>/*.png|jpg). Default: the built-in 1,000-image CIFAR-10 mini set.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: RunFiles,
     #[command(flatten)]
     pub space: SpaceArgs,
-    /// Output directory (default: runs/search-<space>-<time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Initial channels C.
-    #[arg(long)]
-    pub channels: Option<usize>,
     /// Cells of the DARTS network.
     #[arg(long)]
     pub layers: Option<usize>,
@@ -71,8 +63,6 @@ pub struct SearchArgs {
     /// Cells per stage of the NAS-Bench-201 network.
     #[arg(long)]
     pub cells_per_stage: Option<usize>,
-    #[command(flatten)]
-    pub sgd: SgdArgs,
     /// Final learning rate of the weights' cosine annealing.
     #[arg(long)]
     pub lr_min: Option<f64>,
@@ -110,11 +100,8 @@ pub struct SearchArgs {
     /// Input normalisation [default: auto].
     #[arg(long, value_enum)]
     pub normalize: Option<NormArg>,
-    /// Continue a search from its checkpoint (or its output directory).
-    #[arg(long, conflicts_with = "init_from")]
-    pub resume: Option<PathBuf>,
     /// Start from the weights and α of a checkpoint (ours or a PyTorch export).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
 }
 
@@ -176,13 +163,13 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     }
     match &mut s.space {
         Space::Darts(c) => {
-            c.channels = a.channels.unwrap_or(c.channels);
+            c.channels = a.run.channels.unwrap_or(c.channels);
             c.layers = a.layers.unwrap_or(c.layers);
             c.nodes = a.nodes.unwrap_or(c.nodes);
             c.aux = !a.no_aux;
         }
         Space::Nb201(c) => {
-            c.channels = a.channels.unwrap_or(c.channels);
+            c.channels = a.run.channels.unwrap_or(c.channels);
             c.cells_per_stage = a.cells_per_stage.unwrap_or(c.cells_per_stage);
             c.aux = !a.no_aux;
         }
@@ -190,7 +177,7 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     s.space.set_classes(data.num_classes());
     s.epochs = a.run.epochs.unwrap_or(s.epochs);
     s.batch_size = a.run.batch_size.unwrap_or(s.batch_size);
-    a.sgd.apply(&mut s.sgd);
+    a.run.sgd.apply(&mut s.sgd);
     s.sgd.lr_min = a.lr_min.unwrap_or(s.sgd.lr_min);
     s.sgd.nesterov = a.nesterov.unwrap_or(s.sgd.nesterov);
     s.arch_lr = a.arch_lr.unwrap_or(s.arch_lr);
@@ -238,7 +225,6 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
 fn settings_given(a: &SearchArgs) -> Vec<(&'static str, bool)> {
     let mut given = vec![
         ("--space", a.space.space.is_some()),
-        ("--channels", a.channels.is_some()),
         ("--layers", a.layers.is_some()),
         ("--nodes", a.nodes.is_some()),
         ("--cells-per-stage", a.cells_per_stage.is_some()),
@@ -257,12 +243,11 @@ fn settings_given(a: &SearchArgs) -> Vec<(&'static str, bool)> {
         ("--normalize", a.normalize.is_some()),
     ];
     given.extend(a.run.settings_given());
-    given.extend(a.sgd.given());
     given
 }
 
 pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
-    let (mut search, run_dir, data, gpu) = match &a.resume {
+    let (mut search, run_dir, data, gpu) = match &a.files.resume {
         Some(p) => {
             refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
@@ -270,17 +255,18 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
             let search = Search::resume(&gpu, &ckpt)?;
             // The data the run was started on, unless --data says otherwise.
             let recorded = search.settings.data.as_ref();
-            let data_path = resumed_data(a.data.as_ref(), recorded, "--data");
+            let data_path = resumed_data(a.files.data.as_ref(), recorded, "--data");
             let (data, _) = training_data(data_path.as_ref())?;
-            let dir = resume_dir(a.out.as_ref(), &ckpt);
+            let dir = resume_dir(a.files.out.as_ref(), &ckpt);
             let claim = resume_claim(&dir, &ckpt, a.run.overwrite);
             (search, RunDir::claim(&dir, claim)?, data, gpu)
         }
         None => {
-            let (data, builtin) = training_data(a.data.as_ref())?;
+            let (data, builtin) = training_data(a.files.data.as_ref())?;
             let mut s = settings(a, builtin, &data)?;
-            s.data = a.data.as_deref().map(absolute);
+            s.data = a.files.data.as_deref().map(absolute);
             let dir = a
+                .files
                 .out
                 .clone()
                 .unwrap_or_else(|| timestamped(&format!("search-{}", s.space.name())));
@@ -320,7 +306,12 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         },
         match &search.settings.data {
             Some(p) => p.display().to_string(),
-            None if a.data.is_some() => a.data.iter().map(|p| p.display().to_string()).collect(),
+            None if a.files.data.is_some() => a
+                .files
+                .data
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             None => "built-in CIFAR-10 mini set".into(),
         },
         ad.name,
@@ -373,10 +364,10 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         println!(
             "epoch {:>3}/{epochs} · train loss {:.4} acc {:5.1}% · val loss {:.4} acc {:5.1}% · β {:.3} · {:.0} ms/step · {:.1} img/s · {}",
             record.epoch + 1,
-            record.train_loss,
-            100.0 * record.train_acc,
-            record.val_loss,
-            100.0 * record.val_acc,
+            record.train.loss,
+            100.0 * record.train.acc,
+            record.val.loss,
+            100.0 * record.val.acc,
             record.beta,
             record.timing.step_time_ms,
             record.timing.images_per_sec,
@@ -412,7 +403,7 @@ fn summary(search: &Search, dir: &RunDir, secs: f64) {
     let Some(last) = search.history.last() else {
         return;
     };
-    let best = search.history.iter().map(|r| r.val_acc).fold(0.0, f64::max);
+    let best = search.history.iter().map(|r| r.val.acc).fold(0.0, f64::max);
     let took = if secs < 120.0 {
         format!("{secs:.0} s")
     } else {

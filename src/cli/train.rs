@@ -1,6 +1,6 @@
 //! `darts-minus train`: retrain a genotype from scratch.
 
-use super::args::{RunArgs, SgdArgs};
+use super::args::{RunArgs, RunFiles};
 use super::checkpoint_path;
 use super::progress::{
     absolute, epoch_bar, follow, refuse_on_resume, resume_claim, resume_dir, resumed_data,
@@ -32,24 +32,16 @@ pub struct TrainArgs {
     /// DARTS_V1, DARTS_V2, DARTS_MINUS.
     #[arg(long)]
     pub genotype: Option<String>,
-    /// Training data (CIFAR-10/100 binary, or an image folder); default: the built-in mini set.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: RunFiles,
     /// Test data; default: the test split beside --data, or the built-in test set.
     #[arg(long)]
     pub test_data: Option<PathBuf>,
-    /// Output directory (default: runs/train-<time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
-    #[arg(long)]
-    pub channels: Option<usize>,
     /// Cells (DARTS), or cells per stage (NAS-Bench-201).
     #[arg(long)]
     pub layers: Option<usize>,
-    #[command(flatten)]
-    pub sgd: SgdArgs,
     /// No auxiliary head.
     #[arg(long)]
     pub no_auxiliary: bool,
@@ -61,9 +53,6 @@ pub struct TrainArgs {
     /// Cutout side in pixels (0 = off).
     #[arg(long)]
     pub cutout: Option<usize>,
-    /// Continue from a train checkpoint (or its output directory).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
 }
 
 /// The architecture named by `spec`: a file (or run directory), a Python `Genotype(...)`
@@ -144,12 +133,12 @@ fn settings(a: &TrainArgs, quick: bool, classes: usize) -> Result<TrainSettings>
         s.batch_size = 64;
     }
     s.network.classes = classes;
-    s.network.channels = a.channels.unwrap_or(s.network.channels);
+    s.network.channels = a.run.channels.unwrap_or(s.network.channels);
     s.network.layers = a.layers.unwrap_or(s.network.layers);
     s.network.auxiliary &= !a.no_auxiliary;
     s.epochs = a.run.epochs.unwrap_or(s.epochs);
     s.batch_size = a.run.batch_size.unwrap_or(s.batch_size);
-    a.sgd.apply(&mut s.sgd);
+    a.run.sgd.apply(&mut s.sgd);
     s.auxiliary_weight = a.auxiliary_weight.unwrap_or(s.auxiliary_weight);
     s.drop_path = a.drop_path.unwrap_or(s.drop_path);
     s.cutout = a.cutout.unwrap_or(s.cutout);
@@ -180,10 +169,10 @@ fn write_outputs(run: &Retrain, dir: &Path) -> Result<()> {
         .iter()
         .map(|h| EpochPoint {
             epoch: h.epoch,
-            train_loss: h.train_loss,
-            val_loss: h.test_loss,
-            train_acc: h.train_acc,
-            val_acc: h.test_acc,
+            train_loss: h.train.loss,
+            val_loss: h.test.loss,
+            train_acc: h.train.acc,
+            val_acc: h.test.acc,
             beta: None,
         })
         .collect();
@@ -194,7 +183,6 @@ fn write_outputs(run: &Retrain, dir: &Path) -> Result<()> {
 fn settings_given(a: &TrainArgs) -> Vec<(&'static str, bool)> {
     let mut given = vec![
         ("--genotype", a.genotype.is_some()),
-        ("--channels", a.channels.is_some()),
         ("--layers", a.layers.is_some()),
         ("--no-auxiliary", a.no_auxiliary),
         ("--auxiliary-weight", a.auxiliary_weight.is_some()),
@@ -202,7 +190,6 @@ fn settings_given(a: &TrainArgs) -> Vec<(&'static str, bool)> {
         ("--cutout", a.cutout.is_some()),
     ];
     given.extend(a.run.settings_given());
-    given.extend(a.sgd.given());
     given
 }
 
@@ -219,7 +206,7 @@ fn check_classes(train: &Dataset, test: &Dataset) -> Result<()> {
 }
 
 pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
-    let (mut run, train, test, out) = match &a.resume {
+    let (mut run, train, test, out) = match &a.files.resume {
         Some(p) => {
             refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
@@ -227,26 +214,26 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
             let run = Retrain::resume(&gpu, &ckpt)?;
             // The data the run was started on, unless --data / --test-data say otherwise.
             let s = &run.settings;
-            let data = resumed_data(a.data.as_ref(), s.data.as_ref(), "--data");
-            let test_data = match (&a.test_data, &a.data) {
+            let data = resumed_data(a.files.data.as_ref(), s.data.as_ref(), "--data");
+            let test_data = match (&a.test_data, &a.files.data) {
                 (Some(t), _) => resumed_data(Some(t), s.test_data.as_ref(), "--test-data"),
                 (None, Some(_)) => None,
                 (None, None) => s.test_data.clone(),
             };
             let (train, test, _) = load(data.as_ref(), test_data.as_ref())?;
             check_classes(&train, &test)?;
-            let dir = resume_dir(a.out.as_ref(), &ckpt);
+            let dir = resume_dir(a.files.out.as_ref(), &ckpt);
             let claim = resume_claim(&dir, &ckpt, a.run.overwrite);
             (run, train, test, OutDir::claim(&dir, claim)?)
         }
         None => {
-            let (train, test, builtin) = load(a.data.as_ref(), a.test_data.as_ref())?;
+            let (train, test, builtin) = load(a.files.data.as_ref(), a.test_data.as_ref())?;
             check_classes(&train, &test)?;
             // Settings (and so the genotype) are checked before the GPU is opened.
             let mut s = settings(a, builtin && !a.run.paper, train.num_classes())?;
-            s.data = a.data.as_deref().map(absolute);
+            s.data = a.files.data.as_deref().map(absolute);
             s.test_data = a.test_data.as_deref().map(absolute);
-            let dir = a.out.clone().unwrap_or_else(|| timestamped("train"));
+            let dir = a.files.out.clone().unwrap_or_else(|| timestamped("train"));
             let out = OutDir::claim(
                 &dir,
                 Claim::New {
@@ -309,11 +296,11 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         println!(
             "epoch {:>3}/{epochs} · train loss {:.4} acc {:5.1}% · test loss {:.4} acc {:5.1}% (top-5 {:5.1}%) · lr {:.4} · drop path {:.3} · {:.1} img/s",
             r.epoch + 1,
-            r.train_loss,
-            100.0 * r.train_acc,
-            r.test_loss,
-            100.0 * r.test_acc,
-            100.0 * r.test_top5,
+            r.train.loss,
+            100.0 * r.train.acc,
+            r.test.loss,
+            100.0 * r.test.acc,
+            100.0 * r.test.top5,
             r.lr,
             r.drop_path,
             r.timing.images_per_sec
@@ -323,8 +310,8 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         println!(
             "\nTrained in {:.1} min: test accuracy {:.2}% (error {:.2}%), {:.3} M weights, {:.1} M multiply-adds. Outputs in {}",
             t0.elapsed().as_secs_f64() / 60.0,
-            100.0 * last.test_acc,
-            100.0 * (1.0 - last.test_acc),
+            100.0 * last.test.acc,
+            100.0 * (1.0 - last.test.acc),
             params as f64 / 1e6,
             macs as f64 / 1e6,
             dir.display()

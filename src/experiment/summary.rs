@@ -132,9 +132,9 @@ fn skip_weights(r: &SearchRecord) -> Vec<f64> {
 fn from_record(mut res: RunResult, r: &SearchRecord) -> RunResult {
     res.epochs_done = r.history.len();
     res.epochs = Some(r.settings.epochs);
-    res.best_val_acc = r.history.iter().map(|e| e.val_acc).reduce(f64::max);
+    res.best_val_acc = r.history.iter().map(|e| e.val.acc).reduce(f64::max);
     if let Some(last) = r.history.last() {
-        res.final_val_acc = Some(last.val_acc);
+        res.final_val_acc = Some(last.val.acc);
         res.genotype = Some(last.genotype_text.clone());
         res.cell = Some(match &last.genotype {
             Derived::Darts(g) => CellCounts::of(g.normal.iter().map(|(o, _)| o.as_str())),

@@ -57,21 +57,47 @@ pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Resul
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// Mean loss, top-1 and top-5 accuracy over steps, weighted by their images (NaN for none).
-pub fn mean_stats(stats: &[StepStats]) -> (f64, f64, f64) {
-    let n: usize = stats.iter().map(|s| s.n).sum();
-    if n == 0 {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    let loss = stats
-        .iter()
-        .map(|s| s.loss as f64 * s.n as f64)
-        .sum::<f64>()
-        / n as f64;
-    let t1 = stats.iter().map(|s| s.top1).sum::<usize>() as f64 / n as f64;
-    let t5 = stats.iter().map(|s| s.top5).sum::<usize>() as f64 / n as f64;
-    (loss, t1, t5)
+/// Loss, top-1 and top-5 accuracy on one split over an epoch: `<split>_loss`, `<split>_acc`
+/// and `<split>_top5` in metrics.jsonl (the record flattens it with the split's prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Scores {
+    #[serde(deserialize_with = "nan_if_null")]
+    pub loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub acc: f64,
+    /// Absent from retraining lines written before it was recorded.
+    #[serde(deserialize_with = "nan_if_null", default = "nan")]
+    pub top5: f64,
 }
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+impl Scores {
+    /// The mean over steps, weighted by their images (NaN for none).
+    pub fn of(stats: &[StepStats]) -> Scores {
+        let n: usize = stats.iter().map(|s| s.n).sum();
+        if n == 0 {
+            return Scores {
+                loss: f64::NAN,
+                acc: f64::NAN,
+                top5: f64::NAN,
+            };
+        }
+        let mean = |f: &dyn Fn(&StepStats) -> f64| stats.iter().map(f).sum::<f64>() / n as f64;
+        Scores {
+            loss: mean(&|s| s.loss as f64 * s.n as f64),
+            acc: mean(&|s| s.top1 as f64),
+            top5: mean(&|s| s.top5 as f64),
+        }
+    }
+}
+
+// The prefixes that give each split's scores its field names in metrics.jsonl.
+serde_with::with_prefix!(pub prefix_train "train_");
+serde_with::with_prefix!(pub prefix_val "val_");
+serde_with::with_prefix!(pub prefix_test "test_");
 
 /// The upper median of step times (NaN for none): the figure metrics report, robust to the
 /// first step of a shape, which records its program.
@@ -127,9 +153,33 @@ mod tests {
             top5,
             n,
         };
-        let (loss, t1, t5) = mean_stats(&[s(1.0, 2, 3, 4), s(4.0, 0, 2, 2)]);
-        assert_eq!((loss, t1, t5), (2.0, 2.0 / 6.0, 5.0 / 6.0));
-        assert!(mean_stats(&[]).0.is_nan());
+        let m = Scores::of(&[s(1.0, 2, 3, 4), s(4.0, 0, 2, 2)]);
+        assert_eq!((m.loss, m.acc, m.top5), (2.0, 2.0 / 6.0, 5.0 / 6.0));
+        let none = Scores::of(&[]);
+        assert!(none.loss.is_nan() && none.acc.is_nan() && none.top5.is_nan());
+    }
+
+    #[test]
+    fn scores_are_fields_with_the_split_prefix_and_null_reads_as_nan() {
+        #[derive(Debug, Serialize, serde::Deserialize)]
+        struct Line {
+            #[serde(flatten, with = "prefix_val")]
+            val: Scores,
+        }
+        let line = Line {
+            val: Scores {
+                loss: f64::NAN,
+                acc: 0.5,
+                top5: 1.0,
+            },
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert_eq!(text, r#"{"val_loss":null,"val_acc":0.5,"val_top5":1.0}"#);
+        let back: Line = serde_json::from_str(&text).unwrap();
+        assert!(back.val.loss.is_nan() && back.val.acc == 0.5 && back.val.top5 == 1.0);
+        // A line from before top-5 was recorded.
+        let old: Line = serde_json::from_str(r#"{"val_loss":1.0,"val_acc":0.5}"#).unwrap();
+        assert!(old.val.top5.is_nan());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod state;
 pub use epoch::{
     finished, run_epoch, EpochPlan, EpochSteps, Limits, Position, Progress, Timing, Trainer,
 };
-pub use metrics::{check_loss, nan_if_null, read_stats, StepStats};
+pub use metrics::{check_loss, nan_if_null, read_stats, Scores, StepStats};
 pub use replay::Recorder;
 
 use crate::autodiff::{Labels, Tensor};

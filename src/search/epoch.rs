@@ -7,10 +7,11 @@ use super::nb201::Nb201Entry;
 use super::trainer::Search;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::{Error, Result};
-use crate::run::metrics::mean_stats;
+use crate::run::metrics::{prefix_train, prefix_val};
 use crate::run::Timing;
 use crate::run::{
-    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
+    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, Scores, StepStats,
+    Trainer,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -27,18 +28,10 @@ pub struct EpochRecord {
     #[serde(deserialize_with = "nan_if_null")]
     pub beta: f64,
     pub steps: usize,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_loss: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_acc: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_top5: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub val_loss: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub val_acc: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub val_top5: f64,
+    #[serde(flatten, with = "prefix_train")]
+    pub train: Scores,
+    #[serde(flatten, with = "prefix_val")]
+    pub val: Scores,
     /// The median step's time (a search step: α step + w step), images/s, the epoch's time.
     #[serde(flatten)]
     pub timing: Timing,
@@ -215,8 +208,7 @@ impl Trainer for SearchEpochs<'_> {
             sub_seed(ep.seed, 6),
         )?)?;
         let at = Position::new(self.search.epoch, self.search.step);
-        run::check_loss("validation", v.loss as f64, at, super::trainer::SEARCH_HINT)?;
-        let (train_loss, train_acc, train_top5) = mean_stats(&steps.stats);
+        run::check_loss("validation", v.loss, at, super::trainer::SEARCH_HINT)?;
         let alphas = self.search.alphas_softmax()?;
         let genotype = derive_from_alphas(&self.search.settings.space, &alphas)?;
         Ok(EpochRecord {
@@ -224,12 +216,8 @@ impl Trainer for SearchEpochs<'_> {
             lr: ep.lr,
             beta: ep.beta,
             steps: trained,
-            train_loss,
-            train_acc,
-            train_top5,
-            val_loss: v.loss as f64,
-            val_acc: v.top1 as f64 / v.n.max(1) as f64,
-            val_top5: v.top5 as f64 / v.n.max(1) as f64,
+            train: Scores::of(&steps.stats),
+            val: v,
             timing: steps.timing(),
             alphas,
             edge_ops: self.search.edge_op_names()?,

@@ -98,10 +98,10 @@ impl RunDir {
             .iter()
             .map(|r| EpochPoint {
                 epoch: r.epoch,
-                train_loss: r.train_loss,
-                val_loss: r.val_loss,
-                train_acc: r.train_acc,
-                val_acc: r.val_acc,
+                train_loss: r.train.loss,
+                val_loss: r.val.loss,
+                train_acc: r.train.acc,
+                val_acc: r.val.acc,
                 beta: search.settings.space.aux().then_some(r.beta),
             })
             .collect();

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::Ctx;
 use crate::optim::{Adam, Sgd};
-use crate::run::metrics::mean_stats;
+use crate::run::metrics::Scores;
 use crate::run::{self, read_stats, Recorder};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -221,7 +221,7 @@ impl Search {
     }
 
     /// Loss and accuracy over `batches` in eval mode (running statistics, β still applied).
-    pub fn evaluate(&self, batches: impl Iterator<Item = Batch>) -> Result<StepStats> {
+    pub fn evaluate(&self, batches: impl Iterator<Item = Batch>) -> Result<Scores> {
         let mut all = Vec::new();
         for (i, b) in batches.enumerate() {
             self.start_noise(false, i)?;
@@ -233,14 +233,7 @@ impl Search {
             let loss = tape.cross_entropy(&logits, &y)?;
             all.push(read_stats(&loss, &rank_tensor(&logits, &y)?)?);
         }
-        let (loss, t1, t5) = mean_stats(&all);
-        let n = all.iter().map(|s| s.n).sum();
-        Ok(StepStats {
-            loss: loss as f32,
-            top1: (t1 * n as f64).round() as usize,
-            top5: (t5 * n as f64).round() as usize,
-            n,
-        })
+        Ok(Scores::of(&all))
     }
 
     /// softmax(α) of every table, read from the GPU.

@@ -6,9 +6,11 @@ use super::drop_path_prob;
 use super::trainer::Retrain;
 use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::Result;
+use crate::run::metrics::{prefix_test, prefix_train};
 use crate::run::Timing;
 use crate::run::{
-    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, StepStats, Trainer,
+    self, nan_if_null, EpochPlan, EpochSteps, Limits, Position, Progress, Scores, StepStats,
+    Trainer,
 };
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -23,16 +25,10 @@ pub struct TrainRecord {
     #[serde(deserialize_with = "nan_if_null")]
     pub drop_path: f64,
     pub steps: usize,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_loss: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub train_acc: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub test_loss: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub test_acc: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub test_top5: f64,
+    #[serde(flatten, with = "prefix_train")]
+    pub train: Scores,
+    #[serde(flatten, with = "prefix_test")]
+    pub test: Scores,
     #[serde(flatten)]
     pub timing: Timing,
 }
@@ -126,22 +122,17 @@ impl Trainer for RetrainEpochs<'_> {
         )?;
         let at = Position::new(self.run.epoch, self.run.step);
         run::check_loss("test", ev.loss, at, "lower --lr")?;
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        for s in &steps.stats {
-            loss_sum += s.loss as f64 * s.n as f64;
-            correct += s.top1;
-            seen += s.n;
-        }
         Ok(TrainRecord {
             epoch: steps.epoch,
             lr: ep.lr,
             drop_path: ep.drop_p,
             steps: steps.stats.len(),
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            test_loss: ev.loss,
-            test_acc: ev.top1,
-            test_top5: ev.top5,
+            train: Scores::of(&steps.stats),
+            test: Scores {
+                loss: ev.loss,
+                acc: ev.top1,
+                top5: ev.top5,
+            },
             timing: steps.timing(),
         })
     }
