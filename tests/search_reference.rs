@@ -9,8 +9,9 @@ mod common;
 
 use common::{assert_passes, gpu};
 use darts_minus::check::step_change::{Kind, Tracked};
-use darts_minus::check::torch::{self, StepRun};
+use darts_minus::check::torch::{self, Nb201Fixture, StepRun};
 use darts_minus::nn::darts_ops::DartsSpace;
+use darts_minus::search::trainer::Space;
 
 fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |a, b| a.max(b.abs()))
@@ -137,7 +138,7 @@ fn one_step_in_robustdarts_s1_and_s4_matches_pytorch() {
 fn two_nb201_steps_match_the_benchmarks_code() {
     let g = gpu();
     for strategy in torch::STRATEGIES {
-        let run = torch::nb201_steps(&g, strategy).unwrap();
+        let run = torch::nb201_steps(&g, strategy, Nb201Fixture::Darts).unwrap();
         let lines = run.lines();
         assert_eq!(lines.len(), 5 * torch::STEPS, "{lines:?}");
         assert_passes(&lines);
@@ -146,12 +147,55 @@ fn two_nb201_steps_match_the_benchmarks_code() {
 }
 
 #[test]
+fn two_darts_minus_nb201_steps_match_the_reference_script() {
+    // xautodl's network with β·x on every edge (tools/nb201_reference_search.py), β = 0.7.
+    let g = gpu();
+    for strategy in torch::STRATEGIES {
+        let run = torch::nb201_steps(&g, strategy, Nb201Fixture::DartsMinus).unwrap();
+        let lines = run.lines();
+        assert_eq!(lines.len(), 5 * torch::STEPS, "{lines:?}");
+        assert_passes(&lines);
+        a_tenth_off_fails(&run);
+    }
+}
+
+#[test]
+fn the_darts_minus_nb201_comparison_sees_beta() {
+    // β 10% off, or no auxiliary skip at all, must fail the first step already.
+    for (beta, aux) in [
+        (0.9 * torch::NB201_MINUS_BETA, true),
+        (torch::NB201_MINUS_BETA, false),
+    ] {
+        let mut settings = Nb201Fixture::DartsMinus.settings();
+        settings.beta.beta0 = beta;
+        if let Space::Nb201(c) = &mut settings.space {
+            c.aux = aux;
+        }
+        let run = torch::nb201_steps_with(
+            &gpu(),
+            torch::STRATEGIES[0],
+            Nb201Fixture::DartsMinus,
+            settings,
+        )
+        .unwrap();
+        let lines = run.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| !l.pass && l.what.starts_with("step 1")),
+            "β {beta}, aux {aux}: {lines:?}"
+        );
+    }
+}
+
+#[test]
 fn the_nb201_comparison_sees_alpha_in_the_clipping_norm() {
     // xautodl clips network.parameters(), α included; step 2 clips (norm 7.51 > 5), and α's
     // gradient moves that norm by 0.3%. Leaving α out must fail step 2's weights.
-    let mut settings = torch::nb201_settings();
+    let mut settings = Nb201Fixture::Darts.settings();
     settings.clip_alpha = false;
-    let run = torch::nb201_steps_with(&gpu(), torch::STRATEGIES[0], settings).unwrap();
+    let run = torch::nb201_steps_with(&gpu(), torch::STRATEGIES[0], Nb201Fixture::Darts, settings)
+        .unwrap();
     let failed: Vec<String> = run
         .lines()
         .into_iter()

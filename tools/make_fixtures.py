@@ -17,6 +17,7 @@ alpha (`step<k>.exp_avg.<name>`, `step<k>.exp_avg_sq.<name>`).
 import argparse
 import copy
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -644,20 +645,30 @@ def search_step(out_dir):
     save(os.path.join(out_dir, 'search_step_changes.safetensors'), t)
 
 
-def nb201_step(out_dir):
+def nb201_step(out_dir, name='nb201_step', beta=None):
     """Two steps of NAS-Bench-201's first-order DARTS on the benchmark's own search network
     (xautodl's TinyNetworkDarts: pip install --no-deps xautodl), stepped as the benchmark's
     exps/NAS-Bench-201-algos/DARTS-V1.py does: w step (Nesterov SGD, wd 5e-4, then
     clip_grad_norm_ over network.parameters(), which include alpha), then the alpha step
     (Adam). alpha.grad is cleared only by the alpha optimiser, so the clipping norm of step 2
     also holds the previous alpha step's gradient. Clipping at DARTS-V1's default 5 acts on
-    step 2 here."""
+    step 2 here.
+
+    With `beta`: DARTS- (SPEC §7), the same network and step with beta * (edge input) added
+    to every edge's output, as tools/nb201_reference_search.py --method darts-minus runs it
+    (beta below 1 so that a missing or misplaced factor shows)."""
     from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
     torch.manual_seed(7)
-    net0 = TinyNetworkDarts(2, 1, 4, 10, NB201_OPS, False, True)
+    if beta is None:
+        net0 = TinyNetworkDarts(2, 1, 4, 10, NB201_OPS, False, True)
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from nb201_reference_search import TinyNetworkDartsMinus
+        net0 = TinyNetworkDartsMinus(2, 1, 4, 10, NB201_OPS, False, True)
+        net0.beta = beta
     with torch.no_grad():
         net0.arch_parameters.normal_(0, 0.5)
-    save(os.path.join(out_dir, 'nb201_step_init.safetensors'), state(net0))
+    save(os.path.join(out_dir, f'{name}_init.safetensors'), state(net0))
 
     def draw():
         return [(randn(4, 3, 8, 8), torch.randint(0, 10, (4,)), randn(4, 3, 8, 8),
@@ -690,8 +701,8 @@ def nb201_step(out_dir):
                       f'step{k}.clip_norm': norm.detach().reshape(1)})
         return t
 
-    t = clear_steps(run, draw, 'nb201_step')
-    save(os.path.join(out_dir, 'nb201_step_changes.safetensors'), t)
+    t = clear_steps(run, draw, name)
+    save(os.path.join(out_dir, f'{name}_changes.safetensors'), t)
 
 
 def search_step_space(name, batch, out_dir):
@@ -802,8 +813,8 @@ def eval_network(out_dir):
     save(os.path.join(out_dir, 'eval_step.safetensors'), t)
 
 
-FIXTURES = ['mixed_edge', 'sep_conv_stack', 'primitive_ops', 'search_step', 'nb201_step', 'search_step_s1',
-            'search_step_s4', 'eval_network']
+FIXTURES = ['mixed_edge', 'sep_conv_stack', 'primitive_ops', 'search_step', 'nb201_step',
+            'nb201_minus_step', 'search_step_s1', 'search_step_s4', 'eval_network']
 
 
 def main():
@@ -821,6 +832,7 @@ def main():
         'primitive_ops': lambda: primitive_ops(args.out),
         'search_step': lambda: search_step(args.out),
         'nb201_step': lambda: nb201_step(args.out),
+        'nb201_minus_step': lambda: nb201_step(args.out, 'nb201_minus_step', beta=0.7),
         'search_step_s1': lambda: search_step_space('s1', 6, args.out),
         # Batch 2: the fixture holds every noise draw of both forwards.
         'search_step_s4': lambda: search_step_space('s4', 2, args.out),

@@ -8,6 +8,8 @@
 //! - NAS-Bench-201 (SPEC §7): plain first-order DARTS against the benchmark's own network and
 //!   step (xautodl's `TinyNetworkDarts`, stepped as its `DARTS-V1.py`: w step with the
 //!   clipping norm over every parameter, α's gradient included, then α step).
+//! - DARTS- on NAS-Bench-201 (SPEC §7): the same network and step with β·x added to every
+//!   edge (β = 0.7), as `tools/nb201_reference_search.py --method darts-minus` runs it.
 
 use super::step_change::{step_lines, ChangeTolerance, Kind, Tracked};
 use super::torch::{fixture, get, with_strategy, Fixture};
@@ -26,6 +28,14 @@ const DARTS_INIT: &[u8] = include_bytes!("../../tests/fixtures/search_step_init.
 const DARTS_CHANGES: &[u8] = include_bytes!("../../tests/fixtures/search_step_changes.safetensors");
 const NB201_INIT: &[u8] = include_bytes!("../../tests/fixtures/nb201_step_init.safetensors");
 const NB201_CHANGES: &[u8] = include_bytes!("../../tests/fixtures/nb201_step_changes.safetensors");
+const NB201_MINUS_INIT: &[u8] =
+    include_bytes!("../../tests/fixtures/nb201_minus_step_init.safetensors");
+const NB201_MINUS_CHANGES: &[u8] =
+    include_bytes!("../../tests/fixtures/nb201_minus_step_changes.safetensors");
+
+/// β of the DARTS- NAS-Bench-201 fixture: below 1, so a missing or misplaced factor shows
+/// (the plain DARTS fixture has no auxiliary skip, so β is unused there).
+pub const NB201_MINUS_BETA: f64 = 0.7;
 
 /// Steps each fixture holds.
 pub const STEPS: usize = 2;
@@ -212,44 +222,78 @@ pub fn darts_steps(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<StepR
     })
 }
 
-/// NAS-Bench-201's DARTS settings (the benchmark's, no auxiliary skip) on its fixture
-/// network: C=2, one cell per stage.
-pub fn nb201_settings() -> SearchSettings {
-    let mut settings = SearchSettings::nb201_benchmark();
-    settings.space = Space::Nb201(Nb201Config {
-        channels: 2,
-        cells_per_stage: 1,
-        classes: 10,
-        aux: false,
-    });
-    settings
+/// The NAS-Bench-201 step fixtures: xautodl's network (C=2, one cell per stage, 8×8 images,
+/// batch 4) stepped as the benchmark's DARTS-V1: w step (α's gradient in the clipping norm),
+/// then α step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nb201Fixture {
+    /// Plain first-order DARTS (the benchmark's settings, no auxiliary skip).
+    Darts,
+    /// DARTS-: β·x on every edge (β = [`NB201_MINUS_BETA`]), as the reference script runs it.
+    DartsMinus,
 }
 
-/// Two steps of NAS-Bench-201's DARTS (8×8 images, batch 4) against xautodl's network stepped
-/// as the benchmark's DARTS-V1: w step (α's gradient in the clipping norm), then α step.
-pub fn nb201_steps(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<StepRun> {
-    nb201_steps_with(gpu, strategy, nb201_settings())
+impl Nb201Fixture {
+    /// The settings the fixture was made with.
+    pub fn settings(self) -> SearchSettings {
+        let mut settings = SearchSettings::nb201_benchmark();
+        settings.space = Space::Nb201(Nb201Config {
+            channels: 2,
+            cells_per_stage: 1,
+            classes: 10,
+            aux: self == Nb201Fixture::DartsMinus,
+        });
+        // β₀ of the linear decay is β at epoch 0.
+        settings.beta.beta0 = NB201_MINUS_BETA;
+        settings
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Nb201Fixture::Darts => "NAS-Bench-201",
+            Nb201Fixture::DartsMinus => "DARTS- NAS-Bench-201",
+        }
+    }
+
+    /// (initial state, changes) by file name.
+    fn files(self) -> [(&'static str, &'static [u8]); 2] {
+        match self {
+            Nb201Fixture::Darts => [
+                ("nb201_step_init.safetensors", NB201_INIT),
+                ("nb201_step_changes.safetensors", NB201_CHANGES),
+            ],
+            Nb201Fixture::DartsMinus => [
+                ("nb201_minus_step_init.safetensors", NB201_MINUS_INIT),
+                ("nb201_minus_step_changes.safetensors", NB201_MINUS_CHANGES),
+            ],
+        }
+    }
+}
+
+/// Two steps of `fixture` against xautodl's network.
+pub fn nb201_steps(
+    gpu: &Gpu,
+    strategy: (Strategy, usize, &str),
+    fixture: Nb201Fixture,
+) -> Result<StepRun> {
+    nb201_steps_with(gpu, strategy, fixture, fixture.settings())
 }
 
 /// [`nb201_steps`] under other settings (to show what the comparison tells apart).
 pub fn nb201_steps_with(
     gpu: &Gpu,
     strategy: (Strategy, usize, &str),
+    fixture: Nb201Fixture,
     settings: SearchSettings,
 ) -> Result<StepRun> {
     let check = format!(
-        "torch: NAS-Bench-201 search steps [{} strategy]",
+        "torch: {} search steps [{} strategy]",
+        fixture.name(),
         strategy.2
     );
+    let [init, changes] = fixture.files();
     with_strategy(gpu, strategy, || {
-        run_steps(
-            gpu,
-            check,
-            settings,
-            ("nb201_step_init.safetensors", NB201_INIT),
-            ("nb201_step_changes.safetensors", NB201_CHANGES),
-            8,
-        )
+        run_steps(gpu, check, settings, init, changes, 8)
     })
 }
 
@@ -259,6 +303,10 @@ pub fn search_step(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<Vec<C
 }
 
 /// The lines of [`nb201_steps`].
-pub fn nb201_step(gpu: &Gpu, strategy: (Strategy, usize, &str)) -> Result<Vec<CheckLine>> {
-    Ok(nb201_steps(gpu, strategy)?.lines())
+pub fn nb201_step(
+    gpu: &Gpu,
+    strategy: (Strategy, usize, &str),
+    fixture: Nb201Fixture,
+) -> Result<Vec<CheckLine>> {
+    Ok(nb201_steps(gpu, strategy, fixture)?.lines())
 }

@@ -21,8 +21,8 @@ use std::path::Path;
 
 pub use super::robust_steps::search_step_space;
 pub use super::search_steps::{
-    darts_steps, nb201_settings, nb201_step, nb201_steps, nb201_steps_with, search_step, StepRun,
-    CHANGE, STEPS,
+    darts_steps, nb201_step, nb201_steps, nb201_steps_with, search_step, Nb201Fixture, StepRun,
+    CHANGE, NB201_MINUS_BETA, STEPS,
 };
 
 pub(super) type Fixture = BTreeMap<String, Named>;
@@ -206,7 +206,9 @@ fn search_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
 fn nb201_step_checks(gpu: &Gpu) -> Result<Vec<CheckLine>> {
     let mut l = Vec::new();
     for s in STRATEGIES {
-        l.extend(search_steps::nb201_step(gpu, s)?);
+        for fixture in [Nb201Fixture::Darts, Nb201Fixture::DartsMinus] {
+            l.extend(search_steps::nb201_step(gpu, s, fixture)?);
+        }
     }
     Ok(l)
 }
@@ -234,7 +236,7 @@ pub(super) fn checks() -> Vec<Check> {
             run: search_step_checks,
         },
         Check {
-            name: "torch: NAS-Bench-201 search step",
+            name: "torch: NAS-Bench-201 search steps (DARTS, DARTS-)",
             kind: "torch",
             run: nb201_step_checks,
         },
