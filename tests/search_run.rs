@@ -8,7 +8,9 @@ use darts_minus::checkpoint::module_entries;
 use darts_minus::data::Dataset;
 use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
-use darts_minus::search::trainer::{Derived, EpochRecord, Search, SearchSettings, Space};
+use darts_minus::search::trainer::{
+    Derived, EpochRecord, Search, SearchSettings, Space, ValPairing,
+};
 use std::sync::Arc;
 
 fn tiny_darts(epochs: usize) -> SearchSettings {
@@ -135,6 +137,29 @@ fn tiny_nb201(epochs: usize) -> SearchSettings {
     s.epochs = epochs;
     s.batch_size = 32;
     s
+}
+
+#[test]
+fn nb201_alpha_steps_draw_validation_images_as_the_benchmark_does() {
+    // The benchmark's preset pairs each training image with a random validation image; the
+    // DARTS- queue is one flag away, and the two runs see different α-step batches.
+    let g = gpu();
+    let (data, split) = subset(48);
+    let random = tiny_nb201(1);
+    assert_eq!(random.val_pairing, ValPairing::Random);
+    assert_eq!(SearchSettings::darts_paper().val_pairing, ValPairing::Queue);
+    let queue = SearchSettings {
+        val_pairing: ValPairing::Queue,
+        ..random.clone()
+    };
+    let mut alphas = Vec::new();
+    for settings in [random.clone(), random, queue] {
+        let mut s = Search::new(&g, settings).unwrap();
+        s.run_epoch(&data, &split, &mut |_| {}).unwrap();
+        alphas.push(s.network().alphas()[0].1.to_vec().unwrap());
+    }
+    assert_eq!(alphas[0], alphas[1], "the draws are seeded");
+    assert_ne!(alphas[0], alphas[2]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
 use darts_minus::search::outputs::RunDir;
 use darts_minus::search::schedule::{BetaDecay, BetaSchedule};
-use darts_minus::search::trainer::{Derived, Search, SearchSettings, Space, StepOrder};
+use darts_minus::search::trainer::{Derived, Search, SearchSettings, Space, StepOrder, ValPairing};
 use darts_minus::{Error, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +24,14 @@ use std::time::Instant;
 pub enum OrderArg {
     ArchFirst,
     WeightsFirst,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PairingArg {
+    /// The validation half in batches, reshuffled on each pass (DARTS-'s code).
+    Queue,
+    /// A validation image drawn at random per training image (NAS-Bench-201's code).
+    Random,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -97,6 +105,10 @@ pub struct SearchArgs {
     /// Batches in index order, no reshuffling.
     #[arg(long)]
     pub no_shuffle: bool,
+    /// Which validation images the α steps see [default: queue for the DARTS spaces, random
+    /// for nb201, as each reference does].
+    #[arg(long, value_enum)]
+    pub val_pairing: Option<PairingArg>,
     /// Input normalisation [default: auto].
     #[arg(long, value_enum)]
     pub normalize: Option<NormArg>,
@@ -204,6 +216,11 @@ fn settings(a: &SearchArgs, builtin: bool, data: &Dataset) -> Result<SearchSetti
     s.seed = a.run.seed.unwrap_or(s.seed);
     s.augment = !a.run.no_augment;
     s.shuffle = !a.no_shuffle;
+    s.val_pairing = match a.val_pairing {
+        Some(PairingArg::Queue) => ValPairing::Queue,
+        Some(PairingArg::Random) => ValPairing::Random,
+        None => s.val_pairing,
+    };
     s.max_steps = a.run.max_steps;
     let auto_cifar = data.height == 32 && data.width == 32;
     (s.mean, s.std) = match a.normalize.unwrap_or(NormArg::Auto) {
@@ -240,6 +257,7 @@ fn settings_given(a: &SearchArgs) -> Vec<(&'static str, bool)> {
         ("--beta-max", a.beta_max.is_some()),
         ("--order", a.order.is_some()),
         ("--no-shuffle", a.no_shuffle),
+        ("--val-pairing", a.val_pairing.is_some()),
         ("--normalize", a.normalize.is_some()),
     ];
     given.extend(a.run.settings_given());
@@ -318,10 +336,14 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         ad.backend
     );
     println!(
-        "  {} weights · {} train / {} val images · batch {} · {} epochs · output {}",
+        "  {} weights · {} train / {} val images ({}) · batch {} · {} epochs · output {}",
         search.weight_count(),
         split.0.len(),
         split.1.len(),
+        match s.val_pairing {
+            ValPairing::Queue => "α steps on a reshuffled queue",
+            ValPairing::Random => "α steps on random draws",
+        },
         s.batch_size,
         s.epochs,
         run_dir.path.display()

@@ -230,9 +230,41 @@ pub fn shuffled(indices: &[usize], seed: u64) -> Vec<usize> {
     v
 }
 
+/// `n` of `indices` drawn uniformly with replacement (ChaCha8 seeded with `seed`), as
+/// NAS-Bench-201's `SearchDataset` pairs every training image with a validation image.
+pub fn drawn(indices: &[usize], n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    match indices.is_empty() {
+        true => Vec::new(),
+        false => (0..n)
+            .map(|_| indices[rng.random_range(0..indices.len())])
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drawn_is_uniform_with_replacement_and_seeded() {
+        let idx: Vec<usize> = (100..110).collect();
+        let d = drawn(&idx, 10_000, 3);
+        assert_eq!(d.len(), 10_000);
+        assert_eq!(d, drawn(&idx, 10_000, 3));
+        assert_ne!(d, drawn(&idx, 10_000, 4));
+        for v in &idx {
+            let k = d.iter().filter(|&x| x == v).count();
+            assert!((850..1150).contains(&k), "{v} drawn {k} times");
+        }
+        // With replacement: a draw as long as the set repeats some and misses some.
+        let short = drawn(&idx, 10, 3);
+        let mut uniq = short.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert!(uniq.len() < 10, "{short:?}");
+        assert!(drawn(&[], 5, 1).is_empty());
+    }
     use crate::data::CIFAR10_MEAN;
     use crate::data::CIFAR10_STD;
 

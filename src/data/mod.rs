@@ -15,7 +15,8 @@ pub use augment::{Augment, CIFAR10_MEAN, CIFAR10_STD};
 pub use cifar::CIFAR10_CLASSES;
 pub use dataset::{Dataset, Split};
 pub use loader::{
-    batch_rng, epoch_batches, make_batch, search_split, shuffled, sub_seed, Batch, BatchStream,
+    batch_rng, drawn, epoch_batches, make_batch, search_split, shuffled, sub_seed, Batch,
+    BatchStream,
 };
 
 #[cfg(test)]

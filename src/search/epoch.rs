@@ -4,8 +4,9 @@
 
 use super::derived::{derive_from_alphas, Derived};
 use super::nb201::Nb201Entry;
+use super::settings::ValPairing;
 use super::trainer::Search;
-use crate::data::{epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
+use crate::data::{drawn, epoch_batches, shuffled, sub_seed, Augment, Batch, BatchStream, Dataset};
 use crate::error::{Error, Result};
 use crate::run::metrics::{prefix_train, prefix_val};
 use crate::run::Timing;
@@ -61,7 +62,8 @@ pub(super) struct SearchEpoch {
     beta: f64,
     seed: u64,
     train: BatchStream,
-    /// The α steps cycle through the validation queue, reshuffled on each pass.
+    /// The α steps' batches: the validation queue, reshuffled on each pass, or validation
+    /// images drawn at random, one per training image (`ValPairing`).
     val: BatchStream,
     pass: u64,
 }
@@ -145,7 +147,18 @@ impl Trainer for SearchEpochs<'_> {
             self.augment(),
             sub_seed(seed, 2),
         )?;
-        let val = self.val_batches(sub_seed(seed, 3), sub_seed(seed, 4))?;
+        let val = match self.search.settings.val_pairing {
+            ValPairing::Queue => self.val_batches(sub_seed(seed, 3), sub_seed(seed, 4))?,
+            // As many validation images as training images, so every training batch has a
+            // validation batch of its own size.
+            ValPairing::Random => epoch_batches(
+                data.clone(),
+                drawn(&self.split.1, self.split.0.len(), sub_seed(seed, 3)),
+                bs,
+                self.augment(),
+                sub_seed(seed, 4),
+            )?,
+        };
         Ok(EpochPlan {
             state: SearchEpoch {
                 lr,

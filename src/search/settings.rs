@@ -66,6 +66,18 @@ pub enum StepOrder {
     WeightsFirst,
 }
 
+/// Which validation images the α steps of an epoch see.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValPairing {
+    /// The validation half in batches, reshuffled on each pass (the DARTS- code's queue).
+    #[default]
+    Queue,
+    /// Every training image paired with a validation image drawn uniformly with replacement
+    /// (NAS-Bench-201's `SearchDataset`, which the benchmark's DARTS baseline steps on).
+    Random,
+}
+
 /// Every hyperparameter of a search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchSettings {
@@ -89,6 +101,9 @@ pub struct SearchSettings {
     pub seed: u64,
     pub augment: bool,
     pub shuffle: bool,
+    /// Absent from searches started before it existed, which all used the queue.
+    #[serde(default)]
+    pub val_pairing: ValPairing,
     /// Stop after this many steps in total (for step-by-step comparisons).
     pub max_steps: Option<usize>,
     /// Normalisation of the input images.
@@ -125,6 +140,7 @@ impl SearchSettings {
             seed: 2,
             augment: true,
             shuffle: true,
+            val_pairing: ValPairing::Queue,
             max_steps: None,
             mean: crate::data::CIFAR10_MEAN,
             std: crate::data::CIFAR10_STD,
@@ -144,6 +160,7 @@ impl SearchSettings {
             },
             order: StepOrder::WeightsFirst,
             clip_alpha: true,
+            val_pairing: ValPairing::Random,
             ..darts
         }
     }

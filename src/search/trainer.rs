@@ -22,7 +22,7 @@ use std::sync::Arc;
 // Where the types of a search used to live; callers keep their paths.
 pub use super::derived::{derive_from_alphas, softmax_rows, Derived};
 pub use super::epoch::EpochRecord;
-pub use super::settings::{SearchSettings, Space, StepOrder};
+pub use super::settings::{SearchSettings, Space, StepOrder, ValPairing};
 pub use crate::run::{upload_batch, Progress, StepStats};
 
 /// The inputs of a recorded step: training images and labels, validation images and labels.
