@@ -1,11 +1,10 @@
 //! A chart of several series over epochs, each a mean line inside a shaded band (e.g. the
 //! spread over seeds): how a sweep's methods compare as runs go on.
 
-use super::plotting::{auto_range, draw_line, fixed_or_auto, legend, render, rgb, FONT};
+use super::plotting::{draw_line, legend, render, rgb, YRange, FONT};
 use super::Rgb;
 use crate::error::{Error, Result};
 use plotters::prelude::*;
-use std::ops::Range;
 use std::path::Path;
 
 /// One value of a band: its centre line and its lower and upper edge.
@@ -49,13 +48,7 @@ pub fn band_of(series: &[Vec<f64>]) -> Vec<BandPoint> {
 }
 
 /// Draws `bands` against the epoch. `fixed_y` is the y range unless a value leaves it.
-pub fn band_chart(
-    path: &Path,
-    title: &str,
-    y_desc: &str,
-    fixed_y: Option<Range<f64>>,
-    bands: &[Band],
-) -> Result<()> {
+pub fn band_chart(path: &Path, title: &str, y_desc: &str, y: YRange, bands: &[Band]) -> Result<()> {
     let values = || {
         bands
             .iter()
@@ -68,10 +61,7 @@ pub fn band_chart(
             path.display()
         )));
     }
-    let y_range = match fixed_y {
-        Some(r) => fixed_or_auto(r, values()),
-        None => auto_range(values()),
-    };
+    let y_range = y.of(values());
     let last = bands
         .iter()
         .flat_map(|b| &b.points)
@@ -174,13 +164,13 @@ mod tests {
                 points: band_of(&[vec![0.2, 0.5, 0.9]]),
             },
         ];
-        band_chart(&path, "skip", "softmax(α)", Some(0.0..1.0), &bands).unwrap();
+        band_chart(&path, "skip", "softmax(α)", YRange::Fixed(0.0..1.0), &bands).unwrap();
         let texts = svg_texts(&path);
         assert!(texts.lines().any(|l| l == "darts-minus"), "{texts}");
         assert!(texts.lines().any(|l| l == "darts"), "{texts}");
         let svg = std::fs::read_to_string(&path).unwrap();
         assert_eq!(svg.matches("<polygon").count(), 2, "one band per series");
-        let e = band_chart(&path, "t", "y", None, &[])
+        let e = band_chart(&path, "t", "y", YRange::Tight, &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("at least one value"), "{e}");

@@ -25,6 +25,7 @@ pub use charts::{
 };
 pub use confusion::confusion_svg;
 pub use nb201_cell::nb201_cell_svg;
+pub use plotting::YRange;
 pub use scaling::{scaling_chart, ScalingSeries};
 
 use crate::error::{Error, Result};

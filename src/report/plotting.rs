@@ -124,6 +124,27 @@ pub(super) fn finite_runs<X: Clone>(points: &[(X, f64)], range: &Range<f64>) -> 
     runs
 }
 
+/// How a chart's y axis spans its values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum YRange {
+    /// This range, or [`auto_range`]'s where a value falls outside it.
+    Fixed(Range<f64>),
+    /// From 0 (or the lowest negative value) to a round number above the highest.
+    FromZero,
+    /// Just around the values ([`tight_range`]).
+    Tight,
+}
+
+impl YRange {
+    pub(super) fn of(&self, values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
+        match self {
+            YRange::Fixed(r) => fixed_or_auto(r.clone(), values),
+            YRange::FromZero => auto_range(values),
+            YRange::Tight => tight_range(values),
+        }
+    }
+}
+
 /// A y range from 0 (or the lowest value, if negative) to a round number above the highest
 /// finite value; `0..1` when there is none. Absurdly large values (|v| ≥ 1e300) are left out
 /// of the range rather than overflowing it.
@@ -142,6 +163,29 @@ pub(super) fn auto_range(values: impl Iterator<Item = f64>) -> Range<f64> {
         0.0
     };
     lo..nice_ceil(hi * 1.05)
+}
+
+/// A y range just around the finite values: 10 % of their span beyond each (at least 1 % of
+/// the largest magnitude, so a flat series still gets a band), ends on multiples of a round
+/// step. For a quantity whose changes are small next to its size (softmax(α) moving between
+/// 0.19 and 0.21), which an axis from 0 would flatten. [`auto_range`] where nothing is finite.
+pub(super) fn tight_range(values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
+    let (lo, hi) = values
+        .clone()
+        .filter(|v| v.is_finite() && v.abs() < 1e300)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !(lo.is_finite() && hi.is_finite()) {
+        return auto_range(values);
+    }
+    let pad = ((hi - lo) * 0.1)
+        .max(0.01 * lo.abs().max(hi.abs()))
+        .max(1e-12);
+    let (lo, hi) = (lo - pad, hi + pad);
+    // About ten steps across the panel.
+    let step = nice_ceil((hi - lo) / 10.0);
+    (lo / step).floor() * step..(hi / step).ceil() * step
 }
 
 /// `fixed`, or [`auto_range`] of `values` if a finite one falls outside it.
@@ -200,5 +244,25 @@ mod tests {
         assert_eq!(fixed_or_auto(0.0..100.0, [50.0].into_iter()), 0.0..100.0);
         assert_eq!(fixed_or_auto(0.0..100.0, [5000.0].into_iter()), 0.0..6000.0);
         assert_eq!(auto_range([-0.5, 3.0].into_iter()), -0.6..4.0);
+    }
+
+    #[test]
+    fn a_tight_range_zooms_onto_small_changes() {
+        // softmax(α) of skip_connect between 0.19 and 0.21: the axis spans about that, not 0..1.
+        let r = tight_range([0.1918, 0.2, 0.2051, f64::NAN].into_iter());
+        assert!(r.start <= 0.1918 && r.end >= 0.2051, "{r:?}");
+        assert!(r.start > 0.17 && r.end < 0.23, "{r:?}");
+        // A flat series gets a band around it; nothing finite falls back to 0..1.
+        let flat = tight_range([0.2, 0.2].into_iter());
+        assert!(
+            flat.start < 0.2 && flat.end > 0.2 && flat.end - flat.start < 0.05,
+            "{flat:?}"
+        );
+        assert_eq!(tight_range([f64::NAN].into_iter()), 0.0..1.0);
+        assert_eq!(
+            YRange::Tight.of([0.5].into_iter()),
+            tight_range([0.5].into_iter())
+        );
+        assert_eq!(YRange::FromZero.of([0.5].into_iter()), 0.0..0.6);
     }
 }
