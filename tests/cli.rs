@@ -187,6 +187,7 @@ fn check_proves_this_adapter_against_the_references() {
     for fixture in [
         "torch: DARTS- search steps",
         "torch: NAS-Bench-201 search steps",
+        "torch: DARTS- NAS-Bench-201 search steps",
         "torch: DARTS- search step, RobustDARTS S4",
     ] {
         assert!(
