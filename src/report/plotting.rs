@@ -129,8 +129,6 @@ pub(super) fn finite_runs<X: Clone>(points: &[(X, f64)], range: &Range<f64>) -> 
 pub enum YRange {
     /// This range, or [`auto_range`]'s where a value falls outside it.
     Fixed(Range<f64>),
-    /// From 0 (or the lowest negative value) to a round number above the highest.
-    FromZero,
     /// Just around the values ([`tight_range`]).
     Tight,
 }
@@ -139,7 +137,6 @@ impl YRange {
     pub(super) fn of(&self, values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
         match self {
             YRange::Fixed(r) => fixed_or_auto(r.clone(), values),
-            YRange::FromZero => auto_range(values),
             YRange::Tight => tight_range(values),
         }
     }
@@ -263,6 +260,5 @@ mod tests {
             YRange::Tight.of([0.5].into_iter()),
             tight_range([0.5].into_iter())
         );
-        assert_eq!(YRange::FromZero.of([0.5].into_iter()), 0.0..0.6);
     }
 }
