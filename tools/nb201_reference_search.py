@@ -166,6 +166,7 @@ def arch_summary(model, nb201):
         "c10_valid": valid,
         "c10_test": test,
         "alpha_softmax": [[round(v, 4) for v in r] for r in w.tolist()],
+        "arch_parameters": model.arch_parameters.detach().tolist(),
     }
 
 
@@ -188,6 +189,13 @@ def main():
     ap.add_argument("--track-running-stats", type=int, default=1)
     ap.add_argument("--nb201-csv", default=DEFAULT_CSV)
     ap.add_argument("--out", default=None, help="JSON-lines log (default: none)")
+    ap.add_argument("--plain", action="store_true",
+                    help="no augmentation, training batches in index order, and step k's "
+                         "validation batch the k-th of the validation half in index order: "
+                         "darts-minus search --no-augment --no-shuffle --val-pairing queue")
+    ap.add_argument("--init-out", default=None,
+                    help="write the initial state_dict (safetensors) for darts-minus "
+                         "search --init-from")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -214,6 +222,10 @@ def main():
     nb201 = load_nb201(args.nb201_csv)
     out = open(args.out, "w") if args.out else None
     n_w = sum(p.numel() for p in model.get_weights())
+    if args.init_out:
+        from safetensors.torch import save_file
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
+                  args.init_out)
     print(f"# {args.method} C={args.channels} N={args.cells_per_stage} "
           f"epochs={args.epochs} batch={args.batch_size} seed={args.seed} "
           f"images={len(y)} weights={n_w}", flush=True)
@@ -229,13 +241,18 @@ def main():
             model.beta = beta
 
         model.train()
-        order = torch.randperm(half).tolist()
+        order = list(range(half)) if args.plain else torch.randperm(half).tolist()
         tr_loss = tr_hit = va_hit = 0.0
         for s in range(0, half, args.batch_size):
             bi = [train_idx[i] for i in order[s:s + args.batch_size]]
-            vi = [random.choice(val_idx) for _ in bi]
-            xb, yb = augment(x[bi]), y[bi]
-            xv, yv = augment(x[vi]), y[vi]
+            if args.plain:
+                vi = [val_idx[i % len(val_idx)] for i in range(s, s + len(bi))]
+                xb, yb = plain(x[bi]), y[bi]
+                xv, yv = plain(x[vi]), y[vi]
+            else:
+                vi = [random.choice(val_idx) for _ in bi]
+                xb, yb = augment(x[bi]), y[bi]
+                xv, yv = augment(x[vi]), y[vi]
             # 1) weight step
             w_opt.zero_grad()
             _, logits = model(xb)
