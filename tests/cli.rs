@@ -33,6 +33,7 @@ fn search_writes_every_output_and_genotype_reads_it_back() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("Genotype(normal=[("), "{stdout}");
+    assert!(stdout.contains("α steps on a reshuffled queue"), "{stdout}");
     for f in [
         "checkpoint.safetensors",
         "metrics.jsonl",
@@ -218,6 +219,7 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
                 "3",
                 "--epochs",
                 "1",
+                "--no-shuffle",
             ])
             .args(["--batch-size", "8", "--data"])
             .arg(&data)
@@ -267,6 +269,11 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
         "{stdout}"
     );
     assert!(!stdout.contains("built-in"), "{stdout}");
+    // The resumed run keeps --no-shuffle, and says so.
+    assert!(
+        stdout.contains("α steps on a queue in index order"),
+        "{stdout}"
+    );
     for f in ["checkpoint.safetensors", "metrics.jsonl", "genotype.txt"] {
         assert!(moved.join(f).is_file(), "{f} missing in the new --out");
     }

@@ -340,9 +340,10 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         search.weight_count(),
         split.0.len(),
         split.1.len(),
-        match s.val_pairing {
-            ValPairing::Queue => "α steps on a reshuffled queue",
-            ValPairing::Random => "α steps on random draws",
+        match (s.val_pairing, s.shuffle) {
+            (ValPairing::Queue, true) => "α steps on a reshuffled queue",
+            (ValPairing::Queue, false) => "α steps on a queue in index order",
+            (ValPairing::Random, _) => "α steps on random draws",
         },
         s.batch_size,
         s.epochs,
