@@ -22,7 +22,9 @@
 //                    square (the tap loops unroll). FLIP = 1: the input gradient of a
 //                    convolution as this forward over dy, the stored weight (p.cin, p.cout,
 //                    kh, kw) read at [i][o] and turned 180°; TS = that convolution's stride
-//                    (dy read as if zero-dilated, see gather4).
+//                    (dy read as if zero-dilated, see gather4). UNIT = 1 (KS set, column
+//                    stride and dilation 1, TS = 1): each kernel row's KS + 3 inputs are
+//                    loaded once and shared by its taps.
 //   forward4_stats   forward4 (MASK = 0) that also writes its outputs' batch-norm statistics
 //                    per workgroup column at 6 (see the entry), for the batch norm that follows.
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
@@ -46,6 +48,7 @@ override DIRECT: u32 = 0u;
 override KS: u32 = 0u;
 override TS: u32 = 1u;
 override BIAS: u32 = 0u;
+override UNIT: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -268,9 +271,25 @@ fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
         for (var ky = 0u; ky < kh; ky = ky + 1u) {
             // Rows outside the input read a clamped row as zeros (no divergent branch).
             let xr = input_row(xbase, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
+            // UNIT: the KS + 3 inputs under this kernel row's taps, loaded once for all of
+            // them (a gather per tap loads 4 · KS).
+            var win: array<f32, 10>;
+            if (UNIT != 0u) {
+                let ix0 = i32(ox0) - i32(p.pw);
+                for (var j = 0u; j < KS + 3u; j = j + 1u) {
+                    let u = ix0 + i32(j);
+                    let inside = xr.y != 0u && u >= 0 && u < i32(p.w);
+                    win[j] = select(0.0, relu_in(f_x[xr.x + u32(clamp(u, 0, i32(p.w) - 1))]), inside);
+                }
+            }
             for (var kx = 0u; kx < kw; kx = kx + 1u) {
-                let ix0 = i32(ox0 * p.sw + kx * p.dw) - i32(p.pw);
-                let xv = gather4(xr.x, ix0, p.sw, xr.y != 0u);
+                var xv: vec4<f32>;
+                if (UNIT != 0u) {
+                    xv = vec4<f32>(win[kx], win[kx + 1u], win[kx + 2u], win[kx + 3u]);
+                } else {
+                    let ix0 = i32(ox0 * p.sw + kx * p.dw) - i32(p.pw);
+                    xv = gather4(xr.x, ix0, p.sw, xr.y != 0u);
+                }
                 let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
                 // Rows past cout read a clamped (valid) weight and are not written.
                 for (var r = 0u; r < RB; r = r + 1u) {

@@ -133,6 +133,13 @@ fn conv_dense_rows_of_4_padding_past_the_kernel() {
 }
 
 #[test]
+fn conv_dense_rows_of_4_7x7_shares_its_widest_window() {
+    // Stride 1, 7×7: each kernel row's 10 inputs are loaded once for its 7 taps (UNIT), in
+    // the forward and in the input gradient over dy.
+    conv_case(27, [2, 2, 5, 8], [3, 2, 7, 7], true, 1, 3, 1, 1);
+}
+
+#[test]
 fn conv_1x1_with_bias_rows_of_4() {
     conv_case(26, [2, 3, 4, 4], [5, 3, 1, 1], true, 1, 0, 1, 1);
 }

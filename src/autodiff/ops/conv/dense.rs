@@ -97,10 +97,13 @@ fn forward4(
     // Where launches are costly (CPU adapters) the most channels per thread, for the fewest
     // loads per multiply-add; on GPUs as many as still leave 2^16 threads to fill the device.
     let rb = gpu.policy().channels_per_thread(quads, cout);
-    let ks: &[(&str, u32)] = if p.kh == p.kw && p.kh <= 7 {
-        &[("KS", p.kh)]
-    } else {
-        &[]
+    let square = p.kh == p.kw && p.kh <= 7;
+    // Column stride and dilation 1, dy not zero-dilated: neighbouring taps share inputs.
+    let unit = square && p.sw == 1 && p.dw == 1 && !consts.iter().any(|&(k, v)| k == "TS" && v != 1);
+    let ks: &[(&str, u32)] = match (square, unit) {
+        (true, true) => &[("KS", p.kh), ("UNIT", 1)],
+        (true, false) => &[("KS", p.kh)],
+        _ => &[],
     };
     let consts = [consts, &[("RB", rb as u32)], ks].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
