@@ -25,8 +25,10 @@
 //                    (dy read as if zero-dilated, see gather4). UNIT = 1 (KS set, column
 //                    stride and dilation 1, TS = 1): each kernel row's KS + 3 inputs are
 //                    loaded once and shared by its taps.
+//                    6 uw (uniform, 64 KiB): with UW = 1 the weight's buffer again, read
+//                    from there (CPU adapters); a placeholder window otherwise.
 //   forward4_stats   forward4 (MASK = 0) that also writes its outputs' batch-norm statistics
-//                    per workgroup column at 6 (see the entry), for the batch norm that follows.
+//                    per workgroup column at 7 (see the entry), for the batch norm that follows.
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
@@ -49,6 +51,7 @@ override KS: u32 = 0u;
 override TS: u32 = 1u;
 override BIAS: u32 = 0u;
 override UNIT: u32 = 0u;
+override UW: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -226,6 +229,15 @@ fn backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 
 @group(0) @binding(4) var<storage, read_write> f4_y: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> f4_mask: array<vec4<f32>>;
+// The weight again as a uniform window (UW = 1; bound to a placeholder otherwise).
+@group(0) @binding(6) var<uniform> f4_uw: array<vec4<f32>, 4096>;
+
+// Weight element i: from the uniform window with UW, where llvmpipe loads it once for all
+// lanes (a storage load inside a loop runs lane by lane), else from storage.
+fn weight4(i: u32) -> f32 {
+    if (UW != 0u) { return f4_uw[i / 4u][i % 4u]; }
+    return f_w[i];
+}
 
 // The 4 values of row `row` (start index) at columns ix0 + j·step (j < 4), 0 outside the row,
 // through the folded ReLU.
@@ -293,7 +305,7 @@ fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
                 let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
                 // Rows past cout read a clamped (valid) weight and are not written.
                 for (var r = 0u; r < RB; r = r + 1u) {
-                    acc[r] = acc[r] + f_w[wci + tap + min(r, rows - 1u) * s_o] * xv;
+                    acc[r] = acc[r] + weight4(wci + tap + min(r, rows - 1u) * s_o) * xv;
                 }
             }
         }
@@ -321,10 +333,10 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 }
 
 // forward4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
-// norm that follows skips its own pass over them: binding 6 part (bind any buffer at 5), 3
+// norm that follows skips its own pass over them: binding 7 part (bind any buffer at 5), 3
 // floats per (output channel, workgroup column wg.x) at 3·(channel·nwg.x + wg.x): the column's
 // count of positions, their mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout).
-@group(0) @binding(6) var<storage, read_write> f4_part: array<f32>;
+@group(0) @binding(7) var<storage, read_write> f4_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

@@ -1806,3 +1806,91 @@ fn noise_is_a_function_of_key_stream_and_index() {
     );
     assert_ne!(b[a.len() - 1], 0.0);
 }
+
+/// One convolution (+ a train-mode batch norm from the producer's statistics where `stats`)
+/// on a tape, weighted by `c` and summed: the output and the gradients of x, w and b.
+fn conv_with_weight(
+    g: &darts_minus::gpu::Gpu,
+    (x, w, b, c): (&Tensor, &Tensor, &Tensor, &[f32]),
+    cfg: Conv2dCfg,
+    stats: bool,
+) -> Vec<Vec<f32>> {
+    let mut tape = Tape::new(g);
+    let y = if stats {
+        let cout = w.shape()[0];
+        let rs = [
+            Tensor::zeros(g, &[cout]).unwrap(),
+            Tensor::full(g, &[cout], 1.0).unwrap(),
+        ];
+        let (y, st) = tape.conv2d_with_stats(x, w, Some(b), cfg).unwrap();
+        assert!(st.is_some(), "forward4_stats did not run");
+        let state = BnState {
+            running_mean: &rs[0],
+            running_var: &rs[1],
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        tape.batch_norm_with_stats(&y, st, None, state, true)
+            .unwrap()
+    } else {
+        tape.conv2d(x, w, Some(b), cfg).unwrap()
+    };
+    let ct = Tensor::from_slice(g, y.shape(), &c[..y.numel()]).unwrap();
+    let weighted = tape.mul(&y, &ct).unwrap();
+    let loss = tape.sum_all(&weighted).unwrap();
+    let out = y.to_vec().unwrap();
+    let grads = tape.backward(&loss).unwrap();
+    let mut v = vec![out];
+    for t in [x, w, b] {
+        v.push(grads.get(t).expect("a gradient").to_vec().unwrap());
+    }
+    v
+}
+
+/// On CPU adapters a dense convolution's weight built by the layers lives in a buffer that
+/// is also bound as a uniform, and `forward4` reads it from there (UW = 1): outputs and
+/// gradients must equal, bit for bit, those from a plain storage copy of the same weight
+/// (the path the reference cases above check), for each forward4 variant (the stride-1
+/// window, a strided input gradient, a folded ReLU and its mask, a 1×1 with bias, and the
+/// statistics written for a batch norm on the GPU strategy).
+#[test]
+fn conv_weights_read_from_a_uniform_window_match_storage() {
+    let g = gpu();
+    let mut rng = Rng::new(61);
+    // (x, w, stride, pad, relu, stats)
+    type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool);
+    let cases: [Case; 5] = [
+        ([2, 3, 8, 8], [5, 3, 3, 3], 1, 1, false, false),
+        ([2, 3, 8, 8], [4, 3, 3, 3], 2, 1, false, false),
+        ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, false),
+        ([2, 3, 4, 4], [5, 3, 1, 1], 1, 0, false, false),
+        ([2, 3, 32, 32], [6, 3, 3, 3], 1, 1, false, true),
+    ];
+    for (xs, ws, stride, pad, relu, stats) in cases {
+        let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} stats={stats}");
+        let cfg = Conv2dCfg::new(stride, pad).relu_input(relu);
+        assert!(cfg.reads_weight_uniformly(ws[2], true), "{name}");
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let wv = f32s(&rng.vec(ws.iter().product()));
+        let bv = f32s(&rng.vec(ws[0]));
+        let c = f32s(&rng.vec(xs[0] * ws[0] * xs[2] * xs[3]));
+        g.set_strategy(Some(Strategy::Cpu));
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let b = Tensor::parameter(&g, &[ws[0]], &bv).unwrap();
+        let in_window = Tensor::weight_parameter(&g, &ws, &wv).unwrap();
+        let in_storage = Tensor::parameter(&g, &ws, &wv).unwrap();
+        assert!(in_window.buffer().uniform_window(), "{name}: no window");
+        assert!(!in_storage.buffer().uniform_window(), "{name}");
+        g.set_strategy(Some(if stats { Strategy::Gpu } else { Strategy::Cpu }));
+        let a = conv_with_weight(&g, (&x, &in_window, &b, &c), cfg, stats);
+        let s = conv_with_weight(&g, (&x, &in_storage, &b, &c), cfg, stats);
+        for (k, what) in ["y", "dx", "dw", "db"].iter().enumerate() {
+            assert_eq!(a[k], s[k], "{name}: {what} differs");
+        }
+    }
+    // The GPU strategy keeps weights in plain storage buffers.
+    g.set_strategy(Some(Strategy::Gpu));
+    let w = Tensor::weight_parameter(&g, &[4, 3, 3, 3], &[0.5; 108]).unwrap();
+    assert!(!w.buffer().uniform_window());
+    g.set_strategy(None);
+}

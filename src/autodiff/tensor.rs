@@ -89,6 +89,25 @@ impl Tensor {
         Ok(t.with_grad())
     }
 
+    /// A trainable parameter that kernels read at the same index in every lane (a dense
+    /// convolution's weight): where the launch policy wants it and it fits, its buffer can
+    /// also be bound as a uniform window (see [`Gpu::alloc_weight`]).
+    pub fn weight_parameter(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let n = shape.iter().product::<usize>();
+        if data.len() != n {
+            return Err(Error::shape(
+                "weight",
+                format!(
+                    "shape {shape:?} holds {n} values but {} were given",
+                    data.len()
+                ),
+            ));
+        }
+        let t = Self::from_buffer(gpu, shape, gpu.alloc_weight("weight", n)?, true);
+        gpu.write(t.buffer(), data);
+        Ok(t)
+    }
+
     /// The same storage, marked as requiring a gradient.
     pub fn with_grad(&self) -> Tensor {
         Tensor(Rc::new(Inner {

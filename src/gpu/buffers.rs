@@ -1,5 +1,6 @@
 //! Buffers: allocation within the adapter limits, uploads, and queued copies and clears.
 
+use super::pool::UNIFORM_WINDOW;
 use super::submit::Command;
 use super::{Gpu, GpuBuffer};
 use crate::error::{Error, Result};
@@ -25,7 +26,32 @@ impl Gpu {
                 what: "max_buffer_size",
             });
         }
-        Ok(self.inner.pool.get(&self.inner.device, bytes))
+        Ok(self.inner.pool.get(&self.inner.device, bytes, false))
+    }
+
+    /// [`Gpu::alloc`] for a weight that kernels read at the same index in every lane: where
+    /// the launch policy wants it (CPU adapters) and it fits, a buffer that can also be bound
+    /// as a uniform window (padded to [`UNIFORM_WINDOW`] bytes), else a plain one.
+    pub fn alloc_weight(&self, name: &str, len: usize) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        let fits = self.inner.limits.max_uniform_buffer_binding_size >= UNIFORM_WINDOW;
+        if fits && self.policy().weight_as_uniform(bytes) {
+            return Ok(self.inner.pool.get(&self.inner.device, bytes, true));
+        }
+        self.alloc(name, len)
+    }
+
+    /// What to bind at a kernel's uniform weight window when the weight is not in one (its
+    /// UW = 0 path never reads it): one window per device (wgpu zero-initialises it).
+    pub(crate) fn window_placeholder(&self) -> GpuBuffer {
+        let mut st = self.inner.state.borrow_mut();
+        st.window_placeholder
+            .get_or_insert_with(|| {
+                self.inner
+                    .pool
+                    .get(&self.inner.device, UNIFORM_WINDOW, true)
+            })
+            .clone()
     }
 
     /// Writes f32 data at the start of `buf` (queued; ordered before later submissions).

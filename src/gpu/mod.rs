@@ -49,6 +49,8 @@ struct State {
     recording: Option<(Vec<Command>, Vec<BufId>)>,
     bind_groups: HashMap<(usize, Vec<BufId>), Arc<wgpu::BindGroup>>,
     uniforms: HashMap<Vec<u32>, GpuBuffer>,
+    /// Bound at uniform weight windows that hold no weight (see `Gpu::window_placeholder`).
+    window_placeholder: Option<GpuBuffer>,
     dispatches: u64,
     submissions: u64,
     /// Per-kernel (count, seconds) when profiling: every launch is synced and timed.

@@ -7,6 +7,15 @@ use std::rc::{Rc, Weak};
 
 pub type BufId = u64;
 
+/// Bytes a buffer that can also be bound as a uniform has at least: the weight window
+/// `conv.wgsl`'s `forward4` declares (4,096 vec4s), WebGPU's guaranteed
+/// maxUniformBufferBindingSize. A uniform binding must be as large as its declaration.
+pub const UNIFORM_WINDOW: u64 = 65_536;
+
+/// What the pool recycles by: a buffer's size, and whether it can also be bound as a uniform
+/// (which plain storage buffers cannot).
+type Key = (u64, bool);
+
 /// A pooled GPU buffer; dropping the last handle returns it to the pool.
 #[derive(Clone)]
 pub struct GpuBuffer(Rc<BufInner>);
@@ -14,6 +23,8 @@ pub struct GpuBuffer(Rc<BufInner>);
 struct BufInner {
     id: BufId,
     bytes: u64,
+    /// Also bindable as a uniform buffer (usage UNIFORM, at least UNIFORM_WINDOW bytes).
+    uniform: bool,
     raw: Option<wgpu::Buffer>,
     pool: Weak<RefCell<PoolState>>,
     pooled: bool,
@@ -25,6 +36,10 @@ impl GpuBuffer {
     }
     pub fn bytes(&self) -> u64 {
         self.0.bytes
+    }
+    /// Whether kernels may bind this buffer as a uniform as well as for storage.
+    pub fn uniform_window(&self) -> bool {
+        self.0.uniform
     }
     pub(crate) fn raw(&self) -> &wgpu::Buffer {
         self.0.raw.as_ref().expect("buffer present until drop")
@@ -40,9 +55,11 @@ impl Drop for BufInner {
             if let Ok(mut st) = pool.try_borrow_mut() {
                 if st.pins.contains_key(&self.id) {
                     // A recorded program still uses it: it stays in use (and counted live).
-                    st.pinned_free.insert(self.id, (self.bytes, raw));
+                    st.pinned_free
+                        .insert(self.id, ((self.bytes, self.uniform), raw));
                 } else {
-                    st.free.entry(self.bytes).or_default().push((self.id, raw));
+                    let key = (self.bytes, self.uniform);
+                    st.free.entry(key).or_default().push((self.id, raw));
                     st.live -= self.bytes;
                 }
             }
@@ -52,7 +69,7 @@ impl Drop for BufInner {
 
 #[derive(Default)]
 struct PoolState {
-    free: HashMap<u64, Vec<(BufId, wgpu::Buffer)>>,
+    free: HashMap<Key, Vec<(BufId, wgpu::Buffer)>>,
     next_id: BufId,
     /// Bytes handed out and not yet returned.
     live: u64,
@@ -62,7 +79,7 @@ struct PoolState {
     /// Buffers used by recorded programs: id → number of programs. While pinned, a buffer
     /// whose last handle drops is parked in `pinned_free` instead of being handed out again.
     pins: HashMap<BufId, usize>,
-    pinned_free: HashMap<BufId, (u64, wgpu::Buffer)>,
+    pinned_free: HashMap<BufId, (Key, wgpu::Buffer)>,
 }
 
 /// Pool accounting, in bytes.
@@ -111,20 +128,20 @@ impl Pool {
         }
         let wanted: std::collections::HashSet<BufId> = ids.iter().copied().collect();
         let mut parked = Vec::new();
-        for (&bytes, list) in st.free.iter_mut() {
+        for (&key, list) in st.free.iter_mut() {
             let mut i = 0;
             while i < list.len() {
                 if wanted.contains(&list[i].0) {
                     let (id, raw) = list.swap_remove(i);
-                    parked.push((id, bytes, raw));
+                    parked.push((id, key, raw));
                 } else {
                     i += 1;
                 }
             }
         }
-        for (id, bytes, raw) in parked {
-            st.live += bytes;
-            st.pinned_free.insert(id, (bytes, raw));
+        for (id, key, raw) in parked {
+            st.live += key.0;
+            st.pinned_free.insert(id, (key, raw));
         }
         st.peak_live = st.peak_live.max(st.live);
         PinGuard {
@@ -133,13 +150,22 @@ impl Pool {
         }
     }
 
-    pub fn get(&self, device: &wgpu::Device, bytes: u64) -> GpuBuffer {
+    /// A storage buffer of at least `bytes`; with `uniform` one that can also be bound as a
+    /// uniform buffer, and so holds at least [`UNIFORM_WINDOW`] bytes (counted in full).
+    pub fn get(&self, device: &wgpu::Device, bytes: u64, uniform: bool) -> GpuBuffer {
         // Round to 256 bytes so near-equal sizes share buffers.
-        let bytes = bytes.div_ceil(256) * 256;
+        let mut bytes = bytes.div_ceil(256) * 256;
+        let mut usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        if uniform {
+            bytes = bytes.max(UNIFORM_WINDOW);
+            usage |= wgpu::BufferUsages::UNIFORM;
+        }
         let mut st = self.state.borrow_mut();
         st.live += bytes;
         st.peak_live = st.peak_live.max(st.live);
-        let (id, raw) = match st.free.get_mut(&bytes).and_then(|v| v.pop()) {
+        let (id, raw) = match st.free.get_mut(&(bytes, uniform)).and_then(|v| v.pop()) {
             Some(x) => x,
             None => {
                 st.next_id += 1;
@@ -147,9 +173,7 @@ impl Pool {
                 let raw = device.create_buffer(&wgpu::BufferDescriptor {
                     label: None,
                     size: bytes,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_SRC
-                        | wgpu::BufferUsages::COPY_DST,
+                    usage,
                     mapped_at_creation: false,
                 });
                 (st.next_id, raw)
@@ -158,6 +182,7 @@ impl Pool {
         GpuBuffer(Rc::new(BufInner {
             id,
             bytes,
+            uniform,
             raw: Some(raw),
             pool: Rc::downgrade(&self.state),
             pooled: true,
@@ -177,6 +202,8 @@ impl Pool {
         GpuBuffer(Rc::new(BufInner {
             id: st.next_id,
             bytes: (data.len() * 4) as u64,
+            // Not a weight window: smaller than UNIFORM_WINDOW, and no storage usage.
+            uniform: false,
             raw: Some(raw),
             pool: Weak::new(),
             pooled: false,
@@ -207,9 +234,9 @@ impl Drop for PinGuard {
                 continue;
             }
             st.pins.remove(id);
-            if let Some((bytes, raw)) = st.pinned_free.remove(id) {
-                st.free.entry(bytes).or_default().push((*id, raw));
-                st.live -= bytes;
+            if let Some((key, raw)) = st.pinned_free.remove(id) {
+                st.free.entry(key).or_default().push((*id, raw));
+                st.live -= key.0;
             }
         }
     }

@@ -8,7 +8,15 @@ use crate::gpu::Gpu;
 use rand::Rng;
 use std::cell::Cell;
 
-fn uniform(gpu: &Gpu, rng: &mut impl Rng, shape: &[usize], bound: f32) -> Result<Tensor> {
+/// A parameter drawn from U(−bound, bound); `window`: a weight every lane reads at the same
+/// index ([`Tensor::weight_parameter`]).
+fn uniform(
+    gpu: &Gpu,
+    rng: &mut impl Rng,
+    shape: &[usize],
+    bound: f32,
+    window: bool,
+) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     // Refused before the values are drawn: an absurd size (--channels 100000) must not try
     // to allocate tens of GB on the host first.
@@ -22,7 +30,11 @@ fn uniform(gpu: &Gpu, rng: &mut impl Rng, shape: &[usize], bound: f32) -> Result
         });
     }
     let data: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-    Tensor::parameter(gpu, shape, &data)
+    if window {
+        Tensor::weight_parameter(gpu, shape, &data)
+    } else {
+        Tensor::parameter(gpu, shape, &data)
+    }
 }
 
 /// What a convolution layer is built from: channels, kernel side and configuration.
@@ -59,9 +71,10 @@ impl Conv2d {
         let ConvShape { cin, cout, k, cfg } = shape;
         let fan_in = cin / cfg.groups * k * k;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let weight = uniform(gpu, rng, &[cout, cin / cfg.groups, k, k], bound)?;
+        let window = cfg.reads_weight_uniformly(k, bias);
+        let weight = uniform(gpu, rng, &[cout, cin / cfg.groups, k, k], bound, window)?;
         let bias = if bias {
-            Some(uniform(gpu, rng, &[cout], bound)?)
+            Some(uniform(gpu, rng, &[cout], bound, false)?)
         } else {
             None
         };
@@ -285,8 +298,8 @@ impl Linear {
     pub fn new(gpu: &Gpu, rng: &mut impl Rng, fin: usize, fout: usize) -> Result<Linear> {
         let bound = 1.0 / (fin as f32).sqrt();
         Ok(Linear {
-            weight: uniform(gpu, rng, &[fout, fin], bound)?,
-            bias: uniform(gpu, rng, &[fout], bound)?,
+            weight: uniform(gpu, rng, &[fout, fin], bound, false)?,
+            bias: uniform(gpu, rng, &[fout], bound, false)?,
         })
     }
 

@@ -82,7 +82,8 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
     Ok(())
 }
 
-/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread;
+/// `forward4` on `bufs` (x, weight, bias, y, mask), up to 16 output channels per thread, the
+/// weight read from its uniform window where it has one;
 /// with `stats_of` (the output y, MASK off) `forward4_stats` where the batch norm to follow
 /// would split its reductions, returning y's statistics for `Tape::batch_norm_with_stats`.
 fn forward4(
@@ -99,17 +100,25 @@ fn forward4(
     let rb = gpu.policy().channels_per_thread(quads, cout);
     let square = p.kh == p.kw && p.kh <= 7;
     // Column stride and dilation 1, dy not zero-dilated: neighbouring taps share inputs.
-    let unit = square && p.sw == 1 && p.dw == 1 && !consts.iter().any(|&(k, v)| k == "TS" && v != 1);
+    let unit =
+        square && p.sw == 1 && p.dw == 1 && !consts.iter().any(|&(k, v)| k == "TS" && v != 1);
     let ks: &[(&str, u32)] = match (square, unit) {
         (true, true) => &[("KS", p.kh), ("UNIT", 1)],
         (true, false) => &[("KS", p.kh)],
         _ => &[],
     };
-    let consts = [consts, &[("RB", rb as u32)], ks].concat();
+    let window = bufs[1].uniform_window();
+    let uw = if window {
+        bufs[1].clone()
+    } else {
+        gpu.window_placeholder()
+    };
+    let consts = [consts, &[("RB", rb as u32), ("UW", window as u32)], ks].concat();
+    let bufs = [&bufs[..], &[&uw]].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
     let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));
     let Some(y) = stats_of else {
-        gpu.launch_spec("conv", "forward4", &consts, p.words(), bufs, grid)?;
+        gpu.launch_spec("conv", "forward4", &consts, p.words(), &bufs, grid)?;
         return Ok(None);
     };
     // A workgroup column of 1,024 positions is one chunk of the statistics.
