@@ -29,16 +29,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn param(g: &Gpu, shape: &[usize], seed: u32) -> Tensor {
+fn values(shape: &[usize], seed: u32) -> Vec<f32> {
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
+    (0..n)
         .map(|i| {
             (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0
                 - 0.5)
                 * 0.2
         })
-        .collect();
-    Tensor::parameter(g, shape, &data).unwrap()
+        .collect()
+}
+
+fn param(g: &Gpu, shape: &[usize], seed: u32) -> Tensor {
+    Tensor::parameter(g, shape, &values(shape, seed)).unwrap()
+}
+
+/// A dense (groups = 1) convolution's weight, placed as the layers place it (a uniform window
+/// on CPU adapters).
+fn conv_weight(g: &Gpu, shape: &[usize], seed: u32) -> Tensor {
+    Tensor::weight_parameter(g, shape, &values(shape, seed)).unwrap()
 }
 
 fn cases(g: &Gpu, batch: usize) -> Vec<Case> {
@@ -49,14 +58,14 @@ fn cases(g: &Gpu, batch: usize) -> Vec<Case> {
         let x = [n, c, hw, hw];
         let px = (n * hw * hw) as f64;
         // Dense 3×3 (stem-like, c → c) and 1×1 pointwise.
-        let w3 = param(g, &[c, c, 3, 3], 1);
+        let w3 = conv_weight(g, &[c, c, 3, 3], 1);
         v.push(Case {
             name: format!("conv3x3 C{c} {hw}px"),
             input: x.to_vec(),
             flops: (2.0 * px * (c * c * 9) as f64, 4.0 * px * (c * c * 9) as f64),
             op: Box::new(move |t, x| t.conv2d(x, &w3, None, Conv2dCfg::new(1, 1)).unwrap()),
         });
-        let w1 = param(g, &[c, c, 1, 1], 2);
+        let w1 = conv_weight(g, &[c, c, 1, 1], 2);
         v.push(Case {
             name: format!("conv1x1 C{c} {hw}px"),
             input: x.to_vec(),

@@ -8,9 +8,10 @@
 //           output rows, so every x value loaded serves 4 multiply-adds; no division in loops.
 //   gemm4   the same product when hw % 4 == 0, each thread 4 consecutive pixels × RB output
 //           rows (every weight loaded serves 4 pixels, every x load RB rows); x and y bound
-//           as vec4 arrays. Grid (ceil(n*hw/1024), ceil(m/RB), 1).
+//           as vec4 arrays. Grid (ceil(n*hw/1024), ceil(m/RB), 1). 5 uw (uniform, 64 KiB):
+//           with UW = 1 a's buffer again, read from there (CPU adapters); else a placeholder.
 //   gemm4_stats  gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs
-//           per (row, workgroup column) at 5 (see the entry; the batch norm that follows
+//           per (row, workgroup column) at 6 (see the entry; the batch norm that follows
 //           reads them instead of its own pass over y).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
@@ -28,6 +29,7 @@
 override RELU: u32 = 0u;
 override MASK: u32 = 0u;
 override DIRECT: u32 = 0u;
+override UW: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -100,6 +102,16 @@ fn relu_in4(v: vec4<f32>) -> vec4<f32> {
 // accumulators beyond the registers spill to cheap stack slots.
 override RB: u32 = 4u;
 
+// The weight a again as a uniform window (UW = 1; bound to a placeholder otherwise).
+@group(0) @binding(5) var<uniform> g_uw: array<vec4<f32>, 4096>;
+
+// Element i of a: from the uniform window with UW, where llvmpipe loads it once for all
+// lanes (a storage load inside a loop runs lane by lane), else from storage.
+fn a_at(i: u32) -> f32 {
+    if (UW != 0u) { return g_uw[i / 4u][i % 4u]; }
+    return g_a[i];
+}
+
 // Output rows i0.. (RB of them, the ones past m discarded by the caller) for the 4 pixels from
 // position t (< n·hw).
 fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
@@ -115,7 +127,7 @@ fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
         for (var r = 0u; r < RB; r = r + 1u) {
-            acc[r] = acc[r] + g_a[ab + min(r, rows - 1u) * p.a_rs] * xv;
+            acc[r] = acc[r] + a_at(ab + min(r, rows - 1u) * p.a_rs) * xv;
         }
     }
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
@@ -133,11 +145,11 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 // gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
-// norm that follows skips its own pass over them: binding 5 part (bind any buffer at 4, the
+// norm that follows skips its own pass over them: binding 6 part (bind any buffer at 4, the
 // unused mask), 3 floats per (output row,
 // workgroup column wg.x) at 3·(row·nwg.x + wg.x): the column's count of positions, their
 // mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout, p.parts = nwg.x).
-@group(0) @binding(5) var<storage, read_write> g4_part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> g4_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

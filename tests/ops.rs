@@ -1811,7 +1811,7 @@ fn noise_is_a_function_of_key_stream_and_index() {
 /// on a tape, weighted by `c` and summed: the output and the gradients of x, w and b.
 fn conv_with_weight(
     g: &darts_minus::gpu::Gpu,
-    (x, w, b, c): (&Tensor, &Tensor, &Tensor, &[f32]),
+    (x, w, b, c): (&Tensor, &Tensor, Option<&Tensor>, &[f32]),
     cfg: Conv2dCfg,
     stats: bool,
 ) -> Vec<Vec<f32>> {
@@ -1822,7 +1822,7 @@ fn conv_with_weight(
             Tensor::zeros(g, &[cout]).unwrap(),
             Tensor::full(g, &[cout], 1.0).unwrap(),
         ];
-        let (y, st) = tape.conv2d_with_stats(x, w, Some(b), cfg).unwrap();
+        let (y, st) = tape.conv2d_with_stats(x, w, b, cfg).unwrap();
         assert!(st.is_some(), "forward4_stats did not run");
         let state = BnState {
             running_mean: &rs[0],
@@ -1833,7 +1833,7 @@ fn conv_with_weight(
         tape.batch_norm_with_stats(&y, st, None, state, true)
             .unwrap()
     } else {
-        tape.conv2d(x, w, Some(b), cfg).unwrap()
+        tape.conv2d(x, w, b, cfg).unwrap()
     };
     let ct = Tensor::from_slice(g, y.shape(), &c[..y.numel()]).unwrap();
     let weighted = tape.mul(&y, &ct).unwrap();
@@ -1841,35 +1841,39 @@ fn conv_with_weight(
     let out = y.to_vec().unwrap();
     let grads = tape.backward(&loss).unwrap();
     let mut v = vec![out];
-    for t in [x, w, b] {
+    for t in [Some(x), Some(w), b].into_iter().flatten() {
         v.push(grads.get(t).expect("a gradient").to_vec().unwrap());
     }
     v
 }
 
 /// On CPU adapters a dense convolution's weight built by the layers lives in a buffer that
-/// is also bound as a uniform, and `forward4` reads it from there (UW = 1): outputs and
-/// gradients must equal, bit for bit, those from a plain storage copy of the same weight
-/// (the path the reference cases above check), for each forward4 variant (the stride-1
-/// window, a strided input gradient, a folded ReLU and its mask, a 1×1 with bias, and the
-/// statistics written for a batch norm on the GPU strategy).
+/// is also bound as a uniform, and `forward4` and `gemm4` read it from there (UW = 1):
+/// outputs and gradients must equal, bit for bit, those from a plain storage copy of the same
+/// weight (the path the reference cases above check), for each variant (forward4: the
+/// stride-1 window, a strided input gradient, a folded ReLU and its mask, a 1×1 with bias;
+/// gemm4: plain, through a folded ReLU; both writing the statistics for a batch norm on the
+/// GPU strategy).
 #[test]
 fn conv_weights_read_from_a_uniform_window_match_storage() {
     let g = gpu();
     let mut rng = Rng::new(61);
-    // (x, w, stride, pad, relu, stats)
-    type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool);
-    let cases: [Case; 5] = [
-        ([2, 3, 8, 8], [5, 3, 3, 3], 1, 1, false, false),
-        ([2, 3, 8, 8], [4, 3, 3, 3], 2, 1, false, false),
-        ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, false),
-        ([2, 3, 4, 4], [5, 3, 1, 1], 1, 0, false, false),
-        ([2, 3, 32, 32], [6, 3, 3, 3], 1, 1, false, true),
+    // (x, w, stride, pad, relu, bias, stats)
+    type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
+    let cases: [Case; 8] = [
+        ([2, 3, 8, 8], [5, 3, 3, 3], 1, 1, false, true, false),
+        ([2, 3, 8, 8], [4, 3, 3, 3], 2, 1, false, true, false),
+        ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, true, false),
+        ([2, 3, 4, 4], [5, 3, 1, 1], 1, 0, false, true, false),
+        ([2, 3, 32, 32], [6, 3, 3, 3], 1, 1, false, true, true),
+        ([2, 5, 4, 4], [18, 5, 1, 1], 1, 0, false, false, false),
+        ([2, 5, 4, 8], [7, 5, 1, 1], 1, 0, true, false, false),
+        ([2, 3, 32, 32], [6, 3, 1, 1], 1, 0, false, false, true),
     ];
-    for (xs, ws, stride, pad, relu, stats) in cases {
-        let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} stats={stats}");
+    for (xs, ws, stride, pad, relu, bias, stats) in cases {
+        let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
         let cfg = Conv2dCfg::new(stride, pad).relu_input(relu);
-        assert!(cfg.reads_weight_uniformly(ws[2], true), "{name}");
+        assert!(cfg.reads_weight_uniformly(), "{name}");
         let xv = f32s(&rng.vec(xs.iter().product()));
         let wv = f32s(&rng.vec(ws.iter().product()));
         let bv = f32s(&rng.vec(ws[0]));
@@ -1882,9 +1886,11 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
         assert!(in_window.buffer().uniform_window(), "{name}: no window");
         assert!(!in_storage.buffer().uniform_window(), "{name}");
         g.set_strategy(Some(if stats { Strategy::Gpu } else { Strategy::Cpu }));
-        let a = conv_with_weight(&g, (&x, &in_window, &b, &c), cfg, stats);
-        let s = conv_with_weight(&g, (&x, &in_storage, &b, &c), cfg, stats);
-        for (k, what) in ["y", "dx", "dw", "db"].iter().enumerate() {
+        let b = bias.then_some(&b);
+        let a = conv_with_weight(&g, (&x, &in_window, b, &c), cfg, stats);
+        let s = conv_with_weight(&g, (&x, &in_storage, b, &c), cfg, stats);
+        assert_eq!(a.len(), 3 + bias as usize, "{name}");
+        for (k, what) in ["y", "dx", "dw", "db"].iter().enumerate().take(a.len()) {
             assert_eq!(a[k], s[k], "{name}: {what} differs");
         }
     }

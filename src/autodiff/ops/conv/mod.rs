@@ -61,11 +61,10 @@ impl Conv2dCfg {
     }
 
     /// Whether a `k`×`k` weight of this convolution is read at the same index in every lane
-    /// (the dense kernels; not the 1×1 GEMM or the depthwise ones), so it is worth a buffer
+    /// (the dense kernels and the 1×1 GEMM; not the depthwise ones), so it is worth a buffer
     /// that can also be bound as a uniform ([`Tensor::weight_parameter`]).
-    pub fn reads_weight_uniformly(&self, k: usize, bias: bool) -> bool {
-        let pointwise = k == 1 && !bias && self.stride == 1 && self.padding == 0;
-        self.groups == 1 && !pointwise
+    pub fn reads_weight_uniformly(&self) -> bool {
+        self.groups == 1
     }
 }
 

@@ -169,7 +169,20 @@ fn gemm(
     // Four pixels per thread (they always fall in one image), up to 16 output rows; a
     // workgroup column of 1,024 positions is one chunk of the statistics.
     let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
-    let consts = [relu_consts(relu), mc, &[("RB", rb as u32)]].concat();
+    // a read from its uniform window where it has one.
+    let window = a.buffer().uniform_window();
+    let uw = if window {
+        a.buffer().clone()
+    } else {
+        gpu.window_placeholder()
+    };
+    let bufs = [&bufs[..], &[&uw]].concat();
+    let consts = [
+        relu_consts(relu),
+        mc,
+        &[("RB", rb as u32), ("UW", window as u32)],
+    ]
+    .concat();
     let parts = (n * hw).div_ceil(1024);
     let grid = [parts, m.div_ceil(rb), 1];
     if !stats || mask.is_some() {
