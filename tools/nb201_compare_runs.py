@@ -42,7 +42,7 @@ def main():
     args = ap.parse_args()
     ref, ours = read(args.reference), read(args.ours)
     head = ["epoch", "train loss ref", "ours", "val acc ref", "ours", "skip w ref", "ours",
-            "max |Δ softmax α|", "argmax agree", "C10 test ref", "ours"]
+            "max Δ softmax(α)", "argmax agree", "C10 test ref", "ours"]
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---:|" * len(head))
