@@ -140,6 +140,11 @@ fn check_report(dir: &Path, failed: Option<&str>) {
         roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{fig}: {e}"));
         assert_eq!(svg.matches("<polygon").count(), 2, "{fig}");
     }
+    let skip = std::fs::read_to_string(dir.join("skip_weight.svg")).unwrap();
+    assert!(
+        skip.contains("(NAS-Bench-201 cell)"),
+        "the skip figure names its cell"
+    );
 }
 
 /// Breaks one run's checkpoint, as a disk error or a killed copy would.

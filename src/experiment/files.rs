@@ -250,6 +250,25 @@ fn bands(
         .collect()
 }
 
+/// The skip-weight figure's title: which cell its mean runs over, by the runs' spaces (the
+/// DARTS spaces average the normal cell's edges, NAS-Bench-201 its one cell's).
+fn skip_title<'a>(spaces: impl IntoIterator<Item = &'a str>) -> String {
+    let (mut nb201, mut darts) = (false, false);
+    for s in spaces {
+        if s == "nb201" {
+            nb201 = true;
+        } else {
+            darts = true;
+        }
+    }
+    let cells = match (nb201, darts) {
+        (true, false) => "NAS-Bench-201 cell",
+        (true, true) => "NAS-Bench-201 cell; DARTS spaces: normal cell",
+        _ => "normal cell",
+    };
+    format!("skip_connect's softmax(α), mean over the cell's edges ({cells})")
+}
+
 /// Writes report.md, report.csv, report.json and the figures into `out`.
 pub fn write(out: &Path, sources: &[PathBuf], runs: &[RunResult]) -> Result<Written> {
     std::fs::create_dir_all(out).map_err(|e| Error::File {
@@ -266,7 +285,7 @@ pub fn write(out: &Path, sources: &[PathBuf], runs: &[RunResult]) -> Result<Writ
         let path = out.join("skip_weight.svg");
         band_chart(
             &path,
-            "skip_connect's softmax(α), mean over the cell's edges (DARTS space: normal cell)",
+            &skip_title(runs.iter().map(|r| r.space.as_str())),
             "softmax(α) skip_connect",
             // Zoomed: the effect is a few hundredths around 1/K (0.2 on NAS-Bench-201).
             YRange::Tight,
@@ -315,6 +334,13 @@ mod tests {
         );
         assert_eq!(fmt_stat(Stat::of(vec![(3, 2.5)]).as_ref(), 2), "2.50");
         assert_eq!(fmt_stat(None, 1), "–");
+    }
+
+    #[test]
+    fn the_skip_figure_names_the_cell_its_mean_runs_over() {
+        assert!(skip_title(["nb201", "nb201"]).ends_with("(NAS-Bench-201 cell)"));
+        assert!(skip_title(["darts", "s2"]).ends_with("(normal cell)"));
+        assert!(skip_title(["nb201", "darts"]).contains("NAS-Bench-201 cell; DARTS spaces"));
     }
 
     #[test]
