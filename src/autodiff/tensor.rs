@@ -39,6 +39,21 @@ impl std::fmt::Debug for Tensor {
     }
 }
 
+/// The number of values `shape` holds, or an error naming `what` if `data` has another count.
+fn values_of(shape: &[usize], data: &[f32], what: &'static str) -> Result<usize> {
+    let n = shape.iter().product::<usize>();
+    if data.len() != n {
+        return Err(Error::shape(
+            what,
+            format!(
+                "shape {shape:?} holds {n} values but {} were given",
+                data.len()
+            ),
+        ));
+    }
+    Ok(n)
+}
+
 impl Tensor {
     /// An uninitialised tensor (contents are whatever the pooled buffer held).
     pub fn empty(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
@@ -58,19 +73,15 @@ impl Tensor {
     }
 
     pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        let n = shape.iter().product::<usize>();
-        if data.len() != n {
-            return Err(Error::shape(
-                "tensor",
-                format!(
-                    "shape {shape:?} holds {n} values but {} were given",
-                    data.len()
-                ),
-            ));
-        }
-        let t = Self::empty(gpu, shape, "tensor")?;
+        let buf = gpu.alloc("tensor", values_of(shape, data, "tensor")?)?;
+        Ok(Self::uploaded(gpu, shape, buf, data, false))
+    }
+
+    /// `data` written into `buf`, as a tensor of `shape`.
+    fn uploaded(gpu: &Gpu, shape: &[usize], buf: GpuBuffer, data: &[f32], rg: bool) -> Tensor {
+        let t = Self::from_buffer(gpu, shape, buf, rg);
         gpu.write(t.buffer(), data);
-        Ok(t)
+        t
     }
 
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
@@ -93,19 +104,8 @@ impl Tensor {
     /// convolution's weight): where the launch policy wants it and it fits, its buffer can
     /// also be bound as a uniform window (see [`Gpu::alloc_weight`]).
     pub fn weight_parameter(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        let n = shape.iter().product::<usize>();
-        if data.len() != n {
-            return Err(Error::shape(
-                "weight",
-                format!(
-                    "shape {shape:?} holds {n} values but {} were given",
-                    data.len()
-                ),
-            ));
-        }
-        let t = Self::from_buffer(gpu, shape, gpu.alloc_weight("weight", n)?, true);
-        gpu.write(t.buffer(), data);
-        Ok(t)
+        let buf = gpu.alloc_weight("weight", values_of(shape, data, "weight")?)?;
+        Ok(Self::uploaded(gpu, shape, buf, data, true))
     }
 
     /// The same storage, marked as requiring a gradient.
