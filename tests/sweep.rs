@@ -145,6 +145,59 @@ fn check_report(dir: &Path, failed: Option<&str>) {
         skip.contains("(NAS-Bench-201 cell)"),
         "the skip figure names its cell"
     );
+    check_report_read_back(dir, &report, &made);
+}
+
+/// An earlier report.json stands in for runs whose directories are gone: read back alone it
+/// gives the same tables and figures; beside the sweep directory each run is counted once.
+fn check_report_read_back(dir: &Path, report: &Value, made: &str) {
+    let archive = dir.with_extension("report.json");
+    std::fs::copy(dir.join("report.json"), &archive).unwrap();
+    let again = dir.with_extension("again");
+    let run = bin()
+        .arg("report")
+        .arg(&archive)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let back = json(&again.join("report.json"));
+    assert_eq!(back["groups"], report["groups"]);
+    assert_eq!(back["made_by"], report["made_by"]);
+    let md = std::fs::read_to_string(again.join("report.md")).unwrap();
+    assert!(md.contains(made), "{md}");
+    for fig in ["skip_weight.svg", "nb201_test_acc.svg"] {
+        assert_eq!(
+            std::fs::read_to_string(again.join(fig)).unwrap(),
+            std::fs::read_to_string(dir.join(fig)).unwrap(),
+            "{fig}"
+        );
+    }
+    let run = bin()
+        .arg("report")
+        .arg(dir)
+        .arg(&archive)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let both = json(&again.join("report.json"));
+    assert_eq!(both["runs"].as_array().unwrap().len(), 4);
+    assert!(
+        both["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("archived_in").is_none()),
+        "runs found in the directory are read from there"
+    );
+    std::fs::write(&archive, b"{\"runs\": 3}").unwrap();
+    fails_with(
+        bin().arg("report").arg(&archive),
+        &["not a darts-minus report.json"],
+    );
 }
 
 /// Breaks one run's checkpoint, as a disk error or a killed copy would.

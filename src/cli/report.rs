@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Sweep directories (with sweep.json), search run directories, or directories holding them.
+    /// Sweep directories (with sweep.json), search run directories, directories holding them,
+    /// or earlier reports' report.json (runs whose directories are gone; a run also found in a
+    /// directory given is read from there).
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
     /// Where report.md, report.csv, report.json and the figures go (default: the directory
@@ -18,13 +20,13 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: &ReportArgs) -> Result<()> {
-    let runs = collect(&a.dirs)?;
+    let got = collect(&a.dirs)?;
     let out = a.out.clone().unwrap_or_else(|| match a.dirs.as_slice() {
-        [one] => one.clone(),
+        [one] if !one.is_file() => one.clone(),
         _ => PathBuf::from("report"),
     });
-    let written = files::write(&out, &a.dirs, &runs)?;
-    let groups = tables::groups(&runs);
+    let written = files::write(&out, &a.dirs, &got)?;
+    let groups = tables::groups(&got.runs);
     for g in &groups {
         let spread = |s: &tables::Stat| {
             if s.n > 1 {

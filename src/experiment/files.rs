@@ -2,8 +2,7 @@
 //! report.csv (one row per run), report.json (groups and runs), and the two band figures.
 
 use super::grid::Method;
-use super::manifest::Manifest;
-use super::summary::RunResult;
+use super::summary::{Gathered, RunResult};
 use super::tables::{groups, Group, Metric, Stat, METRICS};
 use crate::error::{Error, Result};
 use crate::report::{band_chart, band_of, Band, Rgb, YRange};
@@ -46,10 +45,11 @@ pub struct Written {
 
 pub fn markdown(
     sources: &[PathBuf],
-    runs: &[RunResult],
+    got: &Gathered,
     groups: &[Group],
     figures: &[PathBuf],
 ) -> String {
+    let runs = &got.runs;
     let metrics = shown(runs);
     let count = |s: &str| runs.iter().filter(|r| r.state == s).count();
     let mut md = String::from("# darts-minus report\n\n");
@@ -67,17 +67,17 @@ pub fn markdown(
         count("running"),
         count("pending")
     ));
-    let sweeps: Vec<String> = sources
-        .iter()
-        .filter_map(|d| Some((d, Manifest::read(d).ok()??)))
-        .map(|(d, m)| {
-            let g = &m.grid;
-            format!("- `{}`: `{}`\n", d.display(), g.command(Some(d)))
-        })
-        .collect();
-    if !sweeps.is_empty() {
+    if !got.made_by.is_empty() || !got.archives_without_commands.is_empty() {
         md.push_str("Made by:\n\n");
-        md.push_str(&sweeps.concat());
+        for m in &got.made_by {
+            md.push_str(&format!("- `{}`: `{}`\n", m.source.display(), m.command));
+        }
+        for a in &got.archives_without_commands {
+            md.push_str(&format!(
+                "- `{}`: an earlier report, read back (its runs as recorded then; its commands are in the report.md beside it)\n",
+                a.display()
+            ));
+        }
         md.push('\n');
     }
     md.push_str("## Per method (mean ± std over finished runs)\n\n");
@@ -129,6 +129,9 @@ pub fn markdown(
         md.push_str("\n## Not counted\n\n");
         for r in missing {
             md.push_str(&format!("- **{}**: {}", r.name, r.state));
+            if let Some(a) = &r.archived_in {
+                md.push_str(&format!(" when `{}` was written", a.display()));
+            }
             if let Some(w) = &r.why {
                 md.push_str(&format!(" ({w})"));
             }
@@ -270,7 +273,8 @@ fn skip_title<'a>(spaces: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// Writes report.md, report.csv, report.json and the figures into `out`.
-pub fn write(out: &Path, sources: &[PathBuf], runs: &[RunResult]) -> Result<Written> {
+pub fn write(out: &Path, sources: &[PathBuf], got: &Gathered) -> Result<Written> {
+    let runs = &got.runs;
     std::fs::create_dir_all(out).map_err(|e| Error::File {
         path: out.to_path_buf(),
         msg: format!("cannot create the report directory: {e}"),
@@ -308,11 +312,16 @@ pub fn write(out: &Path, sources: &[PathBuf], runs: &[RunResult]) -> Result<Writ
         figures.push(path);
     }
     let md = out.join("report.md");
-    write_text_atomic(&md, &markdown(sources, runs, &groups, &figures))?;
+    write_text_atomic(&md, &markdown(sources, got, &groups, &figures))?;
     let csv_path = out.join("report.csv");
     write_text_atomic(&csv_path, &csv(runs))?;
     let json_path = out.join("report.json");
-    let json = serde_json::json!({ "sources": sources, "groups": groups, "runs": runs });
+    let json = serde_json::json!({
+        "sources": sources,
+        "made_by": got.made_by,
+        "groups": groups,
+        "runs": runs,
+    });
     write_text_atomic(
         &json_path,
         &serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?,

@@ -11,7 +11,7 @@ use crate::search::derived::Derived;
 use crate::search::epoch::EpochRecord;
 use crate::search::nb201::Nb201Entry;
 use crate::search::SearchRecord;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Operations without weights: a cell made of them is the collapse DARTS- prevents.
@@ -24,7 +24,7 @@ pub const PARAMETER_FREE: [&str; 5] = [
 ];
 
 /// The derived cell in numbers (the normal cell in the DARTS space).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CellCounts {
     pub edges: usize,
     pub skip: usize,
@@ -45,8 +45,8 @@ impl CellCounts {
     }
 }
 
-/// One run as the report sees it.
-#[derive(Clone, Debug, Serialize)]
+/// One run as the report sees it (and as report.json keeps it, to be read back).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
     pub name: String,
     /// Its search directory.
@@ -70,9 +70,21 @@ pub struct RunResult {
     pub nb201: Option<Nb201Entry>,
     /// Per epoch: softmax(α) of skip_connect averaged over the edges that have it (the
     /// normal cell in the DARTS space).
+    #[serde(deserialize_with = "nan_for_null")]
     pub skip_weight: Vec<f64>,
     /// Per epoch: the benchmark's CIFAR-10 test accuracy of the cell derived then.
+    #[serde(deserialize_with = "nan_for_null")]
     pub nb201_test: Vec<f64>,
+    /// The earlier report.json this run was read back from (its state is as of then), or
+    /// none for a run read from its directory now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_in: Option<PathBuf>,
+}
+
+/// serde_json writes a series' NaN (an epoch without the value) as null; read it back so.
+fn nan_for_null<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let v: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
 impl RunResult {
@@ -178,6 +190,7 @@ fn blank(
         nb201: None,
         skip_weight: vec![],
         nb201_test: vec![],
+        archived_in: None,
     }
 }
 
@@ -239,17 +252,91 @@ fn search_run(dir: &Path) -> Result<RunResult> {
     Ok(res)
 }
 
-/// The runs in `dirs`: each a sweep directory, a search directory, or a directory holding
-/// either (one level down).
-pub fn collect(dirs: &[PathBuf]) -> Result<Vec<RunResult>> {
-    let mut runs = Vec::new();
-    for dir in dirs {
+/// How a sweep was made: its directory and the command that makes (or continues) it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MadeBy {
+    pub source: PathBuf,
+    pub command: String,
+}
+
+/// What a report is made of: its runs, and the sweep commands behind them.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub runs: Vec<RunResult>,
+    pub made_by: Vec<MadeBy>,
+    /// Earlier reports read back whose commands were not recorded (written before report.json
+    /// kept them).
+    pub archives_without_commands: Vec<PathBuf>,
+}
+
+/// An earlier report's report.json, as far as a new report needs it.
+#[derive(Deserialize)]
+struct Archive {
+    runs: Vec<RunResult>,
+    #[serde(default)]
+    made_by: Option<Vec<MadeBy>>,
+}
+
+fn read_archive(path: &Path) -> Result<Archive> {
+    let bad = |msg: String| Error::File {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut a: Archive = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "not a darts-minus report.json ({e}): give the report.json a `darts-minus report` wrote, or run directories"
+        ))
+    })?;
+    for r in &mut a.runs {
+        r.archived_in = Some(path.to_path_buf());
+    }
+    Ok(a)
+}
+
+impl Gathered {
+    /// Adds a run; one already here with the same directory is the same run seen twice: a run
+    /// read from its directory now wins over one read back from a report, and a later report
+    /// over an earlier one.
+    fn add(&mut self, run: RunResult) {
+        match self.runs.iter_mut().find(|r| r.dir == run.dir) {
+            Some(have) if have.archived_in.is_none() && run.archived_in.is_some() => {}
+            Some(have) => *have = run,
+            None => self.runs.push(run),
+        }
+    }
+
+    fn add_made_by(&mut self, m: MadeBy) {
+        match self.made_by.iter_mut().find(|h| h.source == m.source) {
+            Some(have) => *have = m,
+            None => self.made_by.push(m),
+        }
+    }
+}
+
+/// The runs in `sources`: each a sweep directory, a search directory, a directory holding
+/// either (one level down), or the report.json of an earlier report (its runs as recorded
+/// then, for runs whose directories are gone; a run also found in a directory given here is
+/// read from there).
+pub fn collect(sources: &[PathBuf]) -> Result<Gathered> {
+    let mut got = Gathered::default();
+    // Archives first, so that runs read now replace them whatever the order given.
+    for src in sources.iter().filter(|s| s.is_file()) {
+        let a = read_archive(src)?;
+        match a.made_by {
+            Some(m) => m.into_iter().for_each(|m| got.add_made_by(m)),
+            None => got.archives_without_commands.push(src.clone()),
+        }
+        a.runs.into_iter().for_each(|r| got.add(r));
+    }
+    for dir in sources.iter().filter(|s| !s.is_file()) {
         if !dir.is_dir() {
             return Err(Error::File {
                 path: dir.clone(),
-                msg: "not a directory: give sweep directories (with sweep.json) or search run directories".into(),
+                msg: "not a directory: give sweep directories (with sweep.json), search run directories, or an earlier report's report.json".into(),
             });
         }
+        let mut runs = Vec::new();
         let found = gather(dir, true, &mut runs)?;
         if !found {
             return Err(Error::File {
@@ -257,8 +344,15 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Vec<RunResult>> {
                 msg: "holds no sweep (sweep.json) and no search run (checkpoint.safetensors), nor do its subdirectories".into(),
             });
         }
+        if let Some(m) = Manifest::read(dir)? {
+            got.add_made_by(MadeBy {
+                source: dir.clone(),
+                command: m.grid.command(Some(dir)),
+            });
+        }
+        runs.into_iter().for_each(|r| got.add(r));
     }
-    Ok(runs)
+    Ok(got)
 }
 
 fn gather(dir: &Path, descend: bool, runs: &mut Vec<RunResult>) -> Result<bool> {
@@ -305,4 +399,57 @@ fn gather(dir: &Path, descend: bool, runs: &mut Vec<RunResult>) -> Result<bool> 
         found |= gather(&d, false, runs)?;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &str, state: &str, archived: Option<&str>) -> RunResult {
+        let mut r = blank(
+            "r".into(),
+            dir.into(),
+            "nb201".into(),
+            Method::Darts,
+            "default".into(),
+            0,
+        );
+        r.state = state.into();
+        r.archived_in = archived.map(PathBuf::from);
+        r
+    }
+
+    #[test]
+    fn a_run_read_now_replaces_its_archived_self_in_either_order() {
+        let mut g = Gathered::default();
+        g.add(run("a", "running", Some("old.json")));
+        g.add(run("b", "finished", Some("old.json")));
+        g.add(run("a", "finished", None));
+        g.add(run("a", "running", Some("older.json")));
+        assert_eq!(g.runs.len(), 2);
+        assert_eq!(
+            (g.runs[0].state.as_str(), g.runs[0].archived_in.is_none()),
+            ("finished", true)
+        );
+        // Of two archives, the later given wins.
+        g.add(run("b", "failed", Some("newer.json")));
+        assert_eq!(g.runs[1].state, "failed");
+    }
+
+    #[test]
+    fn a_run_survives_report_json_and_back_with_its_missing_epochs() {
+        let mut r = run("a", "finished", None);
+        r.skip_weight = vec![0.2, f64::NAN, 0.25];
+        r.nb201 = None;
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.contains("null") && !text.contains("archived_in"),
+            "{text}"
+        );
+        let back: RunResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.skip_weight[0], 0.2);
+        assert!(back.skip_weight[1].is_nan());
+        assert_eq!(back.method, Method::Darts);
+        assert_eq!(back.state, "finished");
+    }
 }
