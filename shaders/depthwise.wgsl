@@ -7,10 +7,14 @@
 //                   each input row's window is loaded once into registers and serves all
 //                   K taps of the 4 outputs (needs (STRIP-1)*S + (K-1)*D + 1 <= 16)
 //   forward4        the same on rows of a multiple of 4, x / y / mask as vec4s, OUT = 8 or 4
-//                   outputs per thread, 64 threads per workgroup over one channel (see below)
+//                   outputs per thread, 64 threads per workgroup over one channel (see below);
+//                   5 uw (uniform, 64 KiB): with UW = 1 the weight's buffer again, read from
+//                   there (CPU adapters: one scalar load, where a storage load inside the tap
+//                   loops runs lane by lane); a placeholder window otherwise
 //   dw_pw4          forward4 for all channels of a pixel strip, then the 1×1 convolution that
-//                   follows it, in one launch (1 x, 2 weight, 3 y, 4 1×1 weight; see below)
-//   dw_pw4_stats    dw_pw4 that also writes the batch-norm statistics of its outputs (6 part)
+//                   follows it, in one launch (1 x, 2 weight, 3 y, 4 1×1 weight, 5 mid; 6 and
+//                   7 the two weights' uniform windows with UW = 1 and UWP = 1; see below)
+//   dw_pw4_stats    dw_pw4 that also writes the batch-norm statistics of its outputs (8 part)
 //   backward_input  1 dy, 2 weight, 3 dx, 4 mask one thread per input element (gather); stride 1
 //                   uses `forward` with FLIP instead (see below), stride 2 on rows of a
 //                   multiple of 4 `backward_input2`
@@ -35,6 +39,10 @@ override D: u32 = 1u;
 override FLIP: u32 = 0u;
 override RELU: u32 = 0u;
 override MASK: u32 = 0u;
+// UW = 1: forward4 / dw_pw4 read the depthwise weight from its uniform window; UWP = 1: dw_pw4
+// reads the 1×1 weight from its own.
+override UW: u32 = 0u;
+override UWP: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -116,6 +124,13 @@ override NV: u32 = (A - PAD + (OUT - 1u) * S + (K - 1u) * D + 4u) / 4u;
 @group(0) @binding(1) var<storage, read> f4_x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> f4_y: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> f4_mask: array<vec4<f32>>;
+@group(0) @binding(5) var<uniform> f4_uw: array<vec4<f32>, 4096>;
+
+// forward4's weight element i, from its window with UW.
+fn weight4(i: u32) -> f32 {
+    if (UW != 0u) { return f4_uw[i / 4u][i % 4u]; }
+    return f_w[i];
+}
 
 fn relu_in4(v: vec4<f32>) -> vec4<f32> {
     if (RELU != 0u) { return max(v, vec4<f32>(0.0)); }
@@ -178,7 +193,7 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var kx = 0u; kx < K; kx = kx + 1u) {
             var tap = ky * K + kx;
             if (FLIP != 0u) { tap = K * K - 1u - tap; }
-            let wv = f_w[ch * K * K + tap];
+            let wv = weight4(ch * K * K + tap);
             let o = A - PAD + kx * D;
             acc0 = acc0 + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
             if (OUT == 8u) {
@@ -206,6 +221,20 @@ override KEEP: u32 = 0u;
 @group(0) @binding(3) var<storage, read_write> dp_y: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> dp_w: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dp_mid: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> dp_uw: array<vec4<f32>, 4096>;
+@group(0) @binding(7) var<uniform> dp_uwp: array<vec4<f32>, 4096>;
+
+// dw_pw4's depthwise weight element i (from its window with UW) and 1×1 weight element i
+// (with UWP).
+fn dp_weight(i: u32) -> f32 {
+    if (UW != 0u) { return dp_uw[i / 4u][i % 4u]; }
+    return f_w[i];
+}
+
+fn dp_weight_pw(i: u32) -> f32 {
+    if (UWP != 0u) { return dp_uwp[i / 4u][i % 4u]; }
+    return dp_w[i];
+}
 
 // The OUT outputs of a row for every 1×1 output channel of thread t (< n·ho·wo/OUT).
 fn dw_pw4_at(t: u32) {
@@ -227,7 +256,7 @@ fn dw_pw4_at(t: u32) {
             let row = ((img * CH + ch) * p.h + u32(iy)) * w4;
             var win = load_window(row, v0, w4);
             for (var kx = 0u; kx < K; kx = kx + 1u) {
-                let wv = f_w[ch * K * K + ky * K + kx];
+                let wv = dp_weight(ch * K * K + ky * K + kx);
                 let o = A - PAD + kx * D;
                 acc0 = acc0 + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
                 if (OUT == 8u) {
@@ -249,7 +278,7 @@ fn dw_pw4_at(t: u32) {
         var y0 = vec4<f32>(0.0);
         var y1 = vec4<f32>(0.0);
         for (var ch = 0u; ch < CH; ch = ch + 1u) {
-            let wv = dp_w[co * CH + ch];
+            let wv = dp_weight_pw(co * CH + ch);
             y0 = y0 + wv * lo[ch];
             if (OUT == 8u) { y1 = y1 + wv * hi[ch]; }
         }
@@ -266,11 +295,11 @@ fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 // dw_pw4 that also writes the batch-norm statistics of its CO output channels, so the batch
-// norm that follows skips its own pass over them: binding 6 part, 3 floats per (channel,
+// norm that follows skips its own pass over them: binding 8 part, 3 floats per (channel,
 // workgroup g) at 3·(co·parts + g) with parts = ceil(n·ho·(wo/OUT) / 64) workgroups: the
 // workgroup's count of outputs, their mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial
 // layout). Each thread reads its own outputs back for the statistics.
-@group(0) @binding(6) var<storage, read_write> dp_part: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dp_part: array<f32>;
 
 @compute @workgroup_size(64)
 fn dw_pw4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

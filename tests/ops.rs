@@ -1873,7 +1873,7 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
     for (xs, ws, stride, pad, relu, bias, stats) in cases {
         let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
         let cfg = Conv2dCfg::new(stride, pad).relu_input(relu);
-        assert!(cfg.reads_weight_uniformly(), "{name}");
+        assert!(cfg.reads_weight_uniformly(xs[1]), "{name}");
         let xv = f32s(&rng.vec(xs.iter().product()));
         let wv = f32s(&rng.vec(ws.iter().product()));
         let bv = f32s(&rng.vec(ws[0]));
@@ -1898,5 +1898,120 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
     g.set_strategy(Some(Strategy::Gpu));
     let w = Tensor::weight_parameter(&g, &[4, 3, 3, 3], &[0.5; 108]).unwrap();
     assert!(!w.buffer().uniform_window());
+    g.set_strategy(None);
+}
+
+/// Output and the gradients of x and every weight of a depthwise convolution (`w` = [dw]) or a
+/// depthwise + 1×1 pair (`w` = [dw, pw], with `stats` through a batch norm), weighted by `c`.
+fn depthwise_with_weights(
+    g: &darts_minus::gpu::Gpu,
+    x: &Tensor,
+    w: &[Tensor],
+    cfg: Conv2dCfg,
+    (recompute, stats): (bool, bool),
+    c: &[f32],
+) -> Vec<Vec<f32>> {
+    let mut tape = Tape::new(g);
+    tape.set_recompute(recompute);
+    let y = match w {
+        [dw] => tape.conv2d(x, dw, None, cfg).unwrap(),
+        [dw, pw] if stats => {
+            let cout = pw.shape()[0];
+            let rs = [
+                Tensor::zeros(g, &[cout]).unwrap(),
+                Tensor::full(g, &[cout], 1.0).unwrap(),
+            ];
+            let (y, st) = tape.dw_pw_with_stats(x, dw, cfg, pw).unwrap();
+            assert!(st.is_some(), "dw_pw4_stats did not run");
+            let state = BnState {
+                running_mean: &rs[0],
+                running_var: &rs[1],
+                momentum: 0.1,
+                eps: 1e-5,
+            };
+            tape.batch_norm_with_stats(&y, st, None, state, true)
+                .unwrap()
+        }
+        [dw, pw] => tape.dw_pw(x, dw, cfg, pw).unwrap(),
+        _ => unreachable!(),
+    };
+    let ct = Tensor::from_slice(g, y.shape(), &c[..y.numel()]).unwrap();
+    let weighted = tape.mul(&y, &ct).unwrap();
+    let loss = tape.sum_all(&weighted).unwrap();
+    let mut v = vec![y.to_vec().unwrap()];
+    let grads = tape.backward(&loss).unwrap();
+    for t in std::iter::once(x).chain(w) {
+        v.push(grads.get(t).expect("a gradient").to_vec().unwrap());
+    }
+    v
+}
+
+/// Depthwise weights (and the 1×1 weight after them) live in uniform windows on CPU adapters
+/// too: depthwise `forward4` (forward, and the stride-1 input gradient as a flipped forward4)
+/// and the fused `dw_pw4` (plain, keeping its intermediate, writing statistics) must give,
+/// bit for bit, what plain storage copies of the same weights give.
+#[test]
+fn depthwise_weights_read_from_a_uniform_window_match_storage() {
+    let g = gpu();
+    let mut rng = Rng::new(62);
+    // (x, k, stride, dilation, relu, with a 1×1 after it, recompute, stats)
+    type Case = ([usize; 4], usize, usize, usize, bool, bool, bool, bool);
+    let cases: [Case; 7] = [
+        ([2, 3, 8, 8], 3, 1, 1, false, false, true, false),
+        ([2, 4, 8, 16], 5, 1, 2, true, false, true, false),
+        ([1, 3, 8, 8], 3, 2, 1, true, false, true, false),
+        ([2, 3, 8, 8], 3, 1, 1, true, true, true, false),
+        ([2, 5, 8, 8], 5, 1, 2, true, true, false, false),
+        ([1, 4, 8, 8], 3, 2, 1, true, true, true, false),
+        ([2, 3, 32, 32], 3, 1, 1, true, true, true, true),
+    ];
+    for (xs, k, stride, dil, relu, pw, recompute, stats) in cases {
+        let name = format!(
+            "x{xs:?} k{k} s{stride} d{dil} relu={relu} pw={pw} recompute={recompute} stats={stats}"
+        );
+        let c = xs[1];
+        let cfg = Conv2dCfg::new(stride, dil * (k - 1) / 2)
+            .dilation(dil)
+            .groups(c)
+            .relu_input(relu);
+        assert!(cfg.reads_weight_uniformly(c), "{name}");
+        let mut shapes = vec![vec![c, 1, k, k]];
+        if pw {
+            shapes.push(vec![c + 2, c, 1, 1]);
+        }
+        let values: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| f32s(&rng.vec(s.iter().product())))
+            .collect();
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let cv = f32s(&rng.vec(xs[0] * (c + 2) * xs[2] * xs[3]));
+        g.set_strategy(Some(Strategy::Cpu));
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let windows: Vec<Tensor> = shapes
+            .iter()
+            .zip(&values)
+            .map(|(s, v)| Tensor::weight_parameter(&g, s, v).unwrap())
+            .collect();
+        let storage: Vec<Tensor> = shapes
+            .iter()
+            .zip(&values)
+            .map(|(s, v)| Tensor::parameter(&g, s, v).unwrap())
+            .collect();
+        assert!(
+            windows.iter().all(|w| w.buffer().uniform_window()),
+            "{name}"
+        );
+        g.set_strategy(Some(if stats { Strategy::Gpu } else { Strategy::Cpu }));
+        let a = depthwise_with_weights(&g, &x, &windows, cfg, (recompute, stats), &cv);
+        let s = depthwise_with_weights(&g, &x, &storage, cfg, (recompute, stats), &cv);
+        assert_eq!(a.len(), 2 + shapes.len(), "{name}");
+        for (k, what) in ["y", "dx", "d(dw)", "d(pw)"]
+            .iter()
+            .enumerate()
+            .take(a.len())
+        {
+            assert_eq!(a[k], s[k], "{name}: {what} differs");
+        }
+    }
     g.set_strategy(None);
 }

@@ -54,6 +54,17 @@ impl Gpu {
             .clone()
     }
 
+    /// What to bind at a kernel's uniform window for the weight in `buf`, and whether it is
+    /// that weight (the kernel's UW constant): the buffer itself where it can be bound as a
+    /// uniform, else the placeholder.
+    pub(crate) fn window_for(&self, buf: &GpuBuffer) -> (bool, GpuBuffer) {
+        if buf.uniform_window() {
+            (true, buf.clone())
+        } else {
+            (false, self.window_placeholder())
+        }
+    }
+
     /// Writes f32 data at the start of `buf` (queued; ordered before later submissions).
     pub fn write(&self, buf: &GpuBuffer, data: &[f32]) {
         self.write_bytes(buf, bytemuck::cast_slice(data));

@@ -71,7 +71,7 @@ impl Conv2d {
         let ConvShape { cin, cout, k, cfg } = shape;
         let fan_in = cin / cfg.groups * k * k;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let window = cfg.reads_weight_uniformly();
+        let window = cfg.reads_weight_uniformly(cin);
         let weight = uniform(gpu, rng, &[cout, cin / cfg.groups, k, k], bound, window)?;
         let bias = if bias {
             Some(uniform(gpu, rng, &[cout], bound, false)?)

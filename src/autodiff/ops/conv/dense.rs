@@ -107,12 +107,7 @@ fn forward4(
         (true, false) => &[("KS", p.kh)],
         _ => &[],
     };
-    let window = bufs[1].uniform_window();
-    let uw = if window {
-        bufs[1].clone()
-    } else {
-        gpu.window_placeholder()
-    };
+    let (window, uw) = gpu.window_for(bufs[1]);
     let consts = [consts, &[("RB", rb as u32), ("UW", window as u32)], ks].concat();
     let bufs = [&bufs[..], &[&uw]].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];

@@ -239,13 +239,16 @@ fn launch_forward(
 ) -> Result<()> {
     match forward4(dp, taps) {
         Some((extra, groups)) => {
-            let consts = [consts, &extra[..]].concat();
+            // The weight from its uniform window where it has one.
+            let (window, uw) = gpu.window_for(bufs[1]);
+            let consts = [consts, &extra[..], &[("UW", window as u32)]].concat();
+            let bufs = [&bufs[..], &[&uw]].concat();
             gpu.launch_spec(
                 "depthwise",
                 "forward4",
                 &consts,
                 dp.words(),
-                bufs,
+                &bufs,
                 Work::Groups(groups),
             )
         }
@@ -315,13 +318,20 @@ impl Fused {
         part: Option<&Tensor>,
     ) -> Result<()> {
         let keep: &[(&str, u32)] = if keep { &[("KEEP", 1)] } else { &[] };
-        let consts = [&self.consts[..], relu_consts(relu), keep].concat();
+        // Both weights from their uniform windows where they have them.
+        let gpu = x.gpu();
+        let (uw, dw_window) = gpu.window_for(w_dw.buffer());
+        let (uwp, pw_window) = gpu.window_for(w_pw.buffer());
+        let windows = [("UW", uw as u32), ("UWP", uwp as u32)];
+        let consts = [&self.consts[..], relu_consts(relu), keep, &windows].concat();
         let bufs = [
             x.buffer(),
             w_dw.buffer(),
             y.buffer(),
             w_pw.buffer(),
             mid.buffer(),
+            &dw_window,
+            &pw_window,
         ];
         let bufs = [&bufs[..], part.map(|t| t.buffer()).as_slice()].concat();
         let entry = if part.is_some() {
@@ -330,7 +340,7 @@ impl Fused {
             "dw_pw4"
         };
         let p = self.p.words();
-        x.gpu().launch_spec(
+        gpu.launch_spec(
             "depthwise",
             entry,
             &consts,

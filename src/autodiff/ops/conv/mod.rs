@@ -60,11 +60,12 @@ impl Conv2dCfg {
         self
     }
 
-    /// Whether a `k`×`k` weight of this convolution is read at the same index in every lane
-    /// (the dense kernels and the 1×1 GEMM; not the depthwise ones), so it is worth a buffer
-    /// that can also be bound as a uniform ([`Tensor::weight_parameter`]).
-    pub fn reads_weight_uniformly(&self) -> bool {
-        self.groups == 1
+    /// Whether the weight of this convolution over `cin` input channels is read at the same
+    /// index in every lane by its fast kernels (dense `forward4`, the 1×1 GEMM, depthwise
+    /// `forward4` and the fused depthwise + 1×1 `dw_pw4`; not other grouped convolutions), so
+    /// it is worth a buffer that can also be bound as a uniform ([`Tensor::weight_parameter`]).
+    pub fn reads_weight_uniformly(&self, cin: usize) -> bool {
+        self.groups == 1 || self.groups == cin
     }
 }
 

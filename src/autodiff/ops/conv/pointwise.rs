@@ -170,12 +170,7 @@ fn gemm(
     // workgroup column of 1,024 positions is one chunk of the statistics.
     let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
     // a read from its uniform window where it has one.
-    let window = a.buffer().uniform_window();
-    let uw = if window {
-        a.buffer().clone()
-    } else {
-        gpu.window_placeholder()
-    };
+    let (window, uw) = gpu.window_for(a.buffer());
     let bufs = [&bufs[..], &[&uw]].concat();
     let consts = [
         relu_consts(relu),
