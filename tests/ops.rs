@@ -1809,6 +1809,28 @@ fn noise_is_a_function_of_key_stream_and_index() {
 
 /// One convolution (+ a train-mode batch norm from the producer's statistics where `stats`)
 /// on a tape, weighted by `c` and summed: the output and the gradients of x, w and b.
+/// A train-mode batch norm (fresh running statistics) over `y`, from its producer's `st`.
+fn bn_with_stats(
+    g: &darts_minus::gpu::Gpu,
+    tape: &mut Tape,
+    y: &Tensor,
+    st: Option<darts_minus::autodiff::ChannelStats>,
+) -> Tensor {
+    let cout = y.shape()[1];
+    let rs = [
+        Tensor::zeros(g, &[cout]).unwrap(),
+        Tensor::full(g, &[cout], 1.0).unwrap(),
+    ];
+    let state = BnState {
+        running_mean: &rs[0],
+        running_var: &rs[1],
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    tape.batch_norm_with_stats(y, st, None, state, true)
+        .unwrap()
+}
+
 fn conv_with_weight(
     g: &darts_minus::gpu::Gpu,
     (x, w, b, c): (&Tensor, &Tensor, Option<&Tensor>, &[f32]),
@@ -1817,21 +1839,9 @@ fn conv_with_weight(
 ) -> Vec<Vec<f32>> {
     let mut tape = Tape::new(g);
     let y = if stats {
-        let cout = w.shape()[0];
-        let rs = [
-            Tensor::zeros(g, &[cout]).unwrap(),
-            Tensor::full(g, &[cout], 1.0).unwrap(),
-        ];
         let (y, st) = tape.conv2d_with_stats(x, w, b, cfg).unwrap();
         assert!(st.is_some(), "forward4_stats did not run");
-        let state = BnState {
-            running_mean: &rs[0],
-            running_var: &rs[1],
-            momentum: 0.1,
-            eps: 1e-5,
-        };
-        tape.batch_norm_with_stats(&y, st, None, state, true)
-            .unwrap()
+        bn_with_stats(g, &mut tape, &y, st)
     } else {
         tape.conv2d(x, w, b, cfg).unwrap()
     };
@@ -1916,21 +1926,9 @@ fn depthwise_with_weights(
     let y = match w {
         [dw] => tape.conv2d(x, dw, None, cfg).unwrap(),
         [dw, pw] if stats => {
-            let cout = pw.shape()[0];
-            let rs = [
-                Tensor::zeros(g, &[cout]).unwrap(),
-                Tensor::full(g, &[cout], 1.0).unwrap(),
-            ];
             let (y, st) = tape.dw_pw_with_stats(x, dw, cfg, pw).unwrap();
             assert!(st.is_some(), "dw_pw4_stats did not run");
-            let state = BnState {
-                running_mean: &rs[0],
-                running_var: &rs[1],
-                momentum: 0.1,
-                eps: 1e-5,
-            };
-            tape.batch_norm_with_stats(&y, st, None, state, true)
-                .unwrap()
+            bn_with_stats(g, &mut tape, &y, st)
         }
         [dw, pw] => tape.dw_pw(x, dw, cfg, pw).unwrap(),
         _ => unreachable!(),

@@ -148,20 +148,25 @@ fn check_report(dir: &Path, failed: Option<&str>) {
     check_report_read_back(dir, &report, &made);
 }
 
+/// `darts-minus report SOURCES --out OUT`, which must succeed.
+fn report_into(sources: &[&Path], out: &Path) {
+    let run = bin()
+        .arg("report")
+        .args(sources)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+}
+
 /// An earlier report.json stands in for runs whose directories are gone: read back alone it
 /// gives the same tables and figures; beside the sweep directory each run is counted once.
 fn check_report_read_back(dir: &Path, report: &Value, made: &str) {
     let archive = dir.with_extension("report.json");
     std::fs::copy(dir.join("report.json"), &archive).unwrap();
     let again = dir.with_extension("again");
-    let run = bin()
-        .arg("report")
-        .arg(&archive)
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", text(&run));
+    report_into(&[&archive], &again);
     let back = json(&again.join("report.json"));
     assert_eq!(back["groups"], report["groups"]);
     assert_eq!(back["made_by"], report["made_by"]);
@@ -174,15 +179,7 @@ fn check_report_read_back(dir: &Path, report: &Value, made: &str) {
             "{fig}"
         );
     }
-    let run = bin()
-        .arg("report")
-        .arg(dir)
-        .arg(&archive)
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", text(&run));
+    report_into(&[dir, &archive], &again);
     let both = json(&again.join("report.json"));
     assert_eq!(both["runs"].as_array().unwrap().len(), 4);
     assert!(
