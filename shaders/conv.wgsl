@@ -52,6 +52,9 @@ override TS: u32 = 1u;
 override BIAS: u32 = 0u;
 override UNIT: u32 = 0u;
 override UW: u32 = 0u;
+// LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
+// forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers.
+override LANES: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -263,8 +266,9 @@ fn input_row(base: u32, uy: i32) -> vec2<u32> {
 }
 
 // Output channels o0.. (RB of them, those past cout not written) for the 4 outputs of quad q
-// (< n·ho·wo/4): computed, written (bias added, masked with MASK) and returned.
-fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
+// (< n·ho·wo/4): computed, written where `valid` (bias added, masked with MASK) and returned.
+// Every lane runs it (an invalid one on a clamped quad), so LANES' broadcasts see all 8.
+fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
     let ox0 = (q * 4u) % p.wo;
     let row = (q * 4u) / p.wo;
     let oy = row % p.ho;
@@ -304,8 +308,17 @@ fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
                 }
                 let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
                 // Rows past cout read a clamped (valid) weight and are not written.
-                for (var r = 0u; r < RB; r = r + 1u) {
-                    acc[r] = acc[r] + weight4(wci + tap + min(r, rows - 1u) * s_o) * xv;
+                if (LANES != 0u) {
+                    // Lane l reads rows l and l + 8's weights; row r's comes from lanes16.
+                    let l = li % 8u;
+                    var hi = 0.0;
+                    if (RB > 8u) { hi = weight4(wci + tap + min(l + 8u, rows - 1u) * s_o); }
+                    let wr = lanes16(weight4(wci + tap + min(l, rows - 1u) * s_o), hi);
+                    for (var r = 0u; r < RB; r = r + 1u) { acc[r] = acc[r] + wr[r] * xv; }
+                } else {
+                    for (var r = 0u; r < RB; r = r + 1u) {
+                        acc[r] = acc[r] + weight4(wci + tap + min(r, rows - 1u) * s_o) * xv;
+                    }
                 }
             }
         }
@@ -314,7 +327,7 @@ fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
     let yb = ((b * p.cout + o0) * p.ho * p.wo + oy * p.wo + ox0) / 4u;
     // `if (r < rows)`, not a `break`: a loop Mesa cannot unroll would move acc to memory.
     for (var r = 0u; r < RB; r = r + 1u) {
-        if (r < rows) {
+        if (valid && r < rows) {
             if (p.has_bias != 0u) { acc[r] = acc[r] + vec4<f32>(f_b[o0 + r]); }
             let i = yb + r * hw4;
             var v = acc[r];
@@ -328,8 +341,8 @@ fn forward4_rows(q: u32, o0: u32) -> array<vec4<f32>, 16> {
 @compute @workgroup_size(256)
 fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let q = wg.x * WG + li;
-    if (q * 4u >= p.n * p.ho * p.wo) { return; }
-    forward4_rows(q, wg.y * RB);
+    let quads = p.n * p.ho * p.wo / 4u;
+    forward4_rows(min(q, quads - 1u), wg.y * RB, li, q < quads);
 }
 
 // forward4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
@@ -344,8 +357,7 @@ fn forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let o0 = wg.y * RB;
     let total = p.n * p.ho * p.wo;
     let valid = q * 4u < total;
-    var acc: array<vec4<f32>, 16>;
-    if (valid) { acc = forward4_rows(q, o0); }
+    let acc = forward4_rows(min(q, total / 4u - 1u), o0, li, valid);
     let rows = min(RB, p.cout - o0);
     let cnt = f32(min(4u * WG, total - wg.x * 4u * WG));
     for (var g = 0u; g < RB; g = g + 8u) {

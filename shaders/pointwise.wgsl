@@ -101,6 +101,9 @@ fn relu_in4(v: vec4<f32>) -> vec4<f32> {
 // CPU adapters run each load lane by lane, so the more rows a load serves the better; the
 // accumulators beyond the registers spill to cheap stack slots.
 override RB: u32 = 4u;
+// LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
+// gemm4 reads a column's RB weights with two gathers and lane broadcasts, not RB gathers.
+override LANES: u32 = 0u;
 
 // The weight a again as a uniform window (UW = 1; bound to a placeholder otherwise).
 @group(0) @binding(5) var<uniform> g_uw: array<vec4<f32>, 4096>;
@@ -114,7 +117,7 @@ fn a_at(i: u32) -> f32 {
 
 // Output rows i0.. (RB of them, the ones past m discarded by the caller) for the 4 pixels from
 // position t (< n·hw).
-fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
+fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
     let b = t / p.hw;
     let px = t % p.hw;
     let rows = min(RB, p.m - i0);
@@ -126,13 +129,22 @@ fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
         let xv = relu_in4(g4_x[xbase + j * hw4]);
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
-        for (var r = 0u; r < RB; r = r + 1u) {
-            acc[r] = acc[r] + a_at(ab + min(r, rows - 1u) * p.a_rs) * xv;
+        if (LANES != 0u) {
+            // Lane l reads rows l and l + 8's weights; row r's comes from lanes16.
+            let l = li % 8u;
+            var hi = 0.0;
+            if (RB > 8u) { hi = a_at(ab + min(l + 8u, rows - 1u) * p.a_rs); }
+            let wr = lanes16(a_at(ab + min(l, rows - 1u) * p.a_rs), hi);
+            for (var r = 0u; r < RB; r = r + 1u) { acc[r] = acc[r] + wr[r] * xv; }
+        } else {
+            for (var r = 0u; r < RB; r = r + 1u) {
+                acc[r] = acc[r] + a_at(ab + min(r, rows - 1u) * p.a_rs) * xv;
+            }
         }
     }
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
     for (var r = 0u; r < RB; r = r + 1u) {
-        if (r < rows) { g4_y[yb + r * hw4] = masked4(acc[r], yb + r * hw4); }
+        if (valid && r < rows) { g4_y[yb + r * hw4] = masked4(acc[r], yb + r * hw4); }
     }
     return acc;
 }
@@ -140,8 +152,8 @@ fn gemm4_rows(t: u32, i0: u32) -> array<vec4<f32>, 16> {
 @compute @workgroup_size(256)
 fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = (wg.x * WG + li) * 4u;
-    if (t >= p.n * p.hw) { return; }
-    gemm4_rows(t, wg.y * RB);
+    // Every lane runs (an idle one on the last position), so LANES' broadcasts see all 8.
+    gemm4_rows(min(t, p.n * p.hw - 4u), wg.y * RB, li, t < p.n * p.hw);
 }
 
 // gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
@@ -156,8 +168,7 @@ fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let t = (wg.x * WG + li) * 4u;
     let i0 = wg.y * RB;
     let valid = t < p.n * p.hw;
-    var acc: array<vec4<f32>, 16>;
-    if (valid) { acc = gemm4_rows(t, i0); }
+    let acc = gemm4_rows(min(t, p.n * p.hw - 4u), i0, li, valid);
     let rows = min(RB, p.m - i0);
     let cnt = f32(min(4u * WG, p.n * p.hw - wg.x * 4u * WG));
     for (var g = 0u; g < RB; g = g + 8u) {

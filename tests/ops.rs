@@ -11,7 +11,7 @@ use common::reference::{self as cpu, Shape4};
 use common::{assert_passes, f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use darts_minus::check::{op_check, Input};
-use darts_minus::gpu::Strategy;
+use darts_minus::gpu::{LaunchPolicy, Strategy};
 use darts_minus::nn::mixed::{MixedSums, SumTerm};
 use darts_minus::Result;
 
@@ -1909,6 +1909,98 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
     let w = Tensor::weight_parameter(&g, &[4, 3, 3, 3], &[0.5; 108]).unwrap();
     assert!(!w.buffer().uniform_window());
     g.set_strategy(None);
+}
+
+/// On CPU adapters with subgroups of 8 consecutive lanes (lavapipe) a dense convolution's
+/// `forward4` (forward, and flipped, the input gradient) and a 1×1 one's `gemm4` gather each
+/// weight once per 8 lanes
+/// and broadcasts it (LANES = 1): outputs and gradients must equal, bit for bit, those with
+/// every lane reading every weight, for 16, 8 and 4 channels per thread (with rows past cout),
+/// a quad count that leaves part of a subgroup idle, a folded ReLU's mask, a strided input
+/// gradient, a weight too large for a uniform window, and the statistics kernel; the same for
+/// the 1×1 convolution's `gemm4`.
+#[test]
+fn conv_lane_broadcasts_match_per_lane_weight_reads() {
+    let g = gpu();
+    g.set_strategy(None);
+    let own = g.policy();
+    if !own.lanes {
+        // GL, GPUs, or subgroups of another width: no kernel takes the LANES path.
+        assert!(!g.adapter().lanes8 || own.strategy != Strategy::Cpu);
+        eprintln!(
+            "no 8-lane subgroups on {}: lane broadcasts not used",
+            g.adapter().name
+        );
+        return;
+    }
+    let mut rng = Rng::new(67);
+    // (x, w, stride, pad, relu, bias, stats)
+    type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
+    let cases: [Case; 10] = [
+        ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
+        ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, true, false),
+        ([2, 3, 8, 8], [12, 3, 3, 3], 2, 1, false, false, false),
+        ([2, 5, 8, 8], [5, 5, 3, 3], 1, 1, true, false, false),
+        ([1, 40, 8, 8], [48, 40, 3, 3], 1, 1, false, false, false),
+        ([2, 3, 32, 32], [6, 3, 3, 3], 1, 1, false, true, true),
+        // 1×1 (gemm4): 16 + 4 rows through a ReLU, half a subgroup idle, 8 rows, statistics.
+        ([2, 5, 4, 8], [20, 5, 1, 1], 1, 0, true, false, false),
+        ([1, 3, 4, 4], [9, 3, 1, 1], 1, 0, false, true, false),
+        ([2, 16, 4, 4], [8, 16, 1, 1], 1, 0, false, false, false),
+        ([2, 3, 32, 32], [6, 3, 1, 1], 1, 0, false, false, true),
+    ];
+    for (xs, ws, stride, pad, relu, bias, stats) in cases {
+        let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
+        let cfg = Conv2dCfg::new(stride, pad).relu_input(relu);
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let wv = f32s(&rng.vec(ws.iter().product()));
+        let bv = f32s(&rng.vec(ws[0]));
+        let c = f32s(&rng.vec(xs[0] * ws[0] * xs[2] * xs[3]));
+        g.set_policy(own);
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let b = Tensor::parameter(&g, &[ws[0]], &bv).unwrap();
+        let w = Tensor::weight_parameter(&g, &ws, &wv).unwrap();
+        let bytes = ws.iter().product::<usize>() * 4;
+        assert_eq!(w.buffer().uniform_window(), bytes <= 65_536, "{name}");
+        // The statistics kernel runs where the batch norm would split (the GPU strategy).
+        let strategy = if stats { Strategy::Gpu } else { Strategy::Cpu };
+        let policy = |lanes| LaunchPolicy {
+            lanes,
+            ..LaunchPolicy::preset(strategy, own.max_storage_buffers)
+        };
+        let b = bias.then_some(&b);
+        g.set_policy(policy(true));
+        let broadcast = conv_with_weight(&g, (&x, &w, b, &c), cfg, stats);
+        g.set_policy(policy(false));
+        let per_lane = conv_with_weight(&g, (&x, &w, b, &c), cfg, stats);
+        for (k, what) in ["y", "dx", "dw", "db"]
+            .iter()
+            .enumerate()
+            .take(broadcast.len())
+        {
+            assert_eq!(broadcast[k], per_lane[k], "{name}: {what} differs");
+        }
+    }
+    g.set_strategy(None);
+    // The broadcasts really ran: forward4 plain and flipped, gemm4, both statistics kernels.
+    let with_lanes: Vec<_> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter(|v| v.constants.contains(&("LANES", 1)))
+        .map(|v| (v.entry, v.constants.contains(&("FLIP", 1))))
+        .collect();
+    for want in [
+        ("forward4", false),
+        ("forward4", true),
+        ("forward4_stats", false),
+        ("gemm4", false),
+        ("gemm4_stats", false),
+    ] {
+        assert!(
+            with_lanes.contains(&want),
+            "{want:?} never ran with LANES = 1"
+        );
+    }
 }
 
 /// Output and the gradients of x and every weight of a depthwise convolution (`w` = [dw]) or a

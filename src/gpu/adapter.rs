@@ -88,6 +88,10 @@ pub struct AdapterSummary {
     pub max_buffer: u64,
     pub max_workgroups_per_dim: u32,
     pub max_storage_buffers_per_stage: u32,
+    /// A CPU adapter with subgroups of exactly 8 lanes (llvmpipe's 256-bit vectors): kernels
+    /// can share loads across a vector's lanes by broadcasts (shaders/lanes.wgsl).
+    /// `DARTS_MINUS_LANES=off` turns it off (to measure what it buys).
+    pub lanes8: bool,
     pub chosen: bool,
 }
 
@@ -158,6 +162,11 @@ pub fn summarize(a: &wgpu::Adapter, chosen: bool, choice: LimitsChoice) -> Adapt
         max_buffer: lim.max_buffer_size,
         max_workgroups_per_dim: lim.max_compute_workgroups_per_dimension,
         max_storage_buffers_per_stage: lim.max_storage_buffers_per_shader_stage,
+        lanes8: info.device_type == wgpu::DeviceType::Cpu
+            && a.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == 8
+            && info.subgroup_max_size == 8
+            && std::env::var("DARTS_MINUS_LANES").map_or(true, |v| v != "off"),
         chosen,
     }
 }

@@ -37,10 +37,11 @@ impl Gpu {
         let cache_file = pipeline_cache::file_for(adapter, choice.pipeline_cache.as_deref());
         let desc = wgpu::DeviceDescriptor {
             label: Some("darts-minus"),
-            required_features: if cache_file.is_some() {
-                wgpu::Features::PIPELINE_CACHE
-            } else {
-                wgpu::Features::empty()
+            required_features: {
+                let mut f = wgpu::Features::empty();
+                f.set(wgpu::Features::PIPELINE_CACHE, cache_file.is_some());
+                f.set(wgpu::Features::SUBGROUP, summary.lanes8);
+                f
             },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
@@ -61,7 +62,7 @@ impl Gpu {
             }
         }));
         let disk = cache_file.map(|path| pipeline_cache::DiskCache::open(&device, path));
-        let kernels = kernels::Registry::new(&limits, limits_choice, disk);
+        let kernels = kernels::Registry::new(&limits, limits_choice, disk, summary.lanes8);
         let policy = LaunchPolicy::for_adapter(&summary);
         Ok(Gpu {
             inner: Rc::new(GpuInner {
@@ -100,7 +101,9 @@ impl Gpu {
     pub fn set_strategy(&self, strategy: Option<Strategy>) {
         let adapter = &self.inner.summary;
         let mut p = match strategy {
-            Some(s) => LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage),
+            Some(s) => {
+                LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
+            }
             None => LaunchPolicy::for_adapter(adapter),
         };
         p.forced_split = self.policy().forced_split;

@@ -17,6 +17,18 @@ pub const WORKGROUP: u32 = 256;
 /// Helpers every kernel file may use; prepended to each file before compilation.
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 
+/// Lane broadcasts, prepended after the prelude on devices opened with subgroups of 8
+/// consecutive invocations ([`crate::gpu::LaunchPolicy::lanes`]); elsewhere (and for naga's
+/// checks here) their stand-ins, which no launch reaches there.
+const LANES: &str = include_str!("../../shaders/lanes.wgsl");
+const LANES_NONE: &str = include_str!("../../shaders/lanes_none.wgsl");
+
+/// A kernel file's full source: prelude, lane helpers (real ones with `lanes`), the file.
+fn full_source(src: &str, lanes: bool) -> String {
+    let helpers = if lanes { LANES } else { LANES_NONE };
+    format!("{PRELUDE}\n{helpers}\n{src}")
+}
+
 const FILES: &[(&str, &str)] = &[
     (
         "elementwise",
@@ -40,7 +52,7 @@ const FILES: &[(&str, &str)] = &[
 pub fn shader_sources() -> Vec<(&'static str, String)> {
     FILES
         .iter()
-        .map(|(name, src)| (*name, format!("{PRELUDE}\n{src}")))
+        .map(|(name, src)| (*name, full_source(src, false)))
         .collect()
 }
 
@@ -79,7 +91,7 @@ pub fn entry_needs(file: &str) -> Result<Vec<(String, EntryNeeds)>> {
         .find(|(n, _)| *n == file)
         .ok_or_else(|| Error::Gpu(format!("no shader file '{file}'")))?
         .1;
-    let src = format!("{PRELUDE}\n{src}");
+    let src = full_source(src, false);
     let shader_err = |msg: String| Error::Shader {
         file: format!("{file}.wgsl"),
         msg,
@@ -139,6 +151,8 @@ pub(crate) struct Registry {
     built: Cell<(usize, Duration)>,
     /// Compiled pipelines kept across runs, where the adapter supports it.
     disk: Option<DiskCache>,
+    /// Whether the device was opened with subgroups of 8 consecutive invocations (lanes.wgsl).
+    lanes: bool,
 }
 
 impl Registry {
@@ -146,6 +160,7 @@ impl Registry {
         limits: &wgpu::Limits,
         limits_choice: LimitsChoice,
         disk: Option<DiskCache>,
+        lanes: bool,
     ) -> Self {
         Registry {
             modules: RefCell::new(HashMap::new()),
@@ -155,6 +170,7 @@ impl Registry {
             limits_choice,
             built: Cell::new((0, Duration::ZERO)),
             disk,
+            lanes,
         }
     }
 
@@ -242,7 +258,7 @@ impl Registry {
                 .1;
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(file),
-                source: wgpu::ShaderSource::Wgsl(format!("{PRELUDE}\n{src}").into()),
+                source: wgpu::ShaderSource::Wgsl(full_source(src, self.lanes).into()),
             });
             modules.insert(file, module);
         }

@@ -98,6 +98,12 @@ pub struct LaunchPolicy {
     /// where every lane reads the same index; a uniform one once. Single-threaded lavapipe,
     /// conv3x3 C=16 batch 8 (`kernels` bench): forward 12.9 → 8.9 ms, backward 29.7 → 24.4.
     pub uniform_weight_max: usize,
+    /// CPU adapters with subgroups of 8 consecutive lanes (llvmpipe): a dense convolution's
+    /// `forward4` gathers each weight once per 8 lanes and broadcasts it (LANES = 1). llvmpipe
+    /// cannot tell that a weight index built from loop counters is the same in every lane, so
+    /// it gathers it lane by lane, 16 gathers per input per tap at 16 channels per thread;
+    /// with broadcasts 2.
+    pub lanes: bool,
     /// GPU: a split per-channel reduction uses chunks of at least this many values…
     pub bn_chunk_min: usize,
     /// …and aims at this many workgroups in all.
@@ -134,6 +140,7 @@ impl LaunchPolicy {
             bn_serial_max: 4096,
             fused_sum_max: 2048,
             uniform_weight_max: 65_536,
+            lanes: false,
             bn_chunk_min: 1024,
             bn_target_groups: 1024,
         }
@@ -146,7 +153,24 @@ impl LaunchPolicy {
         } else {
             Strategy::Gpu
         };
-        LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage)
+        LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
+    }
+
+    /// The pipeline constants of a kernel with a LANES path: LANES = 1 where the policy
+    /// broadcasts weights across lanes, nothing (the default, 0) elsewhere.
+    pub fn lanes_consts(&self) -> &'static [(&'static str, u32)] {
+        if self.lanes {
+            &[("LANES", 1)]
+        } else {
+            &[]
+        }
+    }
+
+    /// This policy with lane broadcasts where the strategy is the CPU one and `adapter` has
+    /// subgroups of 8 consecutive lanes (the device then opens with them).
+    pub fn with_lanes(mut self, adapter: &AdapterSummary) -> LaunchPolicy {
+        self.lanes = self.strategy == Strategy::Cpu && adapter.lanes8;
+        self
     }
 
     /// Whether launches cost far more than a copy command or a few thousand serial
@@ -348,6 +372,12 @@ impl fmt::Display for LaunchPolicy {
                 _ => writeln!(f, "  {name:<28} {v}")?,
             }
         }
+        let lanes = if self.lanes {
+            "on (weights broadcast across 8 lanes)"
+        } else {
+            "off (CPU adapters with 8-lane subgroups only)"
+        };
+        writeln!(f, "  {:<28} {lanes}", "lane broadcasts")?;
         Ok(())
     }
 }

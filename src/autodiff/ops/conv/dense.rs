@@ -108,7 +108,14 @@ fn forward4(
         _ => &[],
     };
     let (window, uw) = gpu.window_for(bufs[1]);
-    let consts = [consts, &[("RB", rb as u32), ("UW", window as u32)], ks].concat();
+    let lanes = gpu.policy().lanes_consts();
+    let consts = [
+        consts,
+        &[("RB", rb as u32), ("UW", window as u32)],
+        ks,
+        lanes,
+    ]
+    .concat();
     let bufs = [&bufs[..], &[&uw]].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
     let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));

@@ -176,6 +176,7 @@ fn gemm(
         relu_consts(relu),
         mc,
         &[("RB", rb as u32), ("UW", window as u32)],
+        gpu.policy().lanes_consts(),
     ]
     .concat();
     let parts = (n * hw).div_ceil(1024);

@@ -1,0 +1,19 @@
+// lanes.wgsl: lane broadcasts, prepended (after prelude.wgsl) to every kernel file on devices
+// opened with subgroups of 8 lanes that are 8 consecutive invocations (llvmpipe / lavapipe:
+// one 256-bit SIMD vector per 8 invocations). Elsewhere lanes_none.wgsl takes its place, and
+// no kernel takes a LANES path there.
+// lanes16(lo, hi): lo of lanes 0..7 of the calling subgroup, then hi of lanes 0..7, in every
+// lane (an extract and a splat each on llvmpipe). Every lane of the subgroup must be running.
+// A kernel reading 16 values at indices that are the same in every lane but that llvmpipe
+// cannot prove so (they come from loop counters; it gathers each lane by lane) lets lane l
+// read values l and l + 8, and takes value r from entry r: two gathers instead of 16.
+
+fn lanes16(lo: f32, hi: f32) -> array<f32, 16> {
+    return array<f32, 16>(
+        subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u),
+        subgroupBroadcast(lo, 3u), subgroupBroadcast(lo, 4u), subgroupBroadcast(lo, 5u),
+        subgroupBroadcast(lo, 6u), subgroupBroadcast(lo, 7u),
+        subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u),
+        subgroupBroadcast(hi, 3u), subgroupBroadcast(hi, 4u), subgroupBroadcast(hi, 5u),
+        subgroupBroadcast(hi, 6u), subgroupBroadcast(hi, 7u));
+}

@@ -1,0 +1,7 @@
+// lanes_none.wgsl: lanes.wgsl's functions on devices without subgroups of 8 consecutive
+// invocations, so every kernel file compiles there; the launch policy never sets LANES = 1 on
+// them, so these are never reached (each lane would see only its own values).
+
+fn lanes16(lo: f32, hi: f32) -> array<f32, 16> {
+    return array<f32, 16>(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
+}
