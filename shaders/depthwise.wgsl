@@ -43,6 +43,9 @@ override MASK: u32 = 0u;
 // reads the 1×1 weight from its own.
 override UW: u32 = 0u;
 override UWP: u32 = 0u;
+// LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
+// forward4 reads its channel's K·K weights with 2 or 4 gathers and lane broadcasts.
+override LANES: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -172,9 +175,26 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let strips = p.wo / OUT;
     let per_ch = p.n * p.ho * strips;
     let ci = channel_item(g, li, per_ch);
-    let ch = ci.x;
-    let item = ci.y;
-    if (ch >= p.c || item >= per_ch) { return; }
+    let valid = ci.x < p.c && ci.y < per_ch;
+    // With LANES every lane runs (an idle one on a clamped item), so the broadcasts see all 8.
+    if (LANES == 0u && !valid) { return; }
+    let ch = min(ci.x, p.c - 1u);
+    let item = min(ci.y, per_ch - 1u);
+    // LANES: lane l reads taps l, l + 8, l + 16 and l + 24 of the channel's filter (the channel
+    // is the same in all of them), tap t comes from wt[t]: 2 gathers (K = 3) or 4 (K = 5)
+    // instead of one per tap.
+    var wt: array<f32, 32>;
+    if (LANES != 0u) {
+        let l = li % 8u;
+        let base = ch * K * K;
+        let last = K * K - 1u;
+        let lo = lanes16(weight4(base + min(l, last)), weight4(base + min(l + 8u, last)));
+        for (var t = 0u; t < 16u; t = t + 1u) { wt[t] = lo[t]; }
+        if (K * K > 16u) {
+            let hi = lanes16(weight4(base + min(l + 16u, last)), weight4(base + min(l + 24u, last)));
+            for (var t = 0u; t < 16u; t = t + 1u) { wt[16u + t] = hi[t]; }
+        }
+    }
     let sx = item % strips;
     let r = item / strips;
     let oy = r % p.ho;
@@ -187,20 +207,24 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc1 = vec4<f32>(0.0);
     for (var ky = 0u; ky < K; ky = ky + 1u) {
         let iy = i32(oy * S + ky * D) - i32(PAD);
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        let row = (plane * p.h + u32(iy)) * w4;
-        var win = load_window(row, v0, w4);
-        for (var kx = 0u; kx < K; kx = kx + 1u) {
-            var tap = ky * K + kx;
-            if (FLIP != 0u) { tap = K * K - 1u - tap; }
-            let wv = weight4(ch * K * K + tap);
-            let o = A - PAD + kx * D;
-            acc0 = acc0 + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
-            if (OUT == 8u) {
-                acc1 = acc1 + wv * vec4<f32>(win[o + 4u * S], win[o + 5u * S], win[o + 6u * S], win[o + 7u * S]);
+        // An `if`, not a `continue`: the loop stays one Mesa unrolls (tap constant for wt).
+        if (iy >= 0 && iy < i32(p.h)) {
+            let row = (plane * p.h + u32(iy)) * w4;
+            var win = load_window(row, v0, w4);
+            for (var kx = 0u; kx < K; kx = kx + 1u) {
+                var tap = ky * K + kx;
+                if (FLIP != 0u) { tap = K * K - 1u - tap; }
+                var wv: f32;
+                if (LANES != 0u) { wv = wt[tap]; } else { wv = weight4(ch * K * K + tap); }
+                let o = A - PAD + kx * D;
+                acc0 = acc0 + wv * vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
+                if (OUT == 8u) {
+                    acc1 = acc1 + wv * vec4<f32>(win[o + 4u * S], win[o + 5u * S], win[o + 6u * S], win[o + 7u * S]);
+                }
             }
         }
     }
+    if (!valid) { return; }
     let yb = ((plane * p.ho + oy) * p.wo + ox0) / 4u;
     f4_y[yb] = masked4(acc0, yb);
     if (OUT == 8u) { f4_y[yb + 1u] = masked4(acc1, yb + 1u); }

@@ -2036,6 +2036,81 @@ fn depthwise_with_weights(
     v
 }
 
+/// With lane broadcasts (CPU adapters with 8-lane subgroups) depthwise `forward4` reads its
+/// channel's K·K weights with 2 (K = 3) or 4 (K = 5) gathers and broadcasts: the output and
+/// gradients (the stride-1 input gradient is a flipped forward4) must equal the per-lane
+/// reads' bit for bit, with weights in a window or in storage, strides 1 and 2, dilation 2,
+/// a folded ReLU, and channels whose strips leave most of a workgroup idle.
+#[test]
+fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
+    let g = gpu();
+    g.set_strategy(None);
+    let own = g.policy();
+    if !own.lanes {
+        eprintln!(
+            "no 8-lane subgroups on {}: lane broadcasts not used",
+            g.adapter().name
+        );
+        return;
+    }
+    let mut rng = Rng::new(73);
+    // (x, k, stride, dilation, relu, weight in a window)
+    type Case = ([usize; 4], usize, usize, usize, bool, bool);
+    let cases: [Case; 6] = [
+        ([2, 3, 8, 8], 3, 1, 1, false, true),
+        ([1, 3, 8, 8], 3, 1, 1, true, false),
+        ([2, 4, 8, 16], 5, 1, 2, true, true),
+        ([2, 5, 12, 16], 5, 1, 1, false, false),
+        ([1, 3, 8, 8], 3, 2, 1, true, true),
+        ([2, 4, 16, 16], 3, 1, 2, false, true),
+    ];
+    for (xs, k, stride, dil, relu, window) in cases {
+        let name = format!("x{xs:?} k{k} s{stride} d{dil} relu={relu} window={window}");
+        let c = xs[1];
+        let cfg = Conv2dCfg::new(stride, dil * (k - 1) / 2)
+            .dilation(dil)
+            .groups(c)
+            .relu_input(relu);
+        let wv = f32s(&rng.vec(c * k * k));
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let cv = f32s(&rng.vec(xs.iter().product()));
+        g.set_policy(own);
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let w = if window {
+            Tensor::weight_parameter(&g, &[c, 1, k, k], &wv).unwrap()
+        } else {
+            Tensor::parameter(&g, &[c, 1, k, k], &wv).unwrap()
+        };
+        assert_eq!(w.buffer().uniform_window(), window, "{name}");
+        let run = |lanes| {
+            g.set_policy(LaunchPolicy { lanes, ..own });
+            depthwise_with_weights(&g, &x, std::slice::from_ref(&w), cfg, (true, false), &cv)
+        };
+        let (broadcast, per_lane) = (run(true), run(false));
+        for (k, what) in ["y", "dx", "dw"].iter().enumerate() {
+            assert_eq!(broadcast[k], per_lane[k], "{name}: {what} differs");
+        }
+    }
+    g.set_strategy(None);
+    let with_lanes: Vec<_> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter(|v| v.file == "depthwise" && v.constants.contains(&("LANES", 1)))
+        .map(|v| {
+            (
+                v.constants.contains(&("K", 5)),
+                v.constants.contains(&("FLIP", 1)),
+            )
+        })
+        .collect();
+    for want in [(false, false), (false, true), (true, false), (true, true)] {
+        assert!(
+            with_lanes.contains(&want),
+            "(K = 5, FLIP) = {want:?} never ran with LANES = 1"
+        );
+    }
+}
+
 /// Depthwise weights (and the 1×1 weight after them) live in uniform windows on CPU adapters
 /// too: depthwise `forward4` (forward, and the stride-1 input gradient as a flipped forward4)
 /// and the fused `dw_pw4` (plain, keeping its intermediate, writing statistics) must give,

@@ -241,7 +241,8 @@ fn launch_forward(
         Some((extra, groups)) => {
             // The weight from its uniform window where it has one.
             let (window, uw) = gpu.window_for(bufs[1]);
-            let consts = [consts, &extra[..], &[("UW", window as u32)]].concat();
+            let lanes = gpu.policy().lanes_consts();
+            let consts = [consts, &extra[..], &[("UW", window as u32)], lanes].concat();
             let bufs = [&bufs[..], &[&uw]].concat();
             gpu.launch_spec(
                 "depthwise",
