@@ -44,7 +44,8 @@ override MASK: u32 = 0u;
 override UW: u32 = 0u;
 override UWP: u32 = 0u;
 // LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
-// forward4 reads its channel's K·K weights with 2 or 4 gathers and lane broadcasts.
+// forward4 and backward_input2 read their channel's K·K weights with 2 or 4 loads a lane and
+// lane broadcasts.
 override LANES: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
@@ -418,9 +419,24 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let w4 = p.w / 4u;
     let per_ch = p.n * p.h * w4;
     let ci = channel_item(g, li, per_ch);
-    let ch = ci.x;
-    let item = ci.y;
-    if (ch >= p.c || item >= per_ch) { return; }
+    let valid = ci.x < p.c && ci.y < per_ch;
+    // With LANES every lane runs (an idle one on a clamped item), so the broadcasts see all 8.
+    if (LANES == 0u && !valid) { return; }
+    let ch = min(ci.x, p.c - 1u);
+    let item = min(ci.y, per_ch - 1u);
+    // LANES: the channel's K·K weights by 2 or 4 loads a lane and broadcasts (see forward4).
+    var wt: array<f32, 32>;
+    if (LANES != 0u) {
+        let l = li % 8u;
+        let base = ch * K * K;
+        let last = K * K - 1u;
+        let lo = lanes16(bi_w[base + min(l, last)], bi_w[base + min(l + 8u, last)]);
+        for (var t = 0u; t < 16u; t = t + 1u) { wt[t] = lo[t]; }
+        if (K * K > 16u) {
+            let hi = lanes16(bi_w[base + min(l + 16u, last)], bi_w[base + min(l + 24u, last)]);
+            for (var t = 0u; t < 16u; t = t + 1u) { wt[16u + t] = hi[t]; }
+        }
+    }
     let j = item % w4;
     let r = item / w4;
     let iy = r % p.h;
@@ -433,25 +449,27 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < K; ky = ky + 1u) {
         let ty = i32(iy + PAD) - i32(ky * D);
-        if (ty < 0 || (ty & 1) != 0) { continue; }
-        let oy = u32(ty) / 2u;
-        if (oy >= p.ho) { continue; }
-        let row = (plane * p.ho + oy) * p.wo;
-        var win: array<f32, 8>;
-        for (var q = 0; q < nw; q = q + 1) {
-            let ox = i32(2u * j) + e0 / 2 + q;
-            var v = 0.0;
-            if (ox >= 0 && ox < i32(p.wo)) { v = b2_dy[row + u32(ox)]; }
-            win[q] = v;
-        }
-        for (var kx = 0u; kx < K; kx = kx + 1u) {
-            let wv = bi_w[ch * K * K + ky * K + kx];
-            for (var i = 0; i < 4; i = i + 1) {
-                let c = i + i32(PAD) - i32(kx * D);
-                if ((c & 1) == 0) { acc[i] = acc[i] + wv * win[(c - e0) / 2]; }
+        // `if`s, not `continue`s: the loop stays one Mesa unrolls (the tap constant for wt).
+        if (ty >= 0 && (ty & 1) == 0 && u32(ty) / 2u < p.ho) {
+            let row = (plane * p.ho + u32(ty) / 2u) * p.wo;
+            var win: array<f32, 8>;
+            for (var q = 0; q < nw; q = q + 1) {
+                let ox = i32(2u * j) + e0 / 2 + q;
+                var v = 0.0;
+                if (ox >= 0 && ox < i32(p.wo)) { v = b2_dy[row + u32(ox)]; }
+                win[q] = v;
+            }
+            for (var kx = 0u; kx < K; kx = kx + 1u) {
+                var wv: f32;
+                if (LANES != 0u) { wv = wt[ky * K + kx]; } else { wv = bi_w[ch * K * K + ky * K + kx]; }
+                for (var i = 0; i < 4; i = i + 1) {
+                    let c = i + i32(PAD) - i32(kx * D);
+                    if ((c & 1) == 0) { acc[i] = acc[i] + wv * win[(c - e0) / 2]; }
+                }
             }
         }
     }
+    if (!valid) { return; }
     let o = (plane * p.h + iy) * w4 + j;
     if (MASK != 0u) { acc = select(vec4<f32>(0.0), acc, b2_mask[o] > vec4<f32>(0.0)); }
     b2_dx[o] = acc;

@@ -2036,10 +2036,10 @@ fn depthwise_with_weights(
     v
 }
 
-/// With lane broadcasts (CPU adapters with 8-lane subgroups) depthwise `forward4` reads its
-/// channel's K·K weights with 2 (K = 3) or 4 (K = 5) gathers and broadcasts: the output and
-/// gradients (the stride-1 input gradient is a flipped forward4) must equal the per-lane
-/// reads' bit for bit, with weights in a window or in storage, strides 1 and 2, dilation 2,
+/// With lane broadcasts (CPU adapters with 8-lane subgroups) depthwise `forward4` and the
+/// stride-2 input gradient `backward_input2` read their channel's K·K weights with 2 (K = 3)
+/// or 4 (K = 5) loads a lane and broadcasts: the output and gradients (the stride-1 input
+/// gradient is a flipped forward4) must equal the per-lane reads' bit for bit, with weights in a window or in storage, strides 1 and 2, dilation 2,
 /// a folded ReLU, and channels whose strips leave most of a workgroup idle.
 #[test]
 fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
@@ -2056,13 +2056,14 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(73);
     // (x, k, stride, dilation, relu, weight in a window)
     type Case = ([usize; 4], usize, usize, usize, bool, bool);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         ([2, 3, 8, 8], 3, 1, 1, false, true),
         ([1, 3, 8, 8], 3, 1, 1, true, false),
         ([2, 4, 8, 16], 5, 1, 2, true, true),
         ([2, 5, 12, 16], 5, 1, 1, false, false),
         ([1, 3, 8, 8], 3, 2, 1, true, true),
         ([2, 4, 16, 16], 3, 1, 2, false, true),
+        ([2, 3, 8, 16], 5, 2, 1, false, false),
     ];
     for (xs, k, stride, dil, relu, window) in cases {
         let name = format!("x{xs:?} k{k} s{stride} d{dil} relu={relu} window={window}");
@@ -2097,17 +2098,20 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
         .into_iter()
         .filter(|v| v.file == "depthwise" && v.constants.contains(&("LANES", 1)))
         .map(|v| {
-            (
-                v.constants.contains(&("K", 5)),
-                v.constants.contains(&("FLIP", 1)),
-            )
+            let has = |c| v.constants.contains(&c);
+            (v.entry, has(("K", 5)), has(("FLIP", 1)))
         })
         .collect();
-    for want in [(false, false), (false, true), (true, false), (true, true)] {
-        assert!(
-            with_lanes.contains(&want),
-            "(K = 5, FLIP) = {want:?} never ran with LANES = 1"
-        );
+    for want in [
+        ("forward4", false, false),
+        ("forward4", false, true),
+        ("forward4", true, false),
+        ("forward4", true, true),
+        ("backward_input2", false, false),
+        ("backward_input2", true, false),
+    ] {
+        let msg = "(entry, K = 5, FLIP) never ran with LANES = 1";
+        assert!(with_lanes.contains(&want), "{want:?} {msg}");
     }
 }
 

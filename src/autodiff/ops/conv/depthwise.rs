@@ -126,7 +126,7 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
     let window = (e1 - e0) / 2 + 1;
     let p = plan.p.words();
     if s == 2 && wd % 4 == 0 && window <= 8 {
-        let bc = [&bc[..], &[("PAD", pad)]].concat();
+        let bc = [&bc[..], &[("PAD", pad)], gpu.policy().lanes_consts()].concat();
         let groups = (c * (n * h * wd / 4).div_ceil(64)) as usize;
         gpu.launch_spec(
             "depthwise",
