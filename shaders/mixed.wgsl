@@ -49,25 +49,37 @@ struct P {
 @group(0) @binding(6) var<storage, read> ws_b: array<f32>;
 @group(0) @binding(7) var<storage, read_write> ws_out: array<f32>;
 
+// Term k's coefficient (see the header). Each entry point reads all of them first, before any
+// branch: there llvmpipe loads a value at a uniform index once for all lanes, where inside a
+// branch (or after an early return) it loads it lane by lane. Both tables are read (an index
+// past a table reads a clamped element) and the term's one selected, so no branch is needed.
 fn coef_of(tab: u32, idx: u32) -> f32 {
-    if (tab == 0u) { return ws_a[idx]; }
-    if (tab == 1u) { return ws_b[idx]; }
-    return 1.0;
+    return select(select(1.0, ws_b[idx], tab == 1u), ws_a[idx], tab == 0u);
 }
 
-fn coef(k: u32) -> f32 {
-    return coef_of(p.tab[k], p.idx[k]);
+// The coefficients of terms 0..3 (and 4..7 with `eight`; else 0 there).
+fn coefs(eight: bool) -> array<f32, 8> {
+    var c: array<f32, 8>;
+    for (var k = 0u; k < 4u; k = k + 1u) { c[k] = coef_of(p.tab[k], p.idx[k]); }
+    if (eight) {
+        c[4] = coef_of(p.tab2.x, p.idx2.x);
+        c[5] = coef_of(p.tab2.y, p.idx2.y);
+        c[6] = coef_of(p.tab2.z, p.idx2.z);
+        c[7] = coef_of(p.tab2.w, p.idx2.w);
+    }
+    return c;
 }
 
 @compute @workgroup_size(256)
 fn weighted_sum4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let c = coefs(false);
     let i = gid(wg, nwg, li);
     if (i >= p.n) { return; }
-    var acc = coef(0u) * ws_y0[i];
+    var acc = c[0] * ws_y0[i];
     if (p.accumulate != 0u) { acc = ws_out[i] + acc; }
-    if (p.m > 1u) { acc = acc + coef(1u) * ws_y1[i]; }
-    if (p.m > 2u) { acc = acc + coef(2u) * ws_y2[i]; }
-    if (p.m > 3u) { acc = acc + coef(3u) * ws_y3[i]; }
+    if (p.m > 1u) { acc = acc + c[1] * ws_y1[i]; }
+    if (p.m > 2u) { acc = acc + c[2] * ws_y2[i]; }
+    if (p.m > 3u) { acc = acc + c[3] * ws_y3[i]; }
     ws_out[i] = acc;
 }
 
@@ -79,20 +91,21 @@ fn weighted_sum4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(7) var<storage, read_write> w4_out: array<vec4<f32>>;
 
 // The first four terms at vec4 i (and out's value when accumulating), in term order.
-fn first_four4(i: u32) -> vec4<f32> {
-    var acc = coef(0u) * w4_y0[i];
+fn first_four4(i: u32, c: array<f32, 8>) -> vec4<f32> {
+    var acc = c[0] * w4_y0[i];
     if (p.accumulate != 0u) { acc = w4_out[i] + acc; }
-    if (p.m > 1u) { acc = acc + coef(1u) * w4_y1[i]; }
-    if (p.m > 2u) { acc = acc + coef(2u) * w4_y2[i]; }
-    if (p.m > 3u) { acc = acc + coef(3u) * w4_y3[i]; }
+    if (p.m > 1u) { acc = acc + c[1] * w4_y1[i]; }
+    if (p.m > 2u) { acc = acc + c[2] * w4_y2[i]; }
+    if (p.m > 3u) { acc = acc + c[3] * w4_y3[i]; }
     return acc;
 }
 
 @compute @workgroup_size(256)
 fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let c = coefs(false);
     let i = gid(wg, nwg, li);
     if (i >= p.n / 4u) { return; }
-    w4_out[i] = first_four4(i);
+    w4_out[i] = first_four4(i, c);
 }
 
 // weighted_sum4_vec4 with up to 8 terms (bindings 8..11 y4..y7, their idx / tab in p.idx2 /
@@ -104,13 +117,14 @@ fn weighted_sum4_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(256)
 fn weighted_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let c = coefs(true);
     let i = gid(wg, nwg, li);
     if (i >= p.n / 4u) { return; }
-    var acc = first_four4(i);
-    if (p.m > 4u) { acc = acc + coef_of(p.tab2.x, p.idx2.x) * w4_y4[i]; }
-    if (p.m > 5u) { acc = acc + coef_of(p.tab2.y, p.idx2.y) * w4_y5[i]; }
-    if (p.m > 6u) { acc = acc + coef_of(p.tab2.z, p.idx2.z) * w4_y6[i]; }
-    if (p.m > 7u) { acc = acc + coef_of(p.tab2.w, p.idx2.w) * w4_y7[i]; }
+    var acc = first_four4(i, c);
+    if (p.m > 4u) { acc = acc + c[4] * w4_y4[i]; }
+    if (p.m > 5u) { acc = acc + c[5] * w4_y5[i]; }
+    if (p.m > 6u) { acc = acc + c[6] * w4_y6[i]; }
+    if (p.m > 7u) { acc = acc + c[7] * w4_y7[i]; }
     w4_out[i] = acc;
 }
 

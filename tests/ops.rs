@@ -1236,6 +1236,50 @@ fn weighted_sum_of_six_terms_dots_over_several_workgroups() {
     six_terms_case([2, 3, 16, 24], true);
 }
 
+/// α's dot products past one workgroup where launches are costly (46,080 values: chunks grown
+/// to give at most 8 workgroups where the GPU split gives 45, then the finishing launch),
+/// against f64 sums.
+#[test]
+fn weighted_sum_alpha_gradient_over_grown_chunks() {
+    let g = gpu();
+    g.set_strategy(Some(Strategy::Cpu));
+    let mut rng = Rng::new(79);
+    let s = [2, 3, 80, 96];
+    let n: usize = s.iter().product();
+    let ys: Vec<Vec<f32>> = (0..5).map(|_| f32s(&rng.vec(n))).collect();
+    let c = f32s(&rng.vec(n));
+    let yt: Vec<Tensor> = ys
+        .iter()
+        .map(|v| Tensor::from_slice(&g, &s, v).unwrap())
+        .collect();
+    let alpha = Tensor::parameter(&g, &[5], &f32s(&rng.vec(5))).unwrap();
+    let mut tape = Tape::new(&g);
+    let terms: Vec<(&Tensor, &Tensor, usize)> =
+        yt.iter().zip(0..).map(|(y, k)| (y, &alpha, k)).collect();
+    let y = tape.weighted_sum_terms(&terms).unwrap();
+    let ct = Tensor::from_slice(&g, &s, &c).unwrap();
+    let weighted = tape.mul(&y, &ct).unwrap();
+    let loss = tape.sum_all(&weighted).unwrap();
+    let grads = tape.backward(&loss).unwrap();
+    let da = grads.get(&alpha).expect("α's gradient").to_vec().unwrap();
+    for (k, yk) in ys.iter().enumerate() {
+        let want: f64 = (0..n).map(|i| c[i] as f64 * yk[i] as f64).sum();
+        let scale: f64 = (0..n).map(|i| (c[i] as f64 * yk[i] as f64).abs()).sum();
+        let err = (da[k] as f64 - want).abs();
+        assert!(
+            err <= 1e-6 * scale,
+            "dα[{k}] = {} against {want} (error {err:e})",
+            da[k]
+        );
+    }
+    let finished = g
+        .pipeline_variants()
+        .iter()
+        .any(|v| v.entry == "dot4_finish");
+    assert!(finished, "the dot products fitted one workgroup");
+    g.set_strategy(None);
+}
+
 #[test]
 fn weighted_sum_of_ten_terms_over_two_launches() {
     // Eight terms a launch where the adapter binds eleven buffers: a second launch adds the

@@ -65,6 +65,11 @@ pub struct LaunchPolicy {
     /// CPU: values (a multiple of 4) up to which vec4 dot products run in one thread, where
     /// a workgroup's barriers cost more than the arithmetic.
     pub dot_serial_max: usize,
+    /// CPU: workgroups at most for larger dot products (a mixed edge's α gradient). Each
+    /// ends in four 256-wide tree sums, 36 barriers, and a barrier on llvmpipe suspends and
+    /// resumes all 32 of the workgroup's SIMD rows: with ~1,000-value chunks (the GPU split)
+    /// the barriers, not the products, were the time.
+    pub dot_groups_max: usize,
     /// CPU: intermediates of a fused depthwise + 1×1 pair up to this many values are kept
     /// rather than recomputed (every one of the C=2, 3-cell network's; at C=16, batch 64
     /// none: 1M values each). On GPUs the recomputing launch is cheap.
@@ -131,6 +136,7 @@ impl LaunchPolicy {
             copy_images_max: 64,
             dot_one_group_max: 1 << 15,
             dot_serial_max: 8192,
+            dot_groups_max: 8,
             keep_intermediate_max: 1 << 16,
             one_pass_work_max: 1 << 16,
             weight_grad_threads: 16384,
@@ -234,6 +240,17 @@ impl LaunchPolicy {
         self.launches_are_costly() && n <= self.dot_one_group_max
     }
 
+    /// (values per workgroup, workgroups) of a dot product over `n` values that is not done
+    /// by one workgroup: `split` (the GPU's ~1,000-value chunks) as it is on GPUs, else with
+    /// chunks grown (multiples of 256) to give at most `dot_groups_max` workgroups.
+    pub fn dot_chunks(&self, n: usize, split: (usize, usize)) -> (usize, usize) {
+        if !self.launches_are_costly() || split.1 <= self.dot_groups_max {
+            return split;
+        }
+        let chunk = n.div_ceil(self.dot_groups_max).next_multiple_of(256);
+        (chunk, n.div_ceil(chunk))
+    }
+
     /// Vec4 dot products over `n` values in one thread each?
     pub fn dot_serial(&self, n: usize) -> bool {
         self.launches_are_costly() && n <= self.dot_serial_max && n.is_multiple_of(4)
@@ -329,10 +346,11 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 13] = [
+        let rows: [(&str, usize, Option<Strategy>); 14] = [
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
             ("serial dot up to", self.dot_serial_max, Some(Cpu)),
+            ("dot workgroups at most", self.dot_groups_max, Some(Cpu)),
             (
                 "keep intermediates up to",
                 self.keep_intermediate_max,
@@ -400,6 +418,12 @@ mod tests {
         assert!(!cpu.split_four_per_launch() && gpu.split_four_per_launch());
         assert!(cpu.weight_as_uniform(65_536) && !cpu.weight_as_uniform(65_537));
         assert!(!gpu.weight_as_uniform(4));
+        // Dot products: the GPU split as it is there, at most 8 chunks (of 256s) on CPUs.
+        let split = (1024, 256);
+        assert_eq!(gpu.dot_chunks(262_144, split), split);
+        assert_eq!(cpu.dot_chunks(262_144, split), (32_768, 8));
+        assert_eq!(cpu.dot_chunks(100_000, (1024, 98)), (12_544, 8));
+        assert_eq!(cpu.dot_chunks(40_000, (1024, 8)), (1024, 8));
     }
 
     #[test]

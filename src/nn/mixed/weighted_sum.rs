@@ -145,7 +145,7 @@ fn dots_into(g: &Tensor, terms: &[(&Tensor, usize)], out: &Tensor) -> Result<()>
     let (chunk, groups) = if policy.dot_one_group(n) {
         (n.next_multiple_of(256), 1)
     } else {
-        reduce::split(n)
+        policy.dot_chunks(n, reduce::split(n))
     };
     // Small vec4 products in one thread where barriers (and launches) are costly.
     let serial = policy.dot_serial(n);
