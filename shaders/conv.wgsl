@@ -53,7 +53,9 @@ override BIAS: u32 = 0u;
 override UNIT: u32 = 0u;
 override UW: u32 = 0u;
 // LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
-// forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers.
+// forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers;
+// weight_partial4 (output blocks a multiple of 8) orders its threads so a subgroup's lanes
+// share their input values, and reads a step's 16 with two gathers instead of 16.
 override LANES: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
@@ -248,13 +250,15 @@ fn weight4(i: u32) -> f32 {
 // column u / TS where TS divides u, and 0 elsewhere.
 fn gather4(row: u32, ix0: i32, step: u32, row_inside: bool) -> vec4<f32> {
     var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        let u = ix0 + i32(j * step);
-        let ix = u / i32(TS);
-        let inside = row_inside && u >= 0 && ix < i32(p.w) && u % i32(TS) == 0;
-        v[j] = select(0.0, relu_in(f_x[row + u32(clamp(ix, 0, i32(p.w) - 1))]), inside);
-    }
+    for (var j = 0u; j < 4u; j = j + 1u) { v[j] = x_at(row, ix0 + i32(j * step), row_inside); }
     return v;
+}
+
+// gather4's value at column u of row `row`.
+fn x_at(row: u32, u: i32, row_inside: bool) -> f32 {
+    let ix = u / i32(TS);
+    let inside = row_inside && u >= 0 && ix < i32(p.w) && u % i32(TS) == 0;
+    return select(0.0, relu_in(f_x[row + u32(clamp(ix, 0, i32(p.w) - 1))]), inside);
 }
 
 // Row uy of the (zero-dilated with TS > 1) input: its start in the plane at `base`, and
@@ -386,8 +390,17 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let bi = (p.cin + 3u) / 4u;
     let bo = (p.cout + 3u) / 4u;
     if (t >= bo * bi * taps * p.chunks) { return; }
-    let chunk = t % p.chunks;
-    let blk = t / p.chunks;
+    var chunk = t % p.chunks;
+    var blk = t / p.chunks;
+    if (LANES != 0u) {
+        // t = ((input block · taps + tap) · chunks + chunk) · bo + output block (bo a multiple
+        // of 8): a subgroup's 8 lanes share all but the output block, so they read the same
+        // input values; lane l gathers 2 of the 16 a step needs and broadcasts them.
+        let rest = t / bo;
+        chunk = rest % p.chunks;
+        let it = rest / p.chunks;
+        blk = ((t % bo) * bi + it / taps) * taps + it % taps;
+    }
     let tap = blk % taps;
     let ky = tap / p.kw;
     let kx = tap % p.kw;
@@ -415,7 +428,20 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             var xv: array<vec4<f32>, 4>;
             for (var a = 0u; a < 4u; a = a + 1u) {
                 dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-                xv[a] = gather4(xr.x + min(a, ri - 1u) * p.h * p.w, ix0, p.sw, xr.y != 0u);
+            }
+            if (LANES != 0u) {
+                // Lane l = 2c + j/2 reads input channel c's values j and j + 1 (j = 2·(l % 2)).
+                let l = li % 8u;
+                let row = xr.x + min(l / 2u, ri - 1u) * p.h * p.w;
+                let u = ix0 + i32(2u * (l % 2u) * p.sw);
+                let v = lanes16(x_at(row, u, xr.y != 0u), x_at(row, u + i32(p.sw), xr.y != 0u));
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    xv[c] = vec4<f32>(v[2u * c], v[8u + 2u * c], v[2u * c + 1u], v[9u + 2u * c]);
+                }
+            } else {
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    xv[c] = gather4(xr.x + min(c, ri - 1u) * p.h * p.w, ix0, p.sw, xr.y != 0u);
+                }
             }
             for (var a = 0u; a < 4u; a = a + 1u) {
                 if (bias_thread) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
@@ -440,7 +466,8 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         }
         return;
     }
-    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[t * 16u + e] = acc[e]; }
+    let at = (blk * p.chunks + chunk) * 16u;
+    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;

@@ -1962,7 +1962,8 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
 /// every lane reading every weight, for 16, 8 and 4 channels per thread (with rows past cout),
 /// a quad count that leaves part of a subgroup idle, a folded ReLU's mask, a strided input
 /// gradient, a weight too large for a uniform window, and the statistics kernel; the same for
-/// the 1×1 convolution's `gemm4`.
+/// the 1×1 convolution's `gemm4`, and for `weight_partial4`, whose lanes share input values
+/// where the output blocks are a multiple of 8.
 #[test]
 fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let g = gpu();
@@ -1980,7 +1981,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 10] = [
+    let cases: [Case; 14] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
         ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, true, false),
         ([2, 3, 8, 8], [12, 3, 3, 3], 2, 1, false, false, false),
@@ -1992,6 +1993,12 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ([1, 3, 4, 4], [9, 3, 1, 1], 1, 0, false, true, false),
         ([2, 16, 4, 4], [8, 16, 1, 1], 1, 0, false, false, false),
         ([2, 3, 32, 32], [6, 3, 1, 1], 1, 0, false, false, true),
+        // The weight gradient's lanes (8 or 16 output blocks): in one chunk straight into dw,
+        // with the bias's partials, in several chunks, at stride 2 with a partial input block.
+        ([1, 4, 8, 8], [32, 4, 3, 3], 1, 1, false, false, false),
+        ([2, 4, 8, 8], [32, 4, 3, 3], 1, 1, true, true, false),
+        ([8, 3, 32, 32], [32, 3, 3, 3], 1, 1, false, false, false),
+        ([2, 5, 16, 16], [64, 5, 3, 3], 2, 1, true, false, false),
     ];
     for (xs, ws, stride, pad, relu, bias, stats) in cases {
         let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
@@ -2039,6 +2046,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ("forward4_stats", false),
         ("gemm4", false),
         ("gemm4_stats", false),
+        ("weight_partial4", false),
     ] {
         assert!(
             with_lanes.contains(&want),

@@ -171,7 +171,13 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         (false, true) => &[("BIAS", 1)],
         (false, false) => &[],
     };
-    let consts = [relu_consts(relu), mode].concat();
+    // Lane broadcasts where a subgroup's 8 lanes can take 8 output blocks.
+    let lanes = if cout.div_ceil(4).is_multiple_of(8) {
+        policy.lanes_consts()
+    } else {
+        &[]
+    };
+    let consts = [relu_consts(relu), mode, lanes].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
     let groups = (blocks * chunks).div_ceil(256);
     gpu.launch_spec(
