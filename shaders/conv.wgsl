@@ -54,9 +54,12 @@ override UNIT: u32 = 0u;
 override UW: u32 = 0u;
 // LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
 // forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers;
-// weight_partial4 (output blocks a multiple of 8) orders its threads so a subgroup's lanes
-// share their input values, and reads a step's 16 with two gathers instead of 16.
+// weight_partial4 (output blocks a multiple of 8, or 4 with an even number of input blocks)
+// orders its threads so a subgroup's lanes share their input values, and reads a step's 16
+// with 2 (or 4) gathers instead of 16.
 override LANES: u32 = 0u;
+// weight_partial4 with LANES: output blocks a subgroup takes (8, or 4 with 2 input blocks).
+override OB: u32 = 8u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -392,14 +395,18 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (t >= bo * bi * taps * p.chunks) { return; }
     var chunk = t % p.chunks;
     var blk = t / p.chunks;
+    // Input blocks a subgroup's lanes take: 8 / OB with LANES, else 1.
+    let ig = select(1u, 8u / OB, LANES != 0u);
     if (LANES != 0u) {
-        // t = ((input block · taps + tap) · chunks + chunk) · bo + output block (bo a multiple
-        // of 8): a subgroup's 8 lanes share all but the output block, so they read the same
-        // input values; lane l gathers 2 of the 16 a step needs and broadcasts them.
+        // t = (((input block group · taps + tap) · chunks + chunk) · ig + input block in the
+        // group) · bo + output block, with bo a multiple of 8 (OB = 8, ig = 1) or bo = 4 and
+        // bi even (OB = 4, ig = 2): a subgroup's lanes share the chunk and tap, and each
+        // input block's values are read by OB lanes at once (see the loads below).
         let rest = t / bo;
-        chunk = rest % p.chunks;
-        let it = rest / p.chunks;
-        blk = ((t % bo) * bi + it / taps) * taps + it % taps;
+        let ih = rest % ig;
+        chunk = (rest / ig) % p.chunks;
+        let it = rest / ig / p.chunks;
+        blk = ((t % bo) * bi + (it / taps) * ig + ih) * taps + it % taps;
     }
     let tap = blk % taps;
     let ky = tap / p.kw;
@@ -413,6 +420,9 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     // BIAS = 1 (never with DIRECT): the threads of input block 0 and tap 0 also sum dy over
     // every row of their chunk (rows no input reaches included), the bias gradient's partials.
     let bias_thread = BIAS != 0u && i0 == 0u && tap == 0u;
+    // Rows no input reaches are skipped alike by every lane of a subgroup (a bias thread's
+    // group keeps them; its other lanes add products with zeros there).
+    let bias_rows = BIAS != 0u && i0 / (4u * ig) == 0u && tap == 0u;
     var bsum = vec4<f32>(0.0);
     let wo4 = p.wo / 4u;
     let end = min((chunk + 1u) * p.per, p.n * p.ho);
@@ -420,7 +430,7 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let b = r / p.ho;
         let oy = r % p.ho;
         let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
-        if (xr.y == 0u && !bias_thread) { continue; }
+        if (xr.y == 0u && !bias_rows) { continue; }
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
             let ix0 = i32(qx * 4u * p.sw + kx * p.dw) - i32(p.pw);
@@ -429,7 +439,7 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             for (var a = 0u; a < 4u; a = a + 1u) {
                 dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
             }
-            if (LANES != 0u) {
+            if (LANES != 0u && OB == 8u) {
                 // Lane l = 2c + j/2 reads input channel c's values j and j + 1 (j = 2·(l % 2)).
                 let l = li % 8u;
                 let row = xr.x + min(l / 2u, ri - 1u) * p.h * p.w;
@@ -437,6 +447,18 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
                 let v = lanes16(x_at(row, u, xr.y != 0u), x_at(row, u + i32(p.sw), xr.y != 0u));
                 for (var c = 0u; c < 4u; c = c + 1u) {
                     xv[c] = vec4<f32>(v[2u * c], v[8u + 2u * c], v[2u * c + 1u], v[9u + 2u * c]);
+                }
+            } else if (LANES != 0u) {
+                // OB = 4: lane l = 4h + c reads channel c of its own input block (group half
+                // h) whole; a thread takes its half's.
+                let l = li % 8u;
+                let g = gather4(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0, p.sw, xr.y != 0u);
+                let a = lanes16(g.x, g.y);
+                let b = lanes16(g.z, g.w);
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    let first = vec4<f32>(a[c], a[8u + c], b[c], b[8u + c]);
+                    let second = vec4<f32>(a[4u + c], a[12u + c], b[4u + c], b[12u + c]);
+                    xv[c] = select(first, second, l >= 4u);
                 }
             } else {
                 for (var c = 0u; c < 4u; c = c + 1u) {

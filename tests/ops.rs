@@ -1981,7 +1981,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 14] = [
+    let cases: [Case; 18] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
         ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, true, false),
         ([2, 3, 8, 8], [12, 3, 3, 3], 2, 1, false, false, false),
@@ -1999,6 +1999,12 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ([2, 4, 8, 8], [32, 4, 3, 3], 1, 1, true, true, false),
         ([8, 3, 32, 32], [32, 3, 3, 3], 1, 1, false, false, false),
         ([2, 5, 16, 16], [64, 5, 3, 3], 2, 1, true, false, false),
+        // 4 output blocks of 2 input blocks a subgroup: plain, with a bias, in several chunks,
+        // at stride 2.
+        ([1, 8, 8, 8], [16, 8, 3, 3], 1, 1, false, false, false),
+        ([2, 8, 8, 8], [16, 8, 3, 3], 1, 1, true, true, false),
+        ([8, 7, 32, 32], [13, 7, 3, 3], 1, 1, false, true, false),
+        ([2, 16, 16, 16], [16, 16, 3, 3], 2, 1, false, true, false),
     ];
     for (xs, ws, stride, pad, relu, bias, stats) in cases {
         let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
@@ -2053,6 +2059,14 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
             "{want:?} never ran with LANES = 1"
         );
     }
+    let four = g
+        .pipeline_variants()
+        .into_iter()
+        .any(|v| v.entry == "weight_partial4" && v.constants.contains(&("OB", 4)));
+    assert!(
+        four,
+        "weight_partial4 never ran with 4 output blocks a subgroup"
+    );
 }
 
 /// Output and the gradients of x and every weight of a depthwise convolution (`w` = [dw]) or a
