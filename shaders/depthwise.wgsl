@@ -162,6 +162,24 @@ fn load_window(row: u32, v0: i32, w4: u32) -> array<f32, 32> {
     return win;
 }
 
+// LANES: the weight index lane li % 8 reads in round j (< 4) of channel ch's K·K taps (the
+// channel is the same in every lane of a workgroup): tap li % 8 + 8j, clamped to the last.
+fn lane_tap(li: u32, ch: u32, j: u32) -> u32 {
+    return ch * K * K + min(li % 8u + 8u * j, K * K - 1u);
+}
+
+// Fills wt with the channel's taps from the values every lane read in rounds 0..3 of
+// lane_tap (rounds 2 and 3 in `far`, used only where K·K > 16): tap t at entry t, in every
+// lane.
+fn taps32(wt: ptr<function, array<f32, 32>>, r0: f32, r1: f32, far: vec2<f32>) {
+    let lo = lanes16(r0, r1);
+    for (var t = 0u; t < 16u; t = t + 1u) { (*wt)[t] = lo[t]; }
+    if (K * K > 16u) {
+        let hi = lanes16(far.x, far.y);
+        for (var t = 0u; t < 16u; t = t + 1u) { (*wt)[16u + t] = hi[t]; }
+    }
+}
+
 // (channel, item) of thread li of workgroup g when each channel's per_ch items are covered by
 // consecutive 64-thread workgroups: the channel is uniform across a workgroup.
 fn channel_item(g: u32, li: u32, per_ch: u32) -> vec2<u32> {
@@ -181,20 +199,12 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (LANES == 0u && !valid) { return; }
     let ch = min(ci.x, p.c - 1u);
     let item = min(ci.y, per_ch - 1u);
-    // LANES: lane l reads taps l, l + 8, l + 16 and l + 24 of the channel's filter (the channel
-    // is the same in all of them), tap t comes from wt[t]: 2 gathers (K = 3) or 4 (K = 5)
-    // instead of one per tap.
+    // LANES: the channel's taps by 2 (K = 3) or 4 (K = 5) loads a lane (see lane_tap).
     var wt: array<f32, 32>;
     if (LANES != 0u) {
-        let l = li % 8u;
-        let base = ch * K * K;
-        let last = K * K - 1u;
-        let lo = lanes16(weight4(base + min(l, last)), weight4(base + min(l + 8u, last)));
-        for (var t = 0u; t < 16u; t = t + 1u) { wt[t] = lo[t]; }
-        if (K * K > 16u) {
-            let hi = lanes16(weight4(base + min(l + 16u, last)), weight4(base + min(l + 24u, last)));
-            for (var t = 0u; t < 16u; t = t + 1u) { wt[16u + t] = hi[t]; }
-        }
+        var far = vec2<f32>(0.0);
+        if (K * K > 16u) { far = vec2<f32>(weight4(lane_tap(li, ch, 2u)), weight4(lane_tap(li, ch, 3u))); }
+        taps32(&wt, weight4(lane_tap(li, ch, 0u)), weight4(lane_tap(li, ch, 1u)), far);
     }
     let sx = item % strips;
     let r = item / strips;
@@ -424,18 +434,12 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     if (LANES == 0u && !valid) { return; }
     let ch = min(ci.x, p.c - 1u);
     let item = min(ci.y, per_ch - 1u);
-    // LANES: the channel's K·K weights by 2 or 4 loads a lane and broadcasts (see forward4).
+    // LANES: the channel's taps by 2 (K = 3) or 4 (K = 5) loads a lane (see lane_tap).
     var wt: array<f32, 32>;
     if (LANES != 0u) {
-        let l = li % 8u;
-        let base = ch * K * K;
-        let last = K * K - 1u;
-        let lo = lanes16(bi_w[base + min(l, last)], bi_w[base + min(l + 8u, last)]);
-        for (var t = 0u; t < 16u; t = t + 1u) { wt[t] = lo[t]; }
-        if (K * K > 16u) {
-            let hi = lanes16(bi_w[base + min(l + 16u, last)], bi_w[base + min(l + 24u, last)]);
-            for (var t = 0u; t < 16u; t = t + 1u) { wt[16u + t] = hi[t]; }
-        }
+        var far = vec2<f32>(0.0);
+        if (K * K > 16u) { far = vec2<f32>(bi_w[lane_tap(li, ch, 2u)], bi_w[lane_tap(li, ch, 3u)]); }
+        taps32(&wt, bi_w[lane_tap(li, ch, 0u)], bi_w[lane_tap(li, ch, 1u)], far);
     }
     let j = item % w4;
     let r = item / w4;
