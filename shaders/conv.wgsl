@@ -316,11 +316,10 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
                 let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
                 // Rows past cout read a clamped (valid) weight and are not written.
                 if (LANES != 0u) {
-                    // Lane l reads rows l and l + 8's weights; row r's comes from lanes16.
-                    let l = li % 8u;
+                    // Row r's weight comes from lanes16 (rows by lane_index, two rounds).
                     var hi = 0.0;
-                    if (RB > 8u) { hi = weight4(wci + tap + min(l + 8u, rows - 1u) * s_o); }
-                    let wr = lanes16(weight4(wci + tap + min(l, rows - 1u) * s_o), hi);
+                    if (RB > 8u) { hi = weight4(wci + tap + lane_index(li, 1u, rows - 1u) * s_o); }
+                    let wr = lanes16(weight4(wci + tap + lane_index(li, 0u, rows - 1u) * s_o), hi);
                     for (var r = 0u; r < RB; r = r + 1u) { acc[r] = acc[r] + wr[r] * xv; }
                 } else {
                     for (var r = 0u; r < RB; r = r + 1u) {

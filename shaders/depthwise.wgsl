@@ -165,7 +165,7 @@ fn load_window(row: u32, v0: i32, w4: u32) -> array<f32, 32> {
 // LANES: the weight index lane li % 8 reads in round j (< 4) of channel ch's K·K taps (the
 // channel is the same in every lane of a workgroup): tap li % 8 + 8j, clamped to the last.
 fn lane_tap(li: u32, ch: u32, j: u32) -> u32 {
-    return ch * K * K + min(li % 8u + 8u * j, K * K - 1u);
+    return ch * K * K + lane_index(li, j, K * K - 1u);
 }
 
 // Fills wt with the channel's taps from the values every lane read in rounds 0..3 of
@@ -180,12 +180,16 @@ fn taps32(wt: ptr<function, array<f32, 32>>, r0: f32, r1: f32, far: vec2<f32>) {
     }
 }
 
-// (channel, item) of thread li of workgroup g when each channel's per_ch items are covered by
-// consecutive 64-thread workgroups: the channel is uniform across a workgroup.
-fn channel_item(g: u32, li: u32, per_ch: u32) -> vec2<u32> {
+// (channel, item, valid) of thread li of workgroup g when each channel's per_ch items are
+// covered by consecutive 64-thread workgroups: the channel is uniform across a workgroup.
+// Past the last channel or item (valid = 0) both are clamped to the last, so a thread that
+// must keep running (LANES' broadcasts need all 8 lanes) reads inside the tensors.
+fn channel_item(g: u32, li: u32, per_ch: u32) -> vec3<u32> {
     let groups_per_ch = (per_ch + 63u) / 64u;
     let ch = g / groups_per_ch;
-    return vec2<u32>(ch, (g - ch * groups_per_ch) * 64u + li);
+    let item = (g - ch * groups_per_ch) * 64u + li;
+    let valid = ch < p.c && item < per_ch;
+    return vec3<u32>(min(ch, p.c - 1u), min(item, per_ch - 1u), u32(valid));
 }
 
 @compute @workgroup_size(64)
@@ -194,11 +198,11 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let strips = p.wo / OUT;
     let per_ch = p.n * p.ho * strips;
     let ci = channel_item(g, li, per_ch);
-    let valid = ci.x < p.c && ci.y < per_ch;
+    let valid = ci.z != 0u;
     // With LANES every lane runs (an idle one on a clamped item), so the broadcasts see all 8.
     if (LANES == 0u && !valid) { return; }
-    let ch = min(ci.x, p.c - 1u);
-    let item = min(ci.y, per_ch - 1u);
+    let ch = ci.x;
+    let item = ci.y;
     // LANES: the channel's taps by 2 (K = 3) or 4 (K = 5) loads a lane (see lane_tap).
     var wt: array<f32, 32>;
     if (LANES != 0u) {
@@ -429,11 +433,11 @@ fn backward_input2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let w4 = p.w / 4u;
     let per_ch = p.n * p.h * w4;
     let ci = channel_item(g, li, per_ch);
-    let valid = ci.x < p.c && ci.y < per_ch;
+    let valid = ci.z != 0u;
     // With LANES every lane runs (an idle one on a clamped item), so the broadcasts see all 8.
     if (LANES == 0u && !valid) { return; }
-    let ch = min(ci.x, p.c - 1u);
-    let item = min(ci.y, per_ch - 1u);
+    let ch = ci.x;
+    let item = ci.y;
     // LANES: the channel's taps by 2 (K = 3) or 4 (K = 5) loads a lane (see lane_tap).
     var wt: array<f32, 32>;
     if (LANES != 0u) {

@@ -97,3 +97,9 @@ fn acc_rows8_stats(li: u32, acc: array<vec4<f32>, 16>, valid: bool, rows: u32, g
     let m2 = rows8_m2(li, WG, v);
     return vec2<f32>(mean[min(li, 7u)], m2);
 }
+
+// The value lane li % 8 reads in round j for a LANES kernel (lanes.wgsl): value li % 8 + 8j,
+// clamped to `last`. lanes16(round 0, round 1) then holds value r at entry r.
+fn lane_index(li: u32, j: u32, last: u32) -> u32 {
+    return min(li % 8u + 8u * j, last);
+}

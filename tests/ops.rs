@@ -1901,6 +1901,15 @@ fn conv_with_weight(
     v
 }
 
+/// `a` and `b` (output and gradients, named by `whats` in order, as many as `a` holds) equal
+/// bit for bit.
+#[track_caller]
+fn assert_same_values(name: &str, whats: &[&str], a: &[Vec<f32>], b: &[Vec<f32>]) {
+    for (k, what) in whats.iter().enumerate().take(a.len()) {
+        assert_eq!(a[k], b[k], "{name}: {what} differs");
+    }
+}
+
 /// On CPU adapters a dense convolution's weight built by the layers lives in a buffer that
 /// is also bound as a uniform, and `forward4` and `gemm4` read it from there (UW = 1):
 /// outputs and gradients must equal, bit for bit, those from a plain storage copy of the same
@@ -1944,9 +1953,7 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
         let a = conv_with_weight(&g, (&x, &in_window, b, &c), cfg, stats);
         let s = conv_with_weight(&g, (&x, &in_storage, b, &c), cfg, stats);
         assert_eq!(a.len(), 3 + bias as usize, "{name}");
-        for (k, what) in ["y", "dx", "dw", "db"].iter().enumerate().take(a.len()) {
-            assert_eq!(a[k], s[k], "{name}: {what} differs");
-        }
+        assert_same_values(&name, &["y", "dx", "dw", "db"], &a, &s);
     }
     // The GPU strategy keeps weights in plain storage buffers.
     g.set_strategy(Some(Strategy::Gpu));
@@ -2030,13 +2037,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         let broadcast = conv_with_weight(&g, (&x, &w, b, &c), cfg, stats);
         g.set_policy(policy(false));
         let per_lane = conv_with_weight(&g, (&x, &w, b, &c), cfg, stats);
-        for (k, what) in ["y", "dx", "dw", "db"]
-            .iter()
-            .enumerate()
-            .take(broadcast.len())
-        {
-            assert_eq!(broadcast[k], per_lane[k], "{name}: {what} differs");
-        }
+        assert_same_values(&name, &["y", "dx", "dw", "db"], &broadcast, &per_lane);
     }
     g.set_strategy(None);
     // The broadcasts really ran: forward4 plain and flipped, gemm4, both statistics kernels.
@@ -2154,9 +2155,7 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
             depthwise_with_weights(&g, &x, std::slice::from_ref(&w), cfg, (true, false), &cv)
         };
         let (broadcast, per_lane) = (run(true), run(false));
-        for (k, what) in ["y", "dx", "dw"].iter().enumerate() {
-            assert_eq!(broadcast[k], per_lane[k], "{name}: {what} differs");
-        }
+        assert_same_values(&name, &["y", "dx", "dw"], &broadcast, &per_lane);
     }
     g.set_strategy(None);
     let with_lanes: Vec<_> = g
@@ -2240,13 +2239,7 @@ fn depthwise_weights_read_from_a_uniform_window_match_storage() {
         let a = depthwise_with_weights(&g, &x, &windows, cfg, (recompute, stats), &cv);
         let s = depthwise_with_weights(&g, &x, &storage, cfg, (recompute, stats), &cv);
         assert_eq!(a.len(), 2 + shapes.len(), "{name}");
-        for (k, what) in ["y", "dx", "d(dw)", "d(pw)"]
-            .iter()
-            .enumerate()
-            .take(a.len())
-        {
-            assert_eq!(a[k], s[k], "{name}: {what} differs");
-        }
+        assert_same_values(&name, &["y", "dx", "d(dw)", "d(pw)"], &a, &s);
     }
     g.set_strategy(None);
 }
