@@ -27,8 +27,9 @@
 //                    loaded once and shared by its taps.
 //                    6 uw (uniform, 64 KiB): with UW = 1 the weight's buffer again, read
 //                    from there (CPU adapters); a placeholder window otherwise.
+//                    7 x4: x again, as vec4 (SHARE, below; bound whether or not it is used).
 //   forward4_stats   forward4 (MASK = 0) that also writes its outputs' batch-norm statistics
-//                    per workgroup column at 7 (see the entry), for the batch norm that follows.
+//                    per workgroup column at 8 (see the entry), for the batch norm that follows.
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
@@ -60,6 +61,11 @@ override UW: u32 = 0u;
 override LANES: u32 = 0u;
 // weight_partial4 with LANES: output blocks a subgroup takes (8, or 4 with 2 input blocks).
 override OB: u32 = 8u;
+// SHARE = 1 (LANES and UNIT, input rows as wide as the output's, the padding (KS − 1) / 2, and
+// whole rows in a subgroup: wo = 4, 8, 16 or 32): forward4 loads its own 4 columns of a kernel
+// row as one vec4 (binding 7) and takes the (KS − 1) / 2 columns on either side from its
+// neighbouring lanes, which loaded them: one load instead of KS + 3.
+override SHARE: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -239,6 +245,8 @@ fn backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(5) var<storage, read> f4_mask: array<vec4<f32>>;
 // The weight again as a uniform window (UW = 1; bound to a placeholder otherwise).
 @group(0) @binding(6) var<uniform> f4_uw: array<vec4<f32>, 4096>;
+// x again as vec4 (SHARE = 1; bound to x whether or not it is used).
+@group(0) @binding(7) var<storage, read> f4_x4: array<vec4<f32>>;
 
 // Weight element i: from the uniform window with UW, where llvmpipe loads it once for all
 // lanes (a storage load inside a loop runs lane by lane), else from storage.
@@ -272,6 +280,32 @@ fn input_row(base: u32, uy: i32) -> vec2<u32> {
     return vec2<u32>(base + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w, u32(inside));
 }
 
+// SHARE's kernel row: the KS + 3 inputs at columns ox0 − pw .. ox0 + 3 + pw (pw = (KS − 1) / 2)
+// of row xr (start, holds data) through the folded ReLU, 0 outside the row. The lane loads its
+// own 4 (ox0 is a multiple of 4, so is the row start) and takes the pw on either side from
+// lanes q − 1 and q + 1, which hold the row's neighbouring quads (a subgroup holds whole rows,
+// wo ≤ 32): where they are in another row, or outside the subgroup, the column is outside the
+// row and masked.
+fn shared_window(xr: vec2<u32>, ox0: u32) -> array<f32, 10> {
+    var own = select(vec4<f32>(0.0), f4_x4[(xr.x + ox0) / 4u], xr.y != 0u);
+    if (RELU != 0u) { own = max(own, vec4<f32>(0.0)); }
+    let pw = (KS - 1u) / 2u;
+    var win: array<f32, 10>;
+    for (var j = 0u; j < KS + 3u; j = j + 1u) {
+        var v: f32;
+        if (j < pw) {
+            v = lane_prev(own[4u + j - pw]);
+        } else if (j < pw + 4u) {
+            v = own[j - pw];
+        } else {
+            v = lane_next(own[j - pw - 4u]);
+        }
+        let u = i32(ox0 + j) - i32(pw);
+        win[j] = select(0.0, v, u >= 0 && u < i32(p.w));
+    }
+    return win;
+}
+
 // Output channels o0.. (RB of them, those past cout not written) for the 4 outputs of quad q
 // (< n·ho·wo/4): computed, written where `valid` (bias added, masked with MASK) and returned.
 // Every lane runs it (an invalid one on a clamped quad), so LANES' broadcasts see all 8.
@@ -297,7 +331,9 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
             // UNIT: the KS + 3 inputs under this kernel row's taps, loaded once for all of
             // them (a gather per tap loads 4 · KS).
             var win: array<f32, 10>;
-            if (UNIT != 0u) {
+            if (SHARE != 0u) {
+                win = shared_window(xr, ox0);
+            } else if (UNIT != 0u) {
                 let ix0 = i32(ox0) - i32(p.pw);
                 for (var j = 0u; j < KS + 3u; j = j + 1u) {
                     let u = ix0 + i32(j);
@@ -352,10 +388,10 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 }
 
 // forward4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
-// norm that follows skips its own pass over them: binding 7 part (bind any buffer at 5), 3
+// norm that follows skips its own pass over them: binding 8 part (bind any buffer at 5), 3
 // floats per (output channel, workgroup column wg.x) at 3·(channel·nwg.x + wg.x): the column's
 // count of positions, their mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout).
-@group(0) @binding(7) var<storage, read_write> f4_part: array<f32>;
+@group(0) @binding(8) var<storage, read_write> f4_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

@@ -5,3 +5,11 @@
 fn lanes16(lo: f32, hi: f32) -> array<f32, 16> {
     return array<f32, 16>(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
 }
+
+fn lane_prev(v: f32) -> f32 {
+    return v;
+}
+
+fn lane_next(v: f32) -> f32 {
+    return v;
+}

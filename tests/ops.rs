@@ -1988,8 +1988,12 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 18] = [
+    let cases: [Case; 20] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
+        // Columns shared between lanes (SHARE): 5×5 over rows of 16 (two a subgroup) through a
+        // ReLU; rows of 64 (past a subgroup's reach: not shared).
+        ([2, 6, 16, 16], [10, 6, 5, 5], 1, 2, true, true, false),
+        ([1, 2, 4, 64], [4, 2, 3, 3], 1, 1, true, false, false),
         ([2, 4, 6, 8], [17, 4, 3, 3], 1, 1, true, true, false),
         ([2, 3, 8, 8], [12, 3, 3, 3], 2, 1, false, false, false),
         ([2, 5, 8, 8], [5, 5, 3, 3], 1, 1, true, false, false),
@@ -2068,6 +2072,19 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         four,
         "weight_partial4 never ran with 4 output blocks a subgroup"
     );
+    let shared: Vec<_> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter(|v| v.constants.contains(&("SHARE", 1)))
+        .map(|v| (v.entry, v.constants.contains(&("FLIP", 1))))
+        .collect();
+    for want in [
+        ("forward4", false),
+        ("forward4", true),
+        ("forward4_stats", false),
+    ] {
+        assert!(shared.contains(&want), "{want:?} never ran with SHARE = 1");
+    }
 }
 
 /// Output and the gradients of x and every weight of a depthwise convolution (`w` = [dw]) or a

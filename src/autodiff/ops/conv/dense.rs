@@ -102,9 +102,17 @@ fn forward4(
     // Column stride and dilation 1, dy not zero-dilated: neighbouring taps share inputs.
     let unit =
         square && p.sw == 1 && p.dw == 1 && !consts.iter().any(|&(k, v)| k == "TS" && v != 1);
-    let ks: &[(&str, u32)] = match (square, unit) {
-        (true, true) => &[("KS", p.kh), ("UNIT", 1)],
-        (true, false) => &[("KS", p.kh)],
+    // Whole rows of as many columns as the input's in each 8-lane subgroup: lanes take their
+    // neighbours' columns (SHARE).
+    let share = unit
+        && gpu.policy().lanes
+        && p.w == p.wo
+        && 2 * p.pw + 1 == p.kw
+        && matches!(p.wo, 4 | 8 | 16 | 32);
+    let ks: &[(&str, u32)] = match (square, unit, share) {
+        (true, true, true) => &[("KS", p.kh), ("UNIT", 1), ("SHARE", 1)],
+        (true, true, false) => &[("KS", p.kh), ("UNIT", 1)],
+        (true, false, _) => &[("KS", p.kh)],
         _ => &[],
     };
     let (window, uw) = gpu.window_for(bufs[1]);
@@ -116,7 +124,8 @@ fn forward4(
         lanes,
     ]
     .concat();
-    let bufs = [&bufs[..], &[&uw]].concat();
+    // x again at 7, as SHARE's vec4 view (bound either way).
+    let bufs = [&bufs[..], &[&uw, bufs[0]]].concat();
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
     let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));
     let Some(y) = stats_of else {
