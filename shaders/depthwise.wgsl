@@ -124,6 +124,11 @@ override PAD: u32 = 1u;
 override OUT: u32 = 8u;
 override A: u32 = (PAD + 3u) / 4u * 4u;
 override NV: u32 = (A - PAD + (OUT - 1u) * S + (K - 1u) * D + 4u) / 4u;
+// SHARE = 1 (LANES, stride 1, OUT = 8, the padding (K − 1)·D / 2 ≤ 4, rows of 8 to 64 values, so
+// a subgroup's 8 lanes hold whole rows): forward4 loads a kernel row's own 8 columns as two
+// vec4s and takes the PAD columns either side from lanes q − 1 and q + 1 (shared_window):
+// two loads instead of NV.
+override SHARE: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> f4_x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> f4_y: array<vec4<f32>>;
@@ -158,6 +163,35 @@ fn load_window(row: u32, v0: i32, w4: u32) -> array<f32, 32> {
         win[4u * v + 1u] = q.y;
         win[4u * v + 2u] = q.z;
         win[4u * v + 3u] = q.w;
+    }
+    return win;
+}
+
+// SHARE's load_window: the window (win[i] = column ox0 − A + i) of row `row` (its first vec4;
+// `inside`: whether the row holds data, else zeros). The lane loads columns ox0 .. ox0 + 7 and
+// takes those left and right of them from its neighbouring lanes, which hold the row's
+// neighbouring strips; where those are in another row the columns are outside this one, and
+// masked.
+fn shared_window(row: u32, ox0: u32, inside: bool) -> array<f32, 32> {
+    let v = row + ox0 / 4u;
+    let a = select(vec4<f32>(0.0), relu_in4(f4_x[v]), inside);
+    let b = select(vec4<f32>(0.0), relu_in4(f4_x[v + 1u]), inside);
+    let pb = vec4<f32>(lane_prev(b.x), lane_prev(b.y), lane_prev(b.z), lane_prev(b.w));
+    let na = vec4<f32>(lane_next(a.x), lane_next(a.y), lane_next(a.z), lane_next(a.w));
+    let v0 = i32(ox0 / 4u) - i32(A / 4u);
+    var win: array<f32, 32>;
+    // Block j of the window is the previous strip's second vec4, this strip's two, or the
+    // next strip's first (A ≤ 4, and PAD ≤ 4 columns reach past this strip on either side).
+    for (var j = 0u; j < NV; j = j + 1u) {
+        let blk = j + 1u - A / 4u;
+        var q = pb;
+        if (blk == 1u) { q = a; } else if (blk == 2u) { q = b; } else if (blk == 3u) { q = na; }
+        let ix = v0 + i32(j);
+        q = select(vec4<f32>(0.0), q, ix >= 0 && ix < i32(p.w / 4u));
+        win[4u * j] = q.x;
+        win[4u * j + 1u] = q.y;
+        win[4u * j + 2u] = q.z;
+        win[4u * j + 3u] = q.w;
     }
     return win;
 }
@@ -222,10 +256,17 @@ fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc1 = vec4<f32>(0.0);
     for (var ky = 0u; ky < K; ky = ky + 1u) {
         let iy = i32(oy * S + ky * D) - i32(PAD);
+        let inside = iy >= 0 && iy < i32(p.h);
         // An `if`, not a `continue`: the loop stays one Mesa unrolls (tap constant for wt).
-        if (iy >= 0 && iy < i32(p.h)) {
-            let row = (plane * p.h + u32(iy)) * w4;
-            var win = load_window(row, v0, w4);
+        // SHARE runs every row in every lane (zeros outside), for the shuffles.
+        if (SHARE != 0u || inside) {
+            let row = (plane * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * w4;
+            var win: array<f32, 32>;
+            if (SHARE != 0u) {
+                win = shared_window(row, ox0, inside);
+            } else {
+                win = load_window(row, v0, w4);
+            }
             for (var kx = 0u; kx < K; kx = kx + 1u) {
                 var tap = ky * K + kx;
                 if (FLIP != 0u) { tap = K * K - 1u - tap; }

@@ -2140,7 +2140,7 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(73);
     // (x, k, stride, dilation, relu, weight in a window)
     type Case = ([usize; 4], usize, usize, usize, bool, bool);
-    let cases: [Case; 7] = [
+    let cases: [Case; 10] = [
         ([2, 3, 8, 8], 3, 1, 1, false, true),
         ([1, 3, 8, 8], 3, 1, 1, true, false),
         ([2, 4, 8, 16], 5, 1, 2, true, true),
@@ -2148,6 +2148,11 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
         ([1, 3, 8, 8], 3, 2, 1, true, true),
         ([2, 4, 16, 16], 3, 1, 2, false, true),
         ([2, 3, 8, 16], 5, 2, 1, false, false),
+        // Neighbouring lanes' columns (SHARE): rows of 32 (two a subgroup) and 64 (one), and
+        // rows of 24 (three strips: not shared).
+        ([1, 2, 4, 32], 3, 1, 1, true, true),
+        ([1, 2, 3, 64], 5, 1, 1, false, false),
+        ([1, 2, 4, 24], 3, 1, 1, false, true),
     ];
     for (xs, k, stride, dil, relu, window) in cases {
         let name = format!("x{xs:?} k{k} s{stride} d{dil} relu={relu} window={window}");
@@ -2194,6 +2199,23 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
     ] {
         let msg = "(entry, K = 5, FLIP) never ran with LANES = 1";
         assert!(with_lanes.contains(&want), "{want:?} {msg}");
+    }
+    let shared: Vec<_> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter(|v| v.file == "depthwise" && v.constants.contains(&("SHARE", 1)))
+        .map(|v| {
+            (
+                v.constants.contains(&("K", 5)),
+                v.constants.contains(&("FLIP", 1)),
+            )
+        })
+        .collect();
+    for want in [(false, false), (false, true), (true, false), (true, true)] {
+        assert!(
+            shared.contains(&want),
+            "forward4 (K = 5, FLIP) = {want:?} never ran with SHARE = 1"
+        );
     }
 }
 

@@ -242,7 +242,22 @@ fn launch_forward(
             // The weight from its uniform window where it has one.
             let (window, uw) = gpu.window_for(bufs[1]);
             let lanes = gpu.policy().lanes_consts();
-            let consts = [consts, &extra[..], &[("UW", window as u32)], lanes].concat();
+            // Whole rows of 8 outputs a lane in each 8-lane subgroup, the input as wide as
+            // the output: lanes take their neighbours' columns (SHARE).
+            let share = gpu.policy().lanes
+                && taps.s == 1
+                && extra[1] == ("OUT", 8)
+                && dp.w == dp.wo
+                && 2 * dp.pad == (taps.k - 1) * taps.d
+                && dp.pad <= 4
+                && matches!(dp.wo, 8 | 16 | 32 | 64);
+            let consts = [
+                consts,
+                &extra[..],
+                &[("UW", window as u32), ("SHARE", share as u32)],
+                lanes,
+            ]
+            .concat();
             let bufs = [&bufs[..], &[&uw]].concat();
             gpu.launch_spec(
                 "depthwise",
