@@ -125,9 +125,9 @@ override OUT: u32 = 8u;
 override A: u32 = (PAD + 3u) / 4u * 4u;
 override NV: u32 = (A - PAD + (OUT - 1u) * S + (K - 1u) * D + 4u) / 4u;
 // SHARE = 1 (LANES, stride 1, OUT = 8, the padding (K − 1)·D / 2 ≤ 4, rows of 8 to 64 values, so
-// a subgroup's 8 lanes hold whole rows): forward4 loads a kernel row's own 8 columns as two
-// vec4s and takes the PAD columns either side from lanes q − 1 and q + 1 (shared_window):
-// two loads instead of NV.
+// a subgroup's 8 lanes hold whole rows): forward4 and dw_pw4 load a kernel row's own 8 columns
+// as two vec4s and take the PAD columns either side from lanes q − 1 and q + 1
+// (shared_window): two loads instead of NV.
 override SHARE: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> f4_x: array<vec4<f32>>;
@@ -316,8 +316,9 @@ fn dp_weight_pw(i: u32) -> f32 {
     return dp_w[i];
 }
 
-// The OUT outputs of a row for every 1×1 output channel of thread t (< n·ho·wo/OUT).
-fn dw_pw4_at(t: u32) {
+// The OUT outputs of a row for every 1×1 output channel of thread t (< n·ho·wo/OUT), written
+// where `valid` (with SHARE every lane runs, an idle one on a clamped t, for the shuffles).
+fn dw_pw4_at(t: u32, valid: bool) {
     let strips = p.wo / OUT;
     let sx = t % strips;
     let r = t / strips;
@@ -332,9 +333,15 @@ fn dw_pw4_at(t: u32) {
         var acc1 = vec4<f32>(0.0);
         for (var ky = 0u; ky < K; ky = ky + 1u) {
             let iy = i32(oy * S + ky * D) - i32(PAD);
-            if (iy < 0 || iy >= i32(p.h)) { continue; }
-            let row = ((img * CH + ch) * p.h + u32(iy)) * w4;
-            var win = load_window(row, v0, w4);
+            let inside = iy >= 0 && iy < i32(p.h);
+            if (SHARE == 0u && !inside) { continue; }
+            let row = ((img * CH + ch) * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * w4;
+            var win: array<f32, 32>;
+            if (SHARE != 0u) {
+                win = shared_window(row, sx * OUT, inside);
+            } else {
+                win = load_window(row, v0, w4);
+            }
             for (var kx = 0u; kx < K; kx = kx + 1u) {
                 let wv = dp_weight(ch * K * K + ky * K + kx);
                 let o = A - PAD + kx * D;
@@ -346,7 +353,7 @@ fn dw_pw4_at(t: u32) {
         }
         lo[ch] = acc0;
         hi[ch] = acc1;
-        if (KEEP != 0u) {
+        if (KEEP != 0u && valid) {
             let mb = ((img * CH + ch) * p.ho + oy) * (p.wo / 4u) + sx * OUT / 4u;
             dp_mid[mb] = acc0;
             if (OUT == 8u) { dp_mid[mb + 1u] = acc1; }
@@ -362,16 +369,19 @@ fn dw_pw4_at(t: u32) {
             y0 = y0 + wv * lo[ch];
             if (OUT == 8u) { y1 = y1 + wv * hi[ch]; }
         }
-        dp_y[yb + co * plane] = y0;
-        if (OUT == 8u) { dp_y[yb + co * plane + 1u] = y1; }
+        if (valid) {
+            dp_y[yb + co * plane] = y0;
+            if (OUT == 8u) { dp_y[yb + co * plane + 1u] = y1; }
+        }
     }
 }
 
 @compute @workgroup_size(64)
 fn dw_pw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = group_index(wg, nwg) * 64u + li;
-    if (t >= p.n * p.ho * (p.wo / OUT)) { return; }
-    dw_pw4_at(t);
+    let total = p.n * p.ho * (p.wo / OUT);
+    if (SHARE == 0u && t >= total) { return; }
+    dw_pw4_at(min(t, total - 1u), t < total);
 }
 
 // dw_pw4 that also writes the batch-norm statistics of its CO output channels, so the batch
@@ -388,7 +398,11 @@ fn dw_pw4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let parts = (total + 63u) / 64u;
     let t = g * 64u + li;
     let valid = t < total;
-    if (valid) { dw_pw4_at(t); }
+    if (SHARE != 0u) {
+        dw_pw4_at(min(t, total - 1u), valid);
+    } else if (valid) {
+        dw_pw4_at(t, true);
+    }
     let cnt = f32(min(64u, total - min(g * 64u, total)) * OUT);
     let strips = p.wo / OUT;
     let plane = p.ho * p.wo / 4u;

@@ -2075,7 +2075,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let shared: Vec<_> = g
         .pipeline_variants()
         .into_iter()
-        .filter(|v| v.constants.contains(&("SHARE", 1)))
+        .filter(|v| v.file == "conv" && v.constants.contains(&("SHARE", 1)))
         .map(|v| (v.entry, v.constants.contains(&("FLIP", 1))))
         .collect();
     for want in [
@@ -2200,22 +2200,63 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
         let msg = "(entry, K = 5, FLIP) never ran with LANES = 1";
         assert!(with_lanes.contains(&want), "{want:?} {msg}");
     }
+    // The fused depthwise + 1×1 dw_pw4 (and dw_pw4_stats, where batch norm would split its
+    // reductions: the GPU strategy's policy) with shared columns against without: keeping the
+    // intermediate or recomputing it, rows of 16, 32 (two a subgroup) and 64 (one).
+    // (x, k, dilation, 1×1 outputs, recompute, stats)
+    type Fused = ([usize; 4], usize, usize, usize, bool, bool);
+    let fused: [Fused; 4] = [
+        ([2, 4, 8, 16], 3, 1, 6, true, false),
+        ([2, 3, 32, 32], 5, 1, 8, false, true),
+        ([2, 2, 8, 64], 3, 2, 4, false, false),
+        ([2, 4, 32, 32], 5, 2, 12, true, true),
+    ];
+    for (xs, k, dil, co, recompute, stats) in fused {
+        let name = format!("dw_pw x{xs:?} k{k} d{dil} co{co} recompute={recompute} stats={stats}");
+        let c = xs[1];
+        let cfg = Conv2dCfg::new(1, dil * (k - 1) / 2)
+            .dilation(dil)
+            .groups(c)
+            .relu_input(true);
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let cv = f32s(&rng.vec(xs[0] * co * xs[2] * xs[3]));
+        g.set_policy(own);
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let w = [
+            Tensor::weight_parameter(&g, &[c, 1, k, k], &f32s(&rng.vec(c * k * k))).unwrap(),
+            Tensor::weight_parameter(&g, &[co, c, 1, 1], &f32s(&rng.vec(co * c))).unwrap(),
+        ];
+        let strategy = if stats { Strategy::Gpu } else { Strategy::Cpu };
+        let run = |lanes| {
+            g.set_policy(LaunchPolicy {
+                lanes,
+                ..LaunchPolicy::preset(strategy, own.max_storage_buffers)
+            });
+            depthwise_with_weights(&g, &x, &w, cfg, (recompute, stats), &cv)
+        };
+        let (shared, own_loads) = (run(true), run(false));
+        assert_same_values(&name, &["y", "dx", "dw", "pw"], &shared, &own_loads);
+    }
+    g.set_strategy(None);
     let shared: Vec<_> = g
         .pipeline_variants()
         .into_iter()
         .filter(|v| v.file == "depthwise" && v.constants.contains(&("SHARE", 1)))
         .map(|v| {
-            (
-                v.constants.contains(&("K", 5)),
-                v.constants.contains(&("FLIP", 1)),
-            )
+            let has = |c| v.constants.contains(&c);
+            (v.entry, has(("K", 5)), has(("FLIP", 1)))
         })
         .collect();
-    for want in [(false, false), (false, true), (true, false), (true, true)] {
-        assert!(
-            shared.contains(&want),
-            "forward4 (K = 5, FLIP) = {want:?} never ran with SHARE = 1"
-        );
+    for want in [
+        ("forward4", false, false),
+        ("forward4", false, true),
+        ("forward4", true, false),
+        ("forward4", true, true),
+        ("dw_pw4", false, false),
+        ("dw_pw4_stats", true, false),
+    ] {
+        let msg = "(entry, K = 5, FLIP) never ran with SHARE = 1";
+        assert!(shared.contains(&want), "{want:?} {msg}");
     }
 }
 

@@ -228,6 +228,19 @@ fn forward4(dp: &DepthwiseParams, taps: Taps) -> Option<([(&'static str, u32); 2
     })
 }
 
+/// Whether `forward4` / `dw_pw4` (OUT outputs a thread) take the columns either side of a
+/// lane's own from its neighbouring lanes (SHARE): 8-lane subgroups (the policy's lanes) that
+/// hold whole rows of 8 outputs a lane, stride 1, the input as wide as the output.
+fn shares_columns(gpu: &Gpu, dp: &DepthwiseParams, taps: Taps, out: u32) -> bool {
+    gpu.policy().lanes
+        && taps.s == 1
+        && out == 8
+        && dp.w == dp.wo
+        && 2 * dp.pad == (taps.k - 1) * taps.d
+        && dp.pad <= 4
+        && matches!(dp.wo, 8 | 16 | 32 | 64)
+}
+
 /// Launches a depthwise forward pass (`forward4` where the rows allow, `forward` otherwise)
 /// with `consts` (K, S, D first); buffers: input, weight, output, mask.
 fn launch_forward(
@@ -242,15 +255,7 @@ fn launch_forward(
             // The weight from its uniform window where it has one.
             let (window, uw) = gpu.window_for(bufs[1]);
             let lanes = gpu.policy().lanes_consts();
-            // Whole rows of 8 outputs a lane in each 8-lane subgroup, the input as wide as
-            // the output: lanes take their neighbours' columns (SHARE).
-            let share = gpu.policy().lanes
-                && taps.s == 1
-                && extra[1] == ("OUT", 8)
-                && dp.w == dp.wo
-                && 2 * dp.pad == (taps.k - 1) * taps.d
-                && dp.pad <= 4
-                && matches!(dp.wo, 8 | 16 | 32 | 64);
+            let share = shares_columns(gpu, dp, taps, extra[1].1);
             let consts = [
                 consts,
                 &extra[..],
@@ -286,6 +291,8 @@ fn launch_forward(
 /// pipeline constants and workgroups.
 pub(super) struct Fused {
     p: DepthwiseParams,
+    taps: Taps,
+    out: u32,
     consts: Vec<(&'static str, u32)>,
     groups: usize,
 }
@@ -306,6 +313,8 @@ pub(super) fn fused(p: &ConvParams, w_pw: &Tensor) -> Option<Fused> {
         consts.extend([("CH", c as u32), ("CO", co as u32)]);
         Fused {
             p: dp,
+            taps: plan.taps,
+            out: out as u32,
             consts,
             groups: (n * ho * (wo / out)).div_ceil(64),
         }
@@ -338,8 +347,14 @@ impl Fused {
         let gpu = x.gpu();
         let (uw, dw_window) = gpu.window_for(w_dw.buffer());
         let (uwp, pw_window) = gpu.window_for(w_pw.buffer());
-        let windows = [("UW", uw as u32), ("UWP", uwp as u32)];
-        let consts = [&self.consts[..], relu_consts(relu), keep, &windows].concat();
+        let share = shares_columns(gpu, &self.p, self.taps, self.out);
+        let windows = [
+            ("UW", uw as u32),
+            ("UWP", uwp as u32),
+            ("SHARE", share as u32),
+        ];
+        let lanes = gpu.policy().lanes_consts();
+        let consts = [&self.consts[..], relu_consts(relu), keep, &windows, lanes].concat();
         let bufs = [
             x.buffer(),
             w_dw.buffer(),
