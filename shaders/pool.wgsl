@@ -168,6 +168,11 @@ fn global_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 //   max3_backward4 1 argmax, 2 dy, 3 dx;  avg3_backward4 1 dy, 2 dx
 //     one thread per 4 inputs: n·c·h·(w/4) threads
 override PS: u32 = 1u;
+// SHARE = 1 (8-lane subgroups, see lanes.wgsl; PS = 1, input rows as wide as the output's, 4
+// to 32 values, so a subgroup holds whole rows): strip3 loads its own 4 columns of a row as one
+// vec4 and takes the columns either side from lanes i − 1 and i + 1, which loaded them (one
+// load instead of 3); every lane runs, an idle one on the last strip, and writes nothing.
+override SHARE: u32 = 0u;
 
 @group(0) @binding(1) var<storage, read> q_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> q_y: array<vec4<f32>>;
@@ -200,24 +205,39 @@ fn strip3(i: u32) -> Strip {
     var rows = 0.0;
     for (var ky = 0u; ky < 3u; ky = ky + 1u) {
         let iy = i32(oy * PS + ky) - 1;
-        if (iy < 0 || iy >= i32(p.h)) { continue; }
-        rows = rows + 1.0;
-        let row = (plane * p.h + u32(iy)) * w4;
+        let inside = iy >= 0 && iy < i32(p.h);
+        // SHARE: every lane takes every row (its shuffles need all 8), contributing nothing
+        // outside the input.
+        if (SHARE == 0u && !inside) { continue; }
+        rows = rows + select(0.0, 1.0, inside);
+        let row = (plane * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * w4;
         var win: array<f32, 12>;
-        for (var v = 0u; v < 3u; v = v + 1u) {
-            let ix = v0 + i32(v);
-            var q = vec4<f32>(0.0);
-            if (ix >= 0 && ix < i32(w4)) { q = q_x[row + u32(ix)]; }
-            win[4u * v] = q.x;
-            win[4u * v + 1u] = q.y;
-            win[4u * v + 2u] = q.z;
-            win[4u * v + 3u] = q.w;
+        if (SHARE != 0u) {
+            // Columns 4·sx − 1 .. 4·sx + 4 at win[3..8]: the previous strip's last, this
+            // strip's four, the next strip's first (masked below where outside the row).
+            let q = select(vec4<f32>(0.0), q_x[row + sx], inside);
+            win[3] = lane_prev(q.w);
+            win[4] = q.x;
+            win[5] = q.y;
+            win[6] = q.z;
+            win[7] = q.w;
+            win[8] = lane_next(q.x);
+        } else {
+            for (var v = 0u; v < 3u; v = v + 1u) {
+                let ix = v0 + i32(v);
+                var q = vec4<f32>(0.0);
+                if (ix >= 0 && ix < i32(w4)) { q = q_x[row + u32(ix)]; }
+                win[4u * v] = q.x;
+                win[4u * v + 1u] = q.y;
+                win[4u * v + 2u] = q.z;
+                win[4u * v + 3u] = q.w;
+            }
         }
         for (var o = 0u; o < 4u; o = o + 1u) {
             for (var kx = 0u; kx < 3u; kx = kx + 1u) {
                 let t = o * PS + kx;
                 let col = c0 + i32(t);
-                if (col >= 0 && col < i32(p.w)) {
+                if (inside && col >= 0 && col < i32(p.w)) {
                     let v = win[t + 3u];
                     st.sum[o] = st.sum[o] + v;
                     if (st.arg[o] == 0xffffffffu || v > st.best[o]) {
@@ -239,23 +259,28 @@ fn strip3(i: u32) -> Strip {
 @compute @workgroup_size(256)
 fn max3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
-    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
-    q_y[i] = strip3(i).best;
+    let total = p.n * p.c * p.ho * (p.wo / 4u);
+    if (SHARE == 0u && i >= total) { return; }
+    let st = strip3(min(i, total - 1u));
+    if (i < total) { q_y[i] = st.best; }
 }
 
 @compute @workgroup_size(256)
 fn max3_argmax4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
-    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
-    q_arg[i] = strip3(i).arg;
+    let total = p.n * p.c * p.ho * (p.wo / 4u);
+    if (SHARE == 0u && i >= total) { return; }
+    let st = strip3(min(i, total - 1u));
+    if (i < total) { q_arg[i] = st.arg; }
 }
 
 @compute @workgroup_size(256)
 fn avg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
-    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
-    let st = strip3(i);
-    q_y[i] = st.sum / st.count;
+    let total = p.n * p.c * p.ho * (p.wo / 4u);
+    if (SHARE == 0u && i >= total) { return; }
+    let st = strip3(min(i, total - 1u));
+    if (i < total) { q_y[i] = st.sum / st.count; }
 }
 
 // Both 3×3 poolings of one input in one pass (a mixed edge has a max and an avg candidate):
@@ -265,10 +290,13 @@ fn avg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn maxavg3_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = gid(wg, nwg, li);
-    if (i >= p.n * p.c * p.ho * (p.wo / 4u)) { return; }
-    let st = strip3(i);
-    q_y[i] = st.best;
-    q_y2[i] = st.sum / st.count;
+    let total = p.n * p.c * p.ho * (p.wo / 4u);
+    if (SHARE == 0u && i >= total) { return; }
+    let st = strip3(min(i, total - 1u));
+    if (i < total) {
+        q_y[i] = st.best;
+        q_y2[i] = st.sum / st.count;
+    }
 }
 
 // maxavg3_forward4 that also writes the batch-norm statistics of both outputs, so the batch
@@ -292,13 +320,17 @@ fn maxavg3_forward4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_wor
     let valid = g < p.c * parts && u < per;
     var mx = vec4<f32>(0.0);
     var av = vec4<f32>(0.0);
-    if (valid) {
-        let i = ((u / (p.ho * s4)) * p.c + ch) * p.ho * s4 + u % (p.ho * s4);
+    if (valid || SHARE != 0u) {
+        // SHARE: an idle lane computes the channel's last strip (its shuffles need all 8).
+        let uu = min(u, per - 1u);
+        let i = ((uu / (p.ho * s4)) * p.c + ch) * p.ho * s4 + uu % (p.ho * s4);
         let st = strip3(i);
-        mx = st.best;
-        av = st.sum / st.count;
-        q_y[i] = mx;
-        q_y2[i] = av;
+        if (valid) {
+            mx = st.best;
+            av = st.sum / st.count;
+            q_y[i] = mx;
+            q_y2[i] = av;
+        }
     }
     let cnt = f32(min(WG, per - min(chunk * WG, per)) * 4u);
     var v: array<f32, 8>;

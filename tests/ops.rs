@@ -2260,6 +2260,95 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
     }
 }
 
+/// On 8-lane subgroups the 3×3, stride-1 poolings over rows of 4 to 32 values (`strip3`: max,
+/// avg, both in one pass, with their statistics, and max's argmax in backward) take the
+/// columns either side of a lane's own from its neighbouring lanes (SHARE): outputs and the
+/// input gradient must equal, bit for bit, every lane loading its own, with ties for the
+/// maximum, rows of 4, 8, 16 and 32, half a subgroup idle, and rows of 64 (not shared).
+#[test]
+fn pool_shared_columns_match_own_loads() {
+    let g = gpu();
+    g.set_strategy(None);
+    let own = g.policy();
+    if !own.lanes {
+        eprintln!(
+            "no 8-lane subgroups on {}: shared columns not used",
+            g.adapter().name
+        );
+        return;
+    }
+    let mut rng = Rng::new(79);
+    // (x, with statistics)
+    let cases: [([usize; 4], bool); 6] = [
+        ([2, 3, 8, 8], false),
+        ([1, 2, 4, 32], false),
+        ([2, 2, 16, 16], true),
+        ([1, 3, 3, 4], false),
+        ([1, 1, 2, 4], false),
+        ([1, 2, 4, 64], false),
+    ];
+    for (xs, stats) in cases {
+        let name = format!("x{xs:?} stats={stats}");
+        let numel: usize = xs.iter().product();
+        // Quarters, so that windows hold equal maxima (the first in row-major order wins).
+        let xv: Vec<f32> = f32s(&rng.vec(numel))
+            .iter()
+            .map(|v| (v * 4.0).round() / 4.0)
+            .collect();
+        let cs: Vec<Vec<f32>> = (0..4).map(|_| f32s(&rng.vec(numel))).collect();
+        let run = |lanes| -> Vec<Vec<f32>> {
+            let strategy = if stats { Strategy::Gpu } else { Strategy::Cpu };
+            g.set_policy(LaunchPolicy {
+                lanes,
+                forced_split: stats.then_some(2),
+                ..LaunchPolicy::preset(strategy, own.max_storage_buffers)
+            });
+            let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+            let mut t = Tape::new(&g);
+            let cfg = PoolCfg::new(3, 1, 1);
+            let m = t.max_pool2d(&x, cfg).unwrap();
+            let a = t.avg_pool2d(&x, cfg).unwrap();
+            let (m2, a2) = if stats {
+                let (m2, a2, st) = t.max_avg_pool2d_with_stats(&x, cfg).unwrap();
+                assert!(st.is_some(), "{name}: maxavg3_forward4_stats did not run");
+                (m2, a2)
+            } else {
+                t.max_avg_pool2d(&x, cfg).unwrap()
+            };
+            let outs = [&m, &a, &m2, &a2];
+            let mut weighted = Vec::new();
+            for (o, c) in outs.iter().zip(&cs) {
+                let ct = Tensor::from_slice(&g, o.shape(), c).unwrap();
+                weighted.push(t.mul(o, &ct).unwrap());
+            }
+            let total = t.sum(&weighted.iter().collect::<Vec<_>>()).unwrap();
+            let loss = t.sum_all(&total).unwrap();
+            let mut v: Vec<Vec<f32>> = outs.iter().map(|o| o.to_vec().unwrap()).collect();
+            let grads = t.backward(&loss).unwrap();
+            v.push(grads.get(&x).expect("a gradient").to_vec().unwrap());
+            v
+        };
+        let names = ["max", "avg", "max (pair)", "avg (pair)", "dx"];
+        assert_same_values(&name, &names, &run(true), &run(false));
+    }
+    g.set_strategy(None);
+    let shared: Vec<_> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter(|v| v.file == "pool" && v.constants.contains(&("SHARE", 1)))
+        .map(|v| v.entry)
+        .collect();
+    for want in [
+        "max3_forward4",
+        "avg3_forward4",
+        "max3_argmax4",
+        "maxavg3_forward4",
+        "maxavg3_forward4_stats",
+    ] {
+        assert!(shared.contains(&want), "{want} never ran with SHARE = 1");
+    }
+}
+
 /// Depthwise weights (and the 1×1 weight after them) live in uniform windows on CPU adapters
 /// too: depthwise `forward4` (forward, and the stride-1 input gradient as a flipped forward4)
 /// and the fused `dw_pw4` (plain, keeping its intermediate, writing statistics) must give,

@@ -88,20 +88,34 @@ fn pool3(p: &PoolParams) -> Option<u32> {
     (k == 3 && pad == 1 && (s == 1 || s == 2) && w % 4 == 0 && wo % 4 == 0).then_some(s)
 }
 
-/// Launches `general` over `threads`, or its 3×3 vec4 variant `fast` over a quarter of them.
+/// The pipeline constants of a 3×3 vec4 forward (`strip3`) at stride `s`: PS, and SHARE = 1
+/// (columns either side taken from the neighbouring lanes) on 8-lane subgroups where a
+/// subgroup holds whole rows (stride 1, rows of 4 to 32 values).
+fn forward3_consts(gpu: &Gpu, p: &PoolParams, s: u32) -> [(&'static str, u32); 2] {
+    let share = gpu.policy().lanes && s == 1 && p.w == p.wo && matches!(p.wo, 4 | 8 | 16 | 32);
+    [("PS", s), ("SHARE", share as u32)]
+}
+
+/// Launches `general` over `threads`, or its 3×3 vec4 variant `fast` over a quarter of them
+/// (a forward, `strip3`, with `forward`).
 fn launch_pool(
     gpu: &Gpu,
     params: &PoolParams,
     general: &'static str,
     fast: &'static str,
     bufs: &[&GpuBuffer],
-    threads: usize,
+    (threads, forward): (usize, bool),
 ) -> Result<()> {
     let p = params.words();
     match pool3(params) {
         Some(s) => {
             let groups = (threads / 4).div_ceil(256);
-            gpu.launch_spec("pool", fast, &[("PS", s)], p, bufs, Work::Groups(groups))
+            let consts = if forward {
+                forward3_consts(gpu, params, s)
+            } else {
+                [("PS", s), ("SHARE", 0)]
+            };
+            gpu.launch_spec("pool", fast, &consts, p, bufs, Work::Groups(groups))
         }
         None => gpu.launch("pool", general, p, bufs, threads),
     }
@@ -119,7 +133,7 @@ impl Tape {
             "max_forward",
             "max3_forward4",
             &bufs,
-            y.numel(),
+            (y.numel(), true),
         )?;
         Ok(self.record(&[x], y, || {
             Op::MaxPool(PoolNode {
@@ -140,7 +154,7 @@ impl Tape {
             "avg_forward",
             "avg3_forward4",
             &bufs,
-            y.numel(),
+            (y.numel(), true),
         )?;
         Ok(self.record(&[x], y, || {
             Op::AvgPool(PoolNode {
@@ -200,14 +214,16 @@ impl Tape {
             ];
             let e = "maxavg3_forward4_stats";
             let p = params.words();
-            gpu.launch_spec("pool", e, &[("PS", s)], p, &bufs, Work::Groups(c * parts))?;
+            let consts = forward3_consts(&gpu, &params, s);
+            gpu.launch_spec("pool", e, &consts, p, &bufs, Work::Groups(c * parts))?;
             channel_stats = Some((pm, pa, parts));
         } else {
             let bufs = [x.buffer(), max.buffer(), avg.buffer()];
             let groups = (max.numel() / 4).div_ceil(256);
             let e = "maxavg3_forward4";
             let p = params.words();
-            gpu.launch_spec("pool", e, &[("PS", s)], p, &bufs, Work::Groups(groups))?;
+            let consts = forward3_consts(&gpu, &params, s);
+            gpu.launch_spec("pool", e, &consts, p, &bufs, Work::Groups(groups))?;
         }
         let max = self.record(&[x], max, || {
             Op::MaxPool(PoolNode {
@@ -272,10 +288,24 @@ impl PoolNode {
         let argmax = gpu.alloc("max_pool2d argmax", gy.numel())?;
         let p = &self.params;
         let bufs = [self.x.data()?.buffer(), &argmax];
-        launch_pool(gpu, p, "max_argmax", "max3_argmax4", &bufs, gy.numel())?;
+        launch_pool(
+            gpu,
+            p,
+            "max_argmax",
+            "max3_argmax4",
+            &bufs,
+            (gy.numel(), true),
+        )?;
         let dx = Tensor::empty(gpu, self.x.shape(), "max_pool2d dx")?;
         let bufs = [&argmax, gy.buffer(), dx.buffer()];
-        launch_pool(gpu, p, "max_backward", "max3_backward4", &bufs, dx.numel())?;
+        launch_pool(
+            gpu,
+            p,
+            "max_backward",
+            "max3_backward4",
+            &bufs,
+            (dx.numel(), false),
+        )?;
         Ok(vec![(self.x.key(), dx)])
     }
 
@@ -289,7 +319,7 @@ impl PoolNode {
             "avg_backward",
             "avg3_backward4",
             &bufs,
-            dx.numel(),
+            (dx.numel(), false),
         )?;
         Ok(vec![(self.x.key(), dx)])
     }
