@@ -18,7 +18,8 @@ fn lanes16(lo: f32, hi: f32) -> array<f32, 16> {
         subgroupBroadcast(hi, 6u), subgroupBroadcast(hi, 7u));
 }
 
-// lane_prev(v) / lane_next(v): v of the lane before / after the calling one in its subgroup
+// lane_prev(v) / lane_next(v) (lane_prev_u / lane_next_u for u32): v of the lane before /
+// after the calling one in its subgroup
 // (undefined in lane 0 / lane 7: callers mask what they take from there). Every lane must be
 // running. Lets a lane take its neighbours' loads instead of gathering them again.
 fn lane_prev(v: f32) -> f32 {
@@ -26,5 +27,13 @@ fn lane_prev(v: f32) -> f32 {
 }
 
 fn lane_next(v: f32) -> f32 {
+    return subgroupShuffleDown(v, 1u);
+}
+
+fn lane_prev_u(v: u32) -> u32 {
+    return subgroupShuffleUp(v, 1u);
+}
+
+fn lane_next_u(v: u32) -> u32 {
     return subgroupShuffleDown(v, 1u);
 }

@@ -13,3 +13,11 @@ fn lane_prev(v: f32) -> f32 {
 fn lane_next(v: f32) -> f32 {
     return v;
 }
+
+fn lane_prev_u(v: u32) -> u32 {
+    return v;
+}
+
+fn lane_next_u(v: u32) -> u32 {
+    return v;
+}

@@ -2261,8 +2261,9 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
 }
 
 /// On 8-lane subgroups the 3×3, stride-1 poolings over rows of 4 to 32 values (`strip3`: max,
-/// avg, both in one pass, with their statistics, and max's argmax in backward) take the
-/// columns either side of a lane's own from its neighbouring lanes (SHARE): outputs and the
+/// avg, both in one pass, with their statistics, and max's argmax in backward; and max's
+/// backward) take the columns either side of a lane's own from its neighbouring lanes
+/// (SHARE): outputs and the
 /// input gradient must equal, bit for bit, every lane loading its own, with ties for the
 /// maximum, rows of 4, 8, 16 and 32, half a subgroup idle, and rows of 64 (not shared).
 #[test]
@@ -2335,7 +2336,10 @@ fn pool_shared_columns_match_own_loads() {
     let shared: Vec<_> = g
         .pipeline_variants()
         .into_iter()
-        .filter(|v| v.file == "pool" && v.constants.contains(&("SHARE", 1)))
+        .filter(|v| {
+            v.file == "pool"
+                && (v.constants.contains(&("SHARE", 1)) || v.entry.ends_with("_shared"))
+        })
         .map(|v| v.entry)
         .collect();
     for want in [
@@ -2344,6 +2348,7 @@ fn pool_shared_columns_match_own_loads() {
         "max3_argmax4",
         "maxavg3_forward4",
         "maxavg3_forward4_stats",
+        "max3_backward4_shared",
     ] {
         assert!(shared.contains(&want), "{want} never ran with SHARE = 1");
     }

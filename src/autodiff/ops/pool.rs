@@ -90,7 +90,8 @@ fn pool3(p: &PoolParams) -> Option<u32> {
 
 /// The pipeline constants of a 3×3 vec4 forward (`strip3`) at stride `s`: PS, and SHARE = 1
 /// (columns either side taken from the neighbouring lanes) on 8-lane subgroups where a
-/// subgroup holds whole rows (stride 1, rows of 4 to 32 values).
+/// subgroup holds whole rows (stride 1, rows of 4 to 32 values); where SHARE = 1 max's
+/// backward takes its `_shared` entry.
 fn forward3_consts(gpu: &Gpu, p: &PoolParams, s: u32) -> [(&'static str, u32); 2] {
     let share = gpu.policy().lanes && s == 1 && p.w == p.wo && matches!(p.wo, 4 | 8 | 16 | 32);
     [("PS", s), ("SHARE", share as u32)]
@@ -110,12 +111,15 @@ fn launch_pool(
     match pool3(params) {
         Some(s) => {
             let groups = (threads / 4).div_ceil(256);
-            let consts = if forward {
-                forward3_consts(gpu, params, s)
-            } else {
-                [("PS", s), ("SHARE", 0)]
+            let consts = forward3_consts(gpu, params, s);
+            // Max's backward has its SHARE path as an entry of its own (dy and the argmax
+            // bound as vec4s there).
+            let entry = match (forward, consts[1].1 != 0, fast) {
+                (false, true, "max3_backward4") => "max3_backward4_shared",
+                _ => fast,
             };
-            gpu.launch_spec("pool", fast, &consts, p, bufs, Work::Groups(groups))
+            let consts = if forward { &consts[..] } else { &consts[..1] };
+            gpu.launch_spec("pool", entry, consts, p, bufs, Work::Groups(groups))
         }
         None => gpu.launch("pool", general, p, bufs, threads),
     }
