@@ -398,11 +398,8 @@ fn dw_pw4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let parts = (total + 63u) / 64u;
     let t = g * 64u + li;
     let valid = t < total;
-    if (SHARE != 0u) {
-        dw_pw4_at(min(t, total - 1u), valid);
-    } else if (valid) {
-        dw_pw4_at(t, true);
-    }
+    // SHARE: an idle lane computes a clamped strip (its shuffles need all 8) and writes nothing.
+    if (SHARE != 0u || valid) { dw_pw4_at(min(t, total - 1u), valid); }
     let cnt = f32(min(64u, total - min(g * 64u, total)) * OUT);
     let strips = p.wo / OUT;
     let plane = p.ho * p.wo / 4u;

@@ -2120,6 +2120,22 @@ fn depthwise_with_weights(
     v
 }
 
+/// The depthwise pipeline variants that ran with the pipeline constant `c`: (entry, K = 5,
+/// FLIP).
+fn depthwise_ran_with(
+    g: &darts_minus::gpu::Gpu,
+    c: (&str, u32),
+) -> Vec<(&'static str, bool, bool)> {
+    g.pipeline_variants()
+        .into_iter()
+        .filter(|v| v.file == "depthwise" && v.constants.contains(&c))
+        .map(|v| {
+            let has = |c| v.constants.contains(&c);
+            (v.entry, has(("K", 5)), has(("FLIP", 1)))
+        })
+        .collect()
+}
+
 /// With lane broadcasts (CPU adapters with 8-lane subgroups) depthwise `forward4` and the
 /// stride-2 input gradient `backward_input2` read their channel's K·K weights with 2 (K = 3)
 /// or 4 (K = 5) loads a lane and broadcasts: the output and gradients (the stride-1 input
@@ -2180,15 +2196,7 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
         assert_same_values(&name, &["y", "dx", "dw"], &broadcast, &per_lane);
     }
     g.set_strategy(None);
-    let with_lanes: Vec<_> = g
-        .pipeline_variants()
-        .into_iter()
-        .filter(|v| v.file == "depthwise" && v.constants.contains(&("LANES", 1)))
-        .map(|v| {
-            let has = |c| v.constants.contains(&c);
-            (v.entry, has(("K", 5)), has(("FLIP", 1)))
-        })
-        .collect();
+    let with_lanes = depthwise_ran_with(&g, ("LANES", 1));
     for want in [
         ("forward4", false, false),
         ("forward4", false, true),
@@ -2238,15 +2246,7 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
         assert_same_values(&name, &["y", "dx", "dw", "pw"], &shared, &own_loads);
     }
     g.set_strategy(None);
-    let shared: Vec<_> = g
-        .pipeline_variants()
-        .into_iter()
-        .filter(|v| v.file == "depthwise" && v.constants.contains(&("SHARE", 1)))
-        .map(|v| {
-            let has = |c| v.constants.contains(&c);
-            (v.entry, has(("K", 5)), has(("FLIP", 1)))
-        })
-        .collect();
+    let shared = depthwise_ran_with(&g, ("SHARE", 1));
     for want in [
         ("forward4", false, false),
         ("forward4", false, true),

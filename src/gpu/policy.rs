@@ -162,6 +162,15 @@ impl LaunchPolicy {
         LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
     }
 
+    /// Whether a kernel whose threads take `per_thread` consecutive outputs of rows `row`
+    /// values long, in order, finds whole rows in each 8-lane subgroup, so that a lane can take
+    /// the columns either side of its own from its neighbouring lanes (SHARE): lane broadcasts
+    /// on, and the strips of a row dividing 8.
+    pub fn shares_rows(&self, row: u32, per_thread: u32) -> bool {
+        let strips = row / per_thread;
+        self.lanes && row.is_multiple_of(per_thread) && strips > 0 && 8 % strips == 0
+    }
+
     /// The pipeline constants of a kernel with a LANES path: LANES = 1 where the policy
     /// broadcasts weights across lanes, nothing (the default, 0) elsewhere.
     pub fn lanes_consts(&self) -> &'static [(&'static str, u32)] {
@@ -466,6 +475,19 @@ mod tests {
         assert_eq!(gpu.channels_per_thread(1 << 13, 64), 8);
         assert_eq!(gpu.channels_per_thread(1 << 12, 64), 4);
         assert_eq!(gpu.channels_per_thread(1 << 12, 2), 4);
+    }
+
+    #[test]
+    fn shared_rows_need_lanes_and_whole_rows_in_a_subgroup() {
+        let lanes = LaunchPolicy {
+            lanes: true,
+            ..LaunchPolicy::preset(Strategy::Cpu, 32)
+        };
+        let rows = |per| [4, 8, 12, 16, 24, 32, 64].map(|w| lanes.shares_rows(w, per));
+        assert_eq!(rows(4), [true, true, false, true, false, true, false]);
+        assert_eq!(rows(8), [false, true, false, true, false, true, true]);
+        let none = LaunchPolicy::preset(Strategy::Cpu, 32);
+        assert!(!none.lanes && !none.shares_rows(32, 4));
     }
 
     #[test]

@@ -88,17 +88,21 @@ fn pool3(p: &PoolParams) -> Option<u32> {
     (k == 3 && pad == 1 && (s == 1 || s == 2) && w % 4 == 0 && wo % 4 == 0).then_some(s)
 }
 
-/// The pipeline constants of a 3×3 vec4 forward (`strip3`) at stride `s`: PS, and SHARE = 1
-/// (columns either side taken from the neighbouring lanes) on 8-lane subgroups where a
-/// subgroup holds whole rows (stride 1, rows of 4 to 32 values); where SHARE = 1 max's
-/// backward takes its `_shared` entry.
+/// Whether the 3×3 vec4 kernels at stride `s` take the columns either side of a lane's own
+/// from its neighbouring lanes (SHARE: stride 1, input rows as wide as the output's, whole rows
+/// in each 8-lane subgroup); there the forwards (`strip3`) get SHARE = 1 and max's backward
+/// runs `max3_backward4_shared`.
+fn shares_columns(gpu: &Gpu, p: &PoolParams, s: u32) -> bool {
+    s == 1 && p.w == p.wo && gpu.policy().shares_rows(p.wo, 4)
+}
+
+/// The pipeline constants of a 3×3 vec4 forward (`strip3`) at stride `s`: PS and SHARE.
 fn forward3_consts(gpu: &Gpu, p: &PoolParams, s: u32) -> [(&'static str, u32); 2] {
-    let share = gpu.policy().lanes && s == 1 && p.w == p.wo && matches!(p.wo, 4 | 8 | 16 | 32);
-    [("PS", s), ("SHARE", share as u32)]
+    [("PS", s), ("SHARE", shares_columns(gpu, p, s) as u32)]
 }
 
 /// Launches `general` over `threads`, or its 3×3 vec4 variant `fast` over a quarter of them
-/// (a forward, `strip3`, with `forward`).
+/// (a forward, `strip3`, with `forward`: it takes SHARE too).
 fn launch_pool(
     gpu: &Gpu,
     params: &PoolParams,
@@ -112,14 +116,8 @@ fn launch_pool(
         Some(s) => {
             let groups = (threads / 4).div_ceil(256);
             let consts = forward3_consts(gpu, params, s);
-            // Max's backward has its SHARE path as an entry of its own (dy and the argmax
-            // bound as vec4s there).
-            let entry = match (forward, consts[1].1 != 0, fast) {
-                (false, true, "max3_backward4") => "max3_backward4_shared",
-                _ => fast,
-            };
             let consts = if forward { &consts[..] } else { &consts[..1] };
-            gpu.launch_spec("pool", entry, consts, p, bufs, Work::Groups(groups))
+            gpu.launch_spec("pool", fast, consts, p, bufs, Work::Groups(groups))
         }
         None => gpu.launch("pool", general, p, bufs, threads),
     }
@@ -302,14 +300,14 @@ impl PoolNode {
         )?;
         let dx = Tensor::empty(gpu, self.x.shape(), "max_pool2d dx")?;
         let bufs = [&argmax, gy.buffer(), dx.buffer()];
-        launch_pool(
-            gpu,
-            p,
-            "max_backward",
-            "max3_backward4",
-            &bufs,
-            (dx.numel(), false),
-        )?;
+        // Where the forwards share columns between lanes, so does this entry of its own (dy
+        // and the argmax bound as vec4s there).
+        let fast = if pool3(p).is_some_and(|s| shares_columns(gpu, p, s)) {
+            "max3_backward4_shared"
+        } else {
+            "max3_backward4"
+        };
+        launch_pool(gpu, p, "max_backward", fast, &bufs, (dx.numel(), false))?;
         Ok(vec![(self.x.key(), dx)])
     }
 

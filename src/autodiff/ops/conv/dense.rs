@@ -104,11 +104,7 @@ fn forward4(
         square && p.sw == 1 && p.dw == 1 && !consts.iter().any(|&(k, v)| k == "TS" && v != 1);
     // Whole rows of as many columns as the input's in each 8-lane subgroup: lanes take their
     // neighbours' columns (SHARE).
-    let share = unit
-        && gpu.policy().lanes
-        && p.w == p.wo
-        && 2 * p.pw + 1 == p.kw
-        && matches!(p.wo, 4 | 8 | 16 | 32);
+    let share = unit && p.w == p.wo && 2 * p.pw + 1 == p.kw && gpu.policy().shares_rows(p.wo, 4);
     let ks: &[(&str, u32)] = match (square, unit, share) {
         (true, true, true) => &[("KS", p.kh), ("UNIT", 1), ("SHARE", 1)],
         (true, true, false) => &[("KS", p.kh), ("UNIT", 1)],

@@ -232,13 +232,12 @@ fn forward4(dp: &DepthwiseParams, taps: Taps) -> Option<([(&'static str, u32); 2
 /// lane's own from its neighbouring lanes (SHARE): 8-lane subgroups (the policy's lanes) that
 /// hold whole rows of 8 outputs a lane, stride 1, the input as wide as the output.
 fn shares_columns(gpu: &Gpu, dp: &DepthwiseParams, taps: Taps, out: u32) -> bool {
-    gpu.policy().lanes
-        && taps.s == 1
+    taps.s == 1
         && out == 8
         && dp.w == dp.wo
         && 2 * dp.pad == (taps.k - 1) * taps.d
         && dp.pad <= 4
-        && matches!(dp.wo, 8 | 16 | 32 | 64)
+        && gpu.policy().shares_rows(dp.wo, out)
 }
 
 /// Launches a depthwise forward pass (`forward4` where the rows allow, `forward` otherwise)
