@@ -306,6 +306,14 @@ fn shared_window(xr: vec2<u32>, ox0: u32) -> array<f32, 10> {
     return win;
 }
 
+// LANES: the RB weights of kernel tap k (before FLIP's turn) for output rows o0.. (lanes16).
+fn tap_weights(wci: u32, k: u32, taps: u32, li: u32, rows: u32, s_o: u32) -> array<f32, 16> {
+    let tap = select(k, taps - 1u - k, FLIP != 0u);
+    var hi = 0.0;
+    if (RB > 8u) { hi = weight4(wci + tap + lane_index(li, 1u, rows - 1u) * s_o); }
+    return lanes16(weight4(wci + tap + lane_index(li, 0u, rows - 1u) * s_o), hi);
+}
+
 // Output channels o0.. (RB of them, those past cout not written) for the 4 outputs of quad q
 // (< n·ho·wo/4): computed, written where `valid` (bias added, masked with MASK) and returned.
 // Every lane runs it (an invalid one on a clamped quad), so LANES' broadcasts see all 8.
@@ -341,6 +349,26 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
                     win[j] = select(0.0, relu_in(f_x[xr.x + u32(clamp(u, 0, i32(p.w) - 1))]), inside);
                 }
             }
+            if (UNIT != 0u && LANES != 0u && KS == 3u) {
+                // A kernel row's three taps in one straight-line sum per accumulator (the
+                // same order as the tap loop below, so the same bits): llvmpipe blends every
+                // write of a loop-carried value with the loop's mask (a load, a blend and a
+                // store where the accumulators spill), so one write a row instead of one a
+                // tap. Two loops of 8 rows: short enough that Mesa unrolls them (one of 16
+                // is not, and its arrays go to memory).
+                let x0 = vec4<f32>(win[0], win[1], win[2], win[3]);
+                let x1 = vec4<f32>(win[1], win[2], win[3], win[4]);
+                let x2 = vec4<f32>(win[2], win[3], win[4], win[5]);
+                let w0 = tap_weights(wci, ky * 3u, taps, li, rows, s_o);
+                let w1 = tap_weights(wci, ky * 3u + 1u, taps, li, rows, s_o);
+                let w2 = tap_weights(wci, ky * 3u + 2u, taps, li, rows, s_o);
+                for (var r = 0u; r < 8u; r = r + 1u) {
+                    if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1 + w2[r] * x2; }
+                }
+                for (var r = 8u; r < 16u; r = r + 1u) {
+                    if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1 + w2[r] * x2; }
+                }
+            } else {
             for (var kx = 0u; kx < kw; kx = kx + 1u) {
                 var xv: vec4<f32>;
                 if (UNIT != 0u) {
@@ -362,6 +390,7 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
                         acc[r] = acc[r] + weight4(wci + tap + min(r, rows - 1u) * s_o) * xv;
                     }
                 }
+            }
             }
         }
     }
