@@ -115,6 +115,14 @@ fn a_at(i: u32) -> f32 {
     return g_a[i];
 }
 
+// LANES: the RB weights of the column at ab (row i0's) for rows i0.. (lanes16, rows by
+// lane_index in two rounds; rows past m read a clamped valid weight).
+fn gemm4_weights(ab: u32, li: u32, rows: u32) -> array<f32, 16> {
+    var hi = 0.0;
+    if (RB > 8u) { hi = a_at(ab + lane_index(li, 1u, rows - 1u) * p.a_rs); }
+    return lanes16(a_at(ab + lane_index(li, 0u, rows - 1u) * p.a_rs), hi);
+}
+
 // Output rows i0.. (RB of them, the ones past m discarded by the caller) for the 4 pixels from
 // position t (< n·hw).
 fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
@@ -125,7 +133,26 @@ fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
     let xbase = (b * p.k * p.hw + px) / 4u;
     // acc[r] holds output row i0 + r for the 4 pixels.
     var acc: array<vec4<f32>, 16>;
-    for (var j = 0u; j < p.k; j = j + 1u) {
+    var j0 = 0u;
+    if (LANES != 0u) {
+        // Two input channels a step, summed in straight-line code before the one write per
+        // accumulator (llvmpipe blends every write of a loop-carried value with the loop's
+        // mask); the same order as one channel a step, so the same bits. Loops of 8 rows
+        // (Mesa unrolls those; one of 16 with this body it does not).
+        for (; j0 + 2u <= p.k; j0 = j0 + 2u) {
+            let x0 = relu_in4(g4_x[xbase + j0 * hw4]);
+            let x1 = relu_in4(g4_x[xbase + (j0 + 1u) * hw4]);
+            let w0 = gemm4_weights(i0 * p.a_rs + j0 * p.a_cs, li, rows);
+            let w1 = gemm4_weights(i0 * p.a_rs + (j0 + 1u) * p.a_cs, li, rows);
+            for (var r = 0u; r < 8u; r = r + 1u) {
+                if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1; }
+            }
+            for (var r = 8u; r < 16u; r = r + 1u) {
+                if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1; }
+            }
+        }
+    }
+    for (var j = j0; j < p.k; j = j + 1u) {
         let xv = relu_in4(g4_x[xbase + j * hw4]);
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
