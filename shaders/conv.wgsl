@@ -314,6 +314,20 @@ fn tap_weights(wci: u32, k: u32, taps: u32, li: u32, rows: u32, s_o: u32) -> arr
     return lanes16(weight4(wci + tap + lane_index(li, 0u, rows - 1u) * s_o), hi);
 }
 
+// UNIT: the KS + 3 inputs under a kernel row's taps (row xr, outputs ox0..ox0 + 3), loaded
+// once for all of them (a gather per tap loads 4 · KS); SHARE takes them from the lanes.
+fn unit_window(xr: vec2<u32>, ox0: u32) -> array<f32, 10> {
+    if (SHARE != 0u) { return shared_window(xr, ox0); }
+    var win: array<f32, 10>;
+    let ix0 = i32(ox0) - i32(p.pw);
+    for (var j = 0u; j < KS + 3u; j = j + 1u) {
+        let u = ix0 + i32(j);
+        let inside = xr.y != 0u && u >= 0 && u < i32(p.w);
+        win[j] = select(0.0, relu_in(f_x[xr.x + u32(clamp(u, 0, i32(p.w) - 1))]), inside);
+    }
+    return win;
+}
+
 // Output channels o0.. (RB of them, those past cout not written) for the 4 outputs of quad q
 // (< n·ho·wo/4): computed, written where `valid` (bias added, masked with MASK) and returned.
 // Every lane runs it (an invalid one on a clamped quad), so LANES' broadcasts see all 8.
@@ -330,25 +344,34 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
     // Weight strides between output channels and input channels (FLIP: see the header).
     let s_o = select(p.cin * taps, taps, FLIP != 0u);
     let s_i = select(taps, p.cout * taps, FLIP != 0u);
-    for (var ci = 0u; ci < p.cin; ci = ci + 1u) {
+    var ci0 = 0u;
+    if (UNIT != 0u && LANES != 0u && KS == 1u) {
+        // 1×1: two input channels a step, summed in straight-line code before the one write
+        // per accumulator (see the 3×3 rows below), in the same order as one a step.
+        let uy = i32(oy * p.sh) - i32(p.ph);
+        for (; ci0 + 2u <= p.cin; ci0 = ci0 + 2u) {
+            let a = unit_window(input_row((b * p.cin + ci0) * p.h * p.w, uy), ox0);
+            let c = unit_window(input_row((b * p.cin + ci0 + 1u) * p.h * p.w, uy), ox0);
+            let x0 = vec4<f32>(a[0], a[1], a[2], a[3]);
+            let x1 = vec4<f32>(c[0], c[1], c[2], c[3]);
+            let w0 = tap_weights(o0 * s_o + ci0 * s_i, 0u, 1u, li, rows, s_o);
+            let w1 = tap_weights(o0 * s_o + (ci0 + 1u) * s_i, 0u, 1u, li, rows, s_o);
+            for (var r = 0u; r < 8u; r = r + 1u) {
+                if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1; }
+            }
+            for (var r = 8u; r < 16u; r = r + 1u) {
+                if (r < RB) { acc[r] = acc[r] + w0[r] * x0 + w1[r] * x1; }
+            }
+        }
+    }
+    for (var ci = ci0; ci < p.cin; ci = ci + 1u) {
         let xbase = (b * p.cin + ci) * p.h * p.w;
         let wci = o0 * s_o + ci * s_i;
         for (var ky = 0u; ky < kh; ky = ky + 1u) {
             // Rows outside the input read a clamped row as zeros (no divergent branch).
             let xr = input_row(xbase, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
-            // UNIT: the KS + 3 inputs under this kernel row's taps, loaded once for all of
-            // them (a gather per tap loads 4 · KS).
             var win: array<f32, 10>;
-            if (SHARE != 0u) {
-                win = shared_window(xr, ox0);
-            } else if (UNIT != 0u) {
-                let ix0 = i32(ox0) - i32(p.pw);
-                for (var j = 0u; j < KS + 3u; j = j + 1u) {
-                    let u = ix0 + i32(j);
-                    let inside = xr.y != 0u && u >= 0 && u < i32(p.w);
-                    win[j] = select(0.0, relu_in(f_x[xr.x + u32(clamp(u, 0, i32(p.w) - 1))]), inside);
-                }
-            }
+            if (UNIT != 0u) { win = unit_window(xr, ox0); }
             if (UNIT != 0u && LANES != 0u && KS == 3u) {
                 // A kernel row's three taps in one straight-line sum per accumulator (the
                 // same order as the tap loop below, so the same bits): llvmpipe blends every

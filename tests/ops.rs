@@ -1988,8 +1988,10 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 20] = [
+    let cases: [Case; 21] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
+        // A biased 1×1 (forward4, two input channels a step and one left over) through a ReLU.
+        ([2, 7, 8, 8], [16, 7, 1, 1], 1, 0, true, true, false),
         // Columns shared between lanes (SHARE): 5×5 over rows of 16 (two a subgroup) through a
         // ReLU; rows of 64 (past a subgroup's reach: not shared).
         ([2, 6, 16, 16], [10, 6, 5, 5], 1, 2, true, true, false),
