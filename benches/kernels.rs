@@ -79,9 +79,7 @@ fn cases(g: &Gpu, batch: usize) -> Vec<Case> {
             name: format!("conv1x1 bias C{c} {hw}px"),
             input: x.to_vec(),
             flops: (2.0 * px * (c * c) as f64, 4.0 * px * (c * c) as f64),
-            op: Box::new(move |t, x| {
-                t.conv2d(x, &wb, Some(&bias), Conv2dCfg::new(1, 0)).unwrap()
-            }),
+            op: Box::new(move |t, x| t.conv2d(x, &wb, Some(&bias), Conv2dCfg::new(1, 0)).unwrap()),
         });
         for (k, s, d) in [(3, 1, 1), (5, 1, 1), (3, 2, 1), (3, 1, 2), (5, 1, 2)] {
             let pad = d * (k - 1) / 2;

@@ -54,7 +54,8 @@ override BIAS: u32 = 0u;
 override UNIT: u32 = 0u;
 override UW: u32 = 0u;
 // LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
-// forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers;
+// forward4 reads a tap's RB weights with two gathers and lane broadcasts, not RB gathers, and
+// (3×3, 1×1) sums a kernel row's taps or two input channels before each accumulator write;
 // weight_partial4 (output blocks a multiple of 8, or 4 with an even number of input blocks)
 // orders its threads so a subgroup's lanes share their input values, and reads a step's 16
 // with 2 (or 4) gathers instead of 16.

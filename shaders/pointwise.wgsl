@@ -102,7 +102,8 @@ fn relu_in4(v: vec4<f32>) -> vec4<f32> {
 // accumulators beyond the registers spill to cheap stack slots.
 override RB: u32 = 4u;
 // LANES = 1 (CPU adapters whose subgroups are 8 consecutive invocations; see lanes.wgsl):
-// gemm4 reads a column's RB weights with two gathers and lane broadcasts, not RB gathers.
+// gemm4 reads a column's RB weights with two gathers and lane broadcasts, not RB gathers, and
+// takes two input channels a step (one accumulator write per two).
 override LANES: u32 = 0u;
 
 // The weight a again as a uniform window (UW = 1; bound to a placeholder otherwise).

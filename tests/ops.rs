@@ -1970,7 +1970,9 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
 /// a quad count that leaves part of a subgroup idle, a folded ReLU's mask, a strided input
 /// gradient, a weight too large for a uniform window, and the statistics kernel; the same for
 /// the 1×1 convolution's `gemm4`, and for `weight_partial4`, whose lanes share input values
-/// where the output blocks are a multiple of 8.
+/// where the output blocks are a multiple of 8. The 3×3 rows, the biased 1×1 and `gemm4` also
+/// sum several taps or input channels before each accumulator write there (odd channel counts
+/// leave one over), in the same order as one at a time, so the bits must match too.
 #[test]
 fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let g = gpu();
