@@ -37,3 +37,18 @@ fn lane_prev_u(v: u32) -> u32 {
 fn lane_next_u(v: u32) -> u32 {
     return subgroupShuffleDown(v, 1u);
 }
+
+// tree_sum_n (prelude.wgsl): each subgroup's sum in registers (subgroupAdd), then one barrier
+// for the width / 8 subgroup totals: 2 barriers instead of log2(width) + 2. On llvmpipe a
+// barrier suspends and resumes every 8-lane group of the workgroup, which for a workgroup of
+// 256 costs more than the sum. The totals are added in subgroup order in every lane, so every
+// thread gets the same value.
+fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
+    let s = subgroupAdd(v);
+    if (li % 8u == 0u) { red[li / 8u] = s; }
+    workgroupBarrier();
+    var total = 0.0;
+    for (var k = 0u; k < width / 8u; k = k + 1u) { total = total + red[k]; }
+    workgroupBarrier();
+    return total;
+}

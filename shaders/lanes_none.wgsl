@@ -21,3 +21,7 @@ fn lane_prev_u(v: u32) -> u32 {
 fn lane_next_u(v: u32) -> u32 {
     return v;
 }
+
+fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
+    return tree_sum_barriers(li, v, width);
+}

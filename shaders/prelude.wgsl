@@ -22,8 +22,10 @@ fn tree_sum(li: u32, v: f32) -> f32 {
     return tree_sum_n(li, v, WG);
 }
 
-// tree_sum for a workgroup of `width` threads (a power of two, at most WG).
-fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
+// tree_sum for a workgroup of `width` threads (a power of two, at most WG): tree_sum_n is
+// lanes.wgsl's (subgroup sums, two barriers) or lanes_none.wgsl's (this tree, log2(width) + 2
+// barriers).
+fn tree_sum_barriers(li: u32, v: f32, width: u32) -> f32 {
     red[li] = v;
     workgroupBarrier();
     var s = width / 2u;
