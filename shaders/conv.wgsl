@@ -580,6 +580,118 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
 }
 
+// weight_partial4_row3: weight_partial4 with LANES and OB = 8 for kernel rows of 3 taps at
+// column stride and dilation 1: a thread takes its 4×4 channel block's whole kernel row, so
+// each step's four dy loads (lane by lane on llvmpipe) serve 48 products instead of 16. Thread
+// t = ((input block · kh + ky) · chunks + chunk) · bo + output block (bo a multiple of 8); the
+// step's 24 inputs (4 channels × 6 columns) are read 3 a lane and broadcast. Bindings, partials
+// (three blocks a thread), DIRECT and BIAS as weight_partial4's; the same sums in the same order.
+fn row3_store(acc: array<f32, 16>, blk: u32, chunk: u32, o0: u32, i0: u32, ky: u32, kx: u32) {
+    let ro = min(4u, p.cout - o0);
+    let ri = min(4u, p.cin - i0);
+    if (DIRECT != 0u) {
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (a < ro && c < ri) {
+                    wp_part[(((o0 + a) * p.cin + i0 + c) * p.kh + ky) * p.kw + kx] = acc[a * 4u + c];
+                }
+            }
+        }
+        return;
+    }
+    let at = (blk * p.chunks + chunk) * 16u;
+    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
+}
+
+@compute @workgroup_size(256)
+fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let bi = (p.cin + 3u) / 4u;
+    let bo = (p.cout + 3u) / 4u;
+    // Whole subgroups leave together (bo is a multiple of 8).
+    if (t >= bo * bi * p.kh * p.chunks) { return; }
+    let rest = t / bo;
+    let chunk = rest % p.chunks;
+    let it = rest / p.chunks;
+    let ky = it % p.kh;
+    let ib = it / p.kh;
+    let o0 = (t % bo) * 4u;
+    let i0 = ib * 4u;
+    let ro = min(4u, p.cout - o0);
+    let ri = min(4u, p.cin - i0);
+    var acc0: array<f32, 16>;
+    var acc1: array<f32, 16>;
+    var acc2: array<f32, 16>;
+    for (var e = 0u; e < 16u; e = e + 1u) {
+        acc0[e] = 0.0;
+        acc1[e] = 0.0;
+        acc2[e] = 0.0;
+    }
+    // The bias's partials: the threads of input block 0 and kernel row 0 (a subgroup's lanes
+    // share both), over every row of their chunk.
+    let bias_thread = BIAS != 0u && i0 == 0u && ky == 0u;
+    var bsum = vec4<f32>(0.0);
+    let wo4 = p.wo / 4u;
+    let l = li % 8u;
+    let end = min((chunk + 1u) * p.per, p.n * p.ho);
+    for (var r = chunk * p.per; r < end; r = r + 1u) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
+        if (xr.y == 0u && !bias_thread) { continue; }
+        let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
+        for (var qx = 0u; qx < wo4; qx = qx + 1u) {
+            var dv: array<vec4<f32>, 4>;
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
+            }
+            // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
+            let ix0 = i32(qx * 4u) - i32(p.pw);
+            var ld: array<f32, 3>;
+            for (var m = 0u; m < 3u; m = m + 1u) {
+                let v = 3u * l + m;
+                ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+            }
+            let lo = lanes16(ld[0], ld[1]);
+            let hi = lanes16(ld[2], 0.0);
+            if (bias_thread) {
+                for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
+            }
+            // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
+            let x0 = array<vec4<f32>, 4>(
+                vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+                vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+                vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+                vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
+            let x1 = array<vec4<f32>, 4>(
+                vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+                vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+                vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+                vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
+            let x2 = array<vec4<f32>, 4>(
+                vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+                vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+                vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+                vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    acc0[a * 4u + c] = acc0[a * 4u + c] + dot(dv[a], x0[c]);
+                    acc1[a * 4u + c] = acc1[a * 4u + c] + dot(dv[a], x1[c]);
+                    acc2[a * 4u + c] = acc2[a * 4u + c] + dot(dv[a], x2[c]);
+                }
+            }
+        }
+    }
+    if (bias_thread) {
+        let at = bias_part_base() + ((o0 / 4u) * p.chunks + chunk) * 4u;
+        for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
+    }
+    let blk = ((o0 / 4u) * bi + ib) * p.kh * 3u + ky * 3u;
+    row3_store(acc0, blk, chunk, o0, i0, ky, 0u);
+    row3_store(acc1, blk + 1u, chunk, o0, i0, ky, 1u);
+    row3_store(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
+}
+
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
 

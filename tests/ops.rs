@@ -1990,7 +1990,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 21] = [
+    let cases: [Case; 23] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
         // A biased 1×1 (forward4, two input channels a step and one left over) through a ReLU.
         ([2, 7, 8, 8], [16, 7, 1, 1], 1, 0, true, true, false),
@@ -2014,6 +2014,10 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ([2, 4, 8, 8], [32, 4, 3, 3], 1, 1, true, true, false),
         ([8, 3, 32, 32], [32, 3, 3, 3], 1, 1, false, false, false),
         ([2, 5, 16, 16], [64, 5, 3, 3], 2, 1, true, false, false),
+        // A kernel row a thread (weight_partial4_row3): three input blocks (the last partial)
+        // with a bias; 16 output blocks in one chunk, straight into dw.
+        ([2, 9, 8, 8], [32, 9, 3, 3], 1, 1, true, true, false),
+        ([1, 8, 4, 8], [64, 8, 3, 3], 1, 1, false, false, false),
         // 4 output blocks of 2 input blocks a subgroup: plain, with a bias, in several chunks,
         // at stride 2.
         ([1, 8, 8, 8], [16, 8, 3, 3], 1, 1, false, false, false),
@@ -2062,6 +2066,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ("gemm4", false),
         ("gemm4_stats", false),
         ("weight_partial4", false),
+        ("weight_partial4_row3", false),
     ] {
         assert!(
             with_lanes.contains(&want),

@@ -186,15 +186,15 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     };
     let consts = [relu_consts(relu), mode, lanes].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
-    let groups = (blocks * chunks).div_ceil(256);
-    gpu.launch_spec(
-        "conv",
-        "weight_partial4",
-        &consts,
-        pp,
-        &bufs,
-        Work::Groups(groups),
-    )?;
+    // With 8 output blocks a subgroup, a thread takes a whole kernel row of 3 taps where the
+    // columns step by 1: each dy load serves 3 taps.
+    let row3 = policy.lanes && bo.is_multiple_of(8) && p.kw == 3 && p.sw == 1 && p.dw == 1;
+    let (entry, threads) = match row3 {
+        true => ("weight_partial4_row3", blocks / 3 * chunks),
+        false => ("weight_partial4", blocks * chunks),
+    };
+    let groups = threads.div_ceil(256);
+    gpu.launch_spec("conv", entry, &consts, pp, &bufs, Work::Groups(groups))?;
     match db {
         Some(db) => {
             let bufs = [&part, dw.buffer(), db.buffer()];
