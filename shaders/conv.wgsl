@@ -33,6 +33,8 @@
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
+//   weight_partial4_row3  weight_partial4 (LANES, OB = 8) for kernel rows of 3 taps at column
+//                    stride 1: a thread takes a whole kernel row of its block (see the entry).
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
 //   BIAS = 1: weight_partial4 also writes the bias gradient's partials (after dw's), and
 //   weight_sum_bias (3 db) adds them too: no backward_bias launch.
