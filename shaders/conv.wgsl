@@ -33,8 +33,8 @@
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
-//   weight_partial4_row3  weight_partial4 (LANES, OB = 8) for kernel rows of 3 taps at column
-//                    stride 1: a thread takes a whole kernel row of its block (see the entry).
+//   weight_partial4_row3  weight_partial4 (LANES) for kernel rows of 3 taps at column stride
+//                    1: a thread takes a whole kernel row of its block (see the entry).
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
 //   BIAS = 1: weight_partial4 also writes the bias gradient's partials (after dw's), and
 //   weight_sum_bias (3 db) adds them too: no backward_bias launch.
@@ -582,12 +582,13 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
 }
 
-// weight_partial4_row3: weight_partial4 with LANES and OB = 8 for kernel rows of 3 taps at
-// column stride and dilation 1: a thread takes its 4×4 channel block's whole kernel row, so
-// each step's four dy loads (lane by lane on llvmpipe) serve 48 products instead of 16. Thread
-// t = ((input block · kh + ky) · chunks + chunk) · bo + output block (bo a multiple of 8); the
-// step's 24 inputs (4 channels × 6 columns) are read 3 a lane and broadcast. Bindings, partials
-// (three blocks a thread), DIRECT and BIAS as weight_partial4's; the same sums in the same order.
+// weight_partial4_row3: weight_partial4 with LANES for kernel rows of 3 taps at column stride
+// and dilation 1: a thread takes its 4×4 channel block's whole kernel row, so each step's four
+// dy loads (lane by lane on llvmpipe) serve 48 products instead of 16. Threads in
+// weight_partial4's order with kernel rows for taps. A step's inputs (4 channels × 6 columns of
+// each input block) are read 3 a lane (OB = 8: one input block a subgroup) or 6 (OB = 4: two)
+// and broadcast. Bindings, partials (three blocks a thread), DIRECT and BIAS as
+// weight_partial4's; the same sums in the same order.
 fn row3_store(acc: array<f32, 16>, blk: u32, chunk: u32, o0: u32, i0: u32, ky: u32, kx: u32) {
     let ro = min(4u, p.cout - o0);
     let ri = min(4u, p.cin - i0);
@@ -610,13 +611,17 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     let t = gid(wg, nwg, li);
     let bi = (p.cin + 3u) / 4u;
     let bo = (p.cout + 3u) / 4u;
-    // Whole subgroups leave together (bo is a multiple of 8).
+    // Whole subgroups leave together (8 output blocks, or 4 of 2 input blocks).
     if (t >= bo * bi * p.kh * p.chunks) { return; }
+    // weight_partial4's order with kernel rows for taps: t = (((input block group · kh + ky) ·
+    // chunks + chunk) · ig + input block in the group) · bo + output block.
+    let ig = 8u / OB;
     let rest = t / bo;
-    let chunk = rest % p.chunks;
-    let it = rest / p.chunks;
+    let ih = rest % ig;
+    let chunk = (rest / ig) % p.chunks;
+    let it = rest / ig / p.chunks;
     let ky = it % p.kh;
-    let ib = it / p.kh;
+    let ib = (it / p.kh) * ig + ih;
     let o0 = (t % bo) * 4u;
     let i0 = ib * 4u;
     let ro = min(4u, p.cout - o0);
@@ -632,6 +637,9 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     // The bias's partials: the threads of input block 0 and kernel row 0 (a subgroup's lanes
     // share both), over every row of their chunk.
     let bias_thread = BIAS != 0u && i0 == 0u && ky == 0u;
+    // Rows no input reaches are skipped alike by a subgroup's lanes (a bias thread's keep
+    // them; its other lanes add products with zeros there).
+    let bias_rows = BIAS != 0u && ib / ig == 0u && ky == 0u;
     var bsum = vec4<f32>(0.0);
     let wo4 = p.wo / 4u;
     let l = li % 8u;
@@ -640,41 +648,86 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         let b = r / p.ho;
         let oy = r % p.ho;
         let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + ky * p.dh) - i32(p.ph));
-        if (xr.y == 0u && !bias_thread) { continue; }
+        if (xr.y == 0u && !bias_rows) { continue; }
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
             var dv: array<vec4<f32>, 4>;
             for (var a = 0u; a < 4u; a = a + 1u) {
                 dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
             }
-            // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
-            let ix0 = i32(qx * 4u) - i32(p.pw);
-            var ld: array<f32, 3>;
-            for (var m = 0u; m < 3u; m = m + 1u) {
-                let v = 3u * l + m;
-                ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+            var x0: array<vec4<f32>, 4>;
+            var x1: array<vec4<f32>, 4>;
+            var x2: array<vec4<f32>, 4>;
+            if (OB == 8u) {
+                // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
+                let ix0 = i32(qx * 4u) - i32(p.pw);
+                var ld: array<f32, 3>;
+                for (var m = 0u; m < 3u; m = m + 1u) {
+                    let v = 3u * l + m;
+                    ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+                }
+                let lo = lanes16(ld[0], ld[1]);
+                let hi = lanes16(ld[2], 0.0);
+                // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
+                x0 = array<vec4<f32>, 4>(
+                    vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+                    vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+                    vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+                    vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
+                x1 = array<vec4<f32>, 4>(
+                    vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+                    vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+                    vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+                    vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
+                x2 = array<vec4<f32>, 4>(
+                    vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+                    vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+                    vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+                    vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+            } else {
+                // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
+                // input block (group half h); a thread takes its half's.
+                let ix0 = i32(qx * 4u) - i32(p.pw);
+                var ld: array<f32, 6>;
+                for (var j = 0u; j < 6u; j = j + 1u) {
+                    ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                }
+                let e0 = lanes16(ld[0], ld[1]);
+                let e1 = lanes16(ld[2], ld[3]);
+                let e2 = lanes16(ld[4], ld[5]);
+                // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
+                let up = l >= 4u;
+                x0 = array<vec4<f32>, 4>(
+                    select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
+                        vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
+                    select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
+                        vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
+                    select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
+                        vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
+                    select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
+                        vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
+                x1 = array<vec4<f32>, 4>(
+                    select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
+                        vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
+                    select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
+                        vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
+                    select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
+                        vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
+                    select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
+                        vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
+                x2 = array<vec4<f32>, 4>(
+                    select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
+                        vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
+                    select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
+                        vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
+                    select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
+                        vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
+                    select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
+                        vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
             }
-            let lo = lanes16(ld[0], ld[1]);
-            let hi = lanes16(ld[2], 0.0);
             if (bias_thread) {
                 for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
             }
-            // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
-            let x0 = array<vec4<f32>, 4>(
-                vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
-                vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
-                vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
-                vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
-            let x1 = array<vec4<f32>, 4>(
-                vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
-                vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
-                vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
-                vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
-            let x2 = array<vec4<f32>, 4>(
-                vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
-                vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
-                vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
-                vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
             for (var a = 0u; a < 4u; a = a + 1u) {
                 for (var c = 0u; c < 4u; c = c + 1u) {
                     acc0[a * 4u + c] = acc0[a * 4u + c] + dot(dv[a], x0[c]);

@@ -2018,8 +2018,8 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         // with a bias; 16 output blocks in one chunk, straight into dw.
         ([2, 9, 8, 8], [32, 9, 3, 3], 1, 1, true, true, false),
         ([1, 8, 4, 8], [64, 8, 3, 3], 1, 1, false, false, false),
-        // 4 output blocks of 2 input blocks a subgroup: plain, with a bias, in several chunks,
-        // at stride 2.
+        // 4 output blocks of 2 input blocks a subgroup: plain, with a bias, in several chunks
+        // (each a kernel row a thread), at stride 2 (a tap a thread).
         ([1, 8, 8, 8], [16, 8, 3, 3], 1, 1, false, false, false),
         ([2, 8, 8, 8], [16, 8, 3, 3], 1, 1, true, true, false),
         ([8, 7, 32, 32], [13, 7, 3, 3], 1, 1, false, true, false),
@@ -2073,14 +2073,13 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
             "{want:?} never ran with LANES = 1"
         );
     }
-    let four = g
-        .pipeline_variants()
-        .into_iter()
-        .any(|v| v.entry == "weight_partial4" && v.constants.contains(&("OB", 4)));
-    assert!(
-        four,
-        "weight_partial4 never ran with 4 output blocks a subgroup"
-    );
+    for entry in ["weight_partial4", "weight_partial4_row3"] {
+        let four = g
+            .pipeline_variants()
+            .into_iter()
+            .any(|v| v.entry == entry && v.constants.contains(&("OB", 4)));
+        assert!(four, "{entry} never ran with 4 output blocks a subgroup");
+    }
     let shared: Vec<_> = g
         .pipeline_variants()
         .into_iter()

@@ -186,9 +186,9 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     };
     let consts = [relu_consts(relu), mode, lanes].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
-    // With 8 output blocks a subgroup, a thread takes a whole kernel row of 3 taps where the
-    // columns step by 1: each dy load serves 3 taps.
-    let row3 = policy.lanes && bo.is_multiple_of(8) && p.kw == 3 && p.sw == 1 && p.dw == 1;
+    // With lanes, a thread takes a whole kernel row of 3 taps where the columns step by 1:
+    // each dy load serves 3 taps.
+    let row3 = !lanes.is_empty() && p.kw == 3 && p.sw == 1 && p.dw == 1;
     let (entry, threads) = match row3 {
         true => ("weight_partial4_row3", blocks / 3 * chunks),
         false => ("weight_partial4", blocks * chunks),
