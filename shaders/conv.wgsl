@@ -309,7 +309,8 @@ fn shared_window(xr: vec2<u32>, ox0: u32) -> array<f32, 10> {
     return win;
 }
 
-// LANES: the RB weights of kernel tap k (before FLIP's turn) for output rows o0.. (lanes16).
+// LANES: the RB weights of kernel tap k (before FLIP's turn) for output rows o0.., from
+// lanes16 (rows by lane_index, two rounds; rows past cout read a clamped valid weight).
 fn tap_weights(wci: u32, k: u32, taps: u32, li: u32, rows: u32, s_o: u32) -> array<f32, 16> {
     let tap = select(k, taps - 1u - k, FLIP != 0u);
     var hi = 0.0;
@@ -406,10 +407,7 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
                 let tap = select(ky * kw + kx, taps - 1u - ky * kw - kx, FLIP != 0u);
                 // Rows past cout read a clamped (valid) weight and are not written.
                 if (LANES != 0u) {
-                    // Row r's weight comes from lanes16 (rows by lane_index, two rounds).
-                    var hi = 0.0;
-                    if (RB > 8u) { hi = weight4(wci + tap + lane_index(li, 1u, rows - 1u) * s_o); }
-                    let wr = lanes16(weight4(wci + tap + lane_index(li, 0u, rows - 1u) * s_o), hi);
+                    let wr = tap_weights(wci, ky * kw + kx, taps, li, rows, s_o);
                     for (var r = 0u; r < RB; r = r + 1u) { acc[r] = acc[r] + wr[r] * xv; }
                 } else {
                     for (var r = 0u; r < RB; r = r + 1u) {
@@ -476,6 +474,44 @@ fn bias_part_base() -> u32 {
 @group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> wp_part: array<f32>;
 
+// weight_partial4's thread order with LANES: t = (((input block group · units + unit) ·
+// chunks + chunk) · ig + input block in the group) · bo + output block, with bo a multiple of
+// 8 (OB = 8, ig = 1) or bo = 4 and an even number of input blocks (OB = 4, ig = 2): a
+// subgroup's lanes share the chunk and unit (a tap, or a kernel row), and each input block's
+// values are read by OB lanes at once. Returns (output block, input block, unit, chunk).
+fn lanes_order(t: u32, bo: u32, units: u32) -> vec4<u32> {
+    let ig = 8u / OB;
+    let rest = t / bo;
+    let it = rest / ig / p.chunks;
+    return vec4<u32>(t % bo, (it / units) * ig + rest % ig, it % units, (rest / ig) % p.chunks);
+}
+
+// A thread's 16 sums for block blk (output channels o0.., input channels i0.., tap (ky, kx)):
+// its partials, or with DIRECT = 1 (one chunk) the finished weights, written into dw (bound at
+// 3), the block's edge by test with constant bounds (the accumulators stay registers).
+fn store_partials(acc: array<f32, 16>, blk: u32, chunk: u32, o0: u32, i0: u32, ky: u32, kx: u32) {
+    let ro = min(4u, p.cout - o0);
+    let ri = min(4u, p.cin - i0);
+    if (DIRECT != 0u) {
+        for (var a = 0u; a < 4u; a = a + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (a < ro && c < ri) {
+                    wp_part[(((o0 + a) * p.cin + i0 + c) * p.kh + ky) * p.kw + kx] = acc[a * 4u + c];
+                }
+            }
+        }
+        return;
+    }
+    let at = (blk * p.chunks + chunk) * 16u;
+    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
+}
+
+// BIAS = 1: output block o0's bias partials for the chunk, after every dw partial.
+fn store_bias_partials(bsum: vec4<f32>, o0: u32, chunk: u32) {
+    let at = bias_part_base() + ((o0 / 4u) * p.chunks + chunk) * 4u;
+    for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
+}
+
 @compute @workgroup_size(256)
 fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
@@ -488,15 +524,9 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     // Input blocks a subgroup's lanes take: 8 / OB with LANES, else 1.
     let ig = select(1u, 8u / OB, LANES != 0u);
     if (LANES != 0u) {
-        // t = (((input block group · taps + tap) · chunks + chunk) · ig + input block in the
-        // group) · bo + output block, with bo a multiple of 8 (OB = 8, ig = 1) or bo = 4 and
-        // bi even (OB = 4, ig = 2): a subgroup's lanes share the chunk and tap, and each
-        // input block's values are read by OB lanes at once (see the loads below).
-        let rest = t / bo;
-        let ih = rest % ig;
-        chunk = (rest / ig) % p.chunks;
-        let it = rest / ig / p.chunks;
-        blk = ((t % bo) * bi + (it / taps) * ig + ih) * taps + it % taps;
+        let o = lanes_order(t, bo, taps);
+        chunk = o.w;
+        blk = (o.x * bi + o.y) * taps + o.z;
     }
     let tap = blk % taps;
     let ky = tap / p.kw;
@@ -563,23 +593,8 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    if (bias_thread) {
-        let at = bias_part_base() + ((o0 / 4u) * p.chunks + chunk) * 4u;
-        for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
-    }
-    if (DIRECT != 0u) {
-        // Constant bounds (the accumulators stay registers); the block's edge by test.
-        for (var a = 0u; a < 4u; a = a + 1u) {
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                if (a < ro && c < ri) {
-                    wp_part[(((o0 + a) * p.cin + i0 + c) * p.kh + ky) * p.kw + kx] = acc[a * 4u + c];
-                }
-            }
-        }
-        return;
-    }
-    let at = (blk * p.chunks + chunk) * 16u;
-    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
+    if (bias_thread) { store_bias_partials(bsum, o0, chunk); }
+    store_partials(acc, blk, chunk, o0, i0, ky, kx);
 }
 
 // weight_partial4_row3: weight_partial4 with LANES for kernel rows of 3 taps at column stride
@@ -589,23 +604,6 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 // each input block) are read 3 a lane (OB = 8: one input block a subgroup) or 6 (OB = 4: two)
 // and broadcast. Bindings, partials (three blocks a thread), DIRECT and BIAS as
 // weight_partial4's; the same sums in the same order.
-fn row3_store(acc: array<f32, 16>, blk: u32, chunk: u32, o0: u32, i0: u32, ky: u32, kx: u32) {
-    let ro = min(4u, p.cout - o0);
-    let ri = min(4u, p.cin - i0);
-    if (DIRECT != 0u) {
-        for (var a = 0u; a < 4u; a = a + 1u) {
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                if (a < ro && c < ri) {
-                    wp_part[(((o0 + a) * p.cin + i0 + c) * p.kh + ky) * p.kw + kx] = acc[a * 4u + c];
-                }
-            }
-        }
-        return;
-    }
-    let at = (blk * p.chunks + chunk) * 16u;
-    for (var e = 0u; e < 16u; e = e + 1u) { wp_part[at + e] = acc[e]; }
-}
-
 @compute @workgroup_size(256)
 fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
@@ -613,16 +611,13 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     let bo = (p.cout + 3u) / 4u;
     // Whole subgroups leave together (8 output blocks, or 4 of 2 input blocks).
     if (t >= bo * bi * p.kh * p.chunks) { return; }
-    // weight_partial4's order with kernel rows for taps: t = (((input block group · kh + ky) ·
-    // chunks + chunk) · ig + input block in the group) · bo + output block.
+    // weight_partial4's order with kernel rows for taps.
     let ig = 8u / OB;
-    let rest = t / bo;
-    let ih = rest % ig;
-    let chunk = (rest / ig) % p.chunks;
-    let it = rest / ig / p.chunks;
-    let ky = it % p.kh;
-    let ib = (it / p.kh) * ig + ih;
-    let o0 = (t % bo) * 4u;
+    let o = lanes_order(t, bo, p.kh);
+    let ib = o.y;
+    let ky = o.z;
+    let chunk = o.w;
+    let o0 = o.x * 4u;
     let i0 = ib * 4u;
     let ro = min(4u, p.cout - o0);
     let ri = min(4u, p.cin - i0);
@@ -737,14 +732,11 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
             }
         }
     }
-    if (bias_thread) {
-        let at = bias_part_base() + ((o0 / 4u) * p.chunks + chunk) * 4u;
-        for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
-    }
-    let blk = ((o0 / 4u) * bi + ib) * p.kh * 3u + ky * 3u;
-    row3_store(acc0, blk, chunk, o0, i0, ky, 0u);
-    row3_store(acc1, blk + 1u, chunk, o0, i0, ky, 1u);
-    row3_store(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
+    if (bias_thread) { store_bias_partials(bsum, o0, chunk); }
+    let blk = (o.x * bi + ib) * p.kh * 3u + ky * 3u;
+    store_partials(acc0, blk, chunk, o0, i0, ky, 0u);
+    store_partials(acc1, blk + 1u, chunk, o0, i0, ky, 1u);
+    store_partials(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;

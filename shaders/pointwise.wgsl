@@ -158,10 +158,7 @@ fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
         let ab = i0 * p.a_rs + j * p.a_cs;
         // Rows past m read a clamped (valid) weight and are discarded below.
         if (LANES != 0u) {
-            // Row r's weight comes from lanes16 (rows by lane_index, two rounds).
-            var hi = 0.0;
-            if (RB > 8u) { hi = a_at(ab + lane_index(li, 1u, rows - 1u) * p.a_rs); }
-            let wr = lanes16(a_at(ab + lane_index(li, 0u, rows - 1u) * p.a_rs), hi);
+            let wr = gemm4_weights(ab, li, rows);
             for (var r = 0u; r < RB; r = r + 1u) { acc[r] = acc[r] + wr[r] * xv; }
         } else {
             for (var r = 0u; r < RB; r = r + 1u) {

@@ -1962,6 +1962,23 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
     g.set_strategy(None);
 }
 
+/// The adapter's own policy (strategy reset) where it has 8-lane subgroups; elsewhere (GL,
+/// GPUs, subgroups of another width: no kernel takes a LANES path) None, saying what is not
+/// used.
+fn lanes_policy(g: &darts_minus::gpu::Gpu, what: &str) -> Option<LaunchPolicy> {
+    g.set_strategy(None);
+    let own = g.policy();
+    if own.lanes {
+        return Some(own);
+    }
+    assert!(!g.adapter().lanes8 || own.strategy != Strategy::Cpu);
+    eprintln!(
+        "no 8-lane subgroups on {}: {what} not used",
+        g.adapter().name
+    );
+    None
+}
+
 /// On CPU adapters with subgroups of 8 consecutive lanes (lavapipe) a dense convolution's
 /// `forward4` (forward, and flipped, the input gradient) and a 1×1 one's `gemm4` gather each
 /// weight once per 8 lanes
@@ -1976,17 +1993,9 @@ fn conv_weights_read_from_a_uniform_window_match_storage() {
 #[test]
 fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let g = gpu();
-    g.set_strategy(None);
-    let own = g.policy();
-    if !own.lanes {
-        // GL, GPUs, or subgroups of another width: no kernel takes the LANES path.
-        assert!(!g.adapter().lanes8 || own.strategy != Strategy::Cpu);
-        eprintln!(
-            "no 8-lane subgroups on {}: lane broadcasts not used",
-            g.adapter().name
-        );
+    let Some(own) = lanes_policy(&g, "lane broadcasts") else {
         return;
-    }
+    };
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
@@ -2152,15 +2161,9 @@ fn depthwise_ran_with(
 #[test]
 fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
     let g = gpu();
-    g.set_strategy(None);
-    let own = g.policy();
-    if !own.lanes {
-        eprintln!(
-            "no 8-lane subgroups on {}: lane broadcasts not used",
-            g.adapter().name
-        );
+    let Some(own) = lanes_policy(&g, "lane broadcasts") else {
         return;
-    }
+    };
     let mut rng = Rng::new(73);
     // (x, k, stride, dilation, relu, weight in a window)
     type Case = ([usize; 4], usize, usize, usize, bool, bool);
@@ -2277,15 +2280,9 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
 #[test]
 fn pool_shared_columns_match_own_loads() {
     let g = gpu();
-    g.set_strategy(None);
-    let own = g.policy();
-    if !own.lanes {
-        eprintln!(
-            "no 8-lane subgroups on {}: shared columns not used",
-            g.adapter().name
-        );
+    let Some(own) = lanes_policy(&g, "shared columns") else {
         return;
-    }
+    };
     let mut rng = Rng::new(79);
     // (x, with statistics)
     let cases: [([usize; 4], bool); 6] = [
