@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The one prepared script for a machine with a real GPU: everything a session lent the GPU
-# machine (or a user on a new GPU) should measure, into one results file.
+# machine (or a user on a new GPU) should measure, into one results file, most valuable first:
 #
 #   1. the adapters (`darts-minus devices`) and `nvidia-smi -L` where present;
-#   2. `darts-minus check`: every op and the PyTorch fixtures on this adapter, then the same
-#      under WebGPU's limits (`--limits webgpu`);
-#   3. `darts-minus bench` at the paper's search network (C=16, 8 cells) over batches 16…256,
-#      and with `--strategy gpu` at batch 64 (dispatches per step, peak memory);
-#   4. NAS-Bench-201's search network at batches 16 and 64;
-#   5. tools/bench_torch.py (PyTorch on CUDA where it sees a GPU) against the same binary at
-#      batch 64, both spaces: the paired ratio docs/performance.md asks for.
+#   2. `darts-minus check`: every op and the PyTorch fixtures on this adapter;
+#   3. tools/bench_torch.py (PyTorch on CUDA where it sees a GPU) against the same binary, back
+#      to back, over batches 16…256 in the DARTS space (the paper's search network, C=16,
+#      8 cells) and 16…256 in NAS-Bench-201's (C=16, 5 cells a stage): the paired ratios
+#      docs/performance.md asks for, one JSON line each (peak memory, first step, dispatches
+#      too) in pairs_darts.jsonl / pairs_nb201.jsonl beside the results, which
+#      `darts-minus bench --chart OUT.svg --pairs FILE` draws;
+#   4. `bench --profile` at batch 64 in both spaces: every kernel's launches and time;
+#   5. the CPU launch strategy on this GPU at batch 64 (to check `auto`'s choice);
+#   6. `check` again under WebGPU's limits (`--limits webgpu`).
 #
 # Usage: tools/gpu_check.sh [BINARY] [RESULTS]
 #   BINARY   a release build (default target/release/darts-minus); build it where the CPU
@@ -17,8 +20,9 @@
 #   RESULTS  default $OUT/gpu_check.txt when $OUT is set, else gpu_check.txt
 # On the device machine the Vulkan loader may be missing: carry the loader packages in .gl/
 # (see the device tool's README); this script unpacks them when they are there.
-# Every step has its own time limit, so a hung driver costs one step, not the run; together
-# they stay under 9 minutes (the device tool's 10-minute command limit).
+# Every step has its own time limit, and the whole run a deadline (GPU_CHECK_DEADLINE seconds,
+# default 480) that shortens or skips the later steps, so a hung driver or a slow kernel costs
+# one step and the run stays inside the device tool's 10-minute command limit.
 # GPU_CHECK_QUICK=1 runs the same steps at tiny sizes, to try the script on a CPU adapter.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,10 +45,16 @@ mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 
 # step NAME SECONDS COMMAND...: the command's output under a header, with its exit status and
 # wall time, into the results file (and the terminal).
+DEADLINE=${GPU_CHECK_DEADLINE:-480}
 step() {
   local name=$1 limit=$2
   shift 2
-  local t0=$SECONDS
+  local t0=$SECONDS left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 10 ]; then
+    echo "=== $name: skipped (the run's ${DEADLINE} s deadline)" | tee -a "$RES"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   {
     echo
     echo "=== $name"
@@ -63,31 +73,39 @@ step() {
 } | tee -a "$RES"
 
 # The paper's search network (C=16, 8 cells) and NAS-Bench-201's (C=16, 5 cells per stage).
-C=16 L=8 N=5 BATCHES=16,32,64,128,256 B=64 NB_BATCHES=16,64 STEPS=(--steps 5 --warmup 2)
+C=16 L=8 N=5 BATCHES=16,32,64,128,256 B=64 NB_BATCHES=16,64,256 STEPS=(--steps 5 --warmup 2)
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then
   C=2 L=3 N=1 BATCHES=2,4 B=2 NB_BATCHES=2 STEPS=(--steps 1 --warmup 1)
 fi
 NET=(--channels "$C" --layers "$L")
+NB=(--space nb201 --channels "$C" --cells-per-stage "$N")
+DIR=$(dirname "$RES")
+export PYTHONUNBUFFERED=1
 if command -v nvidia-smi >/dev/null; then
-  step "nvidia-smi" 20 nvidia-smi -L
+  step "nvidia-smi" 15 nvidia-smi -L
 fi
 step "devices" 30 "$BIN" devices
 step "check" 90 "$BIN" check
-step "check under WebGPU's limits" 45 "$BIN" --limits webgpu check --only conv2d
-step "bench: DARTS network, batches $BATCHES" 120 \
-  "$BIN" bench "${NET[@]}" --batch "$BATCHES" "${STEPS[@]}" --json
-step "bench: DARTS network, GPU strategy" 45 \
-  "$BIN" bench "${NET[@]}" --batch "$B" --strategy gpu "${STEPS[@]}" --json
-step "bench: NAS-Bench-201 network" 60 \
-  "$BIN" bench --space nb201 --channels "$C" --cells-per-stage "$N" --batch "$NB_BATCHES" \
-  "${STEPS[@]}" --json
 if python3 -c 'import torch' 2>/dev/null; then
-  step "PyTorch vs darts-minus, DARTS space, batch $B" 80 \
-    python3 tools/bench_torch.py --darts-minus "$BIN" "${NET[@]}" --batch "$B" "${STEPS[@]}"
-  step "PyTorch vs darts-minus, NAS-Bench-201, batch $B" 50 \
-    python3 tools/bench_torch.py --space nb201 --darts-minus "$BIN" --channels "$C" \
-    --cells-per-stage "$N" --batch "$B" "${STEPS[@]}"
+  rm -f "$DIR/pairs_darts.jsonl" "$DIR/pairs_nb201.jsonl"
+  step "PyTorch vs darts-minus, DARTS space, batches $BATCHES" 180 \
+    python3 tools/bench_torch.py --darts-minus "$BIN" "${NET[@]}" --batch "$BATCHES" \
+    "${STEPS[@]}" --json-out "$DIR/pairs_darts.jsonl"
+  step "PyTorch vs darts-minus, NAS-Bench-201, batches $NB_BATCHES" 100 \
+    python3 tools/bench_torch.py --darts-minus "$BIN" "${NB[@]}" --batch "$NB_BATCHES" \
+    "${STEPS[@]}" --json-out "$DIR/pairs_nb201.jsonl"
 else
   echo "(no PyTorch here: the paired comparison is skipped)" | tee -a "$RES"
+  step "bench: DARTS network, batches $BATCHES" 120 \
+    "$BIN" bench "${NET[@]}" --batch "$BATCHES" "${STEPS[@]}"
+  step "bench: NAS-Bench-201 network, batches $NB_BATCHES" 60 \
+    "$BIN" bench "${NB[@]}" --batch "$NB_BATCHES" "${STEPS[@]}"
 fi
-echo "results: $RES"
+step "profile: DARTS network, batch $B" 60 \
+  "$BIN" bench "${NET[@]}" --batch "$B" --steps 1 --warmup 1 --profile
+step "profile: NAS-Bench-201 network, batch $B" 40 \
+  "$BIN" bench "${NB[@]}" --batch "$B" --steps 1 --warmup 1 --profile
+step "bench: DARTS network, CPU launch strategy" 40 \
+  "$BIN" bench "${NET[@]}" --batch "$B" --strategy cpu "${STEPS[@]}"
+step "check under WebGPU's limits" 60 "$BIN" check --limits webgpu
+echo "results: $RES ($SECONDS s)"

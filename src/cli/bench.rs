@@ -151,7 +151,19 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             }
         );
         match bench_search_step(&gpu, cfg) {
-            Ok(r) => results.push(r),
+            Ok(r) => {
+                // Each result as it comes, so a run cut short (a time limit) keeps the ones before.
+                eprintln!(
+                    "{}: step {:.1} ms (min {:.1}, max {:.1}), first step {:.0} ms, peak {:.0} MiB",
+                    r.label,
+                    r.step_ms,
+                    r.step_ms_min,
+                    r.step_ms_max,
+                    r.first_step_ms,
+                    r.peak_bytes as f64 / (1u64 << 20) as f64
+                );
+                results.push(r)
+            }
             // One configuration too large for this adapter must not hide the others.
             Err(e) => {
                 eprintln!("{}: {e}", cfg.label());

@@ -12,7 +12,7 @@ use std::time::Instant;
 /// Options of `darts-minus check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Only the checks whose name contains this text (e.g. "conv2d", "torch").
+    /// Only the checks whose name contains this text (e.g. "convolutions", "torch"; `--list` names them).
     #[arg(long)]
     pub only: Option<String>,
     /// Print one JSON document instead of the table.
