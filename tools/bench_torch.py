@@ -134,7 +134,8 @@ def one_config(args, record):
             ours = None
     if ours is not None:
         ratio = ours['step_ms'] / (med * 1e3)
-        print(f"darts-minus on {ours['adapter']}: {ours['step_ms']:.1f} ms/step, "
+        print(f"darts-minus on {ours['adapter']}: {ours['step_ms']:.1f} ms/step "
+              f"({ours.get('encode_ms', 0):.1f} ms of it encoding commands), "
               f"{ours['images_per_sec']:.1f} images/s, peak {ours['peak_bytes'] / 2**20:.0f} MiB, "
               f"{ours['dispatches_per_step']} dispatches/step")
         print(f'step time ratio darts-minus / pytorch: {ratio:.3f}'

@@ -10,8 +10,10 @@
 #      docs/performance.md asks for, one JSON line each (peak memory, first step, dispatches
 #      too) in pairs_darts.jsonl / pairs_nb201.jsonl beside the results, which
 #      `darts-minus bench --chart OUT.svg --pairs FILE` draws;
-#   4. `bench --profile` at batch 64 in both spaces: every kernel's launches and time;
-#   5. the CPU launch strategy on this GPU at batch 64 (to check `auto`'s choice);
+#   4. `bench --profile` at batches 64 and 256 in both spaces: every kernel's launches and
+#      GPU time (timestamp queries), and the CPU time a step spends encoding its commands;
+#   5. intermediates kept rather than recomputed, and the CPU launch strategy, on this GPU at
+#      batch 64 (to check `auto`'s choices);
 #   6. `check` again under WebGPU's limits (`--limits webgpu`).
 #
 # Usage: tools/gpu_check.sh [BINARY] [RESULTS]
@@ -73,9 +75,9 @@ step() {
 } | tee -a "$RES"
 
 # The paper's search network (C=16, 8 cells) and NAS-Bench-201's (C=16, 5 cells per stage).
-C=16 L=8 N=5 BATCHES=16,32,64,128,256 B=64 NB_BATCHES=16,64,256 STEPS=(--steps 5 --warmup 2)
+C=16 L=8 N=5 BATCHES=16,32,64,128,256 B=64 BIG=256 NB_BATCHES=16,64,256 STEPS=(--steps 5 --warmup 2)
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then
-  C=2 L=3 N=1 BATCHES=2,4 B=2 NB_BATCHES=2 STEPS=(--steps 1 --warmup 1)
+  C=2 L=3 N=1 BATCHES=2,4 B=2 BIG=4 NB_BATCHES=2 STEPS=(--steps 1 --warmup 1)
 fi
 NET=(--channels "$C" --layers "$L")
 NB=(--space nb201 --channels "$C" --cells-per-stage "$N")
@@ -101,10 +103,14 @@ else
   step "bench: NAS-Bench-201 network, batches $NB_BATCHES" 60 \
     "$BIN" bench "${NB[@]}" --batch "$NB_BATCHES" "${STEPS[@]}"
 fi
-step "profile: DARTS network, batch $B" 60 \
-  "$BIN" bench "${NET[@]}" --batch "$B" --steps 1 --warmup 1 --profile
-step "profile: NAS-Bench-201 network, batch $B" 40 \
-  "$BIN" bench "${NB[@]}" --batch "$B" --steps 1 --warmup 1 --profile
+for b in "$B" "$BIG"; do
+  step "profile: DARTS network, batch $b" 60 \
+    "$BIN" bench "${NET[@]}" --batch "$b" --steps 1 --warmup 1 --profile
+  step "profile: NAS-Bench-201 network, batch $b" 40 \
+    "$BIN" bench "${NB[@]}" --batch "$b" --steps 1 --warmup 1 --profile
+done
+step "bench: DARTS network, intermediates kept (no recomputation)" 60 \
+  "$BIN" bench "${NET[@]}" --batch "$B,$BIG" --no-recompute "${STEPS[@]}"
 step "bench: DARTS network, CPU launch strategy" 40 \
   "$BIN" bench "${NET[@]}" --batch "$B" --strategy cpu "${STEPS[@]}"
 step "check under WebGPU's limits" 60 "$BIN" check --limits webgpu

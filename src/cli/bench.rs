@@ -154,11 +154,12 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
             Ok(r) => {
                 // Each result as it comes, so a run cut short (a time limit) keeps the ones before.
                 eprintln!(
-                    "{}: step {:.1} ms (min {:.1}, max {:.1}), first step {:.0} ms, peak {:.0} MiB",
+                    "{}: step {:.1} ms (min {:.1}, max {:.1}; encoding {:.1}), first step {:.0} ms, peak {:.0} MiB",
                     r.label,
                     r.step_ms,
                     r.step_ms_min,
                     r.step_ms_max,
+                    r.encode_ms,
                     r.first_step_ms,
                     r.peak_bytes as f64 / (1u64 << 20) as f64
                 );
@@ -173,15 +174,16 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
     }
     println!("search step (α step + w step), median over timed steps; adapter: {adapter}");
     println!(
-        "| configuration | step ms | images/s | first step ms | compiling ms (pipelines) | peak MiB | reserved MiB | dispatches/step | submissions/step |"
+        "| configuration | step ms | encoding ms | images/s | first step ms | compiling ms (pipelines) | peak MiB | reserved MiB | dispatches/step | submissions/step |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     for r in &results {
         println!(
-            "| {} | {:.1} | {:.1} | {:.0} | {:.0} ({}) | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} ({}) | {:.0} | {:.0} | {:.0} | {:.1} |",
             r.label,
             r.step_ms,
+            r.encode_ms,
             r.images_per_sec,
             r.first_step_ms,
             r.pipeline_build_ms,
@@ -193,14 +195,19 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         );
     }
     for (label, e) in &failures {
-        println!("| {label} | failed: {e} | | | | | | | |");
+        println!("| {label} | failed: {e} | | | | | | | | |");
     }
     for r in results.iter().filter(|r| !r.kernels.is_empty()) {
         let total: f64 = r.kernels.iter().map(|k| k.ms).sum();
         println!();
         println!(
-            "{}: one eager step, each launch timed alone ({total:.0} ms in all)",
-            r.label
+            "{}: one eager step, each launch timed alone, {} ({total:.1} ms in all)",
+            r.label,
+            if r.kernels_gpu_time {
+                "GPU time from timestamp queries"
+            } else {
+                "wall time of the launch submitted and waited for"
+            }
         );
         println!("| kernel | launches | ms | share |");
         println!("|---|---:|---:|---:|");

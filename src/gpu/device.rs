@@ -35,12 +35,15 @@ impl Gpu {
         let summary = adapter::summarize(adapter, true, limits_choice);
         let limits = limits_choice.apply(adapter.limits());
         let cache_file = pipeline_cache::file_for(adapter, choice.pipeline_cache.as_deref());
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let desc = wgpu::DeviceDescriptor {
             label: Some("darts-minus"),
             required_features: {
                 let mut f = wgpu::Features::empty();
                 f.set(wgpu::Features::PIPELINE_CACHE, cache_file.is_some());
                 f.set(wgpu::Features::SUBGROUP, summary.lanes8);
+                // For `bench --profile`: each kernel's GPU time rather than a synced wall time.
+                f.set(wgpu::Features::TIMESTAMP_QUERY, timestamps);
                 f
             },
             required_limits: limits.clone(),
@@ -64,6 +67,7 @@ impl Gpu {
         let disk = cache_file.map(|path| pipeline_cache::DiskCache::open(&device, path));
         let kernels = kernels::Registry::new(&limits, limits_choice, disk, summary.lanes8);
         let policy = LaunchPolicy::for_adapter(&summary);
+        let timer = timestamps.then(|| super::launch::GpuTimer::new(&device, &queue));
         Ok(Gpu {
             inner: Rc::new(GpuInner {
                 pool: pool::Pool::new(),
@@ -75,6 +79,7 @@ impl Gpu {
                 state: RefCell::new(State::default()),
                 error,
                 policy: std::cell::Cell::new(policy),
+                timer,
             }),
         })
     }
@@ -151,6 +156,12 @@ impl Gpu {
     /// Command submissions so far (each flush, readback or replay is one or two).
     pub fn submission_count(&self) -> u64 {
         self.inner.state.borrow().submissions
+    }
+
+    /// Seconds of CPU time spent encoding and submitting command buffers so far: with the
+    /// step's wall time, it tells a step bound by encoding from one bound by the GPU.
+    pub fn encode_seconds(&self) -> f64 {
+        self.inner.state.borrow().encode_secs
     }
 
     /// Restarts the peak of [`Gpu::memory`] from the bytes live now.

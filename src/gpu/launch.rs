@@ -123,19 +123,44 @@ impl Gpu {
         if let Some((_, touched)) = self.inner.state.borrow_mut().recording.as_mut() {
             touched.extend(buffers.iter().map(|b| b.id()));
         }
+        let grid = [x as u32, y as u32, z as u32];
         let profiling = self.inner.state.borrow().profile.is_some();
-        let t0 = profiling.then(|| {
-            let _ = self.sync();
-            std::time::Instant::now()
-        });
-        self.push(Command::Dispatch {
-            pipeline,
-            bind_group,
-            grid: [x as u32, y as u32, z as u32],
-        });
-        if let Some(t0) = t0 {
-            self.sync()?;
-            let dt = t0.elapsed().as_secs_f64();
+        if profiling {
+            let dt = match &self.inner.timer {
+                // The GPU's own clock: the kernel alone, without the submit and wait around it.
+                Some(timer) => {
+                    self.flush();
+                    let dt = timer.time(&self.inner.device, &self.inner.queue, |pass| {
+                        pass.set_pipeline(&pipeline);
+                        pass.set_bind_group(0, Some(bind_group.as_ref()), &[]);
+                        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                    })?;
+                    self.check_error()?;
+                    let mut st = self.inner.state.borrow_mut();
+                    st.dispatches += 1;
+                    st.submissions += 1;
+                    if let Some((rec, _)) = st.recording.as_mut() {
+                        rec.push(Command::Dispatch {
+                            pipeline,
+                            bind_group,
+                            grid,
+                        });
+                    }
+                    dt
+                }
+                // No timestamps: the wall time of the launch submitted and waited for alone.
+                None => {
+                    self.sync()?;
+                    let t0 = std::time::Instant::now();
+                    self.push(Command::Dispatch {
+                        pipeline,
+                        bind_group,
+                        grid,
+                    });
+                    self.sync()?;
+                    t0.elapsed().as_secs_f64()
+                }
+            };
             let mut st = self.inner.state.borrow_mut();
             let key = if st.profile_grid {
                 format!("{file}:{entry} {x}x{y}x{z}")
@@ -145,7 +170,13 @@ impl Gpu {
             let e = st.profile.as_mut().unwrap().entry(key).or_default();
             e.0 += 1;
             e.1 += dt;
+            return Ok(());
         }
+        self.push(Command::Dispatch {
+            pipeline,
+            bind_group,
+            grid,
+        });
         Ok(())
     }
 
@@ -160,6 +191,12 @@ impl Gpu {
         let buf = self.inner.pool.uniform(&self.inner.device, &padded);
         st.uniforms.insert(padded, buf.clone());
         buf
+    }
+
+    /// Whether profiles time kernels with the GPU's timestamps (else: each launch's synced
+    /// wall time, which includes a submit and a wait).
+    pub fn profiles_gpu_time(&self) -> bool {
+        self.inner.timer.is_some()
     }
 
     /// Starts timing every kernel launch (each is synced: slow, for finding hot kernels). With
@@ -182,5 +219,88 @@ impl Gpu {
         let mut v: Vec<_> = map.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
         v.sort_by(|a, b| b.2.total_cmp(&a.2));
         v
+    }
+}
+
+/// Times one compute pass with the GPU's timestamps: two queries, resolved and read back.
+pub(super) struct GpuTimer {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period_ns: f64,
+}
+
+impl GpuTimer {
+    pub(super) fn new(device: &wgpu::Device, queue: &wgpu::Queue) -> GpuTimer {
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        GpuTimer {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolved: buffer(
+                "timestamps resolved",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            readback: buffer(
+                "timestamps read back",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            period_ns: queue.get_timestamp_period() as f64,
+        }
+    }
+
+    /// Seconds between the start and the end of one pass that `encode` fills; waits for it.
+    fn time(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encode: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> Result<f64> {
+        let mut enc =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &self.queries,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            encode(&mut pass);
+        }
+        enc.resolve_query_set(&self.queries, 0..2, &self.resolved, 0);
+        enc.copy_buffer_to_buffer(&self.resolved, 0, &self.readback, 0, 16);
+        queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let ticks = {
+            let view = self
+                .readback
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            let t: &[u64] = bytemuck::cast_slice(&view);
+            t[1].saturating_sub(t[0])
+        };
+        self.readback.unmap();
+        Ok(ticks as f64 * self.period_ns * 1e-9)
     }
 }

@@ -57,6 +57,8 @@ struct State {
     profile: Option<HashMap<String, (u64, f64)>>,
     /// Profile entries also keyed by grid (`DM_PROFILE_GRID`, read when profiling starts).
     profile_grid: bool,
+    /// CPU time spent encoding and submitting command buffers (eager flushes and replays).
+    encode_secs: f64,
 }
 
 /// The GPU: device, queue, caches. Cheap to clone (shared handle).
@@ -76,4 +78,6 @@ struct GpuInner {
     error: Arc<Mutex<Option<String>>>,
     /// How ops launch their work on this adapter (replaceable for tests and `bench`).
     policy: std::cell::Cell<LaunchPolicy>,
+    /// Timestamp queries for profiling, where the adapter has them (see `launch::GpuTimer`).
+    timer: Option<launch::GpuTimer>,
 }

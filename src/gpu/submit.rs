@@ -50,6 +50,7 @@ impl Gpu {
     }
 
     pub(super) fn encode_and_submit(&self, cmds: &[Command]) {
+        let t0 = std::time::Instant::now();
         let mut enc = self
             .inner
             .device
@@ -97,6 +98,7 @@ impl Gpu {
         let mut st = self.inner.state.borrow_mut();
         st.dispatches += n_dispatch;
         st.submissions += 1;
+        st.encode_secs += t0.elapsed().as_secs_f64();
     }
 
     /// Waits for all submitted work.

@@ -96,10 +96,18 @@ pub struct BenchResult {
     pub reserved_bytes: u64,
     pub dispatches_per_step: f64,
     pub submissions_per_step: f64,
+    /// CPU milliseconds a step spends encoding and submitting its commands (mean over the
+    /// timed steps): near `step_ms`, the step is bound by encoding, not by the GPU.
+    #[serde(default)]
+    pub encode_ms: f64,
     pub weights: usize,
-    /// Per kernel (slowest first) with `profile`: each launch synced and timed alone, so the
-    /// sum exceeds the step time by the per-launch waits; for finding the hot kernels.
+    /// Per kernel (slowest first) with `profile`: each launch timed alone, by the GPU's
+    /// timestamps where the adapter has them, else by the wall clock around a synced launch
+    /// (then the sum exceeds the step time by the per-launch waits); for finding hot kernels.
     pub kernels: Vec<KernelTime>,
+    /// Whether `kernels` holds GPU time (timestamps) rather than synced wall time.
+    #[serde(default)]
+    pub kernels_gpu_time: bool,
 }
 
 fn synthetic_batch(rng: &mut rand_chacha::ChaCha8Rng, n: usize, classes: usize) -> Batch {
@@ -168,7 +176,11 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
         }
     }
     let built = gpu.pipeline_build_time();
-    let (d0, s0) = (gpu.dispatch_count(), gpu.submission_count());
+    let (d0, s0, e0) = (
+        gpu.dispatch_count(),
+        gpu.submission_count(),
+        gpu.encode_seconds(),
+    );
     let mut times = Vec::with_capacity(cfg.steps);
     for i in 0..cfg.steps {
         let (t, v) = &batches[i % 2];
@@ -179,6 +191,7 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
     let n = cfg.steps as f64;
     let dispatches_per_step = (gpu.dispatch_count() - d0) as f64 / n;
     let submissions_per_step = (gpu.submission_count() - s0) as f64 / n;
+    let encode_ms = (gpu.encode_seconds() - e0) * 1e3 / n;
     times.sort_by(|a, b| a.total_cmp(b));
     let step_ms = median(&times);
     let mem = gpu.memory();
@@ -216,8 +229,10 @@ pub fn bench_search_step(gpu: &Gpu, cfg: &BenchConfig) -> Result<BenchResult> {
         reserved_bytes: mem.reserved,
         dispatches_per_step,
         submissions_per_step,
+        encode_ms,
         weights: search.weight_count(),
         kernels,
+        kernels_gpu_time: cfg.profile && gpu.profiles_gpu_time(),
     })
 }
 
