@@ -38,6 +38,8 @@
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
 //   BIAS = 1: weight_partial4 also writes the bias gradient's partials (after dw's), and
 //   weight_sum_bias (3 db) adds them too: no backward_bias launch.
+//   weight_sum_wg / weight_sum_bias_wg  the same with a workgroup per weight (and per bias)
+//   element (grid: one workgroup each): every 256th chunk a thread, then a tree sum (GPUs).
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in forward, forward4,
 // backward_weight and weight_partial4, folding a preceding ReLU into the loads (the input
 // gradient is masked by forward4's MASK, or by the caller after the gather kernels).
@@ -743,16 +745,21 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
 @group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
 
 // Weight element e's sum over the chunks' partials.
-fn dw_sum(e: u32) -> f32 {
+// Where weight element e's partials start: chunk c's is at dw_base(e) + 16·c.
+fn dw_base(e: u32) -> u32 {
     let taps = p.kh * p.kw;
     let tap = e % taps;
     let i = (e / taps) % p.cin;
     let o = e / (taps * p.cin);
     let blk = ((o / 4u) * ((p.cin + 3u) / 4u) + i / 4u) * taps + tap;
-    let q = (o % 4u) * 4u + i % 4u;
+    return blk * p.chunks * 16u + (o % 4u) * 4u + i % 4u;
+}
+
+fn dw_sum(e: u32) -> f32 {
+    let base = dw_base(e);
     var acc = 0.0;
     for (var c = 0u; c < p.chunks; c = c + 1u) {
-        acc = acc + ws_part[(blk * p.chunks + c) * 16u + q];
+        acc = acc + ws_part[base + c * 16u];
     }
     return acc;
 }
@@ -783,4 +790,38 @@ fn weight_sum_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         acc = acc + ws_part[bias_part_base() + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
     }
     ws_db[o] = acc;
+}
+
+// Element e's sum by the whole workgroup: every 256th of its `count` partials (from `base`,
+// `stride` apart) a thread, then a tree sum; call from uniform control flow.
+fn group_sum(li: u32, base: u32, stride: u32, count: u32) -> f32 {
+    var acc = 0.0;
+    for (var c = li; c < count; c = c + WG) {
+        acc = acc + ws_part[base + c * stride];
+    }
+    return tree_sum(li, acc);
+}
+
+@compute @workgroup_size(256)
+fn weight_sum_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // One element a workgroup (the same `e` in every thread: the barriers stay uniform).
+    let e = min(group_index(wg, nwg), p.cout * p.cin * p.kh * p.kw - 1u);
+    let total = group_sum(li, dw_base(e), 16u, p.chunks);
+    if (li == 0u) { ws_dw[e] = total; }
+}
+
+@compute @workgroup_size(256)
+fn weight_sum_bias_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ndw = p.cout * p.cin * p.kh * p.kw;
+    let e = min(group_index(wg, nwg), ndw + p.cout - 1u);
+    var base = dw_base(min(e, ndw - 1u));
+    var stride = 16u;
+    if (e >= ndw) {
+        let o = e - ndw;
+        base = bias_part_base() + (o / 4u) * p.chunks * 4u + o % 4u;
+        stride = 4u;
+    }
+    let total = group_sum(li, base, stride, p.chunks);
+    if (li == 0u && e < ndw) { ws_dw[e] = total; }
+    if (li == 0u && e >= ndw) { ws_db[e - ndw] = total; }
 }

@@ -24,6 +24,8 @@
 //   weight_partial4 the same for rows of a multiple of 4 (vec4 loads; see below)
 //   weight_sum      1 part, 2 dw        one thread per weight adds its chunks' partials
 //                   (with one chunk the partials are dw itself: bound as part, no second pass)
+//   weight_sum_wg   1 part, 2 dw        weight_sum with a workgroup per weight (grid: one
+//                   workgroup per weight): every 256th chunk a thread, then a tree sum (GPUs)
 // RELU = 1 (pipeline constant): x is read through max(x, 0), so a preceding ReLU needs no pass
 // or buffer of its own (forward and weight_partial). MASK = 1: an output is written only where
 // mask > 0 (0 elsewhere): the input gradient through that folded ReLU, with mask = the
@@ -633,4 +635,18 @@ fn weight_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         acc = acc + ws_part[(ch * nchunks + c) * K * K + q];
     }
     ws_dw[e] = acc;
+}
+
+@compute @workgroup_size(256)
+fn weight_sum_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // One weight a workgroup (the same `e` in every thread: the barriers stay uniform).
+    let e = min(group_index(wg, nwg), p.c * K * K - 1u);
+    let nchunks = (p.n * p.ho + p.per - 1u) / p.per;
+    let base = (e / (K * K)) * nchunks * K * K + e % (K * K);
+    var acc = 0.0;
+    for (var c = li; c < nchunks; c = c + WG) {
+        acc = acc + ws_part[base + c * K * K];
+    }
+    let total = tree_sum(li, acc);
+    if (li == 0u) { ws_dw[e] = total; }
 }

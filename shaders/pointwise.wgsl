@@ -18,6 +18,9 @@
 //           dw, chunk of p.per positions) writes 16 partial sums; p.chunks = number of chunks
 //   weight_grad_partial4 the same with vec4 loads (hw % 4 == 0, p.per % 4 == 0)
 //   weight_grad_sum      1 part, 2 dw: one thread per element of dw adds its chunks' partials
+//   weight_grad_sum_wg   the same with a workgroup per element of dw (grid: one workgroup per
+//                        element): its threads take every 256th chunk, then a tree sum (GPUs,
+//                        many chunks: a thread walking them all is one long serial chain)
 //   DIRECT = 1 (pipeline constant, one chunk): the partial kernels write dw itself at 3 and
 //           the second pass is skipped (small gradients on adapters where launches are costly)
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
@@ -338,4 +341,21 @@ fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         acc = acc + ws_part[(blk * nchunks + c) * 16u + q];
     }
     ws_dw[e] = acc;
+}
+
+@compute @workgroup_size(256)
+fn weight_grad_sum_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    // One element a workgroup: `e` is the same in every thread, so the tree sum's barriers
+    // stay in uniform control flow.
+    let e = min(group_index(wg, nwg), p.m * p.k - 1u);
+    let i = e / p.k;
+    let j = e % p.k;
+    let blk = (i / 4u) * ((p.k + 3u) / 4u) + j / 4u;
+    let base = blk * p.chunks * 16u + (i % 4u) * 4u + j % 4u;
+    var acc = 0.0;
+    for (var c = li; c < p.chunks; c = c + WG) {
+        acc = acc + ws_part[base + c * 16u];
+    }
+    let total = tree_sum(li, acc);
+    if (li == 0u) { ws_dw[e] = total; }
 }

@@ -66,7 +66,13 @@ impl Gpu {
         }));
         let disk = cache_file.map(|path| pipeline_cache::DiskCache::open(&device, path));
         let kernels = kernels::Registry::new(&limits, limits_choice, disk, summary.lanes8);
-        let policy = LaunchPolicy::for_adapter(&summary);
+        // Thresholds to measure on a new adapter without a rebuild (see LaunchPolicy).
+        let overrides = match std::env::var("DARTS_MINUS_POLICY") {
+            Ok(text) => LaunchPolicy::parse_overrides(&text)
+                .map_err(|e| Error::Invalid(format!("DARTS_MINUS_POLICY: {e}")))?,
+            Err(_) => Vec::new(),
+        };
+        let policy = LaunchPolicy::for_adapter(&summary).with_overrides(&overrides);
         let timer = timestamps.then(|| super::launch::GpuTimer::new(&device, &queue));
         Ok(Gpu {
             inner: Rc::new(GpuInner {
@@ -79,6 +85,7 @@ impl Gpu {
                 state: RefCell::new(State::default()),
                 error,
                 policy: std::cell::Cell::new(policy),
+                policy_overrides: overrides,
                 timer,
             }),
         })
@@ -110,7 +117,8 @@ impl Gpu {
                 LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
             }
             None => LaunchPolicy::for_adapter(adapter),
-        };
+        }
+        .with_overrides(&self.inner.policy_overrides);
         p.forced_split = self.policy().forced_split;
         self.set_policy(p);
     }

@@ -78,6 +78,8 @@ struct GpuInner {
     error: Arc<Mutex<Option<String>>>,
     /// How ops launch their work on this adapter (replaceable for tests and `bench`).
     policy: std::cell::Cell<LaunchPolicy>,
+    /// Thresholds set by `DARTS_MINUS_POLICY`, kept over every preset this device switches to.
+    policy_overrides: Vec<(String, usize)>,
     /// Timestamp queries for profiling, where the adapter has them (see `launch::GpuTimer`).
     timer: Option<launch::GpuTimer>,
 }

@@ -109,6 +109,10 @@ pub struct LaunchPolicy {
     /// it gathers it lane by lane, 16 gathers per input per tap at 16 channels per thread;
     /// with broadcasts 2.
     pub lanes: bool,
+    /// GPU: chunks of a split weight gradient from which its second pass sums each weight's
+    /// partials with a workgroup (strided loads and a tree sum) rather than one thread
+    /// walking them all: on an H200 a thread summing 512 partials took ~70 µs a launch.
+    pub chunk_sum_group_min: usize,
     /// GPU: a split per-channel reduction uses chunks of at least this many values…
     pub bn_chunk_min: usize,
     /// …and aims at this many workgroups in all.
@@ -149,7 +153,87 @@ impl LaunchPolicy {
             lanes: false,
             bn_chunk_min: 1024,
             bn_target_groups: 1024,
+            chunk_sum_group_min: 64,
         }
+    }
+
+    /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
+    /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
+    const TUNABLE: [&'static str; 16] = [
+        "copy_images_max",
+        "dot_one_group_max",
+        "dot_serial_max",
+        "dot_groups_max",
+        "keep_intermediate_max",
+        "one_pass_work_max",
+        "weight_grad_threads",
+        "weight_grad_chunk",
+        "serial_weight_grad_max",
+        "min_threads",
+        "bn_serial_max",
+        "fused_sum_max",
+        "uniform_weight_max",
+        "bn_chunk_min",
+        "bn_target_groups",
+        "chunk_sum_group_min",
+    ];
+
+    fn field(&mut self, name: &str) -> Option<&mut usize> {
+        Some(match name {
+            "copy_images_max" => &mut self.copy_images_max,
+            "dot_one_group_max" => &mut self.dot_one_group_max,
+            "dot_serial_max" => &mut self.dot_serial_max,
+            "dot_groups_max" => &mut self.dot_groups_max,
+            "keep_intermediate_max" => &mut self.keep_intermediate_max,
+            "one_pass_work_max" => &mut self.one_pass_work_max,
+            "weight_grad_threads" => &mut self.weight_grad_threads,
+            "weight_grad_chunk" => &mut self.weight_grad_chunk,
+            "serial_weight_grad_max" => &mut self.serial_weight_grad_max,
+            "min_threads" => &mut self.min_threads,
+            "bn_serial_max" => &mut self.bn_serial_max,
+            "fused_sum_max" => &mut self.fused_sum_max,
+            "uniform_weight_max" => &mut self.uniform_weight_max,
+            "bn_chunk_min" => &mut self.bn_chunk_min,
+            "bn_target_groups" => &mut self.bn_target_groups,
+            "chunk_sum_group_min" => &mut self.chunk_sum_group_min,
+            _ => return None,
+        })
+    }
+
+    /// Parses `name=value,…` (`DARTS_MINUS_POLICY`): thresholds to set over a preset. Values
+    /// are positive integers; an unknown name is an error that lists the known ones.
+    pub fn parse_overrides(text: &str) -> Result<Vec<(String, usize)>, String> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("'{item}' is not name=value"))?;
+            let name = name.trim();
+            if !Self::TUNABLE.contains(&name) {
+                return Err(format!(
+                    "no threshold '{name}'; the known ones: {}",
+                    Self::TUNABLE.join(", ")
+                ));
+            }
+            let value: usize = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("'{item}': the value must be a positive integer"))?;
+            out.push((name.to_string(), value));
+        }
+        Ok(out)
+    }
+
+    /// This policy with `overrides` (from [`LaunchPolicy::parse_overrides`]) set.
+    pub fn with_overrides(mut self, overrides: &[(String, usize)]) -> LaunchPolicy {
+        for (name, value) in overrides {
+            if let Some(f) = self.field(name) {
+                *f = *value;
+            }
+        }
+        self
     }
 
     /// The policy for an adapter: the CPU preset for CPU (software) adapters, else the GPU one.
@@ -315,6 +399,12 @@ impl LaunchPolicy {
         per_weight <= self.serial_weight_grad_max
     }
 
+    /// The second pass of a weight gradient split into `chunks` chunks: a workgroup per
+    /// weight (strided partial loads, a tree sum) rather than a thread walking every chunk?
+    pub fn chunk_sum_by_group(&self, chunks: usize) -> bool {
+        !self.launches_are_costly() && chunks >= self.chunk_sum_group_min
+    }
+
     pub fn weight_grad_one_pass(&self, work: usize) -> bool {
         self.launches_are_costly() && work <= self.one_pass_work_max
     }
@@ -355,7 +445,7 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 14] = [
+        let rows: [(&str, usize, Option<Strategy>); 15] = [
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
             ("serial dot up to", self.dot_serial_max, Some(Cpu)),
@@ -380,6 +470,11 @@ impl fmt::Display for LaunchPolicy {
             ("min threads per launch", self.min_threads, Some(Gpu)),
             ("weight-grad threads", self.weight_grad_threads, None),
             ("weight-grad chunk", self.weight_grad_chunk, None),
+            (
+                "group sums from chunks",
+                self.chunk_sum_group_min,
+                Some(Gpu),
+            ),
             (
                 "serial weight grad up to",
                 self.serial_weight_grad_max,
@@ -412,6 +507,23 @@ impl fmt::Display for LaunchPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_set_named_thresholds_and_reject_unknown_ones() {
+        let o =
+            LaunchPolicy::parse_overrides(" weight_grad_threads=262144, min_threads=4096").unwrap();
+        let p = LaunchPolicy::preset(Strategy::Gpu, 32).with_overrides(&o);
+        assert_eq!((p.weight_grad_threads, p.min_threads), (262144, 4096));
+        assert_eq!(p.weight_grad_chunk, 8192);
+        let e = LaunchPolicy::parse_overrides("weight_threads=4").unwrap_err();
+        assert!(
+            e.contains("weight_threads") && e.contains("weight_grad_threads"),
+            "{e}"
+        );
+        assert!(LaunchPolicy::parse_overrides("min_threads=0").is_err());
+        assert!(LaunchPolicy::parse_overrides("min_threads").is_err());
+        assert!(LaunchPolicy::parse_overrides("").unwrap().is_empty());
+    }
 
     #[test]
     fn cpu_thresholds_apply_on_the_cpu_strategy_only() {

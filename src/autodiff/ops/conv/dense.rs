@@ -195,14 +195,21 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     };
     let groups = threads.div_ceil(256);
     gpu.launch_spec("conv", entry, &consts, pp, &bufs, Work::Groups(groups))?;
+    // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
+    let by_group = policy.chunk_sum_by_group(chunks);
+    let sum = |[serial, group]: [&'static str; 2], bufs: &[&GpuBuffer], n: usize| match by_group {
+        true => gpu.launch("conv", group, pp, bufs, Work::Groups(n)),
+        false => gpu.launch("conv", serial, pp, bufs, n),
+    };
     match db {
         Some(db) => {
             let bufs = [&part, dw.buffer(), db.buffer()];
-            let n = dw.numel() + db.numel();
-            gpu.launch("conv", "weight_sum_bias", pp, &bufs, n)?;
+            let entries = ["weight_sum_bias", "weight_sum_bias_wg"];
+            sum(entries, &bufs, dw.numel() + db.numel())?;
         }
         None if !direct => {
-            gpu.launch("conv", "weight_sum", pp, &[&part, dw.buffer()], dw.numel())?;
+            let entries = ["weight_sum", "weight_sum_wg"];
+            sum(entries, &[&part, dw.buffer()], dw.numel())?
         }
         None => {}
     }

@@ -188,9 +188,12 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let groups = Work::Groups((c * chunks).div_ceil(threads));
     gpu.launch_spec("depthwise", entry, &wconsts, dp.words(), &bufs, groups)?;
     if chunks > 1 {
-        let groups = dw.numel().div_ceil(256);
+        // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
+        let (e, groups) = match policy.chunk_sum_by_group(chunks) {
+            true => ("weight_sum_wg", dw.numel()),
+            false => ("weight_sum", dw.numel().div_ceil(256)),
+        };
         let bufs = [&part, dw.buffer()];
-        let e = "weight_sum";
         gpu.launch_spec(
             "depthwise",
             e,

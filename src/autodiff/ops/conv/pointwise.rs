@@ -114,13 +114,12 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     )?;
     if chunks > 1 {
         let bufs = [&part, dw.buffer()];
-        gpu.launch(
-            "pointwise",
-            "weight_grad_sum",
-            pp.words(),
-            &bufs,
-            dw.numel(),
-        )?;
+        // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
+        let (entry, work) = match policy.chunk_sum_by_group(chunks) {
+            true => ("weight_grad_sum_wg", Work::Groups(dw.numel())),
+            false => ("weight_grad_sum", Work::Threads(dw.numel())),
+        };
+        gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
     }
     Ok(())
 }
@@ -168,7 +167,13 @@ fn gemm(
     }
     // Four pixels per thread (they always fall in one image), up to 16 output rows; a
     // workgroup column of 1,024 positions is one chunk of the statistics.
-    let rb = [16, 8, 4].into_iter().find(|&r| m >= r).unwrap_or(4);
+    // On GPUs no more rows per thread than still leave the policy's threads (C=64 at 8×8,
+    // batch 64: 16 rows a thread gave 16 workgroups for an H200's 132 multiprocessors).
+    let most = gpu.policy().channels_per_thread(n * hw / 4, m);
+    let rb = [16, 8, 4]
+        .into_iter()
+        .find(|&r| m >= r && r <= most)
+        .unwrap_or(4);
     // a read from its uniform window where it has one.
     let (window, uw) = gpu.window_for(a.buffer());
     let bufs = [&bufs[..], &[&uw]].concat();
