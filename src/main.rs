@@ -215,7 +215,11 @@ fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
         );
     }
     if let Some(a) = list.iter().find(|a| a.chosen) {
-        print!("{}", LaunchPolicy::for_adapter(a));
+        let overrides = LaunchPolicy::env_overrides().map_err(darts_minus::Error::Invalid)?;
+        print!(
+            "{}",
+            LaunchPolicy::for_adapter(a).with_overrides(&overrides)
+        );
     }
     Ok(())
 }

@@ -55,7 +55,8 @@ fn conv_case(
     let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
     // Both weight-gradient strategies on any adapter: partials and a second pass (GPUs), and
     // one pass straight into dw (small shapes where launches are costly); and the generic
-    // kernel's workgroup per weight, which these short reductions would otherwise skip.
+    // kernel's workgroup per weight, which these short reductions would otherwise skip, with
+    // the second passes' workgroup sums (GPUs, from 64 chunks) taken from 1 chunk.
     for (costly, serial) in [(false, true), (true, true), (false, false)] {
         check(
             &format!("conv2d x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} bias={bias} costly launches={costly} serial dw={serial}"),
@@ -79,6 +80,7 @@ fn conv_case(
                 let mut policy = t.gpu().policy();
                 if !serial {
                     policy.serial_weight_grad_max = 0;
+                    policy.chunk_sum_group_min = 1;
                 }
                 t.gpu().set_policy(policy);
                 t.conv2d(&v[0], &v[1], v.get(2), cfg)

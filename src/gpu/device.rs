@@ -67,11 +67,7 @@ impl Gpu {
         let disk = cache_file.map(|path| pipeline_cache::DiskCache::open(&device, path));
         let kernels = kernels::Registry::new(&limits, limits_choice, disk, summary.lanes8);
         // Thresholds to measure on a new adapter without a rebuild (see LaunchPolicy).
-        let overrides = match std::env::var("DARTS_MINUS_POLICY") {
-            Ok(text) => LaunchPolicy::parse_overrides(&text)
-                .map_err(|e| Error::Invalid(format!("DARTS_MINUS_POLICY: {e}")))?,
-            Err(_) => Vec::new(),
-        };
+        let overrides = LaunchPolicy::env_overrides().map_err(Error::Invalid)?;
         let policy = LaunchPolicy::for_adapter(&summary).with_overrides(&overrides);
         let timer = timestamps.then(|| super::launch::GpuTimer::new(&device, &queue));
         Ok(Gpu {

@@ -46,7 +46,8 @@ impl Strategy {
 
 /// Every adapter-dependent launch decision, as named thresholds (each with what was measured)
 /// and questions the ops ask. Fields marked CPU apply on the CPU strategy only, GPU on the
-/// GPU strategy only; both presets carry the same numbers.
+/// GPU strategy only; both presets carry the same numbers, except the weight-gradient
+/// thread targets (measured on each).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct LaunchPolicy {
     pub strategy: Strategy,
@@ -77,9 +78,13 @@ pub struct LaunchPolicy {
     /// CPU: multiply-adds per thread up to which a weight gradient is done by one pass of
     /// one chunk (no partials, no second launch): about what a launch costs on lavapipe.
     pub one_pass_work_max: usize,
-    /// (block, chunk) threads a split weight gradient aims at to fill the device.
+    /// (block, chunk) threads a split dense or 1×1 weight gradient aims at to fill the
+    /// device. H200 (DARTS C=16, 8 cells, and NAS-Bench-201 C=16, batches 64 and 256, with
+    /// the workgroup second pass): 65,536 cut the step 5–29 % against 16,384; 262,144 was no
+    /// better (`tools/policy_sweep.py`, docs/performance.md).
     pub weight_grad_threads: usize,
-    /// Rows × channels per chunk of a dense weight gradient's rows when it is split.
+    /// (channel, chunk of rows) threads a split depthwise weight gradient aims at; measured
+    /// with `weight_grad_threads` (the same values).
     pub weight_grad_chunk: usize,
     /// Multiply-adds per weight up to which the generic convolution's weight gradient takes
     /// one thread per weight instead of a workgroup (256 threads and a tree sum) per weight:
@@ -143,8 +148,15 @@ impl LaunchPolicy {
             dot_groups_max: 8,
             keep_intermediate_max: 1 << 16,
             one_pass_work_max: 1 << 16,
-            weight_grad_threads: 16384,
-            weight_grad_chunk: 8192,
+            // Lavapipe's 2 cores want few, long threads; an H200 wants 4× more.
+            weight_grad_threads: match strategy {
+                Strategy::Cpu => 16384,
+                Strategy::Gpu => 65536,
+            },
+            weight_grad_chunk: match strategy {
+                Strategy::Cpu => 8192,
+                Strategy::Gpu => 65536,
+            },
             serial_weight_grad_max: 2048,
             min_threads: 1 << 16,
             bn_serial_max: 4096,
@@ -224,6 +236,16 @@ impl LaunchPolicy {
             out.push((name.to_string(), value));
         }
         Ok(out)
+    }
+
+    /// The overrides `DARTS_MINUS_POLICY` sets (none where it is unset).
+    pub fn env_overrides() -> Result<Vec<(String, usize)>, String> {
+        match std::env::var("DARTS_MINUS_POLICY") {
+            Ok(text) => {
+                Self::parse_overrides(&text).map_err(|e| format!("DARTS_MINUS_POLICY: {e}"))
+            }
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// This policy with `overrides` (from [`LaunchPolicy::parse_overrides`]) set.
@@ -514,7 +536,7 @@ mod tests {
             LaunchPolicy::parse_overrides(" weight_grad_threads=262144, min_threads=4096").unwrap();
         let p = LaunchPolicy::preset(Strategy::Gpu, 32).with_overrides(&o);
         assert_eq!((p.weight_grad_threads, p.min_threads), (262144, 4096));
-        assert_eq!(p.weight_grad_chunk, 8192);
+        assert_eq!(p.weight_grad_chunk, 65536);
         let e = LaunchPolicy::parse_overrides("weight_threads=4").unwrap_err();
         assert!(
             e.contains("weight_threads") && e.contains("weight_grad_threads"),
