@@ -850,3 +850,69 @@ fn every_pipeline_translates_to_every_backend() {
         failures.join("\n\n")
     );
 }
+
+/// The shaders are compiled without naga's loop bounding (`gpu/kernels.rs`), which is sound
+/// only if no loop can run forever: every `for` must step its own counter by a constant (a
+/// literal or WG; `step` in conv's `weight_rows`, whose callers pass 1 or WG), with no `while`,
+/// and the only bare `loop`s are the tree sums' halving ones (`s = s / 2u` until 0).
+#[test]
+fn every_shader_loop_steps_by_a_constant() {
+    let mut bad = Vec::new();
+    for (file, source) in shader_sources() {
+        for (n, line) in source.lines().enumerate() {
+            let at = format!(
+                "{file}.wgsl (with its prelude) line {}: {}",
+                n + 1,
+                line.trim()
+            );
+            if line.contains("while ") || line.contains("while(") {
+                bad.push(format!("{at}: a while loop"));
+            }
+            if line.trim_start().starts_with("loop {") {
+                // The body's first statement exits at 0 and a later one halves the counter.
+                let body: Vec<&str> = source.lines().skip(n + 1).take(8).collect();
+                let exits = body[0].trim() == "if (s == 0u) { break; }";
+                if !exits || !body.iter().any(|l| l.trim() == "s = s / 2u;") {
+                    bad.push(format!("{at}: a loop that is not a halving tree sum"));
+                }
+            }
+            let Some(start) = line.find("for (") else {
+                continue;
+            };
+            // The header up to its matching parenthesis.
+            let mut depth = 0;
+            let mut header = String::new();
+            for ch in line[start + 4..].chars() {
+                depth += match ch {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                header.push(ch);
+                if depth == 0 {
+                    break;
+                }
+            }
+            let parts: Vec<&str> = header[1..header.len() - 1].split(';').collect();
+            let ok = parts.len() == 3 && {
+                // The counter is the one the step assigns (the init may be empty).
+                let step = parts[2].trim();
+                let var = step.split(" = ").next().unwrap_or("");
+                let by = step
+                    .strip_prefix(&format!("{var} = {var} + "))
+                    .unwrap_or("");
+                let constant = by == "WG"
+                    || (!by.is_empty()
+                        && by.trim_end_matches('u').chars().all(|c| c.is_ascii_digit()))
+                    || (file == "conv" && by == "step");
+                !var.is_empty() && constant && by.trim_end_matches('u') != "0"
+            };
+            if !ok {
+                bad.push(format!(
+                    "{at}: the loop does not step its counter by a constant"
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
