@@ -12,8 +12,9 @@
 #      `darts-minus bench --chart OUT.svg --pairs FILE` draws;
 #   4. `bench --profile` at batches 64 and 256 in both spaces: every kernel's launches and
 #      GPU time (timestamp queries), and the CPU time a step spends encoding its commands;
-#   5. intermediates kept rather than recomputed, and the CPU launch strategy, on this GPU at
-#      batch 64 (to check `auto`'s choices);
+#   5. a launch-policy sweep (tools/policy_sweep.py: a few thresholds against the defaults,
+#      policy_sweep.jsonl beside the results); intermediates kept rather than recomputed, and
+#      the CPU launch strategy, on this GPU at batch 64 (to check `auto`'s choices);
 #   6. `check` again under WebGPU's limits (`--limits webgpu`).
 #
 # Usage: tools/gpu_check.sh [BINARY] [RESULTS]
@@ -82,6 +83,7 @@ fi
 NET=(--channels "$C" --layers "$L")
 NB=(--space nb201 --channels "$C" --cells-per-stage "$N")
 DIR=$(dirname "$RES")
+rm -f "$DIR/pairs_darts.jsonl" "$DIR/pairs_nb201.jsonl" "$DIR/policy_sweep.jsonl"
 export PYTHONUNBUFFERED=1
 if command -v nvidia-smi >/dev/null; then
   step "nvidia-smi" 15 nvidia-smi -L
@@ -89,7 +91,6 @@ fi
 step "devices" 30 "$BIN" devices
 step "check" 90 "$BIN" check
 if python3 -c 'import torch' 2>/dev/null; then
-  rm -f "$DIR/pairs_darts.jsonl" "$DIR/pairs_nb201.jsonl"
   step "PyTorch vs darts-minus, DARTS space, batches $BATCHES" 180 \
     python3 tools/bench_torch.py --darts-minus "$BIN" "${NET[@]}" --batch "$BATCHES" \
     "${STEPS[@]}" --json-out "$DIR/pairs_darts.jsonl"
@@ -109,6 +110,13 @@ for b in "$B" "$BIG"; do
   step "profile: NAS-Bench-201 network, batch $b" 40 \
     "$BIN" bench "${NB[@]}" --batch "$b" --steps 1 --warmup 1 --profile
 done
+# Launch-policy thresholds worth re-tuning on a new GPU, against the defaults (one round each;
+# `tools/policy_sweep.py` runs more): more threads per launch, the statistics-free 1×1 path.
+step "policy sweep: DARTS network, batches $B and $BIG" 90 \
+  python3 tools/policy_sweep.py --bin "this=$BIN" --rounds 1 --steps 2 --warmup 1 \
+  --policy '' --policy 'min_threads=262144' --policy 'weight_grad_threads=262144,weight_grad_chunk=262144' \
+  --policy 'bn_target_groups=4096' --config "${NET[*]} --batch $B,$BIG" \
+  --json-out "$DIR/policy_sweep.jsonl"
 step "bench: DARTS network, intermediates kept (no recomputation)" 60 \
   "$BIN" bench "${NET[@]}" --batch "$B,$BIG" --no-recompute "${STEPS[@]}"
 step "bench: DARTS network, CPU launch strategy" 40 \
