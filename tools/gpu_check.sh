@@ -111,11 +111,12 @@ for b in "$B" "$BIG"; do
     "$BIN" bench "${NB[@]}" --batch "$b" --steps 1 --warmup 1 --profile
 done
 # Launch-policy thresholds worth re-tuning on a new GPU, against the defaults (one round each;
-# `tools/policy_sweep.py` runs more): more threads per launch, the statistics-free 1×1 path.
+# `tools/policy_sweep.py` runs more): more threads per launch and per weight gradient, more
+# batch-norm workgroups, and batch norms taking their own statistics pass (no `*_stats`).
 step "policy sweep: DARTS network, batches $B and $BIG" 90 \
   python3 tools/policy_sweep.py --bin "this=$BIN" --rounds 1 --steps 2 --warmup 1 \
   --policy '' --policy 'min_threads=262144' --policy 'weight_grad_threads=262144,weight_grad_chunk=262144' \
-  --policy 'bn_target_groups=4096' --config "${NET[*]} --batch $B,$BIG" \
+  --policy 'bn_target_groups=4096' --policy 'producer_stats_max=1' --config "${NET[*]} --batch $B,$BIG" \
   --json-out "$DIR/policy_sweep.jsonl"
 step "bench: DARTS network, intermediates kept (no recomputation)" 60 \
   "$BIN" bench "${NET[@]}" --batch "$B,$BIG" --no-recompute "${STEPS[@]}"

@@ -118,6 +118,12 @@ pub struct LaunchPolicy {
     /// partials with a workgroup (strided loads and a tree sum) rather than one thread
     /// walking them all: on an H200 a thread summing 512 partials took ~70 µs a launch.
     pub chunk_sum_group_min: usize,
+    /// GPU: values (channels × values per channel) up to which the producer of a batch norm's
+    /// input writes its statistics. On an H200 at batch 256 `gemm4_stats` took 215 µs a launch
+    /// against 87 µs for `gemm4` alone; whether the batch norm's own split pass is cheaper
+    /// there is for the next GPU measurement to say (`tools/gpu_check.sh` sweeps it): no
+    /// limit by default.
+    pub producer_stats_max: usize,
     /// GPU: a split per-channel reduction uses chunks of at least this many values…
     pub bn_chunk_min: usize,
     /// …and aims at this many workgroups in all.
@@ -166,12 +172,13 @@ impl LaunchPolicy {
             bn_chunk_min: 1024,
             bn_target_groups: 1024,
             chunk_sum_group_min: 64,
+            producer_stats_max: usize::MAX,
         }
     }
 
     /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
     /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
-    const TUNABLE: [&'static str; 16] = [
+    const TUNABLE: [&'static str; 17] = [
         "copy_images_max",
         "dot_one_group_max",
         "dot_serial_max",
@@ -188,6 +195,7 @@ impl LaunchPolicy {
         "bn_chunk_min",
         "bn_target_groups",
         "chunk_sum_group_min",
+        "producer_stats_max",
     ];
 
     fn field(&mut self, name: &str) -> Option<&mut usize> {
@@ -208,6 +216,7 @@ impl LaunchPolicy {
             "bn_chunk_min" => &mut self.bn_chunk_min,
             "bn_target_groups" => &mut self.bn_target_groups,
             "chunk_sum_group_min" => &mut self.chunk_sum_group_min,
+            "producer_stats_max" => &mut self.producer_stats_max,
             _ => return None,
         })
     }
@@ -393,6 +402,7 @@ impl LaunchPolicy {
     /// cheaper than partials.
     pub fn stats_in_producer(&self, channels: usize, per_channel: usize) -> bool {
         self.bn_split(channels, per_channel) > 1
+            && channels.saturating_mul(per_channel) <= self.producer_stats_max
     }
 
     /// A train-mode batch norm over `per_channel` values with one thread per channel?
@@ -467,7 +477,7 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 15] = [
+        let rows: [(&str, usize, Option<Strategy>); 16] = [
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
             ("serial dot up to", self.dot_serial_max, Some(Cpu)),
@@ -498,6 +508,11 @@ impl fmt::Display for LaunchPolicy {
                 Some(Gpu),
             ),
             (
+                "producer statistics up to",
+                self.producer_stats_max,
+                Some(Gpu),
+            ),
+            (
                 "serial weight grad up to",
                 self.serial_weight_grad_max,
                 None,
@@ -513,6 +528,7 @@ impl fmt::Display for LaunchPolicy {
                 Some(s) if s != self.strategy => {
                     writeln!(f, "  {name:<28} off ({} strategy only)", s.name())?
                 }
+                _ if v == usize::MAX => writeln!(f, "  {name:<28} no limit")?,
                 _ => writeln!(f, "  {name:<28} {v}")?,
             }
         }
@@ -545,6 +561,10 @@ mod tests {
         assert!(LaunchPolicy::parse_overrides("min_threads=0").is_err());
         assert!(LaunchPolicy::parse_overrides("min_threads").is_err());
         assert!(LaunchPolicy::parse_overrides("").unwrap().is_empty());
+        // The producer's statistics: by default wherever the batch norm splits, none past 1.
+        assert!(p.stats_in_producer(16, 65536));
+        let o = LaunchPolicy::parse_overrides("producer_stats_max=1").unwrap();
+        assert!(!p.with_overrides(&o).stats_in_producer(16, 65536));
     }
 
     #[test]
