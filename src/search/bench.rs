@@ -97,7 +97,9 @@ pub struct BenchResult {
     pub dispatches_per_step: f64,
     pub submissions_per_step: f64,
     /// CPU milliseconds a step spends encoding and submitting its commands (mean over the
-    /// timed steps): near `step_ms`, the step is bound by encoding, not by the GPU.
+    /// timed steps): near `step_ms` on Vulkan, Metal or DX12, the step is bound by encoding,
+    /// not by the GPU. On GL, whose backend runs the commands as it submits them, it holds
+    /// the execution too.
     #[serde(default)]
     pub encode_ms: f64,
     pub weights: usize,
