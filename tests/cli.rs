@@ -111,6 +111,41 @@ fn devices_lists_the_adapter_in_use() {
     assert!(out.contains("max storage binding"), "{out}");
 }
 
+/// `DARTS_MINUS_POLICY` sets launch-policy thresholds (shown by `devices`, used by every
+/// command that opens the device); a name that is not one, or a value that is not a positive
+/// integer, stops with an error naming it.
+#[test]
+fn policy_overrides_show_in_the_policy_or_stop_with_a_clear_error() {
+    let run = bin()
+        .arg("devices")
+        .env("DARTS_MINUS_POLICY", "weight_grad_threads=12345")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("weight-grad threads") && l.ends_with(" 12345")),
+        "{out}"
+    );
+    fails_with(
+        bin()
+            .args(["bench", "--channels", "2", "--layers", "3", "--batch", "2"])
+            .env("DARTS_MINUS_POLICY", "weight_grad_thread=4"),
+        &[
+            "DARTS_MINUS_POLICY",
+            "'weight_grad_thread'",
+            "weight_grad_threads",
+        ],
+    );
+    fails_with(
+        bin()
+            .arg("devices")
+            .env("DARTS_MINUS_POLICY", "min_threads=-1"),
+        &["DARTS_MINUS_POLICY", "positive integer"],
+    );
+}
+
 #[test]
 fn limits_clamp_the_device_or_stop_with_a_clear_error() {
     let run = bin()
@@ -632,6 +667,12 @@ fn bench_reports_step_time_memory_and_dispatches() {
         // A replayed step is one submission of the recorded program.
         assert_eq!(r["submissions_per_step"].as_f64().unwrap(), 1.0);
         assert!(r["dispatches_per_step"].as_f64().unwrap() > 100.0);
+        // Encoding and submitting is part of each timed step.
+        let encode = r["encode_ms"].as_f64().unwrap();
+        assert!(
+            encode > 0.0 && encode <= r["step_ms_max"].as_f64().unwrap(),
+            "{r}"
+        );
     }
     // Twice the batch needs more activation memory, not twice the weights.
     let peak = |i: usize| results[i]["peak_bytes"].as_u64().unwrap();
@@ -719,6 +760,13 @@ fn bench_profile_lists_the_kernels_of_a_step() {
         .any(|k| k["kernel"].as_str().unwrap().starts_with("batchnorm:")));
     let ms: Vec<f64> = kernels.iter().map(|k| k["ms"].as_f64().unwrap()).collect();
     assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+    assert!(ms.iter().sum::<f64>() > 0.0, "{ms:?}");
+    // The heading says which clock timed the kernels.
+    let clock = match r["kernels_gpu_time"].as_bool().unwrap() {
+        true => "GPU time from timestamp queries",
+        false => "wall time of the launch submitted and waited for",
+    };
+    assert!(stdout.contains(clock), "{stdout}");
 }
 
 #[test]
