@@ -3,6 +3,7 @@
 mod common;
 
 use common::cli::{bin, fails_with, tiny_cifar, tmp};
+use std::process::Command;
 
 #[test]
 fn search_writes_every_output_and_genotype_reads_it_back() {
@@ -829,4 +830,77 @@ fn bench_rejects_a_zero_batch() {
         stderr.contains("--batch and --channels must be positive"),
         "{stderr}"
     );
+}
+
+/// `tools/policy_sweep.py` (tuning the launch policy on a new adapter) runs every binary ×
+/// policy × configuration in each round and writes one JSON line per run with the policy it
+/// ran under; a policy the binary refuses is reported, not fatal. Skipped without python3.
+#[test]
+fn policy_sweep_times_each_policy_in_rounds() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("no python3: tools/policy_sweep.py not run");
+        return;
+    }
+    let dir = tmp("policy-sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("sweep.jsonl");
+    let run = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/policy_sweep.py"
+        ))
+        .arg("--bin")
+        .arg(format!("this={}", env!("CARGO_BIN_EXE_darts-minus")))
+        .args(["--policy", "", "--policy", "weight_grad_threads=4096"])
+        .args(["--policy", "no_such_threshold=1"])
+        .args(["--config", "--channels 2 --layers 3 --batch 2"])
+        .args([
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--rounds",
+            "2",
+            "--json-out",
+        ])
+        .arg(&out)
+        .env_remove("LP_NUM_THREADS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("no_such_threshold=1"), "{stdout}");
+    assert!(stdout.contains("failed"), "{stdout}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Two policies the binary takes, two rounds each.
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let policies: Vec<&str> = lines
+        .iter()
+        .map(|l| l["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            "",
+            "weight_grad_threads=4096",
+            "",
+            "weight_grad_threads=4096"
+        ]
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["result"]["step_ms"].as_f64().unwrap() > 0.0));
+    assert!(
+        stdout.contains("| darts C=2 L=3 batch=2 | this | weight_grad_threads=4096 |"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
