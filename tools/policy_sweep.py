@@ -50,35 +50,30 @@ def main():
              for pol in ([''] if plain else policies)]
     times = {}
     t_start = time.time()
-    for r in range(args.rounds):
-        for label, path, pol, cfg in cells:
-            if args.deadline and time.time() - t_start > args.deadline:
-                print(f'deadline: round {r + 1} stopped', flush=True)
-                break
-            env = dict(os.environ, DARTS_MINUS_POLICY=pol)
-            cmd = [path, 'bench', *cfg.split(), '--steps', str(args.steps),
-                   '--warmup', str(args.warmup), '--json']
-            run = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            try:
-                results = json.loads(run.stdout.strip().splitlines()[-1])['results']
-            except (IndexError, KeyError, ValueError):
-                tail = '\n'.join((run.stdout + run.stderr).strip().splitlines()[-5:])
-                print(f'{label} [{pol}] {cfg}: failed (exit {run.returncode})\n{tail}',
-                      flush=True)
-                continue
-            for res in results:
-                key = (res['label'], label, pol)
-                times.setdefault(key, []).append(res['step_ms'])
-                print(f"round {r + 1}: {res['label']} | {label} | {pol or 'defaults'} | "
-                      f"{res['step_ms']:.1f} ms (encoding {res.get('encode_ms', 0):.1f}), "
-                      f"peak {res['peak_bytes'] / 2**20:.0f} MiB", flush=True)
-                if args.json_out:
-                    with open(args.json_out, 'a') as f:
-                        f.write(json.dumps({'round': r + 1, 'binary': label, 'policy': pol,
-                                            'result': res}) + '\n')
-        else:
+    runs = [(r, cell) for r in range(args.rounds) for cell in cells]
+    for r, (label, path, pol, cfg) in runs:
+        if args.deadline and time.time() - t_start > args.deadline:
+            print(f'deadline: stopped in round {r + 1}', flush=True)
+            break
+        env = dict(os.environ, DARTS_MINUS_POLICY=pol)
+        cmd = [path, 'bench', *cfg.split(), '--steps', str(args.steps),
+               '--warmup', str(args.warmup), '--json']
+        run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        try:
+            results = json.loads(run.stdout.strip().splitlines()[-1])['results']
+        except (IndexError, KeyError, ValueError):
+            tail = '\n'.join((run.stdout + run.stderr).strip().splitlines()[-5:])
+            print(f'{label} [{pol}] {cfg}: failed (exit {run.returncode})\n{tail}', flush=True)
             continue
-        break
+        for res in results:
+            times.setdefault((res['label'], label, pol), []).append(res['step_ms'])
+            print(f"round {r + 1}: {res['label']} | {label} | {pol or 'defaults'} | "
+                  f"{res['step_ms']:.1f} ms (encoding {res.get('encode_ms', 0):.1f}), "
+                  f"peak {res['peak_bytes'] / 2**20:.0f} MiB", flush=True)
+            if args.json_out:
+                with open(args.json_out, 'a') as f:
+                    f.write(json.dumps({'round': r + 1, 'binary': label, 'policy': pol,
+                                        'result': res}) + '\n')
     print('\n| configuration | binary | policy | median ms | rounds | vs first |')
     print('|---|---|---|---:|---:|---:|')
     first = {}

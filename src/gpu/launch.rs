@@ -125,58 +125,44 @@ impl Gpu {
         }
         let grid = [x as u32, y as u32, z as u32];
         let profiling = self.inner.state.borrow().profile.is_some();
-        if profiling {
-            let dt = match &self.inner.timer {
-                // The GPU's own clock: the kernel alone, without the submit and wait around it.
-                Some(timer) => {
-                    self.flush();
-                    let dt = timer.time(&self.inner.device, &self.inner.queue, |pass| {
-                        pass.set_pipeline(&pipeline);
-                        pass.set_bind_group(0, Some(bind_group.as_ref()), &[]);
-                        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
-                    })?;
-                    self.check_error()?;
-                    let mut st = self.inner.state.borrow_mut();
-                    st.dispatches += 1;
-                    st.submissions += 1;
-                    if let Some((rec, _)) = st.recording.as_mut() {
-                        rec.push(Command::Dispatch {
-                            pipeline,
-                            bind_group,
-                            grid,
-                        });
-                    }
-                    dt
-                }
-                // No timestamps: the wall time of the launch submitted and waited for alone.
-                None => {
-                    self.sync()?;
-                    let t0 = std::time::Instant::now();
-                    self.push(Command::Dispatch {
-                        pipeline,
-                        bind_group,
-                        grid,
-                    });
-                    self.sync()?;
-                    t0.elapsed().as_secs_f64()
-                }
-            };
-            let mut st = self.inner.state.borrow_mut();
-            let key = if st.profile_grid {
-                format!("{file}:{entry} {x}x{y}x{z}")
-            } else {
-                format!("{file}:{entry}")
-            };
-            let e = st.profile.as_mut().unwrap().entry(key).or_default();
-            e.0 += 1;
-            e.1 += dt;
+        if !profiling {
+            self.push(Command::Dispatch {
+                pipeline,
+                bind_group,
+                grid,
+            });
             return Ok(());
         }
+        // Profiling: the launch submitted alone, after everything before it.
+        self.sync()?;
+        let t0 = std::time::Instant::now();
         self.push(Command::Dispatch {
             pipeline,
             bind_group,
             grid,
         });
+        let dt = match &self.inner.timer {
+            // The GPU's own clock: the kernel alone, without the submit and wait around it.
+            Some(timer) => {
+                let dt = self.flush_timed(timer)?;
+                self.check_error()?;
+                dt
+            }
+            // No timestamps: the wall time of the launch submitted and waited for.
+            None => {
+                self.sync()?;
+                t0.elapsed().as_secs_f64()
+            }
+        };
+        let mut st = self.inner.state.borrow_mut();
+        let key = if st.profile_grid {
+            format!("{file}:{entry} {x}x{y}x{z}")
+        } else {
+            format!("{file}:{entry}")
+        };
+        let e = st.profile.as_mut().unwrap().entry(key).or_default();
+        e.0 += 1;
+        e.1 += dt;
         Ok(())
     }
 
@@ -222,7 +208,8 @@ impl Gpu {
     }
 }
 
-/// Times one compute pass with the GPU's timestamps: two queries, resolved and read back.
+/// Times one compute pass with the GPU's timestamps: two queries, resolved and read back
+/// (`Gpu::flush_timed`).
 pub(super) struct GpuTimer {
     queries: wgpu::QuerySet,
     resolved: wgpu::Buffer,
@@ -259,39 +246,24 @@ impl GpuTimer {
         }
     }
 
-    /// Seconds between the start and the end of one pass that `encode` fills; waits for it.
-    fn time(
-        &self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        encode: impl FnOnce(&mut wgpu::ComputePass<'_>),
-    ) -> Result<f64> {
-        let mut enc =
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &self.queries,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-            });
-            encode(&mut pass);
+    /// The timestamp writes of the one compute pass being timed.
+    pub(super) fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.queries,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
         }
+    }
+
+    /// Copies the pass's two timestamps where `read` finds them (encoded after the pass).
+    pub(super) fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
         enc.resolve_query_set(&self.queries, 0..2, &self.resolved, 0);
         enc.copy_buffer_to_buffer(&self.resolved, 0, &self.readback, 0, 16);
-        queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+    }
+
+    /// Seconds between the timed pass's start and end (waits for the submitted pass).
+    pub(super) fn read(&self, gpu: &Gpu) -> Result<f64> {
+        gpu.wait_mapped(&self.readback)?;
         let ticks = {
             let view = self
                 .readback

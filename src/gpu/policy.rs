@@ -130,6 +130,9 @@ pub struct LaunchPolicy {
     pub bn_target_groups: usize,
 }
 
+/// A tunable threshold of a [`LaunchPolicy`], reached by name (`DARTS_MINUS_POLICY`).
+type Threshold = fn(&mut LaunchPolicy) -> &mut usize;
+
 /// The kernels that bind more storage buffers than WebGPU guarantees (8 per stage): (shader,
 /// entry point, storage buffers). The policy chooses each only where the device binds that
 /// many, else a narrower path; every other kernel fits WebGPU's limits (checked by a test).
@@ -178,47 +181,29 @@ impl LaunchPolicy {
 
     /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
     /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
-    const TUNABLE: [&'static str; 17] = [
-        "copy_images_max",
-        "dot_one_group_max",
-        "dot_serial_max",
-        "dot_groups_max",
-        "keep_intermediate_max",
-        "one_pass_work_max",
-        "weight_grad_threads",
-        "weight_grad_chunk",
-        "serial_weight_grad_max",
-        "min_threads",
-        "bn_serial_max",
-        "fused_sum_max",
-        "uniform_weight_max",
-        "bn_chunk_min",
-        "bn_target_groups",
-        "chunk_sum_group_min",
-        "producer_stats_max",
+    const TUNABLE: [(&'static str, Threshold); 17] = [
+        ("copy_images_max", |p| &mut p.copy_images_max),
+        ("dot_one_group_max", |p| &mut p.dot_one_group_max),
+        ("dot_serial_max", |p| &mut p.dot_serial_max),
+        ("dot_groups_max", |p| &mut p.dot_groups_max),
+        ("keep_intermediate_max", |p| &mut p.keep_intermediate_max),
+        ("one_pass_work_max", |p| &mut p.one_pass_work_max),
+        ("weight_grad_threads", |p| &mut p.weight_grad_threads),
+        ("weight_grad_chunk", |p| &mut p.weight_grad_chunk),
+        ("serial_weight_grad_max", |p| &mut p.serial_weight_grad_max),
+        ("min_threads", |p| &mut p.min_threads),
+        ("bn_serial_max", |p| &mut p.bn_serial_max),
+        ("fused_sum_max", |p| &mut p.fused_sum_max),
+        ("uniform_weight_max", |p| &mut p.uniform_weight_max),
+        ("bn_chunk_min", |p| &mut p.bn_chunk_min),
+        ("bn_target_groups", |p| &mut p.bn_target_groups),
+        ("chunk_sum_group_min", |p| &mut p.chunk_sum_group_min),
+        ("producer_stats_max", |p| &mut p.producer_stats_max),
     ];
 
     fn field(&mut self, name: &str) -> Option<&mut usize> {
-        Some(match name {
-            "copy_images_max" => &mut self.copy_images_max,
-            "dot_one_group_max" => &mut self.dot_one_group_max,
-            "dot_serial_max" => &mut self.dot_serial_max,
-            "dot_groups_max" => &mut self.dot_groups_max,
-            "keep_intermediate_max" => &mut self.keep_intermediate_max,
-            "one_pass_work_max" => &mut self.one_pass_work_max,
-            "weight_grad_threads" => &mut self.weight_grad_threads,
-            "weight_grad_chunk" => &mut self.weight_grad_chunk,
-            "serial_weight_grad_max" => &mut self.serial_weight_grad_max,
-            "min_threads" => &mut self.min_threads,
-            "bn_serial_max" => &mut self.bn_serial_max,
-            "fused_sum_max" => &mut self.fused_sum_max,
-            "uniform_weight_max" => &mut self.uniform_weight_max,
-            "bn_chunk_min" => &mut self.bn_chunk_min,
-            "bn_target_groups" => &mut self.bn_target_groups,
-            "chunk_sum_group_min" => &mut self.chunk_sum_group_min,
-            "producer_stats_max" => &mut self.producer_stats_max,
-            _ => return None,
-        })
+        let (_, get) = Self::TUNABLE.iter().find(|(n, _)| *n == name)?;
+        Some(get(self))
     }
 
     /// Parses `name=value,…` (`DARTS_MINUS_POLICY`): thresholds to set over a preset. Values
@@ -230,10 +215,11 @@ impl LaunchPolicy {
                 .split_once('=')
                 .ok_or_else(|| format!("'{item}' is not name=value"))?;
             let name = name.trim();
-            if !Self::TUNABLE.contains(&name) {
+            if !Self::TUNABLE.iter().any(|(n, _)| *n == name) {
+                let known: Vec<&str> = Self::TUNABLE.iter().map(|(n, _)| *n).collect();
                 return Err(format!(
                     "no threshold '{name}'; the known ones: {}",
-                    Self::TUNABLE.join(", ")
+                    known.join(", ")
                 ));
             }
             let value: usize = value

@@ -49,6 +49,6 @@ impl Gpu {
     /// Re-runs a recorded program as one submission.
     pub fn replay(&self, program: &Program) {
         self.flush();
-        self.encode_and_submit(&program.commands);
+        self.encode_and_submit(&program.commands, None);
     }
 }

@@ -36,17 +36,7 @@ impl Gpu {
             at += bytes;
         }
         self.inner.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.wait_mapped(&staging)?;
         self.check_error()?;
         let all = {
             let view = staging
@@ -62,5 +52,20 @@ impl Gpu {
             from += n;
         }
         Ok(out)
+    }
+
+    /// Maps `buf` (MAP_READ) for reading, waiting for the work submitted before.
+    pub(super) fn wait_mapped(&self, buf: &wgpu::Buffer) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        buf.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(e.to_string()))
     }
 }

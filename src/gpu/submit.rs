@@ -1,6 +1,7 @@
 //! Batching: commands queue on the handle and go to the GPU in as few submissions as
 //! possible (one compute pass per run of dispatches); waiting and error checks.
 
+use super::launch::GpuTimer;
 use super::Gpu;
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -46,10 +47,20 @@ impl Gpu {
         if cmds.is_empty() {
             return;
         }
-        self.encode_and_submit(&cmds);
+        self.encode_and_submit(&cmds, None);
     }
 
-    pub(super) fn encode_and_submit(&self, cmds: &[Command]) {
+    /// Submits what is queued (one run of dispatches) as one pass timed by `timer`; waits and
+    /// returns the pass's GPU time in seconds.
+    pub(super) fn flush_timed(&self, timer: &GpuTimer) -> Result<f64> {
+        let cmds = std::mem::take(&mut self.inner.state.borrow_mut().pending);
+        self.encode_and_submit(&cmds, Some(timer));
+        timer.read(self)
+    }
+
+    /// Encodes `cmds` (one compute pass per run of dispatches; with `timer`, whose
+    /// timestamps bracket the first pass, there should be one) and submits them.
+    pub(super) fn encode_and_submit(&self, cmds: &[Command], timer: Option<&GpuTimer>) {
         let t0 = std::time::Instant::now();
         let mut enc = self
             .inner
@@ -78,7 +89,7 @@ impl Gpu {
             // One compute pass for each run of dispatches.
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: None,
-                timestamp_writes: None,
+                timestamp_writes: timer.map(GpuTimer::writes),
             });
             while let Some(Command::Dispatch {
                 pipeline,
@@ -93,6 +104,9 @@ impl Gpu {
                 n_dispatch += 1;
                 i += 1;
             }
+        }
+        if let Some(timer) = timer {
+            timer.resolve(&mut enc);
         }
         self.inner.queue.submit([enc.finish()]);
         let mut st = self.inner.state.borrow_mut();

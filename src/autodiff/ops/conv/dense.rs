@@ -195,21 +195,18 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     };
     let groups = threads.div_ceil(256);
     gpu.launch_spec("conv", entry, &consts, pp, &bufs, Work::Groups(groups))?;
-    // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
-    let by_group = policy.chunk_sum_by_group(chunks);
-    let sum = |[serial, group]: [&'static str; 2], bufs: &[&GpuBuffer], n: usize| match by_group {
-        true => gpu.launch("conv", group, pp, bufs, Work::Groups(n)),
-        false => gpu.launch("conv", serial, pp, bufs, n),
-    };
     match db {
         Some(db) => {
             let bufs = [&part, dw.buffer(), db.buffer()];
             let entries = ["weight_sum_bias", "weight_sum_bias_wg"];
-            sum(entries, &bufs, dw.numel() + db.numel())?;
+            let n = dw.numel() + db.numel();
+            let (entry, work) = super::chunk_sum(&policy, chunks, entries, n);
+            gpu.launch("conv", entry, pp, &bufs, work)?;
         }
         None if !direct => {
             let entries = ["weight_sum", "weight_sum_wg"];
-            sum(entries, &[&part, dw.buffer()], dw.numel())?
+            let (entry, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
+            gpu.launch("conv", entry, pp, &[&part, dw.buffer()], work)?;
         }
         None => {}
     }

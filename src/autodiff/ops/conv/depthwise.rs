@@ -188,20 +188,10 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let groups = Work::Groups((c * chunks).div_ceil(threads));
     gpu.launch_spec("depthwise", entry, &wconsts, dp.words(), &bufs, groups)?;
     if chunks > 1 {
-        // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
-        let (e, groups) = match policy.chunk_sum_by_group(chunks) {
-            true => ("weight_sum_wg", dw.numel()),
-            false => ("weight_sum", dw.numel().div_ceil(256)),
-        };
+        let entries = ["weight_sum", "weight_sum_wg"];
+        let (e, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
         let bufs = [&part, dw.buffer()];
-        gpu.launch_spec(
-            "depthwise",
-            e,
-            &consts,
-            dp.words(),
-            &bufs,
-            Work::Groups(groups),
-        )?;
+        gpu.launch_spec("depthwise", e, &consts, dp.words(), &bufs, work)?;
     }
     Ok(())
 }

@@ -21,9 +21,24 @@ use super::norm::ChannelStats;
 use crate::autodiff::tape::{InputGrads, Op, Tape};
 use crate::autodiff::{Saved, Tensor};
 use crate::error::{Error, Result};
-use crate::gpu::ConvParams;
+use crate::gpu::{ConvParams, LaunchPolicy, Work};
 
 pub(crate) use dw_pw::DwPwNode;
+
+/// The entry and work of a split weight gradient's second pass over `n` weights: `serial`
+/// (a thread per weight walks its chunks' partials) or, where the policy wants it for this
+/// many `chunks` (GPUs), `group` (a workgroup per weight: strided loads and a tree sum).
+fn chunk_sum(
+    policy: &LaunchPolicy,
+    chunks: usize,
+    [serial, group]: [&'static str; 2],
+    n: usize,
+) -> (&'static str, Work) {
+    match policy.chunk_sum_by_group(chunks) {
+        true => (group, Work::Groups(n)),
+        false => (serial, Work::Threads(n)),
+    }
+}
 
 /// Stride, padding, dilation and groups of a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -114,11 +114,8 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     )?;
     if chunks > 1 {
         let bufs = [&part, dw.buffer()];
-        // Many chunks on a GPU: a workgroup per weight rather than one long serial sum.
-        let (entry, work) = match policy.chunk_sum_by_group(chunks) {
-            true => ("weight_grad_sum_wg", Work::Groups(dw.numel())),
-            false => ("weight_grad_sum", Work::Threads(dw.numel())),
-        };
+        let entries = ["weight_grad_sum", "weight_grad_sum_wg"];
+        let (entry, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
         gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
     }
     Ok(())
