@@ -92,6 +92,9 @@ pub struct AdapterSummary {
     /// can share loads across a vector's lanes by broadcasts (shaders/lanes.wgsl).
     /// `DARTS_MINUS_LANES=off` turns it off (to measure what it buys).
     pub lanes8: bool,
+    /// Threads a CPU adapter runs a launch's workgroups on (Mesa's `LP_NUM_THREADS`, else
+    /// one per core; 0 there, the submitting thread, counts as 1); 1 on GPUs.
+    pub cpu_threads: usize,
     pub chosen: bool,
 }
 
@@ -167,8 +170,24 @@ pub fn summarize(a: &wgpu::Adapter, chosen: bool, choice: LimitsChoice) -> Adapt
             && info.subgroup_min_size == 8
             && info.subgroup_max_size == 8
             && std::env::var("DARTS_MINUS_LANES").map_or(true, |v| v != "off"),
+        cpu_threads: if info.device_type == wgpu::DeviceType::Cpu {
+            cpu_adapter_threads()
+        } else {
+            1
+        },
         chosen,
     }
+}
+
+/// The threads Mesa's software drivers run a launch on: `LP_NUM_THREADS` where set (0 runs it
+/// on the submitting thread), else one per core, at most 16 (llvmpipe's own cap).
+fn cpu_adapter_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(cores)
+        .clamp(1, 16)
 }
 
 /// The adapters a run may use: with no backend named, the native APIs (Vulkan, Metal, DX12)

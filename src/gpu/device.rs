@@ -110,7 +110,7 @@ impl Gpu {
         let adapter = &self.inner.summary;
         let mut p = match strategy {
             Some(s) => {
-                LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
+                LaunchPolicy::preset(s, adapter.max_storage_buffers_per_stage).fitted(adapter)
             }
             None => LaunchPolicy::for_adapter(adapter),
         }

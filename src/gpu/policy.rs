@@ -78,13 +78,27 @@ pub struct LaunchPolicy {
     /// CPU: multiply-adds per thread up to which a weight gradient is done by one pass of
     /// one chunk (no partials, no second launch): about what a launch costs on lavapipe.
     pub one_pass_work_max: usize,
+    /// CPU: what one pass may leave to one core, in multiply-adds per 8-lane row beyond an
+    /// even share of the adapter's threads (`cpu_threads`); past it the gradient is split so
+    /// every thread takes a part. A one-pass launch is a workgroup or a few: lavapipe runs a
+    /// workgroup's rows on one thread, so the 1×1 and depthwise weight gradients of the
+    /// DARTS network's later stages (C=16, 8 cells, batch 8) ran on one core of two, 9 % of
+    /// the step. Measured in docs/performance.md (twelfth round).
+    pub one_pass_excess_max: usize,
+    /// CPU: threads the adapter runs a launch's workgroups on (1 on GPUs and where
+    /// `LP_NUM_THREADS=0`).
+    pub cpu_threads: usize,
     /// (block, chunk) threads a split dense or 1×1 weight gradient aims at to fill the
     /// device. H200 (DARTS C=16, 8 cells, and NAS-Bench-201 C=16, batches 64 and 256, with
     /// the workgroup second pass): 65,536 cut the step 5–29 % against 16,384; 262,144 was no
     /// better (`tools/policy_sweep.py`, docs/performance.md).
     pub weight_grad_threads: usize,
     /// (channel, chunk of rows) threads a split depthwise weight gradient aims at; measured
-    /// with `weight_grad_threads` (the same values).
+    /// with `weight_grad_threads` on GPUs (the same values). On CPU adapters four workgroups
+    /// of 64 per adapter thread: enough to keep every thread busy, while each extra chunk
+    /// is a partial the second pass walks serially (lavapipe, 2 threads, batch 16: the
+    /// backward of a 3×3 depthwise at C=4 1.0–1.6 → 1.0 ms, C=32 1.8–2.0 → 1.6, C=64
+    /// 1.2–1.4 → 0.9–1.0 against 8,192).
     pub weight_grad_chunk: usize,
     /// Multiply-adds per weight up to which the generic convolution's weight gradient takes
     /// one thread per weight instead of a workgroup (256 threads and a tree sum) per weight:
@@ -157,13 +171,15 @@ impl LaunchPolicy {
             dot_groups_max: 8,
             keep_intermediate_max: 1 << 16,
             one_pass_work_max: 1 << 16,
+            one_pass_excess_max: 1 << 15,
+            cpu_threads: 1,
             // Lavapipe's 2 cores want few, long threads; an H200 wants 4× more.
             weight_grad_threads: match strategy {
                 Strategy::Cpu => 16384,
                 Strategy::Gpu => 65536,
             },
             weight_grad_chunk: match strategy {
-                Strategy::Cpu => 8192,
+                Strategy::Cpu => 512,
                 Strategy::Gpu => 65536,
             },
             serial_weight_grad_max: 2048,
@@ -181,13 +197,14 @@ impl LaunchPolicy {
 
     /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
     /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
-    const TUNABLE: [(&'static str, Threshold); 17] = [
+    const TUNABLE: [(&'static str, Threshold); 18] = [
         ("copy_images_max", |p| &mut p.copy_images_max),
         ("dot_one_group_max", |p| &mut p.dot_one_group_max),
         ("dot_serial_max", |p| &mut p.dot_serial_max),
         ("dot_groups_max", |p| &mut p.dot_groups_max),
         ("keep_intermediate_max", |p| &mut p.keep_intermediate_max),
         ("one_pass_work_max", |p| &mut p.one_pass_work_max),
+        ("one_pass_excess_max", |p| &mut p.one_pass_excess_max),
         ("weight_grad_threads", |p| &mut p.weight_grad_threads),
         ("weight_grad_chunk", |p| &mut p.weight_grad_chunk),
         ("serial_weight_grad_max", |p| &mut p.serial_weight_grad_max),
@@ -260,7 +277,7 @@ impl LaunchPolicy {
         } else {
             Strategy::Gpu
         };
-        LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage).with_lanes(adapter)
+        LaunchPolicy::preset(strategy, adapter.max_storage_buffers_per_stage).fitted(adapter)
     }
 
     /// Whether a kernel whose threads take `per_thread` consecutive outputs of rows `row`
@@ -282,10 +299,14 @@ impl LaunchPolicy {
         }
     }
 
-    /// This policy with lane broadcasts where the strategy is the CPU one and `adapter` has
-    /// subgroups of 8 consecutive lanes (the device then opens with them).
-    pub fn with_lanes(mut self, adapter: &AdapterSummary) -> LaunchPolicy {
+    /// This policy fitted to `adapter` on the CPU strategy: lane broadcasts where it has
+    /// subgroups of 8 consecutive lanes (the device then opens with them), and its threads.
+    pub fn fitted(mut self, adapter: &AdapterSummary) -> LaunchPolicy {
         self.lanes = self.strategy == Strategy::Cpu && adapter.lanes8;
+        self.cpu_threads = adapter.cpu_threads;
+        if self.strategy == Strategy::Cpu {
+            self.weight_grad_chunk = 256 * adapter.cpu_threads.max(2);
+        }
         self
     }
 
@@ -423,8 +444,19 @@ impl LaunchPolicy {
         !self.launches_are_costly() && chunks >= self.chunk_sum_group_min
     }
 
-    pub fn weight_grad_one_pass(&self, work: usize) -> bool {
-        self.launches_are_costly() && work <= self.one_pass_work_max
+    /// A weight gradient of `work` multiply-adds per thread, over `threads` threads in
+    /// workgroups of `group`, done by one pass of one chunk? Where the launch's few workgroups
+    /// would leave one of the adapter's threads more than `one_pass_excess_max` beyond its
+    /// share, splitting (and a second launch) costs less.
+    pub fn weight_grad_one_pass(&self, work: usize, threads: usize, group: usize) -> bool {
+        // lavapipe runs a workgroup on one thread, 8 lanes a row (256-bit vectors).
+        let rows = |t: usize| t.div_ceil(8);
+        let groups = threads.div_ceil(group);
+        let busiest = rows(threads.min(groups.div_ceil(self.cpu_threads) * group));
+        let share = rows(threads).div_ceil(self.cpu_threads);
+        self.launches_are_costly()
+            && work <= self.one_pass_work_max
+            && (busiest - share).saturating_mul(work) <= self.one_pass_excess_max
     }
 
     /// A weight of `bytes` allocated so it can also be bound as a uniform window?
@@ -463,7 +495,8 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 16] = [
+        let rows: [(&str, usize, Option<Strategy>); 18] = [
+            ("adapter threads", self.cpu_threads, Some(Cpu)),
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
             ("serial dot up to", self.dot_serial_max, Some(Cpu)),
@@ -478,6 +511,7 @@ impl fmt::Display for LaunchPolicy {
                 self.one_pass_work_max,
                 Some(Cpu),
             ),
+            ("one-pass excess up to", self.one_pass_excess_max, Some(Cpu)),
             ("serial batch norm up to", self.bn_serial_max, Some(Cpu)),
             ("fused normalised sum up to", self.fused_sum_max, Some(Cpu)),
             (
@@ -561,7 +595,8 @@ mod tests {
         assert!(!gpu.copy_channels(1));
         assert!(cpu.dot_serial(8192) && !cpu.dot_serial(8190) && !gpu.dot_serial(8192));
         assert!(cpu.keep_intermediate(1 << 16) && !gpu.keep_intermediate(1));
-        assert!(cpu.weight_grad_one_pass(1 << 16) && !gpu.weight_grad_one_pass(0));
+        assert!(cpu.weight_grad_one_pass(1 << 16, 256, 256));
+        assert!(!gpu.weight_grad_one_pass(0, 1, 1));
         assert!(cpu.bn_serial(4096) && !cpu.bn_serial(4097) && !gpu.bn_serial(1));
         assert!(cpu.concat_by_copy() && !gpu.concat_by_copy());
         assert!(!cpu.split_four_per_launch() && gpu.split_four_per_launch());
@@ -573,6 +608,27 @@ mod tests {
         assert_eq!(cpu.dot_chunks(262_144, split), (32_768, 8));
         assert_eq!(cpu.dot_chunks(100_000, (1024, 98)), (12_544, 8));
         assert_eq!(cpu.dot_chunks(40_000, (1024, 8)), (1024, 8));
+    }
+
+    #[test]
+    fn one_pass_weight_gradients_leave_no_cpu_thread_idle() {
+        let one = LaunchPolicy::preset(Strategy::Cpu, 32);
+        let two = LaunchPolicy {
+            cpu_threads: 2,
+            ..one
+        };
+        // 16 threads in one workgroup: 2 rows on one thread, one more than a half share.
+        assert!(one.weight_grad_one_pass(1 << 16, 16, 256));
+        assert!(two.weight_grad_one_pass(1 << 15, 16, 256));
+        assert!(!two.weight_grad_one_pass(1 << 15 | 1, 16, 256));
+        // 256 threads in one workgroup: 16 rows beyond the share.
+        assert!(!two.weight_grad_one_pass(8192, 256, 256));
+        assert!(two.weight_grad_one_pass(2048, 256, 256));
+        // Two workgroups split evenly between two threads: nothing beyond the share.
+        assert!(two.weight_grad_one_pass(1 << 16, 128, 64));
+        // Three workgroups: the busiest thread takes two.
+        assert!(!two.weight_grad_one_pass(1 << 16, 192, 64));
+        assert!(!two.weight_grad_one_pass(1 << 17, 8, 8));
     }
 
     #[test]

@@ -145,9 +145,9 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     let blocks = cout.div_ceil(4) * cin.div_ceil(4) * (p.kh * p.kw) as usize;
     let rows = n * ho;
     // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
-    // serial work costs about a launch.
+    // serial work costs about a launch and leaves no CPU thread idle.
     let policy = gpu.policy();
-    let per = if policy.weight_grad_one_pass(rows * wo * 16) {
+    let per = if policy.weight_grad_one_pass(rows * wo * 16, blocks, 256) {
         rows
     } else {
         rows.div_ceil(policy.weight_grad_threads.div_ceil(blocks).clamp(1, rows))

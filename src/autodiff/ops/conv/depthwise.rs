@@ -159,9 +159,10 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let Taps { k, s, d } = plan.taps;
     let taps = (k * k) as usize;
     // Chunks of output rows so that channels × chunks fills the device; or one chunk, whose
-    // partials are dw itself, where that costs less than a launch.
+    // partials are dw itself, where that costs less than a launch and leaves no CPU thread
+    // idle (a thread per channel, workgroups of 64).
     let policy = gpu.policy();
-    let per = if policy.weight_grad_one_pass(rows * wo * taps) {
+    let per = if policy.weight_grad_one_pass(rows * wo * taps, c, 64) {
         rows
     } else {
         (rows * c).div_ceil(policy.weight_grad_chunk).max(1)

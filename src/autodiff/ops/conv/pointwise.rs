@@ -69,9 +69,9 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     let blocks = cin.div_ceil(4) * cout.div_ceil(4);
     // Enough (block, chunk) threads to fill the device, chunks of ≥ 64 positions and of a
     // multiple of 4 (the vec4 variant reads 4 at a time); or one chunk (no second pass) where
-    // that serial work costs less than a launch.
+    // that serial work costs less than a launch and leaves no CPU thread idle.
     let policy = gpu.policy();
-    let chunk = if policy.weight_grad_one_pass(n * hw * 16) {
+    let chunk = if policy.weight_grad_one_pass(n * hw * 16, blocks, 256) {
         (n * hw).next_multiple_of(4)
     } else {
         (n * hw * blocks)
