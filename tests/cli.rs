@@ -2,36 +2,29 @@
 
 mod common;
 
-use common::cli::{bin, fails_with, tiny_cifar, tmp};
+use common::cli::{bin, fails_with, succeeds, tiny_cifar, tmp};
 use std::process::Command;
 
 #[test]
 fn search_writes_every_output_and_genotype_reads_it_back() {
     let out = tmp("search");
-    let run = bin()
-        .args([
-            "search",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "2",
-            "--max-steps",
-            "2",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "search failed: {}\n{}",
-        stdout,
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args([
+                "search",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "2",
+                "--max-steps",
+                "2",
+                "--out",
+            ])
+            .arg(&out),
     );
     assert!(stdout.contains("Genotype(normal=[("), "{stdout}");
     assert!(stdout.contains("α steps on a reshuffled queue"), "{stdout}");
@@ -101,13 +94,7 @@ fn genotype_of_a_non_checkpoint_is_a_clear_error() {
 
 #[test]
 fn devices_lists_the_adapter_in_use() {
-    let run = bin().arg("devices").output().unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let out = String::from_utf8_lossy(&run.stdout);
+    let out = succeeds(bin().arg("devices"));
     assert!(out.lines().any(|l| l.starts_with('*')), "{out}");
     assert!(out.contains("max storage binding"), "{out}");
 }
@@ -117,13 +104,11 @@ fn devices_lists_the_adapter_in_use() {
 /// integer, stops with an error naming it.
 #[test]
 fn policy_overrides_show_in_the_policy_or_stop_with_a_clear_error() {
-    let run = bin()
-        .arg("devices")
-        .env("DARTS_MINUS_POLICY", "weight_grad_threads=12345")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{out}");
+    let out = succeeds(
+        bin()
+            .arg("devices")
+            .env("DARTS_MINUS_POLICY", "weight_grad_threads=12345"),
+    );
     assert!(
         out.lines()
             .any(|l| l.contains("weight-grad threads") && l.ends_with(" 12345")),
@@ -149,12 +134,7 @@ fn policy_overrides_show_in_the_policy_or_stop_with_a_clear_error() {
 
 #[test]
 fn limits_clamp_the_device_or_stop_with_a_clear_error() {
-    let run = bin()
-        .args(["devices", "--limits", "webgpu"])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{out}");
+    let out = succeeds(bin().args(["devices", "--limits", "webgpu"]));
     assert!(out.contains("limits: webgpu"), "{out}");
     let per_stage: Vec<u32> = out
         .lines()
@@ -198,13 +178,7 @@ fn limits_clamp_the_device_or_stop_with_a_clear_error() {
 
 #[test]
 fn check_proves_this_adapter_against_the_references() {
-    let run = bin().args(["check", "--json"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = succeeds(bin().args(["check", "--json"]));
     let doc: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let lines = doc["lines"].as_array().unwrap();
     assert_eq!(doc["failed"].as_u64(), Some(0));
@@ -287,18 +261,12 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
     // Resuming the finished run into a new directory, without --data: the run's own data,
     // and its outputs are written there.
     let moved = tmp("resume-moved");
-    let run = bin()
-        .args(["search", "--resume"])
-        .arg(&out)
-        .arg("--out")
-        .arg(&moved)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args(["search", "--resume"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&moved),
     );
     assert!(
         stdout.contains("resume-data") && stdout.contains("already finished"),
@@ -333,47 +301,36 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
 fn a_resumed_training_keeps_its_data() {
     let data = tiny_cifar("train-resume-data", 16);
     let out = tmp("train-resume-run");
-    let run = bin()
-        .args([
-            "train",
-            "--genotype",
-            "DARTS_V2",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-        ])
-        .args([
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--no-auxiliary",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeeds(
+        bin()
+            .args([
+                "train",
+                "--genotype",
+                "DARTS_V2",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+            ])
+            .args([
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--no-auxiliary",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
     );
     let moved = tmp("train-resume-moved");
-    let run = bin()
-        .args(["train", "--resume"])
-        .arg(&out)
-        .arg("--out")
-        .arg(&moved)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args(["train", "--resume"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&moved),
     );
     assert!(
         stdout.contains("train-resume-data") && stdout.contains("already finished"),
@@ -496,53 +453,42 @@ fn images_too_small_for_the_network_are_refused_up_front() {
 #[test]
 fn train_a_searched_genotype_then_evaluate_it() {
     let search = tmp("train-src");
-    let run = bin()
-        .args([
-            "search",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--batch-size",
-            "8",
-            "--max-steps",
-            "1",
-            "--out",
-        ])
-        .arg(&search)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeeds(
+        bin()
+            .args([
+                "search",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--batch-size",
+                "8",
+                "--max-steps",
+                "1",
+                "--out",
+            ])
+            .arg(&search),
     );
     let out = tmp("train");
-    let run = bin()
-        .args([
-            "train",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "1",
-            "--max-steps",
-            "1",
-            "--genotype",
-        ])
-        .arg(&search)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "train failed: {stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args([
+                "train",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "--max-steps",
+                "1",
+                "--genotype",
+            ])
+            .arg(&search)
+            .arg("--out")
+            .arg(&out),
     );
     let searched = std::fs::read_to_string(search.join("genotype.txt")).unwrap();
     assert!(
@@ -584,31 +530,25 @@ fn train_a_nas_bench_201_cell() {
     let out = tmp("nb201");
     let arch =
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|";
-    let run = bin()
-        .args([
-            "train",
-            "--genotype",
-            arch,
-            "--channels",
-            "2",
-            "--layers",
-            "1",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "1",
-            "--max-steps",
-            "1",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args([
+                "train",
+                "--genotype",
+                arch,
+                "--channels",
+                "2",
+                "--layers",
+                "1",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "--max-steps",
+                "1",
+                "--out",
+            ])
+            .arg(&out),
     );
     assert!(
         stdout.contains(arch) && stdout.contains("test accuracy"),
@@ -620,27 +560,21 @@ fn train_a_nas_bench_201_cell() {
 /// Runs `darts-minus bench` on a tiny DARTS network (C=2, 3 cells, one warm-up step) with
 /// `extra` arguments and `--json`; returns the printed text and the JSON document.
 fn tiny_bench(extra: &[&str]) -> (String, serde_json::Value) {
-    let run = bin()
-        // `--cpu-threads auto` leaves a thread count set in the environment alone.
-        .env_remove("LP_NUM_THREADS")
-        .args([
-            "bench",
-            "--channels",
-            "2",
-            "--layers",
-            "3",
-            "--warmup",
-            "1",
-            "--json",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "bench {extra:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            // `--cpu-threads auto` leaves a thread count set in the environment alone.
+            .env_remove("LP_NUM_THREADS")
+            .args([
+                "bench",
+                "--channels",
+                "2",
+                "--layers",
+                "3",
+                "--warmup",
+                "1",
+                "--json",
+            ])
+            .args(extra),
     );
     let doc = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     (stdout, doc)
@@ -707,16 +641,10 @@ fn bench_charts_paired_times_from_bench_torch() {
     let text = [line(8, 400.0, 1600.0), line(16, 700.0, 6300.0)].join("\n");
     std::fs::write(&pairs, text).unwrap();
     let svg = dir.join("channels.svg");
-    let run = bin()
-        .args(["bench", "--chart", svg.to_str().unwrap(), "--pairs"])
-        .arg(&pairs)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        bin()
+            .args(["bench", "--chart", svg.to_str().unwrap(), "--pairs"])
+            .arg(&pairs),
     );
     assert!(
         stdout.contains("| nb201 N=5 | 16 | 16 | 6300 | 700 | 9.00 |"),
@@ -844,34 +772,28 @@ fn policy_sweep_times_each_policy_in_rounds() {
     let dir = tmp("policy-sweep");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("sweep.jsonl");
-    let run = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/policy_sweep.py"
-        ))
-        .arg("--bin")
-        .arg(format!("this={}", env!("CARGO_BIN_EXE_darts-minus")))
-        .args(["--policy", "", "--policy", "weight_grad_threads=4096"])
-        .args(["--policy", "no_such_threshold=1"])
-        .args(["--config", "--channels 2 --layers 3 --batch 2"])
-        .args([
-            "--steps",
-            "1",
-            "--warmup",
-            "1",
-            "--rounds",
-            "2",
-            "--json-out",
-        ])
-        .arg(&out)
-        .env_remove("LP_NUM_THREADS")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    let stdout = succeeds(
+        Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tools/policy_sweep.py"
+            ))
+            .arg("--bin")
+            .arg(format!("this={}", env!("CARGO_BIN_EXE_darts-minus")))
+            .args(["--policy", "", "--policy", "weight_grad_threads=4096"])
+            .args(["--policy", "no_such_threshold=1"])
+            .args(["--config", "--channels 2 --layers 3 --batch 2"])
+            .args([
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--rounds",
+                "2",
+                "--json-out",
+            ])
+            .arg(&out)
+            .env_remove("LP_NUM_THREADS"),
     );
     assert!(stdout.contains("no_such_threshold=1"), "{stdout}");
     assert!(stdout.contains("failed"), "{stdout}");

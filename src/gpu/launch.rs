@@ -125,22 +125,19 @@ impl Gpu {
         }
         let grid = [x as u32, y as u32, z as u32];
         let profiling = self.inner.state.borrow().profile.is_some();
-        if !profiling {
-            self.push(Command::Dispatch {
-                pipeline,
-                bind_group,
-                grid,
-            });
-            return Ok(());
-        }
         // Profiling: the launch submitted alone, after everything before it.
-        self.sync()?;
+        if profiling {
+            self.sync()?;
+        }
         let t0 = std::time::Instant::now();
         self.push(Command::Dispatch {
             pipeline,
             bind_group,
             grid,
         });
+        if !profiling {
+            return Ok(());
+        }
         let dt = match &self.inner.timer {
             // The GPU's own clock: the kernel alone, without the submit and wait around it.
             Some(timer) => {

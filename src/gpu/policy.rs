@@ -161,6 +161,12 @@ pub const WIDE_KERNELS: [(&str, &str, u32); 4] = [
     ("mixed", "sum_backward4", 15),
 ];
 
+/// The CPU strategy's `weight_grad_chunk` on an adapter of `threads` threads: four workgroups
+/// of 64 per thread (of at least two).
+fn cpu_weight_grad_chunk(threads: usize) -> usize {
+    256 * threads.max(2)
+}
+
 impl LaunchPolicy {
     /// The preset for `strategy` on a device with `max_storage_buffers` storage bindings per
     /// stage.
@@ -183,7 +189,7 @@ impl LaunchPolicy {
                 Strategy::Gpu => 65536,
             },
             weight_grad_chunk: match strategy {
-                Strategy::Cpu => 512,
+                Strategy::Cpu => cpu_weight_grad_chunk(1),
                 Strategy::Gpu => 65536,
             },
             serial_weight_grad_max: 2048,
@@ -309,7 +315,7 @@ impl LaunchPolicy {
         self.lanes = self.strategy == Strategy::Cpu && adapter.lanes8;
         self.cpu_threads = adapter.cpu_threads;
         if self.strategy == Strategy::Cpu {
-            self.weight_grad_chunk = 256 * adapter.cpu_threads.max(2);
+            self.weight_grad_chunk = cpu_weight_grad_chunk(adapter.cpu_threads);
         }
         self
     }

@@ -18,6 +18,19 @@ pub fn fails_with(cmd: &mut Command, wants: &[&str]) {
     assert!(!run.status.success() && named, "{err}");
 }
 
+/// Runs `cmd`, which must succeed (else its output and errors are shown); its output.
+#[track_caller]
+pub fn succeeds(cmd: &mut Command) -> String {
+    let run = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
 pub fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("darts-minus-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
