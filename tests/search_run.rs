@@ -190,8 +190,11 @@ fn replayed_steps_equal_eager_steps() {
         let replayed = run(true);
         assert_eq!(eager.recorded_dispatches(), 0);
         assert!(replayed.recorded_dispatches() > 100);
-        // One program per batch shape, not one per shape per epoch.
+        // One program per batch shape, not one per shape per epoch; the same for the
+        // validation forward (its values are in the records compared below).
         assert_eq!(replayed.programs_recorded(), 2);
+        assert_eq!(replayed.eval_programs_recorded(), 2);
+        assert_eq!(eager.eval_programs_recorded(), 0);
         assert_eq!(untimed(&replayed), untimed(&eager));
         for ((name, a), (_, b)) in state(&eager).iter().zip(state(&replayed).iter()) {
             assert_eq!(a, b, "{name} differs between replayed and eager steps");

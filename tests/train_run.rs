@@ -56,6 +56,32 @@ fn short_training_beats_chance() {
 }
 
 #[test]
+fn replayed_test_passes_equal_eager_ones() {
+    let g = gpu();
+    // 80 test images in batches of 32: two shapes (32 and 16), each recorded once and
+    // replayed in the later batches and passes.
+    let (train, test) = data(64, 80);
+    let mut run = Retrain::new(&g, tiny(1)).unwrap();
+    run.run_epoch(&train, &test, &mut |_| {}).unwrap();
+    let aug = darts_minus::data::Augment::none(run.settings.mean, run.settings.std);
+    let batches = || {
+        darts_minus::data::epoch_batches(test.clone(), (0..test.len).collect(), 32, aug.clone(), 0)
+            .unwrap()
+    };
+    let classes = test.num_classes();
+    let replayed = run.evaluate(batches(), classes).unwrap();
+    let again = run.evaluate(batches(), classes).unwrap();
+    assert_eq!(run.eval_programs_recorded(), 2);
+    run.replay = false;
+    let eager = run.evaluate(batches(), classes).unwrap();
+    assert_eq!(run.eval_programs_recorded(), 2);
+    assert_eq!(replayed, eager);
+    assert_eq!(again, eager);
+    assert_eq!(eager.n, 80);
+    assert_eq!(eager.confusion.iter().flatten().sum::<u64>(), 80);
+}
+
+#[test]
 fn resumed_training_equals_uninterrupted() {
     let g = gpu();
     let (train, test) = data(64, 32);

@@ -16,7 +16,7 @@ pub use epoch::{
     finished, run_epoch, EpochPlan, EpochSteps, Limits, Position, Progress, Timing, Trainer,
 };
 pub use metrics::{check_loss, nan_if_null, read_stats, Scores, StepStats};
-pub use replay::Recorder;
+pub use replay::{EvalRecorder, Recorder};
 
 use crate::autodiff::{Labels, Tensor};
 use crate::data::Batch;

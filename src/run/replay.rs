@@ -132,3 +132,12 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
         Ok(result)
     }
 }
+
+/// An evaluation forward's programs: keyed by (batch size, image height, width), with the
+/// uploaded images and labels in and two tensors out (the loss, and the label ranks or the
+/// logits).
+pub type EvalRecorder = Recorder<
+    (usize, usize, usize),
+    (crate::autodiff::Tensor, crate::autodiff::Labels),
+    (crate::autodiff::Tensor, crate::autodiff::Tensor),
+>;

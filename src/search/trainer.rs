@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::nn::Ctx;
 use crate::optim::{Adam, Sgd};
 use crate::run::metrics::Scores;
-use crate::run::{self, read_stats, Recorder};
+use crate::run::{self, read_stats, EvalRecorder, Recorder};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +57,10 @@ pub struct Search {
     pub recompute: bool,
     /// The step's program and its (loss, label ranks) outputs.
     recorder: Recorder<StepShape, StepInputs, (Tensor, Tensor)>,
+    /// The evaluation forward's program per batch shape (batch size, height, width), with
+    /// its images and labels in and (loss, label ranks) out: an epoch's validation replays
+    /// it batch after batch instead of building the forward afresh for each.
+    eval_recorder: EvalRecorder,
 }
 
 /// Seed stream of the initial weights (noise draws take 2: `NoiseSource::start_at`).
@@ -110,6 +114,7 @@ impl Search {
             replay: true,
             recompute: true,
             recorder: Recorder::default(),
+            eval_recorder: EvalRecorder::default(),
         })
     }
 
@@ -211,6 +216,12 @@ impl Search {
         self.recorder.recorded()
     }
 
+    /// Validation forward programs recorded so far: one per batch shape, however many epochs
+    /// validated.
+    pub fn eval_programs_recorded(&self) -> usize {
+        self.eval_recorder.recorded()
+    }
+
     /// One search step: α step on `val`, w step on `train`, in the configured order.
     pub fn step(&mut self, train: &Batch, val: &Batch) -> Result<StepStats> {
         let stats = self.run_step(train, val)?;
@@ -221,18 +232,41 @@ impl Search {
     }
 
     /// Loss and accuracy over `batches` in eval mode (running statistics, β still applied).
-    pub fn evaluate(&self, batches: impl Iterator<Item = Batch>) -> Result<Scores> {
+    /// The forward of each batch shape is recorded once and replayed (unless replay is off).
+    pub fn evaluate(&mut self, batches: impl Iterator<Item = Batch>) -> Result<Scores> {
         let mut all = Vec::new();
+        let mut recorder = std::mem::take(&mut self.eval_recorder);
+        let (h, w) = self.image_size;
         for (i, b) in batches.enumerate() {
             self.start_noise(false, i)?;
-            let (x, y) = self.upload(&b)?;
-            let mut tape = Tape::inference(&self.gpu);
-            let logits = self
-                .net
-                .forward(&mut tape, &x, self.beta(), Ctx { train: false })?;
-            let loss = tape.cross_entropy(&logits, &y)?;
-            all.push(read_stats(&loss, &rank_tensor(&logits, &y)?)?);
+            let this = &*self;
+            let stats = recorder.run(
+                &this.gpu,
+                this.net.as_ref(),
+                this.replay.then_some((b.y.len(), h, w)),
+                |(x, y)| {
+                    x.write(&b.x)?;
+                    y.write(&this.gpu, &b.y)
+                },
+                || this.upload(&b),
+                |(x, y)| {
+                    let mut tape = Tape::inference(&this.gpu);
+                    let logits =
+                        this.net
+                            .forward(&mut tape, x, this.beta(), Ctx { train: false })?;
+                    Ok((tape.cross_entropy(&logits, y)?, rank_tensor(&logits, y)?))
+                },
+                |(loss, ranks)| read_stats(loss, ranks),
+            );
+            match stats {
+                Ok(s) => all.push(s),
+                Err(e) => {
+                    self.eval_recorder = recorder;
+                    return Err(e);
+                }
+            }
         }
+        self.eval_recorder = recorder;
         Ok(Scores::of(&all))
     }
 

@@ -17,7 +17,7 @@ use crate::gpu::Gpu;
 use crate::nn::Ctx;
 use crate::optim::Sgd;
 use crate::run::state::{self as run_state, momentum_entries, Saved};
-use crate::run::{self, read_stats, upload_batch, Progress, StepStats};
+use crate::run::{self, read_stats, upload_batch, EvalRecorder, Progress, StepStats};
 use rand::SeedableRng;
 use std::cell::RefCell;
 use std::path::Path;
@@ -51,6 +51,12 @@ pub struct Retrain {
     pub epoch: usize,
     pub step: usize,
     pub history: Vec<TrainRecord>,
+    /// Record the test forward of each batch shape once and replay it for every batch (the
+    /// default); off, every batch is built eagerly. Both compute exactly the same values.
+    pub replay: bool,
+    /// The test forward's program per batch shape (batch size, height, width): images and
+    /// labels in, (loss, logits) out.
+    eval_recorder: EvalRecorder,
 }
 
 impl Retrain {
@@ -76,6 +82,8 @@ impl Retrain {
             epoch: 0,
             step: 0,
             history: Vec::new(),
+            replay: true,
+            eval_recorder: EvalRecorder::default(),
         })
     }
 
@@ -176,23 +184,53 @@ impl Retrain {
         }
     }
 
-    /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode).
+    /// Loss, top-1/top-5 accuracy and the confusion matrix over `batches` (eval mode). The
+    /// forward of each batch shape is recorded once and replayed (unless replay is off).
     pub fn evaluate(
+        &mut self,
+        batches: impl Iterator<Item = Batch>,
+        classes: usize,
+    ) -> Result<Evaluation> {
+        let mut recorder = std::mem::take(&mut self.eval_recorder);
+        let result = self.evaluate_with(&mut recorder, batches, classes);
+        self.eval_recorder = recorder;
+        result
+    }
+
+    /// Test forward programs recorded so far: one per batch shape, however many passes ran.
+    pub fn eval_programs_recorded(&self) -> usize {
+        self.eval_recorder.recorded()
+    }
+
+    fn evaluate_with(
         &self,
+        recorder: &mut EvalRecorder,
         batches: impl Iterator<Item = Batch>,
         classes: usize,
     ) -> Result<Evaluation> {
         let mut confusion = vec![vec![0u64; classes]; classes];
         let (mut loss_sum, mut n, mut t1, mut t5) = (0.0, 0usize, 0usize, 0usize);
+        let (h, w) = self.image_size;
         for (i, b) in batches.enumerate() {
             self.start_noise(false, i)?;
-            let (x, y) = self.upload(&b)?;
-            let mut tape = Tape::inference(&self.gpu);
-            let (logits, _) = self.net.forward(&mut tape, &x, EvalCtx::inference())?;
-            let loss = tape.cross_entropy(&logits, &y)?;
             // One readback of the loss and logits gives the prediction and the label's rank
             // (ties in the label's favour, as the GPU rank kernel counts them).
-            let mut back = Tensor::read_all(&[&loss, &logits])?;
+            let mut back = recorder.run(
+                &self.gpu,
+                self.net.as_ref(),
+                self.replay.then_some((b.y.len(), h, w)),
+                |(x, y)| {
+                    x.write(&b.x)?;
+                    y.write(&self.gpu, &b.y)
+                },
+                || self.upload(&b),
+                |(x, y)| {
+                    let mut tape = Tape::inference(&self.gpu);
+                    let (logits, _) = self.net.forward(&mut tape, x, EvalCtx::inference())?;
+                    Ok((tape.cross_entropy(&logits, y)?, logits))
+                },
+                |(loss, logits)| Tensor::read_all(&[loss, logits]),
+            )?;
             let scores = back.pop().unwrap_or_default();
             let loss = back[0][0];
             for (i, &label) in b.y.iter().enumerate() {
