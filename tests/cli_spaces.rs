@@ -56,7 +56,12 @@ fn untimed_metrics(dir: &Path) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            for k in ["epoch_seconds", "step_time_ms", "images_per_sec"] {
+            for k in [
+                "epoch_seconds",
+                "steps_seconds",
+                "step_time_ms",
+                "images_per_sec",
+            ] {
                 v[k] = serde_json::Value::Null;
             }
             v

@@ -196,6 +196,13 @@ fn replayed_steps_equal_eager_steps() {
         assert_eq!(replayed.eval_programs_recorded(), 2);
         assert_eq!(eager.eval_programs_recorded(), 0);
         assert_eq!(untimed(&replayed), untimed(&eager));
+        for r in &replayed.history {
+            let t = r.timing;
+            assert!(
+                t.steps_seconds > 0.0 && t.steps_seconds <= t.epoch_seconds,
+                "{t:?}"
+            );
+        }
         for ((name, a), (_, b)) in state(&eager).iter().zip(state(&replayed).iter()) {
             assert_eq!(a, b, "{name} differs between replayed and eager steps");
         }

@@ -89,6 +89,15 @@ pub struct Timing {
     pub images_per_sec: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub epoch_seconds: f64,
+    /// Wall time of the epoch's steps together; the rest of `epoch_seconds` is loading
+    /// batches, validating or testing, and the epoch's outputs (NaN in records written
+    /// before it was kept).
+    #[serde(default = "not_kept", deserialize_with = "nan_if_null")]
+    pub steps_seconds: f64,
+}
+
+fn not_kept() -> f64 {
+    f64::NAN
 }
 
 /// The steps of an epoch as the loop ran them.
@@ -99,6 +108,8 @@ pub struct EpochSteps {
     pub stats: Vec<StepStats>,
     /// Median step time, seconds.
     pub median_seconds: f64,
+    /// All steps together, seconds.
+    pub total_seconds: f64,
     pub started: Instant,
 }
 
@@ -126,6 +137,7 @@ impl EpochSteps {
             step_time_ms: self.step_time_ms(),
             images_per_sec: self.images_per_sec(),
             epoch_seconds: self.seconds(),
+            steps_seconds: self.total_seconds,
         }
     }
 }
@@ -201,6 +213,7 @@ pub fn run_epoch<T: Trainer>(run: &mut T, observe: &mut dyn FnMut(Progress)) -> 
         epoch: at.epoch,
         steps_total: plan.steps,
         stats,
+        total_seconds: times.iter().sum(),
         median_seconds: median_time(times),
         started,
     };
@@ -212,6 +225,18 @@ pub fn run_epoch<T: Trainer>(run: &mut T, observe: &mut dyn FnMut(Progress)) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_from_before_steps_seconds_read_it_as_nan() {
+        let old = r#"{"step_time_ms":2.5,"images_per_sec":4.0,"epoch_seconds":9.0}"#;
+        let t: Timing = serde_json::from_str(old).unwrap();
+        assert_eq!((t.step_time_ms, t.epoch_seconds), (2.5, 9.0));
+        assert!(t.steps_seconds.is_nan());
+        let new =
+            r#"{"step_time_ms":2.5,"images_per_sec":4.0,"epoch_seconds":9.0,"steps_seconds":7.5}"#;
+        let t: Timing = serde_json::from_str(new).unwrap();
+        assert_eq!(t.steps_seconds, 7.5);
+    }
 
     /// A run of `batches` steps per epoch whose step `k` (over the whole run) has loss `k`.
     struct Fake {
