@@ -9,6 +9,10 @@
 // Entries and bindings (0 = params):
 //   eval_stats       1 running_mean, 2 running_var, 3 saved       one thread per channel
 //   normalize        1 x, 2 saved, 3 gamma, 4 beta, 5 y           one thread per element
+//   normalize4       eval mode for planes of a multiple of 4 values, without eval_stats:
+//                    1 x, 2 running_mean, 3 running_var, 4 gamma, 5 beta, 6 y (x, y as vec4
+//                    arrays; mean and invstd from the running statistics as eval_stats
+//                    computes them)                                one thread per 4 values
 //   backward_reduce  1 x, 2 dy, 3 saved                           one workgroup per channel
 //   backward_dx      1 x, 2 dy, 3 saved, 4 gamma, 5 dx, 6 scale table (p.scaled, below)
 //                                                                 one thread per element
@@ -165,6 +169,26 @@ fn normalize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     var v = (nm_x[i] - nm_saved[ch]) * nm_saved[p.c + ch];
     if (p.affine != 0u) { v = v * nm_gamma[ch] + nm_beta[ch]; }
     nm_y[i] = v;
+}
+
+// Eval mode where nothing needs the statistics afterwards (an inference pass): the channel's
+// mean and invstd straight from the running statistics, four values a thread (one channel:
+// p.hw is a multiple of 4), so a batch norm is one launch and a quarter of the loads.
+@group(0) @binding(1) var<storage, read> n4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> n4_rm: array<f32>;
+@group(0) @binding(3) var<storage, read> n4_rv: array<f32>;
+@group(0) @binding(4) var<storage, read> n4_gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> n4_beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> n4_y: array<vec4<f32>>;
+@compute @workgroup_size(256)
+fn normalize4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= p.n * p.c * (p.hw / 4u)) { return; }
+    let ch = (i / (p.hw / 4u)) % p.c;
+    let invstd = 1.0 / sqrt(n4_rv[ch] + p.eps);
+    var v = (n4_x[i] - vec4<f32>(n4_rm[ch])) * invstd;
+    if (p.affine != 0u) { v = v * n4_gamma[ch] + n4_beta[ch]; }
+    n4_y[i] = v;
 }
 
 @group(0) @binding(1) var<storage, read> br_x: array<f32>;

@@ -992,6 +992,54 @@ fn batch_norm_eval_plain() {
     bn_case(33, [2, 1, 4, 5], false, false);
 }
 
+// Eval mode, planes of a multiple of 4: the forward (an inference pass) takes the one-launch
+// vec4 kernel across several workgroups; the gradients (a recording tape) the two-launch path.
+#[test]
+fn batch_norm_eval_affine_rows_of_4() {
+    bn_case(60, [3, 5, 12, 12], true, false);
+}
+
+#[test]
+fn eval_batch_norm_of_an_inference_pass_is_one_launch() {
+    let g = gpu();
+    let mut rng = Rng::new(61);
+    let x = Tensor::from_slice(&g, &[2, 3, 4, 4], &f32s(&rng.vec(96))).unwrap();
+    let rm = Tensor::from_slice(&g, &[3], &[0.1, -0.2, 0.3]).unwrap();
+    let rv = Tensor::from_slice(&g, &[3], &[0.5, 1.0, 2.0]).unwrap();
+    let state = BnState {
+        running_mean: &rm,
+        running_var: &rv,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    for (recording, launches) in [(false, 1), (true, 2)] {
+        let mut tape = if recording {
+            Tape::new(&g)
+        } else {
+            Tape::inference(&g)
+        };
+        let x = if recording { x.with_grad() } else { x.clone() };
+        let xv = x.to_vec().unwrap();
+        g.sync().unwrap();
+        let before = g.dispatch_count();
+        let y = tape.batch_norm(&x, None, state.clone(), false).unwrap();
+        let yv = y.to_vec().unwrap();
+        assert_eq!(
+            g.dispatch_count() - before,
+            launches,
+            "recording {recording}"
+        );
+        for (i, (a, b)) in xv.iter().zip(&yv).enumerate() {
+            let ch = (i / 16) % 3;
+            let want = (a - [0.1f32, -0.2, 0.3][ch]) / ([0.5f32, 1.0, 2.0][ch] + 1e-5).sqrt();
+            assert!(
+                (b - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{i}: {b} against {want}"
+            );
+        }
+    }
+}
+
 // Planes of a multiple of 4 values take the vec4 kernels on CPU adapters (64 threads per
 // channel, each a run of vec4s): runs that cross images, and threads with nothing to do.
 #[test]

@@ -196,6 +196,27 @@ impl Tape {
                     Work::Groups(c * parts),
                 )?;
             }
+        } else if hw % 4 == 0
+            && !self.wants(&[x])
+            && !affine.is_some_and(|(g, b)| self.wants(&[g, b]))
+        {
+            // Nothing reads `saved` after an inference pass: one launch, statistics inline.
+            let (g, b) = affine.unwrap_or((x, x));
+            let bufs = [
+                x.buffer(),
+                running[0],
+                running[1],
+                g.buffer(),
+                b.buffer(),
+                y.buffer(),
+            ];
+            gpu.launch(
+                "batchnorm",
+                "normalize4",
+                params.words(),
+                &bufs,
+                y.numel() / 4,
+            )?;
         } else {
             let bufs = [running[0], running[1], saved.buffer()];
             gpu.launch("batchnorm", "eval_stats", params.words(), &bufs, c)?;
