@@ -14,6 +14,12 @@
 //                  One thread per element.
 //   weighted_sum8_vec4  weighted_sum4_vec4 with up to 8 terms: 8..11 y4..y7, their idx / tab
 //                  in p.idx2 / p.tab2 (adapters with at least 11 storage buffers per stage).
+//   eval_sum8_vec4 weighted_sum8_vec4 with the eval-mode batch norm (no affine) of each term
+//                  whose bit is set in p.norm folded in: term k is (y_k − mean)·invstd per
+//                  channel, mean and variance at 2k·c and (2k+1)·c of binding 12 (p.count = c
+//                  channels of p.chunk vec4s each, invstd = 1/sqrt(var + eps) as eval_stats
+//                  computes it, eps = bitcast<f32>(p.eps_bits)). An inference pass's mixed
+//                  edge in one launch (12 bindings).
 //   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
 //                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
 //                  dot4_partial_vec4: the same with vec4 loads, for n % 4 == 0.
@@ -32,7 +38,7 @@ override DIRECT: u32 = 0u;
 
 struct P {
     n: u32, m: u32, accumulate: u32, chunk: u32,
-    count: u32, _p0: u32, _p1: u32, _p2: u32,
+    count: u32, norm: u32, eps_bits: u32, _p2: u32,
     idx: vec4<u32>,
     tab: vec4<u32>,
     // Terms 4..7 of weighted_sum8_vec4.
@@ -125,6 +131,32 @@ fn weighted_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     if (p.m > 5u) { acc = acc + c[5] * w4_y5[i]; }
     if (p.m > 6u) { acc = acc + c[6] * w4_y6[i]; }
     if (p.m > 7u) { acc = acc + c[7] * w4_y7[i]; }
+    w4_out[i] = acc;
+}
+
+// Term k of eval_sum8_vec4 at vec4 i of channel ch: y itself, or its eval-mode batch norm.
+@group(0) @binding(12) var<storage, read> es_running: array<f32>;
+fn eval_term(k: u32, y: vec4<f32>, ch: u32) -> vec4<f32> {
+    if (((p.norm >> k) & 1u) == 0u) { return y; }
+    let mean = es_running[2u * k * p.count + ch];
+    let invstd = 1.0 / sqrt(es_running[(2u * k + 1u) * p.count + ch] + bitcast<f32>(p.eps_bits));
+    return (y - vec4<f32>(mean)) * invstd;
+}
+
+@compute @workgroup_size(256)
+fn eval_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let c = coefs(true);
+    let i = gid(wg, nwg, li);
+    if (i >= p.n / 4u) { return; }
+    let ch = (i / p.chunk) % p.count;
+    var acc = c[0] * eval_term(0u, w4_y0[i], ch);
+    if (p.m > 1u) { acc = acc + c[1] * eval_term(1u, w4_y1[i], ch); }
+    if (p.m > 2u) { acc = acc + c[2] * eval_term(2u, w4_y2[i], ch); }
+    if (p.m > 3u) { acc = acc + c[3] * eval_term(3u, w4_y3[i], ch); }
+    if (p.m > 4u) { acc = acc + c[4] * eval_term(4u, w4_y4[i], ch); }
+    if (p.m > 5u) { acc = acc + c[5] * eval_term(5u, w4_y5[i], ch); }
+    if (p.m > 6u) { acc = acc + c[6] * eval_term(6u, w4_y6[i], ch); }
+    if (p.m > 7u) { acc = acc + c[7] * eval_term(7u, w4_y7[i], ch); }
     w4_out[i] = acc;
 }
 

@@ -1550,6 +1550,106 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
     assert_ne!(fused[1], vec![0.5, 0.5], "the running mean moved");
 }
 
+/// An inference pass's mixed-edge sum with eval-mode batch norms: six normalised terms and
+/// two plain ones from two tables, against the CPU f64 reference; one launch where the
+/// adapter binds its 12 buffers and the plane is of vec4s, else a batch norm per term and
+/// weighted sums; and the separate path on a recording tape, whose gradients it needs.
+#[test]
+fn eval_normalized_sum_matches_the_cpu_reference() {
+    let g = gpu();
+    for (seed, s) in [(71u64, [2usize, 3, 4, 4]), (72, [2, 3, 5, 3])] {
+        let mut rng = Rng::new(seed);
+        let numel: usize = s.iter().product();
+        let c = s[1];
+        let hw = s[2] * s[3];
+        let xs: Vec<Vec<f64>> = (0..8).map(|_| rng.vec(numel)).collect();
+        let means: Vec<Vec<f64>> = (0..6).map(|_| rng.vec(c)).collect();
+        let vars: Vec<Vec<f64>> = (0..6)
+            .map(|_| {
+                (0..c)
+                    .map(|_| rng.uniform(0.5, 2.0) as f32 as f64)
+                    .collect()
+            })
+            .collect();
+        let a = rng.vec(7);
+        let b = rng.vec(1);
+        let coef = |k: usize| if k < 7 { a[k] } else { b[0] };
+        let want: Vec<f64> = (0..numel)
+            .map(|i| {
+                let ch = (i / hw) % c;
+                (0..8)
+                    .map(|k| {
+                        let v = match k < 6 {
+                            true => (xs[k][i] - means[k][ch]) / (vars[k][ch] + 1e-5).sqrt(),
+                            false => xs[k][i],
+                        };
+                        coef(k) * v
+                    })
+                    .sum()
+            })
+            .collect();
+        let up = |v: &[f64], shape: &[usize]| Tensor::from_slice(&g, shape, &f32s(v)).unwrap();
+        let (ta, tb) = (up(&a, &[7]), up(&b, &[1]));
+        let (rm, rv): (Vec<Tensor>, Vec<Tensor>) = (0..6)
+            .map(|k| (up(&means[k], &[c]), up(&vars[k], &[c])))
+            .unzip();
+        for costly in [false, true] {
+            g.set_strategy(Some(strategy_of(costly)));
+            for recording in [false, true] {
+                let xt: Vec<Tensor> = xs
+                    .iter()
+                    .map(|v| {
+                        let t = up(v, &s);
+                        if recording {
+                            t.with_grad()
+                        } else {
+                            t
+                        }
+                    })
+                    .collect();
+                let terms: Vec<SumTerm> = (0..8)
+                    .map(|k| SumTerm {
+                        x: &xt[k],
+                        bn: (k < 6).then(|| BnState {
+                            running_mean: &rm[k],
+                            running_var: &rv[k],
+                            momentum: 0.1,
+                            eps: 1e-5,
+                        }),
+                        stats: None,
+                        table: if k < 7 { &ta } else { &tb },
+                        idx: if k < 7 { k } else { 0 },
+                    })
+                    .collect();
+                let mut tape = if recording {
+                    Tape::new(&g)
+                } else {
+                    Tape::inference(&g)
+                };
+                g.sync().unwrap();
+                let before = g.dispatch_count();
+                let y = tape.eval_normalized_sum(&terms).unwrap();
+                let got = y.to_vec().unwrap();
+                let launches = g.dispatch_count() - before;
+                let fused = !recording && hw % 4 == 0 && g.policy().binds(12);
+                assert_eq!(
+                    launches == 1,
+                    fused,
+                    "x{s:?} costly {costly} recording {recording}: {launches} launches"
+                );
+                Tolerance::FORWARD.assert_close(
+                    &format!("eval sum x{s:?} costly {costly} recording {recording}"),
+                    &got,
+                    &want,
+                );
+                // The running statistics are read, never updated.
+                assert_eq!(rm[0].to_vec().unwrap(), f32s(&means[0]));
+            }
+        }
+    }
+    g.set_strategy(None);
+}
+
 /// z = α₅·bn(x) + α₆·bn(2x) + α₇·x + β₂·x, out = z + x + x: x's gradient gathers six
 /// contributions (four scaled, from two tables: more than one summing launch), and each batch
 /// norm gets its output gradient scaled by its weight, folded into its backward kernel (or,

@@ -233,6 +233,11 @@ impl Tape {
         self.recompute = on;
     }
 
+    /// An inference tape ([`Tape::inference`]): nothing is recorded, no backward follows.
+    pub fn is_inference(&self) -> bool {
+        !self.recording
+    }
+
     pub fn recompute(&self) -> bool {
         self.recompute
     }

@@ -239,11 +239,12 @@ kernel_params! {
 
     /// `mixed.wgsl` `p`: weighted sums (`m` terms of n values, coefficient table `tab[k]`
     /// at `idx[k]`; terms 4..7 in `idx2`, `tab2`) and the dot products (`count` workgroups of
-    /// `chunk`).
+    /// `chunk`); `eval_sum8_vec4`: `count` channels of `chunk` vec4s, term k batch-normed
+    /// (eval mode, eps = `f32::from_bits(eps_bits)`) where `norm` has bit k.
     #[derive(Eq)]
     pub struct MixedParams = "mixed"::P {
-        n, m, accumulate, chunk, count, _p0, _p1, _p2, idx: [u32; 4], tab: [u32; 4], idx2: [u32; 4],
-        tab2: [u32; 4],
+        n, m, accumulate, chunk, count, norm, eps_bits, _p2, idx: [u32; 4], tab: [u32; 4],
+        idx2: [u32; 4], tab2: [u32; 4],
     }
 
     /// `mixed.wgsl` `ms`: the normalised sum of `g` batch-normed x (n, c, hw) and `z` plain

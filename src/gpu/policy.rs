@@ -154,11 +154,12 @@ type Threshold = fn(&mut LaunchPolicy) -> &mut usize;
 /// The kernels that bind more storage buffers than WebGPU guarantees (8 per stage): (shader,
 /// entry point, storage buffers). The policy chooses each only where the device binds that
 /// many, else a narrower path; every other kernel fits WebGPU's limits (checked by a test).
-pub const WIDE_KERNELS: [(&str, &str, u32); 4] = [
+pub const WIDE_KERNELS: [(&str, &str, u32); 5] = [
     ("optim", "sgd4_clipped", 14),
     ("mixed", "weighted_sum8_vec4", 11),
     ("mixed", "sum_forward4", 13),
     ("mixed", "sum_backward4", 15),
+    ("mixed", "eval_sum8_vec4", 12),
 ];
 
 /// The CPU strategy's `weight_grad_chunk` on an adapter of `threads` threads: four workgroups
@@ -374,6 +375,14 @@ impl LaunchPolicy {
         } else {
             4
         }
+    }
+
+    /// An inference pass's mixed-edge sum over planes of `hw` values with the candidates'
+    /// eval-mode batch norms folded in (one launch, 12 bindings), rather than a batch norm
+    /// launch per candidate and a weighted sum? On every adapter that binds it: the same
+    /// arithmetic in fewer passes over memory.
+    pub fn eval_sum_fused(&self, hw: usize) -> bool {
+        hw.is_multiple_of(4) && self.binds(WIDE_KERNELS[4].2)
     }
 
     /// A dot product over `n` values in one workgroup, with no finishing launch?

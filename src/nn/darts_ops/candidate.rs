@@ -18,8 +18,9 @@ pub struct Pooled {
 }
 
 /// A candidate's output for a mixed edge: either whole (`bn` None), or up to a final batch
-/// norm (train mode, no affine part) that the edge applies inside its weighted sum, with the
-/// statistics that batch norm needs where the producing kernel wrote them.
+/// norm (no affine part; train mode, or eval mode in an inference pass) that the edge applies
+/// inside its weighted sum, with the statistics a train-mode one needs where the producing
+/// kernel wrote them.
 pub struct Split<'a> {
     pub y: Tensor,
     pub bn: Option<&'a BatchNorm2d>,
@@ -35,10 +36,11 @@ impl<'a> Split<'a> {
         }
     }
 
-    /// Whether a final batch norm `bn` can be left to the edge (it fuses only the train-mode
-    /// normalisation without affine parameters, what every search candidate ends in).
-    pub fn can_leave(bn: &BatchNorm2d, ctx: Ctx) -> bool {
-        ctx.train && bn.affine.is_none()
+    /// Whether a final batch norm `bn` can be left to the edge: one without affine parameters
+    /// (what every search candidate ends in), in train mode or in an inference pass (eval
+    /// mode with nothing to differentiate), the two normalisations the edge's sums fold in.
+    pub fn can_leave(bn: &BatchNorm2d, ctx: Ctx, tape: &Tape) -> bool {
+        bn.affine.is_none() && (ctx.train || tape.is_inference())
     }
 }
 
@@ -94,7 +96,7 @@ impl<T: EndsInBn> CandidateOp for T {
         _: Option<&Pooled>,
     ) -> Result<Split<'_>> {
         let bn = self.final_bn();
-        if !Split::can_leave(bn, ctx) {
+        if !Split::can_leave(bn, ctx, tape) {
             return Ok(Split::whole(CandidateOp::forward(self, tape, x, ctx)?));
         }
         let (y, stats) = self.before_bn(tape, x, ctx)?;

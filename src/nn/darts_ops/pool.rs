@@ -51,7 +51,11 @@ impl CandidateOp for Pool {
         ctx: Ctx,
         pooled: Option<&Pooled>,
     ) -> Result<Split<'_>> {
-        let Some(bn) = self.bn.as_ref().filter(|bn| Split::can_leave(bn, ctx)) else {
+        let Some(bn) = self
+            .bn
+            .as_ref()
+            .filter(|bn| Split::can_leave(bn, ctx, tape))
+        else {
             return Ok(Split::whole(self.forward_pooled(tape, x, ctx, pooled)?));
         };
         let stats = pooled.and_then(|p| p.stats.as_ref());

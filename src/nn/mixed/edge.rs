@@ -1,7 +1,7 @@
 //! The DARTS- mixed edge (SPEC §4): Σ_k softmax(α_e)_k · op_k(x) + β · aux(x), its
 //! candidates' final batch norms fused into the sum.
 
-use super::normalized_sum::{normalized_sum, SumTerm};
+use super::normalized_sum::{eval_normalized_sum, normalized_sum, SumTerm};
 use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -148,7 +148,7 @@ impl MixedOp {
             .zip(&idx)
             .zip(bns.iter().zip(&stats))
             .map(|((y, &i), (bn, st))| {
-                if let Some(bn) = bn {
+                if let (Some(bn), true) = (bn, ctx.train) {
                     bn.count_batch();
                 }
                 SumTerm {
@@ -169,7 +169,10 @@ impl MixedOp {
                 idx: *i,
             });
         }
-        normalized_sum(tape, &terms)
+        match ctx.train {
+            true => normalized_sum(tape, &terms),
+            false => eval_normalized_sum(tape, &terms),
+        }
     }
 }
 

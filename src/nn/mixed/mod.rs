@@ -34,6 +34,12 @@ pub trait MixedSums {
     /// gradient), bit for bit what separate batch norms and a weighted sum give; elsewhere it
     /// is exactly those.
     fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
+
+    /// The same sum with eval-mode batch norms (running statistics, no affine): v_t =
+    /// (x_t − running_mean)/√(running_var + eps). In an inference pass, where the launch
+    /// policy allows, one launch over every term; otherwise (or where a gradient is wanted)
+    /// a batch norm per normalised term and a weighted sum.
+    fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
 }
 
 impl MixedSums for Tape {
@@ -47,5 +53,9 @@ impl MixedSums for Tape {
 
     fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
         normalized_sum::normalized_sum(self, terms)
+    }
+
+    fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
+        normalized_sum::eval_normalized_sum(self, terms)
     }
 }

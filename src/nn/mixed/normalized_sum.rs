@@ -8,7 +8,7 @@ use crate::autodiff::{
 };
 use crate::error::{Error, Result};
 use crate::gpu::Work;
-use crate::gpu::{GpuBuffer, KernelParams, MixedSumParams};
+use crate::gpu::{GpuBuffer, KernelParams, MixedParams, MixedSumParams};
 
 /// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
 /// times `x`, or times the train-mode batch norm (no affine) of `x` when `bn` gives its
@@ -212,6 +212,121 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
             params: p,
         }))
     }))
+}
+
+/// See [`MixedSums::eval_normalized_sum`](super::MixedSums::eval_normalized_sum).
+pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tensor> {
+    let Some(first) = terms.first() else {
+        return Err(Error::shape(
+            "eval_normalized_sum",
+            "needs at least one term",
+        ));
+    };
+    let (n, c, h, w) = first.x.nchw("eval_normalized_sum")?;
+    for t in terms {
+        if t.x.shape() != first.x.shape() {
+            return Err(Error::shape(
+                "eval_normalized_sum",
+                format!(
+                    "terms of shapes {:?} and {:?}",
+                    first.x.shape(),
+                    t.x.shape()
+                ),
+            ));
+        }
+        if t.idx >= t.table.numel() {
+            return Err(Error::shape(
+                "eval_normalized_sum",
+                format!("weight index {} into a table of {}", t.idx, t.table.numel()),
+            ));
+        }
+    }
+    let mut inputs: Vec<&Tensor> = terms.iter().flat_map(|t| [t.x, t.table]).collect();
+    inputs.extend(
+        terms
+            .iter()
+            .filter_map(|t| t.bn.as_ref())
+            .flat_map(|s| [s.running_mean, s.running_var]),
+    );
+    let table_a = first.table;
+    let table_b = terms
+        .iter()
+        .map(|t| t.table)
+        .find(|t| t.id() != table_a.id())
+        .unwrap_or(table_a);
+    let eps = terms.iter().find_map(|t| t.bn.as_ref().map(|s| s.eps));
+    let fused = tape.gpu().policy().eval_sum_fused(h * w)
+        && !tape.wants(&inputs)
+        && terms.len() <= 8
+        && terms.iter().all(|t| {
+            (t.table.id() == table_a.id() || t.table.id() == table_b.id())
+                && t.bn.as_ref().is_none_or(|s| Some(s.eps) == eps)
+        });
+    let Some(eps) = eps.filter(|_| fused) else {
+        // A batch norm per normalised term (`normalize4` in an inference pass), then the sum.
+        let mut ys = Vec::with_capacity(terms.len());
+        for t in terms {
+            ys.push(match &t.bn {
+                Some(state) => tape.batch_norm_with_stats(t.x, None, None, state.clone(), false)?,
+                None => t.x.clone(),
+            });
+        }
+        let ws: Vec<(&Tensor, &Tensor, usize)> = ys
+            .iter()
+            .zip(terms)
+            .map(|(y, t)| (y, t.table, t.idx))
+            .collect();
+        return super::weighted_sum::weighted_sum_terms(tape, &ws);
+    };
+    let gpu = tape.gpu().clone();
+    let m = terms.len();
+    let mut p = MixedParams {
+        n: (n * c * h * w) as u32,
+        m: m as u32,
+        chunk: (h * w / 4) as u32,
+        count: c as u32,
+        eps_bits: eps.to_bits(),
+        ..Default::default()
+    };
+    // Term k's running statistics at 2k·c (mean) and (2k+1)·c (variance) of one buffer.
+    let running = Tensor::empty(&gpu, &[2 * m * c], "eval sum running statistics")?;
+    for (k, t) in terms.iter().enumerate() {
+        let at = (t.idx as u32, (t.table.id() != table_a.id()) as u32);
+        if k < 4 {
+            (p.idx[k], p.tab[k]) = at;
+        } else {
+            (p.idx2[k - 4], p.tab2[k - 4]) = at;
+        }
+        if let Some(s) = &t.bn {
+            p.norm |= 1 << k;
+            gpu.copy_range(s.running_mean.buffer(), 0, running.buffer(), 2 * k * c, c);
+            gpu.copy_range(
+                s.running_var.buffer(),
+                0,
+                running.buffer(),
+                (2 * k + 1) * c,
+                c,
+            );
+        }
+    }
+    let out = Tensor::empty(&gpu, first.x.shape(), "eval sum output")?;
+    let y = |k: usize| terms.get(k).unwrap_or(first).x.buffer();
+    let bufs = [
+        y(0),
+        y(1),
+        y(2),
+        y(3),
+        table_a.buffer(),
+        table_b.buffer(),
+        out.buffer(),
+        y(4),
+        y(5),
+        y(6),
+        y(7),
+        running.buffer(),
+    ];
+    gpu.launch("mixed", "eval_sum8_vec4", p.words(), &bufs, out.numel() / 4)?;
+    Ok(out)
 }
 
 /// A normalised term's batch norm on its own (train mode, no affine), with the statistics
