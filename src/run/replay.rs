@@ -5,6 +5,8 @@
 //! and replayed every epoch after, instead of both shapes being recorded afresh each epoch.
 //! The price is the second program's buffers (sized by its batch: at most the first's).
 
+use crate::autodiff::{Labels, Tensor};
+use crate::data::Batch;
 use crate::error::Result;
 use crate::gpu::{Gpu, Program};
 use crate::nn::{Module, Slot};
@@ -136,8 +138,34 @@ impl<K: PartialEq, I, O> Recorder<K, I, O> {
 /// An evaluation forward's programs: keyed by (batch size, image height, width), with the
 /// uploaded images and labels in and two tensors out (the loss, and the label ranks or the
 /// logits).
-pub type EvalRecorder = Recorder<
-    (usize, usize, usize),
-    (crate::autodiff::Tensor, crate::autodiff::Labels),
-    (crate::autodiff::Tensor, crate::autodiff::Tensor),
->;
+pub type EvalRecorder = Recorder<(usize, usize, usize), (Tensor, Labels), (Tensor, Tensor)>;
+
+impl EvalRecorder {
+    /// The forward of one evaluation batch `b` of `size` (height, width) images: the program
+    /// of its batch size replayed on it, or (none yet, or `replay` off) the batch uploaded and
+    /// `encode`d, recorded when `replay`. `read` reads the two outputs back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate<R>(
+        &mut self,
+        gpu: &Gpu,
+        module: &dyn Module,
+        replay: bool,
+        b: &Batch,
+        size: (usize, usize),
+        encode: impl FnOnce(&Tensor, &Labels) -> Result<(Tensor, Tensor)>,
+        read: impl FnOnce(&Tensor, &Tensor) -> Result<R>,
+    ) -> Result<R> {
+        self.run(
+            gpu,
+            module,
+            replay.then_some((b.y.len(), size.0, size.1)),
+            |(x, y)| {
+                x.write(&b.x)?;
+                y.write(gpu, &b.y)
+            },
+            || super::upload_batch(gpu, b, size),
+            |(x, y)| encode(x, y),
+            |(a, c)| read(a, c),
+        )
+    }
+}

@@ -234,40 +234,31 @@ impl Search {
     /// Loss and accuracy over `batches` in eval mode (running statistics, β still applied).
     /// The forward of each batch shape is recorded once and replayed (unless replay is off).
     pub fn evaluate(&mut self, batches: impl Iterator<Item = Batch>) -> Result<Scores> {
-        let mut all = Vec::new();
+        // The recorder's closures borrow the search; it is put back afterwards.
         let mut recorder = std::mem::take(&mut self.eval_recorder);
-        let (h, w) = self.image_size;
-        for (i, b) in batches.enumerate() {
-            self.start_noise(false, i)?;
-            let this = &*self;
-            let stats = recorder.run(
-                &this.gpu,
-                this.net.as_ref(),
-                this.replay.then_some((b.y.len(), h, w)),
-                |(x, y)| {
-                    x.write(&b.x)?;
-                    y.write(&this.gpu, &b.y)
-                },
-                || this.upload(&b),
-                |(x, y)| {
-                    let mut tape = Tape::inference(&this.gpu);
-                    let logits =
-                        this.net
-                            .forward(&mut tape, x, this.beta(), Ctx { train: false })?;
-                    Ok((tape.cross_entropy(&logits, y)?, rank_tensor(&logits, y)?))
-                },
-                |(loss, ranks)| read_stats(loss, ranks),
-            );
-            match stats {
-                Ok(s) => all.push(s),
-                Err(e) => {
-                    self.eval_recorder = recorder;
-                    return Err(e);
-                }
-            }
-        }
+        let this = &*self;
+        let all = batches
+            .enumerate()
+            .map(|(i, b)| {
+                this.start_noise(false, i)?;
+                recorder.evaluate(
+                    &this.gpu,
+                    this.net.as_ref(),
+                    this.replay,
+                    &b,
+                    this.image_size,
+                    |x, y| {
+                        let mut tape = Tape::inference(&this.gpu);
+                        let ctx = Ctx { train: false };
+                        let logits = this.net.forward(&mut tape, x, this.beta(), ctx)?;
+                        Ok((tape.cross_entropy(&logits, y)?, rank_tensor(&logits, y)?))
+                    },
+                    read_stats,
+                )
+            })
+            .collect::<Result<Vec<_>>>();
         self.eval_recorder = recorder;
-        Ok(Scores::of(&all))
+        Ok(Scores::of(&all?))
     }
 
     /// softmax(α) of every table, read from the GPU.

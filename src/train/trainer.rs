@@ -210,26 +210,22 @@ impl Retrain {
     ) -> Result<Evaluation> {
         let mut confusion = vec![vec![0u64; classes]; classes];
         let (mut loss_sum, mut n, mut t1, mut t5) = (0.0, 0usize, 0usize, 0usize);
-        let (h, w) = self.image_size;
         for (i, b) in batches.enumerate() {
             self.start_noise(false, i)?;
             // One readback of the loss and logits gives the prediction and the label's rank
             // (ties in the label's favour, as the GPU rank kernel counts them).
-            let mut back = recorder.run(
+            let mut back = recorder.evaluate(
                 &self.gpu,
                 self.net.as_ref(),
-                self.replay.then_some((b.y.len(), h, w)),
-                |(x, y)| {
-                    x.write(&b.x)?;
-                    y.write(&self.gpu, &b.y)
-                },
-                || self.upload(&b),
-                |(x, y)| {
+                self.replay,
+                &b,
+                self.image_size,
+                |x, y| {
                     let mut tape = Tape::inference(&self.gpu);
                     let (logits, _) = self.net.forward(&mut tape, x, EvalCtx::inference())?;
                     Ok((tape.cross_entropy(&logits, y)?, logits))
                 },
-                |(loss, logits)| Tensor::read_all(&[loss, logits]),
+                |loss, logits| Tensor::read_all(&[loss, logits]),
             )?;
             let scores = back.pop().unwrap_or_default();
             let loss = back[0][0];

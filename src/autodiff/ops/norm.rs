@@ -142,6 +142,11 @@ impl Tape {
             scaled: 0,
             sidx: 0,
         };
+        let mut inputs = vec![x];
+        if let Some((g, b)) = affine {
+            inputs.push(g);
+            inputs.push(b);
+        }
         let saved = Tensor::empty(&gpu, &[4 * c], "batch_norm stats")?;
         let y = Tensor::empty(&gpu, x.shape(), "batch_norm output")?;
         let running = [state.running_mean.buffer(), state.running_var.buffer()];
@@ -196,10 +201,7 @@ impl Tape {
                     Work::Groups(c * parts),
                 )?;
             }
-        } else if hw % 4 == 0
-            && !self.wants(&[x])
-            && !affine.is_some_and(|(g, b)| self.wants(&[g, b]))
-        {
+        } else if hw % 4 == 0 && !self.wants(&inputs) {
             // Nothing reads `saved` after an inference pass: one launch, statistics inline.
             let (g, b) = affine.unwrap_or((x, x));
             let bufs = [
@@ -229,11 +231,6 @@ impl Tape {
                 y.buffer(),
             ];
             gpu.launch("batchnorm", "normalize", params.words(), &bufs, y.numel())?;
-        }
-        let mut inputs = vec![x];
-        if let Some((g, b)) = affine {
-            inputs.push(g);
-            inputs.push(b);
         }
         let from_output = train && affine.is_none();
         let xhat = from_output.then(|| y.clone());

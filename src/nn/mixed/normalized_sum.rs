@@ -216,31 +216,8 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
 
 /// See [`MixedSums::eval_normalized_sum`](super::MixedSums::eval_normalized_sum).
 pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tensor> {
-    let Some(first) = terms.first() else {
-        return Err(Error::shape(
-            "eval_normalized_sum",
-            "needs at least one term",
-        ));
-    };
-    let (n, c, h, w) = first.x.nchw("eval_normalized_sum")?;
-    for t in terms {
-        if t.x.shape() != first.x.shape() {
-            return Err(Error::shape(
-                "eval_normalized_sum",
-                format!(
-                    "terms of shapes {:?} and {:?}",
-                    first.x.shape(),
-                    t.x.shape()
-                ),
-            ));
-        }
-        if t.idx >= t.table.numel() {
-            return Err(Error::shape(
-                "eval_normalized_sum",
-                format!("weight index {} into a table of {}", t.idx, t.table.numel()),
-            ));
-        }
-    }
+    let (n, c, h, w) = checked_terms("eval_normalized_sum", terms)?;
+    let first = &terms[0];
     let mut inputs: Vec<&Tensor> = terms.iter().flat_map(|t| [t.x, t.table]).collect();
     inputs.extend(
         terms
@@ -335,16 +312,17 @@ fn term_batch_norm(tape: &mut Tape, t: &SumTerm, state: &BnState) -> Result<Tens
     tape.batch_norm_with_stats(t.x, t.stats.cloned(), None, state.clone(), true)
 }
 
-/// Whether [`normalized_sum`] can run `terms` fused; shape errors are errors.
-fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
+/// The terms' (n, c, h, w), once every term has the first's shape and an index inside its
+/// table.
+fn checked_terms(op: &'static str, terms: &[SumTerm]) -> Result<(usize, usize, usize, usize)> {
     let Some(first) = terms.first() else {
-        return Err(Error::shape("normalized_sum", "needs at least one term"));
+        return Err(Error::shape(op, "needs at least one term"));
     };
-    let (n, c, h, w) = first.x.nchw("normalized_sum")?;
+    let dims = first.x.nchw(op)?;
     for t in terms {
         if t.x.shape() != first.x.shape() {
             return Err(Error::shape(
-                "normalized_sum",
+                op,
                 format!(
                     "terms of shapes {:?} and {:?}",
                     first.x.shape(),
@@ -354,11 +332,17 @@ fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
         }
         if t.idx >= t.table.numel() {
             return Err(Error::shape(
-                "normalized_sum",
+                op,
                 format!("weight index {} into a table of {}", t.idx, t.table.numel()),
             ));
         }
     }
+    Ok(dims)
+}
+
+/// Whether [`normalized_sum`] can run `terms` fused; shape errors are errors.
+fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
+    let (n, c, h, w) = checked_terms("normalized_sum", terms)?;
     let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
     let Some(first_norm) = norm.first() else {
         return Ok(false);
