@@ -70,6 +70,7 @@ impl Gpu {
         let overrides = LaunchPolicy::env_overrides().map_err(Error::Invalid)?;
         let policy = LaunchPolicy::for_adapter(&summary).with_overrides(&overrides);
         let timer = timestamps.then(|| super::launch::GpuTimer::new(&device, &queue));
+        let bind_group_cap = super::bind_group_cap(&summary);
         Ok(Gpu {
             inner: Rc::new(GpuInner {
                 pool: pool::Pool::new(),
@@ -83,6 +84,7 @@ impl Gpu {
                 policy: std::cell::Cell::new(policy),
                 policy_overrides: overrides,
                 timer,
+                bind_group_cap,
             }),
         })
     }

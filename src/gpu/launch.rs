@@ -112,8 +112,9 @@ impl Gpu {
                     },
                 ));
                 // Steps repeat the same buffer combinations; a bound keeps pathological
-                // workloads (ever-changing shapes) from growing the cache without limit.
-                if st.bind_groups.len() >= 65_536 {
+                // workloads (ever-changing shapes) from growing the cache without limit, and
+                // CPU adapters within their mappings (`bind_group_cap`).
+                if st.bind_groups.len() >= self.inner.bind_group_cap {
                     st.bind_groups.clear();
                 }
                 st.bind_groups.insert(key, bg.clone());

@@ -21,7 +21,7 @@ mod program;
 mod readback;
 mod submit;
 
-pub use adapter::{list_adapters, AdapterChoice, AdapterSummary};
+pub use adapter::{list_adapters, mesa_version, AdapterChoice, AdapterSummary, FAST_MESA};
 pub use kernels::{shader_sources, validate_all_shaders, PipelineVariant, WORKGROUP};
 pub use launch::Work;
 pub use limits::LimitsChoice;
@@ -82,4 +82,59 @@ struct GpuInner {
     policy_overrides: Vec<(String, usize)>,
     /// Timestamp queries for profiling, where the adapter has them (see `launch::GpuTimer`).
     timer: Option<launch::GpuTimer>,
+    /// Bind groups the cache keeps at most (see [`bind_group_cap`]).
+    bind_group_cap: usize,
+}
+
+/// The most bind groups to keep cached. Mesa 25's lavapipe backs every descriptor set with a
+/// memory mapping of its own, and a process may hold `vm.max_map_count` mappings (65,530 by
+/// default): 65,536 cached bind groups crashed it inside the driver. On CPU adapters the
+/// cache keeps an eighth of that limit, leaving the rest to recorded programs (each keeps its
+/// own bind groups: 12,714 at the paper's network), buffers and compiled kernels.
+fn bind_group_cap(summary: &AdapterSummary) -> usize {
+    const CAP: usize = 65_536;
+    if summary.device_type != "Cpu" {
+        return CAP;
+    }
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65_530);
+    (maps / 8).clamp(1_024, CAP)
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn cpu_adapters_keep_fewer_bind_groups_than_a_process_may_map() {
+        let mut a = AdapterSummary {
+            name: "llvmpipe".into(),
+            backend: "Vulkan".into(),
+            device_type: "Cpu".into(),
+            driver: "llvmpipe Mesa 25.0.7".into(),
+            limits_choice: LimitsChoice::Adapter,
+            max_storage_binding: 1 << 27,
+            max_buffer: 1 << 31,
+            max_workgroups_per_dim: 65535,
+            max_storage_buffers_per_stage: 8,
+            lanes8: true,
+            cpu_threads: 2,
+            chosen: true,
+        };
+        let cpu = bind_group_cap(&a);
+        let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(65_530);
+        // Room left for recorded programs, buffers and kernels; still a useful cache.
+        assert!(cpu >= 1_024, "{cpu}");
+        assert!(
+            cpu <= maps.max(8_192) / 4,
+            "{cpu} bind groups against {maps} mappings"
+        );
+        a.device_type = "DiscreteGpu".into();
+        assert_eq!(bind_group_cap(&a), 65_536);
+    }
 }
