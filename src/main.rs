@@ -215,6 +215,9 @@ fn devices(choice: &AdapterChoice) -> darts_minus::Result<()> {
         );
     }
     if let Some(a) = list.iter().find(|a| a.chosen) {
+        if let Some(advice) = a.driver_advice() {
+            println!("{advice}");
+        }
         let overrides = LaunchPolicy::env_overrides().map_err(darts_minus::Error::Invalid)?;
         print!(
             "{}",

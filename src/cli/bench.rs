@@ -115,7 +115,13 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
         });
         gpu.set_channel_split(a.channel_split);
         if adapter.is_empty() {
-            adapter = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
+            let info = gpu.adapter();
+            adapter = match info.mesa() {
+                Some((major, minor)) => {
+                    format!("{} ({}, Mesa {major}.{minor})", info.name, info.backend)
+                }
+                None => format!("{} ({})", info.name, info.backend),
+            };
             // Mesa's software drivers read their thread count from the environment.
             if gpu.adapter().device_type == "Cpu" {
                 if let Ok(n) = std::env::var("LP_NUM_THREADS") {
@@ -129,6 +135,9 @@ pub fn bench(a: &BenchArgs, choice: &AdapterChoice) -> Result<()> {
                 adapter = format!("{adapter}, limits: {}", limits.name());
             }
             eprintln!("adapter: {adapter}");
+            if let Some(advice) = gpu.adapter().driver_advice() {
+                eprintln!("{advice}");
+            }
             eprint!("{policy}");
             match gpu.pipeline_cache() {
                 Some((path, read)) => eprintln!(

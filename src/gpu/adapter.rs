@@ -98,6 +98,53 @@ pub struct AdapterSummary {
     pub chosen: bool,
 }
 
+/// The Mesa release (major, minor) named in a driver string such as "llvmpipe Mesa
+/// 25.0.7-2~bpo12+1 (LLVM 15.0.6)" or GL's "4.5 (Core Profile) Mesa 22.3.6"; None for other
+/// drivers.
+pub fn mesa_version(driver: &str) -> Option<(u32, u32)> {
+    let rest = &driver[driver.find("Mesa ")? + 5..];
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The first Mesa release whose software adapters the project is measured and tested on
+/// besides Debian 12's 22.3 (docs/performance.md, "Mesa 25").
+pub const FAST_MESA: (u32, u32) = (25, 0);
+
+impl AdapterSummary {
+    /// The Mesa release of this adapter's driver, if it is Mesa's.
+    pub fn mesa(&self) -> Option<(u32, u32)> {
+        mesa_version(&self.driver)
+    }
+
+    /// What to install for faster runs, where this is a software (CPU) adapter from a Mesa
+    /// older than [`FAST_MESA`]: the same kernels run 1.3–1.9× as fast on Mesa 25's lavapipe
+    /// on the same CPU (its JIT loads buffers without a per-lane loop).
+    pub fn driver_advice(&self) -> Option<String> {
+        if self.device_type != "Cpu" {
+            return None;
+        }
+        let (major, minor) = self.mesa()?;
+        if (major, minor) >= FAST_MESA {
+            return None;
+        }
+        let which = if self.backend == "Gl" {
+            "llvmpipe through GL"
+        } else {
+            "lavapipe"
+        };
+        Some(format!(
+            "note: this adapter is Mesa {major}.{minor}'s {which}; Mesa 25's lavapipe runs \
+             darts-minus 1.3-1.9x as fast on the same CPU (docs/performance.md, \"Mesa 25\"). \
+             On Debian 12: tools/mesa_lavapipe.sh, or enable bookworm-backports and \
+             `apt-get install -t bookworm-backports mesa-vulkan-drivers`; elsewhere your \
+             distribution's Mesa 25 or newer"
+        ))
+    }
+}
+
 /// Lower is better.
 fn rank(info: &wgpu::AdapterInfo) -> u32 {
     use wgpu::{Backend, DeviceType};
@@ -228,4 +275,67 @@ pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
             summarize(a, is, limits)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn software(backend: &str, driver: &str) -> AdapterSummary {
+        AdapterSummary {
+            name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+            backend: backend.into(),
+            device_type: "Cpu".into(),
+            driver: driver.into(),
+            limits_choice: LimitsChoice::Adapter,
+            max_storage_binding: 1 << 27,
+            max_buffer: 1 << 31,
+            max_workgroups_per_dim: 65535,
+            max_storage_buffers_per_stage: 8,
+            lanes8: true,
+            cpu_threads: 2,
+            chosen: true,
+        }
+    }
+
+    #[test]
+    fn mesa_releases_are_read_from_the_driver_strings() {
+        let bpo = "llvmpipe Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)";
+        assert_eq!(mesa_version(bpo), Some((25, 0)));
+        assert_eq!(
+            mesa_version("llvmpipe Mesa 22.3.6 (LLVM 15.0.6)"),
+            Some((22, 3))
+        );
+        let gl = "4.5 (Core Profile) Mesa 22.3.6";
+        assert_eq!(mesa_version(gl), Some((22, 3)));
+        assert_eq!(mesa_version("NVIDIA 570.86.15"), None);
+        assert_eq!(mesa_version("Mesa"), None);
+        assert_eq!(mesa_version("Mesa x.y"), None);
+    }
+
+    #[test]
+    fn only_software_adapters_of_an_older_mesa_are_advised() {
+        let old = software("Vulkan", "llvmpipe Mesa 22.3.6 (LLVM 15.0.6)");
+        let advice = old.driver_advice().expect("Mesa 22.3 is older than 25");
+        assert!(advice.contains("Mesa 22.3's lavapipe"), "{advice}");
+        assert!(advice.contains("tools/mesa_lavapipe.sh"), "{advice}");
+        let gl = software("Gl", "4.5 (Core Profile) Mesa 24.2.8");
+        let advice = gl.driver_advice().expect("Mesa 24.2 is older than 25");
+        assert!(advice.contains("llvmpipe through GL"), "{advice}");
+        assert_eq!(
+            software("Vulkan", "llvmpipe Mesa 25.0.7").driver_advice(),
+            None
+        );
+        assert_eq!(
+            software("Vulkan", "llvmpipe Mesa 26.1.0").driver_advice(),
+            None
+        );
+        let mut gpu = software("Vulkan", "radv Mesa 22.3.6");
+        gpu.device_type = "DiscreteGpu".into();
+        assert_eq!(gpu.driver_advice(), None);
+        assert_eq!(
+            software("Vulkan", "some other driver").driver_advice(),
+            None
+        );
+    }
 }
