@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mesa 25's lavapipe (Vulkan on the CPU) beside the system's Mesa, for Debian 12, whose own
-# Mesa 22.3 runs darts-minus's kernels 1.3-1.9x slower (docs/performance.md, "Mesa 25").
+# Mesa 22.3 runs darts-minus's kernels 1.3-1.5x slower (docs/performance.md, "Mesa 25").
 # Nothing of the system's Mesa changes: the driver is unpacked into DIR and chosen through
 # the Vulkan loader's VK_ICD_FILENAMES.
 #

@@ -120,7 +120,7 @@ impl AdapterSummary {
     }
 
     /// What to install for faster runs, where this is a software (CPU) adapter from a Mesa
-    /// older than [`FAST_MESA`]: the same kernels run 1.3–1.9× as fast on Mesa 25's lavapipe
+    /// older than [`FAST_MESA`]: the same kernels run 1.3–1.5× as fast on Mesa 25's lavapipe
     /// on the same CPU (its JIT loads buffers without a per-lane loop).
     pub fn driver_advice(&self) -> Option<String> {
         if self.device_type != "Cpu" {
@@ -137,7 +137,7 @@ impl AdapterSummary {
         };
         Some(format!(
             "note: this adapter is Mesa {major}.{minor}'s {which}; Mesa 25's lavapipe runs \
-             darts-minus 1.3-1.9x as fast on the same CPU (docs/performance.md, \"Mesa 25\"). \
+             darts-minus 1.3-1.5x as fast on the same CPU (docs/performance.md, \"Mesa 25\"). \
              On Debian 12: tools/mesa_lavapipe.sh, or enable bookworm-backports and \
              `apt-get install -t bookworm-backports mesa-vulkan-drivers`; elsewhere your \
              distribution's Mesa 25 or newer"
