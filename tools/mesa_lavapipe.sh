@@ -16,6 +16,13 @@ multiarch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
 lib="$dir/root/usr/lib/$multiarch"
 
 if [ ! -f "$dir/lvp_icd.json" ] || [ ! -f "$lib/libvulkan_lvp.so" ]; then
+  codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+  if [ "$codename" != bookworm ] || ! command -v apt-get >/dev/null; then
+    echo "mesa_lavapipe.sh: this is for Debian 12 (bookworm); this system is" \
+      "'${codename:-unknown}': install its own Mesa 25 or newer lavapipe instead" \
+      "(Debian 13, Ubuntu 25.04: apt-get install mesa-vulkan-drivers)" >&2
+    exit 1
+  fi
   if ! grep -rqs "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     if [ "$(id -u)" != 0 ]; then
       echo "mesa_lavapipe.sh: Debian's $suite is not in apt's sources; run this once as root" >&2
