@@ -245,6 +245,11 @@ fn a_resumed_search_keeps_its_data_and_no_run_overwrites_another() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // One line names the faster software driver exactly where the adapter is an older Mesa's.
+    let advice = common::gpu().adapter().driver_advice();
+    let err = String::from_utf8_lossy(&run.stderr);
+    let noted = err.contains("Mesa 25's lavapipe runs darts-minus");
+    assert_eq!(noted, advice.is_some(), "{advice:?}: {err}");
     // A second new run into the same --out is refused, naming the ways on.
     let run = search(&[]);
     let err = String::from_utf8_lossy(&run.stderr);

@@ -8,7 +8,7 @@ use super::progress::{
 };
 use clap::{Args, ValueEnum};
 use darts_minus::data::{search_split, Dataset, CIFAR10_MEAN, CIFAR10_STD};
-use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::gpu::AdapterChoice;
 use darts_minus::run::outdir::Claim;
 use darts_minus::search::darts_net::DartsConfig;
 use darts_minus::search::nb201_net::Nb201Config;
@@ -269,7 +269,7 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
         Some(p) => {
             refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
-            let gpu = Gpu::new(choice)?;
+            let gpu = super::open_gpu(choice)?;
             let search = Search::resume(&gpu, &ckpt)?;
             // The data the run was started on, unless --data says otherwise.
             let recorded = search.settings.data.as_ref();
@@ -295,7 +295,7 @@ pub fn run(a: &SearchArgs, choice: &AdapterChoice) -> Result<()> {
                     overwrite: a.run.overwrite,
                 },
             )?;
-            let gpu = Gpu::new(choice)?;
+            let gpu = super::open_gpu(choice)?;
             let mut search = Search::new(&gpu, s)?;
             if let Some(p) = &a.init_from {
                 search.init_from(&checkpoint_path(p))?;

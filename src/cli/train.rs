@@ -8,7 +8,7 @@ use super::progress::{
 };
 use clap::Args;
 use darts_minus::data::{Dataset, Split};
-use darts_minus::gpu::{AdapterChoice, Gpu};
+use darts_minus::gpu::AdapterChoice;
 use darts_minus::nn::darts_ops::DartsSpace;
 use darts_minus::report::{self, EpochPoint};
 use darts_minus::run::metrics::write_jsonl;
@@ -210,7 +210,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
         Some(p) => {
             refuse_on_resume(&settings_given(a))?;
             let ckpt = checkpoint_path(p);
-            let gpu = Gpu::new(choice)?;
+            let gpu = super::open_gpu(choice)?;
             let run = Retrain::resume(&gpu, &ckpt)?;
             // The data the run was started on, unless --data / --test-data say otherwise.
             let s = &run.settings;
@@ -240,7 +240,7 @@ pub fn train(a: &TrainArgs, choice: &AdapterChoice) -> Result<()> {
                     overwrite: a.run.overwrite,
                 },
             )?;
-            let gpu = Gpu::new(choice)?;
+            let gpu = super::open_gpu(choice)?;
             (Retrain::new(&gpu, s)?, train, test, out)
         }
     };
