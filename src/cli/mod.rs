@@ -17,7 +17,7 @@ use darts_minus::gpu::{AdapterChoice, Gpu};
 use std::path::{Path, PathBuf};
 
 /// The device for a long run (`search`, `train`), with one line on stderr where the adapter
-/// is an older Mesa's software driver that Mesa 25's lavapipe would run 1.3-1.5x faster.
+/// is an older Mesa's software driver (see `AdapterSummary::driver_advice`).
 pub fn open_gpu(choice: &AdapterChoice) -> darts_minus::Result<Gpu> {
     let gpu = Gpu::new(choice)?;
     if let Some(advice) = gpu.adapter().driver_advice() {

@@ -277,26 +277,28 @@ pub fn list_adapters(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
         .collect())
 }
 
+/// A CPU adapter's summary for unit tests: llvmpipe on `backend` with `driver`.
+#[cfg(test)]
+pub(crate) fn software(backend: &str, driver: &str) -> AdapterSummary {
+    AdapterSummary {
+        name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+        backend: backend.into(),
+        device_type: "Cpu".into(),
+        driver: driver.into(),
+        limits_choice: LimitsChoice::Adapter,
+        max_storage_binding: 1 << 27,
+        max_buffer: 1 << 31,
+        max_workgroups_per_dim: 65535,
+        max_storage_buffers_per_stage: 8,
+        lanes8: true,
+        cpu_threads: 2,
+        chosen: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn software(backend: &str, driver: &str) -> AdapterSummary {
-        AdapterSummary {
-            name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
-            backend: backend.into(),
-            device_type: "Cpu".into(),
-            driver: driver.into(),
-            limits_choice: LimitsChoice::Adapter,
-            max_storage_binding: 1 << 27,
-            max_buffer: 1 << 31,
-            max_workgroups_per_dim: 65535,
-            max_storage_buffers_per_stage: 8,
-            lanes8: true,
-            cpu_threads: 2,
-            chosen: true,
-        }
-    }
 
     #[test]
     fn mesa_releases_are_read_from_the_driver_strings() {

@@ -96,11 +96,15 @@ fn bind_group_cap(summary: &AdapterSummary) -> usize {
     if summary.device_type != "Cpu" {
         return CAP;
     }
-    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+    (max_map_count() / 8).clamp(1_024, CAP)
+}
+
+/// The memory mappings a process may hold (Linux's `vm.max_map_count`; its default elsewhere).
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(65_530);
-    (maps / 8).clamp(1_024, CAP)
+        .unwrap_or(65_530)
 }
 
 #[cfg(test)]
@@ -109,25 +113,9 @@ mod cap_tests {
 
     #[test]
     fn cpu_adapters_keep_fewer_bind_groups_than_a_process_may_map() {
-        let mut a = AdapterSummary {
-            name: "llvmpipe".into(),
-            backend: "Vulkan".into(),
-            device_type: "Cpu".into(),
-            driver: "llvmpipe Mesa 25.0.7".into(),
-            limits_choice: LimitsChoice::Adapter,
-            max_storage_binding: 1 << 27,
-            max_buffer: 1 << 31,
-            max_workgroups_per_dim: 65535,
-            max_storage_buffers_per_stage: 8,
-            lanes8: true,
-            cpu_threads: 2,
-            chosen: true,
-        };
+        let mut a = adapter::software("Vulkan", "llvmpipe Mesa 25.0.7");
         let cpu = bind_group_cap(&a);
-        let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .unwrap_or(65_530);
+        let maps = max_map_count();
         // Room left for recorded programs, buffers and kernels; still a useful cache.
         assert!(cpu >= 1_024, "{cpu}");
         assert!(

@@ -81,19 +81,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         return normalized_sum(tape, &fewer);
     }
     if !can_fuse_sum(tape, terms)? {
-        let mut normalized = Vec::with_capacity(terms.len());
-        for t in terms {
-            normalized.push(match &t.bn {
-                Some(state) => term_batch_norm(tape, t, state)?,
-                None => t.x.clone(),
-            });
-        }
-        let ws: Vec<(&Tensor, &Tensor, usize)> = normalized
-            .iter()
-            .zip(terms)
-            .map(|(y, t)| (y, t.table, t.idx))
-            .collect();
-        return super::weighted_sum::weighted_sum_terms(tape, &ws);
+        return separate_then_sum(tape, terms, true);
     }
     let gpu = tape.gpu().clone();
     let x0 = terms[0].x;
@@ -241,19 +229,7 @@ pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<
         });
     let Some(eps) = eps.filter(|_| fused) else {
         // A batch norm per normalised term (`normalize4` in an inference pass), then the sum.
-        let mut ys = Vec::with_capacity(terms.len());
-        for t in terms {
-            ys.push(match &t.bn {
-                Some(state) => tape.batch_norm_with_stats(t.x, None, None, state.clone(), false)?,
-                None => t.x.clone(),
-            });
-        }
-        let ws: Vec<(&Tensor, &Tensor, usize)> = ys
-            .iter()
-            .zip(terms)
-            .map(|(y, t)| (y, t.table, t.idx))
-            .collect();
-        return super::weighted_sum::weighted_sum_terms(tape, &ws);
+        return separate_then_sum(tape, terms, false);
     };
     let gpu = tape.gpu().clone();
     let m = terms.len();
@@ -310,6 +286,25 @@ pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<
 /// its producer wrote where it did.
 fn term_batch_norm(tape: &mut Tape, t: &SumTerm, state: &BnState) -> Result<Tensor> {
     tape.batch_norm_with_stats(t.x, t.stats.cloned(), None, state.clone(), true)
+}
+
+/// The unfused form: each normalised term's own batch norm (train mode with the producer's
+/// statistics, or eval mode), then the weighted sum.
+fn separate_then_sum(tape: &mut Tape, terms: &[SumTerm], train: bool) -> Result<Tensor> {
+    let mut ys = Vec::with_capacity(terms.len());
+    for t in terms {
+        ys.push(match &t.bn {
+            Some(state) if train => term_batch_norm(tape, t, state)?,
+            Some(state) => tape.batch_norm_with_stats(t.x, None, None, state.clone(), false)?,
+            None => t.x.clone(),
+        });
+    }
+    let ws: Vec<(&Tensor, &Tensor, usize)> = ys
+        .iter()
+        .zip(terms)
+        .map(|(y, t)| (y, t.table, t.idx))
+        .collect();
+    super::weighted_sum::weighted_sum_terms(tape, &ws)
 }
 
 /// The terms' (n, c, h, w), once every term has the first's shape and an index inside its
