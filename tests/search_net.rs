@@ -118,3 +118,70 @@ fn s1_with_other_than_four_nodes_is_refused_by_name() {
     };
     assert!(e.to_string().contains("--nodes 4"), "{e}");
 }
+
+/// Two edges reading one state: with one `SharedPools` the state is pooled once (one launch
+/// fewer, for both pooling candidates of both edges), and the outputs and the state's gradient
+/// are those of two edges pooling it each on their own.
+#[test]
+fn edges_reading_one_state_pool_it_once() {
+    use darts_minus::autodiff::{Tape, Tensor};
+    use darts_minus::nn::darts_ops::DARTS_OPS;
+    use darts_minus::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
+    use darts_minus::nn::Ctx;
+    let g = gpu();
+    let mut r = rng();
+    let edges: Vec<MixedOp> = (0..2)
+        .map(|_| MixedOp::new(&g, &mut r, &DARTS_OPS, 4, 1, true, None).unwrap())
+        .collect();
+    let data: Vec<f32> = (0..2 * 4 * 8 * 8)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let alphas: Vec<f32> = (0..2 * 8).map(|i| (i % 5) as f32 * 0.1).collect();
+    let run = |shared: bool| {
+        let x = Tensor::from_slice(&g, &[2, 4, 8, 8], &data)
+            .unwrap()
+            .with_grad();
+        let a = Tensor::from_slice(&g, &[2, 8], &alphas).unwrap();
+        let beta = Tensor::from_slice(&g, &[1], &[0.5]).unwrap();
+        let mut tape = Tape::new(&g);
+        let w = tape.softmax_rows(&a).unwrap();
+        g.sync().unwrap();
+        let before = g.dispatch_count();
+        let mut pools = SharedPools::default();
+        let mut outs = Vec::new();
+        for (e, edge) in edges.iter().enumerate() {
+            if !shared {
+                pools = SharedPools::default();
+            }
+            let ew = EdgeWeights {
+                table: &w,
+                edge: e,
+                beta: Some((&beta, 0)),
+            };
+            let ctx = Ctx { train: true };
+            outs.push(edge.forward(&mut tape, &x, ew, &mut pools, ctx).unwrap());
+        }
+        g.sync().unwrap();
+        let launches = g.dispatch_count() - before;
+        let sum = tape.sum(&[&outs[0], &outs[1]]).unwrap();
+        let loss = tape.sum_all(&sum).unwrap();
+        let grads = tape.backward(&loss).unwrap();
+        let gx = grads.get(&x).unwrap().to_vec().unwrap();
+        let outs: Vec<Vec<f32>> = outs.iter().map(|t| t.to_vec().unwrap()).collect();
+        (launches, outs, gx)
+    };
+    let (shared_launches, shared_outs, shared_gx) = run(true);
+    let (own_launches, own_outs, own_gx) = run(false);
+    assert_eq!(
+        shared_launches + 1,
+        own_launches,
+        "one pooling launch fewer"
+    );
+    assert_eq!(shared_outs, own_outs);
+    for (i, (a, b)) in shared_gx.iter().zip(&own_gx).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+            "grad x[{i}]: {a} vs {b}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use crate::checkpoint::{self, load_module, Named};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Strategy};
 use crate::nn::darts_ops::{DartsSpace, DARTS_OPS};
-use crate::nn::mixed::MixedOp;
+use crate::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
 use crate::nn::{parameters, Ctx, Module, Slot};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
@@ -162,9 +162,12 @@ pub fn mixed_edge(
         let out = op.forward(
             &mut tape,
             &x,
-            &w,
-            edge,
-            Some((&beta, 0)),
+            EdgeWeights {
+                table: &w,
+                edge,
+                beta: Some((&beta, 0)),
+            },
+            &mut SharedPools::default(),
             Ctx { train: true },
         )?;
         let mut lines = vec![close(&check, "output", FWD, &out, get(&m, "out")?)?];

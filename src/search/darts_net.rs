@@ -6,7 +6,7 @@ use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{DartsSpace, NoiseSource, Preprocess, ReluConvBn};
-use crate::nn::mixed::MixedOp;
+use crate::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
 use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
@@ -225,10 +225,16 @@ impl SearchCell {
     ) -> Result<Tensor> {
         let mut states = self.inputs.forward(tape, s0, s1, ctx)?;
         let mut offset = 0;
+        let mut pools = SharedPools::default();
         for _ in 0..self.nodes {
             let mut terms = Vec::with_capacity(states.len());
             for (j, h) in states.iter().enumerate() {
-                terms.push(self.edges[offset + j].forward(tape, h, w, offset + j, beta, ctx)?);
+                let ew = EdgeWeights {
+                    table: w,
+                    edge: offset + j,
+                    beta,
+                };
+                terms.push(self.edges[offset + j].forward(tape, h, ew, &mut pools, ctx)?);
             }
             offset += states.len();
             let refs: Vec<&Tensor> = terms.iter().collect();

@@ -7,7 +7,7 @@ use super::supernet::{Beta, EdgeOps, Supernet};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::mixed::MixedOp;
+use crate::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
 use crate::nn::{join, Ctx, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -93,11 +93,18 @@ impl Supernet for Nb201Network {
         let w = tape.softmax_rows(&self.alphas)?;
         self.body.forward(tape, x, ctx, |tape, cell, h| {
             let mut nodes = vec![h];
+            let mut pools = SharedPools::default();
             for to in 1..4 {
                 let mut terms = Vec::new();
                 for (e, &(t, from)) in NB201_EDGES.iter().enumerate() {
                     if t == to {
-                        terms.push(cell.edges[e].forward(tape, &nodes[from], &w, e, beta, ctx)?);
+                        let ew = EdgeWeights {
+                            table: &w,
+                            edge: e,
+                            beta,
+                        };
+                        let y = cell.edges[e].forward(tape, &nodes[from], ew, &mut pools, ctx)?;
+                        terms.push(y);
                     }
                 }
                 let refs: Vec<&Tensor> = terms.iter().collect();

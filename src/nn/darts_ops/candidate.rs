@@ -9,12 +9,23 @@ use crate::nn::{BatchNorm2d, BeforeBn, Ctx, Module, Slot};
 use rand::Rng;
 use std::rc::Rc;
 
-/// A mixed edge's max and avg pooling of its input, done once for both pooling candidates,
-/// with their batch norms' statistics where the pooling kernel wrote them.
+/// A cell state's max and avg 3×3 pooling at one stride, done once for every pooling candidate
+/// of every edge that reads that state (see `nn::mixed::SharedPools`), each with its batch
+/// norm's statistics where the pooling kernel wrote them. `None`: not needed by any edge yet.
+#[derive(Default)]
 pub struct Pooled {
-    pub max: Tensor,
-    pub avg: Tensor,
-    pub stats: Option<[ChannelStats; 2]>,
+    pub max: Option<(Tensor, Option<ChannelStats>)>,
+    pub avg: Option<(Tensor, Option<ChannelStats>)>,
+}
+
+impl Pooled {
+    /// The max (`max`) or avg pooling, where computed.
+    pub fn get(&self, max: bool) -> Option<&(Tensor, Option<ChannelStats>)> {
+        match max {
+            true => self.max.as_ref(),
+            false => self.avg.as_ref(),
+        }
+    }
 }
 
 /// A candidate's output for a mixed edge: either whole (`bn` None), or up to a final batch

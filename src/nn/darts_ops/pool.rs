@@ -16,9 +16,8 @@ impl Pool {
     /// The pooling of x (taken from `pooled` when given).
     fn pooled_input(&self, tape: &mut Tape, x: &Tensor, pooled: Option<&Pooled>) -> Result<Tensor> {
         let cfg = PoolCfg::new(3, self.stride, 1);
-        Ok(match (pooled, self.max) {
-            (Some(p), true) => p.max.clone(),
-            (Some(p), false) => p.avg.clone(),
+        Ok(match (pooled.and_then(|p| p.get(self.max)), self.max) {
+            (Some((y, _)), _) => y.clone(),
             (None, true) => tape.max_pool2d(x, cfg)?,
             (None, false) => tape.avg_pool2d(x, cfg)?,
         })
@@ -58,8 +57,7 @@ impl CandidateOp for Pool {
         else {
             return Ok(Split::whole(self.forward_pooled(tape, x, ctx, pooled)?));
         };
-        let stats = pooled.and_then(|p| p.stats.as_ref());
-        let stats = stats.map(|[m, a]| if self.max { m.clone() } else { a.clone() });
+        let stats = pooled.and_then(|p| p.get(self.max)?.1.clone());
         Ok(Split {
             y: self.pooled_input(tape, x, pooled)?,
             bn: Some(bn),

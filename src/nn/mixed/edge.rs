@@ -2,13 +2,22 @@
 //! candidates' final batch norms fused into the sum.
 
 use super::normalized_sum::{eval_normalized_sum, normalized_sum, SumTerm};
-use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor};
+use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{Candidate, FactorizedReduce, NoiseSource, Pooled, Role};
 use crate::nn::{join, BatchNorm2d, Ctx, Module, Slot};
 use rand::Rng;
 use std::rc::Rc;
+
+/// Where an edge's coefficients are: row `edge` of the (edges, ops) softmax table shared by the
+/// cell type, and for DARTS- β (a scalar table and its index).
+#[derive(Clone, Copy)]
+pub struct EdgeWeights<'a> {
+    pub table: &'a Tensor,
+    pub edge: usize,
+    pub beta: Option<(&'a Tensor, usize)>,
+}
 
 /// A DARTS- mixed edge: Σ_k softmax(α_e)_k · op_k(x) + β · aux(x).
 pub struct MixedOp {
@@ -72,38 +81,34 @@ impl MixedOp {
         })
     }
 
-    /// `weights`: the (edges, ops) softmax table shared by the cell type; `edge`: this edge's
-    /// row; `beta`: the scalar table holding β and its index.
+    /// The edge on x with its coefficients `w`; `pools`: the cell's poolings so far.
     pub fn forward(
         &self,
         tape: &mut Tape,
         x: &Tensor,
-        weights: &Tensor,
-        edge: usize,
-        beta: Option<(&Tensor, usize)>,
+        w: EdgeWeights,
+        pools: &mut SharedPools,
         ctx: Ctx,
     ) -> Result<Tensor> {
+        let EdgeWeights {
+            table: weights,
+            edge,
+            beta,
+        } = w;
         let k = self.ops.len();
         let mut ys = Vec::with_capacity(k);
         let mut idx = Vec::with_capacity(k);
-        // A max and an avg candidate of one stride pool x in one pass.
-        let stride_of = |want_max: bool| {
-            self.ops.iter().find_map(|op| match op.op().pooling() {
-                Some((max, stride)) if max == want_max => Some(stride),
-                _ => None,
-            })
-        };
-        let pooled = match (stride_of(true), stride_of(false)) {
-            (Some(a), Some(b)) if a == b => {
-                let cfg = PoolCfg::new(3, a, 1);
-                let (max, avg, stats) = if ctx.train {
-                    tape.max_avg_pool2d_with_stats(x, cfg)?
-                } else {
-                    let (max, avg) = tape.max_avg_pool2d(x, cfg)?;
-                    (max, avg, None)
-                };
-                Some(Pooled { max, avg, stats })
-            }
+        // The pooling candidates take x's poolings from `pools`: computed once for every edge
+        // of the cell that reads x at this stride (a max and an avg in one pass).
+        let mut want = [false; 2];
+        let mut strides = self.ops.iter().filter_map(|op| op.op().pooling());
+        let stride = strides.clone().next().map(|(_, s)| s);
+        let one_stride = strides.all(|(max, s)| {
+            want[usize::from(!max)] = true;
+            Some(s) == stride
+        });
+        let pooled = match stride {
+            Some(s) if one_stride => Some(pools.get(tape, x, s, want, ctx.train)?),
             _ => None,
         };
         // Each candidate up to its final batch norm, which the weighted sum below applies.
@@ -114,7 +119,7 @@ impl MixedOp {
             if op.is_zero() {
                 continue;
             }
-            let split = op.op().forward_split(tape, x, ctx, pooled.as_ref())?;
+            let split = op.op().forward_split(tape, x, ctx, pooled)?;
             ys.push(split.y);
             bns.push(split.bn);
             stats.push(split.stats);
@@ -173,6 +178,56 @@ impl MixedOp {
             true => normalized_sum(tape, &terms),
             false => eval_normalized_sum(tape, &terms),
         }
+    }
+}
+
+/// The 3×3 poolings of a cell's states, keyed by state and stride: every edge reading a state
+/// pools it identically (the pooling has no parameters), so a cell pools each state once per
+/// stride instead of once per edge, and the backward pass runs one pooling gradient over the
+/// edges' summed gradients. Each edge keeps its own batch norm (its own running statistics),
+/// fed the shared statistics where the pooling kernel wrote them.
+#[derive(Default)]
+pub struct SharedPools(Vec<(TensorId, usize, Pooled)>);
+
+impl SharedPools {
+    /// x's poolings at `stride`, with the max (`want[0]`) and avg (`want[1]`) ones computed
+    /// where missing: both in one launch where both are, with their batch norms' statistics
+    /// in train mode.
+    pub fn get(
+        &mut self,
+        tape: &mut Tape,
+        x: &Tensor,
+        stride: usize,
+        want: [bool; 2],
+        train: bool,
+    ) -> Result<&Pooled> {
+        let i = match self.0.iter().position(|e| e.0 == x.id() && e.1 == stride) {
+            Some(i) => i,
+            None => {
+                self.0.push((x.id(), stride, Pooled::default()));
+                self.0.len() - 1
+            }
+        };
+        let cfg = PoolCfg::new(3, stride, 1);
+        let p = &mut self.0[i].2;
+        match (want[0] && p.max.is_none(), want[1] && p.avg.is_none()) {
+            (true, true) => {
+                let (max, avg, stats) = match train {
+                    true => tape.max_avg_pool2d_with_stats(x, cfg)?,
+                    false => {
+                        let (max, avg) = tape.max_avg_pool2d(x, cfg)?;
+                        (max, avg, None)
+                    }
+                };
+                let [sm, sa] = stats.map_or([None, None], |[m, a]| [Some(m), Some(a)]);
+                p.max = Some((max, sm));
+                p.avg = Some((avg, sa));
+            }
+            (true, false) => p.max = Some((tape.max_pool2d(x, cfg)?, None)),
+            (false, true) => p.avg = Some((tape.avg_pool2d(x, cfg)?, None)),
+            (false, false) => {}
+        }
+        Ok(&self.0[i].2)
     }
 }
 

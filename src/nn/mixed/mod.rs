@@ -9,7 +9,7 @@ mod edge;
 mod normalized_sum;
 mod weighted_sum;
 
-pub use edge::MixedOp;
+pub use edge::{EdgeWeights, MixedOp, SharedPools};
 pub use normalized_sum::SumTerm;
 
 use crate::autodiff::{Tape, Tensor};
