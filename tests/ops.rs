@@ -398,6 +398,46 @@ fn dw_pw_recomputed_rows_of_4_k5() {
     dw_pw_case(43, [2, 3, 6, 8], 5, 1, 2, 1);
 }
 
+/// Unfused (17 depthwise channels), with recomputation on and launches costly, a small
+/// intermediate is kept from the forward pass: the backward pass launches one depthwise pass
+/// fewer than where the intermediate is past the policy's limit and recomputed, and the
+/// gradients are the same.
+#[test]
+fn dw_pw_unfused_keeps_a_small_intermediate() {
+    let g = gpu();
+    g.set_strategy(Some(Strategy::Cpu));
+    let base = g.policy();
+    let mut rng = Rng::new(46);
+    let c = 17;
+    let x = Tensor::from_slice(&g, &[2, c, 8, 8], &f32s(&rng.vec(2 * c * 64))).unwrap();
+    let x = x.with_grad();
+    let wd = Tensor::from_slice(&g, &[c, 1, 3, 3], &f32s(&rng.vec(c * 9))).unwrap();
+    let wp = Tensor::from_slice(&g, &[4, c, 1, 1], &f32s(&rng.vec(4 * c))).unwrap();
+    let (wd, wp) = (wd.with_grad(), wp.with_grad());
+    let cfg = Conv2dCfg::new(1, 1).groups(c).relu_input(true);
+    let run = |keep_max: usize| {
+        g.set_policy(LaunchPolicy {
+            keep_intermediate_max: keep_max,
+            ..base
+        });
+        let mut t = Tape::new(&g);
+        let y = t.dw_pw(&x, &wd, cfg, &wp).unwrap();
+        let loss = t.sum_all(&y).unwrap();
+        g.sync().unwrap();
+        let before = g.dispatch_count();
+        let grads = t.backward(&loss).unwrap();
+        g.sync().unwrap();
+        let launches = g.dispatch_count() - before;
+        let read = |w: &Tensor| grads.get(w).unwrap().to_vec().unwrap();
+        (launches, [read(&x), read(&wd), read(&wp)])
+    };
+    let (kept, kept_grads) = run(base.keep_intermediate_max);
+    let (recomputed, recomputed_grads) = run(0);
+    g.set_strategy(None);
+    assert_eq!(kept + 1, recomputed, "one depthwise pass fewer");
+    assert_eq!(kept_grads, recomputed_grads);
+}
+
 // Rows of a multiple of 4 run both convolutions in one kernel (`dw_pw4`): 4 outputs per
 // thread at stride 2, 8 with dilation 2.
 #[test]

@@ -71,9 +71,11 @@ pub struct LaunchPolicy {
     /// resumes all 32 of the workgroup's SIMD rows: with ~1,000-value chunks (the GPU split)
     /// the barriers, not the products, were the time.
     pub dot_groups_max: usize,
-    /// CPU: intermediates of a fused depthwise + 1×1 pair up to this many values are kept
-    /// rather than recomputed (every one of the C=2, 3-cell network's; at C=16, batch 64
-    /// none: 1M values each). On GPUs the recomputing launch is cheap. Lavapipe, 2 threads:
+    /// CPU: intermediates of a depthwise + 1×1 pair up to this many values are kept rather
+    /// than recomputed (every one of the C=2, 3-cell network's; at C=16, batch 64 only the
+    /// third stage's, 262,144 values each). Unfused pairs (past 16 channels) write theirs
+    /// anyway: keeping the C=32 and 64 ones at C=16, 8 cells, batch 8 took
+    /// 504 launches from the step, 0.95× its time (3 rounds), peak 504 → 598 MiB. On GPUs the recomputing launch is cheap. Lavapipe, 2 threads:
     /// raised from 65,536 to 262,144, which keeps the first stage's (131,072 values) at C=8,
     /// batch 16 and C=16, batch 8: steps 5 % and 10 % shorter, peak 312 → 354 MiB at C=8;
     /// keeping all of them at C=16, batch 64 (1M values) made its step no shorter (32.1

@@ -28,9 +28,10 @@ impl Tape {
     /// convolution `w_pw`. Where the shapes allow (a depthwise pass of ≤ 16 channels on rows
     /// of a multiple of 4) both run in one kernel, `dw_pw4`. The intermediate is needed in
     /// backward only for the 1×1 weight's gradient (not in the α step). With recomputation on
-    /// (the default) backward recomputes it, except that where launches are costly one of at
-    /// most 65,536 values is kept (written by the fused kernel on the way); with it off it is
-    /// kept (by the fused kernel, or as a node of its own).
+    /// (the default) backward recomputes it, except that where launches are costly a small
+    /// one (`LaunchPolicy::keep_intermediate`) is kept: written by the fused kernel on the way,
+    /// or unfused the depthwise pass's own output (a node of its own); with it off it is kept
+    /// either way.
     pub fn dw_pw(
         &mut self,
         x: &Tensor,
@@ -76,9 +77,12 @@ impl Tape {
         let small = self.gpu().policy().keep_intermediate(mid_numel);
         let keep_mid =
             wants && w_pw.requires_grad() && fused.is_some() && (!self.recompute() || small);
+        // Unfused, the intermediate is written anyway: where it is small and launches costly,
+        // keep it (two nodes) rather than recompute it.
+        let recompute = self.recompute() && !(fused.is_none() && small);
         // One node whose backward needs no intermediate (the 1×1 weight frozen: the α step),
         // recomputes it, or has it kept; otherwise (unfused, intermediate kept) two nodes.
-        let one_node = wants && (!w_pw.requires_grad() || self.recompute() || keep_mid);
+        let one_node = wants && (!w_pw.requires_grad() || recompute || keep_mid);
         // Without a tape, one fused launch serves too.
         let fused_inference = fused.is_some() && !wants;
         if !(one_node || fused_inference) {
