@@ -435,9 +435,13 @@ fn forward4_rows(q: u32, o0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> 
     return acc;
 }
 
-@compute @workgroup_size(256)
+// forward4's threads per workgroup (QW, a multiple of 8, at most 256): fewer where the launch
+// has fewer quads (LaunchPolicy::quads_per_group).
+override QW: u32 = 256u;
+
+@compute @workgroup_size(QW)
 fn forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let q = wg.x * WG + li;
+    let q = wg.x * QW + li;
     let quads = p.n * p.ho * p.wo / 4u;
     forward4_rows(min(q, quads - 1u), wg.y * RB, li, q < quads);
 }

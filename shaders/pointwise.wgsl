@@ -176,9 +176,13 @@ fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
     return acc;
 }
 
-@compute @workgroup_size(256)
+// gemm4's threads per workgroup (QW, a multiple of 8, at most 256): fewer where the launch
+// has fewer positions (LaunchPolicy::quads_per_group).
+override QW: u32 = 256u;
+
+@compute @workgroup_size(QW)
 fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = (wg.x * WG + li) * 4u;
+    let t = (wg.x * QW + li) * 4u;
     // Every lane runs (an idle one on the last position), so LANES' broadcasts see all 8.
     gemm4_rows(min(t, p.n * p.hw - 4u), wg.y * RB, li, t < p.n * p.hw);
 }

@@ -485,6 +485,20 @@ impl LaunchPolicy {
         self.launches_are_costly() && bytes <= self.uniform_weight_max as u64
     }
 
+    /// Threads per workgroup for a kernel of one thread per group of 4 outputs (`gemm4`,
+    /// the dense `forward4`) over `quads` of them: 256, except that where launches are costly
+    /// the launch's workgroups are made equal and no wider than needed (a multiple of 8, for
+    /// the lane broadcasts), since llvmpipe runs every thread of a workgroup, a clamped idle
+    /// one too. 128 quads (C=64 at 8×8, batch 8) take one workgroup of 128 instead of half a
+    /// workgroup of 256 idle.
+    pub fn quads_per_group(&self, quads: usize) -> usize {
+        if !self.launches_are_costly() {
+            return 256;
+        }
+        let groups = quads.div_ceil(256).max(1);
+        quads.div_ceil(groups).next_multiple_of(8).clamp(8, 256)
+    }
+
     /// Output channels per thread for a dense convolution over `quads` groups of 4 outputs
     /// and `cout` channels: the most (fewest loads per multiply-add); on GPUs the most that
     /// still leave `min_threads` threads.
@@ -617,6 +631,10 @@ mod tests {
         assert!(cpu.dot_serial(8192) && !cpu.dot_serial(8190) && !gpu.dot_serial(8192));
         assert!(cpu.keep_intermediate(1 << 18) && !cpu.keep_intermediate(1 << 18 | 1));
         assert!(!gpu.keep_intermediate(1));
+        // Equal workgroups, a multiple of 8 wide, no wider than the quads need.
+        let widths = [1, 24, 128, 256, 384, 1000, 1024].map(|q| cpu.quads_per_group(q));
+        assert_eq!(widths, [8, 24, 128, 256, 192, 256, 256]);
+        assert_eq!(gpu.quads_per_group(128), 256);
         assert!(cpu.weight_grad_one_pass(1 << 16, 256, 256));
         assert!(!gpu.weight_grad_one_pass(0, 1, 1));
         assert!(cpu.bn_serial(4096) && !cpu.bn_serial(4097) && !gpu.bn_serial(1));

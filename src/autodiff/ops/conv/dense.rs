@@ -125,6 +125,9 @@ fn forward4(
     let grid = [quads.div_ceil(256), cout.div_ceil(rb), 1];
     let stats_of = stats_of.filter(|_| gpu.policy().stats_in_producer(cout, n * ho * wo));
     let Some(y) = stats_of else {
+        let qw = gpu.policy().quads_per_group(quads);
+        let consts = [&consts[..], &[("QW", qw as u32)]].concat();
+        let grid = [quads.div_ceil(qw), grid[1], 1];
         gpu.launch_spec("conv", "forward4", &consts, p.words(), &bufs, grid)?;
         return Ok(None);
     };

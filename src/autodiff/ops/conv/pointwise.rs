@@ -181,12 +181,15 @@ fn gemm(
         gpu.policy().lanes_consts(),
     ]
     .concat();
-    let parts = (n * hw).div_ceil(1024);
-    let grid = [parts, m.div_ceil(rb), 1];
     if !stats || mask.is_some() {
+        let qw = gpu.policy().quads_per_group(n * hw / 4);
+        let consts = [&consts[..], &[("QW", qw as u32)]].concat();
+        let grid = [(n * hw / 4).div_ceil(qw), m.div_ceil(rb), 1];
         gpu.launch_spec("pointwise", "gemm4", &consts, pp, &bufs, grid)?;
         return Ok(None);
     }
+    let parts = (n * hw).div_ceil(1024);
+    let grid = [parts, m.div_ceil(rb), 1];
     let part = Tensor::empty(gpu, &[3 * m * parts], "conv2d output statistics")?;
     let bufs = [&bufs[..], &[part.buffer()]].concat();
     gpu.launch_spec("pointwise", "gemm4_stats", &consts, pp, &bufs, grid)?;
