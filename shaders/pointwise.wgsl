@@ -233,6 +233,24 @@ fn block_of(t: u32) -> Block {
     return Block(i0, j0, min(4u, p.m - i0), min(4u, p.k - j0), t % p.chunks);
 }
 
+// The output blocks a subgroup takes with LANES (weight_grad_partial4): 8 (bo a multiple of
+// 8), or 4 of each of 2 input blocks (bo = 4, an even number of input blocks).
+override OB: u32 = 8u;
+
+// block_of with LANES: t = ((input block pair · chunks + chunk) · ig + input block in the pair)
+// · bo + output block (ig = 8 / OB), so a subgroup's lanes share the chunk and read each input
+// block's values once (conv.wgsl's lanes_order for the 1×1 case).
+fn block_of_lanes(t: u32) -> Block {
+    let bo = (p.m + 3u) / 4u;
+    let ig = 8u / OB;
+    let rest = t / bo;
+    let gc = rest / ig;
+    let jb = (gc / p.chunks) * ig + rest % ig;
+    let i0 = (t % bo) * 4u;
+    let j0 = jb * 4u;
+    return Block(i0, j0, min(4u, p.m - i0), min(4u, p.k - j0), gc % p.chunks);
+}
+
 // A thread's 16 sums: its partials (block t), or with DIRECT = 1 (a single chunk) the finished
 // weights, written straight into dw (bound at 3) so no second pass is needed.
 fn store_block(t: u32, acc: array<f32, 16>, i0: u32, j0: u32, ri: u32, rj: u32) {
@@ -294,7 +312,13 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
 fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = gid(wg, nwg, li);
     if (t >= block_threads()) { return; }
-    let bk = block_of(t);
+    var bk = block_of(t);
+    // The partials' slot: block-major, whatever the thread order.
+    var slot = t;
+    if (LANES != 0u) {
+        bk = block_of_lanes(t);
+        slot = ((bk.i0 / 4u) * ((p.k + 3u) / 4u) + bk.j0 / 4u) * p.chunks + bk.chunk;
+    }
     let i0 = bk.i0;
     let j0 = bk.j0;
     let ri = bk.ri;
@@ -313,7 +337,32 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         var xv: array<vec4<f32>, 4>;
         for (var q = 0u; q < 4u; q = q + 1u) {
             dv[q] = w4_dy[dyb + min(q, ri - 1u) * hw4];
-            xv[q] = relu_in4(w4_x[xb + min(q, rj - 1u) * hw4]);
+        }
+        let l = li % 8u;
+        if (LANES != 0u && OB == 8u) {
+            // The subgroup's input block, one load a lane: lane l = 2c + h holds channel c's
+            // values 2h and 2h + 1, broadcast to every lane.
+            let v = relu_in4(w4_x[xb + min(l / 2u, rj - 1u) * hw4]);
+            let odd = l % 2u == 1u;
+            let w = lanes16(select(v.x, v.z, odd), select(v.y, v.w, odd));
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                xv[c] = vec4<f32>(w[2u * c], w[8u + 2u * c], w[2u * c + 1u], w[9u + 2u * c]);
+            }
+        } else if (LANES != 0u) {
+            // OB = 4: lane l = 4h + c reads channel c of its own input block (pair half h)
+            // whole; a thread takes its half's.
+            let g = relu_in4(w4_x[xb + min(l % 4u, rj - 1u) * hw4]);
+            let a = lanes16(g.x, g.y);
+            let e = lanes16(g.z, g.w);
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                let first = vec4<f32>(a[c], a[8u + c], e[c], e[8u + c]);
+                let second = vec4<f32>(a[4u + c], a[12u + c], e[4u + c], e[12u + c]);
+                xv[c] = select(first, second, l >= 4u);
+            }
+        } else {
+            for (var q = 0u; q < 4u; q = q + 1u) {
+                xv[q] = relu_in4(w4_x[xb + min(q, rj - 1u) * hw4]);
+            }
         }
         for (var a = 0u; a < 4u; a = a + 1u) {
             for (var c = 0u; c < 4u; c = c + 1u) {
@@ -323,7 +372,7 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         px = px + 1u;
         if (px == hw4) { px = 0u; b = b + 1u; }
     }
-    store_block(t, acc, i0, j0, ri, rj);
+    store_block(slot, acc, i0, j0, ri, rj);
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;

@@ -2189,7 +2189,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 23] = [
+    let cases: [Case; 28] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
         // A biased 1×1 (forward4, two input channels a step and one left over) through a ReLU.
         ([2, 7, 8, 8], [16, 7, 1, 1], 1, 0, true, true, false),
@@ -2223,6 +2223,14 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ([2, 8, 8, 8], [16, 8, 3, 3], 1, 1, true, true, false),
         ([8, 7, 32, 32], [13, 7, 3, 3], 1, 1, false, true, false),
         ([2, 16, 16, 16], [16, 16, 3, 3], 2, 1, false, true, false),
+        // The 1×1 weight gradient's lanes (weight_grad_partial4): 8 output blocks with a
+        // partial input block through a ReLU, 16, 4 of 2 input blocks (partial on both
+        // sides), each in one chunk straight into dw; then 8 and 4 in several chunks.
+        ([2, 6, 8, 8], [32, 6, 1, 1], 1, 0, true, false, false),
+        ([1, 8, 4, 8], [64, 8, 1, 1], 1, 0, false, false, false),
+        ([2, 7, 8, 8], [13, 7, 1, 1], 1, 0, true, false, false),
+        ([8, 16, 32, 32], [32, 16, 1, 1], 1, 0, false, false, false),
+        ([8, 8, 32, 32], [16, 8, 1, 1], 1, 0, true, false, false),
     ];
     for (xs, ws, stride, pad, relu, bias, stats) in cases {
         let name = format!("x{xs:?} w{ws:?} s{stride} relu={relu} bias={bias} stats={stats}");
@@ -2266,18 +2274,35 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ("gemm4_stats", false),
         ("weight_partial4", false),
         ("weight_partial4_row3", false),
+        ("weight_grad_partial4", false),
     ] {
         assert!(
             with_lanes.contains(&want),
             "{want:?} never ran with LANES = 1"
         );
     }
-    for entry in ["weight_partial4", "weight_partial4_row3"] {
+    for entry in [
+        "weight_partial4",
+        "weight_partial4_row3",
+        "weight_grad_partial4",
+    ] {
         let four = g
             .pipeline_variants()
             .into_iter()
             .any(|v| v.entry == entry && v.constants.contains(&("OB", 4)));
         assert!(four, "{entry} never ran with 4 output blocks a subgroup");
+    }
+    // The 1×1 weight gradient's lanes both straight into dw and into partials.
+    for direct in [true, false] {
+        let ran = g.pipeline_variants().into_iter().any(|v| {
+            v.entry == "weight_grad_partial4"
+                && v.constants.contains(&("LANES", 1))
+                && v.constants.contains(&("DIRECT", 1)) == direct
+        });
+        assert!(
+            ran,
+            "weight_grad_partial4 with LANES never ran with DIRECT = {direct}"
+        );
     }
     let shared: Vec<_> = g
         .pipeline_variants()
