@@ -8,7 +8,8 @@
 //   weighted_sum4  1..4 y0..y3, 5 table A, 6 table B, 7 out
 //                  out = (p.accumulate ? out : 0) + Σ_{k < p.m} s_k · y_k, with s_k = A[idx_k]
 //                  when p.tab[k] = 0, B[idx_k] when 1, and 1 when 2 (an unscaled term: the
-//                  backward pass sums gradient contributions with it); summed in term order
+//                  backward pass sums gradient contributions with it), or the sum of two such
+//                  for a tensor in two terms (PAIRS, see coef_of); summed in term order
 //                  (as sequential axpys). weighted_sum4_vec4: the same, one thread per 4
 //                  elements, for n % 4 == 0.
 //                  One thread per element.
@@ -59,19 +60,32 @@ struct P {
 // branch: there llvmpipe loads a value at a uniform index once for all lanes, where inside a
 // branch (or after an early return) it loads it lane by lane. Both tables are read (an index
 // past a table reads a clamped element) and the term's one selected, so no branch is needed.
-fn coef_of(tab: u32, idx: u32) -> f32 {
+// Bit k set: term k is a pair (one tensor in two terms, read once), its coefficient the sum
+// of (tab & 3, idx & 0xffff)'s and (tab >> 2, idx >> 16)'s. A pipeline constant, so terms that
+// are not pay for no second read.
+override PAIRS: u32 = 0u;
+
+fn coef_one(tab: u32, idx: u32) -> f32 {
     return select(select(1.0, ws_b[idx], tab == 1u), ws_a[idx], tab == 0u);
+}
+
+fn coef_of(k: u32, tab: u32, idx: u32) -> f32 {
+    if (((PAIRS >> k) & 1u) == 0u) { return coef_one(tab, idx); }
+    return coef_one(tab & 3u, idx & 0xffffu) + coef_one(tab >> 2u, idx >> 16u);
 }
 
 // The coefficients of terms 0..3 (and 4..7 with `eight`; else 0 there).
 fn coefs(eight: bool) -> array<f32, 8> {
     var c: array<f32, 8>;
-    for (var k = 0u; k < 4u; k = k + 1u) { c[k] = coef_of(p.tab[k], p.idx[k]); }
+    c[0] = coef_of(0u, p.tab.x, p.idx.x);
+    c[1] = coef_of(1u, p.tab.y, p.idx.y);
+    c[2] = coef_of(2u, p.tab.z, p.idx.z);
+    c[3] = coef_of(3u, p.tab.w, p.idx.w);
     if (eight) {
-        c[4] = coef_of(p.tab2.x, p.idx2.x);
-        c[5] = coef_of(p.tab2.y, p.idx2.y);
-        c[6] = coef_of(p.tab2.z, p.idx2.z);
-        c[7] = coef_of(p.tab2.w, p.idx2.w);
+        c[4] = coef_of(4u, p.tab2.x, p.idx2.x);
+        c[5] = coef_of(5u, p.tab2.y, p.idx2.y);
+        c[6] = coef_of(6u, p.tab2.z, p.idx2.z);
+        c[7] = coef_of(7u, p.tab2.w, p.idx2.w);
     }
     return c;
 }

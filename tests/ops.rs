@@ -1396,6 +1396,40 @@ fn weighted_sum_of_ten_terms_over_two_launches() {
     );
 }
 
+#[test]
+fn weighted_sum_reads_a_repeated_tensor_once() {
+    // A tensor in two terms (an edge's skip and its β·x) is one term with both coefficients;
+    // one in three terms: a pair and a term of its own. Tables A (α, with a gradient) and B.
+    let mut rng = Rng::new(48);
+    let s = [2, 3, 4, 4];
+    let mut inputs: Vec<Input> = (0..2).map(|_| Input::random(&mut rng, &s, true)).collect();
+    inputs.push(Input::random(&mut rng, &[2, 5], true));
+    inputs.push(Input::random(&mut rng, &[3], false));
+    check(
+        "weighted sum with repeated tensors",
+        inputs,
+        |v| {
+            let c0 = v[2][5] + v[3][2];
+            let c1 = v[2][6] + v[2][7] + v[3][0];
+            (0..v[0].len())
+                .map(|i| c0 * v[0][i] + c1 * v[1][i])
+                .collect()
+        },
+        |t, v| {
+            let terms = [
+                (&v[0], &v[2], 5),
+                (&v[1], &v[2], 6),
+                (&v[0], &v[3], 2),
+                (&v[1], &v[2], 7),
+                (&v[1], &v[3], 0),
+            ];
+            t.weighted_sum_terms(&terms)
+        },
+        Tolerance::FORWARD,
+        Tolerance::GRADIENT,
+    );
+}
+
 fn six_terms_case(s: [usize; 4], costly: bool) {
     // A DARTS- edge: five candidates weighted from α (two launches of up to four terms) and
     // β·x from a second, constant table; α and every y get gradients, β none.

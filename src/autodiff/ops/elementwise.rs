@@ -55,12 +55,14 @@ pub(crate) fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> R
     Ok(out)
 }
 
-/// out = Σ_k s_k·y_k in term order, four terms per launch: s_k = table[idx] for a scaled term,
-/// 1 for a plain one. The scaled terms may use at most two distinct tables (checked).
-pub(crate) fn weighted_sum_into(
-    terms: &[(&Tensor, Option<(&Tensor, usize)>)],
-    out: &Tensor,
-) -> Result<()> {
+/// A term's coefficient: `table[idx]`, or 1 (None).
+type Coef<'a> = Option<(&'a Tensor, usize)>;
+
+/// out = Σ_k s_k·y_k in term order, eight (or four) terms per launch: s_k = table[idx] for a
+/// scaled term, 1 for a plain one; a tensor in two terms is read once, at its first term's
+/// place, with the sum of both coefficients. The scaled terms may use at most two distinct
+/// tables (checked).
+pub(crate) fn weighted_sum_into(terms: &[(&Tensor, Coef)], out: &Tensor) -> Result<()> {
     let mut tables: Vec<&Tensor> = Vec::new();
     for (_, s) in terms {
         if let Some((t, _)) = s {
@@ -78,6 +80,18 @@ pub(crate) fn weighted_sum_into(
     let Some(&(first, _)) = terms.first() else {
         return Err(Error::shape("weighted_sum", "needs at least one tensor"));
     };
+    // A tensor in two terms (an edge's skip and its β·x; a gradient's two scalings) is read
+    // once, with the sum of both coefficients, at its first term's place.
+    let mut merged: Vec<(&Tensor, [Option<Coef>; 2])> = Vec::new();
+    for &(y, s) in terms {
+        match merged
+            .iter_mut()
+            .find(|(m, c)| m.id() == y.id() && c[1].is_none())
+        {
+            Some((_, c)) => c[1] = Some(s),
+            None => merged.push((y, [Some(s), None])),
+        }
+    }
     // Without scaled terms the table bindings are placeholders (never read).
     let table_a = tables.first().copied().unwrap_or(first);
     let table_b = tables.get(1).copied().unwrap_or(table_a);
@@ -87,17 +101,31 @@ pub(crate) fn weighted_sum_into(
     // the eleven buffers that takes, else four.
     let per = gpu.policy().weighted_sum_terms(n);
     let eight = per == 8;
-    for (c, chunk) in terms.chunks(per).enumerate() {
+    // (index, table: 0 A, 1 B, 2 none) of one coefficient.
+    let code = |s: Option<(&Tensor, usize)>| match s {
+        Some((t, i)) => (i as u32, (t.id() != table_a.id()) as u32),
+        None => (0, 2),
+    };
+    for (c, chunk) in merged.chunks(per).enumerate() {
         let mut p = MixedParams {
             n: n as u32,
             m: chunk.len() as u32,
             accumulate: (c > 0) as u32,
             ..Default::default()
         };
+        let mut pairs = 0u32;
         for (k, (_, s)) in chunk.iter().enumerate() {
-            let (idx, tab) = match s {
-                Some((t, i)) => (*i as u32, (t.id() != table_a.id()) as u32),
-                None => (0, 2),
+            let (idx, tab) = match *s {
+                [Some(s), None] => code(s),
+                [Some(s1), Some(s2)] => {
+                    let ((i1, t1), (i2, t2)) = (code(s1), code(s2));
+                    if i1 > 0xffff || i2 > 0xffff {
+                        return Err(Error::shape("weighted_sum", "a table past 65,536 entries"));
+                    }
+                    pairs |= 1 << k;
+                    (i1 | i2 << 16, t1 | t2 << 2)
+                }
+                _ => unreachable!("every merged term has its first coefficient"),
             };
             if k < 4 {
                 (p.idx[k], p.tab[k]) = (idx, tab);
@@ -116,7 +144,13 @@ pub(crate) fn weighted_sum_into(
         } else {
             ("weighted_sum4", n)
         };
-        gpu.launch("mixed", entry, p.words(), &bufs, threads)?;
+        match pairs {
+            0 => gpu.launch("mixed", entry, p.words(), &bufs, threads)?,
+            _ => {
+                let consts = [("PAIRS", pairs)];
+                gpu.launch_spec("mixed", entry, &consts, p.words(), &bufs, threads)?
+            }
+        }
     }
     Ok(())
 }
