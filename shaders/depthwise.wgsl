@@ -579,8 +579,9 @@ fn weight_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 }
 
 // weight_partial4: weight_partial for rows of a multiple of 4 (x and dy bound as vec4s): per
-// output row, strips of 4 outputs (one dy load) against input windows loaded as in forward4
-// (NV vec4s per input row, with OUT = 4; x is forward4's binding 1). 64 threads per workgroup.
+// output row, strips of OUT = 4 outputs (one dy load), or 8 (two) where rows are of a multiple
+// of 8, against input windows loaded as in forward4 (NV vec4s per input row; x is forward4's
+// binding 1). 64 threads per workgroup.
 @group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
@@ -595,13 +596,18 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var q = 0u; q < 25u; q = q + 1u) { acc[q] = 0.0; }
     let w4 = p.w / 4u;
     let wo4 = p.wo / 4u;
+    // Strips of OUT = 4 or 8 outputs (two dy vec4s): one window of NV vec4s a kernel row
+    // serves OUT outputs.
+    let per_strip = OUT / 4u;
     let r_end = min((chunk + 1u) * p.per, rows);
     for (var r = chunk * p.per; r < r_end; r = r + 1u) {
         let b = r / p.ho;
         let oy = r % p.ho;
         let plane = b * p.c + ch;
-        for (var sx = 0u; sx < wo4; sx = sx + 1u) {
+        for (var sx = 0u; sx < wo4; sx = sx + per_strip) {
             let g = wp_dy[(plane * p.ho + oy) * wo4 + sx];
+            var g1 = vec4<f32>(0.0);
+            if (OUT == 8u) { g1 = wp_dy[(plane * p.ho + oy) * wo4 + sx + 1u]; }
             let v0 = i32(sx * S) - i32(A / 4u);
             for (var ky = 0u; ky < K; ky = ky + 1u) {
                 let iy = i32(oy * S + ky * D) - i32(PAD);
@@ -611,7 +617,13 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
                 for (var kx = 0u; kx < K; kx = kx + 1u) {
                     let o = A - PAD + kx * D;
                     let xs = vec4<f32>(win[o], win[o + S], win[o + 2u * S], win[o + 3u * S]);
-                    acc[ky * K + kx] = acc[ky * K + kx] + dot(g, xs);
+                    var sum = dot(g, xs);
+                    if (OUT == 8u) {
+                        let o1 = o + 4u * S;
+                        let xs1 = vec4<f32>(win[o1], win[o1 + S], win[o1 + 2u * S], win[o1 + 3u * S]);
+                        sum = sum + dot(g1, xs1);
+                    }
+                    acc[ky * K + kx] = acc[ky * K + kx] + sum;
                 }
             }
         }

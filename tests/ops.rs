@@ -220,7 +220,9 @@ fn depthwise_k5_dil2_s2() {
 }
 
 // Rows of a multiple of 4 take the vec4 kernel (`forward4`, 8 or 4 outputs per thread; also
-// the stride-1 input gradient); the cases above, with odd widths, the scalar one.
+// the stride-1 input gradient), and `weight_partial4` strips of 8 outputs where the output
+// rows are of a multiple of 8 (k3 s1, k5 s2), else 4; the cases above, with odd widths, the
+// scalar one.
 #[test]
 fn depthwise_rows_of_4_k3_s1() {
     conv_case(15, [2, 3, 5, 8], [3, 1, 3, 3], false, 1, 1, 1, 3);
