@@ -604,7 +604,8 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let b = r / p.ho;
         let oy = r % p.ho;
         let plane = b * p.c + ch;
-        for (var sx = 0u; sx < wo4; sx = sx + per_strip) {
+        for (var q = 0u; q < wo4 / per_strip; q = q + 1u) {
+            let sx = q * per_strip;
             let g = wp_dy[(plane * p.ho + oy) * wo4 + sx];
             var g1 = vec4<f32>(0.0);
             if (OUT == 8u) { g1 = wp_dy[(plane * p.ho + oy) * wo4 + sx + 1u]; }
