@@ -48,15 +48,22 @@ const LOSS: Tolerance = Tolerance {
 
 /// Changes of f32 steps against float64 ones, per tensor (see [`ChangeTolerance`]). Measured on
 /// lavapipe and llvmpipe under both launch strategies, both fixtures and steps, the part of a
-/// tensor's error beyond the 2-ulp rounding floor, relative to its largest change, is at most
+/// tensor's error beyond the rounding floor, relative to its largest change, is at most
 /// 7e-6 for weights, 5e-5 for batch-norm statistics (batch means near zero), 3e-5 for Adam's
 /// moments of α and nil for α's change; 2e-4 leaves a margin of 4 and more. A 10% error in
 /// the gradient of any one weight, statistic or α fails it (`tests/search_reference.rs`);
 /// comparing the weights after the step, tolerance relative to the weight (rel 1e-4, abs
 /// 1e-5), missed it in 654 of the 921 DARTS- weight tensors.
+///
+/// The floor is 8 ulps of the tensor after the step: NAS-Bench-201's convolution biases ahead
+/// of its train-mode batch norms have a gradient of zero but for f32 noise, so their change is
+/// weight decay plus that noise. PyTorch's own float32 run of the benchmark's network misses
+/// the float64 reference there by up to 2.0 ulps of the bias (0.0038 of its largest change);
+/// this project's summation orders by up to 4.6 (WebGPU limits, 4 terms a weighted sum). 8
+/// ulps is ~5e-7 of the weight, far below the change of any weight with a real gradient.
 pub const CHANGE: ChangeTolerance = ChangeTolerance {
     rel: 2e-4,
-    ulps: 2.0,
+    ulps: 8.0,
 };
 
 /// One fixture's steps as the library ran them: for every step, our loss and every tracked
