@@ -7,8 +7,9 @@
 use super::CheckLine;
 
 /// Per tensor: max|Δ − Δref| ≤ rel·max|Δref| + ulps·2⁻²⁴·max|after|. The second term is the
-/// rounding of the f32 values after the step (half an ulp each), below which no change can be
-/// known; it matters only where a step barely moves a tensor.
+/// rounding of the f32 values after the step (half an ulp each) and the f32 noise of gradients
+/// that are zero but for it (a bias ahead of a train-mode batch norm), below which no change
+/// can be known; it matters only where a step barely moves a tensor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChangeTolerance {
     pub rel: f64,
