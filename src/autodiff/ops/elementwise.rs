@@ -82,14 +82,14 @@ pub(crate) fn weighted_sum_into(terms: &[(&Tensor, Coef)], out: &Tensor) -> Resu
     };
     // A tensor in two terms (an edge's skip and its β·x; a gradient's two scalings) is read
     // once, with the sum of both coefficients, at its first term's place.
-    let mut merged: Vec<(&Tensor, [Option<Coef>; 2])> = Vec::new();
+    let mut merged: Vec<(&Tensor, Coef, Option<Coef>)> = Vec::new();
     for &(y, s) in terms {
         match merged
             .iter_mut()
-            .find(|(m, c)| m.id() == y.id() && c[1].is_none())
+            .find(|(m, _, second)| m.id() == y.id() && second.is_none())
         {
-            Some((_, c)) => c[1] = Some(s),
-            None => merged.push((y, [Some(s), None])),
+            Some((_, _, second)) => *second = Some(s),
+            None => merged.push((y, s, None)),
         }
     }
     // Without scaled terms the table bindings are placeholders (never read).
@@ -114,10 +114,10 @@ pub(crate) fn weighted_sum_into(terms: &[(&Tensor, Coef)], out: &Tensor) -> Resu
             ..Default::default()
         };
         let mut pairs = 0u32;
-        for (k, (_, s)) in chunk.iter().enumerate() {
-            let (idx, tab) = match *s {
-                [Some(s), None] => code(s),
-                [Some(s1), Some(s2)] => {
+        for (k, &(_, s1, second)) in chunk.iter().enumerate() {
+            let (idx, tab) = match second {
+                None => code(s1),
+                Some(s2) => {
                     let ((i1, t1), (i2, t2)) = (code(s1), code(s2));
                     if i1 > 0xffff || i2 > 0xffff {
                         return Err(Error::shape("weighted_sum", "a table past 65,536 entries"));
@@ -125,7 +125,6 @@ pub(crate) fn weighted_sum_into(terms: &[(&Tensor, Coef)], out: &Tensor) -> Resu
                     pairs |= 1 << k;
                     (i1 | i2 << 16, t1 | t2 << 2)
                 }
-                _ => unreachable!("every merged term has its first coefficient"),
             };
             if k < 4 {
                 (p.idx[k], p.tab[k]) = (idx, tab);

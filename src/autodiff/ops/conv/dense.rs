@@ -179,14 +179,7 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         (false, true) => &[("BIAS", 1)],
         (false, false) => &[],
     };
-    // Lane broadcasts where a subgroup's 8 lanes can take 8 output blocks, or 4 output
-    // blocks of 2 input blocks.
-    let (bo, bi) = (cout.div_ceil(4), cin.div_ceil(4));
-    let lanes: &[(&str, u32)] = match policy.lanes {
-        true if bo.is_multiple_of(8) => &[("LANES", 1)],
-        true if bo == 4 && bi.is_multiple_of(2) => &[("LANES", 1), ("OB", 4)],
-        _ => &[],
-    };
+    let lanes = super::weight_grad_lanes(&policy, cout, cin);
     let consts = [relu_consts(relu), mode, lanes].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
     // With lanes, a thread takes a whole kernel row of 3 taps where the columns step by 1:

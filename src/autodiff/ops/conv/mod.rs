@@ -25,6 +25,22 @@ use crate::gpu::{ConvParams, LaunchPolicy, Work};
 
 pub(crate) use dw_pw::DwPwNode;
 
+/// The weight gradients' lane broadcasts (dense `weight_partial4`, 1×1 `weight_grad_partial4`):
+/// where a subgroup's 8 lanes can take 8 output blocks of 4 channels, or 4 output blocks of
+/// each of 2 input blocks, the input block's values are read once and broadcast.
+fn weight_grad_lanes(
+    policy: &crate::gpu::LaunchPolicy,
+    cout: usize,
+    cin: usize,
+) -> &'static [(&'static str, u32)] {
+    let (bo, bi) = (cout.div_ceil(4), cin.div_ceil(4));
+    match policy.lanes {
+        true if bo.is_multiple_of(8) => &[("LANES", 1)],
+        true if bo == 4 && bi.is_multiple_of(2) => &[("LANES", 1), ("OB", 4)],
+        _ => &[],
+    }
+}
+
 /// The entry and work of a split weight gradient's second pass over `n` weights: `serial`
 /// (a thread per weight walks its chunks' partials) or, where the policy wants it for this
 /// many `chunks` (GPUs), `group` (a workgroup per weight: strided loads and a tree sum).

@@ -102,13 +102,10 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
         "weight_grad_partial"
     };
     let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
-    // Lane broadcasts of the input where a subgroup's 8 lanes can take 8 output blocks, or
-    // 4 output blocks of 2 input blocks (as the dense weight gradient).
-    let (bo, bi) = (cout.div_ceil(4), cin.div_ceil(4));
-    let lanes: &[(&str, u32)] = match policy.lanes && hw.is_multiple_of(4) {
-        true if bo.is_multiple_of(8) => &[("LANES", 1)],
-        true if bo == 4 && bi.is_multiple_of(2) => &[("LANES", 1), ("OB", 4)],
-        _ => &[],
+    // The vec4 kernel only (the scalar one has no lane path).
+    let lanes = match hw.is_multiple_of(4) {
+        true => super::weight_grad_lanes(&policy, cout, cin),
+        false => &[],
     };
     let consts = [relu_consts(relu), direct, lanes].concat();
     let groups = (blocks * chunks).div_ceil(256);
