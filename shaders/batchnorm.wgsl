@@ -412,28 +412,13 @@ fn backward_dx_split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 // li walks items [start, end) of the n·q, image by image.
 const LW: u32 = 64u;
 
-struct Run { start: u32, end: u32, img: u32, j: u32, q: u32 }
-
 fn lane_run(li: u32) -> Run {
-    let q = p.hw / 4u;
-    let m4 = p.n * q;
-    let per = (m4 + LW - 1u) / LW;
-    let start = min(li * per, m4);
-    return Run(start, min(start + per, m4), start / q, start % q, q);
-}
-
-fn run_next(r: ptr<function, Run>) {
-    (*r).j = (*r).j + 1u;
-    if ((*r).j == (*r).q) { (*r).j = 0u; (*r).img = (*r).img + 1u; }
+    return run_of(li, LW, p.n, p.hw);
 }
 
 // The vec4 index of the run's current item in channel `ch`.
 fn run_at(r: Run, ch: u32) -> u32 {
-    return (r.img * p.c + ch) * r.q + r.j;
-}
-
-fn hsum(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
+    return run_index(r, p.c, ch);
 }
 
 @group(0) @binding(1) var<storage, read> t4_x: array<vec4<f32>>;
@@ -535,8 +520,7 @@ fn backward_fused4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 // turns every lane group of the workgroup into a coroutine, which for small channels (a few
 // hundred values) costs several times the arithmetic. Workgroups of LW threads = LW channels.
 fn whole_run() -> Run {
-    let q = p.hw / 4u;
-    return Run(0u, p.n * q, 0u, 0u, q);
+    return run_whole(p.n, p.hw);
 }
 
 const SW: u32 = 8u;

@@ -32,8 +32,10 @@
 //                  small n where launches are costly.  Grid: 1 workgroup of 1.
 //   sum_forward4, sum_backward4, sum_alpha: the edge's final batch norms and weighted sum in
 //                  one launch each way (parameter block MS and bindings in their section, at
-//                  the end of the file).  Grid: ceil(c / 8) workgroups of 8 (sum_alpha: 1 of 1).
-// Workgroup size 256 (8 for sum_forward4 / sum_backward4, 1 for dot4_serial_vec4, sum_alpha).
+//                  the end of the file).  Grid: ceil(c / 8) workgroups of 8 (sum_alpha: 1 of 1);
+//                  their _group4 forms, for large channels, c workgroups of 64.
+// Workgroup size 256 (8 for sum_forward4 / sum_backward4, 64 for their _group4 forms, 1 for
+// dot4_serial_vec4, sum_alpha).
 
 override DIRECT: u32 = 0u;
 
@@ -294,17 +296,16 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 //                  of ms.need is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
 //                  leaving Σgy and Σgy·x̂_k (unscaled) in saved
 //   sum_alpha      1 saved, 2 d table A: d[idx_k] += Σ_c Σ(gy·x̂_k), one thread
+//   sum_forward_group4, sum_backward_group4: the same with a workgroup of 64 per channel
+//                  (tree sums), for channels too large for one thread.  Grid: c workgroups.
 // Unused slots are bound to any buffer of the right access and never touched.
-
-fn hsum(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
-}
 
 struct MS {
     n: u32, c: u32, hw: u32, g: u32,
-    z: u32, m: u32, need: u32, _p: u32,
+    z: u32, m: u32, need: u32, pairs: u32,
     eps: f32, momentum: f32, _q: u32, _r: u32,
-    // Per term: kind (slot k for x_k, 16 + j for z_j), table (0 = A, 1 = B), index.
+    // Per term: kind (slot k for x_k, 16 + j for z_j), table (0 = A, 1 = B), index (two of
+    // each where bit t of pairs is set: see ms_weight).
     kind: array<vec4<u32>, 2>,
     tab: array<vec4<u32>, 2>,
     idx: array<vec4<u32>, 2>,
@@ -338,10 +339,18 @@ fn ms_x(k: u32, i: u32) -> vec4<f32> {
     }
 }
 
+fn ms_coef(tab: u32, i: u32) -> f32 {
+    if (tab == 0u) { return ms_a[i]; }
+    return ms_b[i];
+}
+
+// Term t's weight; bit t of ms.pairs: a plain tensor in two terms, its weight the sum of
+// (tab & 3, idx & 0xffff)'s and (tab >> 2, idx >> 16)'s (as the weighted sum's pairs).
 fn ms_weight(t: u32) -> f32 {
     let i = ms.idx[t / 4u][t % 4u];
-    if (ms.tab[t / 4u][t % 4u] == 0u) { return ms_a[i]; }
-    return ms_b[i];
+    let tab = ms.tab[t / 4u][t % 4u];
+    if (((ms.pairs >> t) & 1u) == 0u) { return ms_coef(tab, i); }
+    return ms_coef(tab & 3u, i & 0xffffu) + ms_coef(tab >> 2u, i >> 16u);
 }
 
 // Channel ch's vec4s are n planes of q = hw / 4: plane b starts at (b·c + ch)·q. The loops
@@ -477,6 +486,151 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
                 msb_store(k, i, inv[k] * wt[k] * (g - sum_g / mf - xh * sum_gx[k] / mf));
             }
         }
+    }
+}
+
+// sum_forward_group4, sum_backward_group4: sum_forward4 / sum_backward4 for channels too large
+// for one thread (a NAS-Bench-201 stage at batch 16 has 16,384 values a channel): a workgroup
+// of GW threads per channel, each walking its own run of the channel's vec4s (prelude's Run),
+// and tree sums. Same bindings and outputs. Grid: c workgroups of GW.
+// The term layout is pipeline constants, so the loops over terms unroll and every read names
+// its binding (llvmpipe runs a switch on a runtime slot as every case, masked): SG normalised
+// slots, SM terms, term t's kind in bits 4t..4t + 3 of SKIND (k < 6: slot x_k; 8 + j: z_j),
+// SNEED the slots whose dx is wanted (backward). ms.g, ms.m, ms.kind and ms.need go unread.
+// Each pass walks the channel once for all terms: means, variances, then the sum (forward);
+// the gradient sums, then every dx (backward).
+const GW: u32 = 64u;
+override SG: u32 = 1u;
+override SM: u32 = 1u;
+override SKIND: u32 = 0u;
+override SNEED: u32 = 0u;
+
+fn sg_kind(t: u32) -> u32 {
+    return (SKIND >> (4u * t)) & 15u;
+}
+
+@compute @workgroup_size(64)
+fn sum_forward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let m = ms.n * ms.hw;
+    let mf = f32(m);
+    var wt: array<f32, 8>;
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        if (j < SM) { wt[j] = ms_weight(j); }
+    }
+    var acc: array<f32, 6>;
+    var r = run_of(li, GW, ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) { acc[k] = acc[k] + hsum(ms_x(k, i)); }
+        }
+        run_next(&r);
+    }
+    var mean: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) { mean[k] = tree_sum_n(li, acc[k], GW) / mf; }
+    }
+    var acc2: array<f32, 6>;
+    r = run_of(li, GW, ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) {
+                let d = ms_x(k, i) - mean[k];
+                acc2[k] = acc2[k] + dot(d, d);
+            }
+        }
+        run_next(&r);
+    }
+    var inv: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            let var_b = tree_sum_n(li, acc2[k], GW) / mf;
+            inv[k] = 1.0 / sqrt(var_b + ms.eps);
+            if (li == 0u) {
+                let base = k * 4u * ms.c;
+                ms_saved[base + ch] = mean[k];
+                ms_saved[base + ms.c + ch] = inv[k];
+                let unbiased = var_b * mf / f32(max(m, 2u) - 1u);
+                let rr = k * 2u * ms.c;
+                ms_run[rr + ch] = (1.0 - ms.momentum) * ms_run[rr + ch] + ms.momentum * mean[k];
+                ms_run[rr + ms.c + ch] = (1.0 - ms.momentum) * ms_run[rr + ms.c + ch] + ms.momentum * unbiased;
+            }
+        }
+    }
+    r = run_of(li, GW, ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        var o = vec4<f32>(0.0);
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            if (j < SM) {
+                let kind = sg_kind(j);
+                var v: vec4<f32>;
+                if (kind < 8u) {
+                    v = (ms_x(kind, i) - mean[kind]) * inv[kind];
+                } else if (kind == 8u) {
+                    v = ms_z0[i];
+                } else {
+                    v = ms_z1[i];
+                }
+                // The first term starts the sum (as weighted_sum4 does), the rest add in order.
+                if (j == 0u) { o = wt[j] * v; } else { o = o + wt[j] * v; }
+            }
+        }
+        ms_out[i] = o;
+        run_next(&r);
+    }
+}
+
+@compute @workgroup_size(64)
+fn sum_backward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ch = group_index(wg, nwg);
+    let mf = f32(ms.n * ms.hw);
+    var mean: array<f32, 6>;
+    var inv: array<f32, 6>;
+    var wt: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            mean[k] = msb_saved[k * 4u * ms.c + ch];
+            inv[k] = msb_saved[k * 4u * ms.c + ms.c + ch];
+            wt[k] = ms_a[ms.sidx[k / 4u][k % 4u]];
+        }
+    }
+    var s: array<f32, 6>;
+    var gs = 0.0;
+    var r = run_of(li, GW, ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        let g = msb_gy[i];
+        gs = gs + hsum(g);
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) { s[k] = s[k] + dot(g, (ms_x(k, i) - mean[k]) * inv[k]); }
+        }
+        run_next(&r);
+    }
+    let sum_g = tree_sum_n(li, gs, GW);
+    var sum_gx: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            sum_gx[k] = tree_sum_n(li, s[k], GW);
+            if (li == 0u) {
+                msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
+                msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
+            }
+        }
+    }
+    r = run_of(li, GW, ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        let g = msb_gy[i];
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG && ((SNEED >> k) & 1u) != 0u) {
+                let xh = (ms_x(k, i) - mean[k]) * inv[k];
+                msb_store(k, i, inv[k] * wt[k] * (g - sum_g / mf - xh * sum_gx[k] / mf));
+            }
+        }
+        run_next(&r);
     }
 }
 

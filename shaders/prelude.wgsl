@@ -14,6 +14,39 @@ fn gid(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
     return group_index(wg, nwg) * WG + li;
 }
 
+// A channel's values as n planes of q = hw / 4 vec4s: lane li of `width` walks its own
+// contiguous run of the n·q items [start, end), image by image (img, j), with no division per
+// item (batch norm's and the normalised sums' per-channel workgroups).
+struct Run { start: u32, end: u32, img: u32, j: u32, q: u32 }
+
+fn run_of(li: u32, width: u32, n: u32, hw: u32) -> Run {
+    let q = hw / 4u;
+    let m4 = n * q;
+    let per = (m4 + width - 1u) / width;
+    let start = min(li * per, m4);
+    return Run(start, min(start + per, m4), start / q, start % q, q);
+}
+
+// All n·q items (one thread per channel).
+fn run_whole(n: u32, hw: u32) -> Run {
+    let q = hw / 4u;
+    return Run(0u, n * q, 0u, 0u, q);
+}
+
+fn run_next(r: ptr<function, Run>) {
+    (*r).j = (*r).j + 1u;
+    if ((*r).j == (*r).q) { (*r).j = 0u; (*r).img = (*r).img + 1u; }
+}
+
+// The vec4 index of the run's current item in channel `ch` of c.
+fn run_index(r: Run, c: u32, ch: u32) -> u32 {
+    return (r.img * c + ch) * r.q + r.j;
+}
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
 // Scratch for workgroup tree reductions (one value per thread).
 var<workgroup> red: array<f32, 256>;
 

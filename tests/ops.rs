@@ -11,7 +11,7 @@ use common::reference::{self as cpu, Shape4};
 use common::{assert_passes, f32s, gpu, strategy_of, Rng, Tolerance};
 use darts_minus::autodiff::{BnState, Conv2dCfg, Labels, PoolCfg, SliceCfg, Tape, Tensor};
 use darts_minus::check::{op_check, Input};
-use darts_minus::gpu::{LaunchPolicy, Strategy};
+use darts_minus::gpu::{Gpu, LaunchPolicy, Strategy};
 use darts_minus::nn::mixed::{MixedSums, SumTerm};
 use darts_minus::Result;
 
@@ -1459,11 +1459,33 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
     );
 }
 
+/// How a test runs a normalised sum: separate batch norms and a weighted sum (GPU strategy),
+/// fused with one thread per channel (CPU strategy, small channels), or fused with a workgroup
+/// per channel (CPU strategy, the one-thread limit set below the test's channels).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SumMode {
+    Separate,
+    Serial,
+    Group,
+}
+
+const SUM_MODES: [SumMode; 3] = [SumMode::Separate, SumMode::Serial, SumMode::Group];
+
+fn set_sum_mode(g: &Gpu, mode: SumMode) {
+    g.set_strategy(Some(strategy_of(mode != SumMode::Separate)));
+    if mode == SumMode::Group {
+        g.set_policy(LaunchPolicy {
+            fused_sum_max: 1,
+            ..g.policy()
+        });
+    }
+}
+
 /// Σ w_t·v_t over a mixed edge's terms: v = bn(x_t) (train, no affine) for three of them, x_t
 /// for two (one weighted from a second table, as β is), in an interleaved order; fused into
-/// one launch each way where launches are costly (small channels), separate batch norms and a
-/// weighted sum elsewhere: forward, every input's and both tables' gradients.
-fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
+/// one launch each way where launches are costly, separate batch norms and a weighted sum
+/// elsewhere: forward, every input's and both tables' gradients.
+fn normalized_sum_case(seed: u64, s: [usize; 4], mode: SumMode) {
     // Term t: (input, normalised, table 5 (α) or 6 (β), index).
     let plan = [
         (0, true, 5, 5),
@@ -1472,16 +1494,17 @@ fn normalized_sum_case(seed: u64, s: [usize; 4], costly: bool) {
         (3, false, 6, 1),
         (4, true, 5, 9),
     ];
-    normalized_sum_plan(seed, s, costly, &plan);
+    normalized_sum_plan(seed, s, mode, &plan);
 }
 
 fn normalized_sum_plan(
     seed: u64,
     s: [usize; 4],
-    costly: bool,
+    mode: SumMode,
     plan: &[(usize, bool, usize, usize)],
 ) {
-    let k = plan.len();
+    // Inputs 0..k (a plan may name one in two terms), then the tables.
+    let k = plan.iter().map(|t| t.0 + 1).max().unwrap_or(0);
     let mut rng = Rng::new(seed);
     let mut inputs: Vec<Input> = (0..k).map(|_| Input::random(&mut rng, &s, true)).collect();
     inputs.push(Input::random(&mut rng, &[2, 5], true));
@@ -1492,7 +1515,7 @@ fn normalized_sum_plan(
         .map(|&(i, bn, tab, idx)| (i, bn, k + tab - 5, idx))
         .collect();
     check(
-        &format!("normalized sum x{s:?} costly launches={costly}"),
+        &format!("normalized sum x{s:?} {mode:?}"),
         inputs,
         |v| {
             let vals: Vec<Vec<f64>> = plan
@@ -1515,7 +1538,7 @@ fn normalized_sum_plan(
                 .collect()
         },
         |t, v| {
-            t.gpu().set_strategy(Some(strategy_of(costly)));
+            set_sum_mode(t.gpu(), mode);
             let c = s[1];
             let stats: Vec<Tensor> = (0..2 * k)
                 .map(|_| Tensor::zeros(t.gpu(), &[c]))
@@ -1544,8 +1567,8 @@ fn normalized_sum_plan(
 
 #[test]
 fn normalized_sum_fused_or_separate() {
-    for costly in [false, true] {
-        normalized_sum_case(66, [2, 3, 4, 4], costly);
+    for mode in SUM_MODES {
+        normalized_sum_case(66, [2, 3, 4, 4], mode);
     }
 }
 
@@ -1562,16 +1585,84 @@ fn normalized_sum_of_seven_normalised_terms() {
             }
         })
         .collect();
-    for costly in [false, true] {
-        normalized_sum_plan(70, [2, 2, 4, 4], costly, &plan);
+    for mode in SUM_MODES {
+        normalized_sum_plan(70, [2, 2, 4, 4], mode, &plan);
+    }
+}
+
+/// An edge's skip and its β·x are one tensor in two terms: the fused launches bind it once
+/// (two normalised terms and three plain ones in two bindings still fuse), with the sum of
+/// both weights; the gradient reaches it through both.
+#[test]
+fn normalized_sum_reads_a_tensor_in_two_terms_once() {
+    let plan = [
+        (0, true, 5, 5),
+        (1, false, 5, 6),
+        (2, true, 5, 7),
+        (3, false, 5, 8),
+        (1, false, 6, 1),
+    ];
+    for mode in SUM_MODES {
+        normalized_sum_plan(73, [2, 3, 4, 4], mode, &plan);
+    }
+    let g = gpu();
+    let mut rng = Rng::new(74);
+    let s = [2, 3, 4, 4];
+    let xs: Vec<Tensor> = (0..4)
+        .map(|_| Tensor::from_slice(&g, &s, &f32s(&rng.vec(96))).unwrap())
+        .collect();
+    let (alpha, beta) = (
+        Tensor::from_slice(&g, &[4], &[0.1, 0.2, 0.3, 0.4]).unwrap(),
+        Tensor::from_slice(&g, &[1], &[0.5]).unwrap(),
+    );
+    let stats: Vec<Tensor> = (0..4).map(|_| Tensor::zeros(&g, &[3]).unwrap()).collect();
+    for mode in [SumMode::Serial, SumMode::Group] {
+        set_sum_mode(&g, mode);
+        let bn = |k: usize| BnState {
+            running_mean: &stats[2 * k],
+            running_var: &stats[2 * k + 1],
+            momentum: 0.1,
+            eps: 1e-5,
+        };
+        // (input, batch norm, table, index)
+        let plan = [
+            (0, Some(bn(0)), &alpha, 0),
+            (1, None, &alpha, 1),
+            (2, Some(bn(1)), &alpha, 2),
+            (3, None, &alpha, 3),
+            (1, None, &beta, 0),
+        ];
+        let terms: Vec<SumTerm> = plan
+            .into_iter()
+            .map(|(x, bn, table, idx)| SumTerm {
+                x: &xs[x],
+                bn,
+                stats: None,
+                table,
+                idx,
+            })
+            .collect();
+        g.sync().unwrap();
+        let before = g.dispatch_count();
+        let mut tape = Tape::inference(&g);
+        tape.normalized_sum(&terms).unwrap();
+        g.sync().unwrap();
+        let fused = g.policy().binds(15);
+        assert_eq!(
+            g.dispatch_count() - before,
+            if fused { 1 } else { 4 },
+            "{mode:?}"
+        );
     }
 }
 
 #[test]
 fn normalized_sum_eleven_channels_odd_plane() {
     // Two workgroups of 8 channels; 5×3 planes are not vec4 rows: never fused.
-    normalized_sum_case(67, [2, 11, 4, 8], true);
-    normalized_sum_case(68, [2, 3, 5, 3], true);
+    for mode in [SumMode::Serial, SumMode::Group] {
+        normalized_sum_case(67, [2, 11, 4, 8], mode);
+        normalized_sum_case(68, [2, 3, 5, 3], mode);
+    }
 }
 
 #[test]
@@ -1583,8 +1674,8 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
         .map(|_| Tensor::from_slice(&g, &s, &f32s(&rng.vec(96))).unwrap())
         .collect();
     let table = Tensor::from_slice(&g, &[2], &[0.3, 0.7]).unwrap();
-    let run = |costly: bool| -> Vec<Vec<f32>> {
-        g.set_strategy(Some(strategy_of(costly)));
+    let run = |mode: SumMode| -> Vec<Vec<f32>> {
+        set_sum_mode(&g, mode);
         let stats: Vec<Tensor> = (0..4)
             .map(|k| Tensor::full(&g, &[2], if k % 2 == 0 { 0.5 } else { 1.5 }).unwrap())
             .collect();
@@ -1609,21 +1700,29 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
         let mut out = vec![y.to_vec().unwrap()];
         // Fused (where the policy and the device's bindings allow): one launch; separate:
         // two batch norms and a weighted sum.
-        let fused = g.policy().fuse_normalized_sum(s[0] * s[2] * s[3]);
-        assert_eq!(fused, costly && g.policy().binds(15));
+        let per_channel = s[0] * s[2] * s[3];
+        let fused = g.policy().fuse_normalized_sum(per_channel);
+        assert_eq!(fused, mode != SumMode::Separate && g.policy().binds(15));
+        assert_eq!(
+            g.policy().normalized_sum_serial(per_channel),
+            mode != SumMode::Group
+        );
         assert_eq!(g.dispatch_count() - before, if fused { 1 } else { 3 });
         out.extend(stats.iter().map(|t| t.to_vec().unwrap()));
         out
     };
-    let (fused, separate) = (run(true), run(false));
-    for (k, (a, b)) in fused.iter().zip(&separate).enumerate() {
-        Tolerance::FORWARD.assert_close(
-            &format!("output / running statistics {k}"),
-            a,
-            &b.iter().map(|&v| v as f64).collect::<Vec<_>>(),
-        );
+    let separate = run(SumMode::Separate);
+    for mode in [SumMode::Serial, SumMode::Group] {
+        let fused = run(mode);
+        for (k, (a, b)) in fused.iter().zip(&separate).enumerate() {
+            Tolerance::FORWARD.assert_close(
+                &format!("{mode:?}: output / running statistics {k}"),
+                a,
+                &b.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+            );
+        }
+        assert_ne!(fused[1], vec![0.5, 0.5], "{mode:?}: the running mean moved");
     }
-    assert_ne!(fused[1], vec![0.5, 0.5], "the running mean moved");
 }
 
 /// An inference pass's mixed-edge sum with eval-mode batch norms: six normalised terms and

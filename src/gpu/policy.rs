@@ -122,6 +122,11 @@ pub struct LaunchPolicy {
     /// (lavapipe, 2 cores: 6 normalised + 2 plain terms on 2×16×8×8 in 200 µs against 695 µs
     /// separately; on 4×8×32×32 875 µs against 799 µs).
     pub fused_sum_max: usize,
+    /// CPU: values per channel up to which a larger normalised sum is still one fused launch,
+    /// with a workgroup per channel (`sum_forward_group4`): the separate batch norms write
+    /// each normalised term and the weighted sum reads it back, and α's dot products read
+    /// the terms and gy again, where the fused launches read each term twice a way.
+    pub group_sum_max: usize,
     /// CPU: bytes up to which a dense convolution's weight is also bound as a uniform
     /// buffer, which `forward4` reads it from (padded to the 64 KiB window it declares).
     /// Inside a loop llvmpipe loads a storage value lane by lane, a bounds test each, even
@@ -156,11 +161,13 @@ type Threshold = fn(&mut LaunchPolicy) -> &mut usize;
 /// The kernels that bind more storage buffers than WebGPU guarantees (8 per stage): (shader,
 /// entry point, storage buffers). The policy chooses each only where the device binds that
 /// many, else a narrower path; every other kernel fits WebGPU's limits (checked by a test).
-pub const WIDE_KERNELS: [(&str, &str, u32); 5] = [
+pub const WIDE_KERNELS: [(&str, &str, u32); 7] = [
     ("optim", "sgd4_clipped", 14),
     ("mixed", "weighted_sum8_vec4", 11),
     ("mixed", "sum_forward4", 13),
+    ("mixed", "sum_forward_group4", 13),
     ("mixed", "sum_backward4", 15),
+    ("mixed", "sum_backward_group4", 15),
     ("mixed", "eval_sum8_vec4", 12),
 ];
 
@@ -199,6 +206,7 @@ impl LaunchPolicy {
             min_threads: 1 << 16,
             bn_serial_max: 4096,
             fused_sum_max: 2048,
+            group_sum_max: usize::MAX,
             uniform_weight_max: 65_536,
             lanes: false,
             bn_chunk_min: 1024,
@@ -210,7 +218,7 @@ impl LaunchPolicy {
 
     /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
     /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
-    const TUNABLE: [(&'static str, Threshold); 18] = [
+    const TUNABLE: [(&'static str, Threshold); 19] = [
         ("copy_images_max", |p| &mut p.copy_images_max),
         ("dot_one_group_max", |p| &mut p.dot_one_group_max),
         ("dot_serial_max", |p| &mut p.dot_serial_max),
@@ -224,6 +232,7 @@ impl LaunchPolicy {
         ("min_threads", |p| &mut p.min_threads),
         ("bn_serial_max", |p| &mut p.bn_serial_max),
         ("fused_sum_max", |p| &mut p.fused_sum_max),
+        ("group_sum_max", |p| &mut p.group_sum_max),
         ("uniform_weight_max", |p| &mut p.uniform_weight_max),
         ("bn_chunk_min", |p| &mut p.bn_chunk_min),
         ("bn_target_groups", |p| &mut p.bn_target_groups),
@@ -384,7 +393,7 @@ impl LaunchPolicy {
     /// launch per candidate and a weighted sum? On every adapter that binds it: the same
     /// arithmetic in fewer passes over memory.
     pub fn eval_sum_fused(&self, hw: usize) -> bool {
-        hw.is_multiple_of(4) && self.binds(WIDE_KERNELS[4].2)
+        hw.is_multiple_of(4) && self.binds(WIDE_KERNELS[6].2)
     }
 
     /// A dot product over `n` values in one workgroup, with no finishing launch?
@@ -438,11 +447,17 @@ impl LaunchPolicy {
         self.launches_are_costly() && per_channel <= self.bn_serial_max
     }
 
-    /// A mixed edge's normalised sum over `per_channel` values as one fused launch
-    /// (`sum_forward4`, `sum_backward4`)? The op adds its own structural conditions.
+    /// A mixed edge's normalised sum over `per_channel` values as one fused launch each way?
+    /// The op adds its own structural conditions; [`Self::normalized_sum_serial`] says which.
     pub fn fuse_normalized_sum(&self, per_channel: usize) -> bool {
-        let fits = self.binds(WIDE_KERNELS[2].2) && self.binds(WIDE_KERNELS[3].2);
-        self.launches_are_costly() && fits && per_channel <= self.fused_sum_max
+        let fits = WIDE_KERNELS[2..6].iter().all(|k| self.binds(k.2));
+        self.launches_are_costly() && fits && per_channel <= self.group_sum_max
+    }
+
+    /// A fused normalised sum with one thread per channel (`sum_forward4`, `sum_backward4`),
+    /// rather than a workgroup per channel (`sum_forward_group4`, `sum_backward_group4`)?
+    pub fn normalized_sum_serial(&self, per_channel: usize) -> bool {
+        per_channel <= self.fused_sum_max
     }
 
     // ---- convolutions --------------------------------------------------------------------
@@ -530,7 +545,7 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 18] = [
+        let rows: [(&str, usize, Option<Strategy>); 19] = [
             ("adapter threads", self.cpu_threads, Some(Cpu)),
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
@@ -549,6 +564,7 @@ impl fmt::Display for LaunchPolicy {
             ("one-pass excess up to", self.one_pass_excess_max, Some(Cpu)),
             ("serial batch norm up to", self.bn_serial_max, Some(Cpu)),
             ("fused normalised sum up to", self.fused_sum_max, Some(Cpu)),
+            ("group normalised sum up to", self.group_sum_max, Some(Cpu)),
             (
                 "uniform weights up to bytes",
                 self.uniform_weight_max,
@@ -699,6 +715,8 @@ mod tests {
         assert_eq!(webgpu.weighted_sum_terms(64), 4);
         assert!(wide.sgd_four_per_launch() && !webgpu.sgd_four_per_launch());
         assert!(wide.fuse_normalized_sum(2048) && !webgpu.fuse_normalized_sum(2048));
+        assert!(wide.normalized_sum_serial(2048) && !wide.normalized_sum_serial(2049));
+        assert!(wide.fuse_normalized_sum(1 << 20));
         assert!(!LaunchPolicy::preset(Strategy::Gpu, 32).fuse_normalized_sum(2));
     }
 

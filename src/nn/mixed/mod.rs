@@ -29,10 +29,10 @@ pub trait MixedSums {
 
     /// `Σ_t table_t[idx_t] · v_t` in term order, v_t = batch_norm(x_t) (train mode, no affine,
     /// running statistics updated) or x_t: a mixed edge's candidates, most ending in such a
-    /// batch norm. Where launches are costly and the channels are small, the statistics, the
-    /// normalisation and the sum take one launch (and backward one, plus one for the weights'
-    /// gradient), bit for bit what separate batch norms and a weighted sum give; elsewhere it
-    /// is exactly those.
+    /// batch norm. Where launches are costly, the statistics, the normalisation and the sum
+    /// take one launch (and backward one, plus one for the weights' gradient): for small
+    /// channels one thread per channel, bit for bit what separate batch norms and a weighted
+    /// sum give; for larger ones a workgroup per channel. Elsewhere it is exactly those.
     fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
 
     /// The same sum with eval-mode batch norms (running statistics, no affine): v_t =

@@ -1,14 +1,15 @@
 //! A mixed edge's tail: Σ_t table_t[idx_t]·v_t with v_t the train-mode batch norm (no affine)
-//! of x_t or x_t itself. Where launches are costly and the channels small it is one launch
-//! each way (`sum_forward4`, `sum_backward4`, `sum_alpha` in `shaders/mixed.wgsl`), else
-//! separate batch norms and a weighted sum.
+//! of x_t or x_t itself. Where launches are costly it is one launch each way (`sum_forward4`,
+//! `sum_backward4` with a thread per channel for small channels, their `_group4` forms with a
+//! workgroup per channel for larger ones; `sum_alpha` in `shaders/mixed.wgsl`), else separate
+//! batch norms and a weighted sum.
 
 use crate::autodiff::{
     BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Work;
-use crate::gpu::{GpuBuffer, KernelParams, MixedParams, MixedSumParams};
+use crate::gpu::{Gpu, GpuBuffer, KernelParams, MixedParams, MixedSumParams};
 
 /// One term of [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum): `table[idx]`
 /// times `x`, or times the train-mode batch norm (no affine) of `x` when `bn` gives its
@@ -34,6 +35,57 @@ pub(super) struct NormalizedSumNode {
     /// [mean | invstd | Σgy | Σgy·x̂] per normalised term, 4·c floats each.
     saved: Tensor,
     params: MixedSumParams,
+    /// One thread per channel (`sum_forward4` / `sum_backward4`), else a workgroup per channel
+    /// (their `_group4` forms).
+    serial: bool,
+}
+
+/// Launches a fused forward (`backward` false) or backward kernel over c channels: one thread
+/// per channel (small channels; the term layout read from `p`), or a workgroup per channel
+/// with the layout as pipeline constants (see `shaders/mixed.wgsl`).
+fn launch_fused(
+    gpu: &Gpu,
+    serial: bool,
+    backward: bool,
+    p: &MixedSumParams,
+    bufs: &[&GpuBuffer],
+) -> Result<()> {
+    let c = p.c as usize;
+    if serial {
+        let entry = if backward {
+            "sum_backward4"
+        } else {
+            "sum_forward4"
+        };
+        return gpu.launch("mixed", entry, p.words(), bufs, Work::Groups(c.div_ceil(8)));
+    }
+    let grid = Work::Groups(c);
+    if backward {
+        let consts = [("SG", p.g), ("SNEED", p.need)];
+        return gpu.launch_spec(
+            "mixed",
+            "sum_backward_group4",
+            &consts,
+            p.words(),
+            bufs,
+            grid,
+        );
+    }
+    // Term t's kind in 4 bits: normalised slot k as k, plain slot j as 8 + j.
+    let skind = (0..p.m as usize).fold(0u32, |acc, t| {
+        let kind = p.kind[t / 4][t % 4];
+        let code = if kind < 16 { kind } else { 8 + kind - 16 };
+        acc | code << (4 * t)
+    });
+    let consts = [("SG", p.g), ("SM", p.m), ("SKIND", skind)];
+    gpu.launch_spec(
+        "mixed",
+        "sum_forward_group4",
+        &consts,
+        p.words(),
+        bufs,
+        grid,
+    )
 }
 
 /// See [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum).
@@ -42,7 +94,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     // ones normalise on their own and join as plain terms, where those slots allow.
     let normalized = terms.iter().filter(|t| t.bn.is_some()).count();
     let excess = normalized.saturating_sub(MAX_NORMALIZED);
-    if excess > 0 && terms.len() - normalized + excess <= MAX_PLAIN {
+    if excess > 0 && plain_slots(terms).len() + excess <= MAX_PLAIN {
         let mut seen = 0;
         let mut own: Vec<Option<Tensor>> = Vec::with_capacity(terms.len());
         for t in terms {
@@ -97,8 +149,8 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         .find(|t| t.id() != table_a.id())
         .unwrap_or(table_a);
     let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
-    let plain: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_none()).collect();
-    let (g, z) = (norm.len(), plain.len());
+    let slots = plain_slots(terms);
+    let (g, z) = (norm.len(), slots.len());
     let state0 = norm[0].bn.as_ref().expect("normalised");
     let mut p = MixedSumParams {
         n: n as u32,
@@ -106,25 +158,39 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         hw: (h * w) as u32,
         g: g as u32,
         z: z as u32,
-        m: terms.len() as u32,
         eps: state0.eps,
         momentum: state0.momentum,
         ..Default::default()
     };
-    let (mut k, mut j) = (0u32, 0u32);
+    // The launch's terms: every normalised one, and a plain tensor once (at its first term's
+    // place, with both coefficients where it is in two terms: bit e of `pairs`).
+    let tab = |t: &SumTerm| (t.table.id() != table_a.id()) as u32;
+    let (mut k, mut e) = (0u32, 0usize);
     for (t, term) in terms.iter().enumerate() {
-        // Term t's entry of each per-term table.
-        let at = (t / 4, t % 4);
-        p.kind[at.0][at.1] = if term.bn.is_some() {
+        let at = (e / 4, e % 4);
+        if term.bn.is_some() {
+            p.kind[at.0][at.1] = k;
             k += 1;
-            k - 1
+            (p.tab[at.0][at.1], p.idx[at.0][at.1]) = (tab(term), term.idx as u32);
+        } else if let Some(j) = slots.iter().position(|&(first, _)| first == t) {
+            p.kind[at.0][at.1] = 16 + j as u32;
+            (p.tab[at.0][at.1], p.idx[at.0][at.1]) = match slots[j].1 {
+                None => (tab(term), term.idx as u32),
+                Some(second) => {
+                    p.pairs |= 1 << e;
+                    let t2 = &terms[second];
+                    (
+                        tab(term) | tab(t2) << 2,
+                        term.idx as u32 | (t2.idx as u32) << 16,
+                    )
+                }
+            };
         } else {
-            j += 1;
-            16 + j - 1
-        };
-        p.tab[at.0][at.1] = (term.table.id() != table_a.id()) as u32;
-        p.idx[at.0][at.1] = term.idx as u32;
+            continue; // read with its tensor's first term
+        }
+        e += 1;
     }
+    p.m = e as u32;
     for (k, term) in norm.iter().enumerate() {
         p.sidx[k / 4][k % 4] = term.idx as u32;
     }
@@ -144,7 +210,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     let saved = Tensor::empty(&gpu, &[g * 4 * c], "normalized_sum statistics")?;
     let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
     let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
-    let zb = |j: usize| plain.get(j).map_or(x0, |t| t.x).buffer();
+    let zb = |j: usize| slots.get(j).map_or(x0, |&(t, _)| terms[t].x).buffer();
     let bufs = [
         xb(0),
         xb(1),
@@ -160,13 +226,8 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         zb(0),
         zb(1),
     ];
-    gpu.launch(
-        "mixed",
-        "sum_forward4",
-        p.words(),
-        &bufs,
-        Work::Groups(c.div_ceil(8)),
-    )?;
+    let serial = gpu.policy().normalized_sum_serial(n * h * w);
+    launch_fused(&gpu, serial, false, &p, &bufs)?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -198,6 +259,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
                 .collect(),
             saved,
             params: p,
+            serial,
         }))
     }))
 }
@@ -335,6 +397,30 @@ fn checked_terms(op: &'static str, terms: &[SumTerm]) -> Result<(usize, usize, u
     Ok(dims)
 }
 
+/// The plain (not normalised) terms as the fused launch reads them: (term, second term of the
+/// same tensor) in order of first appearance, so a tensor in two terms (an edge's skip and its
+/// β·x) is one binding and one read, as the weighted sum merges it.
+fn plain_slots(terms: &[SumTerm]) -> Vec<(usize, Option<usize>)> {
+    let mut slots: Vec<(usize, Option<usize>)> = Vec::new();
+    for (t, term) in terms.iter().enumerate() {
+        if term.bn.is_some() {
+            continue;
+        }
+        // Pairs pack both indices in 16 bits each.
+        let small = |t: &SumTerm| t.idx <= 0xffff;
+        match slots.iter_mut().find(|(first, second)| {
+            terms[*first].x.id() == term.x.id()
+                && second.is_none()
+                && small(&terms[*first])
+                && small(term)
+        }) {
+            Some((_, second)) => *second = Some(t),
+            None => slots.push((t, None)),
+        }
+    }
+    slots
+}
+
 /// Whether [`normalized_sum`] can run `terms` fused; shape errors are errors.
 fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
     let (n, c, h, w) = checked_terms("normalized_sum", terms)?;
@@ -350,12 +436,12 @@ fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
     let mut tables: Vec<u64> = terms.iter().map(|t| t.table.id()).collect();
     tables.sort_unstable();
     tables.dedup();
-    // One thread per channel does every term (see LaunchPolicy::fuse_normalized_sum).
+    // A thread or a workgroup per channel does every term (LaunchPolicy::fuse_normalized_sum).
     Ok(tape.gpu().policy().fuse_normalized_sum(n * h * w)
         && same_bn
         && tables.len() <= 2
         && norm.len() <= MAX_NORMALIZED
-        && terms.len() - norm.len() <= MAX_PLAIN
+        && plain_slots(terms).len() <= MAX_PLAIN
         && (h * w).is_multiple_of(4)
         && n * h * w >= 2
         && c > 0)
@@ -367,7 +453,6 @@ impl FusedNode for NormalizedSumNode {
     fn backward(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
         let gpu = gy.gpu();
         let p = &self.params;
-        let c = p.c as usize;
         let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
         let table_a = &norm[0].1;
         let mut params = *p;
@@ -405,13 +490,7 @@ impl FusedNode for NormalizedSumNode {
             dx[4].buffer(),
             dx[5].buffer(),
         ];
-        gpu.launch(
-            "mixed",
-            "sum_backward4",
-            params.words(),
-            &bufs,
-            Work::Groups(c.div_ceil(8)),
-        )?;
+        launch_fused(gpu, self.serial, true, &params, &bufs)?;
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
