@@ -287,13 +287,13 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 // ---- Normalised sums: a mixed edge's tail in one launch each way ----
 // out = Σ_t w_t · v_t in term order, v_t = batch_norm(x_k) (train mode, no affine) for a
-// normalised term (slot k < ms.g) or z_j for a plain one (slot j < ms.z); w_t = table A or B at
-// ms.idx[t]. One thread per channel, no barriers (CPU adapters, small channels).
+// normalised term (slot k < SG) or z_j for a plain one; w_t = table A or B at ms.idx[t].
+// One thread per channel, no barriers (CPU adapters, small channels).
 //   sum_forward4   1..6 x0..x5, 7 saved (g × 4c: mean | invstd | Σgy | Σgy·x̂ per slot),
 //                  8 running (g × 2c: mean | var, gathered from the modules by copies),
 //                  9 table A, 10 table B, 11 out, 12..13 z0..z1
 //   sum_backward4  1..6 x0..x5, 7 gy, 8 saved, 9 table A, 10..15 dx0..dx5 (written where bit k
-//                  of ms.need is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
+//                  of SNEED is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
 //                  leaving Σgy and Σgy·x̂_k (unscaled) in saved
 //   sum_alpha      1 saved, 2 d table A: d[idx_k] += Σ_c Σ(gy·x̂_k), one thread
 //   sum_forward_group4, sum_backward_group4: the same with a workgroup of 64 per channel
@@ -302,11 +302,9 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 struct MS {
     n: u32, c: u32, hw: u32, g: u32,
-    z: u32, m: u32, need: u32, pairs: u32,
-    eps: f32, momentum: f32, _q: u32, _r: u32,
-    // Per term: kind (slot k for x_k, 16 + j for z_j), table (0 = A, 1 = B), index (two of
-    // each where bit t of pairs is set: see ms_weight).
-    kind: array<vec4<u32>, 2>,
+    pairs: u32, _p: u32, eps: f32, momentum: f32,
+    // Per term: table (0 = A, 1 = B) and index (two of each where bit t of pairs is set: see
+    // ms_weight); the terms' kinds are the pipeline constant SKIND.
     tab: array<vec4<u32>, 2>,
     idx: array<vec4<u32>, 2>,
     // Per normalised slot: its weight's index in table A.
@@ -353,10 +351,21 @@ fn ms_weight(t: u32) -> f32 {
     return ms_coef(tab & 3u, i & 0xffffu) + ms_coef(tab >> 2u, i >> 16u);
 }
 
-// Channel ch's vec4s are n planes of q = hw / 4: plane b starts at (b·c + ch)·q. The loops
-// below walk them image by image (as whole_run does), with no division per element.
-fn ms_plane(b: u32, ch: u32) -> u32 {
-    return (b * ms.c + ch) * (ms.hw / 4u);
+// The term layout is pipeline constants, so the loops over terms unroll and every read names
+// its binding (llvmpipe runs a switch on a runtime slot as every case, masked): SG normalised
+// slots, SM terms, term t's kind in bits 4t..4t + 3 of SKIND (k < 6: slot x_k; 8 + j: z_j),
+// SNEED the slots whose dx is wanted (backward). Each pass walks the channel once for all
+// terms (each term's sums in their own accumulators, in the same order as a pass per term):
+// the means, the variances, then the sum (forward); the gradient sums, then every dx
+// (backward). The loops are written out in each entry point: arrays passed to a helper go to
+// memory on llvmpipe.
+override SG: u32 = 1u;
+override SM: u32 = 1u;
+override SKIND: u32 = 0u;
+override SNEED: u32 = 0u;
+
+fn sg_kind(t: u32) -> u32 {
+    return (SKIND >> (4u * t)) & 15u;
 }
 
 @compute @workgroup_size(8)
@@ -365,58 +374,71 @@ fn sum_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (ch >= ms.c) { return; }
     let m = ms.n * ms.hw;
     let mf = f32(m);
-    var mean: array<f32, 6>;
-    var inv: array<f32, 6>;
-    let q = ms.hw / 4u;
-    for (var k = 0u; k < ms.g; k = k + 1u) {
-        var acc = vec4<f32>(0.0);
-        for (var b = 0u; b < ms.n; b = b + 1u) {
-            let at = ms_plane(b, ch);
-            for (var j = 0u; j < q; j = j + 1u) { acc = acc + ms_x(k, at + j); }
+    var acc: array<vec4<f32>, 6>;
+    var r = run_whole(ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) { acc[k] = acc[k] + ms_x(k, i); }
         }
-        let mu = hsum(acc) / mf;
-        var acc2 = vec4<f32>(0.0);
-        for (var b = 0u; b < ms.n; b = b + 1u) {
-            let at = ms_plane(b, ch);
-            for (var j = 0u; j < q; j = j + 1u) {
-                let d = ms_x(k, at + j) - mu;
-                acc2 = acc2 + d * d;
+        run_next(&r);
+    }
+    var mean: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) { mean[k] = hsum(acc[k]) / mf; }
+    }
+    var acc2: array<vec4<f32>, 6>;
+    r = run_whole(ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) {
+                let d = ms_x(k, i) - mean[k];
+                acc2[k] = acc2[k] + d * d;
             }
         }
-        let var_b = hsum(acc2) / mf;
-        mean[k] = mu;
-        inv[k] = 1.0 / sqrt(var_b + ms.eps);
-        let base = k * 4u * ms.c;
-        ms_saved[base + ch] = mu;
-        ms_saved[base + ms.c + ch] = inv[k];
-        let unbiased = var_b * mf / f32(max(m, 2u) - 1u);
-        let r = k * 2u * ms.c;
-        ms_run[r + ch] = (1.0 - ms.momentum) * ms_run[r + ch] + ms.momentum * mu;
-        ms_run[r + ms.c + ch] = (1.0 - ms.momentum) * ms_run[r + ms.c + ch] + ms.momentum * unbiased;
+        run_next(&r);
+    }
+    var inv: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            let var_b = hsum(acc2[k]) / mf;
+            inv[k] = 1.0 / sqrt(var_b + ms.eps);
+            let base = k * 4u * ms.c;
+            ms_saved[base + ch] = mean[k];
+            ms_saved[base + ms.c + ch] = inv[k];
+            let unbiased = var_b * mf / f32(max(m, 2u) - 1u);
+            let rr = k * 2u * ms.c;
+            ms_run[rr + ch] = (1.0 - ms.momentum) * ms_run[rr + ch] + ms.momentum * mean[k];
+            ms_run[rr + ms.c + ch] = (1.0 - ms.momentum) * ms_run[rr + ms.c + ch] + ms.momentum * unbiased;
+        }
     }
     // The weights, read once (a storage load per lane and term would dominate the loop).
     var wt: array<f32, 8>;
-    for (var j = 0u; j < ms.m; j = j + 1u) { wt[j] = ms_weight(j); }
-    for (var b = 0u; b < ms.n; b = b + 1u) {
-        let at = ms_plane(b, ch);
-        for (var jq = 0u; jq < q; jq = jq + 1u) {
-            let i = at + jq;
-            var acc = vec4<f32>(0.0);
-            for (var j = 0u; j < ms.m; j = j + 1u) {
-                let kind = ms.kind[j / 4u][j % 4u];
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        if (j < SM) { wt[j] = ms_weight(j); }
+    }
+    r = run_whole(ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        var o = vec4<f32>(0.0);
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            if (j < SM) {
+                let kind = sg_kind(j);
                 var v: vec4<f32>;
-                if (kind < 16u) {
+                if (kind < 8u) {
                     v = (ms_x(kind, i) - mean[kind]) * inv[kind];
-                } else if (kind == 16u) {
+                } else if (kind == 8u) {
                     v = ms_z0[i];
                 } else {
                     v = ms_z1[i];
                 }
                 // The first term starts the sum (as weighted_sum4 does), the rest add in order.
-                if (j == 0u) { acc = wt[j] * v; } else { acc = acc + wt[j] * v; }
+                if (j == 0u) { o = wt[j] * v; } else { o = o + wt[j] * v; }
             }
-            ms_out[i] = acc;
         }
+        ms_out[i] = o;
+        run_next(&r);
     }
 }
 
@@ -447,67 +469,54 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let mf = f32(ms.n * ms.hw);
     var mean: array<f32, 6>;
     var inv: array<f32, 6>;
-    var s: array<vec4<f32>, 6>;
-    for (var k = 0u; k < ms.g; k = k + 1u) {
-        mean[k] = msb_saved[k * 4u * ms.c + ch];
-        inv[k] = msb_saved[k * 4u * ms.c + ms.c + ch];
-        s[k] = vec4<f32>(0.0);
-    }
-    let q = ms.hw / 4u;
-    var gs = vec4<f32>(0.0);
-    for (var b = 0u; b < ms.n; b = b + 1u) {
-        let at = ms_plane(b, ch);
-        for (var jq = 0u; jq < q; jq = jq + 1u) {
-            let i = at + jq;
-            let g = msb_gy[i];
-            gs = gs + g;
-            for (var k = 0u; k < ms.g; k = k + 1u) {
-                s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]);
-            }
+    var wt: array<f32, 6>;
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            mean[k] = msb_saved[k * 4u * ms.c + ch];
+            inv[k] = msb_saved[k * 4u * ms.c + ms.c + ch];
+            wt[k] = ms_a[ms.sidx[k / 4u][k % 4u]];
         }
+    }
+    var s: array<vec4<f32>, 6>;
+    var gs = vec4<f32>(0.0);
+    var r = run_whole(ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        let g = msb_gy[i];
+        gs = gs + g;
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG) { s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]); }
+        }
+        run_next(&r);
     }
     let sum_g = hsum(gs);
     var sum_gx: array<f32, 6>;
-    for (var k = 0u; k < ms.g; k = k + 1u) {
-        sum_gx[k] = hsum(s[k]);
-        msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
-        msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
+    for (var k = 0u; k < 6u; k = k + 1u) {
+        if (k < SG) {
+            sum_gx[k] = hsum(s[k]);
+            msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
+            msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
+        }
     }
-    var wt: array<f32, 6>;
-    for (var k = 0u; k < ms.g; k = k + 1u) { wt[k] = ms_a[ms.sidx[k / 4u][k % 4u]]; }
-    for (var b = 0u; b < ms.n; b = b + 1u) {
-        let at = ms_plane(b, ch);
-        for (var jq = 0u; jq < q; jq = jq + 1u) {
-            let i = at + jq;
-            let g = msb_gy[i];
-            for (var k = 0u; k < ms.g; k = k + 1u) {
-                if ((ms.need & (1u << k)) == 0u) { continue; }
+    r = run_whole(ms.n, ms.hw);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        let i = run_index(r, ms.c, ch);
+        let g = msb_gy[i];
+        for (var k = 0u; k < 6u; k = k + 1u) {
+            if (k < SG && ((SNEED >> k) & 1u) != 0u) {
                 let xh = (ms_x(k, i) - mean[k]) * inv[k];
                 msb_store(k, i, inv[k] * wt[k] * (g - sum_g / mf - xh * sum_gx[k] / mf));
             }
         }
+        run_next(&r);
     }
 }
 
 // sum_forward_group4, sum_backward_group4: sum_forward4 / sum_backward4 for channels too large
 // for one thread (a NAS-Bench-201 stage at batch 16 has 16,384 values a channel): a workgroup
 // of GW threads per channel, each walking its own run of the channel's vec4s (prelude's Run),
-// and tree sums. Same bindings and outputs. Grid: c workgroups of GW.
-// The term layout is pipeline constants, so the loops over terms unroll and every read names
-// its binding (llvmpipe runs a switch on a runtime slot as every case, masked): SG normalised
-// slots, SM terms, term t's kind in bits 4t..4t + 3 of SKIND (k < 6: slot x_k; 8 + j: z_j),
-// SNEED the slots whose dx is wanted (backward). ms.g, ms.m, ms.kind and ms.need go unread.
-// Each pass walks the channel once for all terms: means, variances, then the sum (forward);
-// the gradient sums, then every dx (backward).
+// and tree sums. Same bindings, constants and outputs. Grid: c workgroups of GW.
 const GW: u32 = 64u;
-override SG: u32 = 1u;
-override SM: u32 = 1u;
-override SKIND: u32 = 0u;
-override SNEED: u32 = 0u;
-
-fn sg_kind(t: u32) -> u32 {
-    return (SKIND >> (4u * t)) & 15u;
-}
 
 @compute @workgroup_size(64)
 fn sum_forward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

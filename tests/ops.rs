@@ -1461,7 +1461,8 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
 
 /// How a test runs a normalised sum: separate batch norms and a weighted sum (GPU strategy),
 /// fused with one thread per channel (CPU strategy, small channels), or fused with a workgroup
-/// per channel (CPU strategy, the one-thread limit set below the test's channels).
+/// per channel (CPU strategy, the one-thread limit set below the test's channels and more
+/// adapter threads than their workgroups of 8).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum SumMode {
     Separate,
@@ -1474,8 +1475,10 @@ const SUM_MODES: [SumMode; 3] = [SumMode::Separate, SumMode::Serial, SumMode::Gr
 fn set_sum_mode(g: &Gpu, mode: SumMode) {
     g.set_strategy(Some(strategy_of(mode != SumMode::Separate)));
     if mode == SumMode::Group {
+        // Past the one-thread size, and more adapter threads than the test's channels fill.
         g.set_policy(LaunchPolicy {
             fused_sum_max: 1,
+            cpu_threads: 64,
             ..g.policy()
         });
     }
@@ -1704,7 +1707,7 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
         let fused = g.policy().fuse_normalized_sum(per_channel);
         assert_eq!(fused, mode != SumMode::Separate && g.policy().binds(15));
         assert_eq!(
-            g.policy().normalized_sum_serial(per_channel),
+            g.policy().normalized_sum_serial(s[1], per_channel),
             mode != SumMode::Group
         );
         assert_eq!(g.dispatch_count() - before, if fused { 1 } else { 3 });

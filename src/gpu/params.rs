@@ -247,13 +247,12 @@ kernel_params! {
         idx2: [u32; 4], tab2: [u32; 4],
     }
 
-    /// `mixed.wgsl` `ms`: the normalised sum of `g` batch-normed x (n, c, hw) and `z` plain
-    /// tensors, `m` terms in all; per term t, `kind`, `tab`, `idx` at `[t / 4][t % 4]` (bit t
-    /// of `pairs`: a plain tensor's two terms, tab and idx packed); `need` has bit k where
-    /// normalised term k needs dx.
+    /// `mixed.wgsl` `ms`: the normalised sum of `g` batch-normed x (n, c, hw) and plain
+    /// tensors (the term layout is pipeline constants); per term t, `tab`, `idx` at
+    /// `[t / 4][t % 4]` (bit t of `pairs`: a plain tensor's two terms, tab and idx packed);
     /// `sidx`: each normalised slot's weight index in table A.
     pub struct MixedSumParams = "mixed"::MS {
-        n, c, hw, g, z, m, need, pairs, eps: f32, momentum: f32, _q, _r, kind: [[u32; 4]; 2],
-        tab: [[u32; 4]; 2], idx: [[u32; 4]; 2], sidx: [[u32; 4]; 2],
+        n, c, hw, g, pairs, _p, eps: f32, momentum: f32, tab: [[u32; 4]; 2],
+        idx: [[u32; 4]; 2], sidx: [[u32; 4]; 2],
     }
 }

@@ -454,10 +454,14 @@ impl LaunchPolicy {
         self.launches_are_costly() && fits && per_channel <= self.group_sum_max
     }
 
-    /// A fused normalised sum with one thread per channel (`sum_forward4`, `sum_backward4`),
-    /// rather than a workgroup per channel (`sum_forward_group4`, `sum_backward_group4`)?
-    pub fn normalized_sum_serial(&self, per_channel: usize) -> bool {
-        per_channel <= self.fused_sum_max
+    /// A fused normalised sum over `channels` of `per_channel` values with one thread per
+    /// channel (`sum_forward4`, `sum_backward4`; workgroups of 8 channels), rather than a
+    /// workgroup per channel (`sum_forward_group4`, `sum_backward_group4`)? Where the channels
+    /// are small, or numerous enough to give every adapter thread a workgroup: the group form
+    /// pays barriers and tree sums (lavapipe, one thread, NAS-Bench-201 at batch 16: 16
+    /// channels of 16,384 values 139 ms a step one thread a channel against 181 ms).
+    pub fn normalized_sum_serial(&self, channels: usize, per_channel: usize) -> bool {
+        per_channel <= self.fused_sum_max || channels.div_ceil(8) >= self.cpu_threads
     }
 
     // ---- convolutions --------------------------------------------------------------------
@@ -715,7 +719,17 @@ mod tests {
         assert_eq!(webgpu.weighted_sum_terms(64), 4);
         assert!(wide.sgd_four_per_launch() && !webgpu.sgd_four_per_launch());
         assert!(wide.fuse_normalized_sum(2048) && !webgpu.fuse_normalized_sum(2048));
-        assert!(wide.normalized_sum_serial(2048) && !wide.normalized_sum_serial(2049));
+        let one_thread = LaunchPolicy {
+            cpu_threads: 1,
+            ..wide
+        };
+        assert!(one_thread.normalized_sum_serial(8, 1 << 20));
+        let four = LaunchPolicy {
+            cpu_threads: 4,
+            ..wide
+        };
+        assert!(four.normalized_sum_serial(16, 2048) && !four.normalized_sum_serial(16, 2049));
+        assert!(four.normalized_sum_serial(32, 1 << 20));
         assert!(wide.fuse_normalized_sum(1 << 20));
         assert!(!LaunchPolicy::preset(Strategy::Gpu, 32).fuse_normalized_sum(2));
     }

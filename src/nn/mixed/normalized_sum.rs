@@ -35,57 +35,49 @@ pub(super) struct NormalizedSumNode {
     /// [mean | invstd | Σgy | Σgy·x̂] per normalised term, 4·c floats each.
     saved: Tensor,
     params: MixedSumParams,
+    layout: SumLayout,
     /// One thread per channel (`sum_forward4` / `sum_backward4`), else a workgroup per channel
     /// (their `_group4` forms).
     serial: bool,
 }
 
-/// Launches a fused forward (`backward` false) or backward kernel over c channels: one thread
-/// per channel (small channels; the term layout read from `p`), or a workgroup per channel
-/// with the layout as pipeline constants (see `shaders/mixed.wgsl`).
+/// The fused launches' term layout, their pipeline constants (`shaders/mixed.wgsl`): g
+/// normalised slots, m terms, term t's kind in bits 4t.. of `kinds` (slot k < 6 of x_k, 8 + j
+/// of z_j).
+#[derive(Clone, Copy)]
+struct SumLayout {
+    g: u32,
+    m: u32,
+    kinds: u32,
+}
+
+/// Launches the fused forward, or (with `need`: the normalised slots whose dx is wanted) the
+/// backward, over c channels: one thread per channel (small channels) or a workgroup per
+/// channel.
 fn launch_fused(
     gpu: &Gpu,
     serial: bool,
-    backward: bool,
+    layout: SumLayout,
+    need: Option<u32>,
     p: &MixedSumParams,
     bufs: &[&GpuBuffer],
 ) -> Result<()> {
     let c = p.c as usize;
-    if serial {
-        let entry = if backward {
-            "sum_backward4"
-        } else {
-            "sum_forward4"
-        };
-        return gpu.launch("mixed", entry, p.words(), bufs, Work::Groups(c.div_ceil(8)));
+    let (forward, backward, grid) = match serial {
+        true => ("sum_forward4", "sum_backward4", Work::Groups(c.div_ceil(8))),
+        false => ("sum_forward_group4", "sum_backward_group4", Work::Groups(c)),
+    };
+    let words = p.words();
+    match need {
+        Some(need) => {
+            let consts = [("SG", layout.g), ("SNEED", need)];
+            gpu.launch_spec("mixed", backward, &consts, words, bufs, grid)
+        }
+        None => {
+            let consts = [("SG", layout.g), ("SM", layout.m), ("SKIND", layout.kinds)];
+            gpu.launch_spec("mixed", forward, &consts, words, bufs, grid)
+        }
     }
-    let grid = Work::Groups(c);
-    if backward {
-        let consts = [("SG", p.g), ("SNEED", p.need)];
-        return gpu.launch_spec(
-            "mixed",
-            "sum_backward_group4",
-            &consts,
-            p.words(),
-            bufs,
-            grid,
-        );
-    }
-    // Term t's kind in 4 bits: normalised slot k as k, plain slot j as 8 + j.
-    let skind = (0..p.m as usize).fold(0u32, |acc, t| {
-        let kind = p.kind[t / 4][t % 4];
-        let code = if kind < 16 { kind } else { 8 + kind - 16 };
-        acc | code << (4 * t)
-    });
-    let consts = [("SG", p.g), ("SM", p.m), ("SKIND", skind)];
-    gpu.launch_spec(
-        "mixed",
-        "sum_forward_group4",
-        &consts,
-        p.words(),
-        bufs,
-        grid,
-    )
 }
 
 /// See [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum).
@@ -150,14 +142,18 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         .unwrap_or(table_a);
     let norm: Vec<&SumTerm> = terms.iter().filter(|t| t.bn.is_some()).collect();
     let slots = plain_slots(terms);
-    let (g, z) = (norm.len(), slots.len());
+    let g = norm.len();
     let state0 = norm[0].bn.as_ref().expect("normalised");
+    let mut layout = SumLayout {
+        g: g as u32,
+        m: 0,
+        kinds: 0,
+    };
     let mut p = MixedSumParams {
         n: n as u32,
         c: c as u32,
         hw: (h * w) as u32,
         g: g as u32,
-        z: z as u32,
         eps: state0.eps,
         momentum: state0.momentum,
         ..Default::default()
@@ -169,11 +165,11 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     for (t, term) in terms.iter().enumerate() {
         let at = (e / 4, e % 4);
         if term.bn.is_some() {
-            p.kind[at.0][at.1] = k;
+            layout.kinds |= k << (4 * e);
             k += 1;
             (p.tab[at.0][at.1], p.idx[at.0][at.1]) = (tab(term), term.idx as u32);
         } else if let Some(j) = slots.iter().position(|&(first, _)| first == t) {
-            p.kind[at.0][at.1] = 16 + j as u32;
+            layout.kinds |= (8 + j as u32) << (4 * e);
             (p.tab[at.0][at.1], p.idx[at.0][at.1]) = match slots[j].1 {
                 None => (tab(term), term.idx as u32),
                 Some(second) => {
@@ -190,7 +186,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         }
         e += 1;
     }
-    p.m = e as u32;
+    layout.m = e as u32;
     for (k, term) in norm.iter().enumerate() {
         p.sidx[k / 4][k % 4] = term.idx as u32;
     }
@@ -226,8 +222,8 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         zb(0),
         zb(1),
     ];
-    let serial = gpu.policy().normalized_sum_serial(n * h * w);
-    launch_fused(&gpu, serial, false, &p, &bufs)?;
+    let serial = gpu.policy().normalized_sum_serial(c, n * h * w);
+    launch_fused(&gpu, serial, layout, None, &p, &bufs)?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -259,6 +255,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
                 .collect(),
             saved,
             params: p,
+            layout,
             serial,
         }))
     }))
@@ -455,12 +452,13 @@ impl FusedNode for NormalizedSumNode {
         let p = &self.params;
         let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
         let table_a = &norm[0].1;
-        let mut params = *p;
+        let params = *p;
+        let mut need = 0u32;
         let mut out = Vec::new();
         let mut dx = Vec::with_capacity(MAX_NORMALIZED);
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
-                params.need |= 1 << k;
+                need |= 1 << k;
                 dx.push(Tensor::empty(gpu, t.0.shape(), "normalized_sum dx")?);
             } else {
                 // Never written (its `need` bit is clear): a minimal stand-in.
@@ -490,7 +488,7 @@ impl FusedNode for NormalizedSumNode {
             dx[4].buffer(),
             dx[5].buffer(),
         ];
-        launch_fused(gpu, self.serial, true, &params, &bufs)?;
+        launch_fused(gpu, self.serial, self.layout, Some(need), &params, &bufs)?;
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
