@@ -229,7 +229,7 @@ fn words_of_f32_and_vec4_fields() {
     assert_eq!(q.words(), [1, 2, 3, 4, 5, 6, 7, 0]);
 }
 
-/// A vec4-array field passes its words in place: term t of `kind` at word 12 + t, as the
+/// A vec4-array field passes its words in place: term t of `tab` at word 8 + t, as the
 /// positional array of the normalised sum had it.
 #[test]
 fn words_of_vec4_array_fields() {
@@ -237,11 +237,11 @@ fn words_of_vec4_array_fields() {
         eps: 1e-5,
         ..Default::default()
     };
-    ms.kind[1][0] = 7;
+    ms.tab[1][0] = 7;
     ms.sidx[1][1] = 9;
     let w = ms.words();
-    assert_eq!(w.len(), 44);
-    assert_eq!((w[8], w[16], w[41]), (1e-5f32.to_bits(), 7, 9));
+    assert_eq!(w.len(), 32);
+    assert_eq!((w[6], w[12], w[29]), (1e-5f32.to_bits(), 7, 9));
     let drifted = params_layouts()
         .into_iter()
         .find(|l| (l.shader, l.strukt) == ("mixed", "MS"))
