@@ -1829,7 +1829,7 @@ fn eval_normalized_sum_matches_the_cpu_reference() {
 }
 
 /// z = α₅·bn(x) + α₆·bn(2x) + α₇·x + β₂·x, out = z + x + x: x's gradient gathers six
-/// contributions (four scaled, from two tables: more than one summing launch), and each batch
+/// contributions (four scaled, from two tables), and each batch
 /// norm gets its output gradient scaled by its weight, folded into its backward kernel (or,
 /// with split reductions, scaled first).
 fn mixed_edge_case(seed: u64, s: [usize; 4], split: Option<usize>) {
@@ -1892,6 +1892,32 @@ fn mixed_edge_case_with(seed: u64, s: [usize; 4], split: Option<usize>, costly: 
         Tolerance::FORWARD.scaled(&[4.0]),
         Tolerance::GRADIENT,
     );
+}
+
+/// out = Σ_{k=1..11} k·x: x's gradient gathers eleven contributions, more than one summing
+/// launch takes (eight, or four under WebGPU's limits), so the tape sums the first ones
+/// before it holds more; on a plane of vec4s and on one that is not.
+#[test]
+fn gradient_of_a_tensor_in_more_terms_than_a_sum_takes() {
+    for s in [[2usize, 3, 4, 4], [1, 3, 5, 3]] {
+        for costly in [false, true] {
+            let mut rng = Rng::new(75);
+            check(
+                &format!("eleven contributions x{s:?} costly launches={costly}"),
+                vec![Input::random(&mut rng, &s, true)],
+                |v| v[0].iter().map(|a| 66.0 * a).collect(),
+                |t, v| {
+                    t.gpu().set_strategy(Some(strategy_of(costly)));
+                    let parts: Vec<Tensor> = (1..=11)
+                        .map(|k| t.scale(&v[0], k as f32))
+                        .collect::<Result<_>>()?;
+                    t.sum(&parts.iter().collect::<Vec<_>>())
+                },
+                Tolerance::FORWARD,
+                Tolerance::GRADIENT,
+            );
+        }
+    }
 }
 
 #[test]

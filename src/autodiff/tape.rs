@@ -48,7 +48,7 @@ pub(crate) type InputGrads = Vec<(TensorKey, Tensor)>;
 
 /// A gradient contribution kept lazy: `t`, or `t`·table[idx] when scaled (a mixed edge's
 /// weight, from a [`FusedNode`]). Batch norm's backward folds the factor into its own kernel,
-/// and up to four contributions to one tensor add up in one launch, so neither the scaled
+/// and up to eight contributions to one tensor add up in one launch, so neither the scaled
 /// copies nor the pairwise sums are written out.
 pub(crate) struct GradTerm {
     pub t: Tensor,
@@ -94,8 +94,9 @@ fn sum_terms(mut terms: Vec<GradTerm>) -> Result<Tensor> {
     Ok(out)
 }
 
-/// Gradient contributions not yet summed, by tensor; at most four are held per tensor (a fifth
-/// sums them first), which bounds the memory they keep.
+/// Gradient contributions not yet summed, by tensor; at most as many as one weighted-sum
+/// launch takes (eight or four) are held per tensor (one more sums them first), which bounds
+/// the memory they keep.
 #[derive(Default)]
 struct Pending {
     map: HashMap<TensorId, Vec<GradTerm>>,
@@ -111,7 +112,7 @@ impl Pending {
             )));
         }
         let terms = self.map.entry(t.id()).or_default();
-        if terms.len() == 4 {
+        if terms.len() == g.t.gpu().policy().weighted_sum_terms(g.t.numel()) {
             let sum = sum_terms(std::mem::take(terms))?;
             terms.push(GradTerm::plain(sum));
         }
