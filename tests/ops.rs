@@ -1461,8 +1461,7 @@ fn six_terms_case(s: [usize; 4], costly: bool) {
 
 /// How a test runs a normalised sum: separate batch norms and a weighted sum (GPU strategy),
 /// fused with one thread per channel (CPU strategy, small channels), or fused with a workgroup
-/// per channel (CPU strategy, the one-thread limit set below the test's channels and more
-/// adapter threads than their workgroups of 8).
+/// per channel (CPU strategy, the one-thread limit set below the test's channels).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum SumMode {
     Separate,
@@ -1475,10 +1474,9 @@ const SUM_MODES: [SumMode; 3] = [SumMode::Separate, SumMode::Serial, SumMode::Gr
 fn set_sum_mode(g: &Gpu, mode: SumMode) {
     g.set_strategy(Some(strategy_of(mode != SumMode::Separate)));
     if mode == SumMode::Group {
-        // Past the one-thread size, and more adapter threads than the test's channels fill.
+        // Past the one-thread size (the tests' channels are fewer than 16).
         g.set_policy(LaunchPolicy {
             fused_sum_max: 1,
-            cpu_threads: 64,
             ..g.policy()
         });
     }
