@@ -14,6 +14,7 @@
 //                    workgroup's 256 threads and tree sum would mostly idle
 //   (1×1 and depthwise convolutions have faster kernels: pointwise.wgsl, depthwise.wgsl)
 //   backward_bias    1 dy, 2 db                          one workgroup per output channel
+//   backward_bias4   the same for planes of a multiple of 4 (dy as vec4s), workgroups of 64
 // Dense convolutions (groups = 1) with output rows of a multiple of 4 take faster kernels:
 //   forward4         1 x, 2 weight, 3 bias, 4 y (vec4), 5 mask (vec4; any buffer without MASK):
 //                    each thread 4 consecutive outputs of a row × RB output channels (every
@@ -45,7 +46,8 @@
 // gradient is masked by forward4's MASK, or by the caller after the gather kernels).
 // MASK = 1: forward4 writes y only where mask > 0 (the input gradient through a folded ReLU,
 // mask = that ReLU's input). p.per and p.chunks are 0 for the other entries.
-// Workgroup size 256; grids spread over 3-D (see prelude), forward4's 2-D as above.
+// Workgroup size 256 (64 for backward_bias4); grids spread over 3-D (see prelude), forward4's
+// 2-D as above.
 
 override RELU: u32 = 0u;
 override RB: u32 = 4u;
@@ -242,6 +244,22 @@ fn backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     }
     let s = tree_sum(li, acc);
     if (li == 0u && co < p.cout) { bb_db[co] = s; }
+}
+
+// backward_bias for planes of a multiple of 4 values: dy as vec4s, workgroups of 64 (one per
+// output channel), each thread walking its own run of the channel's vec4s (prelude's Run).
+@group(0) @binding(1) var<storage, read> bb4_dy: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn backward_bias4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let co = group_index(wg, nwg);
+    var acc = 0.0;
+    var r = run_of(li, 64u, p.n, p.ho * p.wo);
+    for (var t = r.start; t < r.end; t = t + 1u) {
+        acc = acc + hsum(bb4_dy[run_index(r, p.cout, co)]);
+        run_next(&r);
+    }
+    let s = tree_sum_n(li, acc, 64u);
+    if (li == 0u) { bb_db[co] = s; }
 }
 
 // ---- dense kernels for rows of a multiple of 4 ----

@@ -10,8 +10,10 @@
 //           rows (every weight loaded serves 4 pixels, every x load RB rows); x and y bound
 //           as vec4 arrays. Grid (ceil(n*hw/1024), ceil(m/RB), 1). 5 uw (uniform, 64 KiB):
 //           with UW = 1 a's buffer again, read from there (CPU adapters); else a placeholder.
+//           6 bias (m): with BIAS = 1 added to every output row (NAS-Bench-201's 1×1
+//           convolutions); else a placeholder.
 //   gemm4_stats  gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs
-//           per (row, workgroup column) at 6 (see the entry; the batch norm that follows
+//           per (row, workgroup column) at 7 (see the entry; the batch norm that follows
 //           reads them instead of its own pass over y).
 //   weight gradient dw[i, j] = sum_{b,p} dy[b,i,p] x[b,j,p] (dw: (m, k)) in two passes:
 //   weight_grad_partial  1 dy (n, m, hw), 2 x (n, k, hw), 3 part: one thread per (4×4 block of
@@ -33,6 +35,7 @@ override RELU: u32 = 0u;
 override MASK: u32 = 0u;
 override DIRECT: u32 = 0u;
 override UW: u32 = 0u;
+override BIAS: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -111,6 +114,8 @@ override LANES: u32 = 0u;
 
 // The weight a again as a uniform window (UW = 1; bound to a placeholder otherwise).
 @group(0) @binding(5) var<uniform> g_uw: array<vec4<f32>, 4096>;
+// The bias (BIAS = 1; bound to a placeholder otherwise).
+@group(0) @binding(6) var<storage, read> g_bias: array<f32>;
 
 // Element i of a: from the uniform window with UW, where llvmpipe loads it once for all
 // lanes (a storage load inside a loop runs lane by lane), else from storage.
@@ -169,6 +174,16 @@ fn gemm4_rows(t: u32, i0: u32, li: u32, valid: bool) -> array<vec4<f32>, 16> {
             }
         }
     }
+    if (BIAS != 0u) {
+        // Rows past m add a clamped (valid) bias and are discarded below. Loops of 8 (see
+        // above).
+        for (var r = 0u; r < 8u; r = r + 1u) {
+            if (r < RB) { acc[r] = acc[r] + vec4<f32>(g_bias[i0 + min(r, rows - 1u)]); }
+        }
+        for (var r = 8u; r < 16u; r = r + 1u) {
+            if (r < RB) { acc[r] = acc[r] + vec4<f32>(g_bias[i0 + min(r, rows - 1u)]); }
+        }
+    }
     let yb = ((b * p.m + i0) * p.hw + px) / 4u;
     for (var r = 0u; r < RB; r = r + 1u) {
         if (valid && r < rows) { g4_y[yb + r * hw4] = masked4(acc[r], yb + r * hw4); }
@@ -188,11 +203,11 @@ fn gemm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 // gemm4 (MASK = 0) that also writes the batch-norm statistics of its outputs, so the batch
-// norm that follows skips its own pass over them: binding 6 part (bind any buffer at 4, the
+// norm that follows skips its own pass over them: binding 7 part (bind any buffer at 4, the
 // unused mask), 3 floats per (output row,
 // workgroup column wg.x) at 3·(row·nwg.x + wg.x): the column's count of positions, their
 // mean and Σ(y − mean)² (batchnorm.wgsl's stats_partial layout, p.parts = nwg.x).
-@group(0) @binding(6) var<storage, read_write> g4_part: array<f32>;
+@group(0) @binding(7) var<storage, read_write> g4_part: array<f32>;
 
 @compute @workgroup_size(256)
 fn gemm4_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

@@ -73,12 +73,12 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
 pub(super) fn bias_grad(p: &ConvParams, gy: &Tensor, shape: &[usize]) -> Result<Tensor> {
     let db = Tensor::empty(gy.gpu(), shape, "conv2d db")?;
     let bufs = [gy.buffer(), db.buffer()];
-    gy.gpu().launch(
-        "conv",
-        "backward_bias",
-        p.words(),
-        &bufs,
-        Work::Groups(db.numel()),
-    )?;
+    // Planes of vec4s: a run of vec4s per thread (2-4x fewer loads on CPU adapters).
+    let entry = match (p.ho * p.wo).is_multiple_of(4) {
+        true => "backward_bias4",
+        false => "backward_bias",
+    };
+    gy.gpu()
+        .launch("conv", entry, p.words(), &bufs, Work::Groups(db.numel()))?;
     Ok(db)
 }

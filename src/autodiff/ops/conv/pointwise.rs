@@ -1,5 +1,6 @@
-//! Plain 1×1 convolutions (stride 1, no padding, one group, no bias) as batched matrix
-//! products: forward, input gradient and weight gradient. Kernels: `shaders/pointwise.wgsl`.
+//! Plain 1×1 convolutions (stride 1, no padding, one group; a bias where planes are of vec4s)
+//! as batched matrix products: forward, input gradient and weight gradient (the bias
+//! gradient is the convolution's generic one). Kernels: `shaders/pointwise.wgsl`.
 
 use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
@@ -18,10 +19,11 @@ struct Gemm {
     cout: usize,
 }
 
-/// Whether `p` is a plain 1×1 convolution.
+/// Whether `p` is a plain 1×1 convolution (with a bias only where `gemm4`, which adds it,
+/// runs).
 pub(super) fn applies(p: &ConvParams) -> bool {
     let one = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.ph == 0 && p.pw == 0;
-    one && p.groups == 1 && p.has_bias == 0
+    one && p.groups == 1 && (p.has_bias == 0 || (p.h * p.w).is_multiple_of(4))
 }
 
 impl Gemm {
@@ -35,28 +37,41 @@ impl Gemm {
     }
 }
 
-/// y = w·relu?(x) per image; with `stats`, y's batch-norm statistics where the policy wants
-/// them from the producer.
+/// y = w·relu?(x) (+ b) per image; with `stats`, y's batch-norm statistics where the policy
+/// wants them from the producer.
 pub(super) fn forward(p: &ConvParams, f: &Fwd) -> Result<Option<ChannelStats>> {
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
     let stats = f.stats && f.x.gpu().policy().stats_in_producer(cout, n * hw);
-    gemm(
-        f.x,
-        f.w,
-        f.y,
-        [n, cout, cin, hw],
-        [cin, 1],
-        f.relu,
-        None,
-        stats,
-    )
+    let io = Io {
+        x: f.x,
+        a: f.w,
+        y: f.y,
+        bias: f.b,
+        mask: None,
+    };
+    gemm(io, [n, cout, cin, hw], [cin, 1], f.relu, stats)
+}
+
+/// A product's tensors: y = a·relu?(x) (+ bias per row), written where mask > 0.
+struct Io<'a> {
+    x: &'a Tensor,
+    a: &'a Tensor,
+    y: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    mask: Option<&'a Tensor>,
 }
 
 /// dx = Wᵀ·dy per image, through the folded ReLU's `mask` (x > 0) where there is one.
 pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
-    let shape = [n, cin, cout, hw];
-    gemm(g.gy, g.w, g.dx, shape, [1, cin], false, g.mask, false)?;
+    let io = Io {
+        x: g.gy,
+        a: g.w,
+        y: g.dx,
+        bias: None,
+        mask: g.mask,
+    };
+    gemm(io, [n, cin, cout, hw], [1, cin], false, false)?;
     Ok(())
 }
 
@@ -126,21 +141,24 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
     Ok(())
 }
 
-/// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw), for every image b.
-/// `relu` reads x through a ReLU; `mask` writes y only where mask > 0.
+/// y[b] (m × hw) = A (m × k, strides `a`) · relu?(x[b]) (k × hw) (+ bias per row), for every
+/// image b. `relu` reads x through a ReLU; `mask` writes y only where mask > 0.
 /// With `stats` (and no mask) on planes of a multiple of 4, `gemm4_stats` also writes the
 /// batch-norm statistics of y's rows, returned for `Tape::batch_norm_with_stats`.
-#[allow(clippy::too_many_arguments)]
 fn gemm(
-    x: &Tensor,
-    a: &Tensor,
-    y: &Tensor,
+    io: Io,
     [n, m, k, hw]: [usize; 4],
     [a_rs, a_cs]: [usize; 2],
     relu: bool,
-    mask: Option<&Tensor>,
     stats: bool,
 ) -> Result<Option<ChannelStats>> {
+    let Io {
+        x,
+        a,
+        y,
+        bias,
+        mask,
+    } = io;
     let gpu = x.gpu();
     let pp = PointwiseParams {
         n: n as u32,
@@ -162,6 +180,8 @@ fn gemm(
     ];
     let mc: &[(&str, u32)] = if mask.is_some() { &[("MASK", 1)] } else { &[] };
     if !hw.is_multiple_of(4) {
+        // `applies` sends no bias here.
+        debug_assert!(bias.is_none());
         let consts = [relu_consts(relu), mc].concat();
         let grid = [(n * hw).div_ceil(256), m.div_ceil(4), 1];
         gpu.launch_spec("pointwise", "gemm", &consts, pp, &bufs, grid)?;
@@ -176,13 +196,17 @@ fn gemm(
         .into_iter()
         .find(|&r| m >= r && r <= most)
         .unwrap_or(4);
-    // a read from its uniform window where it has one.
+    // a read from its uniform window where it has one; x stands in for a missing bias.
     let (window, uw) = gpu.window_for(a.buffer());
-    let bufs = [&bufs[..], &[&uw]].concat();
+    let bufs = [&bufs[..], &[&uw, bias.unwrap_or(x).buffer()]].concat();
     let consts = [
         relu_consts(relu),
         mc,
-        &[("RB", rb as u32), ("UW", window as u32)],
+        &[
+            ("RB", rb as u32),
+            ("UW", window as u32),
+            ("BIAS", bias.is_some() as u32),
+        ],
         gpu.policy().lanes_consts(),
     ]
     .concat();
