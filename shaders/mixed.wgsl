@@ -295,7 +295,8 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 //   sum_backward4  1..6 x0..x5, 7 gy, 8 saved, 9 table A, 10..15 dx0..dx5 (written where bit k
 //                  of SNEED is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
 //                  leaving Σgy and Σgy·x̂_k (unscaled) in saved
-//   sum_alpha      1 saved, 2 d table A: d[idx_k] += Σ_c Σ(gy·x̂_k), one thread
+//   sum_alpha      1 saved, 2 d table ST (constant): d[idx_k] += Σ_c Σ(gy·x̂_k) for table A,
+//                  and for the plain terms folded with SDOT Σ_c Σ(gy·z_j), one thread
 //   sum_forward_group4, sum_backward_group4: the same with a workgroup of 64 per channel
 //                  (tree sums), for channels too large for one thread.  Grid: c workgroups.
 // Unused slots are bound to any buffer of the right access and never touched.
@@ -363,6 +364,10 @@ override SG: u32 = 1u;
 override SM: u32 = 1u;
 override SKIND: u32 = 0u;
 override SNEED: u32 = 0u;
+// SDOT (backward): bit j folds plain slot j's dot product with gy into the first pass: z_j is
+// bound at x slot SG + j (where SG + j < 6) and Σ gy·z_j per channel lands in saved at
+// (4·SG + j)·c + ch, for sum_alpha (α's gradient without a separate pass over gy).
+override SDOT: u32 = 0u;
 
 fn sg_kind(t: u32) -> u32 {
     return (SKIND >> (4u * t)) & 15u;
@@ -478,6 +483,7 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         }
     }
     var s: array<vec4<f32>, 6>;
+    var sz: array<vec4<f32>, 2>;
     var gs = vec4<f32>(0.0);
     var r = run_whole(ms.n, ms.hw);
     for (var t = r.start; t < r.end; t = t + 1u) {
@@ -486,6 +492,9 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         gs = gs + g;
         for (var k = 0u; k < 6u; k = k + 1u) {
             if (k < SG) { s[k] = s[k] + g * ((ms_x(k, i) - mean[k]) * inv[k]); }
+        }
+        for (var j = 0u; j < 2u; j = j + 1u) {
+            if (((SDOT >> j) & 1u) != 0u) { sz[j] = sz[j] + g * ms_x(SG + j, i); }
         }
         run_next(&r);
     }
@@ -497,6 +506,9 @@ fn sum_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
             msb_saved[k * 4u * ms.c + 2u * ms.c + ch] = sum_g;
             msb_saved[k * 4u * ms.c + 3u * ms.c + ch] = sum_gx[k];
         }
+    }
+    for (var j = 0u; j < 2u; j = j + 1u) {
+        if (((SDOT >> j) & 1u) != 0u) { msb_saved[(4u * SG + j) * ms.c + ch] = hsum(sz[j]); }
     }
     r = run_whole(ms.n, ms.hw);
     for (var t = r.start; t < r.end; t = t + 1u) {
@@ -607,6 +619,7 @@ fn sum_backward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         }
     }
     var s: array<f32, 6>;
+    var sz: array<f32, 2>;
     var gs = 0.0;
     var r = run_of(li, GW, ms.n, ms.hw);
     for (var t = r.start; t < r.end; t = t + 1u) {
@@ -616,7 +629,16 @@ fn sum_backward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
         for (var k = 0u; k < 6u; k = k + 1u) {
             if (k < SG) { s[k] = s[k] + dot(g, (ms_x(k, i) - mean[k]) * inv[k]); }
         }
+        for (var j = 0u; j < 2u; j = j + 1u) {
+            if (((SDOT >> j) & 1u) != 0u) { sz[j] = sz[j] + dot(g, ms_x(SG + j, i)); }
+        }
         run_next(&r);
+    }
+    for (var j = 0u; j < 2u; j = j + 1u) {
+        if (((SDOT >> j) & 1u) != 0u) {
+            let total = tree_sum_n(li, sz[j], GW);
+            if (li == 0u) { msb_saved[(4u * SG + j) * ms.c + ch] = total; }
+        }
     }
     let sum_g = tree_sum_n(li, gs, GW);
     var sum_gx: array<f32, 6>;
@@ -646,12 +668,35 @@ fn sum_backward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
 @group(0) @binding(1) var<storage, read> msa_saved: array<f32>;
 @group(0) @binding(2) var<storage, read_write> msa_d: array<f32>;
 
+// ST: the table whose gradient sum_alpha adds to (0 A, 1 B): the normalised slots' (A), and
+// the terms of the plain slots folded with SDOT whose weight is in ST.
+override ST: u32 = 0u;
+
 @compute @workgroup_size(1)
 fn sum_alpha() {
-    for (var k = 0u; k < ms.g; k = k + 1u) {
-        var t = 0.0;
-        for (var ch = 0u; ch < ms.c; ch = ch + 1u) { t = t + msa_saved[k * 4u * ms.c + 3u * ms.c + ch]; }
-        let i = ms.sidx[k / 4u][k % 4u];
-        msa_d[i] = msa_d[i] + t;
+    if (ST == 0u) {
+        for (var k = 0u; k < ms.g; k = k + 1u) {
+            var t = 0.0;
+            for (var ch = 0u; ch < ms.c; ch = ch + 1u) { t = t + msa_saved[k * 4u * ms.c + 3u * ms.c + ch]; }
+            let i = ms.sidx[k / 4u][k % 4u];
+            msa_d[i] = msa_d[i] + t;
+        }
+    }
+    for (var t = 0u; t < 8u; t = t + 1u) {
+        let kind = sg_kind(t);
+        if (t < SM && kind >= 8u && ((SDOT >> (kind - 8u)) & 1u) != 0u) {
+            var total = 0.0;
+            let base = (4u * SG + kind - 8u) * ms.c;
+            for (var ch = 0u; ch < ms.c; ch = ch + 1u) { total = total + msa_saved[base + ch]; }
+            let tab = ms.tab[t / 4u][t % 4u];
+            let idx = ms.idx[t / 4u][t % 4u];
+            if (((ms.pairs >> t) & 1u) == 0u) {
+                if (tab == ST) { msa_d[idx] = msa_d[idx] + total; }
+            } else {
+                // One tensor in two terms: the same dot product for both weights.
+                if ((tab & 3u) == ST) { msa_d[idx & 0xffffu] = msa_d[idx & 0xffffu] + total; }
+                if ((tab >> 2u) == ST) { msa_d[idx >> 16u] = msa_d[idx >> 16u] + total; }
+            }
+        }
     }
 }

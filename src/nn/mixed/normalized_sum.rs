@@ -36,6 +36,8 @@ pub(super) struct NormalizedSumNode {
     saved: Tensor,
     params: MixedSumParams,
     layout: SumLayout,
+    /// Per plain slot, the indices into `terms` of its terms (a tensor in two terms: both).
+    slots: Vec<(usize, Option<usize>)>,
     /// One thread per channel (`sum_forward4` / `sum_backward4`), else a workgroup per channel
     /// (their `_group4` forms).
     serial: bool,
@@ -51,14 +53,14 @@ struct SumLayout {
     kinds: u32,
 }
 
-/// Launches the fused forward, or (with `need`: the normalised slots whose dx is wanted) the
-/// backward, over c channels: one thread per channel (small channels) or a workgroup per
-/// channel.
+/// Launches the fused forward, or (with `need`: the normalised slots whose dx is wanted, and
+/// the plain slots whose dot products with gy are folded in) the backward, over c channels:
+/// one thread per channel (small channels) or a workgroup per channel.
 fn launch_fused(
     gpu: &Gpu,
     serial: bool,
     layout: SumLayout,
-    need: Option<u32>,
+    need: Option<(u32, u32)>,
     p: &MixedSumParams,
     bufs: &[&GpuBuffer],
 ) -> Result<()> {
@@ -69,8 +71,8 @@ fn launch_fused(
     };
     let words = p.words();
     match need {
-        Some(need) => {
-            let consts = [("SG", layout.g), ("SNEED", need)];
+        Some((need, dots)) => {
+            let consts = [("SG", layout.g), ("SNEED", need), ("SDOT", dots)];
             gpu.launch_spec("mixed", backward, &consts, words, bufs, grid)
         }
         None => {
@@ -203,7 +205,12 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
             c,
         );
     }
-    let saved = Tensor::empty(&gpu, &[g * 4 * c], "normalized_sum statistics")?;
+    // Room for two plain slots' folded dot products after the statistics (backward).
+    let saved = Tensor::empty(
+        &gpu,
+        &[(g * 4 + MAX_PLAIN) * c],
+        "normalized_sum statistics",
+    )?;
     let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
     let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
     let zb = |j: usize| slots.get(j).map_or(x0, |&(t, _)| terms[t].x).buffer();
@@ -256,6 +263,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
             saved,
             params: p,
             layout,
+            slots,
             serial,
         }))
     }))
@@ -446,13 +454,17 @@ fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
 
 impl FusedNode for NormalizedSumNode {
     /// Input gradients: one launch for every normalised term's dx (and, where the weights
-    /// need a gradient, one for theirs); plain terms get gy scaled by their weight, lazily.
+    /// need a gradient, one per table for theirs); plain terms get gy scaled by their weight,
+    /// lazily. The plain terms' dot products with gy (their weights' gradients) come out of
+    /// the backward launch where their tensors fit the free input slots, else from dot
+    /// product launches.
     fn backward(&self, gy: &Tensor) -> Result<Vec<(TensorKey, GradTerm)>> {
         let gpu = gy.gpu();
-        let p = &self.params;
+        let params = &self.params;
         let norm: Vec<&(Saved, Saved, usize, bool)> = self.terms.iter().filter(|t| t.3).collect();
+        let g = norm.len();
         let table_a = &norm[0].1;
-        let params = *p;
+        let a = table_a.key().id();
         let mut need = 0u32;
         let mut out = Vec::new();
         let mut dx = Vec::with_capacity(MAX_NORMALIZED);
@@ -468,52 +480,103 @@ impl FusedNode for NormalizedSumNode {
         while dx.len() < MAX_NORMALIZED {
             dx.push(Tensor::empty(gpu, &[4], "normalized_sum unused dx")?);
         }
-        let xb = |k: usize| -> Result<&GpuBuffer> {
-            Ok(norm.get(k).unwrap_or(&norm[0]).0.data()?.buffer())
+        // A plain slot's dot product is folded where one of its terms' weights wants a
+        // gradient (that term kept the tensor) and the slot fits after the normalised ones.
+        let kept = |&(first, second): &(usize, Option<usize>)| {
+            [Some(first), second]
+                .into_iter()
+                .flatten()
+                .find(|&t| self.terms[t].1.requires_grad())
         };
-        let bufs = [
-            xb(0)?,
-            xb(1)?,
-            xb(2)?,
-            xb(3)?,
-            xb(4)?,
-            xb(5)?,
-            gy.buffer(),
-            self.saved.buffer(),
-            table_a.data()?.buffer(),
-            dx[0].buffer(),
-            dx[1].buffer(),
-            dx[2].buffer(),
-            dx[3].buffer(),
-            dx[4].buffer(),
-            dx[5].buffer(),
-        ];
-        launch_fused(gpu, self.serial, self.layout, Some(need), &params, &bufs)?;
+        let fold = g + self.slots.len() <= MAX_NORMALIZED;
+        let mut dots = 0u32;
+        let mut inputs: Vec<&GpuBuffer> = Vec::with_capacity(MAX_NORMALIZED);
+        for t in &norm {
+            inputs.push(t.0.data()?.buffer());
+        }
+        for (j, slot) in self.slots.iter().enumerate() {
+            match kept(slot) {
+                Some(t) if fold => {
+                    dots |= 1 << j;
+                    inputs.push(self.terms[t].0.data()?.buffer());
+                }
+                _ => inputs.push(norm[0].0.data()?.buffer()),
+            }
+        }
+        while inputs.len() < MAX_NORMALIZED {
+            inputs.push(norm[0].0.data()?.buffer());
+        }
+        let mut bufs = inputs[..MAX_NORMALIZED].to_vec();
+        bufs.extend([gy.buffer(), self.saved.buffer(), table_a.data()?.buffer()]);
+        bufs.extend(dx.iter().map(|d| d.buffer()));
+        launch_fused(
+            gpu,
+            self.serial,
+            self.layout,
+            Some((need, dots)),
+            params,
+            &bufs,
+        )?;
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
             }
         }
-        // Plain terms lazily; the weights' gradients: normalised terms' from the sums the
-        // backward launch left in `saved`, plain ones' by dot products with gy.
-        let plain: Vec<(&Saved, &Saved, usize)> = self
-            .terms
-            .iter()
-            .filter(|t| !t.3)
-            .map(|(x, t, i, _)| (x, t, *i))
-            .collect();
+        // Each table's gradient: the normalised terms' from the sums the backward launch left
+        // in `saved` (table A), the folded plain slots' likewise, the rest by dot products.
+        let alpha = |table: &Saved, d: &Tensor| -> Result<()> {
+            let st = (table.key().id() != a) as u32;
+            let consts = [
+                ("ST", st),
+                ("SG", self.layout.g),
+                ("SM", self.layout.m),
+                ("SKIND", self.layout.kinds),
+                ("SDOT", dots),
+            ];
+            let bufs = [self.saved.buffer(), d.buffer()];
+            gpu.launch_spec(
+                "mixed",
+                "sum_alpha",
+                &consts,
+                params.words(),
+                &bufs,
+                Work::Groups(1),
+            )
+        };
+        let folded = |t: usize| {
+            self.slots
+                .iter()
+                .position(|&(first, second)| first == t || second == Some(t))
+                .is_some_and(|j| dots >> j & 1 == 1)
+        };
+        // Plain terms: lazy input gradients (folded or not); the weights' gradients of those
+        // not folded by dot product launches.
+        let mut unfolded = Vec::new();
+        for (i, (x, table, idx, normalised)) in self.terms.iter().enumerate() {
+            if *normalised {
+                continue;
+            }
+            if !folded(i) {
+                unfolded.push((x, table, *idx));
+            } else if x.requires_grad() {
+                let scale = Some((table.data()?.clone(), *idx));
+                out.push((
+                    x.key(),
+                    GradTerm {
+                        t: gy.clone(),
+                        scale,
+                    },
+                ));
+            }
+        }
         let tables = self.terms.iter().map(|t| &t.1);
-        let a = table_a.key().id();
         out.extend(super::weighted_sum::lazy_sum_grads(
             gy,
-            &plain,
+            &unfolded,
             tables,
-            |table, d| {
-                if table.key().id() == a {
-                    let bufs = [self.saved.buffer(), d.buffer()];
-                    gpu.launch("mixed", "sum_alpha", params.words(), &bufs, Work::Groups(1))?;
-                }
-                Ok(())
+            |table, d| match table.key().id() == a || dots != 0 {
+                true => alpha(table, d),
+                false => Ok(()),
             },
         )?);
         Ok(out)
