@@ -118,9 +118,11 @@ pub struct LaunchPolicy {
     /// norm (lavapipe, 2 cores: 4×64×8×8 in 72 µs against 195 µs for a workgroup per
     /// channel, 16×16×16×16 in 144 µs against 188; past it few channels leave a core idle).
     pub bn_serial_max: usize,
-    /// CPU: values per channel up to which a mixed edge's normalised sum is one fused launch
-    /// (lavapipe, 2 cores: 6 normalised + 2 plain terms on 2×16×8×8 in 200 µs against 695 µs
-    /// separately; on 4×8×32×32 875 µs against 799 µs).
+    /// CPU: values per channel up to which a mixed edge's fused normalised sum takes one
+    /// thread per channel whatever the channel count (lavapipe, 2 cores, before the term
+    /// layout became pipeline constants: 6 normalised + 2 plain terms on 2×16×8×8 in 200 µs
+    /// against 695 µs separately; on 4×8×32×32 875 µs against 799 µs);
+    /// [`Self::normalized_sum_serial`].
     pub fused_sum_max: usize,
     /// CPU: values per channel up to which a larger normalised sum is still one fused launch,
     /// with a workgroup per channel (`sum_forward_group4`): the separate batch norms write

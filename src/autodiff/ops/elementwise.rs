@@ -58,6 +58,13 @@ pub(crate) fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> R
 /// A term's coefficient: `table[idx]`, or 1 (None).
 type Coef<'a> = Option<(&'a Tensor, usize)>;
 
+/// Two (index, table) coefficients of one tensor packed into one term's (idx, tab), as
+/// `mixed.wgsl` decodes a pair: idx = i1 | i2 << 16, tab = t1 | t2 << 2. None where an index
+/// does not fit 16 bits.
+pub(crate) fn pack_pair((i1, t1): (u32, u32), (i2, t2): (u32, u32)) -> Option<(u32, u32)> {
+    (i1 <= 0xffff && i2 <= 0xffff).then_some((i1 | i2 << 16, t1 | t2 << 2))
+}
+
 /// out = Σ_k s_k·y_k in term order, eight (or four) terms per launch: s_k = table[idx] for a
 /// scaled term, 1 for a plain one; a tensor in two terms is read once, at its first term's
 /// place, with the sum of both coefficients. The scaled terms may use at most two distinct
@@ -118,12 +125,11 @@ pub(crate) fn weighted_sum_into(terms: &[(&Tensor, Coef)], out: &Tensor) -> Resu
             let (idx, tab) = match second {
                 None => code(s1),
                 Some(s2) => {
-                    let ((i1, t1), (i2, t2)) = (code(s1), code(s2));
-                    if i1 > 0xffff || i2 > 0xffff {
+                    let Some(packed) = pack_pair(code(s1), code(s2)) else {
                         return Err(Error::shape("weighted_sum", "a table past 65,536 entries"));
-                    }
+                    };
                     pairs |= 1 << k;
-                    (i1 | i2 << 16, t1 | t2 << 2)
+                    packed
                 }
             };
             if k < 4 {

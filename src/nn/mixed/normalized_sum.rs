@@ -4,6 +4,7 @@
 //! workgroup per channel for larger ones; `sum_alpha` in `shaders/mixed.wgsl`), else separate
 //! batch norms and a weighted sum.
 
+use crate::autodiff::ops::elementwise::pack_pair;
 use crate::autodiff::{
     BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
 };
@@ -43,12 +44,11 @@ pub(super) struct NormalizedSumNode {
     serial: bool,
 }
 
-/// The fused launches' term layout, their pipeline constants (`shaders/mixed.wgsl`): g
-/// normalised slots, m terms, term t's kind in bits 4t.. of `kinds` (slot k < 6 of x_k, 8 + j
-/// of z_j).
+/// The fused launches' term layout, with the parameters' `g` (normalised slots) their
+/// pipeline constants (`shaders/mixed.wgsl`): m terms, term t's kind in bits 4t.. of `kinds`
+/// (slot k < 6 of x_k, 8 + j of z_j).
 #[derive(Clone, Copy)]
 struct SumLayout {
-    g: u32,
     m: u32,
     kinds: u32,
 }
@@ -72,11 +72,11 @@ fn launch_fused(
     let words = p.words();
     match need {
         Some((need, dots)) => {
-            let consts = [("SG", layout.g), ("SNEED", need), ("SDOT", dots)];
+            let consts = [("SG", p.g), ("SNEED", need), ("SDOT", dots)];
             gpu.launch_spec("mixed", backward, &consts, words, bufs, grid)
         }
         None => {
-            let consts = [("SG", layout.g), ("SM", layout.m), ("SKIND", layout.kinds)];
+            let consts = [("SG", p.g), ("SM", layout.m), ("SKIND", layout.kinds)];
             gpu.launch_spec("mixed", forward, &consts, words, bufs, grid)
         }
     }
@@ -146,11 +146,7 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     let slots = plain_slots(terms);
     let g = norm.len();
     let state0 = norm[0].bn.as_ref().expect("normalised");
-    let mut layout = SumLayout {
-        g: g as u32,
-        m: 0,
-        kinds: 0,
-    };
+    let mut layout = SumLayout { m: 0, kinds: 0 };
     let mut p = MixedSumParams {
         n: n as u32,
         c: c as u32,
@@ -177,10 +173,10 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
                 Some(second) => {
                     p.pairs |= 1 << e;
                     let t2 = &terms[second];
-                    (
-                        tab(term) | tab(t2) << 2,
-                        term.idx as u32 | (t2.idx as u32) << 16,
-                    )
+                    let (idx, tab) =
+                        pack_pair((term.idx as u32, tab(term)), (t2.idx as u32, tab(t2)))
+                            .expect("plain_slots pairs only 16-bit indices");
+                    (tab, idx)
                 }
             };
         } else {
@@ -411,7 +407,7 @@ fn plain_slots(terms: &[SumTerm]) -> Vec<(usize, Option<usize>)> {
         if term.bn.is_some() {
             continue;
         }
-        // Pairs pack both indices in 16 bits each.
+        // Pairs pack both indices in 16 bits each (pack_pair).
         let small = |t: &SumTerm| t.idx <= 0xffff;
         match slots.iter_mut().find(|(first, second)| {
             terms[*first].x.id() == term.x.id()
@@ -528,7 +524,7 @@ impl FusedNode for NormalizedSumNode {
             let st = (table.key().id() != a) as u32;
             let consts = [
                 ("ST", st),
-                ("SG", self.layout.g),
+                ("SG", params.g),
                 ("SM", self.layout.m),
                 ("SKIND", self.layout.kinds),
                 ("SDOT", dots),
