@@ -152,8 +152,34 @@ pub fn write_named(
 
 #[cfg(test)]
 mod tests {
-    use super::save;
+    use super::{save, Saved};
     use crate::checkpoint::Entry;
+
+    #[test]
+    fn history_reads_back_bit_for_bit() {
+        // A resumed run's records must equal the uninterrupted run's. serde_json's default
+        // float parser is off by one ulp for some values (2.3156964778900146, an f32 loss
+        // widened to f64, read back as 2.315696477890014): hence its `float_roundtrip`.
+        let dir = std::env::temp_dir().join(format!("dm-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("search.safetensors");
+        let mut history: Vec<f64> = vec![2.3156964778900146, 0.1 + 0.2, 1e-310, -7.0 / 3.0];
+        let mut x = 0x4002_0000_0000_0000u64;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            history.push(f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12)) * 3.0);
+        }
+        let w = vec![("w".to_string(), Entry::scalar(1))];
+        save(&path, &w, "test", &1, &history).unwrap();
+        let back: Vec<f64> = Saved::read(&path).unwrap().history().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(back.len(), history.len());
+        for (a, b) in history.iter().zip(&back) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{a:?} read back as {b:?}");
+        }
+    }
 
     #[test]
     fn a_checkpoint_with_non_finite_weights_is_not_written() {
