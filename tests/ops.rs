@@ -1648,9 +1648,7 @@ fn normalized_sum_reads_a_tensor_in_two_terms_once() {
         let mut tape = Tape::inference(&g);
         tape.normalized_sum(&terms).unwrap();
         g.sync().unwrap();
-        // The workgroup form only where lanes are (see LaunchPolicy::fuse_normalized_sum).
-        let form = mode == SumMode::Serial || g.policy().lanes;
-        let fused = form && g.policy().binds(15);
+        let fused = g.policy().binds(15);
         assert_eq!(
             g.dispatch_count() - before,
             // Separate: two batch norms and one weighted sum (x read once there too).
@@ -1705,10 +1703,8 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
         // Fused (where the policy and the device's bindings allow): one launch; separate:
         // two batch norms and a weighted sum.
         let per_channel = s[0] * s[2] * s[3];
-        let fused = g.policy().fuse_normalized_sum(s[1], per_channel);
-        // The workgroup form only where lanes are (see LaunchPolicy::fuse_normalized_sum).
-        let form = mode == SumMode::Serial || (mode == SumMode::Group && g.policy().lanes);
-        assert_eq!(fused, form && g.policy().binds(15));
+        let fused = g.policy().fuse_normalized_sum(per_channel);
+        assert_eq!(fused, mode != SumMode::Separate && g.policy().binds(15));
         assert_eq!(
             g.policy().normalized_sum_serial(s[1], per_channel),
             mode != SumMode::Group

@@ -438,7 +438,7 @@ fn can_fuse_sum(tape: &Tape, terms: &[SumTerm]) -> Result<bool> {
     tables.sort_unstable();
     tables.dedup();
     // A thread or a workgroup per channel does every term (LaunchPolicy::fuse_normalized_sum).
-    Ok(tape.gpu().policy().fuse_normalized_sum(c, n * h * w)
+    Ok(tape.gpu().policy().fuse_normalized_sum(n * h * w)
         && same_bn
         && tables.len() <= 2
         && norm.len() <= MAX_NORMALIZED
