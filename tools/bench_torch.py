@@ -20,6 +20,12 @@ configuration on the same machine and prints the ratio of the two. --batch and -
 comma-separated lists: each configuration is timed on both sides back to back (only paired
 ratios mean anything on a machine whose speed drifts), and --json-out appends one JSON line
 per configuration, which `darts-minus bench --chart OUT.svg --pairs FILE` draws.
+
+With --profile it then runs the same number of steps under torch.profiler and prints where a
+step's time goes by op family (convolutions, pooling, batch norm and weighted sums,
+elementwise, optimiser, other), ms per step; with --darts-minus also darts-minus's
+(`bench --profile`: one eager step, each launch timed alone) in the same families, side by
+side, so a gap can be placed (see FAMILIES).
 Needs: torch (pip install torch).
 """
 import argparse
@@ -41,6 +47,82 @@ from make_fixtures import NB201SearchNetwork, SearchNetwork  # noqa: E402
 def sync(device):
     if device.type == 'cuda':
         torch.cuda.synchronize()
+
+
+# Op families for --profile, first match wins: (family, PyTorch aten op substrings,
+# darts-minus kernel prefixes). A mixed edge's tail is one family on both sides: PyTorch's
+# batch norms and the muls and adds of its weighted sums, our fused normalised sums.
+FAMILIES = [
+    ('convolutions', ['convolution', 'conv2d', 'mkldnn_conv'], ['conv:', 'pointwise:', 'depthwise:']),
+    ('pooling', ['pool'], ['pool:']),
+    ('batch norm + weighted sums', ['batch_norm', 'aten::mul', 'aten::add', 'aten::sum', 'aten::div', 'aten::sub'],
+     ['mixed:', 'batchnorm:']),
+    ('optimiser', ['_foreach', 'addcmul', 'addcdiv', 'lerp', 'sqrt', 'norm', 'clamp'], ['optim:']),
+    ('elementwise (relu, copies, fills)', ['threshold', 'relu', 'copy', 'fill', 'zero', 'clamp_min'],
+     ['elementwise:', 'layout:', 'noise:']),
+]
+
+
+def family(name, torch_side):
+    for fam, ops, kernels in FAMILIES:
+        if any((o in name) if torch_side else name.startswith(o)
+               for o in (ops if torch_side else kernels)):
+            return fam
+    return 'other'
+
+
+def torch_profile(step, steps):
+    """Self CPU ms per step by family over `steps` profiled calls of step()."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    fams = {}
+    for e in prof.key_averages():
+        if e.key.startswith('aten::'):
+            fam = family(e.key, True)
+            fams[fam] = fams.get(fam, 0.0) + e.self_cpu_time_total / 1e3 / steps
+    return fams
+
+
+def ours_profile(args):
+    """darts-minus's per-family ms of one eager profiled step (`bench --profile`)."""
+    cmd = [args.darts_minus, 'bench', '--space', args.space, '--batch', str(args.batch),
+           '--channels', str(args.channels), '--layers', str(args.layers),
+           '--cells-per-stage', str(args.cells_per_stage), '--steps', '1', '--warmup', '1',
+           '--profile'] + args.extra.split()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    fams, in_table = {}, False
+    for line in run.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if cells[:2] == ['kernel', 'launches']:
+            in_table = True
+            continue
+        if not in_table or len(cells) < 4 or not line.startswith('|'):
+            continue
+        try:
+            ms = float(cells[2])
+        except ValueError:
+            continue
+        fam = family(cells[0], False)
+        fams[fam] = fams.get(fam, 0.0) + ms
+    if not fams:
+        print(f'darts-minus --profile gave no table (exit {run.returncode})', flush=True)
+    return fams
+
+
+def print_families(torch_fams, ours_fams):
+    names = [f[0] for f in FAMILIES] + ['other']
+    print('| family | pytorch ms/step | darts-minus ms/step | ratio |')
+    print('|---|---:|---:|---:|')
+    for n in names + ['all']:
+        t = sum(torch_fams.values()) if n == 'all' else torch_fams.get(n, 0.0)
+        o = sum(ours_fams.values()) if n == 'all' else ours_fams.get(n, 0.0)
+        ratio = f'{o / t:.2f}' if t > 0 and ours_fams else '-'
+        print(f'| {n} | {t:.1f} | {o:.1f} | {ratio} |' if ours_fams else f'| {n} | {t:.1f} | - | - |')
+    print('(pytorch: self time of aten ops under torch.profiler, each op\'s wall time on its '
+          'calling thread, intra-op threads inside; darts-minus: one eager step, each launch '
+          'timed alone)', flush=True)
 
 
 def torch_step_times(args):
@@ -98,7 +180,19 @@ def torch_step_times(args):
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() if device.type == 'cuda' else None
-    return times, peak
+    fams = None
+    if getattr(args, 'profile', False):
+        def step():
+            (xv, yv), (xt, yt) = batch(), batch()
+            if args.space == 'nb201':
+                weight_step(xt, yt)
+                alpha_step(xv, yv)
+            else:
+                alpha_step(xv, yv)
+                weight_step(xt, yt)
+            sync(device)
+        fams = torch_profile(step, args.steps)
+    return times, peak, fams
 
 
 def ints(text):
@@ -108,7 +202,7 @@ def ints(text):
 def one_config(args, record):
     """Times one configuration in PyTorch, then (with --darts-minus) in darts-minus, back to
     back; appends a JSON line to --json-out when given."""
-    times, peak = torch_step_times(args)
+    times, peak, torch_fams = torch_step_times(args)
     med = statistics.median(times)
     depth = f'N={args.cells_per_stage}' if args.space == 'nb201' else f'L={args.layers}'
     config = f'{args.space} C={args.channels} {depth} batch={args.batch}'
@@ -141,6 +235,9 @@ def one_config(args, record):
         print(f'step time ratio darts-minus / pytorch: {ratio:.3f}'
               + (f"; peak memory ratio: {ours['peak_bytes'] / peak:.3f}" if peak else ''),
               flush=True)
+    if torch_fams is not None:
+        print(f'where a step goes, {config}:')
+        print_families(torch_fams, ours_profile(args) if args.darts_minus else {})
     if record:
         line = {
             'space': args.space, 'channels': args.channels, 'layers': args.layers,
@@ -169,6 +266,9 @@ def main():
     ap.add_argument('--threads', type=int,
                     help='CPU threads for PyTorch (torch.set_num_threads; default: its own)')
     ap.add_argument('--darts-minus', help='path of the darts-minus binary to compare with')
+    ap.add_argument('--profile', action='store_true',
+                    help='also print a step\'s time by op family on both sides (torch.profiler; '
+                    'darts-minus bench --profile)')
     ap.add_argument('--extra', default='', help='extra arguments for darts-minus bench')
     ap.add_argument('--json-out', help='append one JSON line per configuration (both sides) to '
                     'this file: the input of `darts-minus bench --chart OUT.svg --pairs FILE`')
