@@ -291,7 +291,9 @@ fn dot4_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 // One thread per channel, no barriers (CPU adapters, small channels).
 //   sum_forward4   1..6 x0..x5, 7 saved (g × 4c: mean | invstd | Σgy | Σgy·x̂ per slot),
 //                  8 running (g × 2c: mean | var, gathered from the modules by copies),
-//                  9 table A, 10 table B, 11 out, 12..13 z0..z1
+//                  9 table A, 10 table B, 11 out, 12..13 z0..z1, 14 prev (ACC = 1: out =
+//                  prev + the sum, a node's sum so far, so a cell's node needs no sum launch
+//                  of its own; any read-only buffer otherwise)
 //   sum_backward4  1..6 x0..x5, 7 gy, 8 saved, 9 table A, 10..15 dx0..dx5 (written where bit k
 //                  of SNEED is set): dx_k = invstd_k·w_k·(gy − Σgy/m − x̂_k·Σ(gy·x̂_k)/m),
 //                  leaving Σgy and Σgy·x̂_k (unscaled) in saved
@@ -326,6 +328,13 @@ struct MS {
 @group(0) @binding(11) var<storage, read_write> ms_out: array<vec4<f32>>;
 @group(0) @binding(12) var<storage, read> ms_z0: array<vec4<f32>>;
 @group(0) @binding(13) var<storage, read> ms_z1: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> ms_prev: array<vec4<f32>>;
+
+// ACC = 1 (forward): the sum is added onto prev, as a node's sum over its edges adds each
+// edge's output onto the edges' before it. Mesa's compiler may round this pipeline's sum
+// apart from ACC = 0's in the last bit (its float ops are not exact): not the bits of a
+// separate add, within the forward tolerance of it.
+override ACC: u32 = 0u;
 
 fn ms_x(k: u32, i: u32) -> vec4<f32> {
     switch k {
@@ -442,6 +451,7 @@ fn sum_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 if (j == 0u) { o = wt[j] * v; } else { o = o + wt[j] * v; }
             }
         }
+        if (ACC != 0u) { o = ms_prev[i] + o; }
         ms_out[i] = o;
         run_next(&r);
     }
@@ -599,6 +609,7 @@ fn sum_forward_group4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                 if (j == 0u) { o = wt[j] * v; } else { o = o + wt[j] * v; }
             }
         }
+        if (ACC != 0u) { o = ms_prev[i] + o; }
         ms_out[i] = o;
         run_next(&r);
     }

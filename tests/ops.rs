@@ -1566,6 +1566,132 @@ fn normalized_sum_plan(
     );
 }
 
+/// A cell node's sum so far plus an edge's tail (`normalized_sum_onto`): against the f64
+/// reference with finite differences (onto's gradient is the output's), then against the sum
+/// and a separate add (onto's gradient bit for bit), in one launch fewer where fused.
+#[test]
+fn normalized_sum_onto_a_node_sum() {
+    let s = [2, 3, 4, 4];
+    // Inputs: x0 (normalised), x1 (plain, in two terms), onto, α (2×5), β.
+    let plan = [(0, true, 3, 2), (1, false, 3, 7), (1, false, 4, 0)];
+    for mode in SUM_MODES {
+        let mut rng = Rng::new(75);
+        let mut inputs: Vec<Input> = (0..3).map(|_| Input::random(&mut rng, &s, true)).collect();
+        inputs.push(Input::random(&mut rng, &[2, 5], true));
+        inputs.push(Input::random(&mut rng, &[1], true));
+        check(
+            &format!("normalized sum onto x{s:?} {mode:?}"),
+            inputs,
+            |v| {
+                let y0 = cpu::batch_norm_train(&v[0], s4(&s), None, 1e-5).0;
+                (0..v[0].len())
+                    .map(|i| {
+                        let mut acc = v[3][2] * y0[i] + v[3][7] * v[1][i] + v[4][0] * v[1][i];
+                        acc += v[2][i];
+                        acc
+                    })
+                    .collect()
+            },
+            |t, v| {
+                set_sum_mode(t.gpu(), mode);
+                let stats = [
+                    Tensor::zeros(t.gpu(), &[3])?,
+                    Tensor::full(t.gpu(), &[3], 1.0)?,
+                ];
+                let terms: Vec<SumTerm> = plan
+                    .iter()
+                    .map(|&(k, bn, tab, idx)| SumTerm {
+                        x: &v[k],
+                        bn: bn.then(|| BnState {
+                            running_mean: &stats[0],
+                            running_var: &stats[1],
+                            momentum: 0.1,
+                            eps: 1e-5,
+                        }),
+                        stats: None,
+                        table: &v[tab],
+                        idx,
+                    })
+                    .collect();
+                t.normalized_sum_onto(&terms, &v[2])
+            },
+            Tolerance::FORWARD.scaled(&[4.0]),
+            Tolerance::GRADIENT,
+        );
+    }
+    // Bit for bit: onto + sum, the add done in the fused launch or after it.
+    let g = gpu();
+    let mut rng = Rng::new(76);
+    let xs: Vec<Tensor> = (0..3)
+        .map(|_| {
+            Tensor::from_slice(&g, &s, &f32s(&rng.vec(96)))
+                .unwrap()
+                .with_grad()
+        })
+        .collect();
+    let alpha = Tensor::from_slice(&g, &[2, 5], &f32s(&rng.vec(10))).unwrap();
+    let beta = Tensor::from_slice(&g, &[1], &[0.7]).unwrap();
+    let r = Tensor::from_slice(&g, &s, &f32s(&rng.vec(96))).unwrap();
+    for mode in SUM_MODES {
+        set_sum_mode(&g, mode);
+        let stats = [
+            Tensor::zeros(&g, &[3]).unwrap(),
+            Tensor::full(&g, &[3], 1.0).unwrap(),
+        ];
+        let run = |fused_add: bool| -> (Vec<Vec<f32>>, u64) {
+            let terms: Vec<SumTerm> = plan
+                .iter()
+                .map(|&(k, bn, tab, idx)| SumTerm {
+                    x: &xs[k],
+                    bn: bn.then(|| BnState {
+                        running_mean: &stats[0],
+                        running_var: &stats[1],
+                        momentum: 0.1,
+                        eps: 1e-5,
+                    }),
+                    stats: None,
+                    table: if tab == 3 { &alpha } else { &beta },
+                    idx,
+                })
+                .collect();
+            let mut tape = Tape::new(&g);
+            g.sync().unwrap();
+            let before = g.dispatch_count();
+            let y = if fused_add {
+                tape.normalized_sum_onto(&terms, &xs[2]).unwrap()
+            } else {
+                let sum = tape.normalized_sum(&terms).unwrap();
+                tape.sum(&[&xs[2], &sum]).unwrap()
+            };
+            g.sync().unwrap();
+            let launches = g.dispatch_count() - before;
+            let loss = tape.mul(&y, &r).unwrap();
+            let loss = tape.sum_all(&loss).unwrap();
+            let grads = tape.backward(&loss).unwrap();
+            let mut out = vec![y.to_vec().unwrap()];
+            out.extend(xs.iter().map(|x| grads.get(x).unwrap().to_vec().unwrap()));
+            (out, launches)
+        };
+        let (onto, n_onto) = run(true);
+        let (apart, n_apart) = run(false);
+        for (k, (a, b)) in onto.iter().zip(&apart).enumerate() {
+            let what = format!("{mode:?}: output / gradient {k}");
+            let b: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            Tolerance::FORWARD.assert_close(&what, a, &b);
+        }
+        let r = r.to_vec().unwrap();
+        assert!(
+            onto[3]
+                .iter()
+                .zip(&r)
+                .all(|(g, r)| g.to_bits() == r.to_bits()),
+            "{mode:?}: onto's gradient is the output's"
+        );
+        let fused = mode != SumMode::Separate && g.policy().binds(15);
+        assert_eq!(n_onto + u64::from(fused), n_apart, "{mode:?}: launches");
+    }
+}
+
 #[test]
 fn normalized_sum_fused_or_separate() {
     for mode in SUM_MODES {

@@ -166,8 +166,8 @@ type Threshold = fn(&mut LaunchPolicy) -> &mut usize;
 pub const WIDE_KERNELS: [(&str, &str, u32); 7] = [
     ("optim", "sgd4_clipped", 14),
     ("mixed", "weighted_sum8_vec4", 11),
-    ("mixed", "sum_forward4", 13),
-    ("mixed", "sum_forward_group4", 13),
+    ("mixed", "sum_forward4", 14),
+    ("mixed", "sum_forward_group4", 14),
     ("mixed", "sum_backward4", 15),
     ("mixed", "sum_backward_group4", 15),
     ("mixed", "eval_sum8_vec4", 12),

@@ -6,7 +6,7 @@ use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::darts_ops::{DartsSpace, NoiseSource, Preprocess, ReluConvBn};
-use crate::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
+use crate::nn::mixed::{EdgeWeights, MixedOp, NodeSum, SharedPools};
 use crate::nn::ConvShape;
 use crate::nn::{join, BatchNorm2d, Conv2d, Ctx, Linear, Module, Slot};
 use rand::Rng;
@@ -227,18 +227,17 @@ impl SearchCell {
         let mut offset = 0;
         let mut pools = SharedPools::default();
         for _ in 0..self.nodes {
-            let mut terms = Vec::with_capacity(states.len());
+            let mut node = NodeSum::default();
             for (j, h) in states.iter().enumerate() {
                 let ew = EdgeWeights {
                     table: w,
                     edge: offset + j,
                     beta,
                 };
-                terms.push(self.edges[offset + j].forward(tape, h, ew, &mut pools, ctx)?);
+                node.add_edge(tape, &self.edges[offset + j], h, ew, &mut pools, ctx)?;
             }
             offset += states.len();
-            let refs: Vec<&Tensor> = terms.iter().collect();
-            states.push(tape.sum(&refs)?);
+            states.push(node.finish(tape)?);
         }
         let outs: Vec<&Tensor> = states[2..].iter().collect();
         tape.concat(&outs)

@@ -7,7 +7,7 @@ use super::supernet::{Beta, EdgeOps, Supernet};
 use crate::autodiff::{Tape, Tensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::mixed::{EdgeWeights, MixedOp, SharedPools};
+use crate::nn::mixed::{EdgeWeights, MixedOp, NodeSum, SharedPools};
 use crate::nn::{join, Ctx, Module, Slot};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -95,7 +95,7 @@ impl Supernet for Nb201Network {
             let mut nodes = vec![h];
             let mut pools = SharedPools::default();
             for to in 1..4 {
-                let mut terms = Vec::new();
+                let mut node = NodeSum::default();
                 for (e, &(t, from)) in NB201_EDGES.iter().enumerate() {
                     if t == to {
                         let ew = EdgeWeights {
@@ -103,12 +103,11 @@ impl Supernet for Nb201Network {
                             edge: e,
                             beta,
                         };
-                        let y = cell.edges[e].forward(tape, &nodes[from], ew, &mut pools, ctx)?;
-                        terms.push(y);
+                        let x = &nodes[from];
+                        node.add_edge(tape, &cell.edges[e], x, ew, &mut pools, ctx)?;
                     }
                 }
-                let refs: Vec<&Tensor> = terms.iter().collect();
-                nodes.push(tape.sum(&refs)?);
+                nodes.push(node.finish(tape)?);
             }
             Ok(nodes.pop().expect("four nodes"))
         })

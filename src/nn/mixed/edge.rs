@@ -1,7 +1,7 @@
 //! The DARTS- mixed edge (SPEC §4): Σ_k softmax(α_e)_k · op_k(x) + β · aux(x), its
 //! candidates' final batch norms fused into the sum.
 
-use super::normalized_sum::{eval_normalized_sum, normalized_sum, SumTerm};
+use super::normalized_sum::{eval_normalized_sum, normalized_sum_onto, SumTerm};
 use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -90,6 +90,20 @@ impl MixedOp {
         pools: &mut SharedPools,
         ctx: Ctx,
     ) -> Result<Tensor> {
+        Ok(self.forward_onto(tape, x, w, pools, ctx, None)?.0)
+    }
+
+    /// [`Self::forward`] added onto `onto` (its node's sum over the edges before it) where the
+    /// edge's tail runs fused: `(onto + edge, true)`; else `(edge, false)`. See [`NodeSum`].
+    pub fn forward_onto(
+        &self,
+        tape: &mut Tape,
+        x: &Tensor,
+        w: EdgeWeights,
+        pools: &mut SharedPools,
+        ctx: Ctx,
+        onto: Option<&Tensor>,
+    ) -> Result<(Tensor, bool)> {
         let EdgeWeights {
             table: weights,
             edge,
@@ -138,13 +152,14 @@ impl MixedOp {
         if ys.is_empty() {
             // Every candidate is `none`: the edge is zero (plus β·aux).
             let zero = self.ops[0].forward(tape, x, ctx)?;
-            return match aux {
+            let y = match aux {
                 Some((a, table, i)) => {
                     let scaled = tape.scale_by(&a, table, i)?;
-                    tape.sum(&[&zero, &scaled])
+                    tape.sum(&[&zero, &scaled])?
                 }
-                None => Ok(zero),
+                None => zero,
             };
+            return Ok((y, false));
         }
         // The candidates' final batch norms and one weighted sum over them and β·aux: fewer
         // launches, no temporaries.
@@ -175,9 +190,55 @@ impl MixedOp {
             });
         }
         match ctx.train {
-            true => normalized_sum(tape, &terms),
-            false => eval_normalized_sum(tape, &terms),
+            true => normalized_sum_onto(tape, &terms, onto),
+            false => Ok((eval_normalized_sum(tape, &terms)?, false)),
         }
+    }
+}
+
+/// A cell node's sum over its edges, built as they run: an edge whose tail runs fused adds
+/// its output onto the sum so far in the same launch (no sum launch of the node's own, and
+/// no edge output written and read again); the others are added at the end. Always in edge
+/// order, ((e1 + e2) + e3), as one sum over the edges' outputs adds them.
+#[derive(Default)]
+pub struct NodeSum {
+    /// The first edges' sum (or the first edge alone).
+    onto: Option<Tensor>,
+    /// Edges after one that could not add onto it, in order.
+    rest: Vec<Tensor>,
+}
+
+impl NodeSum {
+    /// Runs `edge` on `x` and adds it to the node.
+    pub fn add_edge(
+        &mut self,
+        tape: &mut Tape,
+        edge: &MixedOp,
+        x: &Tensor,
+        w: EdgeWeights,
+        pools: &mut SharedPools,
+        ctx: Ctx,
+    ) -> Result<()> {
+        let onto = self.onto.as_ref().filter(|_| self.rest.is_empty());
+        let (y, added) = edge.forward_onto(tape, x, w, pools, ctx, onto)?;
+        match (added, &self.onto) {
+            (true, _) | (false, None) => self.onto = Some(y),
+            (false, Some(_)) => self.rest.push(y),
+        }
+        Ok(())
+    }
+
+    /// The node: the sum of every edge added.
+    pub fn finish(self, tape: &mut Tape) -> Result<Tensor> {
+        let first = self
+            .onto
+            .ok_or_else(|| Error::Invalid("a cell node without edges".into()))?;
+        if self.rest.is_empty() {
+            return Ok(first);
+        }
+        let mut all = vec![&first];
+        all.extend(&self.rest);
+        tape.sum(&all)
     }
 }
 

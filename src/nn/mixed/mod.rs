@@ -9,7 +9,7 @@ mod edge;
 mod normalized_sum;
 mod weighted_sum;
 
-pub use edge::{EdgeWeights, MixedOp, SharedPools};
+pub use edge::{EdgeWeights, MixedOp, NodeSum, SharedPools};
 pub use normalized_sum::SumTerm;
 
 use crate::autodiff::{Tape, Tensor};
@@ -35,6 +35,12 @@ pub trait MixedSums {
     /// sum give; for larger ones a workgroup per channel. Elsewhere it is exactly those.
     fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
 
+    /// `onto + normalized_sum(terms)`: where the sum runs fused, in its one launch (a cell
+    /// node's sum over its edges, [`NodeSum`]; the last bit may differ from a separate add's,
+    /// see `ACC` in `shaders/mixed.wgsl`); elsewhere the sum, then an add. onto gets the
+    /// output's gradient as it is.
+    fn normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor>;
+
     /// The same sum with eval-mode batch norms (running statistics, no affine): v_t =
     /// (x_t − running_mean)/√(running_var + eps). In an inference pass, where the launch
     /// policy allows, one launch over every term; otherwise (or where a gradient is wanted)
@@ -53,6 +59,13 @@ impl MixedSums for Tape {
 
     fn normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
         normalized_sum::normalized_sum(self, terms)
+    }
+
+    fn normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor> {
+        match normalized_sum::normalized_sum_onto(self, terms, Some(onto))? {
+            (y, true) => Ok(y),
+            (y, false) => self.sum(&[onto, &y]),
+        }
     }
 
     fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {

@@ -42,6 +42,8 @@ pub(super) struct NormalizedSumNode {
     /// One thread per channel (`sum_forward4` / `sum_backward4`), else a workgroup per channel
     /// (their `_group4` forms).
     serial: bool,
+    /// The sum the output was added onto (ACC): it gets gy.
+    onto: Option<Saved>,
 }
 
 /// The fused launches' term layout, with the parameters' `g` (normalised slots) their
@@ -61,6 +63,7 @@ fn launch_fused(
     serial: bool,
     layout: SumLayout,
     need: Option<(u32, u32)>,
+    onto: bool,
     p: &MixedSumParams,
     bufs: &[&GpuBuffer],
 ) -> Result<()> {
@@ -76,7 +79,12 @@ fn launch_fused(
             gpu.launch_spec("mixed", backward, &consts, words, bufs, grid)
         }
         None => {
-            let consts = [("SG", p.g), ("SM", layout.m), ("SKIND", layout.kinds)];
+            let consts = [
+                ("SG", p.g),
+                ("SM", layout.m),
+                ("SKIND", layout.kinds),
+                ("ACC", onto as u32),
+            ];
             gpu.launch_spec("mixed", forward, &consts, words, bufs, grid)
         }
     }
@@ -84,6 +92,17 @@ fn launch_fused(
 
 /// See [`MixedSums::normalized_sum`](super::MixedSums::normalized_sum).
 pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tensor> {
+    Ok(normalized_sum_onto(tape, terms, None)?.0)
+}
+
+/// [`normalized_sum`] added onto `onto` (a cell node's sum over the edges before this one)
+/// where the fused launch runs: `(onto + sum, true)`, one launch and no sum of the node's own;
+/// else `(sum, false)` and the caller adds.
+pub(super) fn normalized_sum_onto(
+    tape: &mut Tape,
+    terms: &[SumTerm],
+    onto: Option<&Tensor>,
+) -> Result<(Tensor, bool)> {
     // More normalised terms than one launch binds (a reduction edge's seven): the last
     // ones normalise on their own and join as plain terms, where those slots allow.
     let normalized = terms.iter().filter(|t| t.bn.is_some()).count();
@@ -124,10 +143,10 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
                 },
             })
             .collect();
-        return normalized_sum(tape, &fewer);
+        return normalized_sum_onto(tape, &fewer, onto);
     }
     if !can_fuse_sum(tape, terms)? {
-        return separate_then_sum(tape, terms, true);
+        return Ok((separate_then_sum(tape, terms, true)?, false));
     }
     let gpu = tape.gpu().clone();
     let x0 = terms[0].x;
@@ -207,6 +226,14 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         &[(g * 4 + MAX_PLAIN) * c],
         "normalized_sum statistics",
     )?;
+    if let Some(o) = onto {
+        if o.shape() != x0.shape() {
+            return Err(Error::shape(
+                "normalized_sum",
+                format!("a sum of {:?} onto one of {:?}", x0.shape(), o.shape()),
+            ));
+        }
+    }
     let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
     let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
     let zb = |j: usize| slots.get(j).map_or(x0, |&(t, _)| terms[t].x).buffer();
@@ -224,9 +251,10 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
         out.buffer(),
         zb(0),
         zb(1),
+        onto.unwrap_or(x0).buffer(),
     ];
     let serial = gpu.policy().normalized_sum_serial(c, n * h * w);
-    launch_fused(&gpu, serial, layout, None, &p, &bufs)?;
+    launch_fused(&gpu, serial, layout, None, onto.is_some(), &p, &bufs)?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -242,7 +270,8 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
     if table_b.id() != table_a.id() {
         inputs.push(table_b);
     }
-    Ok(tape.record(&inputs, out, || {
+    inputs.extend(onto);
+    let y = tape.record(&inputs, out, || {
         Op::Fused(Box::new(NormalizedSumNode {
             terms: terms
                 .iter()
@@ -261,8 +290,10 @@ pub(super) fn normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tenso
             layout,
             slots,
             serial,
+            onto: onto.map(Saved::key_only),
         }))
-    }))
+    });
+    Ok((y, onto.is_some()))
 }
 
 /// See [`MixedSums::eval_normalized_sum`](super::MixedSums::eval_normalized_sum).
@@ -510,9 +541,13 @@ impl FusedNode for NormalizedSumNode {
             self.serial,
             self.layout,
             Some((need, dots)),
+            false,
             params,
             &bufs,
         )?;
+        if let Some(o) = self.onto.as_ref().filter(|o| o.requires_grad()) {
+            out.push((o.key(), GradTerm::plain(gy.clone())));
+        }
         for (k, t) in norm.iter().enumerate() {
             if t.0.requires_grad() {
                 out.push((t.0.key(), GradTerm::plain(dx[k].clone())));
