@@ -1566,6 +1566,30 @@ fn normalized_sum_plan(
     );
 }
 
+/// The terms of `plan` ((input, normalised, table, index)) over `xs`, the normalised ones
+/// updating the running statistics `stats` (mean, variance).
+fn onto_terms<'a>(
+    plan: &[(usize, bool, usize, usize)],
+    xs: &'a [Tensor],
+    table: impl Fn(usize) -> &'a Tensor,
+    stats: &'a [Tensor; 2],
+) -> Vec<SumTerm<'a>> {
+    plan.iter()
+        .map(|&(k, bn, tab, idx)| SumTerm {
+            x: &xs[k],
+            bn: bn.then(|| BnState {
+                running_mean: &stats[0],
+                running_var: &stats[1],
+                momentum: 0.1,
+                eps: 1e-5,
+            }),
+            stats: None,
+            table: table(tab),
+            idx,
+        })
+        .collect()
+}
+
 /// A cell node's sum so far plus an edge's tail (`normalized_sum_onto`): against the f64
 /// reference with finite differences (onto's gradient is the output's), then against the sum
 /// and a separate add (onto's gradient bit for bit), in one launch fewer where fused.
@@ -1598,28 +1622,14 @@ fn normalized_sum_onto_a_node_sum() {
                     Tensor::zeros(t.gpu(), &[3])?,
                     Tensor::full(t.gpu(), &[3], 1.0)?,
                 ];
-                let terms: Vec<SumTerm> = plan
-                    .iter()
-                    .map(|&(k, bn, tab, idx)| SumTerm {
-                        x: &v[k],
-                        bn: bn.then(|| BnState {
-                            running_mean: &stats[0],
-                            running_var: &stats[1],
-                            momentum: 0.1,
-                            eps: 1e-5,
-                        }),
-                        stats: None,
-                        table: &v[tab],
-                        idx,
-                    })
-                    .collect();
+                let terms = onto_terms(&plan, v, |tab| &v[tab], &stats);
                 t.normalized_sum_onto(&terms, &v[2])
             },
             Tolerance::FORWARD.scaled(&[4.0]),
             Tolerance::GRADIENT,
         );
     }
-    // Bit for bit: onto + sum, the add done in the fused launch or after it.
+    // onto + sum, the add done in the fused launch or after it.
     let g = gpu();
     let mut rng = Rng::new(76);
     let xs: Vec<Tensor> = (0..3)
@@ -1639,21 +1649,8 @@ fn normalized_sum_onto_a_node_sum() {
             Tensor::full(&g, &[3], 1.0).unwrap(),
         ];
         let run = |fused_add: bool| -> (Vec<Vec<f32>>, u64) {
-            let terms: Vec<SumTerm> = plan
-                .iter()
-                .map(|&(k, bn, tab, idx)| SumTerm {
-                    x: &xs[k],
-                    bn: bn.then(|| BnState {
-                        running_mean: &stats[0],
-                        running_var: &stats[1],
-                        momentum: 0.1,
-                        eps: 1e-5,
-                    }),
-                    stats: None,
-                    table: if tab == 3 { &alpha } else { &beta },
-                    idx,
-                })
-                .collect();
+            let table = |tab: usize| if tab == 3 { &alpha } else { &beta };
+            let terms = onto_terms(&plan, &xs, table, &stats);
             let mut tape = Tape::new(&g);
             g.sync().unwrap();
             let before = g.dispatch_count();
@@ -1687,6 +1684,18 @@ fn normalized_sum_onto_a_node_sum() {
                 .all(|(g, r)| g.to_bits() == r.to_bits()),
             "{mode:?}: onto's gradient is the output's"
         );
+        // A sum so far of another shape is refused by name, not launched.
+        let wrong = Tensor::zeros(&g, &[2, 3, 4, 8]).unwrap();
+        let terms = onto_terms(
+            &plan,
+            &xs,
+            |tab| if tab == 3 { &alpha } else { &beta },
+            &stats,
+        );
+        let e = Tape::new(&g)
+            .normalized_sum_onto(&terms, &wrong)
+            .unwrap_err();
+        assert!(e.to_string().contains("[2, 3, 4, 8]"), "{mode:?}: {e}");
         let fused = mode != SumMode::Separate && g.policy().binds(15);
         assert_eq!(n_onto + u64::from(fused), n_apart, "{mode:?}: launches");
     }

@@ -150,6 +150,12 @@ pub(super) fn normalized_sum_onto(
     }
     let gpu = tape.gpu().clone();
     let x0 = terms[0].x;
+    if let Some(o) = onto.filter(|o| o.shape() != x0.shape()) {
+        return Err(Error::shape(
+            "normalized_sum",
+            format!("a sum of {:?} onto one of {:?}", x0.shape(), o.shape()),
+        ));
+    }
     let (n, c, h, w) = x0.nchw("normalized_sum")?;
     let table_a = terms
         .iter()
@@ -226,14 +232,6 @@ pub(super) fn normalized_sum_onto(
         &[(g * 4 + MAX_PLAIN) * c],
         "normalized_sum statistics",
     )?;
-    if let Some(o) = onto {
-        if o.shape() != x0.shape() {
-            return Err(Error::shape(
-                "normalized_sum",
-                format!("a sum of {:?} onto one of {:?}", x0.shape(), o.shape()),
-            ));
-        }
-    }
     let out = Tensor::empty(&gpu, x0.shape(), "normalized_sum output")?;
     let xb = |k: usize| norm.get(k).unwrap_or(&norm[0]).x.buffer();
     let zb = |j: usize| slots.get(j).map_or(x0, |&(t, _)| terms[t].x).buffer();
