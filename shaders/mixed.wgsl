@@ -19,8 +19,9 @@
 //                  whose bit is set in p.norm folded in: term k is (y_k − mean)·invstd per
 //                  channel, mean and variance at 2k·c and (2k+1)·c of binding 12 (p.count = c
 //                  channels of p.chunk vec4s each, invstd = 1/sqrt(var + eps) as eval_stats
-//                  computes it, eps = bitcast<f32>(p.eps_bits)). An inference pass's mixed
-//                  edge in one launch (12 bindings).
+//                  computes it, eps = bitcast<f32>(p.eps_bits)); with EACC = 1 added onto
+//                  binding 13 (a node's sum so far). An inference pass's mixed edge in one
+//                  launch (13 bindings).
 //   dot4_partial   1 g, 2..5 y0..y3, 6 partial (p.m × p.count): workgroup w writes
 //                  partial[k·count + w] = Σ over its chunk of g·y_k.  Grid: p.count workgroups.
 //                  dot4_partial_vec4: the same with vec4 loads, for n % 4 == 0.
@@ -159,6 +160,11 @@ fn eval_term(k: u32, y: vec4<f32>, ch: u32) -> vec4<f32> {
     return (y - vec4<f32>(mean)) * invstd;
 }
 
+// EACC = 1: the sum is added onto binding 13 (a node's sum so far, as ACC in the fused train
+// sums below); any read-only buffer is bound there otherwise.
+@group(0) @binding(13) var<storage, read> es_prev: array<vec4<f32>>;
+override EACC: u32 = 0u;
+
 @compute @workgroup_size(256)
 fn eval_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let c = coefs(true);
@@ -173,6 +179,7 @@ fn eval_sum8_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     if (p.m > 5u) { acc = acc + c[5] * eval_term(5u, w4_y5[i], ch); }
     if (p.m > 6u) { acc = acc + c[6] * eval_term(6u, w4_y6[i], ch); }
     if (p.m > 7u) { acc = acc + c[7] * eval_term(7u, w4_y7[i], ch); }
+    if (EACC != 0u) { acc = es_prev[i] + acc; }
     w4_out[i] = acc;
 }
 

@@ -1864,7 +1864,7 @@ fn normalized_sum_updates_running_statistics_as_batch_norm_does() {
 
 /// An inference pass's mixed-edge sum with eval-mode batch norms: six normalised terms and
 /// two plain ones from two tables, against the CPU f64 reference; one launch where the
-/// adapter binds its 12 buffers and the plane is of vec4s, else a batch norm per term and
+/// adapter binds its 13 buffers and the plane is of vec4s, else a batch norm per term and
 /// weighted sums; and the separate path on a recording tape, whose gradients it needs.
 #[test]
 fn eval_normalized_sum_matches_the_cpu_reference() {
@@ -1943,7 +1943,7 @@ fn eval_normalized_sum_matches_the_cpu_reference() {
                 let y = tape.eval_normalized_sum(&terms).unwrap();
                 let got = y.to_vec().unwrap();
                 let launches = g.dispatch_count() - before;
-                let fused = !recording && hw % 4 == 0 && g.policy().binds(12);
+                let fused = !recording && hw % 4 == 0 && g.policy().binds(13);
                 assert_eq!(
                     launches == 1,
                     fused,
@@ -1953,6 +1953,20 @@ fn eval_normalized_sum_matches_the_cpu_reference() {
                     &format!("eval sum x{s:?} costly {costly} recording {recording}"),
                     &got,
                     &want,
+                );
+                // Onto a node's sum so far (x₆ stands in): in the same one launch where fused,
+                // else the sum and an add.
+                g.sync().unwrap();
+                let before = g.dispatch_count();
+                let y = tape.eval_normalized_sum_onto(&terms, &xt[6]).unwrap();
+                let got = y.to_vec().unwrap();
+                let launches = g.dispatch_count() - before;
+                assert_eq!(launches == 1, fused, "onto: {launches} launches");
+                let want_onto: Vec<f64> = want.iter().zip(&xs[6]).map(|(w, o)| w + o).collect();
+                Tolerance::FORWARD.assert_close(
+                    &format!("eval sum onto x{s:?} costly {costly} recording {recording}"),
+                    &got,
+                    &want_onto,
                 );
                 // The running statistics are read, never updated.
                 assert_eq!(rm[0].to_vec().unwrap(), f32s(&means[0]));

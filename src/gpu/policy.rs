@@ -170,7 +170,7 @@ pub const WIDE_KERNELS: [(&str, &str, u32); 7] = [
     ("mixed", "sum_forward_group4", 14),
     ("mixed", "sum_backward4", 15),
     ("mixed", "sum_backward_group4", 15),
-    ("mixed", "eval_sum8_vec4", 12),
+    ("mixed", "eval_sum8_vec4", 13),
 ];
 
 /// The CPU strategy's `weight_grad_chunk` on an adapter of `threads` threads: four workgroups

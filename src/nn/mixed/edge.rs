@@ -1,7 +1,7 @@
 //! The DARTS- mixed edge (SPEC §4): Σ_k softmax(α_e)_k · op_k(x) + β · aux(x), its
 //! candidates' final batch norms fused into the sum.
 
-use super::normalized_sum::{eval_normalized_sum, normalized_sum_onto, SumTerm};
+use super::normalized_sum::{eval_normalized_sum_onto, normalized_sum_onto, SumTerm};
 use crate::autodiff::{ChannelStats, PoolCfg, Tape, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -191,14 +191,15 @@ impl MixedOp {
         }
         match ctx.train {
             true => normalized_sum_onto(tape, &terms, onto),
-            false => Ok((eval_normalized_sum(tape, &terms)?, false)),
+            false => eval_normalized_sum_onto(tape, &terms, onto),
         }
     }
 }
 
 /// A cell node's sum over its edges, built as they run: an edge whose tail runs fused adds
 /// its output onto the sum so far in the same launch (no sum launch of the node's own, and
-/// no edge output written and read again); the others are added at the end. Always in edge
+/// no edge output written and read again; in eval mode likewise, in the one-launch
+/// inference sum); the others are added at the end. Always in edge
 /// order, ((e1 + e2) + e3), as one sum over the edges' outputs adds them.
 #[derive(Default)]
 pub struct NodeSum {

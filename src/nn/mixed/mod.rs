@@ -46,6 +46,10 @@ pub trait MixedSums {
     /// policy allows, one launch over every term; otherwise (or where a gradient is wanted)
     /// a batch norm per normalised term and a weighted sum.
     fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor>;
+
+    /// `onto + eval_normalized_sum(terms)`: in the sum's one launch where it has one, else the
+    /// sum, then an add.
+    fn eval_normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor>;
 }
 
 impl MixedSums for Tape {
@@ -70,5 +74,12 @@ impl MixedSums for Tape {
 
     fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
         normalized_sum::eval_normalized_sum(self, terms)
+    }
+
+    fn eval_normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor> {
+        match normalized_sum::eval_normalized_sum_onto(self, terms, Some(onto))? {
+            (y, true) => Ok(y),
+            (y, false) => self.sum(&[onto, &y]),
+        }
     }
 }

@@ -296,9 +296,26 @@ pub(super) fn normalized_sum_onto(
 
 /// See [`MixedSums::eval_normalized_sum`](super::MixedSums::eval_normalized_sum).
 pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<Tensor> {
+    Ok(eval_normalized_sum_onto(tape, terms, None)?.0)
+}
+
+/// [`eval_normalized_sum`] added onto `onto` where its one launch runs: `(onto + sum, true)`;
+/// else `(sum, false)` and the caller adds (as [`normalized_sum_onto`]).
+pub(super) fn eval_normalized_sum_onto(
+    tape: &mut Tape,
+    terms: &[SumTerm],
+    onto: Option<&Tensor>,
+) -> Result<(Tensor, bool)> {
     let (n, c, h, w) = checked_terms("eval_normalized_sum", terms)?;
     let first = &terms[0];
+    if let Some(o) = onto.filter(|o| o.shape() != first.x.shape()) {
+        return Err(Error::shape(
+            "eval_normalized_sum",
+            format!("a sum of {:?} onto one of {:?}", first.x.shape(), o.shape()),
+        ));
+    }
     let mut inputs: Vec<&Tensor> = terms.iter().flat_map(|t| [t.x, t.table]).collect();
+    inputs.extend(onto);
     inputs.extend(
         terms
             .iter()
@@ -321,7 +338,7 @@ pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<
         });
     let Some(eps) = eps.filter(|_| fused) else {
         // A batch norm per normalised term (`normalize4` in an inference pass), then the sum.
-        return separate_then_sum(tape, terms, false);
+        return Ok((separate_then_sum(tape, terms, false)?, false));
     };
     let gpu = tape.gpu().clone();
     let m = terms.len();
@@ -369,9 +386,12 @@ pub(super) fn eval_normalized_sum(tape: &mut Tape, terms: &[SumTerm]) -> Result<
         y(6),
         y(7),
         running.buffer(),
+        onto.unwrap_or(first.x).buffer(),
     ];
-    gpu.launch("mixed", "eval_sum8_vec4", p.words(), &bufs, out.numel() / 4)?;
-    Ok(out)
+    let consts = [("EACC", onto.is_some() as u32)];
+    let work = out.numel() / 4;
+    gpu.launch_spec("mixed", "eval_sum8_vec4", &consts, p.words(), &bufs, work)?;
+    Ok((out, onto.is_some()))
 }
 
 /// A normalised term's batch norm on its own (train mode, no affine), with the statistics
