@@ -31,6 +31,7 @@ Needs: torch (pip install torch).
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -49,24 +50,24 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-# Op families for --profile, first match wins: (family, PyTorch aten op substrings,
-# darts-minus kernel prefixes). A mixed edge's tail is one family on both sides: PyTorch's
-# batch norms and the muls and adds of its weighted sums, our fused normalised sums.
+# Op families for --profile: (family, a regular expression over PyTorch's aten op names,
+# darts-minus kernel prefixes), the first match wins. A mixed edge's tail is one family on
+# both sides: PyTorch's batch norms and the muls and adds of its weighted sums, our fused
+# normalised sums. ReLU (aten::clamp_min) is elementwise, the clipping's aten::clamp optimiser.
 FAMILIES = [
-    ('convolutions', ['convolution', 'conv2d', 'mkldnn_conv'], ['conv:', 'pointwise:', 'depthwise:']),
-    ('pooling', ['pool'], ['pool:']),
-    ('batch norm + weighted sums', ['batch_norm', 'aten::mul', 'aten::add', 'aten::sum', 'aten::div', 'aten::sub'],
-     ['mixed:', 'batchnorm:']),
-    ('optimiser', ['_foreach', 'addcmul', 'addcdiv', 'lerp', 'sqrt', 'norm', 'clamp'], ['optim:']),
-    ('elementwise (relu, copies, fills)', ['threshold', 'relu', 'copy', 'fill', 'zero', 'clamp_min'],
+    ('convolutions', r'conv', ['conv:', 'pointwise:', 'depthwise:']),
+    ('pooling', r'pool', ['pool:']),
+    ('batch norm + weighted sums', r'batch_norm|^aten::(mul|add|sum|div|sub)_?$',
+     ['mixed:', 'batchnorm:', 'elementwise:add']),
+    ('elementwise (relu, copies, fills)', r'threshold|relu|clamp_min|copy|fill|zero',
      ['elementwise:', 'layout:', 'noise:']),
+    ('optimiser', r'_foreach|addcmul|addcdiv|lerp|sqrt|norm|^aten::clamp_?$', ['optim:']),
 ]
 
 
 def family(name, torch_side):
     for fam, ops, kernels in FAMILIES:
-        if any((o in name) if torch_side else name.startswith(o)
-               for o in (ops if torch_side else kernels)):
+        if re.search(ops, name) if torch_side else name.startswith(tuple(kernels)):
             return fam
     return 'other'
 
@@ -118,8 +119,8 @@ def print_families(torch_fams, ours_fams):
     for n in names + ['all']:
         t = sum(torch_fams.values()) if n == 'all' else torch_fams.get(n, 0.0)
         o = sum(ours_fams.values()) if n == 'all' else ours_fams.get(n, 0.0)
-        ratio = f'{o / t:.2f}' if t > 0 and ours_fams else '-'
-        print(f'| {n} | {t:.1f} | {o:.1f} | {ratio} |' if ours_fams else f'| {n} | {t:.1f} | - | - |')
+        ours = f'{o:.1f} | {o / t:.2f}' if ours_fams and t > 0 else (f'{o:.1f} | -' if ours_fams else '- | -')
+        print(f'| {n} | {t:.1f} | {ours} |')
     print('(pytorch: self time of aten ops under torch.profiler, each op\'s wall time on its '
           'calling thread, intra-op threads inside; darts-minus: one eager step, each launch '
           'timed alone)', flush=True)
@@ -162,13 +163,8 @@ def torch_step_times(args):
         y = torch.randint(0, 10, (b,), device=device)
         return x, y
 
-    times = []
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    for i in range(args.warmup + args.steps):
-        (xv, yv), (xt, yt) = batch(), batch()
-        sync(device)
-        t0 = time.perf_counter()
+    def step(xv, yv, xt, yt):
+        # The order of each space's reference code; the loss read back ends the step.
         if args.space == 'nb201':
             loss = weight_step(xt, yt)
             alpha_step(xv, yv)
@@ -177,21 +173,21 @@ def torch_step_times(args):
             loss = weight_step(xt, yt)
         loss.item()
         sync(device)
+
+    times = []
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(args.warmup + args.steps):
+        (xv, yv), (xt, yt) = batch(), batch()
+        sync(device)
+        t0 = time.perf_counter()
+        step(xv, yv, xt, yt)
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() if device.type == 'cuda' else None
     fams = None
     if getattr(args, 'profile', False):
-        def step():
-            (xv, yv), (xt, yt) = batch(), batch()
-            if args.space == 'nb201':
-                weight_step(xt, yt)
-                alpha_step(xv, yv)
-            else:
-                alpha_step(xv, yv)
-                weight_step(xt, yt)
-            sync(device)
-        fams = torch_profile(step, args.steps)
+        fams = torch_profile(lambda: step(*batch(), *batch()), args.steps)
     return times, peak, fams
 
 

@@ -449,8 +449,8 @@ impl LaunchPolicy {
         self.launches_are_costly() && per_channel <= self.bn_serial_max
     }
 
-    /// A mixed edge's normalised sum over `channels` of `per_channel` values as one fused
-    /// launch each way? The op adds its own structural conditions;
+    /// A mixed edge's normalised sum over `per_channel` values a channel as one fused launch
+    /// each way? The op adds its own structural conditions;
     /// [`Self::normalized_sum_serial`] says which form. Without subgroups (llvmpipe's GL) the
     /// workgroup-per-channel form's sums take barriers instead (`lanes_none.wgsl`).
     pub fn fuse_normalized_sum(&self, per_channel: usize) -> bool {

@@ -58,11 +58,14 @@ pub(crate) fn scale_by_raw(x: &Tensor, s: &Tensor, idx: usize, factor: f32) -> R
 /// A term's coefficient: `table[idx]`, or 1 (None).
 type Coef<'a> = Option<(&'a Tensor, usize)>;
 
+/// The largest table index a pair packs ([`pack_pair`]: 16 bits each).
+pub(crate) const PAIR_INDEX_MAX: u32 = 0xffff;
+
 /// Two (index, table) coefficients of one tensor packed into one term's (idx, tab), as
 /// `mixed.wgsl` decodes a pair: idx = i1 | i2 << 16, tab = t1 | t2 << 2. None where an index
 /// does not fit 16 bits.
 pub(crate) fn pack_pair((i1, t1): (u32, u32), (i2, t2): (u32, u32)) -> Option<(u32, u32)> {
-    (i1 <= 0xffff && i2 <= 0xffff).then_some((i1 | i2 << 16, t1 | t2 << 2))
+    (i1 <= PAIR_INDEX_MAX && i2 <= PAIR_INDEX_MAX).then_some((i1 | i2 << 16, t1 | t2 << 2))
 }
 
 /// out = Σ_k s_k·y_k in term order, eight (or four) terms per launch: s_k = table[idx] for a

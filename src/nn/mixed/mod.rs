@@ -66,10 +66,8 @@ impl MixedSums for Tape {
     }
 
     fn normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor> {
-        match normalized_sum::normalized_sum_onto(self, terms, Some(onto))? {
-            (y, true) => Ok(y),
-            (y, false) => self.sum(&[onto, &y]),
-        }
+        let done = normalized_sum::normalized_sum_onto(self, terms, Some(onto))?;
+        add_unless_added(self, onto, done)
     }
 
     fn eval_normalized_sum(&mut self, terms: &[SumTerm]) -> Result<Tensor> {
@@ -77,9 +75,15 @@ impl MixedSums for Tape {
     }
 
     fn eval_normalized_sum_onto(&mut self, terms: &[SumTerm], onto: &Tensor) -> Result<Tensor> {
-        match normalized_sum::eval_normalized_sum_onto(self, terms, Some(onto))? {
-            (y, true) => Ok(y),
-            (y, false) => self.sum(&[onto, &y]),
-        }
+        let done = normalized_sum::eval_normalized_sum_onto(self, terms, Some(onto))?;
+        add_unless_added(self, onto, done)
+    }
+}
+
+/// onto + y, where the launch that made y (`added`: false) did not add it already.
+fn add_unless_added(tape: &mut Tape, onto: &Tensor, (y, added): (Tensor, bool)) -> Result<Tensor> {
+    match added {
+        true => Ok(y),
+        false => tape.sum(&[onto, &y]),
     }
 }

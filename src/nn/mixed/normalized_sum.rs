@@ -4,7 +4,7 @@
 //! workgroup per channel for larger ones; `sum_alpha` in `shaders/mixed.wgsl`), else separate
 //! batch norms and a weighted sum.
 
-use crate::autodiff::ops::elementwise::pack_pair;
+use crate::autodiff::ops::elementwise::{pack_pair, PAIR_INDEX_MAX};
 use crate::autodiff::{
     BnState, ChannelStats, FusedNode, GradTerm, Op, Saved, Tape, Tensor, TensorKey,
 };
@@ -55,15 +55,22 @@ struct SumLayout {
     kinds: u32,
 }
 
-/// Launches the fused forward, or (with `need`: the normalised slots whose dx is wanted, and
-/// the plain slots whose dot products with gy are folded in) the backward, over c channels:
-/// one thread per channel (small channels) or a workgroup per channel.
+/// Which way a fused launch goes.
+enum Pass {
+    /// The sum, added onto a node's sum so far where `onto` (ACC).
+    Forward { onto: bool },
+    /// `need`: the normalised slots whose dx is wanted; `dots`: the plain slots whose dot
+    /// products with gy are folded in.
+    Backward { need: u32, dots: u32 },
+}
+
+/// Launches the fused forward or backward over c channels: one thread per channel (small
+/// channels) or a workgroup per channel.
 fn launch_fused(
     gpu: &Gpu,
     serial: bool,
     layout: SumLayout,
-    need: Option<(u32, u32)>,
-    onto: bool,
+    pass: Pass,
     p: &MixedSumParams,
     bufs: &[&GpuBuffer],
 ) -> Result<()> {
@@ -73,12 +80,12 @@ fn launch_fused(
         false => ("sum_forward_group4", "sum_backward_group4", Work::Groups(c)),
     };
     let words = p.words();
-    match need {
-        Some((need, dots)) => {
+    match pass {
+        Pass::Backward { need, dots } => {
             let consts = [("SG", p.g), ("SNEED", need), ("SDOT", dots)];
             gpu.launch_spec("mixed", backward, &consts, words, bufs, grid)
         }
-        None => {
+        Pass::Forward { onto } => {
             let consts = [
                 ("SG", p.g),
                 ("SM", layout.m),
@@ -87,6 +94,17 @@ fn launch_fused(
             ];
             gpu.launch_spec("mixed", forward, &consts, words, bufs, grid)
         }
+    }
+}
+
+/// An error where `onto` (a node's sum so far) is not of `x`'s shape.
+fn check_onto(op: &'static str, x: &Tensor, onto: Option<&Tensor>) -> Result<()> {
+    match onto.filter(|o| o.shape() != x.shape()) {
+        Some(o) => Err(Error::shape(
+            op,
+            format!("a sum of {:?} onto one of {:?}", x.shape(), o.shape()),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -150,12 +168,7 @@ pub(super) fn normalized_sum_onto(
     }
     let gpu = tape.gpu().clone();
     let x0 = terms[0].x;
-    if let Some(o) = onto.filter(|o| o.shape() != x0.shape()) {
-        return Err(Error::shape(
-            "normalized_sum",
-            format!("a sum of {:?} onto one of {:?}", x0.shape(), o.shape()),
-        ));
-    }
+    check_onto("normalized_sum", x0, onto)?;
     let (n, c, h, w) = x0.nchw("normalized_sum")?;
     let table_a = terms
         .iter()
@@ -252,7 +265,10 @@ pub(super) fn normalized_sum_onto(
         onto.unwrap_or(x0).buffer(),
     ];
     let serial = gpu.policy().normalized_sum_serial(c, n * h * w);
-    launch_fused(&gpu, serial, layout, None, onto.is_some(), &p, &bufs)?;
+    let pass = Pass::Forward {
+        onto: onto.is_some(),
+    };
+    launch_fused(&gpu, serial, layout, pass, &p, &bufs)?;
     for (k, s) in states.iter().enumerate() {
         gpu.copy_range(running.buffer(), 2 * k * c, s.running_mean.buffer(), 0, c);
         gpu.copy_range(
@@ -308,12 +324,7 @@ pub(super) fn eval_normalized_sum_onto(
 ) -> Result<(Tensor, bool)> {
     let (n, c, h, w) = checked_terms("eval_normalized_sum", terms)?;
     let first = &terms[0];
-    if let Some(o) = onto.filter(|o| o.shape() != first.x.shape()) {
-        return Err(Error::shape(
-            "eval_normalized_sum",
-            format!("a sum of {:?} onto one of {:?}", first.x.shape(), o.shape()),
-        ));
-    }
+    check_onto("eval_normalized_sum", first.x, onto)?;
     let mut inputs: Vec<&Tensor> = terms.iter().flat_map(|t| [t.x, t.table]).collect();
     inputs.extend(onto);
     inputs.extend(
@@ -457,7 +468,7 @@ fn plain_slots(terms: &[SumTerm]) -> Vec<(usize, Option<usize>)> {
             continue;
         }
         // Pairs pack both indices in 16 bits each (pack_pair).
-        let small = |t: &SumTerm| t.idx <= 0xffff;
+        let small = |t: &SumTerm| t.idx <= PAIR_INDEX_MAX as usize;
         match slots.iter_mut().find(|(first, second)| {
             terms[*first].x.id() == term.x.id()
                 && second.is_none()
@@ -554,15 +565,8 @@ impl FusedNode for NormalizedSumNode {
         let mut bufs = inputs[..MAX_NORMALIZED].to_vec();
         bufs.extend([gy.buffer(), self.saved.buffer(), table_a.data()?.buffer()]);
         bufs.extend(dx.iter().map(|d| d.buffer()));
-        launch_fused(
-            gpu,
-            self.serial,
-            self.layout,
-            Some((need, dots)),
-            false,
-            params,
-            &bufs,
-        )?;
+        let pass = Pass::Backward { need, dots };
+        launch_fused(gpu, self.serial, self.layout, pass, params, &bufs)?;
         if let Some(o) = self.onto.as_ref().filter(|o| o.requires_grad()) {
             out.push((o.key(), GradTerm::plain(gy.clone())));
         }
