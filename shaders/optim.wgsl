@@ -14,10 +14,18 @@
 //   sgd4_clipped  sgd_clipped for four parameters in one launch (own parameter block s4:
 //              their sizes, lr index, Nesterov, momentum, decay): 1 hyper, 2 coef, 3..6 g0..g3,
 //              7..10 w0..w3, 11..14 buf0..buf3; one thread per element of the largest.
+//   sgd_clipped4  sgd_clipped a vec4 a thread (thread i: elements 4i..4i+3) for the gathered
+//              flat buffers, which hold whole quads; the last quad's elements past n are
+//              scratch (never copied back), so it is updated whole.
 //   sumsq4_partial  (own parameter block q) 1..4 g0..g3, 5 partial: workgroup w writes
 //              partial[q.base + 4w + k] = Σ g_k² over elements [w·chunk, (w+1)·chunk) of g_k
 //              (of q.n[k]); every launch's partials are then summed by one reduce.wgsl
 //              `finish`. Grid: q.count groups.
+//   sumsq_vec4_partial  (q) 1 g as vec4s (whole quads bound; q.n.x values counted, the last
+//              quad's tail masked), 2 partial: workgroup w writes partial[q.base + w] = Σ g²
+//              over values [w·chunk, (w+1)·chunk) (chunk a multiple of 4·WG). The gathered
+//              flat gradient's norm in a few workgroups: one tree sum each, not one per
+//              ~1,000 values.
 // One thread per parameter element (clip_coef: one thread), workgroup size 256.
 
 struct P {
@@ -56,6 +64,24 @@ fn sgd_clipped(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let i = gid(wg, nwg, li);
     if (i >= p.n) { return; }
     sgd_at(i, o_g[i] * sc_coef[0]);
+}
+
+@group(0) @binding(1) var<storage, read> o4_g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> o4_w: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> o4_m: array<vec4<f32>>;
+
+// sgd_at on a quad: the same operations per component, so the same values as sgd_clipped.
+@compute @workgroup_size(256)
+fn sgd_clipped4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = gid(wg, nwg, li);
+    if (i >= (p.n + 3u) / 4u) { return; }
+    let w = o4_w[i];
+    let d = o4_g[i] * sc_coef[0] + p.wd * w;
+    let b = p.momentum * o4_m[i] + d;
+    o4_m[i] = b;
+    var step = b;
+    if (p.nesterov != 0u) { step = d + p.momentum * b; }
+    o4_w[i] = w - o_hyper[p.lr_idx] * step;
 }
 
 @compute @workgroup_size(256)
@@ -105,6 +131,26 @@ fn sumsq4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         sq_part[q.base + 4u * w + 2u] = t.z;
         sq_part[q.base + 4u * w + 3u] = t.w;
     }
+}
+
+@group(0) @binding(1) var<storage, read> sq4_g: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> sq4_part: array<f32>;
+
+@compute @workgroup_size(256)
+fn sumsq_vec4_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let w = group_index(wg, nwg);
+    let n = q.n.x;
+    let start = w * (q.chunk / 4u);
+    let end = min(start + q.chunk / 4u, (n + 3u) / 4u);
+    var acc = vec4<f32>(0.0);
+    for (var i = start + li; i < end; i = i + WG) {
+        var v = sq4_g[i];
+        // Past n in the last quad: stale scratch of the flat buffers, not counted.
+        v = select(vec4<f32>(0.0), v, vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
+        acc = acc + v * v;
+    }
+    let t = tree_sum(li, (acc.x + acc.y) + (acc.z + acc.w));
+    if (li == 0u && w < q.count) { sq4_part[q.base + w] = t; }
 }
 
 struct S4 {

@@ -248,7 +248,12 @@ impl Sgd {
             return Ok(table);
         }
         let mut flat = self.flat.borrow_mut();
-        let total = params.iter().map(|p| p.numel()).sum::<usize>();
+        // Whole quads, so the update and the norm read and write vec4s.
+        let total = params
+            .iter()
+            .map(|p| p.numel())
+            .sum::<usize>()
+            .next_multiple_of(4);
         if flat.as_ref().is_none_or(|f| f[0].numel() < total) {
             let mk = |name| Tensor::empty(gpu, &[total], name);
             *flat = Some([
@@ -273,12 +278,8 @@ impl Sgd {
             gpu.copy_range(m.buffer(), 0, fm.buffer(), at, p.numel());
         }
         let len = at;
-        let view = |t: &Tensor| Tensor::from_buffer(gpu, &[len], t.buffer().clone(), false);
-        let flat_grads = view(fg);
-        let counted: Vec<&Tensor> = std::iter::once(&flat_grads)
-            .chain(norm_only.iter().copied())
-            .collect();
-        let (table, coef) = clip_coefficient(&counted, max_norm)?;
+        let flat_grads = Tensor::from_buffer(gpu, &[len], fg.buffer().clone(), false);
+        let (table, coef) = clip_coefficient_of(Some(&flat_grads), norm_only, max_norm)?;
         let mut pb = params_block(len, self.momentum, self.weight_decay, 0.0, 0.0, 0.0);
         pb.nesterov = self.nesterov as u32;
         let bufs = [
@@ -288,7 +289,7 @@ impl Sgd {
             fm.buffer(),
             coef.buffer(),
         ];
-        gpu.launch("optim", "sgd_clipped", pb.words(), &bufs, len)?;
+        gpu.launch("optim", "sgd_clipped4", pb.words(), &bufs, len.div_ceil(4))?;
         for &(p, m, _, at) in &parts {
             gpu.copy_range(fw.buffer(), at, p.buffer(), 0, p.numel());
             gpu.copy_range(fm.buffer(), at, m.buffer(), 0, p.numel());
@@ -399,7 +400,19 @@ impl Adam {
 /// capped at 1. Everything stays on the GPU; returns a 2-element table [norm², coef] (for
 /// logging) and the 1-element coefficient (for [`Sgd::encode_clipped`]).
 pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Tensor)> {
-    let Some(first) = grads.first() else {
+    clip_coefficient_of(None, grads, max_norm)
+}
+
+/// [`clip_coefficient`] of `quads` and `grads` together, where `quads` is a gradient whose
+/// buffer holds whole quads past its length (the gathered flat gradient): its Σ g² is read
+/// as vec4s in the launch policy's few dot-product workgroups (one tree sum each, where
+/// barriers are costly) instead of four gradients' worth of ~1,000-value chunks.
+fn clip_coefficient_of(
+    quads: Option<&Tensor>,
+    grads: &[&Tensor],
+    max_norm: f32,
+) -> Result<(Tensor, Tensor)> {
+    let Some(first) = quads.or(grads.first().copied()) else {
         return Err(Error::Invalid(
             "clip_grad_norm needs at least one gradient".into(),
         ));
@@ -412,9 +425,28 @@ pub fn clip_coefficient(grads: &[&Tensor], max_norm: f32) -> Result<(Tensor, Ten
         .chunks(4)
         .map(|four| split(four.iter().map(|g| g.numel()).max().unwrap_or(1)))
         .collect();
-    let total: usize = splits.iter().map(|&(_, groups)| 4 * groups).sum();
+    let quad_split = quads.map(|g| gpu.policy().dot_chunks(g.numel(), split(g.numel())));
+    let total: usize = splits.iter().map(|&(_, groups)| 4 * groups).sum::<usize>()
+        + quad_split.map_or(0, |(_, groups)| groups);
     let partial = gpu.alloc("gradient norm partials", total)?;
     let mut base = 0;
+    if let (Some(g), Some((chunk, groups))) = (quads, quad_split) {
+        let q = SumsqParams {
+            n: [g.numel() as u32, 0, 0, 0],
+            chunk: chunk as u32,
+            count: groups as u32,
+            base: 0,
+            ..SumsqParams::default()
+        };
+        gpu.launch(
+            "optim",
+            "sumsq_vec4_partial",
+            q.words(),
+            &[g.buffer(), &partial],
+            Work::Groups(groups),
+        )?;
+        base = groups;
+    }
     for (four, &(chunk, groups)) in grads.chunks(4).zip(&splits) {
         let mut q = SumsqParams {
             chunk: chunk as u32,

@@ -232,7 +232,9 @@ fn sgd_clip_and_update_gathered_or_per_parameter() {
             .map(|v| Tensor::parameter(&g, &[v.len()], &f32s(v)).unwrap())
             .collect();
         let mut sgd = Sgd::new(&g, &ps, 0.1, 0.9, 3e-4).unwrap();
-        for (step, (absent, lr)) in [(1usize, 0.1f32), (3, 0.05), (0, 0.02)]
+        // The gathered length shrinks step by step (5,370, 5,107, 407 values, none a multiple
+        // of 4), so the flat buffers' last quad holds an earlier step's values past it.
+        for (step, (absent, lr)) in [(0usize, 0.1f32), (3, 0.05), (1, 0.02)]
             .into_iter()
             .enumerate()
         {
