@@ -25,6 +25,11 @@
 //                        many chunks: a thread walking them all is one long serial chain)
 //   DIRECT = 1 (pipeline constant, one chunk): the partial kernels write dw itself at 3 and
 //           the second pass is skipped (small gradients on adapters where launches are costly)
+//   DB = 1 (weight_grad_partial4): the bias gradient db[i] = Σ_{b,p} dy[b,i,p] too, from the
+//           dy loads the threads of input block 0 already make: with DIRECT written to db at
+//           4, else as 4 partials per (output block, chunk) after dw's, which
+//   weight_grad_sum_bias(_wg)  1 part, 2 dw, 3 db: weight_grad_sum(_wg) over dw's m·k
+//           elements and then db's m (grid m·k + m threads, or workgroups): no bias launch
 // RELU = 1 (pipeline constant): x is read through max(x, 0) in gemm and weight_grad_partial,
 // folding a preceding ReLU into the loads. MASK = 1: gemm writes y only where mask > 0 (0
 // elsewhere), the input gradient through that ReLU with mask = the input; with MASK = 0 bind
@@ -36,6 +41,7 @@ override MASK: u32 = 0u;
 override DIRECT: u32 = 0u;
 override UW: u32 = 0u;
 override BIAS: u32 = 0u;
+override DB: u32 = 0u;
 
 fn relu_in(v: f32) -> f32 {
     if (RELU != 0u) { return max(v, 0.0); }
@@ -322,6 +328,12 @@ fn weight_grad_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgr
 // positions (one vec4 of each row) per step, so a load serves four positions.
 @group(0) @binding(1) var<storage, read> w4_dy: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w4_x: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> w4_db: array<f32>;
+
+// Where the bias gradient's partials start in the partials buffer: after dw's blocks.
+fn bias_part_base() -> u32 {
+    return block_threads() * 16u;
+}
 
 @compute @workgroup_size(256)
 fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -340,6 +352,9 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     let rj = bk.rj;
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+    // The bias's sums: the threads of input block 0 (their dy loads are the bias's inputs).
+    let bias_thread = DB != 0u && j0 == 0u;
+    var bsum = vec4<f32>(0.0);
     let hw4 = p.hw / 4u;
     let start = bk.chunk * p.per / 4u;
     let end = min(start + p.per / 4u, p.n * hw4);
@@ -352,6 +367,9 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         var xv: array<vec4<f32>, 4>;
         for (var q = 0u; q < 4u; q = q + 1u) {
             dv[q] = w4_dy[dyb + min(q, ri - 1u) * hw4];
+        }
+        if (bias_thread) {
+            for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
         }
         let l = li % 8u;
         if (LANES != 0u && OB == 8u) {
@@ -387,17 +405,51 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         px = px + 1u;
         if (px == hw4) { px = 0u; b = b + 1u; }
     }
+    if (bias_thread) {
+        if (DIRECT != 0u) {
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                if (a < ri) { w4_db[i0 + a] = bsum[a]; }
+            }
+        } else {
+            let at = bias_part_base() + ((i0 / 4u) * p.chunks + bk.chunk) * 4u;
+            for (var a = 0u; a < 4u; a = a + 1u) { wg_part[at + a] = bsum[a]; }
+        }
+    }
     store_block(slot, acc, i0, j0, ri, rj);
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ws_dw: array<f32>;
 
+@group(0) @binding(3) var<storage, read_write> ws_db: array<f32>;
+
 // Pass 2: one thread per element of dw sums its block's partials over all chunks.
 @compute @workgroup_size(256)
 fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = gid(wg, nwg, li);
     if (e >= p.m * p.k) { return; }
+    ws_dw[e] = dw_sum(e);
+}
+
+// weight_grad_sum, then one thread per bias element over its output block's bias partials.
+@compute @workgroup_size(256)
+fn weight_grad_sum_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let e = gid(wg, nwg, li);
+    if (e < p.m * p.k) {
+        ws_dw[e] = dw_sum(e);
+        return;
+    }
+    let o = e - p.m * p.k;
+    if (o >= p.m) { return; }
+    var acc = 0.0;
+    for (var c = 0u; c < p.chunks; c = c + 1u) {
+        acc = acc + ws_part[bias_part_base() + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
+    }
+    ws_db[o] = acc;
+}
+
+// Element e of dw: its block's partials summed over the chunks in chunk order.
+fn dw_sum(e: u32) -> f32 {
     let i = e / p.k;
     let j = e % p.k;
     let nchunks = p.chunks;
@@ -408,7 +460,7 @@ fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     for (var c = 0u; c < nchunks; c = c + 1u) {
         acc = acc + ws_part[(blk * nchunks + c) * 16u + q];
     }
-    ws_dw[e] = acc;
+    return acc;
 }
 
 @compute @workgroup_size(256)
@@ -426,4 +478,28 @@ fn weight_grad_sum_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     }
     let total = tree_sum(li, acc);
     if (li == 0u) { ws_dw[e] = total; }
+}
+
+// weight_grad_sum_wg over dw's elements and then db's (bias partials 4 apart, see DB).
+@compute @workgroup_size(256)
+fn weight_grad_sum_bias_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let ndw = p.m * p.k;
+    let e = min(group_index(wg, nwg), ndw + p.m - 1u);
+    let ew = min(e, ndw - 1u);
+    let i = ew / p.k;
+    let j = ew % p.k;
+    var base = ((i / 4u) * ((p.k + 3u) / 4u) + j / 4u) * p.chunks * 16u + (i % 4u) * 4u + j % 4u;
+    var stride = 16u;
+    if (e >= ndw) {
+        let o = e - ndw;
+        base = bias_part_base() + (o / 4u) * p.chunks * 4u + o % 4u;
+        stride = 4u;
+    }
+    var acc = 0.0;
+    for (var c = li; c < p.chunks; c = c + WG) {
+        acc = acc + ws_part[base + c * stride];
+    }
+    let total = tree_sum(li, acc);
+    if (li == 0u && e < ndw) { ws_dw[e] = total; }
+    if (li == 0u && e >= ndw) { ws_db[e - ndw] = total; }
 }

@@ -147,6 +147,17 @@ fn conv_1x1_with_bias_rows_of_4() {
 }
 
 #[test]
+fn conv_1x1_bias_gradient_from_the_weight_gradient_launches() {
+    // The bias gradient comes out of the 1×1 weight gradient's launches: written directly
+    // (one chunk, CPU strategy), as partials summed by the second pass (8 chunks on the GPU
+    // strategy) or by its workgroup form; and through lavapipe's lane broadcasts with 4
+    // output blocks of 2 input blocks a subgroup (16 × 8 channels) or 8 output blocks (32 × 4).
+    conv_case(41, [2, 3, 16, 16], [5, 3, 1, 1], true, 1, 0, 1, 1);
+    conv_case(42, [2, 8, 8, 8], [16, 8, 1, 1], true, 1, 0, 1, 1);
+    conv_case(43, [2, 4, 8, 8], [32, 4, 1, 1], true, 1, 0, 1, 1);
+}
+
+#[test]
 fn conv_pointwise_1x1() {
     conv_case(4, [2, 5, 4, 3], [3, 5, 1, 1], false, 1, 0, 1, 1);
 }

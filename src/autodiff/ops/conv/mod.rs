@@ -437,7 +437,13 @@ impl Conv2dNode {
                 relu: self.relu,
             };
             match self.plan.algo {
-                ConvAlgo::Pointwise => pointwise::weight_grad(p, g)?,
+                ConvAlgo::Pointwise => {
+                    // The bias gradient comes out of the same launches (planes of vec4s).
+                    if let Some(b) = b {
+                        db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
+                    }
+                    pointwise::weight_grad(p, g, db.as_ref())?;
+                }
                 ConvAlgo::Depthwise => depthwise::weight_grad(p, g)?,
                 ConvAlgo::DenseRows4 { .. } => {
                     // The bias gradient comes out of the same two launches.

@@ -1,11 +1,11 @@
 //! Plain 1×1 convolutions (stride 1, no padding, one group; a bias where planes are of vec4s)
-//! as batched matrix products: forward, input gradient and weight gradient (the bias
-//! gradient is the convolution's generic one). Kernels: `shaders/pointwise.wgsl`.
+//! as batched matrix products: forward, input gradient and weight gradient (with the bias
+//! gradient from the same launches). Kernels: `shaders/pointwise.wgsl`.
 
 use super::{relu_consts, Fwd, InGrad, WGrad};
 use crate::autodiff::ops::norm::ChannelStats;
 use crate::autodiff::Tensor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Work;
 use crate::gpu::{ConvParams, KernelParams, PointwiseParams};
 
@@ -76,8 +76,9 @@ pub(super) fn input_grad(p: &ConvParams, g: &InGrad) -> Result<()> {
 }
 
 /// dw = Σ dy·relu?(x)ᵀ: `weight_grad_partial(4)` over chunks of positions, then
-/// `weight_grad_sum` unless one chunk writes dw directly.
-pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
+/// `weight_grad_sum` unless one chunk writes dw directly; with `db` (a bias, so planes of
+/// vec4s) db = Σ dy from the same launches.
+pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Result<()> {
     let WGrad { x, gy, dw, relu } = *g;
     let gpu = gy.gpu();
     let Gemm { n, cin, hw, cout } = Gemm::of(p);
@@ -105,24 +106,38 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
         per: chunk as u32,
         chunks: chunks as u32,
     };
+    let bias_parts = db.map_or(0, |_| cout.div_ceil(4) * chunks * 4);
     let part = if chunks == 1 {
         dw.buffer().clone()
     } else {
-        gpu.alloc("pointwise weight-gradient partials", blocks * chunks * 16)?
+        gpu.alloc(
+            "pointwise weight-gradient partials",
+            blocks * chunks * 16 + bias_parts,
+        )?
     };
-    let bufs = [gy.buffer(), x.buffer(), &part];
     let entry = if hw.is_multiple_of(4) {
         "weight_grad_partial4"
+    } else if db.is_some() {
+        return Err(Error::shape(
+            "conv2d",
+            "a 1×1 bias gradient needs planes of a multiple of 4",
+        ));
     } else {
         "weight_grad_partial"
     };
+    // db (written directly with one chunk) at 4 where there is one; else dw's partials.
+    let mut bufs = vec![gy.buffer(), x.buffer(), &part];
+    if entry == "weight_grad_partial4" {
+        bufs.push(db.map_or(&part, |d| d.buffer()));
+    }
     let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
+    let bias: &[(&str, u32)] = if db.is_some() { &[("DB", 1)] } else { &[] };
     // The vec4 kernel only (the scalar one has no lane path).
     let lanes = match hw.is_multiple_of(4) {
         true => super::weight_grad_lanes(&policy, cout, cin),
         false => &[],
     };
-    let consts = [relu_consts(relu), direct, lanes].concat();
+    let consts = [relu_consts(relu), direct, bias, lanes].concat();
     let groups = (blocks * chunks).div_ceil(256);
     gpu.launch_spec(
         "pointwise",
@@ -132,11 +147,21 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad) -> Result<()> {
         &bufs,
         Work::Groups(groups),
     )?;
-    if chunks > 1 {
-        let bufs = [&part, dw.buffer()];
-        let entries = ["weight_grad_sum", "weight_grad_sum_wg"];
-        let (entry, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
-        gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
+    match db {
+        _ if chunks == 1 => {}
+        Some(db) => {
+            let bufs = [&part, dw.buffer(), db.buffer()];
+            let entries = ["weight_grad_sum_bias", "weight_grad_sum_bias_wg"];
+            let n = dw.numel() + db.numel();
+            let (entry, work) = super::chunk_sum(&policy, chunks, entries, n);
+            gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
+        }
+        None => {
+            let bufs = [&part, dw.buffer()];
+            let entries = ["weight_grad_sum", "weight_grad_sum_wg"];
+            let (entry, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
+            gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
+        }
     }
     Ok(())
 }
