@@ -36,6 +36,7 @@
 //                    (one chunk) writes dw itself. p.chunks chunks per block.
 //   weight_partial4_row3  weight_partial4 (LANES) for kernel rows of 3 taps at column stride
 //                    1: a thread takes a whole kernel row of its block (see the entry).
+//   weight_partial4_k3  the same for 3×3 kernels: a thread takes its block's whole kernel.
 //   weight_sum       1 part, 2 dw: one thread per weight element adds its chunks' partials.
 //   BIAS = 1: weight_partial4 also writes the bias gradient's partials (after dw's), and
 //   weight_sum_bias (3 db) adds them too: no backward_bias launch.
@@ -761,6 +762,325 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     store_partials(acc0, blk, chunk, o0, i0, ky, 0u);
     store_partials(acc1, blk + 1u, chunk, o0, i0, ky, 1u);
     store_partials(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
+}
+
+// weight_partial4_k3: weight_partial4_row3 for 3×3 kernels (column stride and dilation 1) with a
+// thread taking its 4×4 channel block's whole kernel: each step's four dy loads (lane by lane
+// on llvmpipe, over a third of the kernel's time) serve 144 products instead of 48; the three
+// kernel rows' inputs are read as row3 reads one. Threads in weight_partial4's order without
+// taps (lanes_order with one unit). The rows are written out (no loop over them) so that every
+// accumulator array keeps constant indices. Bindings, partials (nine blocks a thread), DIRECT
+// and BIAS as weight_partial4's; each weight's sums in the same order as row3's.
+@compute @workgroup_size(256)
+fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let bi = (p.cin + 3u) / 4u;
+    let bo = (p.cout + 3u) / 4u;
+    // Whole subgroups leave together (8 output blocks, or 4 of 2 input blocks).
+    if (t >= bo * bi * p.chunks) { return; }
+    let ig = 8u / OB;
+    let o = lanes_order(t, bo, 1u);
+    let ib = o.y;
+    let chunk = o.w;
+    let o0 = o.x * 4u;
+    let i0 = ib * 4u;
+    let ro = min(4u, p.cout - o0);
+    let ri = min(4u, p.cin - i0);
+    var acc00: array<f32, 16>;
+    var acc01: array<f32, 16>;
+    var acc02: array<f32, 16>;
+    var acc10: array<f32, 16>;
+    var acc11: array<f32, 16>;
+    var acc12: array<f32, 16>;
+    var acc20: array<f32, 16>;
+    var acc21: array<f32, 16>;
+    var acc22: array<f32, 16>;
+    for (var e = 0u; e < 16u; e = e + 1u) {
+        acc00[e] = 0.0;
+        acc01[e] = 0.0;
+        acc02[e] = 0.0;
+        acc10[e] = 0.0;
+        acc11[e] = 0.0;
+        acc12[e] = 0.0;
+        acc20[e] = 0.0;
+        acc21[e] = 0.0;
+        acc22[e] = 0.0;
+    }
+    // The bias's partials: the threads of input block 0 (a subgroup's lanes share it where
+    // OB = 8), over every row of their chunk.
+    let bias_thread = BIAS != 0u && i0 == 0u;
+    var bsum = vec4<f32>(0.0);
+    let wo4 = p.wo / 4u;
+    let l = li % 8u;
+    let end = min((chunk + 1u) * p.per, p.n * p.ho);
+    for (var r = chunk * p.per; r < end; r = r + 1u) {
+        let b = r / p.ho;
+        let oy = r % p.ho;
+        let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
+        for (var qx = 0u; qx < wo4; qx = qx + 1u) {
+            var dv: array<vec4<f32>, 4>;
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
+            }
+            if (bias_thread) {
+                for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
+            }
+            {
+                // Kernel row 0: its input row, 4 channels × 6 columns, into x0..x2 (tap k).
+                let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + 0u * p.dh) - i32(p.ph));
+                var x0: array<vec4<f32>, 4>;
+                var x1: array<vec4<f32>, 4>;
+                var x2: array<vec4<f32>, 4>;
+                if (OB == 8u) {
+                    // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 3>;
+                    for (var m = 0u; m < 3u; m = m + 1u) {
+                        let v = 3u * l + m;
+                        ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+                    }
+                    let lo = lanes16(ld[0], ld[1]);
+                    let hi = lanes16(ld[2], 0.0);
+                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
+                    x0 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                } else {
+                    // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
+                    // input block (group half h); a thread takes its half's.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 6>;
+                    for (var j = 0u; j < 6u; j = j + 1u) {
+                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    }
+                    let e0 = lanes16(ld[0], ld[1]);
+                    let e1 = lanes16(ld[2], ld[3]);
+                    let e2 = lanes16(ld[4], ld[5]);
+                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
+                    let up = l >= 4u;
+                    x0 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
+                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
+                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
+                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
+                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
+                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
+                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
+                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
+                    x1 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
+                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
+                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
+                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
+                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
+                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
+                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
+                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
+                    x2 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
+                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
+                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
+                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
+                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
+                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
+                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
+                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                }
+                for (var a = 0u; a < 4u; a = a + 1u) {
+                    for (var c = 0u; c < 4u; c = c + 1u) {
+                        acc00[a * 4u + c] = acc00[a * 4u + c] + dot(dv[a], x0[c]);
+                        acc01[a * 4u + c] = acc01[a * 4u + c] + dot(dv[a], x1[c]);
+                        acc02[a * 4u + c] = acc02[a * 4u + c] + dot(dv[a], x2[c]);
+                    }
+                }
+            }
+            {
+                // Kernel row 1: its input row, 4 channels × 6 columns, into x0..x2 (tap k).
+                let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + 1u * p.dh) - i32(p.ph));
+                var x0: array<vec4<f32>, 4>;
+                var x1: array<vec4<f32>, 4>;
+                var x2: array<vec4<f32>, 4>;
+                if (OB == 8u) {
+                    // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 3>;
+                    for (var m = 0u; m < 3u; m = m + 1u) {
+                        let v = 3u * l + m;
+                        ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+                    }
+                    let lo = lanes16(ld[0], ld[1]);
+                    let hi = lanes16(ld[2], 0.0);
+                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
+                    x0 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                } else {
+                    // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
+                    // input block (group half h); a thread takes its half's.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 6>;
+                    for (var j = 0u; j < 6u; j = j + 1u) {
+                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    }
+                    let e0 = lanes16(ld[0], ld[1]);
+                    let e1 = lanes16(ld[2], ld[3]);
+                    let e2 = lanes16(ld[4], ld[5]);
+                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
+                    let up = l >= 4u;
+                    x0 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
+                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
+                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
+                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
+                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
+                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
+                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
+                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
+                    x1 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
+                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
+                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
+                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
+                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
+                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
+                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
+                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
+                    x2 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
+                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
+                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
+                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
+                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
+                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
+                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
+                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                }
+                for (var a = 0u; a < 4u; a = a + 1u) {
+                    for (var c = 0u; c < 4u; c = c + 1u) {
+                        acc10[a * 4u + c] = acc10[a * 4u + c] + dot(dv[a], x0[c]);
+                        acc11[a * 4u + c] = acc11[a * 4u + c] + dot(dv[a], x1[c]);
+                        acc12[a * 4u + c] = acc12[a * 4u + c] + dot(dv[a], x2[c]);
+                    }
+                }
+            }
+            {
+                // Kernel row 2: its input row, 4 channels × 6 columns, into x0..x2 (tap k).
+                let xr = input_row((b * p.cin + i0) * p.h * p.w, i32(oy * p.sh + 2u * p.dh) - i32(p.ph));
+                var x0: array<vec4<f32>, 4>;
+                var x1: array<vec4<f32>, 4>;
+                var x2: array<vec4<f32>, 4>;
+                if (OB == 8u) {
+                    // Value v = 3l + m (channel v / 6, column ix0 + v % 6) is lane l's m-th load.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 3>;
+                    for (var m = 0u; m < 3u; m = m + 1u) {
+                        let v = 3u * l + m;
+                        ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
+                    }
+                    let lo = lanes16(ld[0], ld[1]);
+                    let hi = lanes16(ld[2], 0.0);
+                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
+                    x0 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                } else {
+                    // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
+                    // input block (group half h); a thread takes its half's.
+                    let ix0 = i32(qx * 4u) - i32(p.pw);
+                    var ld: array<f32, 6>;
+                    for (var j = 0u; j < 6u; j = j + 1u) {
+                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    }
+                    let e0 = lanes16(ld[0], ld[1]);
+                    let e1 = lanes16(ld[2], ld[3]);
+                    let e2 = lanes16(ld[4], ld[5]);
+                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
+                    let up = l >= 4u;
+                    x0 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
+                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
+                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
+                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
+                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
+                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
+                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
+                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
+                    x1 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
+                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
+                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
+                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
+                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
+                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
+                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
+                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
+                    x2 = array<vec4<f32>, 4>(
+                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
+                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
+                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
+                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
+                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
+                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
+                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
+                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                }
+                for (var a = 0u; a < 4u; a = a + 1u) {
+                    for (var c = 0u; c < 4u; c = c + 1u) {
+                        acc20[a * 4u + c] = acc20[a * 4u + c] + dot(dv[a], x0[c]);
+                        acc21[a * 4u + c] = acc21[a * 4u + c] + dot(dv[a], x1[c]);
+                        acc22[a * 4u + c] = acc22[a * 4u + c] + dot(dv[a], x2[c]);
+                    }
+                }
+            }
+        }
+    }
+    if (bias_thread) { store_bias_partials(bsum, o0, chunk); }
+    let blk = (o.x * bi + ib) * 9u;
+    store_partials(acc00, blk + 0u, chunk, o0, i0, 0u, 0u);
+    store_partials(acc01, blk + 1u, chunk, o0, i0, 0u, 1u);
+    store_partials(acc02, blk + 2u, chunk, o0, i0, 0u, 2u);
+    store_partials(acc10, blk + 3u, chunk, o0, i0, 1u, 0u);
+    store_partials(acc11, blk + 4u, chunk, o0, i0, 1u, 1u);
+    store_partials(acc12, blk + 5u, chunk, o0, i0, 1u, 2u);
+    store_partials(acc20, blk + 6u, chunk, o0, i0, 2u, 0u);
+    store_partials(acc21, blk + 7u, chunk, o0, i0, 2u, 1u);
+    store_partials(acc22, blk + 8u, chunk, o0, i0, 2u, 2u);
 }
 
 @group(0) @binding(1) var<storage, read> ws_part: array<f32>;

@@ -2512,7 +2512,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     let mut rng = Rng::new(67);
     // (x, w, stride, pad, relu, bias, stats)
     type Case = ([usize; 4], [usize; 4], usize, usize, bool, bool, bool);
-    let cases: [Case; 28] = [
+    let cases: [Case; 30] = [
         ([1, 3, 4, 4], [20, 3, 3, 3], 1, 1, false, true, false),
         // A biased 1×1 (forward4, two input channels a step and one left over) through a ReLU.
         ([2, 7, 8, 8], [16, 7, 1, 1], 1, 0, true, true, false),
@@ -2536,12 +2536,16 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ([2, 4, 8, 8], [32, 4, 3, 3], 1, 1, true, true, false),
         ([8, 3, 32, 32], [32, 3, 3, 3], 1, 1, false, false, false),
         ([2, 5, 16, 16], [64, 5, 3, 3], 2, 1, true, false, false),
-        // A kernel row a thread (weight_partial4_row3): three input blocks (the last partial)
-        // with a bias; 16 output blocks in one chunk, straight into dw.
+        // A whole 3×3 kernel a thread (weight_partial4_k3): three input blocks (the last
+        // partial) with a bias; 16 output blocks in one chunk, straight into dw.
         ([2, 9, 8, 8], [32, 9, 3, 3], 1, 1, true, true, false),
         ([1, 8, 4, 8], [64, 8, 3, 3], 1, 1, false, false, false),
+        // A kernel row of 3 a thread (weight_partial4_row3) where there are not 3 rows: 5×3
+        // with a bias, and with 4 output blocks of 2 input blocks a subgroup.
+        ([2, 4, 8, 8], [32, 4, 5, 3], 1, 1, true, true, false),
+        ([2, 8, 8, 8], [16, 8, 5, 3], 1, 1, false, false, false),
         // 4 output blocks of 2 input blocks a subgroup: plain, with a bias, in several chunks
-        // (each a kernel row a thread), at stride 2 (a tap a thread).
+        // (each a whole kernel a thread), at stride 2 (a tap a thread).
         ([1, 8, 8, 8], [16, 8, 3, 3], 1, 1, false, false, false),
         ([2, 8, 8, 8], [16, 8, 3, 3], 1, 1, true, true, false),
         ([8, 7, 32, 32], [13, 7, 3, 3], 1, 1, false, true, false),
@@ -2597,6 +2601,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
         ("gemm4_stats", false),
         ("weight_partial4", false),
         ("weight_partial4_row3", false),
+        ("weight_partial4_k3", false),
         ("weight_grad_partial4", false),
     ] {
         assert!(
@@ -2607,6 +2612,7 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
     for entry in [
         "weight_partial4",
         "weight_partial4_row3",
+        "weight_partial4_k3",
         "weight_grad_partial4",
     ] {
         let four = g

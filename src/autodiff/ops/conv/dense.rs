@@ -150,6 +150,13 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     // Enough (block, chunk) threads to fill a GPU; one chunk (no second pass) where that
     // serial work costs about a launch and leaves no CPU thread idle.
     let policy = gpu.policy();
+    let lanes = super::weight_grad_lanes(&policy, cout, cin);
+    // With lanes, a thread takes a whole kernel row of 3 taps where the columns step by 1
+    // (each dy load serves 3 taps), and a whole 3×3 kernel where there are 3 rows (9 taps).
+    let row3 = !lanes.is_empty() && p.kw == 3 && p.sw == 1 && p.dw == 1;
+    let k3 = row3 && p.kh == 3;
+    // The same chunks either way: a whole kernel a thread at 3× the chunks (as many threads
+    // as rows of 3) was no faster on lavapipe (the second pass sums 3× the partials).
     let per = if policy.weight_grad_one_pass(rows * wo * 16, blocks, 256) {
         rows
     } else {
@@ -179,15 +186,12 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         (false, true) => &[("BIAS", 1)],
         (false, false) => &[],
     };
-    let lanes = super::weight_grad_lanes(&policy, cout, cin);
     let consts = [relu_consts(relu), mode, lanes].concat();
     let bufs = [x.buffer(), gy.buffer(), &part];
-    // With lanes, a thread takes a whole kernel row of 3 taps where the columns step by 1:
-    // each dy load serves 3 taps.
-    let row3 = !lanes.is_empty() && p.kw == 3 && p.sw == 1 && p.dw == 1;
-    let (entry, threads) = match row3 {
-        true => ("weight_partial4_row3", blocks / 3 * chunks),
-        false => ("weight_partial4", blocks * chunks),
+    let (entry, threads) = match (k3, row3) {
+        (true, _) => ("weight_partial4_k3", blocks / 9 * chunks),
+        (false, true) => ("weight_partial4_row3", blocks / 3 * chunks),
+        (false, false) => ("weight_partial4", blocks * chunks),
     };
     let groups = threads.div_ceil(256);
     gpu.launch_spec("conv", entry, &consts, pp, &bufs, Work::Groups(groups))?;
