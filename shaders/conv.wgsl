@@ -764,6 +764,20 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     store_partials(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
 }
 
+// XQ = 1 (weight_partial4_k3 with 4 output blocks of 2 input blocks a subgroup, column padding
+// 1 and rows of a multiple of 4, so an input row is whole quads): a lane's 6 columns 4qx − 1 ..
+// 4qx + 4 of its channel of a kernel row come from the quads qx − 1 and qx, carried along the
+// column loop, and one aligned vec4 load of quad qx + 1 (x again at 4), instead of six scalar
+// loads; through the folded ReLU, 0 outside the row.
+override XQ: u32 = 0u;
+@group(0) @binding(4) var<storage, read> wp_x4: array<vec4<f32>>;
+
+fn xq_quad(xr: vec2<u32>, c: u32, qi: u32, wo4: u32) -> vec4<f32> {
+    let v = select(vec4<f32>(0.0), wp_x4[(xr.x + c * p.h * p.w) / 4u + min(qi, wo4 - 1u)], xr.y != 0u && qi < wo4);
+    if (RELU != 0u) { return max(v, vec4<f32>(0.0)); }
+    return v;
+}
+
 // weight_partial4_k3: weight_partial4_row3 for 3×3 kernels (column stride and dilation 1) with a
 // thread taking its 4×4 channel block's whole kernel: each step's four dy loads (lane by lane
 // on llvmpipe, over a third of the kernel's time) serve 144 products instead of 48; the three
@@ -817,6 +831,20 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
         let b = r / p.ho;
         let oy = r % p.ho;
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
+        // XQ: each kernel row's previous and current input quads, carried along the columns.
+        let xch = min(l % 4u, ri - 1u);
+        let xbase = (b * p.cin + i0) * p.h * p.w;
+        var pv0 = vec4<f32>(0.0);
+        var pv1 = vec4<f32>(0.0);
+        var pv2 = vec4<f32>(0.0);
+        var cv0 = vec4<f32>(0.0);
+        var cv1 = vec4<f32>(0.0);
+        var cv2 = vec4<f32>(0.0);
+        if (XQ != 0u) {
+            cv0 = xq_quad(input_row(xbase, i32(oy * p.sh) - i32(p.ph)), xch, 0u, wo4);
+            cv1 = xq_quad(input_row(xbase, i32(oy * p.sh + p.dh) - i32(p.ph)), xch, 0u, wo4);
+            cv2 = xq_quad(input_row(xbase, i32(oy * p.sh + 2u * p.dh) - i32(p.ph)), xch, 0u, wo4);
+        }
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
             var dv: array<vec4<f32>, 4>;
             for (var a = 0u; a < 4u; a = a + 1u) {
@@ -862,8 +890,15 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     // input block (group half h); a thread takes its half's.
                     let ix0 = i32(qx * 4u) - i32(p.pw);
                     var ld: array<f32, 6>;
-                    for (var j = 0u; j < 6u; j = j + 1u) {
-                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    if (XQ != 0u) {
+                        let nv = xq_quad(xr, xch, qx + 1u, wo4);
+                        ld = array<f32, 6>(pv0.w, cv0.x, cv0.y, cv0.z, cv0.w, nv.x);
+                        pv0 = cv0;
+                        cv0 = nv;
+                    } else {
+                        for (var j = 0u; j < 6u; j = j + 1u) {
+                            ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                        }
                     }
                     let e0 = lanes16(ld[0], ld[1]);
                     let e1 = lanes16(ld[2], ld[3]);
@@ -943,8 +978,15 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     // input block (group half h); a thread takes its half's.
                     let ix0 = i32(qx * 4u) - i32(p.pw);
                     var ld: array<f32, 6>;
-                    for (var j = 0u; j < 6u; j = j + 1u) {
-                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    if (XQ != 0u) {
+                        let nv = xq_quad(xr, xch, qx + 1u, wo4);
+                        ld = array<f32, 6>(pv1.w, cv1.x, cv1.y, cv1.z, cv1.w, nv.x);
+                        pv1 = cv1;
+                        cv1 = nv;
+                    } else {
+                        for (var j = 0u; j < 6u; j = j + 1u) {
+                            ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                        }
                     }
                     let e0 = lanes16(ld[0], ld[1]);
                     let e1 = lanes16(ld[2], ld[3]);
@@ -1024,8 +1066,15 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     // input block (group half h); a thread takes its half's.
                     let ix0 = i32(qx * 4u) - i32(p.pw);
                     var ld: array<f32, 6>;
-                    for (var j = 0u; j < 6u; j = j + 1u) {
-                        ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                    if (XQ != 0u) {
+                        let nv = xq_quad(xr, xch, qx + 1u, wo4);
+                        ld = array<f32, 6>(pv2.w, cv2.x, cv2.y, cv2.z, cv2.w, nv.x);
+                        pv2 = cv2;
+                        cv2 = nv;
+                    } else {
+                        for (var j = 0u; j < 6u; j = j + 1u) {
+                            ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
+                        }
                     }
                     let e0 = lanes16(ld[0], ld[1]);
                     let e1 = lanes16(ld[2], ld[3]);

@@ -2621,6 +2621,12 @@ fn conv_lane_broadcasts_match_per_lane_weight_reads() {
             .any(|v| v.entry == entry && v.constants.contains(&("OB", 4)));
         assert!(four, "{entry} never ran with 4 output blocks a subgroup");
     }
+    // The whole-kernel form's aligned input quads (4 output blocks, column padding 1).
+    let quads = g
+        .pipeline_variants()
+        .into_iter()
+        .any(|v| v.entry == "weight_partial4_k3" && v.constants.contains(&("XQ", 1)));
+    assert!(quads, "weight_partial4_k3 never ran with XQ = 1");
     // The 1×1 weight gradient's lanes both straight into dw and into partials.
     for direct in [true, false] {
         let ran = g.pipeline_variants().into_iter().any(|v| {

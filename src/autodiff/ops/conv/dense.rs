@@ -186,8 +186,17 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         (false, true) => &[("BIAS", 1)],
         (false, false) => &[],
     };
-    let consts = [relu_consts(relu), mode, lanes].concat();
-    let bufs = [x.buffer(), gy.buffer(), &part];
+    // Whole input quads for the whole-kernel form's 4-output-block layout: x again as vec4s.
+    let four = lanes.contains(&("OB", 4));
+    let quads: &[(&str, u32)] = match k3 && four && p.pw == 1 && p.w.is_multiple_of(4) {
+        true => &[("XQ", 1)],
+        false => &[],
+    };
+    let consts = [relu_consts(relu), mode, lanes, quads].concat();
+    let mut bufs = vec![x.buffer(), gy.buffer(), &part];
+    if k3 {
+        bufs.push(x.buffer());
+    }
     let (entry, threads) = match (k3, row3) {
         (true, _) => ("weight_partial4_k3", blocks / 9 * chunks),
         (false, true) => ("weight_partial4_row3", blocks / 3 * chunks),
