@@ -423,44 +423,56 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
 
 @group(0) @binding(3) var<storage, read_write> ws_db: array<f32>;
 
+// Where element e of [dw | db] has its partials: (first, stride), chunk c's at first + c·stride
+// (dw's 16 a block apart; db's, after them, 4 apart, see DB).
+fn part_at(e: u32) -> vec2<u32> {
+    let ndw = p.m * p.k;
+    if (e >= ndw) {
+        let o = e - ndw;
+        return vec2<u32>(bias_part_base() + (o / 4u) * p.chunks * 4u + o % 4u, 4u);
+    }
+    let i = e / p.k;
+    let j = e % p.k;
+    let blk = (i / 4u) * ((p.k + 3u) / 4u) + j / 4u;
+    return vec2<u32>(blk * p.chunks * 16u + (i % 4u) * 4u + j % 4u, 16u);
+}
+
+// Element e's partials summed over the chunks in chunk order.
+fn part_sum(e: u32) -> f32 {
+    let at = part_at(e);
+    var acc = 0.0;
+    for (var c = 0u; c < p.chunks; c = c + 1u) {
+        acc = acc + ws_part[at.x + c * at.y];
+    }
+    return acc;
+}
+
+// Element e's partials summed by the whole workgroup: every 256th chunk a thread, then a tree
+// sum; call from uniform control flow.
+fn part_group_sum(li: u32, e: u32) -> f32 {
+    let at = part_at(e);
+    var acc = 0.0;
+    for (var c = li; c < p.chunks; c = c + WG) {
+        acc = acc + ws_part[at.x + c * at.y];
+    }
+    return tree_sum(li, acc);
+}
+
 // Pass 2: one thread per element of dw sums its block's partials over all chunks.
 @compute @workgroup_size(256)
 fn weight_grad_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = gid(wg, nwg, li);
     if (e >= p.m * p.k) { return; }
-    ws_dw[e] = dw_sum(e);
+    ws_dw[e] = part_sum(e);
 }
 
-// weight_grad_sum, then one thread per bias element over its output block's bias partials.
+// weight_grad_sum over dw's elements, then one thread per bias element.
 @compute @workgroup_size(256)
 fn weight_grad_sum_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let e = gid(wg, nwg, li);
-    if (e < p.m * p.k) {
-        ws_dw[e] = dw_sum(e);
-        return;
-    }
-    let o = e - p.m * p.k;
-    if (o >= p.m) { return; }
-    var acc = 0.0;
-    for (var c = 0u; c < p.chunks; c = c + 1u) {
-        acc = acc + ws_part[bias_part_base() + ((o / 4u) * p.chunks + c) * 4u + o % 4u];
-    }
-    ws_db[o] = acc;
-}
-
-// Element e of dw: its block's partials summed over the chunks in chunk order.
-fn dw_sum(e: u32) -> f32 {
-    let i = e / p.k;
-    let j = e % p.k;
-    let nchunks = p.chunks;
-    let bj = (p.k + 3u) / 4u;
-    let blk = (i / 4u) * bj + j / 4u;
-    let q = (i % 4u) * 4u + j % 4u;
-    var acc = 0.0;
-    for (var c = 0u; c < nchunks; c = c + 1u) {
-        acc = acc + ws_part[(blk * nchunks + c) * 16u + q];
-    }
-    return acc;
+    let ndw = p.m * p.k;
+    if (e < ndw) { ws_dw[e] = part_sum(e); }
+    if (e >= ndw && e < ndw + p.m) { ws_db[e - ndw] = part_sum(e); }
 }
 
 @compute @workgroup_size(256)
@@ -468,38 +480,16 @@ fn weight_grad_sum_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
     // One element a workgroup: `e` is the same in every thread, so the tree sum's barriers
     // stay in uniform control flow.
     let e = min(group_index(wg, nwg), p.m * p.k - 1u);
-    let i = e / p.k;
-    let j = e % p.k;
-    let blk = (i / 4u) * ((p.k + 3u) / 4u) + j / 4u;
-    let base = blk * p.chunks * 16u + (i % 4u) * 4u + j % 4u;
-    var acc = 0.0;
-    for (var c = li; c < p.chunks; c = c + WG) {
-        acc = acc + ws_part[base + c * 16u];
-    }
-    let total = tree_sum(li, acc);
+    let total = part_group_sum(li, e);
     if (li == 0u) { ws_dw[e] = total; }
 }
 
-// weight_grad_sum_wg over dw's elements and then db's (bias partials 4 apart, see DB).
+// weight_grad_sum_wg over dw's elements and then db's.
 @compute @workgroup_size(256)
 fn weight_grad_sum_bias_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let ndw = p.m * p.k;
     let e = min(group_index(wg, nwg), ndw + p.m - 1u);
-    let ew = min(e, ndw - 1u);
-    let i = ew / p.k;
-    let j = ew % p.k;
-    var base = ((i / 4u) * ((p.k + 3u) / 4u) + j / 4u) * p.chunks * 16u + (i % 4u) * 4u + j % 4u;
-    var stride = 16u;
-    if (e >= ndw) {
-        let o = e - ndw;
-        base = bias_part_base() + (o / 4u) * p.chunks * 4u + o % 4u;
-        stride = 4u;
-    }
-    var acc = 0.0;
-    for (var c = li; c < p.chunks; c = c + WG) {
-        acc = acc + ws_part[base + c * stride];
-    }
-    let total = tree_sum(li, acc);
+    let total = part_group_sum(li, e);
     if (li == 0u && e < ndw) { ws_dw[e] = total; }
     if (li == 0u && e >= ndw) { ws_db[e - ndw] = total; }
 }

@@ -426,7 +426,8 @@ impl Conv2dNode {
             out.push((self.x.key(), dx));
         }
         let b = self.b.as_ref().filter(|b| b.requires_grad());
-        // Set where the weight-gradient launches also produce the bias gradient.
+        // Set where the weight-gradient launches also produce the bias gradient: the 1×1 and
+        // rows-of-4 dense kernels sum the dy they load for dw.
         let mut db = None;
         if self.w.requires_grad() {
             let dw = Tensor::empty(gpu, self.w.shape(), "conv2d dw")?;
@@ -436,22 +437,17 @@ impl Conv2dNode {
                 dw: &dw,
                 relu: self.relu,
             };
+            let folds_bias = matches!(
+                self.plan.algo,
+                ConvAlgo::Pointwise | ConvAlgo::DenseRows4 { .. }
+            );
+            if let Some(b) = b.filter(|_| folds_bias) {
+                db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
+            }
             match self.plan.algo {
-                ConvAlgo::Pointwise => {
-                    // The bias gradient comes out of the same launches (planes of vec4s).
-                    if let Some(b) = b {
-                        db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
-                    }
-                    pointwise::weight_grad(p, g, db.as_ref())?;
-                }
+                ConvAlgo::Pointwise => pointwise::weight_grad(p, g, db.as_ref())?,
                 ConvAlgo::Depthwise => depthwise::weight_grad(p, g)?,
-                ConvAlgo::DenseRows4 { .. } => {
-                    // The bias gradient comes out of the same two launches.
-                    if let Some(b) = b {
-                        db = Some(Tensor::empty(gpu, b.shape(), "conv2d db")?);
-                    }
-                    dense::weight_grad(p, g, db.as_ref())?;
-                }
+                ConvAlgo::DenseRows4 { .. } => dense::weight_grad(p, g, db.as_ref())?,
                 ConvAlgo::Generic { .. } => generic::weight_grad(p, g)?,
             }
             out.push((self.w.key(), dw));

@@ -115,28 +115,25 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
             blocks * chunks * 16 + bias_parts,
         )?
     };
-    let entry = if hw.is_multiple_of(4) {
-        "weight_grad_partial4"
-    } else if db.is_some() {
-        return Err(Error::shape(
-            "conv2d",
-            "a 1×1 bias gradient needs planes of a multiple of 4",
-        ));
-    } else {
-        "weight_grad_partial"
-    };
-    // db (written directly with one chunk) at 4 where there is one; else dw's partials.
     let mut bufs = vec![gy.buffer(), x.buffer(), &part];
-    if entry == "weight_grad_partial4" {
-        bufs.push(db.map_or(&part, |d| d.buffer()));
-    }
+    // The vec4 kernel (planes of a multiple of 4) has the lane path and the bias's sums: db
+    // (written directly with one chunk) at 4 where there is one, else dw's partials.
+    let (entry, lanes) = match (hw.is_multiple_of(4), db) {
+        (true, db) => {
+            bufs.push(db.map_or(&part, |d| d.buffer()));
+            let lanes = super::weight_grad_lanes(&policy, cout, cin);
+            ("weight_grad_partial4", lanes)
+        }
+        (false, None) => ("weight_grad_partial", &[][..]),
+        (false, Some(_)) => {
+            return Err(Error::shape(
+                "conv2d",
+                "a 1×1 bias gradient needs planes of a multiple of 4",
+            ))
+        }
+    };
     let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
     let bias: &[(&str, u32)] = if db.is_some() { &[("DB", 1)] } else { &[] };
-    // The vec4 kernel only (the scalar one has no lane path).
-    let lanes = match hw.is_multiple_of(4) {
-        true => super::weight_grad_lanes(&policy, cout, cin),
-        false => &[],
-    };
     let consts = [relu_consts(relu), direct, bias, lanes].concat();
     let groups = (blocks * chunks).div_ceil(256);
     gpu.launch_spec(
@@ -147,21 +144,18 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         &bufs,
         Work::Groups(groups),
     )?;
-    match db {
-        _ if chunks == 1 => {}
-        Some(db) => {
-            let bufs = [&part, dw.buffer(), db.buffer()];
-            let entries = ["weight_grad_sum_bias", "weight_grad_sum_bias_wg"];
-            let n = dw.numel() + db.numel();
-            let (entry, work) = super::chunk_sum(&policy, chunks, entries, n);
-            gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
-        }
-        None => {
-            let bufs = [&part, dw.buffer()];
-            let entries = ["weight_grad_sum", "weight_grad_sum_wg"];
-            let (entry, work) = super::chunk_sum(&policy, chunks, entries, dw.numel());
-            gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
-        }
+    if chunks > 1 {
+        let (entries, n) = match db {
+            Some(db) => (
+                ["weight_grad_sum_bias", "weight_grad_sum_bias_wg"],
+                dw.numel() + db.numel(),
+            ),
+            None => (["weight_grad_sum", "weight_grad_sum_wg"], dw.numel()),
+        };
+        let mut bufs = vec![&part, dw.buffer()];
+        bufs.extend(db.map(|d| d.buffer()));
+        let (entry, work) = super::chunk_sum(&policy, chunks, entries, n);
+        gpu.launch("pointwise", entry, pp.words(), &bufs, work)?;
     }
     Ok(())
 }
