@@ -764,6 +764,22 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     store_partials(acc2, blk + 2u, chunk, o0, i0, ky, 2u);
 }
 
+// The 6 columns (lo: 0..3, hi: 4..5) that lane `lane` of the subgroup loaded: with 4 output
+// blocks of 2 input blocks a subgroup (OB = 4), lane 4h + c loads channel c of its half h's
+// input block, and a thread reads its half's four lanes. A shuffle at a lane-varying index is
+// one permute on llvmpipe, where broadcasting every lane's values and selecting a half took
+// 48 broadcasts and 48 selects a kernel row.
+struct Columns6 {
+    lo: vec4<f32>,
+    hi: vec2<f32>,
+}
+
+fn half_columns(a: f32, b: f32, c: f32, d: f32, e: f32, f: f32, lane: u32) -> Columns6 {
+    return Columns6(
+        vec4<f32>(lane_read(a, lane), lane_read(b, lane), lane_read(c, lane), lane_read(d, lane)),
+        vec2<f32>(lane_read(e, lane), lane_read(f, lane)));
+}
+
 // XQ = 1 (weight_partial4_k3 with 4 output blocks of 2 input blocks a subgroup, column padding
 // 1 and rows of a multiple of 4, so an input row is whole quads): a lane's 6 columns 4qx − 1 ..
 // 4qx + 4 of its channel of a kernel row come from the quads qx − 1 and qx, carried along the
@@ -900,38 +916,14 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    let e0 = lanes16(ld[0], ld[1]);
-                    let e1 = lanes16(ld[2], ld[3]);
-                    let e2 = lanes16(ld[4], ld[5]);
-                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
-                    let up = l >= 4u;
-                    x0 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
-                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
-                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
-                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
-                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
-                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
-                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
-                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
-                    x1 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
-                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
-                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
-                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
-                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
-                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
-                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
-                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
-                    x2 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
-                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
-                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
-                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
-                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
-                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
-                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
-                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                    // Channel c's columns from lane (l & 4) | c, which loaded them.
+                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
+                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
+                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
+                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
+                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
+                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -988,38 +980,14 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    let e0 = lanes16(ld[0], ld[1]);
-                    let e1 = lanes16(ld[2], ld[3]);
-                    let e2 = lanes16(ld[4], ld[5]);
-                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
-                    let up = l >= 4u;
-                    x0 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
-                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
-                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
-                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
-                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
-                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
-                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
-                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
-                    x1 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
-                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
-                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
-                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
-                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
-                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
-                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
-                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
-                    x2 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
-                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
-                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
-                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
-                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
-                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
-                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
-                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                    // Channel c's columns from lane (l & 4) | c, which loaded them.
+                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
+                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
+                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
+                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
+                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
+                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -1076,38 +1044,14 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    let e0 = lanes16(ld[0], ld[1]);
-                    let e1 = lanes16(ld[2], ld[3]);
-                    let e2 = lanes16(ld[4], ld[5]);
-                    // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
-                    let up = l >= 4u;
-                    x0 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
-                            vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
-                        select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
-                            vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
-                        select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
-                            vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
-                        select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
-                            vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
-                    x1 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
-                            vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
-                        select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
-                            vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
-                        select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
-                            vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
-                        select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
-                            vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
-                    x2 = array<vec4<f32>, 4>(
-                        select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
-                            vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
-                        select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
-                            vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
-                        select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
-                            vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
-                        select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
-                            vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                    // Channel c's columns from lane (l & 4) | c, which loaded them.
+                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
+                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
+                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
+                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
+                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
+                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {

@@ -52,3 +52,9 @@ fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// lane_read(v, i): v of lane i (0..7, may differ between lanes) of the calling subgroup. Every
+// lane must be running.
+fn lane_read(v: f32, i: u32) -> f32 {
+    return subgroupShuffle(v, i);
+}

@@ -25,3 +25,7 @@ fn lane_next_u(v: u32) -> u32 {
 fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
     return tree_sum_barriers(li, v, width);
 }
+
+fn lane_read(v: f32, i: u32) -> f32 {
+    return v;
+}
