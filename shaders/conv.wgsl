@@ -712,38 +712,22 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
                 for (var j = 0u; j < 6u; j = j + 1u) {
                     ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                 }
-                let e0 = lanes16(ld[0], ld[1]);
-                let e1 = lanes16(ld[2], ld[3]);
-                let e2 = lanes16(ld[4], ld[5]);
-                // Column j of lane L: e{j / 2}[8 · (j % 2) + L].
-                let up = l >= 4u;
-                x0 = array<vec4<f32>, 4>(
-                    select(vec4<f32>(e0[0], e0[8], e1[0], e1[8]),
-                        vec4<f32>(e0[4], e0[12], e1[4], e1[12]), up),
-                    select(vec4<f32>(e0[1], e0[9], e1[1], e1[9]),
-                        vec4<f32>(e0[5], e0[13], e1[5], e1[13]), up),
-                    select(vec4<f32>(e0[2], e0[10], e1[2], e1[10]),
-                        vec4<f32>(e0[6], e0[14], e1[6], e1[14]), up),
-                    select(vec4<f32>(e0[3], e0[11], e1[3], e1[11]),
-                        vec4<f32>(e0[7], e0[15], e1[7], e1[15]), up));
+                // Channel c's columns from lane (l & 4) | c, which loaded them.
+                let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
+                let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
+                let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
+                let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
+                x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
                 x1 = array<vec4<f32>, 4>(
-                    select(vec4<f32>(e0[8], e1[0], e1[8], e2[0]),
-                        vec4<f32>(e0[12], e1[4], e1[12], e2[4]), up),
-                    select(vec4<f32>(e0[9], e1[1], e1[9], e2[1]),
-                        vec4<f32>(e0[13], e1[5], e1[13], e2[5]), up),
-                    select(vec4<f32>(e0[10], e1[2], e1[10], e2[2]),
-                        vec4<f32>(e0[14], e1[6], e1[14], e2[6]), up),
-                    select(vec4<f32>(e0[11], e1[3], e1[11], e2[3]),
-                        vec4<f32>(e0[15], e1[7], e1[15], e2[7]), up));
+                    vec4<f32>(c0.lo.yzw, c0.hi.x),
+                    vec4<f32>(c1.lo.yzw, c1.hi.x),
+                    vec4<f32>(c2.lo.yzw, c2.hi.x),
+                    vec4<f32>(c3.lo.yzw, c3.hi.x));
                 x2 = array<vec4<f32>, 4>(
-                    select(vec4<f32>(e1[0], e1[8], e2[0], e2[8]),
-                        vec4<f32>(e1[4], e1[12], e2[4], e2[12]), up),
-                    select(vec4<f32>(e1[1], e1[9], e2[1], e2[9]),
-                        vec4<f32>(e1[5], e1[13], e2[5], e2[13]), up),
-                    select(vec4<f32>(e1[2], e1[10], e2[2], e2[10]),
-                        vec4<f32>(e1[6], e1[14], e2[6], e2[14]), up),
-                    select(vec4<f32>(e1[3], e1[11], e2[3], e2[11]),
-                        vec4<f32>(e1[7], e1[15], e2[7], e2[15]), up));
+                    vec4<f32>(c0.lo.zw, c0.hi),
+                    vec4<f32>(c1.lo.zw, c1.hi),
+                    vec4<f32>(c2.lo.zw, c2.hi),
+                    vec4<f32>(c3.lo.zw, c3.hi));
             }
             if (bias_thread) {
                 for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
@@ -922,8 +906,16 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
                     let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
                     x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.yzw, c0.hi.x),
+                        vec4<f32>(c1.lo.yzw, c1.hi.x),
+                        vec4<f32>(c2.lo.yzw, c2.hi.x),
+                        vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.zw, c0.hi),
+                        vec4<f32>(c1.lo.zw, c1.hi),
+                        vec4<f32>(c2.lo.zw, c2.hi),
+                        vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -986,8 +978,16 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
                     let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
                     x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.yzw, c0.hi.x),
+                        vec4<f32>(c1.lo.yzw, c1.hi.x),
+                        vec4<f32>(c2.lo.yzw, c2.hi.x),
+                        vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.zw, c0.hi),
+                        vec4<f32>(c1.lo.zw, c1.hi),
+                        vec4<f32>(c2.lo.zw, c2.hi),
+                        vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -1050,8 +1050,16 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                     let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
                     let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
                     x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x), vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi), vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi));
+                    x1 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.yzw, c0.hi.x),
+                        vec4<f32>(c1.lo.yzw, c1.hi.x),
+                        vec4<f32>(c2.lo.yzw, c2.hi.x),
+                        vec4<f32>(c3.lo.yzw, c3.hi.x));
+                    x2 = array<vec4<f32>, 4>(
+                        vec4<f32>(c0.lo.zw, c0.hi),
+                        vec4<f32>(c1.lo.zw, c1.hi),
+                        vec4<f32>(c2.lo.zw, c2.hi),
+                        vec4<f32>(c3.lo.zw, c3.hi));
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {

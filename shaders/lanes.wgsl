@@ -53,8 +53,14 @@ fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
     return total;
 }
 
-// lane_read(v, i): v of lane i (0..7, may differ between lanes) of the calling subgroup. Every
-// lane must be running.
+// lane_read(v, i) / lane_read4: v of lane i (0..7, may differ between lanes) of the calling
+// subgroup: one permute on llvmpipe (AVX2), where taking a value that differs by lane from
+// broadcasts costs a broadcast per candidate lane and a select. Every lane must be running.
 fn lane_read(v: f32, i: u32) -> f32 {
     return subgroupShuffle(v, i);
+}
+
+fn lane_read4(v: vec4<f32>, i: u32) -> vec4<f32> {
+    return vec4<f32>(subgroupShuffle(v.x, i), subgroupShuffle(v.y, i), subgroupShuffle(v.z, i),
+        subgroupShuffle(v.w, i));
 }

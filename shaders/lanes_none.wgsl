@@ -29,3 +29,7 @@ fn tree_sum_n(li: u32, v: f32, width: u32) -> f32 {
 fn lane_read(v: f32, i: u32) -> f32 {
     return v;
 }
+
+fn lane_read4(v: vec4<f32>, i: u32) -> vec4<f32> {
+    return v;
+}

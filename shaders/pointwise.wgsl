@@ -385,13 +385,7 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
             // OB = 4: lane l = 4h + c reads channel c of its own input block (pair half h)
             // whole; a thread takes its half's.
             let g = relu_in4(w4_x[xb + min(l % 4u, rj - 1u) * hw4]);
-            let a = lanes16(g.x, g.y);
-            let e = lanes16(g.z, g.w);
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                let first = vec4<f32>(a[c], a[8u + c], e[c], e[8u + c]);
-                let second = vec4<f32>(a[4u + c], a[12u + c], e[4u + c], e[12u + c]);
-                xv[c] = select(first, second, l >= 4u);
-            }
+            for (var c = 0u; c < 4u; c = c + 1u) { xv[c] = lane_read4(g, (l & 4u) | c); }
         } else {
             for (var q = 0u; q < 4u; q = q + 1u) {
                 xv[q] = relu_in4(w4_x[xb + min(q, rj - 1u) * hw4]);
