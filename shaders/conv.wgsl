@@ -499,6 +499,28 @@ fn bias_part_base() -> u32 {
 @group(0) @binding(2) var<storage, read> wp_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> wp_part: array<f32>;
 
+// The dy quads of a weight-gradient step: output channels o0 .. o0 + 3 (clamped to the block's
+// ro) at quad `at` of the first, `plane` quads apart. With LANES and OB = 4 (4 output blocks of
+// 2 input blocks a subgroup) lanes l and l + 4 share an output block, so lane 4h + ob loads
+// channels 2h and 2h + 1 of block ob and a thread takes channel a from lane ob + 4·(a / 2):
+// two loads a lane instead of four (a load at a lane-varying index runs lane by lane on
+// llvmpipe; a shuffle is one permute). Every lane of the subgroup must call it.
+fn dy_quads(at: u32, ro: u32, plane: u32, li: u32) -> array<vec4<f32>, 4> {
+    var dv: array<vec4<f32>, 4>;
+    if (LANES != 0u && OB == 4u) {
+        let l = li % 8u;
+        let d0 = wp_dy[at + min(2u * (l / 4u), ro - 1u) * plane];
+        let d1 = wp_dy[at + min(2u * (l / 4u) + 1u, ro - 1u) * plane];
+        dv[0] = lane_read4(d0, l & 3u);
+        dv[1] = lane_read4(d1, l & 3u);
+        dv[2] = lane_read4(d0, (l & 3u) | 4u);
+        dv[3] = lane_read4(d1, (l & 3u) | 4u);
+    } else {
+        for (var a = 0u; a < 4u; a = a + 1u) { dv[a] = wp_dy[at + min(a, ro - 1u) * plane]; }
+    }
+    return dv;
+}
+
 // weight_partial4's thread order with LANES: t = (((input block group · units + unit) ·
 // chunks + chunk) · ig + input block in the group) · bo + output block, with bo a multiple of
 // 8 (OB = 8, ig = 1) or bo = 4 and an even number of input blocks (OB = 4, ig = 2): a
@@ -579,11 +601,8 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
             let ix0 = i32(qx * 4u * p.sw + kx * p.dw) - i32(p.pw);
-            var dv: array<vec4<f32>, 4>;
+            let dv = dy_quads(dyrow + qx, ro, p.ho * wo4, li);
             var xv: array<vec4<f32>, 4>;
-            for (var a = 0u; a < 4u; a = a + 1u) {
-                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-            }
             if (LANES != 0u && OB == 8u) {
                 // Lane l = 2c + j/2 reads input channel c's values j and j + 1 (j = 2·(l % 2)).
                 let l = li % 8u;
@@ -671,10 +690,7 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         if (xr.y == 0u && !bias_rows) { continue; }
         let dyrow = ((b * p.cout + o0) * p.ho + oy) * wo4;
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
-            var dv: array<vec4<f32>, 4>;
-            for (var a = 0u; a < 4u; a = a + 1u) {
-                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-            }
+            let dv = dy_quads(dyrow + qx, ro, p.ho * wo4, li);
             var x0: array<vec4<f32>, 4>;
             var x1: array<vec4<f32>, 4>;
             var x2: array<vec4<f32>, 4>;
@@ -846,10 +862,7 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
             cv2 = xq_quad(input_row(xbase, i32(oy * p.sh + 2u * p.dh) - i32(p.ph)), xch, 0u, wo4);
         }
         for (var qx = 0u; qx < wo4; qx = qx + 1u) {
-            var dv: array<vec4<f32>, 4>;
-            for (var a = 0u; a < 4u; a = a + 1u) {
-                dv[a] = wp_dy[dyrow + min(a, ro - 1u) * p.ho * wo4 + qx];
-            }
+            let dv = dy_quads(dyrow + qx, ro, p.ho * wo4, li);
             if (bias_thread) {
                 for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
             }
