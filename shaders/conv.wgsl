@@ -500,24 +500,19 @@ fn bias_part_base() -> u32 {
 @group(0) @binding(3) var<storage, read_write> wp_part: array<f32>;
 
 // The dy quads of a weight-gradient step: output channels o0 .. o0 + 3 (clamped to the block's
-// ro) at quad `at` of the first, `plane` quads apart. With LANES and OB = 4 (4 output blocks of
-// 2 input blocks a subgroup) lanes l and l + 4 share an output block, so lane 4h + ob loads
-// channels 2h and 2h + 1 of block ob and a thread takes channel a from lane ob + 4·(a / 2):
-// two loads a lane instead of four (a load at a lane-varying index runs lane by lane on
-// llvmpipe; a shuffle is one permute). Every lane of the subgroup must call it.
+// ro) at quad `at` of the first, `plane` quads apart. With LANES and OB = 4 lanes l and l + 4
+// share an output block: two loads a lane and shuffles (shared_block_quads; a load at a
+// lane-varying index runs lane by lane on llvmpipe, a shuffle is one permute). Every lane of
+// the subgroup must call it.
 fn dy_quads(at: u32, ro: u32, plane: u32, li: u32) -> array<vec4<f32>, 4> {
-    var dv: array<vec4<f32>, 4>;
     if (LANES != 0u && OB == 4u) {
         let l = li % 8u;
         let d0 = wp_dy[at + min(2u * (l / 4u), ro - 1u) * plane];
         let d1 = wp_dy[at + min(2u * (l / 4u) + 1u, ro - 1u) * plane];
-        dv[0] = lane_read4(d0, l & 3u);
-        dv[1] = lane_read4(d1, l & 3u);
-        dv[2] = lane_read4(d0, (l & 3u) | 4u);
-        dv[3] = lane_read4(d1, (l & 3u) | 4u);
-    } else {
-        for (var a = 0u; a < 4u; a = a + 1u) { dv[a] = wp_dy[at + min(a, ro - 1u) * plane]; }
+        return shared_block_quads(d0, d1, l);
     }
+    var dv: array<vec4<f32>, 4>;
+    for (var a = 0u; a < 4u; a = a + 1u) { dv[a] = wp_dy[at + min(a, ro - 1u) * plane]; }
     return dv;
 }
 

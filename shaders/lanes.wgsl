@@ -64,3 +64,13 @@ fn lane_read4(v: vec4<f32>, i: u32) -> vec4<f32> {
     return vec4<f32>(subgroupShuffle(v.x, i), subgroupShuffle(v.y, i), subgroupShuffle(v.z, i),
         subgroupShuffle(v.w, i));
 }
+
+// A thread's four output channels' quads where lanes l and l + 4 share an output block (4
+// output blocks of 2 input blocks a subgroup, the weight gradients' OB = 4): lane 4h + b loaded
+// channels 2h (d0) and 2h + 1 (d1) of block b, and channel a is lane b + 4·(a / 2)'s. Two
+// loads a lane instead of four, for four shuffles each.
+fn shared_block_quads(d0: vec4<f32>, d1: vec4<f32>, l: u32) -> array<vec4<f32>, 4> {
+    let b = l & 3u;
+    return array<vec4<f32>, 4>(lane_read4(d0, b), lane_read4(d1, b), lane_read4(d0, b | 4u),
+        lane_read4(d1, b | 4u));
+}

@@ -33,3 +33,7 @@ fn lane_read(v: f32, i: u32) -> f32 {
 fn lane_read4(v: vec4<f32>, i: u32) -> vec4<f32> {
     return v;
 }
+
+fn shared_block_quads(d0: vec4<f32>, d1: vec4<f32>, l: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(d0, d1, d0, d1);
+}

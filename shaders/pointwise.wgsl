@@ -366,16 +366,12 @@ fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
         var dv: array<vec4<f32>, 4>;
         var xv: array<vec4<f32>, 4>;
         if (LANES != 0u && OB == 4u) {
-            // Lanes l and l + 4 share their output block: lane 4h + ob loads its channels 2h
-            // and 2h + 1, and a thread takes channel a from lane ob + 4·(a / 2) (a shuffle is
-            // one permute on llvmpipe, a load at a lane-varying index a loop over the lanes).
+            // Lanes l and l + 4 share their output block: two loads a lane and shuffles
+            // (shared_block_quads), as the dense kernels' dy_quads.
             let l = li % 8u;
             let d0 = w4_dy[dyb + min(2u * (l / 4u), ri - 1u) * hw4];
             let d1 = w4_dy[dyb + min(2u * (l / 4u) + 1u, ri - 1u) * hw4];
-            dv[0] = lane_read4(d0, l & 3u);
-            dv[1] = lane_read4(d1, l & 3u);
-            dv[2] = lane_read4(d0, (l & 3u) | 4u);
-            dv[3] = lane_read4(d1, (l & 3u) | 4u);
+            dv = shared_block_quads(d0, d1, l);
         } else {
             for (var q = 0u; q < 4u; q = q + 1u) {
                 dv[q] = w4_dy[dyb + min(q, ri - 1u) * hw4];
