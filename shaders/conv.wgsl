@@ -65,7 +65,8 @@ override UW: u32 = 0u;
 // (3×3, 1×1) sums a kernel row's taps or two input channels before each accumulator write;
 // weight_partial4 (output blocks a multiple of 8, or 4 with an even number of input blocks)
 // orders its threads so a subgroup's lanes share their input values, and reads a step's 16
-// with 2 (or 4) gathers instead of 16.
+// with 2 (or 4) gathers instead of 16; with OB = 4 lanes l and l + 4 also share their output
+// block, and each loads two of its four dy quads (dy_quads).
 override LANES: u32 = 0u;
 // weight_partial4 with LANES: output blocks a subgroup takes (8, or 4 with 2 input blocks).
 override OB: u32 = 8u;
