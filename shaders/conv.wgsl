@@ -724,22 +724,10 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
                 for (var j = 0u; j < 6u; j = j + 1u) {
                     ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                 }
-                // Channel c's columns from lane (l & 4) | c, which loaded them.
-                let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
-                let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
-                let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
-                let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
-                x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                x1 = array<vec4<f32>, 4>(
-                    vec4<f32>(c0.lo.yzw, c0.hi.x),
-                    vec4<f32>(c1.lo.yzw, c1.hi.x),
-                    vec4<f32>(c2.lo.yzw, c2.hi.x),
-                    vec4<f32>(c3.lo.yzw, c3.hi.x));
-                x2 = array<vec4<f32>, 4>(
-                    vec4<f32>(c0.lo.zw, c0.hi),
-                    vec4<f32>(c1.lo.zw, c1.hi),
-                    vec4<f32>(c2.lo.zw, c2.hi),
-                    vec4<f32>(c3.lo.zw, c3.hi));
+                let t = half_taps(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], l);
+                x0 = t.x0;
+                x1 = t.x1;
+                x2 = t.x2;
             }
             if (bias_thread) {
                 for (var a = 0u; a < 4u; a = a + 1u) { bsum[a] = bsum[a] + dot(dv[a], vec4<f32>(1.0)); }
@@ -774,6 +762,28 @@ fn half_columns(a: f32, b: f32, c: f32, d: f32, e: f32, f: f32, lane: u32) -> Co
     return Columns6(
         vec4<f32>(lane_read(a, lane), lane_read(b, lane), lane_read(c, lane), lane_read(d, lane)),
         vec2<f32>(lane_read(e, lane), lane_read(f, lane)));
+}
+
+// A kernel row's three taps' inputs (tap k: columns k .. k + 3 of each of the 4 channels) in
+// the 4-output-block layout: channel c's 6 columns from lane (l & 4) | c, which loaded them
+// (a, b, .., f: the calling lane's own 6).
+struct HalfTaps {
+    x0: array<vec4<f32>, 4>,
+    x1: array<vec4<f32>, 4>,
+    x2: array<vec4<f32>, 4>,
+}
+
+fn half_taps(a: f32, b: f32, c: f32, d: f32, e: f32, f: f32, l: u32) -> HalfTaps {
+    let c0 = half_columns(a, b, c, d, e, f, l & 4u);
+    let c1 = half_columns(a, b, c, d, e, f, (l & 4u) | 1u);
+    let c2 = half_columns(a, b, c, d, e, f, (l & 4u) | 2u);
+    let c3 = half_columns(a, b, c, d, e, f, (l & 4u) | 3u);
+    return HalfTaps(
+        array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo),
+        array<vec4<f32>, 4>(vec4<f32>(c0.lo.yzw, c0.hi.x), vec4<f32>(c1.lo.yzw, c1.hi.x),
+            vec4<f32>(c2.lo.yzw, c2.hi.x), vec4<f32>(c3.lo.yzw, c3.hi.x)),
+        array<vec4<f32>, 4>(vec4<f32>(c0.lo.zw, c0.hi), vec4<f32>(c1.lo.zw, c1.hi),
+            vec4<f32>(c2.lo.zw, c2.hi), vec4<f32>(c3.lo.zw, c3.hi)));
 }
 
 // XQ = 1 (weight_partial4_k3 with 4 output blocks of 2 input blocks a subgroup, column padding
@@ -909,22 +919,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    // Channel c's columns from lane (l & 4) | c, which loaded them.
-                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
-                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
-                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
-                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
-                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.yzw, c0.hi.x),
-                        vec4<f32>(c1.lo.yzw, c1.hi.x),
-                        vec4<f32>(c2.lo.yzw, c2.hi.x),
-                        vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.zw, c0.hi),
-                        vec4<f32>(c1.lo.zw, c1.hi),
-                        vec4<f32>(c2.lo.zw, c2.hi),
-                        vec4<f32>(c3.lo.zw, c3.hi));
+                    let t = half_taps(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], l);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -981,22 +979,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    // Channel c's columns from lane (l & 4) | c, which loaded them.
-                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
-                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
-                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
-                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
-                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.yzw, c0.hi.x),
-                        vec4<f32>(c1.lo.yzw, c1.hi.x),
-                        vec4<f32>(c2.lo.yzw, c2.hi.x),
-                        vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.zw, c0.hi),
-                        vec4<f32>(c1.lo.zw, c1.hi),
-                        vec4<f32>(c2.lo.zw, c2.hi),
-                        vec4<f32>(c3.lo.zw, c3.hi));
+                    let t = half_taps(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], l);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
@@ -1053,22 +1039,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                             ld[j] = x_at(xr.x + min(l % 4u, ri - 1u) * p.h * p.w, ix0 + i32(j), xr.y != 0u);
                         }
                     }
-                    // Channel c's columns from lane (l & 4) | c, which loaded them.
-                    let c0 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 0u);
-                    let c1 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 1u);
-                    let c2 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 2u);
-                    let c3 = half_columns(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], (l & 4u) | 3u);
-                    x0 = array<vec4<f32>, 4>(c0.lo, c1.lo, c2.lo, c3.lo);
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.yzw, c0.hi.x),
-                        vec4<f32>(c1.lo.yzw, c1.hi.x),
-                        vec4<f32>(c2.lo.yzw, c2.hi.x),
-                        vec4<f32>(c3.lo.yzw, c3.hi.x));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(c0.lo.zw, c0.hi),
-                        vec4<f32>(c1.lo.zw, c1.hi),
-                        vec4<f32>(c2.lo.zw, c2.hi),
-                        vec4<f32>(c3.lo.zw, c3.hi));
+                    let t = half_taps(ld[0], ld[1], ld[2], ld[3], ld[4], ld[5], l);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 }
                 for (var a = 0u; a < 4u; a = a + 1u) {
                     for (var c = 0u; c < 4u; c = c + 1u) {
