@@ -698,24 +698,10 @@ fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
                     let v = 3u * l + m;
                     ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
                 }
-                let lo = lanes16(ld[0], ld[1]);
-                let hi = lanes16(ld[2], 0.0);
-                // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
-                x0 = array<vec4<f32>, 4>(
-                    vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
-                    vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
-                    vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
-                    vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
-                x1 = array<vec4<f32>, 4>(
-                    vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
-                    vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
-                    vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
-                    vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
-                x2 = array<vec4<f32>, 4>(
-                    vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
-                    vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
-                    vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
-                    vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                let t = block_taps(ld[0], ld[1], ld[2]);
+                x0 = t.x0;
+                x1 = t.x1;
+                x2 = t.x2;
             } else {
                 // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
                 // input block (group half h); a thread takes its half's.
@@ -762,6 +748,29 @@ fn half_columns(a: f32, b: f32, c: f32, d: f32, e: f32, f: f32, lane: u32) -> Co
     return Columns6(
         vec4<f32>(lane_read(a, lane), lane_read(b, lane), lane_read(c, lane), lane_read(d, lane)),
         vec2<f32>(lane_read(e, lane), lane_read(f, lane)));
+}
+
+// The same in the 8-output-block layout: value v = 3l + m (channel v / 6, column v % 6) is lane
+// l's m-th load (a, b, c), broadcast to every lane.
+fn block_taps(a: f32, b: f32, c: f32) -> HalfTaps {
+    let lo = lanes16(a, b);
+    let hi = lanes16(c, 0.0);
+    return HalfTaps(
+        array<vec4<f32>, 4>(
+            vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
+            vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
+            vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
+            vec4<f32>(lo[6], lo[14], hi[6], lo[7])),
+        array<vec4<f32>, 4>(
+            vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
+            vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
+            vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
+            vec4<f32>(lo[14], hi[6], lo[7], lo[15])),
+        array<vec4<f32>, 4>(
+            vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
+            vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
+            vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
+            vec4<f32>(hi[6], lo[7], lo[15], hi[7])));
 }
 
 // A kernel row's three taps' inputs (tap k: columns k .. k + 3 of each of the 4 channels) in
@@ -886,24 +895,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                         let v = 3u * l + m;
                         ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
                     }
-                    let lo = lanes16(ld[0], ld[1]);
-                    let hi = lanes16(ld[2], 0.0);
-                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
-                    x0 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
-                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
-                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
-                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
-                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
-                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
-                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
-                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
-                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
-                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                    let t = block_taps(ld[0], ld[1], ld[2]);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 } else {
                     // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
                     // input block (group half h); a thread takes its half's.
@@ -946,24 +941,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                         let v = 3u * l + m;
                         ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
                     }
-                    let lo = lanes16(ld[0], ld[1]);
-                    let hi = lanes16(ld[2], 0.0);
-                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
-                    x0 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
-                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
-                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
-                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
-                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
-                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
-                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
-                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
-                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
-                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                    let t = block_taps(ld[0], ld[1], ld[2]);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 } else {
                     // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
                     // input block (group half h); a thread takes its half's.
@@ -1006,24 +987,10 @@ fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
                         let v = 3u * l + m;
                         ld[m] = x_at(xr.x + min(v / 6u, ri - 1u) * p.h * p.w, ix0 + i32(v % 6u), xr.y != 0u);
                     }
-                    let lo = lanes16(ld[0], ld[1]);
-                    let hi = lanes16(ld[2], 0.0);
-                    // Channel c's columns for tap k: x{k}[c] (value v = 6c + column, see above).
-                    x0 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[0], lo[8], hi[0], lo[1]),
-                        vec4<f32>(lo[2], lo[10], hi[2], lo[3]),
-                        vec4<f32>(lo[4], lo[12], hi[4], lo[5]),
-                        vec4<f32>(lo[6], lo[14], hi[6], lo[7]));
-                    x1 = array<vec4<f32>, 4>(
-                        vec4<f32>(lo[8], hi[0], lo[1], lo[9]),
-                        vec4<f32>(lo[10], hi[2], lo[3], lo[11]),
-                        vec4<f32>(lo[12], hi[4], lo[5], lo[13]),
-                        vec4<f32>(lo[14], hi[6], lo[7], lo[15]));
-                    x2 = array<vec4<f32>, 4>(
-                        vec4<f32>(hi[0], lo[1], lo[9], hi[1]),
-                        vec4<f32>(hi[2], lo[3], lo[11], hi[3]),
-                        vec4<f32>(hi[4], lo[5], lo[13], hi[5]),
-                        vec4<f32>(hi[6], lo[7], lo[15], hi[7]));
+                    let t = block_taps(ld[0], ld[1], ld[2]);
+                    x0 = t.x0;
+                    x1 = t.x1;
+                    x2 = t.x2;
                 } else {
                     // OB = 4: lane l = 4h + c loads columns ix0 .. ix0 + 5 of channel c of its own
                     // input block (group half h); a thread takes its half's.
