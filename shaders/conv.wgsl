@@ -33,7 +33,8 @@
 //                    per workgroup column at 8 (see the entry), for the batch norm that follows.
 //   weight_partial4  1 x, 2 dy (vec4), 3 part: thread = (4 output × 4 input channels, one tap,
 //                    chunk of p.per output rows), 16 partial sums at 16·thread; DIRECT = 1
-//                    (one chunk) writes dw itself. p.chunks chunks per block.
+//                    (one chunk) writes dw itself. p.chunks chunks per block. Workgroups of
+//                    WPG threads (256 unless set), as do row3 and k3.
 //   weight_partial4_row3  weight_partial4 (LANES) for kernel rows of 3 taps at column stride
 //                    1: a thread takes a whole kernel row of its block (see the entry).
 //   weight_partial4_k3  the same for 3×3 kernels: a thread takes its block's whole kernel.
@@ -70,6 +71,10 @@ override UW: u32 = 0u;
 override LANES: u32 = 0u;
 // weight_partial4 with LANES: output blocks a subgroup takes (8, or 4 with 2 input blocks).
 override OB: u32 = 8u;
+// The weight-gradient partial kernels' workgroup size (a multiple of 8): 256, or on CPU
+// adapters the size that splits the launch into one equal workgroup per adapter thread
+// (LaunchPolicy::weight_grad_split).
+override WPG: u32 = 256u;
 // SHARE = 1 (LANES and UNIT, input rows as wide as the output's, the padding (KS − 1) / 2, and
 // whole rows in a subgroup: wo = 4, 8, 16 or 32): forward4 loads its own 4 columns of a kernel
 // row as one vec4 (binding 7) and takes the (KS − 1) / 2 columns on either side from its
@@ -555,9 +560,9 @@ fn store_bias_partials(bsum: vec4<f32>, o0: u32, chunk: u32) {
     for (var a = 0u; a < 4u; a = a + 1u) { wp_part[at + a] = bsum[a]; }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WPG)
 fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = gid(wg, nwg, li);
+    let t = group_index(wg, nwg) * WPG + li;
     let taps = p.kh * p.kw;
     let bi = (p.cin + 3u) / 4u;
     let bo = (p.cout + 3u) / 4u;
@@ -644,9 +649,9 @@ fn weight_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
 // each input block) are read 3 a lane (OB = 8: one input block a subgroup) or 6 (OB = 4: two)
 // and broadcast. Bindings, partials (three blocks a thread), DIRECT and BIAS as
 // weight_partial4's; the same sums in the same order.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WPG)
 fn weight_partial4_row3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = gid(wg, nwg, li);
+    let t = group_index(wg, nwg) * WPG + li;
     let bi = (p.cin + 3u) / 4u;
     let bo = (p.cout + 3u) / 4u;
     // Whole subgroups leave together (8 output blocks, or 4 of 2 input blocks).
@@ -816,9 +821,9 @@ fn xq_quad(xr: vec2<u32>, c: u32, qi: u32, wo4: u32) -> vec4<f32> {
 // taps (lanes_order with one unit). The rows are written out (no loop over them) so that every
 // accumulator array keeps constant indices. Bindings, partials (nine blocks a thread), DIRECT
 // and BIAS as weight_partial4's; each weight's sums in the same order as row3's.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WPG)
 fn weight_partial4_k3(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = gid(wg, nwg, li);
+    let t = group_index(wg, nwg) * WPG + li;
     let bi = (p.cin + 3u) / 4u;
     let bo = (p.cout + 3u) / 4u;
     // Whole subgroups leave together (8 output blocks, or 4 of 2 input blocks).

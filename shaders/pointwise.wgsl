@@ -34,10 +34,12 @@
 // folding a preceding ReLU into the loads. MASK = 1: gemm writes y only where mask > 0 (0
 // elsewhere), the input gradient through that ReLU with mask = the input; with MASK = 0 bind
 // any buffer at 4.
-// Workgroup size 256.
+// Workgroup size 256, except weight_grad_partial4's WPG (a multiple of 8; on CPU adapters the
+// size that makes one equal workgroup per adapter thread, LaunchPolicy::weight_grad_split).
 
 override RELU: u32 = 0u;
 override MASK: u32 = 0u;
+override WPG: u32 = 256u;
 override DIRECT: u32 = 0u;
 override UW: u32 = 0u;
 override BIAS: u32 = 0u;
@@ -335,9 +337,9 @@ fn bias_part_base() -> u32 {
     return block_threads() * 16u;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WPG)
 fn weight_grad_partial4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = gid(wg, nwg, li);
+    let t = group_index(wg, nwg) * WPG + li;
     if (t >= block_threads()) { return; }
     var bk = block_of(t);
     // The partials' slot: block-major, whatever the thread order.

@@ -2423,6 +2423,132 @@ fn assert_same_values(name: &str, whats: &[&str], a: &[Vec<f32>], b: &[Vec<f32>]
     }
 }
 
+/// On CPU adapters of several threads a dense or 1×1 weight gradient that one pass would
+/// leave unbalanced is split into one equal workgroup (a chunk of rows) per adapter thread
+/// (`LaunchPolicy::weight_grad_split`, the kernels' WPG): against the f64 reference and
+/// finite differences with 3 threads (chunks of unequal rows) for the whole-kernel, kernel-row
+/// and per-tap forms and the biased 1×1; and against the unsplit gradients for 2 and 3 threads
+/// where a chunk's blocks take two or three workgroups (more than 256 of them).
+#[test]
+fn weight_gradients_split_one_workgroup_per_adapter_thread() {
+    let g = gpu();
+    g.set_strategy(Some(Strategy::Cpu));
+    let own = g.policy();
+    let split = |threads: usize| LaunchPolicy {
+        cpu_threads: threads,
+        one_pass_work_max: 1,
+        ..own
+    };
+    // (seed, x, w, pad, bias, relu)
+    type Case = (u64, [usize; 4], [usize; 4], usize, bool, bool);
+    let checked: [Case; 5] = [
+        // 3×3, 4 output blocks of 2 input blocks (lanes: 8 threads a chunk; else 72).
+        (81, [2, 8, 8, 8], [16, 8, 3, 3], 1, true, true),
+        // 3×3, 8 output blocks of one input block.
+        (82, [1, 4, 8, 8], [32, 4, 3, 3], 1, false, false),
+        // 5×3: a kernel row a thread with lanes (40 threads a chunk), else a tap (120).
+        (83, [2, 8, 8, 8], [16, 8, 5, 3], 1, true, false),
+        // 1×1 with a bias, 8 threads a chunk either way.
+        (84, [2, 8, 8, 8], [16, 8, 1, 1], 0, true, true),
+        (85, [2, 4, 8, 8], [32, 4, 1, 1], 0, false, false),
+    ];
+    for (seed, xs, ws, pad, bias, relu) in checked {
+        let mut rng = Rng::new(seed);
+        let mut inputs = vec![
+            Input::random(&mut rng, &xs, true),
+            Input::random(&mut rng, &ws, true),
+        ];
+        if bias {
+            inputs.push(Input::random(&mut rng, &[ws[0]], true));
+        }
+        let cfg = Conv2dCfg::new(1, pad).relu_input(relu);
+        let name = format!("split weight gradient x{xs:?} w{ws:?} bias={bias} relu={relu}");
+        let cpu_op = |v: &[Vec<f64>]| {
+            let x: Vec<f64> = v[0]
+                .iter()
+                .map(|&a| if relu { a.max(0.0) } else { a })
+                .collect();
+            let b = v.get(2).map(|b| b.as_slice());
+            cpu::conv2d(&x, s4(&xs), &v[1], s4(&ws), b, 1, pad, 1, 1).0
+        };
+        let gpu_op = |t: &mut Tape, v: &[Tensor]| {
+            t.gpu().set_policy(split(3));
+            t.conv2d(&v[0], &v[1], v.get(2), cfg)
+        };
+        let tols = (Tolerance::FORWARD, Tolerance::GRADIENT);
+        assert_passes(&op_check(&g, &name, &inputs, &cpu_op, &gpu_op, tols).unwrap());
+    }
+    // Blocks past one workgroup a chunk: 3×3 with 36 × 128 channels (lanes: 288 threads,
+    // two workgroups of 144; else 2,592: twelve of 216), the 1×1 with 72 × 128 (576: three of 192).
+    let mut rng = Rng::new(86);
+    for (xs, ws, pad) in [
+        ([2, 36, 4, 8], [128, 36, 3, 3], 1),
+        ([2, 72, 4, 8], [128, 72, 1, 1], 0),
+    ] {
+        let cfg = Conv2dCfg::new(1, pad).relu_input(true);
+        let xv = f32s(&rng.vec(xs.iter().product()));
+        let wv = f32s(&rng.vec(ws.iter().product()));
+        let bv = f32s(&rng.vec(ws[0]));
+        let c = f32s(&rng.vec(xs[0] * ws[0] * xs[2] * xs[3]));
+        let x = Tensor::from_slice(&g, &xs, &xv).unwrap().with_grad();
+        let w = Tensor::from_slice(&g, &ws, &wv).unwrap().with_grad();
+        let b = Tensor::from_slice(&g, &[ws[0]], &bv).unwrap().with_grad();
+        g.set_policy(LaunchPolicy {
+            cpu_threads: 1,
+            ..own
+        });
+        let whole = conv_with_weight(&g, (&x, &w, Some(&b), &c), cfg, false);
+        for threads in [2, 3] {
+            g.set_policy(split(threads));
+            let parts = conv_with_weight(&g, (&x, &w, Some(&b), &c), cfg, false);
+            for (k, what) in ["y", "dx", "dw", "db"].iter().enumerate() {
+                let want: Vec<f64> = whole[k].iter().map(|&v| v as f64).collect();
+                let cmp = Tolerance {
+                    rel: 1e-5,
+                    abs: 1e-5,
+                }
+                .scaled(&want)
+                .compare(&parts[k], &want);
+                assert!(
+                    cmp.pass(),
+                    "x{xs:?} w{ws:?}, {threads} threads: {what} off by {}",
+                    cmp.max_err
+                );
+            }
+        }
+    }
+    g.set_strategy(None);
+    // The splits really ran, in workgroups of a chunk's blocks.
+    let sizes: Vec<(&str, u32)> = g
+        .pipeline_variants()
+        .into_iter()
+        .filter_map(|v| {
+            let wpg = v.constants.iter().find(|c| c.0 == "WPG")?.1;
+            (wpg != 256).then_some((v.entry, wpg))
+        })
+        .collect();
+    let wants: &[(&str, u32)] = if own.lanes {
+        &[
+            ("weight_partial4_k3", 8),
+            ("weight_partial4_row3", 40),
+            ("weight_partial4_k3", 144),
+            ("weight_grad_partial4", 8),
+            ("weight_grad_partial4", 192),
+        ]
+    } else {
+        &[
+            ("weight_partial4", 72),
+            ("weight_partial4", 120),
+            ("weight_partial4", 216),
+            ("weight_grad_partial4", 8),
+            ("weight_grad_partial4", 192),
+        ]
+    };
+    for want in wants {
+        assert!(sizes.contains(want), "{want:?} did not run: {sizes:?}");
+    }
+}
+
 /// On CPU adapters a dense convolution's weight built by the layers lives in a buffer that
 /// is also bound as a uniform, and `forward4` and `gemm4` read it from there (UW = 1):
 /// outputs and gradients must equal, bit for bit, those from a plain storage copy of the same

@@ -99,6 +99,13 @@ pub struct LaunchPolicy {
     /// the workgroup second pass): 65,536 cut the step 5–29 % against 16,384; 262,144 was no
     /// better (`tools/policy_sweep.py`, docs/performance.md).
     pub weight_grad_threads: usize,
+    /// CPU adapters of several threads: a dense or 1×1 weight gradient that one pass would
+    /// leave unbalanced is split into this many equal workgroups per adapter thread, one
+    /// chunk of rows each where the blocks fit a workgroup (0: split by
+    /// `weight_grad_threads`, as on GPUs). Each chunk is partials the second pass adds, so
+    /// few long chunks; the `weight_grad_threads` split made 8–256 chunks of a few rows at
+    /// NAS-Bench-201's sizes, and two threads ran those gradients only 1.2× faster than one.
+    pub weight_grad_groups_per_thread: usize,
     /// (channel, chunk of rows) threads a split depthwise weight gradient aims at; measured
     /// with `weight_grad_threads` on GPUs (the same values). On CPU adapters four workgroups
     /// of 64 per adapter thread: enough to keep every thread busy, while each extra chunk
@@ -200,6 +207,10 @@ impl LaunchPolicy {
                 Strategy::Cpu => 16384,
                 Strategy::Gpu => 65536,
             },
+            weight_grad_groups_per_thread: match strategy {
+                Strategy::Cpu => 1,
+                Strategy::Gpu => 0,
+            },
             weight_grad_chunk: match strategy {
                 Strategy::Cpu => cpu_weight_grad_chunk(1),
                 Strategy::Gpu => 65536,
@@ -220,7 +231,7 @@ impl LaunchPolicy {
 
     /// The thresholds `DARTS_MINUS_POLICY` may set, by field name: for measuring another
     /// value on a new adapter without a rebuild (`bench` prints the policy it ran with).
-    const TUNABLE: [(&'static str, Threshold); 19] = [
+    const TUNABLE: [(&'static str, Threshold); 20] = [
         ("copy_images_max", |p| &mut p.copy_images_max),
         ("dot_one_group_max", |p| &mut p.dot_one_group_max),
         ("dot_serial_max", |p| &mut p.dot_serial_max),
@@ -230,6 +241,9 @@ impl LaunchPolicy {
         ("one_pass_excess_max", |p| &mut p.one_pass_excess_max),
         ("weight_grad_threads", |p| &mut p.weight_grad_threads),
         ("weight_grad_chunk", |p| &mut p.weight_grad_chunk),
+        ("weight_grad_groups_per_thread", |p| {
+            &mut p.weight_grad_groups_per_thread
+        }),
         ("serial_weight_grad_max", |p| &mut p.serial_weight_grad_max),
         ("min_threads", |p| &mut p.min_threads),
         ("bn_serial_max", |p| &mut p.bn_serial_max),
@@ -505,6 +519,28 @@ impl LaunchPolicy {
             && (busiest - share).saturating_mul(work) <= self.one_pass_excess_max
     }
 
+    /// The even split of a weight gradient that [`Self::weight_grad_one_pass`] refused, on a
+    /// CPU adapter of several threads: `(chunks, group)` for `block_threads` threads a chunk
+    /// (a multiple of 8, so subgroups stay whole) over `rows` rows, such that the launch's
+    /// `block_threads · chunks` threads make `weight_grad_groups_per_thread` workgroups of
+    /// `group` threads per adapter thread, all alike. None where there is no such split
+    /// (then `weight_grad_threads` sets the chunks, in workgroups of 256).
+    pub fn weight_grad_split(&self, block_threads: usize, rows: usize) -> Option<(usize, usize)> {
+        if !self.launches_are_costly()
+            || self.cpu_threads < 2
+            || self.weight_grad_groups_per_thread == 0
+            || block_threads == 0
+            || !block_threads.is_multiple_of(8)
+        {
+            return None;
+        }
+        let chunks = self.cpu_threads * self.weight_grad_groups_per_thread;
+        // A chunk's blocks in the fewest equal workgroups of at most 256 threads.
+        let parts = (block_threads.div_ceil(256)..=block_threads / 8)
+            .find(|&k| block_threads.is_multiple_of(k) && (block_threads / k).is_multiple_of(8))?;
+        (rows >= chunks).then_some((chunks, block_threads / parts))
+    }
+
     /// A weight of `bytes` allocated so it can also be bound as a uniform window?
     pub fn weight_as_uniform(&self, bytes: u64) -> bool {
         self.launches_are_costly() && bytes <= self.uniform_weight_max as u64
@@ -555,7 +591,7 @@ impl fmt::Display for LaunchPolicy {
         writeln!(f, "  batch-norm split             {split}")?;
         // (name, value, the strategy it applies on: None = both).
         use Strategy::{Cpu, Gpu};
-        let rows: [(&str, usize, Option<Strategy>); 19] = [
+        let rows: [(&str, usize, Option<Strategy>); 20] = [
             ("adapter threads", self.cpu_threads, Some(Cpu)),
             ("copy concat up to images", self.copy_images_max, Some(Cpu)),
             ("one-group dot up to", self.dot_one_group_max, Some(Cpu)),
@@ -583,6 +619,11 @@ impl fmt::Display for LaunchPolicy {
             ("min threads per launch", self.min_threads, Some(Gpu)),
             ("weight-grad threads", self.weight_grad_threads, None),
             ("weight-grad chunk", self.weight_grad_chunk, None),
+            (
+                "weight-grad groups/thread",
+                self.weight_grad_groups_per_thread,
+                Some(Cpu),
+            ),
             (
                 "group sums from chunks",
                 self.chunk_sum_group_min,
@@ -646,6 +687,44 @@ mod tests {
         assert!(p.stats_in_producer(16, 65536));
         let o = LaunchPolicy::parse_overrides("producer_stats_max=1").unwrap();
         assert!(!p.with_overrides(&o).stats_in_producer(16, 65536));
+    }
+
+    #[test]
+    fn weight_gradients_split_one_equal_workgroup_per_cpu_thread() {
+        let two = LaunchPolicy {
+            cpu_threads: 2,
+            ..LaunchPolicy::preset(Strategy::Cpu, 32)
+        };
+        // NAS-Bench-201's three stages (whole-kernel form, lanes): a chunk's blocks in one
+        // workgroup; past 256 of them the fewest equal workgroups of a multiple of 8.
+        assert_eq!(two.weight_grad_split(16, 512), Some((2, 16)));
+        assert_eq!(two.weight_grad_split(256, 128), Some((2, 256)));
+        assert_eq!(two.weight_grad_split(288, 64), Some((2, 144)));
+        assert_eq!(two.weight_grad_split(2592, 64), Some((2, 216)));
+        let three = LaunchPolicy {
+            cpu_threads: 3,
+            weight_grad_groups_per_thread: 2,
+            ..two
+        };
+        assert_eq!(three.weight_grad_split(72, 16), Some((6, 72)));
+        // No whole subgroups, fewer rows than chunks, one thread, GPUs, or switched off.
+        assert_eq!(two.weight_grad_split(12, 512), None);
+        assert_eq!(three.weight_grad_split(8, 5), None);
+        let one = LaunchPolicy {
+            cpu_threads: 1,
+            ..two
+        };
+        assert_eq!(one.weight_grad_split(16, 512), None);
+        let gpu = LaunchPolicy {
+            cpu_threads: 2,
+            ..LaunchPolicy::preset(Strategy::Gpu, 32)
+        };
+        assert_eq!(gpu.weight_grad_split(16, 512), None);
+        let off = LaunchPolicy {
+            weight_grad_groups_per_thread: 0,
+            ..two
+        };
+        assert_eq!(off.weight_grad_split(16, 512), None);
     }
 
     #[test]

@@ -157,12 +157,25 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     let k3 = row3 && p.kh == 3;
     // The same chunks either way: a whole kernel a thread at 3× the chunks (as many threads
     // as rows of 3) was no faster on lavapipe (the second pass sums 3× the partials).
+    let block_threads = match (k3, row3) {
+        (true, _) => blocks / 9,
+        (false, true) => blocks / 3,
+        (false, false) => blocks,
+    };
+    // CPU adapters of several threads: one equal workgroup (a chunk) per thread.
+    let split = policy.weight_grad_split(block_threads, rows);
     let per = if policy.weight_grad_one_pass(rows * wo * 16, blocks, 256) {
         rows
+    } else if let Some((chunks, _)) = split {
+        rows.div_ceil(chunks)
     } else {
         rows.div_ceil(policy.weight_grad_threads.div_ceil(blocks).clamp(1, rows))
     };
     let chunks = rows.div_ceil(per);
+    let group = match split {
+        Some((_, group)) if chunks > 1 => group,
+        _ => 256,
+    };
     let pp = ConvParams {
         per: per as u32,
         chunks: chunks as u32,
@@ -192,17 +205,18 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         true => &[("XQ", 1)],
         false => &[],
     };
-    let consts = [relu_consts(relu), mode, lanes, quads].concat();
+    let wpg: &[(&str, u32)] = &[("WPG", group as u32)];
+    let consts = [relu_consts(relu), mode, lanes, quads, wpg].concat();
     let mut bufs = vec![x.buffer(), gy.buffer(), &part];
     if k3 {
         bufs.push(x.buffer());
     }
-    let (entry, threads) = match (k3, row3) {
-        (true, _) => ("weight_partial4_k3", blocks / 9 * chunks),
-        (false, true) => ("weight_partial4_row3", blocks / 3 * chunks),
-        (false, false) => ("weight_partial4", blocks * chunks),
+    let entry = match (k3, row3) {
+        (true, _) => "weight_partial4_k3",
+        (false, true) => "weight_partial4_row3",
+        (false, false) => "weight_partial4",
     };
-    let groups = threads.div_ceil(256);
+    let groups = (block_threads * chunks).div_ceil(group);
     gpu.launch_spec("conv", entry, &consts, pp, &bufs, Work::Groups(groups))?;
     match db {
         Some(db) => {
