@@ -195,6 +195,8 @@ fn check_report_read_back(dir: &Path, report: &Value, made: &str) {
         bin().arg("report").arg(&archive),
         &["not a darts-minus report.json"],
     );
+    std::fs::remove_file(&archive).ok();
+    std::fs::remove_dir_all(&again).ok();
 }
 
 /// Breaks one run's checkpoint, as a disk error or a killed copy would.
