@@ -11,7 +11,8 @@
 // the outputs whose window covers it (no atomics). Workgroup size 256.
 //   max3_forward4, max3_argmax4, avg3_forward4, max3_backward4, avg3_backward4: the 3×3,
 //   padding-1 windows (stride PS = 1 or 2) on rows of a multiple of 4, four values per thread
-//   (see the end of the file).
+//   (see the end of the file); max3_backward4_shared and avg3_backward4_shared the backwards
+//   at PS = 1 with columns shared between 8-lane subgroups' lanes (SHARE).
 
 struct P {
     n: u32, c: u32, h: u32, w: u32,
@@ -428,20 +429,81 @@ fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     var acc = vec4<f32>(0.0);
     for (var oy = cv.rows.x; oy <= cv.rows.y; oy = oy + 1) {
         let orow = (cv.plane * p.ho + u32(oy)) * p.wo;
-        let top = oy * i32(PS) - 1;
-        let nrows = f32(min(top + 3, i32(p.h)) - max(top, 0));
-        for (var u = 0u; u < cv.nu; u = u + 1u) {
-            let ox = cv.base + i32(u);
-            if (ox < 0 || ox >= i32(p.wo)) { continue; }
-            let left = ox * i32(PS) - 1;
-            let count = nrows * f32(min(left + 3, i32(p.w)) - max(left, 0));
-            let g = qa_dy[orow + u32(ox)] / count;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                if (covers(u, i)) { acc[i] = acc[i] + g; }
+        // An output's 1 / count is its row's factor times its column's (see the factors):
+        // each covering row's dy · column factor summed, then times the row's factor.
+        var row = vec4<f32>(0.0);
+        if (PS == 1u) {
+            // avg3_backward4_shared's products and sums, so both give the same bits.
+            var g: array<f32, 6>;
+            for (var u = 0u; u < 6u; u = u + 1u) {
+                let ox = cv.base + i32(u);
+                let f = select(0.0, avg_window_factor(ox, p.w), ox >= 0 && ox < i32(p.wo));
+                let d = qa_dy[orow + u32(clamp(ox, 0, i32(p.wo) - 1))];
+                g[u] = select(0.0, d * f, f != 0.0);
+            }
+            row = avg_row(g[0], g[1], g[2], g[3], g[4], g[5]);
+        } else {
+            for (var u = 0u; u < cv.nu; u = u + 1u) {
+                let ox = cv.base + i32(u);
+                if (ox < 0 || ox >= i32(p.wo)) { continue; }
+                let g = qa_dy[orow + u32(ox)] * avg_window_factor(ox * i32(PS), p.w);
+                for (var i = 0u; i < 4u; i = i + 1u) {
+                    if (covers(u, i)) { row[i] = row[i] + g; }
+                }
             }
         }
+        acc = acc + avg_window_factor(oy * i32(PS), p.h) * row;
     }
     qa_dx[t] = acc;
+}
+
+// At stride 1: the sums over each input's three covering columns of g[u] (column 4j − 1 + u,
+// its dy times its factor).
+fn avg_row(g0: f32, g1: f32, g2: f32, g3: f32, g4: f32, g5: f32) -> vec4<f32> {
+    return vec4<f32>(g0 + g1 + g2, g1 + g2 + g3, g2 + g3 + g4, g3 + g4 + g5);
+}
+
+// count_include_pad = False divides by rows inside × columns inside the window, so 1 / count
+// is a row factor times a column factor: 1 / (the positions inside the 3-wide window centred
+// on input position o of n): 1/3 inside, 1/2 at an edge.
+fn avg_window_factor(o: i32, n: u32) -> f32 {
+    let inside = min(o + 2, i32(n)) - max(o - 1, 0);
+    return select(select(1.0, 0.5, inside == 2), 1.0 / 3.0, inside == 3);
+}
+
+// avg3_backward4_shared: avg3_backward4 at PS = 1 where SHARE holds (as max3_backward4_shared):
+// each covering output row's dy at the lane's own 4 columns is one vec4 load and the columns
+// either side come from the neighbouring lanes; 3 + 6 window factors a thread. The same
+// products and sums in the same order as avg3_backward4. Bindings as its, dy as vec4s.
+@group(0) @binding(1) var<storage, read> qv_dy: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn avg3_backward4_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let total = p.n * p.c * p.h * (p.w / 4u);
+    let cv = cover_of(min(t, total - 1u));
+    // The covering columns' factors (output columns base + u), 0 outside.
+    var cf: array<f32, 6>;
+    for (var u = 0u; u < 6u; u = u + 1u) {
+        let ox = cv.base + i32(u);
+        cf[u] = select(0.0, avg_window_factor(ox, p.w), ox >= 0 && ox < i32(p.wo));
+    }
+    var acc = vec4<f32>(0.0);
+    for (var ky = 0u; ky < 3u; ky = ky + 1u) {
+        let r = shared_row(cv, ky);
+        let rf = avg_window_factor(i32(cv.iy) - 1 + i32(ky), p.h);
+        let g4 = qv_dy[r.x + cv.j];
+        // Neighbours' values only where their column exists (a 0 factor would keep a NaN).
+        var d: array<f32, 6>;
+        d[0] = lane_prev(g4.w);
+        for (var q = 0u; q < 4u; q = q + 1u) { d[q + 1u] = g4[q]; }
+        d[5] = lane_next(g4.x);
+        var g: array<f32, 6>;
+        for (var u = 0u; u < 6u; u = u + 1u) { g[u] = select(0.0, d[u] * cf[u], cf[u] != 0.0); }
+        let row = avg_row(g[0], g[1], g[2], g[3], g[4], g[5]);
+        if (r.y != 0u) { acc = acc + rf * row; }
+    }
+    if (t < total) { qa_dx[t] = acc; }
 }
 
 // max3_backward4_shared: max3_backward4 at PS = 1 where SHARE holds (rows of 4 to 32, as wide
@@ -449,7 +511,7 @@ fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 // row (dy and the argmax) as one vec4 each and takes columns 4j − 1 and 4j + 4 from lanes
 // t − 1 and t + 1; every lane runs all 3 rows (an idle one on the last strip), masking rows and
 // columns outside. Same sums in the same order. Bindings as max3_backward4's, dy and the
-// argmax as vec4s. (The same for avg3_backward4 measured no faster: its time is elsewhere.)
+// argmax as vec4s.
 @group(0) @binding(1) var<storage, read> qs_arg: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> qs_dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> qs_dx: array<vec4<f32>>;

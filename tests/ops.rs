@@ -2948,8 +2948,8 @@ fn depthwise_lane_broadcasts_match_per_lane_weight_reads() {
 }
 
 /// On 8-lane subgroups the 3×3, stride-1 poolings over rows of 4 to 32 values (`strip3`: max,
-/// avg, both in one pass, with their statistics, and max's argmax in backward; and max's
-/// backward) take the columns either side of a lane's own from its neighbouring lanes
+/// avg, both in one pass, with their statistics, and max's argmax in backward; and max's and
+/// avg's backwards) take the columns either side of a lane's own from its neighbouring lanes
 /// (SHARE): outputs and the
 /// input gradient must equal, bit for bit, every lane loading its own, with ties for the
 /// maximum, rows of 4, 8, 16 and 32, half a subgroup idle, and rows of 64 (not shared).
@@ -3030,6 +3030,7 @@ fn pool_shared_columns_match_own_loads() {
         "maxavg3_forward4",
         "maxavg3_forward4_stats",
         "max3_backward4_shared",
+        "avg3_backward4_shared",
     ] {
         assert!(shared.contains(&want), "{want} never ran with SHARE = 1");
     }

@@ -90,8 +90,8 @@ fn pool3(p: &PoolParams) -> Option<u32> {
 
 /// Whether the 3×3 vec4 kernels at stride `s` take the columns either side of a lane's own
 /// from its neighbouring lanes (SHARE: stride 1, input rows as wide as the output's, whole rows
-/// in each 8-lane subgroup); there the forwards (`strip3`) get SHARE = 1 and max's backward
-/// runs `max3_backward4_shared`.
+/// in each 8-lane subgroup); there the forwards (`strip3`) get SHARE = 1 and the backwards run
+/// `max3_backward4_shared` and `avg3_backward4_shared`.
 fn shares_columns(gpu: &Gpu, p: &PoolParams, s: u32) -> bool {
     s == 1 && p.w == p.wo && gpu.policy().shares_rows(p.wo, 4)
 }
@@ -312,17 +312,17 @@ impl PoolNode {
     }
 
     pub(crate) fn backward_avg(&self, gy: &Tensor) -> Result<InputGrads> {
-        let dx = Tensor::empty(gy.gpu(), self.x.shape(), "avg_pool2d dx")?;
+        let gpu = gy.gpu();
+        let dx = Tensor::empty(gpu, self.x.shape(), "avg_pool2d dx")?;
         let bufs = [gy.buffer(), dx.buffer()];
         let p = &self.params;
-        launch_pool(
-            gy.gpu(),
-            p,
-            "avg_backward",
-            "avg3_backward4",
-            &bufs,
-            (dx.numel(), false),
-        )?;
+        // As max's: its own entry where the forwards share columns (dy bound as vec4s).
+        let fast = if pool3(p).is_some_and(|s| shares_columns(gpu, p, s)) {
+            "avg3_backward4_shared"
+        } else {
+            "avg3_backward4"
+        };
+        launch_pool(gpu, p, "avg_backward", fast, &bufs, (dx.numel(), false))?;
         Ok(vec![(self.x.key(), dx)])
     }
 }
