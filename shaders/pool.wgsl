@@ -11,7 +11,8 @@
 // the outputs whose window covers it (no atomics). Workgroup size 256.
 //   max3_forward4, max3_argmax4, avg3_forward4, max3_backward4, avg3_backward4: the 3×3,
 //   padding-1 windows (stride PS = 1 or 2) on rows of a multiple of 4, four values per thread
-//   (see the end of the file); max3_backward4_shared and avg3_backward4_shared the backwards
+//   (see the end of the file); avg2_backward4 avg_backward's 2×2, stride-2 windows on rows of
+//   a multiple of 4, four inputs per thread; max3_backward4_shared and avg3_backward4_shared the backwards
 //   at PS = 1 with columns shared between 8-lane subgroups' lanes (SHARE).
 
 struct P {
@@ -137,6 +138,32 @@ fn avg_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         }
     }
     ab_dx[i] = acc;
+}
+
+// avg2_backward4: avg_backward for 2×2 windows at stride 2 without padding (NAS-Bench-201's
+// residual shortcut) on rows of a multiple of 4: thread t takes inputs 4j..4j+3 of row iy of
+// its plane, under outputs 2j and 2j + 1 of row iy / 2 (none past ho: an odd last row). Each
+// window holds 4 values, so dx = dy / 4 (exact, as avg_backward's division). Bindings as
+// avg_backward's, dx as vec4s; one thread per 4 inputs.
+@group(0) @binding(2) var<storage, read_write> a2_dx: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn avg2_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = gid(wg, nwg, li);
+    let w4 = p.w / 4u;
+    if (t >= p.n * p.c * p.h * w4) { return; }
+    let j = t % w4;
+    let r = t / w4;
+    let oy = (r % p.h) / 2u;
+    let plane = r / p.h;
+    var v = vec4<f32>(0.0);
+    if (oy < p.ho) {
+        let o = (plane * p.ho + oy) * p.wo + 2u * j;
+        let d0 = ab_dy[o] * 0.25;
+        let d1 = ab_dy[o + 1u] * 0.25;
+        v = vec4<f32>(d0, d0, d1, d1);
+    }
+    a2_dx[t] = v;
 }
 
 @compute @workgroup_size(256)

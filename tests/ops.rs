@@ -915,6 +915,14 @@ fn avg_pool_2x2_s2() {
 }
 
 #[test]
+fn avg_pool_2x2_s2_rows_of_4() {
+    // A quad of inputs a thread in the backward (avg2_backward4); the odd last row is under
+    // no window, so its gradient is 0.
+    pool_case(32, [2, 3, 7, 8], 2, 2, 0, false);
+    pool_case(33, [1, 2, 4, 16], 2, 2, 0, false);
+}
+
+#[test]
 fn avg_pool_5x5_s3() {
     pool_case(25, [2, 3, 8, 8], 5, 3, 0, false);
 }

@@ -317,6 +317,14 @@ impl PoolNode {
         let bufs = [gy.buffer(), dx.buffer()];
         let p = &self.params;
         // As max's: its own entry where the forwards share columns (dy bound as vec4s).
+        // 2×2 windows at stride 2 (NAS-Bench-201's residual shortcut): a quad of inputs a
+        // thread, without the general entry's per-element index divisions.
+        let (kernel, stride, pad) = (p.kh == 2 && p.kw == 2, p.sh == 2 && p.sw == 2, p.ph + p.pw);
+        if kernel && stride && pad == 0 && p.w.is_multiple_of(4) {
+            let words = p.words();
+            gpu.launch("pool", "avg2_backward4", words, &bufs, dx.numel() / 4)?;
+            return Ok(vec![(self.x.key(), dx)]);
+        }
         let fast = if pool3(p).is_some_and(|s| shares_columns(gpu, p, s)) {
             "avg3_backward4_shared"
         } else {
