@@ -33,6 +33,20 @@ fn s4(s: &[usize]) -> Shape4 {
     Shape4(s[0], s[1], s[2], s[3])
 }
 
+/// A convolution's random inputs from `seed`: x, the weight and (with `bias`) a bias, all
+/// differentiated.
+fn conv_inputs(seed: u64, xs: [usize; 4], ws: [usize; 4], bias: bool) -> Vec<Input> {
+    let mut rng = Rng::new(seed);
+    let mut inputs = vec![
+        Input::random(&mut rng, &xs, true),
+        Input::random(&mut rng, &ws, true),
+    ];
+    if bias {
+        inputs.push(Input::random(&mut rng, &[ws[0]], true));
+    }
+    inputs
+}
+
 #[allow(clippy::too_many_arguments)]
 fn conv_case(
     seed: u64,
@@ -44,14 +58,7 @@ fn conv_case(
     dil: usize,
     groups: usize,
 ) {
-    let mut rng = Rng::new(seed);
-    let mut inputs = vec![
-        Input::random(&mut rng, &xs, true),
-        Input::random(&mut rng, &ws, true),
-    ];
-    if bias {
-        inputs.push(Input::random(&mut rng, &[ws[0]], true));
-    }
+    let inputs = conv_inputs(seed, xs, ws, bias);
     let cfg = Conv2dCfg::new(stride, pad).dilation(dil).groups(groups);
     // Both weight-gradient strategies on any adapter: partials and a second pass (GPUs), and
     // one pass straight into dw (small shapes where launches are costly); and the generic
@@ -2461,14 +2468,7 @@ fn weight_gradients_split_one_workgroup_per_adapter_thread() {
         (85, [2, 4, 8, 8], [32, 4, 1, 1], 0, false, false),
     ];
     for (seed, xs, ws, pad, bias, relu) in checked {
-        let mut rng = Rng::new(seed);
-        let mut inputs = vec![
-            Input::random(&mut rng, &xs, true),
-            Input::random(&mut rng, &ws, true),
-        ];
-        if bias {
-            inputs.push(Input::random(&mut rng, &[ws[0]], true));
-        }
+        let inputs = conv_inputs(seed, xs, ws, bias);
         let cfg = Conv2dCfg::new(1, pad).relu_input(relu);
         let name = format!("split weight gradient x{xs:?} w{ws:?} bias={bias} relu={relu}");
         let cpu_op = |v: &[Vec<f64>]| {
