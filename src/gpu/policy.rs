@@ -101,8 +101,8 @@ pub struct LaunchPolicy {
     pub weight_grad_threads: usize,
     /// CPU adapters of several threads: a dense or 1×1 weight gradient that one pass would
     /// leave unbalanced is split into this many equal workgroups per adapter thread, one
-    /// chunk of rows each where the blocks fit a workgroup (0: split by
-    /// `weight_grad_threads`, as on GPUs). Each chunk is partials the second pass adds, so
+    /// chunk of rows each where the blocks fit a workgroup (0, the GPU preset: split by
+    /// `weight_grad_threads`). Each chunk is partials the second pass adds, so
     /// few long chunks; the `weight_grad_threads` split made 8–256 chunks of a few rows at
     /// NAS-Bench-201's sizes, and two threads ran those gradients only 1.2× faster than one.
     pub weight_grad_groups_per_thread: usize,
