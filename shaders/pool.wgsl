@@ -453,6 +453,8 @@ fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let t = gid(wg, nwg, li);
     if (t >= p.n * p.c * p.h * (p.w / 4u)) { return; }
     let cv = cover_of(t);
+    var cf: array<f32, 6>;
+    if (PS == 1u) { cf = avg_column_factors(cv.base); }
     var acc = vec4<f32>(0.0);
     for (var oy = cv.rows.x; oy <= cv.rows.y; oy = oy + 1) {
         let orow = (cv.plane * p.ho + u32(oy)) * p.wo;
@@ -463,10 +465,8 @@ fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
             // avg3_backward4_shared's products and sums, so both give the same bits.
             var g: array<f32, 6>;
             for (var u = 0u; u < 6u; u = u + 1u) {
-                let ox = cv.base + i32(u);
-                let f = select(0.0, avg_window_factor(ox, p.w), ox >= 0 && ox < i32(p.wo));
-                let d = qa_dy[orow + u32(clamp(ox, 0, i32(p.wo) - 1))];
-                g[u] = select(0.0, d * f, f != 0.0);
+                let d = qa_dy[orow + u32(clamp(cv.base + i32(u), 0, i32(p.wo) - 1))];
+                g[u] = select(0.0, d * cf[u], cf[u] != 0.0);
             }
             row = avg_row(g[0], g[1], g[2], g[3], g[4], g[5]);
         } else {
@@ -482,6 +482,16 @@ fn avg3_backward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
         acc = acc + avg_window_factor(oy * i32(PS), p.h) * row;
     }
     qa_dx[t] = acc;
+}
+
+// At stride 1: the column factors of the 6 output columns base + u over a quad, 0 outside.
+fn avg_column_factors(base: i32) -> array<f32, 6> {
+    var cf: array<f32, 6>;
+    for (var u = 0u; u < 6u; u = u + 1u) {
+        let ox = base + i32(u);
+        cf[u] = select(0.0, avg_window_factor(ox, p.w), ox >= 0 && ox < i32(p.wo));
+    }
+    return cf;
 }
 
 // At stride 1: the sums over each input's three covering columns of g[u] (column 4j − 1 + u,
@@ -509,12 +519,7 @@ fn avg3_backward4_shared(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     let t = gid(wg, nwg, li);
     let total = p.n * p.c * p.h * (p.w / 4u);
     let cv = cover_of(min(t, total - 1u));
-    // The covering columns' factors (output columns base + u), 0 outside.
-    var cf: array<f32, 6>;
-    for (var u = 0u; u < 6u; u = u + 1u) {
-        let ox = cv.base + i32(u);
-        cf[u] = select(0.0, avg_window_factor(ox, p.w), ox >= 0 && ox < i32(p.wo));
-    }
+    let cf = avg_column_factors(cv.base);
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < 3u; ky = ky + 1u) {
         let r = shared_row(cv, ky);

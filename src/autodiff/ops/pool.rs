@@ -88,6 +88,23 @@ fn pool3(p: &PoolParams) -> Option<u32> {
     (k == 3 && pad == 1 && (s == 1 || s == 2) && w % 4 == 0 && wo % 4 == 0).then_some(s)
 }
 
+/// 2×2 windows at stride 2 without padding on rows of a multiple of 4 (NAS-Bench-201's
+/// residual shortcut): the backward takes a quad of inputs a thread (`avg2_backward4`), without
+/// the general entry's per-element index divisions.
+fn pool2(p: &PoolParams) -> bool {
+    let PoolParams {
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        w,
+        ..
+    } = *p;
+    (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0) && w.is_multiple_of(4)
+}
+
 /// Whether the 3×3 vec4 kernels at stride `s` take the columns either side of a lane's own
 /// from its neighbouring lanes (SHARE: stride 1, input rows as wide as the output's, whole rows
 /// in each 8-lane subgroup); there the forwards (`strip3`) get SHARE = 1 and the backwards run
@@ -316,15 +333,11 @@ impl PoolNode {
         let dx = Tensor::empty(gpu, self.x.shape(), "avg_pool2d dx")?;
         let bufs = [gy.buffer(), dx.buffer()];
         let p = &self.params;
-        // As max's: its own entry where the forwards share columns (dy bound as vec4s).
-        // 2×2 windows at stride 2 (NAS-Bench-201's residual shortcut): a quad of inputs a
-        // thread, without the general entry's per-element index divisions.
-        let (kernel, stride, pad) = (p.kh == 2 && p.kw == 2, p.sh == 2 && p.sw == 2, p.ph + p.pw);
-        if kernel && stride && pad == 0 && p.w.is_multiple_of(4) {
-            let words = p.words();
-            gpu.launch("pool", "avg2_backward4", words, &bufs, dx.numel() / 4)?;
+        if pool2(p) {
+            gpu.launch("pool", "avg2_backward4", p.words(), &bufs, dx.numel() / 4)?;
             return Ok(vec![(self.x.key(), dx)]);
         }
+        // As max's: its own entry where the forwards share columns (dy bound as vec4s).
         let fast = if pool3(p).is_some_and(|s| shares_columns(gpu, p, s)) {
             "avg3_backward4_shared"
         } else {

@@ -162,19 +162,22 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         (false, true) => blocks / 3,
         (false, false) => blocks,
     };
-    // CPU adapters of several threads: one equal workgroup (a chunk) per thread.
-    let split = policy.weight_grad_split(block_threads, rows);
-    let per = if policy.weight_grad_one_pass(rows * wo * 16, blocks, 256) {
-        rows
-    } else if let Some((chunks, _)) = split {
-        rows.div_ceil(chunks)
-    } else {
-        rows.div_ceil(policy.weight_grad_threads.div_ceil(blocks).clamp(1, rows))
+    let one_pass = policy.weight_grad_one_pass(rows * wo * 16, blocks, 256);
+    // Else, on CPU adapters of several threads: one equal workgroup (a chunk) per thread.
+    let split = match one_pass {
+        true => None,
+        false => policy.weight_grad_split(block_threads, rows),
+    };
+    let per = match split {
+        _ if one_pass => rows,
+        Some((chunks, _)) => rows.div_ceil(chunks),
+        None => rows.div_ceil(policy.weight_grad_threads.div_ceil(blocks).clamp(1, rows)),
     };
     let chunks = rows.div_ceil(per);
-    let group = match split {
-        Some((_, group)) if chunks > 1 => group,
-        _ => 256,
+    // The split's workgroup size (WPG), else the kernels' 256.
+    let (group, wpg): (usize, &[(&str, u32)]) = match split {
+        Some((_, g)) => (g, &[("WPG", g as u32)]),
+        None => (256, &[]),
     };
     let pp = ConvParams {
         per: per as u32,
@@ -205,7 +208,6 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
         true => &[("XQ", 1)],
         false => &[],
     };
-    let wpg: &[(&str, u32)] = &[("WPG", group as u32)];
     let consts = [relu_consts(relu), mode, lanes, quads, wpg].concat();
     let mut bufs = vec![x.buffer(), gy.buffer(), &part];
     if k3 {

@@ -87,17 +87,19 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     // multiple of 4 (the vec4 variant reads 4 at a time); or one chunk (no second pass) where
     // that serial work costs less than a launch and leaves no CPU thread idle.
     let policy = gpu.policy();
-    let split = policy.weight_grad_split(blocks, (n * hw) / 4);
-    let chunk = if policy.weight_grad_one_pass(n * hw * 16, blocks, 256) {
-        (n * hw).next_multiple_of(4)
-    } else if let Some((chunks, _)) = split {
-        // CPU adapters of several threads: one equal workgroup (a chunk) per thread.
-        (n * hw).div_ceil(chunks).next_multiple_of(4)
-    } else {
-        (n * hw * blocks)
+    let one_pass = policy.weight_grad_one_pass(n * hw * 16, blocks, 256);
+    // Else, on CPU adapters of several threads: one equal workgroup (a chunk) per thread.
+    let split = match one_pass {
+        true => None,
+        false => policy.weight_grad_split(blocks, (n * hw) / 4),
+    };
+    let chunk = match split {
+        _ if one_pass => (n * hw).next_multiple_of(4),
+        Some((chunks, _)) => (n * hw).div_ceil(chunks).next_multiple_of(4),
+        None => (n * hw * blocks)
             .div_ceil(policy.weight_grad_threads)
             .max(64)
-            .next_multiple_of(4)
+            .next_multiple_of(4),
     };
     let chunks = (n * hw).div_ceil(chunk);
     let pp = PointwiseParams {
@@ -138,13 +140,10 @@ pub(super) fn weight_grad(p: &ConvParams, g: &WGrad, db: Option<&Tensor>) -> Res
     };
     let direct: &[(&str, u32)] = if chunks == 1 { &[("DIRECT", 1)] } else { &[] };
     let bias: &[(&str, u32)] = if db.is_some() { &[("DB", 1)] } else { &[] };
-    let group = match split {
-        Some((_, group)) if chunks > 1 && entry == "weight_grad_partial4" => group,
-        _ => 256,
-    };
-    let wpg: &[(&str, u32)] = match entry {
-        "weight_grad_partial4" => &[("WPG", group as u32)],
-        _ => &[],
+    // Only the vec4 entry takes a workgroup size (WPG); the other stays at 256.
+    let (group, wpg): (usize, &[(&str, u32)]) = match (entry, split) {
+        ("weight_grad_partial4", Some((_, g))) => (g, &[("WPG", g as u32)]),
+        _ => (256, &[]),
     };
     let consts = [relu_consts(relu), direct, bias, lanes, wpg].concat();
     let groups = (blocks * chunks).div_ceil(group);
